@@ -1,0 +1,3 @@
+from modelhub.cli import main
+
+main()

@@ -1,0 +1,133 @@
+"""Events that cross service boundaries. Frozen, past tense, each with an id for idempotency."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(default_factory=_new_id, description="unique id; also the Nats-Msg-Id")
+    occurred_at: datetime = Field(default_factory=utcnow, description="when it happened (UTC)")
+
+
+class DeploymentRequested(Event):
+    deployment: str = Field(description="deployment name, also the Ray Serve application name")
+    model: str = Field(description="model name")
+    version: int = Field(description="model version number")
+    package_object: str = Field(description="object name of the zip in the packages object store")
+    package_sha256: str = Field(description="sha256 of the zip, checked after download")
+    mini_batch: int = Field(description="max samples per Model.predict call (@serve.batch)")
+    num_replicas: int = Field(description="Serve replicas")
+    num_gpus: int = Field(description="GPUs per replica (0 or 1)")
+    custom_env: bool = Field(description="build runtime_env from requirements.txt / environment.yml")
+    requested_by: str = Field(description="acting user")
+
+
+class DeploymentStopRequested(Event):
+    deployment: str = Field(description="deployment name")
+    requested_by: str = Field(description="acting user")
+
+
+class JobSubmitted(Event):
+    job_id: str = Field(description="job id")
+    attempt: int = Field(1, description="1 for the first run, +1 per retry")
+    dataset: str = Field(description="dataset name")
+    deployment: str = Field(description="deployment (Serve application) to call")
+    inputs: dict[str, str] = Field(description="model input name -> sample field ('filepath' included)")
+    outputs: dict[str, str] = Field(description="model output name -> sample field to write")
+    output_types: dict[str, str] = Field(description="model output name -> schema type")
+    mini_batch: int = Field(description="samples per task")
+    sample_ids: list[str] | None = Field(None, description="only these samples (retry); None: all")
+    submitted_by: str = Field(description="acting user")
+
+
+class JobScheduled(Event):
+    job_id: str = Field(description="job id")
+    attempt: int = Field(description="attempt number")
+    num_tasks: int = Field(description="tasks published")
+    num_samples: int = Field(description="samples covered by those tasks")
+
+
+class JobCancelled(Event):
+    job_id: str = Field(description="job id")
+    requested_by: str = Field(description="acting user")
+
+
+class TaskScheduled(Event):
+    task_id: str = Field(description="deterministic: {job_id}.{attempt}.{index}")
+    job_id: str = Field(description="job id")
+    attempt: int = Field(description="attempt number")
+    dataset: str = Field(description="dataset name")
+    deployment: str = Field(description="deployment to call")
+    sample_ids: list[str] = Field(description="samples of this task, at most mini_batch")
+    inputs: dict[str, str] = Field(description="model input name -> sample field")
+    outputs: dict[str, str] = Field(description="model output name -> sample field")
+    output_types: dict[str, str] = Field(description="model output name -> schema type")
+
+
+class SampleAnnotated(Event):
+    job_id: str = Field(description="job id")
+    attempt: int = Field(description="attempt number")
+    task_id: str = Field(description="task that produced it")
+    sample_id: str = Field(description="sample id")
+    ok: bool = Field(description="True: fields written; False: failed with error")
+    error: str | None = Field(None, description="why it failed")
+
+
+class RpcReply(BaseModel):
+    """Reply to a request/reply command: `status` mirrors the HTTP status the gateway returns."""
+
+    status: int = Field(200, description="HTTP-like status code")
+    detail: str | None = Field(None, description="error message when status >= 400")
+    data: Any = Field(None, description="the command's result document")
+
+
+class PredictRequest(BaseModel):
+    deployment: str = Field(description="deployment name")
+    inputs: dict[str, list[Any]] = Field(description="input name -> values, one per sample")
+    output_types: dict[str, str] = Field(description="declared output types, checked per value")
+
+
+class CreateModel(BaseModel):
+    name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    owner: str
+
+
+class UpdateModel(BaseModel):
+    name: str
+    description: str | None = None
+    tags: list[str] | None = None
+    acting_user: str
+
+
+class DeleteModel(BaseModel):
+    name: str
+    acting_user: str
+
+
+class SetSharing(BaseModel):
+    name: str
+    everyone: Literal["none", "run", "edit"] = "none"
+    users: dict[str, Literal["run", "edit"]] = Field(default_factory=dict)
+    acting_user: str
+
+
+class AddVersion(BaseModel):
+    name: str = Field(description="model name")
+    upload_object: str = Field(description="object name of the uploaded zip in the packages store")
+    model_schema: dict[str, Any] = Field(description="the model schema (API.md section 4)")
+    acting_user: str

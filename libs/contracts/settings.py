@@ -1,0 +1,20 @@
+"""Settings shared by every service. Each service reads them once, in its app.py."""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Where the infrastructure is. `modelhub up` fills these in for the embedded stack."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELHUB_", extra="ignore")
+
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server (JetStream enabled)")
+    mongo_url: str = Field("mongodb://127.0.0.1:27017", description="MongoDB connection string")
+    mongo_db: str = Field("modelhub", description="database name")
+    ray_address: str = Field(
+        "auto", validation_alias=AliasChoices("RAY_ADDRESS", "MODELHUB_RAY_ADDRESS"),
+        description="Ray cluster address (ray://... or host:port)")
+    data_dir: Path = Field(Path.home() / ".modelhub", description="where local state lives")

@@ -1,0 +1,44 @@
+"""NATS subjects and JetStream names. Handlers use these constants, never string literals.
+
+`modelhub.evt.>` is captured by the JetStream stream (events that must not be lost);
+`modelhub.rpc.>` is plain request/reply for commands that need an immediate answer
+(they are retried by the caller, and never captured by the stream).
+"""
+
+STREAM = "MODELHUB"
+STREAM_SUBJECTS = ["modelhub.evt.>"]
+PACKAGES_BUCKET = "modelhub-packages"
+
+# events (JetStream)
+DEPLOYMENT_REQUESTED = "modelhub.evt.deployments.requested"
+DEPLOYMENT_STOP_REQUESTED = "modelhub.evt.deployments.stop_requested"
+JOB_SUBMITTED = "modelhub.evt.jobs.submitted"
+JOB_SCHEDULED = "modelhub.evt.jobs.scheduled"
+JOB_CANCELLED = "modelhub.evt.jobs.cancelled"
+TASK_SCHEDULED = "modelhub.evt.tasks.scheduled"
+SAMPLE_ANNOTATED = "modelhub.evt.samples.annotated"
+
+# durable consumer names (one per consuming service and subject)
+DURABLE_DEPLOYER_REQUESTS = "deployer-requests"
+DURABLE_DEPLOYER_STOPS = "deployer-stops"
+DURABLE_SCHEDULER_JOBS = "scheduler-jobs"
+DURABLE_WORKER_TASKS = "worker-tasks"
+DURABLE_GATEWAY_PROGRESS = "gateway-progress"
+DURABLE_GATEWAY_SCHEDULED = "gateway-scheduled"
+
+# request/reply (core NATS)
+RPC_CREATE_MODEL = "modelhub.rpc.registry.create_model"
+RPC_UPDATE_MODEL = "modelhub.rpc.registry.update_model"
+RPC_DELETE_MODEL = "modelhub.rpc.registry.delete_model"
+RPC_SET_SHARING = "modelhub.rpc.registry.set_sharing"
+RPC_ADD_VERSION = "modelhub.rpc.registry.add_version"
+RPC_PREDICT = "modelhub.rpc.worker.predict"
+RPC_PING = "modelhub.rpc.ping.{service}"
+
+SERVICES = ("registry", "deployer", "scheduler", "inference-worker", "gateway")
+
+# The Serve deployment's method that the worker and the online predict path call: one sample's
+# inputs {input name: value} in, that sample's outputs {output name: value} out. The replica
+# gathers concurrent calls with @serve.batch(max_batch_size=mini_batch) into Model.predict.
+REPLICA_METHOD = "predict_one"
+SERVE_NAMESPACE = "serve"
