@@ -129,5 +129,6 @@ class SetSharing(BaseModel):
 class AddVersion(BaseModel):
     name: str = Field(description="model name")
     upload_object: str = Field(description="object name of the uploaded zip in the packages store")
+    filename: str = Field("package.zip", description="the uploaded file's name, used in error messages")
     model_schema: dict[str, Any] = Field(description="the model schema (API.md section 4)")
     acting_user: str

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole mission on the embedded stack: start it, register the example digits classifier,
+# deploy it, run it over the example dataset, show the results and the accuracy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export MODELHUB_DATA_DIR="${DATA_DIR:-$PWD/.modelhub-demo}"
+PORT="${PORT:-8000}"
+MH=.venv/bin/modelhub
+PY=.venv/bin/python
+BUILD=examples/digits/build
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Building the example model package and dataset (scikit-learn digits)"
+$PY examples/digits/build.py --out "$BUILD"
+
+step "Starting the embedded stack (NATS, MongoDB, Ray, five services) in $MODELHUB_DATA_DIR"
+$MH up --detach --data-dir "$MODELHUB_DATA_DIR" --port "$PORT"
+export MODELHUB_URL="http://127.0.0.1:$PORT" MODELHUB_TOKEN="$(cat "$MODELHUB_DATA_DIR/admin-token")"
+
+step "Registering the model"
+$MH models show digits >/dev/null 2>&1 || \
+  $MH models create digits --description "Handwritten digit classifier (8x8, numpy MLP)" --tag example --tag vision
+$MH models upload digits "$BUILD/digits-classifier.zip" --schema "$BUILD/schema.json"
+
+step "Deploying it (2 replicas, mini-batch 16)"
+$MH deployments delete digits-demo >/dev/null 2>&1 || true
+$MH models deploy digits --name digits-demo --mini-batch 16 --num-replicas 2
+
+step "Creating the dataset from the example images"
+if ! $MH datasets show digits-demo >/dev/null 2>&1; then
+  $MH datasets create digits-demo --description "397 held-out digits"
+  $MH datasets add digits-demo "$BUILD/dataset" --glob '*.png'
+fi
+
+step "Running the model over the dataset"
+$MH run digits-demo --deployment digits-demo --output predictions=predictions
+
+step "Results"
+$PY examples/digits/report.py --dataset digits-demo --field predictions --labels "$BUILD/dataset/labels.json"
+
+printf '\nThe stack is still running: API docs at %s/api/v1/docs (token in %s/admin-token).\n' \
+  "$MODELHUB_URL" "$MODELHUB_DATA_DIR"
+printf 'Stop it with: make down\n'

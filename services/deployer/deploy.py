@@ -1,0 +1,280 @@
+"""Deployer use cases: deploy, stop and reconcile deployments as Ray Serve applications.
+
+Status flow (the `deployments` document): pending -> deploying -> running, or -> failed with
+an error message; a stop goes -> stopping -> stopped from any of them, and wins over a deploy
+in flight. Each status move is a compare-and-set in the store, so a late deploy result can
+never overwrite a stop. Plain async code over three small ports (store, Serve, packages),
+so it is tested with fakes.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from modelhub_contracts.events import DeploymentRequested
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A replica of a small model should not reserve a whole core: 4 replicas on 2 cores is normal.
+REPLICA_NUM_CPUS = 0.1
+DEPLOY_TIMEOUT_S = 300.0
+CUSTOM_ENV_TIMEOUT_S = 1800.0  # building a pip/conda environment takes a while
+_LIVE_APP = {"RUNNING", "DEPLOYING", "UNHEALTHY"}  # Serve is serving or healing it itself
+_FAILED_APP = {"DEPLOY_FAILED", "UNHEALTHY"}
+
+
+@dataclass(frozen=True)
+class ReplicaConfig:
+    """Everything Serve needs to run one deployment's replicas."""
+
+    name: str
+    package_dir: Path
+    entrypoint: str
+    mini_batch: int
+    num_replicas: int
+    num_cpus: float
+    num_gpus: int
+    runtime_env: dict = field(default_factory=dict)  # extra keys: "pip" or "conda"
+
+
+@dataclass(frozen=True)
+class AppState:
+    """What Serve reports about one application."""
+
+    status: str  # ray.serve ApplicationStatus value: DEPLOYING, RUNNING, DEPLOY_FAILED, ...
+    message: str
+    ready_replicas: int
+
+
+class DeployError(Exception):
+    """A deployment cannot run; the message is shown to the user as the deployment's error."""
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    """What to deploy; equal specs mean a redelivered (or reconciled) request."""
+
+    name: str
+    package_object: str
+    package_sha256: str
+    mini_batch: int
+    num_replicas: int
+    num_gpus: int
+    custom_env: bool
+
+    @classmethod
+    def from_event(cls, event: DeploymentRequested) -> "DeploySpec":
+        return cls(event.deployment, event.package_object, event.package_sha256,
+                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "DeploySpec":
+        return cls(doc["_id"], doc["package_object"], doc["package_sha256"], doc["mini_batch"],
+                   doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")))
+
+
+@dataclass(frozen=True)
+class PreparedPackage:
+    """A package unpacked on disk, ready to be Ray's working_dir."""
+
+    root: Path
+    entrypoint: str
+    has_requirements: bool
+    has_environment: bool
+
+
+class Store(Protocol):
+    async def get(self, name: str) -> dict[str, Any] | None: ...
+    async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool: ...
+    async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]: ...
+
+
+class Serve(Protocol):
+    async def cluster_resources(self) -> dict[str, float]: ...
+    async def submit(self, config: ReplicaConfig) -> None: ...
+    async def app_state(self, name: str) -> AppState | None: ...
+    async def delete(self, name: str) -> None: ...
+
+
+class Packages(Protocol):
+    async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage: ...
+
+
+def check_resources(spec: DeploySpec, cluster: dict[str, float]) -> None:
+    """Fail at once when the cluster can never hold the replicas, instead of pending forever."""
+    missing = []
+    for resource, per_replica in (("GPU", spec.num_gpus), ("CPU", REPLICA_NUM_CPUS)):
+        total, have = per_replica * spec.num_replicas, cluster.get(resource, 0.0)
+        if per_replica and total > have + 1e-9:
+            missing.append(f"needs {per_replica:g} {resource} per replica ({total:g} in total) "
+                           f"but the Ray cluster has {have:g} {resource}s")
+    if missing:
+        raise DeployError("; ".join(missing))
+
+
+def trim_message(text: str, tail: int = 6, max_chars: int = 2000) -> str:
+    """Serve's messages carry whole tracebacks: keep the headline and the last lines (the error)."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if len(lines) > tail + 1:
+        lines = [lines[0], "..."] + lines[-tail:]
+    return "\n".join(lines)[-max_chars:]
+
+
+def runtime_env(spec: DeploySpec, package: PreparedPackage) -> dict[str, str]:
+    """The pip/conda part of the replicas' runtime_env (working_dir is always the package)."""
+    if not spec.custom_env:
+        return {}
+    if package.has_environment:
+        return {"conda": str(package.root / "environment.yml")}
+    if package.has_requirements:
+        return {"pip": str(package.root / "requirements.txt")}
+    raise DeployError("custom_env is set but the package has neither environment.yml "
+                      "nor requirements.txt")
+
+
+async def _uninterrupted(awaitable: Awaitable[T]) -> T:
+    """Let a Ray call running in a thread finish even if we are cancelled: a thread cannot be
+    interrupted, and a stop's serve.delete must come after the deploy it cancels."""
+    inner = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        await asyncio.wait([inner])
+        raise
+
+
+class Deployer:
+    """Runs deployments in background tasks, one per deployment name."""
+
+    def __init__(self, store: Store, serve: Serve, packages: Packages, *,
+                 timeout_s: float = DEPLOY_TIMEOUT_S,
+                 custom_env_timeout_s: float = CUSTOM_ENV_TIMEOUT_S,
+                 poll_s: float = 0.5) -> None:
+        self._store, self._serve, self._packages = store, serve, packages
+        self._timeout_s, self._custom_env_timeout_s = timeout_s, custom_env_timeout_s
+        self._poll_s = poll_s
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    async def request(self, spec: DeploySpec) -> None:
+        """Record `deploying` and start deploying in the background. Returns once recorded.
+
+        A request that is already in flight, already running with the same spec, stale (the
+        document describes another spec) or finished (failed/stopping/stopped) changes nothing.
+        """
+        if self._in_flight(spec.name):
+            return
+        doc = await self._store.get(spec.name)
+        if doc is None or DeploySpec.from_doc(doc) != spec:
+            log.warning("ignoring deployment request for %s: no such deployment or another spec",
+                        spec.name)
+            return
+        status = doc["status"]
+        if status not in ("pending", "deploying", "running"):
+            return
+        if status == "running" and await self._is_live(spec.name):
+            return
+        moved = await self._store.move(spec.name, from_=(status,), to="deploying",
+                                       error=None, ready_replicas=0)
+        if moved and not self._in_flight(spec.name):
+            self._tasks[spec.name] = asyncio.create_task(self._deploy(spec),
+                                                         name=f"deploy:{spec.name}")
+
+    async def stop(self, name: str) -> None:
+        """Delete the Serve application and record `stopped`; cancels a deploy in flight."""
+        moved = await self._store.move(
+            name, from_=("pending", "deploying", "running", "failed", "stopping"), to="stopping")
+        if not moved:
+            return  # unknown or already stopped: a redelivered stop
+        await self._cancel(name)
+        await self._serve.delete(name)
+        await self._store.move(name, from_=("stopping",), to="stopped", ready_replicas=0)
+
+    async def reconcile(self) -> None:
+        """After a restart: finish stops, redo deploys that were in flight or whose app is gone."""
+        for doc in await self._store.with_status(("pending", "deploying", "running", "stopping")):
+            try:
+                if doc["status"] == "stopping":
+                    await self.stop(doc["_id"])
+                else:
+                    await self.request(DeploySpec.from_doc(doc))
+            except Exception:
+                log.exception("could not reconcile deployment %s", doc["_id"])
+
+    async def join(self, name: str) -> None:
+        """Wait for the deploy in flight for `name`, if any (tests and shutdown)."""
+        task = self._tasks.get(name)
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def close(self) -> None:
+        """Abandon deploys in flight; they stay `deploying` and are reconciled on next start."""
+        for name in list(self._tasks):
+            await self._cancel(name)
+
+    def _in_flight(self, name: str) -> bool:
+        task = self._tasks.get(name)
+        return task is not None and not task.done()
+
+    async def _cancel(self, name: str) -> None:
+        task = self._tasks.get(name)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _is_live(self, name: str) -> bool:
+        state = await self._serve.app_state(name)
+        return state is not None and state.status in _LIVE_APP
+
+    async def _deploy(self, spec: DeploySpec) -> None:
+        try:
+            state = await self._run(spec)
+            await self._store.move(spec.name, from_=("deploying",), to="running",
+                                   ready_replicas=state.ready_replicas)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"
+            log.warning("deployment %s failed: %s", spec.name, message)
+            await self._fail(spec.name, message)
+        finally:
+            if self._tasks.get(spec.name) is asyncio.current_task():
+                del self._tasks[spec.name]
+
+    async def _run(self, spec: DeploySpec) -> AppState:
+        check_resources(spec, await self._serve.cluster_resources())
+        package = await self._packages.prepare(spec.name, spec.package_object, spec.package_sha256)
+        config = ReplicaConfig(
+            name=spec.name, package_dir=package.root, entrypoint=package.entrypoint,
+            mini_batch=spec.mini_batch, num_replicas=spec.num_replicas,
+            num_cpus=REPLICA_NUM_CPUS, num_gpus=spec.num_gpus,
+            runtime_env=runtime_env(spec, package))
+        await _uninterrupted(self._serve.submit(config))
+        return await self._wait_running(spec)
+
+    async def _wait_running(self, spec: DeploySpec) -> AppState:
+        timeout = self._custom_env_timeout_s if spec.custom_env else self._timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout
+        last: AppState | None = None
+        while True:
+            state = await self._serve.app_state(spec.name)
+            last = state or last
+            if state is not None and state.status == "RUNNING":
+                return state
+            if state is not None and state.status in _FAILED_APP:
+                raise DeployError(trim_message(state.message) or f"Serve reports {state.status}")
+            if asyncio.get_running_loop().time() >= deadline:
+                detail = f"{last.status}: {trim_message(last.message)}" if last else "no status"
+                raise DeployError(f"not running after {timeout:g} s (timeout); last status {detail}")
+            await asyncio.sleep(self._poll_s)
+
+    async def _fail(self, name: str, message: str) -> None:
+        try:
+            await _uninterrupted(self._serve.delete(name))
+        except Exception:
+            log.exception("could not delete the Serve application of failed deployment %s", name)
+        await self._store.move(name, from_=("deploying",), to="failed", error=message,
+                               ready_replicas=0)

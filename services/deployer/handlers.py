@@ -1,0 +1,46 @@
+"""Thin JetStream subscribers: typed event in, one use-case call, explicit ack.
+
+Deploying can take minutes (pulling a package, building a conda env, starting replicas), far
+beyond a consumer's ack_wait. Instead of keeping the message alive with in_progress(), the use
+case records `deploying` in Mongo and runs the deployment as a background task tracked by name;
+the message is acked once that is recorded. Nothing is lost if the deployer dies mid-deploy:
+`Deployer.reconcile()` redeploys every document still `pending`/`deploying` on the next start.
+"""
+
+from collections.abc import Awaitable
+
+from faststream import AckPolicy
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+
+from modelhub_contracts import subjects
+from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
+from modelhub_contracts.messaging import EVENTS_STREAM
+
+from modelhub_deployer.deploy import Deployer, DeploySpec
+
+
+async def _ack_after(message: NatsMessage, work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:
+        await message.nack(delay=5)  # Mongo/Ray trouble: try again shortly
+        raise
+    await message.ack()
+
+
+def register(broker: NatsBroker, deployer: Deployer) -> None:
+    """Subscribe the deployer's durable consumers on the events stream."""
+
+    @broker.subscriber(subjects.DEPLOYMENT_REQUESTED, stream=EVENTS_STREAM,
+                       durable=subjects.DURABLE_DEPLOYER_REQUESTS, ack_policy=AckPolicy.MANUAL)
+    async def on_deployment_requested(event: DeploymentRequested, message: NatsMessage) -> None:
+        """Start deploying; acked once `deploying` is recorded (redelivery changes nothing)."""
+        await _ack_after(message, deployer.request(DeploySpec.from_event(event)))
+
+    @broker.subscriber(subjects.DEPLOYMENT_STOP_REQUESTED, stream=EVENTS_STREAM,
+                       durable=subjects.DURABLE_DEPLOYER_STOPS, ack_policy=AckPolicy.MANUAL)
+    async def on_deployment_stop_requested(event: DeploymentStopRequested,
+                                           message: NatsMessage) -> None:
+        """Stop (cancelling a deploy in flight); acked once the deployment is `stopped`."""
+        await _ack_after(message, deployer.stop(event.deployment))

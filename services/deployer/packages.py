@@ -1,0 +1,50 @@
+"""Model packages: download from the NATS object store, verify, unpack. Never imported here."""
+
+import asyncio
+import hashlib
+import shutil
+from pathlib import Path
+
+from faststream.nats import NatsBroker
+
+from modelhub_contracts import subjects
+from modelhub_contracts.package import PackageLimits, safe_extract
+
+from modelhub_deployer.deploy import DeployError, PreparedPackage
+
+_CHUNK = 1024 * 1024
+
+
+class ObjectStorePackages:
+    """Unpacks a deployment's package into `DATA_DIR/deployments/<name>/package/`."""
+
+    def __init__(self, broker: NatsBroker, data_dir: Path,
+                 limits: PackageLimits = PackageLimits()) -> None:
+        self._broker, self._root, self._limits = broker, Path(data_dir) / "deployments", limits
+
+    async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
+        """Stream the zip to disk, check its sha256, and extract it safely (a fresh copy)."""
+        folder = self._root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        zip_path, package_dir = folder / "package.zip", folder / "package"
+        store = await self._broker.object_storage(subjects.PACKAGES_BUCKET, declare=False)
+        with zip_path.open("wb") as fh:
+            await store.get(package_object, writeinto=fh)
+        try:
+            digest = await asyncio.to_thread(_sha256, zip_path)
+            if digest != sha256:
+                raise DeployError(f"package {package_object} has sha256 {digest}, expected {sha256}")
+            await asyncio.to_thread(shutil.rmtree, package_dir, True)
+            info = await asyncio.to_thread(safe_extract, zip_path, package_dir, self._limits)
+        finally:
+            zip_path.unlink(missing_ok=True)
+        return PreparedPackage(package_dir, info.entrypoint, info.has_requirements,
+                               info.has_environment)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

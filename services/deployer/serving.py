@@ -1,0 +1,79 @@
+"""Ray Serve behind a small async class. Ray's API blocks, so every call runs in a thread."""
+
+import asyncio
+from pathlib import Path
+
+import yaml
+
+import ray
+from ray import serve
+
+from modelhub_contracts import subjects
+from modelhub_deployer.deploy import AppState, ReplicaConfig
+from modelhub_deployer.replica import ModelReplica
+
+assert subjects.REPLICA_METHOD == "predict_one", "replica.py names the method predict_one"
+
+
+def start_serve() -> None:
+    """Start (or join) Serve without any HTTP proxy: modelhub only calls apps through handles,
+    so nothing binds 0.0.0.0 or port 8000 (the gateway's default port)."""
+    serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
+
+
+class RayServe:
+    """Deploys, inspects and deletes Serve applications named after deployments."""
+
+    async def cluster_resources(self) -> dict[str, float]:
+        return await asyncio.to_thread(ray.cluster_resources)
+
+    async def submit(self, config: ReplicaConfig) -> None:
+        """Hand the application to Serve and return without waiting for replicas."""
+        await asyncio.to_thread(self._submit, config)
+
+    async def app_state(self, name: str) -> AppState | None:
+        return await asyncio.to_thread(self._app_state, name)
+
+    async def delete(self, name: str) -> None:
+        await asyncio.to_thread(serve.delete, name)
+
+    @staticmethod
+    def _submit(config: ReplicaConfig) -> None:
+        app = ModelReplica.options(
+            name=config.name,
+            num_replicas=config.num_replicas,
+            max_ongoing_requests=2 * config.mini_batch + 8,
+            ray_actor_options={
+                "num_cpus": config.num_cpus,
+                "num_gpus": config.num_gpus,
+                "runtime_env": _runtime_env(config),
+            },
+        ).bind(config.entrypoint, config.mini_batch)
+        # run_many can return before the replicas are up (serve.run waits for RUNNING);
+        # route_prefix=None: reachable through handles only.
+        serve.run_many([serve.RunTarget(target=app, name=config.name, route_prefix=None)],
+                       wait_for_applications_running=False)
+
+    @staticmethod
+    def _app_state(name: str) -> AppState | None:
+        app = serve.status().applications.get(name)
+        if app is None:
+            return None
+        ready = sum(d.replica_states.get("RUNNING", 0) for d in app.deployments.values())
+        messages = [app.message] + [d.message for d in app.deployments.values()]
+        message = "\n".join(m for m in messages if m)
+        return AppState(status=str(app.status.value), message=message, ready_replicas=ready)
+
+
+def _runtime_env(config: ReplicaConfig) -> dict:
+    """Serve only accepts URIs for a deployment's working_dir (local paths are uploaded only at
+    job level), so the package is used in place through a local:// URI: the deployer and the
+    replicas must share the disk (one node, as in the embedded stack, or a shared DATA_DIR).
+    The pip/conda files are read here so that nothing is resolved on the Serve controller."""
+    env: dict = {"working_dir": f"local://{Path(config.package_dir).resolve()}"}
+    if pip := config.runtime_env.get("pip"):
+        lines = Path(pip).read_text().splitlines()
+        env["pip"] = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if conda := config.runtime_env.get("conda"):
+        env["conda"] = yaml.safe_load(Path(conda).read_text())
+    return env

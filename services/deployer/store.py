@@ -1,0 +1,36 @@
+"""The `deployments` collection, as the deployer sees it.
+
+The gateway inserts each document (`_id` = deployment name); the deployer only moves
+`status` and sets `error`, `ready_replicas` and `updated_at`. Every move is a compare-and-set
+on the current status, so a stop that lands while a deploy is finishing cannot be overwritten.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from modelhub_contracts.events import utcnow
+
+COLLECTION = "deployments"
+
+
+class DeploymentStore:
+    """Mongo-backed; `tests/unit/test_deployer.py` has an in-memory twin with the same methods."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._col = db[COLLECTION]
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        return await self._col.find_one({"_id": name})
+
+    async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool:
+        """Set status `to` (and `fields`) only if the status is one of `from_`; True if it moved."""
+        result = await self._col.update_one(
+            {"_id": name, "status": {"$in": list(from_)}},
+            {"$set": {"status": to, "updated_at": utcnow(), **fields}},
+        )
+        return result.matched_count == 1
+
+    async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
+        return await self._col.find({"status": {"$in": list(statuses)}}).to_list()

@@ -1,0 +1,3 @@
+from modelhub_gateway.app import main
+
+main()

@@ -1,0 +1,63 @@
+"""Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from faststream.nats import NatsBroker
+
+from modelhub_contracts import mongo
+
+from modelhub_gateway import auth, handlers
+from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
+from modelhub_gateway.settings import GatewaySettings
+from modelhub_gateway.store import GatewayStore
+
+API_PREFIX = "/api/v1"
+
+
+def build_app(settings: GatewaySettings) -> FastAPI:
+    """Wire broker, store, subscribers and routers; the one place configuration enters."""
+    broker = NatsBroker(settings.nats_url)
+    client, db = mongo.connect(settings)
+    store = GatewayStore(db)
+    handlers.register(broker, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await store.ensure_indexes()
+        await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
+        await broker.start()
+        yield
+        await broker.stop()
+        await client.close()
+
+    app = FastAPI(title="modelhub", version="0.1.0", lifespan=lifespan,
+                  docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json")
+    app.state.store, app.state.broker, app.state.settings = store, broker, settings
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (health, users, models, deployments, datasets, jobs):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 shape, plus a readable `message` line naming each bad field."""
+    errors = exc.errors()
+    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in errors)
+    return JSONResponse(status_code=422, content={"detail": [
+        {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors], "message": message})
+
+
+def main() -> None:
+    import uvicorn
+
+    from modelhub_contracts.runtime import configure_logging
+
+    configure_logging("gateway")
+    settings = GatewaySettings()
+    uvicorn.run(build_app(settings), host=settings.gateway_host, port=settings.gateway_port,
+                log_level="info", proxy_headers=False)

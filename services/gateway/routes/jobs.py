@@ -1,0 +1,123 @@
+"""Jobs: run a model over a dataset (the seed's suitcase button and "Execution" tab)."""
+
+import asyncio
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import StreamingResponse
+
+from modelhub_contracts import subjects
+from modelhub_contracts.events import JobCancelled, utcnow
+from modelhub_contracts.messaging import publish_event
+
+from modelhub_gateway import access, jobs
+from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
+from modelhub_gateway.routes.datasets import owned_dataset
+from modelhub_gateway.routes.deployments import visible_deployment
+from modelhub_gateway.schemas import FailureList, JobCreate, JobList, JobPublic
+
+router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)])
+SSE_POLL_SECONDS = 0.5
+
+
+def public(doc: dict) -> JobPublic:
+    return JobPublic.model_validate({**doc, "id": doc["_id"]})
+
+
+@router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic)
+async def submit_job(name: str, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+    """Run a running deployment over every sample of the dataset, writing the mapped outputs
+    into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
+    await owned_dataset(store, user, name)
+    deployment = await visible_deployment(store, user, body.deployment, need="run")
+    if deployment["status"] != "running":
+        raise HTTPException(422, f"deployment '{body.deployment}' is {deployment['status']}, not running")
+    schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
+    output_types = jobs.check_outputs(schema, body.outputs)
+    inputs = jobs.resolve_inputs(schema, body.inputs)
+    total = await store.samples.count_documents({"dataset": name})
+    job = jobs.new_job(name, deployment, inputs, body.outputs, total, user["username"])
+    await store.jobs.insert_one(job)
+    if total:
+        await publish_event(broker, subjects.JOB_SUBMITTED,
+                            jobs.submitted_event(job, output_types, deployment["mini_batch"], None))
+    return public(job)
+
+
+async def visible_job(store: Store, user: dict, job_id: str) -> dict:
+    doc = await store.jobs.find_one({"_id": job_id})
+    if doc is None or not access.owns(doc, user):
+        raise HTTPException(404, f"job '{job_id}' not found")
+    return doc
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+async def get_job(job_id: str, user: CurrentUser, store: Store) -> JobPublic:
+    """A job's status and counts."""
+    return public(await visible_job(store, user, job_id))
+
+
+@router.get("/datasets/{name}/jobs", response_model=JobList)
+async def list_jobs(name: str, user: CurrentUser, store: Store) -> JobList:
+    """The dataset's jobs, newest first (the Execution tab)."""
+    await owned_dataset(store, user, name)
+    cursor = store.jobs.find({"dataset": name}, sort=[("created_at", -1)])
+    return JobList(items=[public(d) async for d in cursor])
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(job_id: str, user: CurrentUser, store: Store) -> StreamingResponse:
+    """Server-Sent Events: the job object each time it changes, until it ends."""
+    await visible_job(store, user, job_id)
+
+    async def stream():
+        last = None
+        while True:
+            doc = await store.jobs.find_one({"_id": job_id})
+            payload = public(doc).model_dump_json()
+            if payload != last:
+                yield f"event: job\ndata: {payload}\n\n"
+                last = payload
+            if doc["status"] in jobs.TERMINAL:
+                return
+            await asyncio.sleep(SSE_POLL_SECONDS)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic)
+async def cancel_job(job_id: str, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+    """Stop scheduling the job's samples; what has not run yet is never written."""
+    job = await visible_job(store, user, job_id)
+    if job["status"] == "completed":
+        raise HTTPException(409, "the job has already completed")
+    if job["status"] not in jobs.TERMINAL:
+        await store.jobs.update_one({"_id": job_id, "status": {"$nin": list(jobs.TERMINAL)}},
+                                    {"$set": {"status": "cancelled", "finished_at": utcnow()}})
+        await publish_event(broker, subjects.JOB_CANCELLED,
+                            JobCancelled(job_id=job_id, requested_by=user["username"]))
+    return public(await store.jobs.find_one({"_id": job_id}))
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic)
+async def retry_job(job_id: str, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+    """Run again only the samples that failed."""
+    job = await visible_job(store, user, job_id)
+    deployment = await visible_deployment(store, user, job["deployment"], need="run")
+    if deployment["status"] != "running":
+        raise HTTPException(422, f"deployment '{job['deployment']}' is {deployment['status']}, not running")
+    failed = await jobs.prepare_retry(store, job)
+    job = await store.jobs.find_one({"_id": job_id})
+    schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
+    await publish_event(broker, subjects.JOB_SUBMITTED, jobs.submitted_event(
+        job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed))
+    return public(job)
+
+
+@router.get("/jobs/{job_id}/failures", response_model=FailureList)
+async def failures(job_id: str, user: CurrentUser, store: Store) -> FailureList:
+    """Each failed sample with the reason it failed."""
+    await visible_job(store, user, job_id)
+    cursor = store.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)])
+    return FailureList(items=[{"sample_id": d["sample_id"], "error": d["error"] or "unknown error"}
+                              async for d in cursor])

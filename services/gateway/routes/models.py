@@ -1,0 +1,121 @@
+"""Models, versions and sharing (the seed's "Models" menu). Changes go to the registry."""
+
+import json
+import os
+import tempfile
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from modelhub_contracts import subjects
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, SetSharing, UpdateModel
+
+from modelhub_gateway import access
+from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
+from modelhub_gateway.rpc import call
+from modelhub_gateway.schemas import ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
+
+router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)])
+
+
+async def _public(store: Store, doc: dict) -> ModelPublic:
+    versions = [VersionPublic.model_validate(v) for v in await store.versions_of(doc["name"])]
+    return ModelPublic.model_validate({**doc, "versions": versions})
+
+
+@router.post("", status_code=201, response_model=ModelPublic)
+async def create_model(body: ModelCreate, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
+    """Create a model owned by the caller; names are unique case-insensitively."""
+    await call(broker, subjects.RPC_CREATE_MODEL, CreateModel(**body.model_dump(), owner=user["username"]))
+    return await _public(store, await store.model(body.name))
+
+
+@router.get("", response_model=ModelList)
+async def list_models(user: CurrentUser, store: Store) -> ModelList:
+    """Every model the caller may see."""
+    docs = [doc async for doc in store.models.find(sort=[("_id", 1)])]
+    return ModelList(items=[await _public(store, d) for d in docs if access.level(d, user) > 0])
+
+
+@router.get("/{name}", response_model=ModelPublic)
+async def get_model(name: str, user: CurrentUser, store: Store) -> ModelPublic:
+    """One model with its versions (404 if the caller may not see it)."""
+    return await _public(store, access.require(await store.model(name), user, "run", name))
+
+
+@router.patch("/{name}", response_model=ModelPublic)
+async def update_model(name: str, body: ModelPatch, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
+    """Change description/tags (needs edit)."""
+    access.require(await store.model(name), user, "edit", name)
+    await call(broker, subjects.RPC_UPDATE_MODEL,
+               UpdateModel(name=name, **body.model_dump(), acting_user=user["username"]))
+    return await _public(store, await store.model(name))
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_model(name: str, user: CurrentUser, store: Store, broker: Broker) -> Response:
+    """Delete a model (owner only; 409 while a deployment of it is active)."""
+    access.require(await store.model(name), user, "owner", name)
+    await call(broker, subjects.RPC_DELETE_MODEL, DeleteModel(name=name, acting_user=user["username"]))
+    return Response(status_code=204)
+
+
+@router.put("/{name}/sharing", response_model=Sharing)
+async def set_sharing(name: str, body: Sharing, user: CurrentUser, store: Store, broker: Broker) -> Sharing:
+    """Replace who may run/edit the model (owner only)."""
+    access.require(await store.model(name), user, "owner", name)
+    unknown = [u for u in body.users if await store.users.find_one({"_id": u.lower()}) is None]
+    if unknown:
+        raise HTTPException(422, f"unknown users: {', '.join(sorted(unknown))}")
+    data = await call(broker, subjects.RPC_SET_SHARING,
+                      SetSharing(name=name, **body.model_dump(), acting_user=user["username"]))
+    return Sharing.model_validate(data)
+
+
+@router.post("/{name}/versions", status_code=201, response_model=VersionPublic)
+async def upload_version(name: str, user: CurrentUser, store: Store, broker: Broker, settings: Settings,
+                         file: Annotated[UploadFile, File(description="the packed model .zip")],
+                         schema: Annotated[str, Form(description="the model schema, as JSON")]) -> VersionPublic:
+    """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
+    access.require(await store.model(name), user, "edit", name)
+    try:
+        parsed = json.loads(schema)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(422, f"schema is not valid JSON: {exc}") from exc
+    if file.size is not None and file.size > settings.max_upload_bytes:
+        raise HTTPException(413, f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
+    # Starlette spooled the upload to disk; stream it on into the object store in chunks.
+    object_name = f"upload-{uuid.uuid4().hex}"
+    await (await broker.object_storage(subjects.PACKAGES_BUCKET)).put(object_name, file.file)
+    data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
+        name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed if isinstance(parsed, dict) else {"": parsed},
+        acting_user=user["username"]))
+    return VersionPublic.model_validate(data)
+
+
+@router.get("/{name}/versions/{version}", response_model=VersionPublic)
+async def get_version(name: str, version: int, user: CurrentUser, store: Store) -> VersionPublic:
+    """One version's metadata and schema."""
+    return VersionPublic.model_validate(await _version(store, user, name, version))
+
+
+@router.get("/{name}/versions/{version}/archive")
+async def get_archive(name: str, version: int, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
+    """The version's zip, copied from the object store through a temp file (never whole in memory)."""
+    doc = await _version(store, user, name, version)
+    handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)
+    with handle:
+        await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
+    return FileResponse(handle.name, media_type="application/zip", filename=f"{name}-v{version}.zip",
+                        background=BackgroundTask(os.unlink, handle.name))
+
+
+async def _version(store: Store, user: dict, name: str, version: int) -> dict:
+    access.require(await store.model(name), user, "run", name)
+    doc = await store.version(name, version)
+    if doc is None or doc["version"] != version:
+        raise HTTPException(404, f"model '{name}' has no version {version}")
+    return doc

@@ -1,0 +1,12 @@
+"""Gateway settings: the shared ones plus where to listen and the admin bootstrap token."""
+
+from pydantic import Field
+
+from modelhub_contracts.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    gateway_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
+    gateway_port: int = Field(8000, description="port the HTTP API listens on")
+    admin_token: str | None = Field(None, description="admin's token; default: DATA_DIR/admin-token")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, description="largest model zip accepted")

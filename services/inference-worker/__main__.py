@@ -1,0 +1,3 @@
+from modelhub_worker.app import main
+
+main()

@@ -1,0 +1,108 @@
+"""Worker use cases: run a task's samples through the deployment, check and keep the outputs."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from modelhub_contracts.events import SampleAnnotated, TaskScheduled
+from modelhub_contracts.model_schema import check_output
+
+PredictOne = Callable[[str, dict], Awaitable[dict]]
+
+
+class Outcome:
+    """One sample's result: the fields to write, or the reason it failed."""
+
+    def __init__(self, fields: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self.fields, self.error = fields, error
+
+
+def sample_inputs(doc: dict, inputs: dict[str, str]) -> dict[str, Any]:
+    """Model input name -> value read from the sample ('filepath' or one of its fields)."""
+    values = {}
+    for name, field in inputs.items():
+        if field == "filepath":
+            values[name] = doc["filepath"]
+        elif field in doc.get("fields", {}):
+            values[name] = doc["fields"][field]
+        else:
+            raise KeyError(f"sample has no field '{field}' for input '{name}'")
+    return values
+
+
+def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -> Outcome:
+    """Map the model's outputs to sample fields, checking each against its declared type."""
+    if not isinstance(result, dict):
+        return Outcome(error=f"model returned {type(result).__name__}, expected a dict of outputs")
+    fields = {}
+    for name, field in outputs.items():
+        if name not in result:
+            return Outcome(error=f"model returned no output '{name}'")
+        if problem := check_output(types[name], result[name]):
+            return Outcome(error=f"output '{name}' is not a valid {types[name]}: {problem}")
+        fields[field] = result[name]
+    return Outcome(fields=fields)
+
+
+async def predict_many(predict: PredictOne, deployment: str, inputs: dict[str, dict],
+                       describe: Callable[[BaseException], str]) -> dict[str, Any]:
+    """Call the deployment for every sample. A sample in a batch that raised is retried alone,
+    so one poisoned sample fails by itself and its batch-mates still succeed."""
+    ids = list(inputs)
+    first = await asyncio.gather(*(predict(deployment, inputs[i]) for i in ids), return_exceptions=True)
+    results = dict(zip(ids, first))
+    for sample_id in [i for i in ids if isinstance(results[i], BaseException)]:
+        try:
+            results[sample_id] = await predict(deployment, inputs[sample_id])
+        except Exception as exc:
+            results[sample_id] = exc
+    return {i: (Outcome(error=describe(r)) if isinstance(r, BaseException) else r) for i, r in results.items()}
+
+
+async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictOne,
+                   describe: Callable[[BaseException], str]) -> dict[str, Outcome]:
+    """Every sample of the task gets an Outcome: fields to write, or an error."""
+    outcomes: dict[str, Outcome] = {}
+    inputs: dict[str, dict] = {}
+    for sample_id in task.sample_ids:
+        doc = docs.get(sample_id)
+        try:
+            if doc is None:
+                raise KeyError("sample no longer exists")
+            inputs[sample_id] = sample_inputs(doc, task.inputs)
+        except KeyError as exc:
+            outcomes[sample_id] = Outcome(error=str(exc.args[0]))
+    for sample_id, result in (await predict_many(predict, task.deployment, inputs, describe)).items():
+        outcomes[sample_id] = result if isinstance(result, Outcome) else check_outputs(
+            result, task.outputs, task.output_types)
+    return outcomes
+
+
+def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[SampleAnnotated]:
+    """One SampleAnnotated per sample; its id makes a republished event a duplicate."""
+    return [SampleAnnotated(event_id=f"{task.job_id}.{task.attempt}.{sid}", job_id=task.job_id,
+                            attempt=task.attempt, task_id=task.task_id, sample_id=sid,
+                            ok=o.error is None, error=o.error) for sid, o in outcomes.items()]
+
+
+async def predict_online(predict: PredictOne, deployment: str, inputs: dict[str, list],
+                         types: dict[str, str], describe: Callable[[BaseException], str]) -> dict[str, list]:
+    """Online predict: lists of inputs in, lists of checked outputs out. Raises ValueError on bad input
+    or a bad output, RuntimeError when the model fails."""
+    lengths = {len(v) for v in inputs.values()}
+    if len(lengths) != 1:
+        raise ValueError("every input list must have the same length")
+    n = lengths.pop()
+    samples = {str(i): {name: values[i] for name, values in inputs.items()} for i in range(n)}
+    results = await predict_many(predict, deployment, samples, describe)
+    outputs: dict[str, list] = {name: [] for name in types}
+    for i in range(n):
+        outcome = results[str(i)]
+        if isinstance(outcome, Outcome):
+            raise RuntimeError(f"sample {i}: {outcome.error}")
+        checked = check_outputs(outcome, {name: name for name in types}, types)
+        if checked.error:
+            raise RuntimeError(f"sample {i}: {checked.error}")
+        for name in types:
+            outputs[name].append(checked.fields[name])
+    return outputs

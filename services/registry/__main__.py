@@ -1,0 +1,3 @@
+from modelhub_registry.app import main
+
+main()

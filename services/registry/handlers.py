@@ -1,0 +1,39 @@
+"""Thin request/reply subscribers: typed command in, one use case, typed reply out."""
+
+from faststream.nats import NatsBroker
+
+from modelhub_contracts import subjects
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, RpcReply, SetSharing, UpdateModel
+from modelhub_contracts.package import PackageLimits
+
+from modelhub_registry import models
+from modelhub_registry.store import ModelStore, PackageBlobs
+
+
+def register(broker: NatsBroker, store: ModelStore, blobs: PackageBlobs, limits: PackageLimits) -> None:
+    """Wire the registry's commands to their use cases."""
+
+    @broker.subscriber(subjects.RPC_CREATE_MODEL, queue="registry")
+    async def on_create(cmd: CreateModel) -> RpcReply:
+        """Create a model."""
+        return await models.create_model(store, cmd)
+
+    @broker.subscriber(subjects.RPC_UPDATE_MODEL, queue="registry")
+    async def on_update(cmd: UpdateModel) -> RpcReply:
+        """Update a model's description/tags."""
+        return await models.update_model(store, cmd)
+
+    @broker.subscriber(subjects.RPC_SET_SHARING, queue="registry")
+    async def on_sharing(cmd: SetSharing) -> RpcReply:
+        """Replace a model's sharing."""
+        return await models.set_sharing(store, cmd)
+
+    @broker.subscriber(subjects.RPC_DELETE_MODEL, queue="registry")
+    async def on_delete(cmd: DeleteModel) -> RpcReply:
+        """Delete a model unless a deployment of it is active."""
+        return await models.delete_model(store, blobs, cmd)
+
+    @broker.subscriber(subjects.RPC_ADD_VERSION, queue="registry")
+    async def on_add_version(cmd: AddVersion) -> RpcReply:
+        """Validate an uploaded package and record it as the next version."""
+        return await models.add_version(store, blobs, limits, cmd)

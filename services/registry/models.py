@@ -1,0 +1,98 @@
+"""Registry use cases: create, update, delete and share models; add immutable versions."""
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, RpcReply, SetSharing, UpdateModel, utcnow
+from modelhub_contracts.messaging import ok, refuse
+from modelhub_contracts.model_schema import SchemaError, validate_model_schema
+from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
+
+from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def public_model(doc: dict) -> dict:
+    """The API's model shape (without versions, which the gateway joins in)."""
+    return {k: doc[k] for k in ("name", "description", "tags", "owner", "created_at", "updated_at", "sharing")}
+
+
+async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
+    """Create a model owned by `cmd.owner`; names are unique case-insensitively (409)."""
+    if not MODEL_NAME_RE.match(cmd.name):
+        return refuse(422, "name must be 1-64 characters of letters, digits, '-', '_' or '.'")
+    now = utcnow()
+    doc = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
+           "owner": cmd.owner, "created_at": now, "updated_at": now,
+           "sharing": {"everyone": "none", "users": {}}, "version_count": 0}
+    try:
+        await store.insert_model(doc)
+    except NameTaken:
+        return refuse(409, f"a model named '{cmd.name}' already exists")
+    return ok(public_model(doc), status=201)
+
+
+async def update_model(store: ModelStore, cmd: UpdateModel) -> RpcReply:
+    """Change description and/or tags."""
+    changes = {k: v for k, v in (("description", cmd.description), ("tags", cmd.tags)) if v is not None}
+    doc = await store.update_model(cmd.name, {**changes, "updated_at": utcnow()})
+    return ok(public_model(doc)) if doc else refuse(404, f"model '{cmd.name}' not found")
+
+
+async def set_sharing(store: ModelStore, cmd: SetSharing) -> RpcReply:
+    """Replace the model's sharing settings."""
+    sharing = {"everyone": cmd.everyone, "users": cmd.users}
+    doc = await store.update_model(cmd.name, {"sharing": sharing, "updated_at": utcnow()})
+    return ok(sharing) if doc else refuse(404, f"model '{cmd.name}' not found")
+
+
+async def delete_model(store: ModelStore, blobs: PackageBlobs, cmd: DeleteModel) -> RpcReply:
+    """Delete a model, its versions and packages; refused while a deployment of it is active."""
+    if await store.get_model(cmd.name) is None:
+        return refuse(404, f"model '{cmd.name}' not found")
+    if await store.has_active_deployment(cmd.name):
+        return refuse(409, f"model '{cmd.name}' has an active deployment; delete the deployment first")
+    for name in await store.delete_model(cmd.name):
+        await blobs.delete(name)
+    return ok(status=204)
+
+
+async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLimits, cmd: AddVersion) -> RpcReply:
+    """Validate the uploaded zip and schema, then record the next version.
+
+    Nothing is imported from the package. On refusal the uploaded object is deleted, so
+    nothing is stored.
+    """
+    if await store.get_model(cmd.name) is None:
+        await blobs.delete(cmd.upload_object)
+        return refuse(404, f"model '{cmd.name}' not found")
+    path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
+    try:
+        problem = await _problem(path, limits, cmd.model_schema)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    if problem:
+        await blobs.delete(cmd.upload_object)
+        return problem
+    version = await store.next_version(cmd.name)
+    doc = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
+           "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
+           "created_by": cmd.acting_user, "package_object": cmd.upload_object}
+    await store.insert_version(doc)
+    return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
+
+
+async def _problem(path: Path, limits: PackageLimits, schema: dict) -> RpcReply | None:
+    try:
+        validate_model_schema(schema)
+    except SchemaError as exc:
+        return refuse(422, f"invalid model schema: {exc}")
+    try:
+        # zip inspection streams the whole archive: keep it off the event loop
+        await asyncio.to_thread(inspect_package, path, limits)
+    except PackageError as exc:
+        return refuse(400, f"invalid model package: {exc}")
+    return None

@@ -1,0 +1,3 @@
+from modelhub_scheduler.app import main
+
+main()

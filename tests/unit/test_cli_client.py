@@ -1,0 +1,372 @@
+"""The CLI's HTTP client commands (modelhub.client) against a mocked gateway (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from modelhub import client
+
+cli = click.Group("modelhub", commands=client.COMMANDS)
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class FakeGateway:
+    """Routes (METHOD, path below /api/v1) to handlers and records every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], Handler | list[Handler]] = {}
+        self.requests: list[httpx.Request] = []
+
+    def on(self, method: str, path: str, *responses: Any, status: int = 200) -> None:
+        """Answer with each response in turn (the last one repeats); a response is JSON or a handler."""
+        handlers = [r if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body)) for r in responses]
+        self.routes[(method, path)] = handlers
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        path = request.url.path.removeprefix(client.API_PREFIX)
+        handlers = self.routes.get((request.method, path))
+        if handlers is None:
+            return httpx.Response(404, json={"detail": f"no route {request.method} {path}"})
+        return (handlers.pop(0) if len(handlers) > 1 else handlers[0])(request)
+
+    def sent(self, method: str, path: str) -> list[httpx.Request]:
+        return [r for r in self.requests
+                if r.method == method and r.url.path == client.API_PREFIX + path]
+
+    def body(self, method: str, path: str) -> Any:
+        (request,) = self.sent(method, path)
+        return json.loads(request.content)
+
+
+@pytest.fixture
+def gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeGateway:
+    fake = FakeGateway()
+    monkeypatch.setattr(client, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(fake))
+    monkeypatch.setattr(client, "POLL_INTERVAL", 0)
+    monkeypatch.setenv("MODELHUB_URL", "http://gateway.test")
+    monkeypatch.setenv("MODELHUB_TOKEN", "tok-123")
+    monkeypatch.setenv("MODELHUB_DATA_DIR", str(tmp_path / "data"))
+    return fake
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+SCHEMA = {"inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
+          "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}}}
+
+
+def job(**kw: Any) -> dict:
+    return {"id": "j1", "dataset": "pics", "deployment": "dep", "status": "running", "total": 3,
+            "succeeded": 0, "failed": 0, **kw}
+
+
+def sse(*events: dict) -> Handler:
+    text = "".join(f"data: {json.dumps(e)}\n\n" for e in events)
+    return lambda _req: httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+
+# --------------------------------------------------------------------------- connection settings
+
+
+def test_url_and_token_come_from_the_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MODELHUB_URL", raising=False)
+    monkeypatch.delenv("MODELHUB_TOKEN", raising=False)
+    monkeypatch.setenv("MODELHUB_DATA_DIR", str(tmp_path))
+    assert client.resolve_url() == client.DEFAULT_URL
+    assert client.resolve_token() is None
+    (tmp_path / "state.json").write_text(json.dumps({"gateway_url": "http://127.0.0.1:9123/"}))
+    (tmp_path / "admin-token").write_text("admintok\n")
+    assert client.resolve_url() == "http://127.0.0.1:9123"
+    assert client.resolve_token() == "admintok"
+    monkeypatch.setenv("MODELHUB_URL", "http://env:1/api/v1")
+    assert client.resolve_url() == "http://env:1"
+    assert client.resolve_url("http://flag:2") == "http://flag:2"
+
+
+def test_url_option_on_the_group_and_the_command(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/models", {"items": []})
+    assert invoke("models", "--url", "http://group.test", "list").exit_code == 0
+    assert invoke("models", "--url", "http://group.test", "list", "--url", "http://cmd.test").exit_code == 0
+    assert [r.url.host for r in gateway.requests] == ["group.test", "cmd.test"]
+    assert all(r.headers["authorization"] == "Bearer tok-123" for r in gateway.requests)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_models_create_sends_name_description_tags(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models", {"name": "resnet", "tags": ["a", "b"]}, status=201)
+    result = invoke("models", "create", "resnet", "--description", "d", "--tag", "a", "--tag", "b")
+    assert result.exit_code == 0, result.output
+    assert gateway.body("POST", "/models") == {"name": "resnet", "description": "d", "tags": ["a", "b"]}
+    assert "created model resnet" in result.stdout
+
+
+def test_json_flag_prints_the_raw_response(gateway: FakeGateway) -> None:
+    model = {"name": "m", "owner": "admin", "versions": [], "sharing": {"everyone": "none", "users": {}}}
+    gateway.on("GET", "/models/m", model)
+    result = invoke("models", "show", "m", "--json")
+    assert json.loads(result.stdout) == model
+    readable = invoke("models", "show", "m")
+    assert "owner:" in readable.stdout and "everyone=none" in readable.stdout
+
+
+@pytest.mark.parametrize("schema_as_file", [False, True])
+def test_upload_is_multipart_with_file_and_schema(gateway: FakeGateway, tmp_path: Path,
+                                                  schema_as_file: bool) -> None:
+    archive = tmp_path / "model.zip"
+    archive.write_bytes(b"PK\x03\x04fake-zip-bytes")
+    schema_arg = json.dumps(SCHEMA)
+    if schema_as_file:
+        (tmp_path / "schema.json").write_text(schema_arg)
+        schema_arg = str(tmp_path / "schema.json")
+    gateway.on("POST", "/models/m/versions", {"version": 2, "sha256": "ab" * 32, "size_bytes": 20}, status=201)
+
+    result = invoke("models", "upload", "m", str(archive), "--schema", schema_arg)
+
+    assert result.exit_code == 0, result.output
+    (request,) = gateway.sent("POST", "/models/m/versions")
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    body = request.content
+    assert b'name="file"; filename="model.zip"' in body
+    assert b"Content-Type: application/zip" in body
+    assert b"PK\x03\x04fake-zip-bytes" in body
+    assert b'name="schema"' in body
+    schema_part = body.split(b'name="schema"')[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
+    assert json.loads(schema_part) == SCHEMA
+    assert "version 2" in result.stdout and "ab" * 32 in result.stdout and "20" in result.stdout
+
+
+def test_upload_refuses_bad_schema_before_sending(gateway: FakeGateway, tmp_path: Path) -> None:
+    (tmp_path / "m.zip").write_bytes(b"PK")
+    result = invoke("models", "upload", "m", str(tmp_path / "m.zip"), "--schema", "{not json")
+    assert result.exit_code == 2 and "JSON" in result.stderr
+    assert gateway.requests == []
+
+
+def test_deploy_sends_defaults_and_waits_until_running(gateway: FakeGateway) -> None:
+    dep = {"name": "dep", "model": "m", "status": "pending", "num_replicas": 2, "ready_replicas": 0}
+    gateway.on("POST", "/models/m/deployments", dep, status=202)
+    gateway.on("GET", "/deployments/dep", {**dep, "status": "deploying"}, {**dep, "status": "deploying"},
+               {**dep, "status": "running", "ready_replicas": 2})
+
+    result = invoke("models", "deploy", "m", "--name", "dep", "--num-replicas", "2", "--custom-env")
+
+    assert result.exit_code == 0, result.output
+    assert gateway.body("POST", "/models/m/deployments") == {
+        "name": "dep", "model_type": "inference", "mini_batch": 1, "num_replicas": 2, "num_gpus": 0,
+        "custom_env": True}
+    assert len(gateway.sent("GET", "/deployments/dep")) == 3
+    assert "deploying" in result.stderr and "running (2/2 replicas ready)" in result.stdout
+
+
+def test_deploy_failure_prints_the_error_and_exits_1(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models/m/deployments", {"name": "dep", "status": "pending"}, status=202)
+    gateway.on("GET", "/deployments/dep", {"name": "dep", "status": "failed", "error": "ImportError: torch"})
+    result = invoke("models", "deploy", "m", "--name", "dep", "--version", "3")
+    assert result.exit_code == 1
+    assert gateway.body("POST", "/models/m/deployments")["version"] == 3
+    assert "ImportError: torch" in result.stderr
+
+
+def test_deploy_no_wait_does_not_poll(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models/m/deployments", {"name": "dep", "status": "pending"}, status=202)
+    result = invoke("models", "deploy", "m", "--name", "dep", "--no-wait", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "pending"
+    assert not gateway.sent("GET", "/deployments/dep")
+
+
+def test_share_merges_into_the_current_sharing(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/models/m", {"name": "m", "sharing": {"everyone": "run", "users": {"dave": "run"}}})
+    gateway.on("PUT", "/models/m/sharing", lambda req: httpx.Response(200, content=req.content))
+
+    result = invoke("models", "share", "m", "--user", "bob=edit", "--user", "carol=run", "--user", "dave=none")
+
+    assert result.exit_code == 0, result.output
+    assert gateway.body("PUT", "/models/m/sharing") == {"everyone": "run",
+                                                        "users": {"bob": "edit", "carol": "run"}}
+    assert "everyone: run" in result.stdout and "bob: edit" in result.stdout
+    invoke("models", "share", "m", "--everyone", "none")
+    assert json.loads(gateway.sent("PUT", "/models/m/sharing")[-1].content)["everyone"] == "none"
+
+
+def test_share_rejects_unknown_access(gateway: FakeGateway) -> None:
+    result = invoke("models", "share", "m", "--user", "bob=admin")
+    assert result.exit_code == 2 and gateway.requests == []
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_api_error_is_printed_and_exits_1(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models", {"detail": "model 'm' already exists"}, status=409)
+    result = invoke("models", "create", "m")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error (409): model 'm' already exists"
+    assert result.stdout == ""
+
+
+def test_validation_errors_are_joined_readably(gateway: FakeGateway) -> None:
+    detail = [{"loc": ["body", "name"], "msg": "String should have at least 1 character", "type": "x"},
+              {"loc": ["body", "tags", 0], "msg": "Input should be a valid string", "type": "y"}]
+    gateway.on("POST", "/models", {"detail": detail}, status=422)
+    result = invoke("models", "create", "m")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == ("Error (422): name: String should have at least 1 character; "
+                                     "tags.0: Input should be a valid string")
+
+
+def test_missing_resource_and_non_json_errors(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/deployments", lambda _req: httpx.Response(502, text="Bad Gateway"))
+    result = invoke("deployments", "show", "nope")
+    assert result.exit_code == 1 and result.stderr.startswith("Error (404): ")
+    result = invoke("deployments", "list")
+    assert result.exit_code == 1 and "Error (502): Bad Gateway" in result.stderr
+
+
+def test_connection_refused_suggests_modelhub_up(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    monkeypatch.setattr(client, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(refuse))
+    result = invoke("datasets", "list")
+    assert result.exit_code == 1
+    assert "modelhub up" in result.stderr and "http://gateway.test" in result.stderr
+
+
+# --------------------------------------------------------------------------- deployments / datasets
+
+
+def test_predict_sends_inputs(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/deployments/dep/predict",
+               {"outputs": {"predictions": [{"label": "cat", "confidence": 0.9}]}})
+    result = invoke("deployments", "predict", "dep", "--input", 'image_paths=["/a.png"]', "--input", "k=3")
+    assert result.exit_code == 0, result.output
+    assert gateway.body("POST", "/deployments/dep/predict") == {"inputs": {"image_paths": ["/a.png"], "k": [3]}}
+    assert '"label":"cat"' in result.stdout
+    invoke("deployments", "predict", "dep", "--inputs-json", '{"text": ["hi"]}')
+    assert json.loads(gateway.sent("POST", "/deployments/dep/predict")[-1].content) == {"inputs": {"text": ["hi"]}}
+
+
+def test_datasets_add_expands_directories_and_posts_in_chunks(gateway: FakeGateway, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    images = tmp_path / "imgs"
+    (images / "sub").mkdir(parents=True)
+    for name in ("b.png", "a.png", "c.png", "notes.txt", ".hidden.png", "sub/d.png"):
+        (images / name).write_bytes(b"x")
+    (tmp_path / "extra.jpg").write_bytes(b"x")
+    gateway.on("POST", "/datasets/pics/samples",
+               lambda req: httpx.Response(201, json={"added": len(json.loads(req.content)["samples"])}))
+    monkeypatch.chdir(tmp_path)
+
+    result = invoke("datasets", "add", "pics", "imgs", "extra.jpg", "--glob", "*.png", "--recursive",
+                    "--chunk-size", "2")
+
+    assert result.exit_code == 0, result.output
+    chunks = [[s["filepath"] for s in json.loads(r.content)["samples"]]
+              for r in gateway.sent("POST", "/datasets/pics/samples")]
+    expected = [str(images / n) for n in ("a.png", "b.png", "c.png", "sub/d.png")] + [str(tmp_path / "extra.jpg")]
+    assert chunks == [expected[0:2], expected[2:4], expected[4:]]
+    assert "added 5 samples" in result.stdout
+
+
+def test_samples_table_truncates_fields_to_the_terminal(gateway: FakeGateway, monkeypatch) -> None:
+    monkeypatch.setattr(client, "terminal_width", lambda: 60)
+    fields = {"predictions": {"label": "cat" * 30, "confidence": 0.5}}
+    gateway.on("GET", "/datasets/pics/samples", {"items": [{"id": "s1", "filepath": "/a.png", "fields": fields}],
+                                                 "total": 7})
+    result = invoke("datasets", "samples", "pics", "--limit", "1", "--offset", "3")
+    (request,) = gateway.sent("GET", "/datasets/pics/samples")
+    assert dict(request.url.params) == {"limit": "1", "offset": "3"}
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "FILEPATH", "FIELDS"]
+    assert lines[1].startswith("s1") and '{"predictions"' in lines[1] and lines[1].endswith("…")
+    assert all(len(line) <= 60 for line in lines) and "4-4 of 7" in lines[-1]
+
+
+# --------------------------------------------------------------------------- run / jobs
+
+
+def test_run_follows_the_event_stream_and_reports_failures(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/datasets/pics/jobs", job(status="queued", total=3), status=202)
+    gateway.on("GET", "/jobs/j1/events", sse(job(succeeded=1), job(succeeded=2),
+                                             job(status="completed", succeeded=2, failed=1)))
+    gateway.on("GET", "/jobs/j1/failures", {"items": [{"sample_id": "s3", "error": "output is not a label"}]})
+
+    result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions=pred",
+                    "--input", "image_paths=filepath")
+
+    assert gateway.body("POST", "/datasets/pics/jobs") == {
+        "deployment": "dep", "outputs": {"predictions": "pred"}, "inputs": {"image_paths": "filepath"}}
+    assert result.exit_code == 2
+    assert "job j1 completed: 2 succeeded, 1 failed" in result.stdout
+    assert "s3: output is not a label" in result.stdout
+    assert "3/3" in result.stderr and "failed=1" in result.stderr and "succeeded=2" in result.stderr
+    assert not gateway.sent("GET", "/jobs/j1")  # followed the stream, never polled
+
+
+def test_run_exits_0_when_every_sample_succeeded(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/datasets/pics/jobs", job(status="queued"), status=202)
+    gateway.on("GET", "/jobs/j1/events", sse(job(status="completed", succeeded=3)))
+    result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions=pred", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["succeeded"] == 3
+    assert "inputs" not in gateway.body("POST", "/datasets/pics/jobs")
+    assert "job j1 completed: 3 succeeded, 0 failed" in result.stderr
+    assert not gateway.sent("GET", "/jobs/j1/failures")
+
+
+def test_run_falls_back_to_polling_when_the_stream_breaks(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/datasets/pics/jobs", job(status="queued"), status=202)
+    gateway.on("GET", "/jobs/j1/events", sse(job(succeeded=1)))  # ends before the job does
+    gateway.on("GET", "/jobs/j1", job(succeeded=2), job(status="cancelled", succeeded=2))
+    result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions=pred")
+    assert len(gateway.sent("GET", "/jobs/j1")) == 2
+    assert result.exit_code == 2 and "job j1 cancelled: 2 succeeded, 0 failed" in result.stdout
+
+
+def test_run_no_wait_prints_the_job(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/datasets/pics/jobs", job(status="queued"), status=202)
+    result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions=pred", "--no-wait")
+    assert result.exit_code == 0 and "job j1 queued" in result.stdout
+    assert [r.url.path for r in gateway.requests] == ["/api/v1/datasets/pics/jobs"]
+
+
+def test_run_requires_an_output_mapping(gateway: FakeGateway) -> None:
+    result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions")
+    assert result.exit_code == 2 and "MODEL_OUTPUT=FIELD" in result.stderr
+    assert gateway.requests == []
+
+
+def test_jobs_commands(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/datasets/pics/jobs", {"items": [job(status="completed", succeeded=3)]})
+    gateway.on("POST", "/jobs/j1/cancel", lambda _req: httpx.Response(202))
+    gateway.on("POST", "/jobs/j1/retry", job(status="queued", total=1), status=202)
+    gateway.on("GET", "/jobs/j1/events", sse(job(status="completed", total=1, succeeded=1)))
+    assert "j1  completed" in invoke("jobs", "list", "pics").stdout
+    assert "cancellation of job j1 requested" in invoke("jobs", "cancel", "j1").stdout
+    retried = invoke("jobs", "retry", "j1", "--wait")
+    assert retried.exit_code == 0 and "job j1 completed: 1 succeeded, 0 failed" in retried.stdout
+
+
+def test_users_create_prints_the_token(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/users", {"username": "bob", "token": "secret-bob"}, status=201)
+    result = invoke("users", "create", "bob")
+    assert gateway.body("POST", "/users") == {"username": "bob"}
+    assert "secret-bob" in result.stdout
+
+
+def test_parse_sse_handles_multiline_comments_and_garbage() -> None:
+    lines = [": keep-alive", "event: progress", 'data: {"a":', "data: 1}", "", "data: not json", "", 'data: {"b": 2}']
+    assert list(client.parse_sse(lines)) == [{"a": 1}, {"b": 2}]
