@@ -1,7 +1,6 @@
 """The deployer process: NATS (FastStream) + MongoDB + Ray Serve, wired once from settings."""
 
 import asyncio
-import logging
 
 import ray
 from faststream import FastStream
@@ -17,7 +16,6 @@ from modelhub_deployer.packages import ObjectStorePackages
 from modelhub_deployer.serving import RayServe, start_serve
 from modelhub_deployer.store import DeploymentStore
 
-log = logging.getLogger(__name__)
 
 
 def _connect_ray(address: str) -> None:

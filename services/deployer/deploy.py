@@ -118,7 +118,7 @@ def check_resources(spec: DeploySpec, cluster: dict[str, float]) -> None:
 
 def trim_message(text: str, tail: int = 6, max_chars: int = 2000) -> str:
     """Serve's messages carry whole tracebacks: keep the headline and the last lines (the error)."""
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    lines = [line.rstrip() for line in text.splitlines() if line.strip(" ^~\t")]  # no carets
     if len(lines) > tail + 1:
         lines = [lines[0], "..."] + lines[-tail:]
     return "\n".join(lines)[-max_chars:]

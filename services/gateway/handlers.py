@@ -22,7 +22,8 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
         """Record each sample's outcome and recount the jobs touched."""
         await jobs.record_annotations(store, events)
 
-    @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED)
+    @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
+                       pull_sub=PullSub(batch_size=16, timeout=1.0))
     async def on_scheduled(event: JobScheduled) -> None:
         """The job's tasks are out: it is running."""
         await jobs.mark_started(store, event.job_id)

@@ -1,6 +1,6 @@
 """The scheduler's subscriber: JobSubmitted in, TaskScheduled... and JobScheduled out."""
 
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, PullSub
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import JobSubmitted, TaskScheduled
@@ -11,7 +11,8 @@ from modelhub_scheduler.store import SchedulerStore
 
 
 def register(broker: NatsBroker, store: SchedulerStore) -> None:
-    @broker.subscriber(subjects.JOB_SUBMITTED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_JOBS)
+    @broker.subscriber(subjects.JOB_SUBMITTED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_JOBS,
+                       pull_sub=PullSub(batch_size=1, timeout=1.0))
     async def on_job_submitted(job: JobSubmitted) -> None:
         """Split the job into tasks. Acked only after every task is stored in JetStream."""
 

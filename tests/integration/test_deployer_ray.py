@@ -79,7 +79,8 @@ class LocalPackages:
 @pytest.fixture(scope="module")
 def ray_cluster():
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, namespace=subjects.SERVE_NAMESPACE,
+    # address="local": always a fresh cluster, even if RAY_ADDRESS points at the embedded stack.
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=subjects.SERVE_NAMESPACE,
              _temp_dir=temp_dir)
     start_serve()
     yield

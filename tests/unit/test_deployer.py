@@ -1,0 +1,258 @@
+"""Deployer use cases with fakes: no NATS, no Mongo, no Ray."""
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faststream.nats import NatsBroker, TestNatsBroker
+
+from modelhub_contracts import subjects
+from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
+from modelhub_deployer.deploy import AppState, Deployer, DeploySpec, PreparedPackage, ReplicaConfig
+from modelhub_deployer.handlers import register
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.history: dict[str, list[str]] = {}
+
+    def add(self, spec: DeploySpec, status: str = "pending") -> None:
+        self.docs[spec.name] = {
+            "_id": spec.name, "name": spec.name, "package_object": spec.package_object,
+            "package_sha256": spec.package_sha256, "mini_batch": spec.mini_batch,
+            "num_replicas": spec.num_replicas, "num_gpus": spec.num_gpus,
+            "custom_env": spec.custom_env, "status": status, "error": None, "ready_replicas": 0}
+        self.history[spec.name] = [status]
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        return self.docs.get(name)
+
+    async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool:
+        doc = self.docs.get(name)
+        if doc is None or doc["status"] not in set(from_):
+            return False
+        doc.update(status=to, **fields)
+        self.history[name].append(to)
+        return True
+
+    async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
+        return [d for d in self.docs.values() if d["status"] in set(statuses)]
+
+
+class FakeServe:
+    def __init__(self, resources: dict[str, float] | None = None) -> None:
+        self.resources = resources if resources is not None else {"CPU": 2.0}
+        self.apps: dict[str, AppState] = {}
+        self.submitted: list[ReplicaConfig] = []
+        self.deleted: list[str] = []
+        self.outcome = AppState("RUNNING", "", 0)  # what a submitted app becomes
+
+    async def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+    async def submit(self, config: ReplicaConfig) -> None:
+        self.submitted.append(config)
+        ready = config.num_replicas if self.outcome.status == "RUNNING" else 0
+        self.apps[config.name] = AppState(self.outcome.status, self.outcome.message, ready)
+
+    async def app_state(self, name: str) -> AppState | None:
+        return self.apps.get(name)
+
+    async def delete(self, name: str) -> None:
+        self.deleted.append(name)
+        self.apps.pop(name, None)
+
+
+class FakePackages:
+    def __init__(self) -> None:
+        self.gate: asyncio.Event | None = None  # set: prepare() waits for it (a slow download)
+
+    async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
+        if self.gate is not None:
+            await self.gate.wait()
+        return PreparedPackage(Path("/data/deployments") / name / "package", "model:Model",
+                               False, False)
+
+
+def make_spec(**overrides: Any) -> DeploySpec:
+    fields = dict(name=f"d-{uuid.uuid4().hex[:8]}", package_object="pkg/m/1.zip",
+                  package_sha256="ab" * 32, mini_batch=4, num_replicas=2, num_gpus=0,
+                  custom_env=False)
+    return DeploySpec(**(fields | overrides))
+
+
+@pytest.fixture
+def world():
+    store, serve, packages = MemoryStore(), FakeServe(), FakePackages()
+    deployer = Deployer(store, serve, packages, timeout_s=0.3, poll_s=0.01)
+    return store, serve, packages, deployer
+
+
+async def deploy(deployer: Deployer, spec: DeploySpec) -> None:
+    await deployer.request(spec)
+    await asyncio.wait_for(deployer.join(spec.name), 5)
+
+
+async def test_status_flow_pending_deploying_running(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    packages.gate = asyncio.Event()
+    await deployer.request(spec)
+    assert store.docs[spec.name]["status"] == "deploying"  # recorded before the request returns
+    packages.gate.set()
+    await deployer.join(spec.name)
+    doc = store.docs[spec.name]
+    assert store.history[spec.name] == ["pending", "deploying", "running"]
+    assert (doc["error"], doc["ready_replicas"]) == (None, 2)
+    (config,) = serve.submitted
+    assert (config.name, config.num_replicas, config.mini_batch, config.entrypoint) == (
+        spec.name, 2, 4, "model:Model")
+    assert config.num_cpus < 1  # 4 replicas on a 2-core machine must fit
+
+
+async def test_gpu_request_on_cpu_cluster_fails_at_once_naming_gpus(world):
+    store, serve, packages, deployer = world
+    spec = make_spec(num_gpus=1, num_replicas=1)
+    store.add(spec)
+    await deploy(deployer, spec)
+    doc = store.docs[spec.name]
+    assert doc["status"] == "failed"
+    assert doc["error"] == "needs 1 GPU per replica (1 in total) but the Ray cluster has 0 GPUs"
+    assert serve.submitted == []
+
+
+async def test_too_many_replicas_for_cpus_names_cpus(world):
+    store, serve, packages, deployer = world
+    serve.resources = {"CPU": 0.2}
+    spec = make_spec(num_replicas=4)
+    store.add(spec)
+    await deploy(deployer, spec)
+    assert "but the Ray cluster has 0.2 CPUs" in store.docs[spec.name]["error"]
+
+
+async def test_failed_replica_ends_failed_with_the_exception_and_app_deleted(world):
+    store, serve, packages, deployer = world
+    traceback = "\n".join(["Deploying app failed:", "Traceback (most recent call last):"]
+                          + [f'  File "x.py", line {i}, in f' for i in range(40)]
+                          + ["RuntimeError: weights file is missing"])
+    serve.outcome = AppState("DEPLOY_FAILED", traceback, 0)
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    doc = store.docs[spec.name]
+    assert doc["status"] == "failed"
+    assert doc["error"].endswith("RuntimeError: weights file is missing")
+    assert len(doc["error"].splitlines()) <= 8  # trimmed, not the whole traceback
+    assert spec.name in serve.deleted and spec.name not in serve.apps
+
+
+async def test_deploy_that_never_gets_ready_times_out_and_is_deleted(world):
+    store, serve, packages, deployer = world
+    serve.outcome = AppState("DEPLOYING", "Deployment is waiting for resources", 0)
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    error = store.docs[spec.name]["error"]
+    assert store.docs[spec.name]["status"] == "failed"
+    assert "timeout" in error and "waiting for resources" in error
+    assert spec.name not in serve.apps
+
+
+async def test_stop_wins_over_a_deploy_in_flight(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    packages.gate = asyncio.Event()
+    await deployer.request(spec)
+    await deployer.stop(spec.name)
+    packages.gate.set()
+    await deployer.join(spec.name)
+    assert store.history[spec.name] == ["pending", "deploying", "stopping", "stopped"]
+    assert serve.submitted == [] and spec.name in serve.deleted
+    await deployer.request(spec)  # the request redelivered after the stop: still stopped
+    await deployer.join(spec.name)
+    assert store.docs[spec.name]["status"] == "stopped" and serve.submitted == []
+
+
+async def test_stop_of_running_deployment(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    await deployer.stop(spec.name)
+    await deployer.stop(spec.name)  # redelivered stop
+    doc = store.docs[spec.name]
+    assert (doc["status"], doc["ready_replicas"]) == ("stopped", 0)
+    assert spec.name not in serve.apps
+    assert store.history[spec.name][-2:] == ["stopping", "stopped"]
+
+
+async def test_redelivered_request_changes_nothing(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    packages.gate = asyncio.Event()
+    await deployer.request(spec)
+    await deployer.request(spec)  # redelivered while deploying
+    packages.gate.set()
+    await deployer.join(spec.name)
+    await deploy(deployer, spec)  # redelivered once running
+    assert len(serve.submitted) == 1
+    assert store.history[spec.name] == ["pending", "deploying", "running"]
+
+
+async def test_request_for_another_spec_than_recorded_is_ignored(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, DeploySpec(**(spec.__dict__ | {"num_replicas": 9})))
+    assert store.docs[spec.name]["status"] == "pending" and serve.submitted == []
+
+
+async def test_reconcile_redeploys_lost_apps_and_finishes_stops(world):
+    store, serve, packages, deployer = world
+    deploying, running_lost, running_ok, stopping = (make_spec() for _ in range(4))
+    store.add(deploying, "deploying")
+    store.add(running_lost, "running")
+    store.add(running_ok, "running")
+    store.add(stopping, "stopping")
+    serve.apps[running_ok.name] = AppState("RUNNING", "", 2)
+    await deployer.reconcile()
+    for spec in (deploying, running_lost):
+        await deployer.join(spec.name)
+    assert {c.name for c in serve.submitted} == {deploying.name, running_lost.name}
+    assert store.docs[deploying.name]["status"] == "running"
+    assert store.docs[running_lost.name]["status"] == "running"
+    assert store.docs[stopping.name]["status"] == "stopped"
+
+
+async def test_handlers_hand_typed_events_to_the_use_cases():
+    calls: list[tuple[str, Any]] = []
+
+    class RecordingDeployer:
+        async def request(self, spec: DeploySpec) -> None:
+            calls.append(("request", spec))
+
+        async def stop(self, name: str) -> None:
+            calls.append(("stop", name))
+
+    broker = NatsBroker()
+    register(broker, RecordingDeployer())  # type: ignore[arg-type]
+    event = DeploymentRequested(deployment="d1", model="m", version=1, package_object="o",
+                                package_sha256="s", mini_batch=2, num_replicas=1, num_gpus=0,
+                                custom_env=False, requested_by="bob")
+    async with TestNatsBroker(broker) as br:
+        await br.publish(event, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
+        await br.publish(DeploymentStopRequested(deployment="d1", requested_by="bob"),
+                         subjects.DEPLOYMENT_STOP_REQUESTED, stream=subjects.STREAM)
+        with pytest.raises(Exception):
+            await br.publish({"deployment": "d1"}, subjects.DEPLOYMENT_REQUESTED,
+                             stream=subjects.STREAM)
+    assert calls == [("request", DeploySpec.from_event(event)), ("stop", "d1")]

@@ -1,0 +1,243 @@
+"""Unit tests for modelhub.stack: ports, admin token, supervision with stand-in `sleep` children."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from modelhub import stack
+from modelhub.supervisor import pid_alive
+
+pytestmark = pytest.mark.timeout(60)
+
+SLEEP = "/bin/sleep" if os.path.exists("/bin/sleep") else "sleep"
+
+
+def poll(predicate, timeout=10.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def external_env(monkeypatch):
+    """No embedded servers: the services table alone is supervised."""
+    monkeypatch.setenv("MODELHUB_NATS_URL", "nats://127.0.0.1:1")
+    monkeypatch.setenv("MODELHUB_MONGO_URL", "mongodb://127.0.0.1:1")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    monkeypatch.delenv("MODELHUB_ADMIN_TOKEN", raising=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_supervisor(data_dir: Path, names=("registry", "gateway")) -> subprocess.Popen:
+    table = [(n, [SLEEP, "300"]) for n in names]
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from modelhub import stack
+        sys.exit(stack.run_supervisor(Path({str(data_dir)!r}), {free_port()},
+                                      services={table!r}, announce=False))
+    """)
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=dict(os.environ))
+
+
+def state(data_dir: Path) -> dict:
+    try:
+        return json.loads((data_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def running_services(data_dir: Path, names) -> dict | None:
+    svcs = state(data_dir).get("services", {})
+    if all(svcs.get(n, {}).get("state") == "running" and pid_alive(svcs[n].get("pid"))
+           for n in names):
+        return {n: svcs[n]["pid"] for n in names}
+    return None
+
+
+@pytest.fixture
+def supervisor(tmp_path, external_env):
+    procs = []
+
+    def make(names=("registry", "gateway")):
+        p = start_supervisor(tmp_path, names)
+        procs.append(p)
+        pids = poll(lambda: running_services(tmp_path, names), timeout=15)
+        return p, pids
+
+    yield make
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    stack._stop(tmp_path, quiet=True, wait=5)
+
+
+# ---------------------------------------------------------------------------- ports, token
+
+def test_ports_recorded_and_reused(tmp_path, monkeypatch):
+    for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    ports = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    ray = ports["ray"]
+    flat = [ports["nats"], ports["mongo"]] + [ray[n] for n in stack.RAY_PORT_NAMES]
+    assert len(set(flat)) == len(flat)
+    assert ray["max_worker"] - ray["min_worker"] + 1 == stack.RAY_WORKER_PORTS
+    assert not set(flat) & set(range(ray["min_worker"], ray["max_worker"] + 1))
+    (tmp_path / "stack.json").write_text(json.dumps({"ports": ports}))
+    assert stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True) == ports
+
+    # a recorded port that is now taken is replaced, the others are kept
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports["nats"]))
+        s.listen()
+        again = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    assert again["nats"] != ports["nats"]
+    assert again["mongo"] == ports["mongo"] and again["ray"] == ports["ray"]
+
+
+def test_plan_env_and_no_servers_when_external(tmp_path, external_env):
+    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
+    assert plan["servers"] == []
+    env = plan["services"][0].env
+    assert env["MODELHUB_NATS_URL"] == "nats://127.0.0.1:1"
+    assert env["RAY_ADDRESS"] == "127.0.0.1:1"
+    assert env["MODELHUB_GATEWAY_PORT"] == "8123"
+    assert env["MODELHUB_DATA_DIR"] == str(tmp_path)
+    assert env["MODELHUB_ADMIN_TOKEN"] == (tmp_path / "admin-token").read_text().strip()
+
+
+def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
+    for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
+    monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
+    monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
+    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
+    names = [s.name for s in plan["servers"]]
+    assert names == ["nats", "mongo", "ray"]
+    nats, mongo, ray = plan["servers"]
+    assert nats.argv[nats.argv.index("-a") + 1] == "127.0.0.1"
+    assert mongo.argv[mongo.argv.index("--bind_ip") + 1] == "127.0.0.1"
+    assert "--block" in ray.argv and ray.argv[ray.argv.index("--node-ip-address") + 1] == "127.0.0.1"
+    assert len(stack.ray_temp_dir(tmp_path)) < 30
+    env = plan["services"][0].env
+    assert env["RAY_ADDRESS"] == f"127.0.0.1:{plan['stack']['ports']['ray']['gcs']}"
+    assert env["MODELHUB_NATS_URL"] == nats.info["url"]
+
+
+def test_admin_token_created_0600_and_reused(tmp_path, monkeypatch):
+    monkeypatch.delenv("MODELHUB_ADMIN_TOKEN", raising=False)
+    token, path = stack.admin_token(tmp_path)
+    assert path == tmp_path / "admin-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(token) >= 32
+    assert stack.admin_token(tmp_path) == (token, path)
+    monkeypatch.setenv("MODELHUB_ADMIN_TOKEN", "from-env")
+    assert stack.admin_token(tmp_path) == ("from-env", None)
+
+
+def test_stack_info_defaults(tmp_path):
+    info = stack.stack_info(tmp_path)
+    assert info["gateway_url"] == "http://127.0.0.1:8000"
+    assert info["running"] is False
+
+
+# ---------------------------------------------------------------------------- supervision
+
+def test_restart_killed_child_and_status(tmp_path, supervisor):
+    proc, pids = supervisor()
+    os.kill(pids["registry"], signal.SIGKILL)
+    new = poll(lambda: (running_services(tmp_path, ["registry"]) or {}).get("registry")
+               not in (None, pids["registry"]) and running_services(tmp_path, ["registry"]),
+               timeout=5)
+    assert new["registry"] != pids["registry"]
+    assert state(tmp_path)["services"]["registry"]["restarts"] == 1
+    assert running_services(tmp_path, ["gateway"])["gateway"] == pids["gateway"]
+
+    info = stack.stack_info(tmp_path)
+    assert info["running"] is True
+    result = CliRunner().invoke(stack.status, ["--data-dir", str(tmp_path), "--json"])
+    st = json.loads(result.output)
+    assert st["services"]["registry"] == {"pid": new["registry"], "state": "running", "restarts": 1}
+    assert st["nats"]["state"] == "external"
+    # services of the real table that this stand-in table lacks count as stopped
+    assert st["services"]["deployer"]["state"] == "stopped"
+    assert result.exit_code == 3
+
+
+def test_second_supervisor_refused(tmp_path, supervisor):
+    supervisor()
+    second = start_supervisor(tmp_path)
+    out, _ = second.communicate(timeout=20)
+    assert second.returncode == 1
+    assert b"already running" in out
+    result = CliRunner().invoke(stack.up, ["--data-dir", str(tmp_path), "--detach",
+                                           "--port", str(free_port())])
+    assert result.exit_code == 1 and "already running" in result.output
+
+
+def test_down_stops_everything_and_is_idempotent(tmp_path, supervisor):
+    proc, pids = supervisor()
+    runner = CliRunner()
+    result = runner.invoke(stack.down, ["--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "stopped" in result.output
+    assert proc.wait(timeout=5) == 0
+    for pid in pids.values():
+        assert not pid_alive(pid)
+    assert not (tmp_path / "supervisor.pid").exists()
+    st = state(tmp_path)
+    assert all(s["state"] == "stopped" for s in st["services"].values())
+    result = runner.invoke(stack.down, ["--data-dir", str(tmp_path)])
+    assert result.exit_code == 0 and "nothing running" in result.output
+    result = runner.invoke(stack.status, ["--data-dir", str(tmp_path), "--json"])
+    assert result.exit_code == 3
+    assert json.loads(result.output)["services"]["registry"]["state"] == "stopped"
+
+
+def test_down_fallback_kills_orphans_of_a_dead_supervisor(tmp_path, supervisor):
+    proc, pids = supervisor()
+    proc.kill()  # supervisor dies hard, its children survive
+    proc.wait(timeout=5)
+    assert all(pid_alive(p) for p in pids.values())
+    result = CliRunner().invoke(stack.down, ["--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    poll(lambda: not any(pid_alive(p) for p in pids.values()), timeout=5)
+
+
+def test_down_leaves_a_recycled_pid_alone(tmp_path, external_env):
+    # state.json names a live pid whose cmdline is not what we started
+    other = subprocess.Popen([SLEEP, "30"])
+    try:
+        (tmp_path / "state.json").write_text(json.dumps({"services": {"gateway": {
+            "pid": other.pid, "state": "running", "argv": [sys.executable, "-m", "modelhub_gateway"]}}}))
+        result = CliRunner().invoke(stack.down, ["--data-dir", str(tmp_path)])
+        assert result.exit_code == 0
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
