@@ -15,15 +15,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 GOOD_MODEL = "class Model:\n    def __init__(self, d): pass\n    def predict(self, b): return {}\n"
 
 
-def stored_objects(stack) -> int:
-    async def count() -> int:
+def stored_objects(stack) -> tuple[int, int]:
+    """(live objects, bytes held) in the packages bucket; deleted objects leave only a tombstone."""
+    async def count() -> tuple[int, int]:
         nc = await nats.connect(stack.state()["nats"]["url"])
         try:
-            store = await nc.jetstream().object_store("modelhub-packages")
+            js = nc.jetstream()
+            store = await js.object_store("modelhub-packages")
+            held = (await js.stream_info("OBJ_modelhub-packages")).state.bytes
             try:
-                return len(await store.list())
-            except Exception:  # nats-py raises when the bucket is empty
-                return 0
+                return len(await store.list(ignore_deletes=True)), held
+            except Exception:  # nats-py raises NotFoundError when no live object is left
+                return 0, held
         finally:
             await nc.close()
 
@@ -70,7 +73,9 @@ def test_refused_upload_stores_nothing(stack, tmp_path, case, build, schema, sta
     assert response.status_code == status, response.text
     assert needle in response.json()["detail"]
     assert client.get(f"/models/{model}").json()["versions"] == []
-    assert stored_objects(stack) == before
+    live, held = stored_objects(stack)
+    assert live == before[0]
+    assert held - before[1] < max(package.stat().st_size, 1024), "the package's bytes were kept"
 
 
 def test_schema_that_is_not_json_is_refused(stack):
