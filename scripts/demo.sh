@@ -15,17 +15,28 @@ step "Building the example model package and dataset (scikit-learn digits)"
 $PY examples/digits/build.py --out "$BUILD"
 
 step "Starting the embedded stack (NATS, MongoDB, Ray, five services) in $MODELHUB_DATA_DIR"
-$MH up --detach --data-dir "$MODELHUB_DATA_DIR" --port "$PORT"
+if $MH status --data-dir "$MODELHUB_DATA_DIR" >/dev/null 2>&1; then
+  echo "already running"
+else
+  $MH up --detach --data-dir "$MODELHUB_DATA_DIR" --port "$PORT"
+fi
 export MODELHUB_URL="http://127.0.0.1:$PORT" MODELHUB_TOKEN="$(cat "$MODELHUB_DATA_DIR/admin-token")"
 
 step "Registering the model"
-$MH models show digits >/dev/null 2>&1 || \
+if $MH models show digits >/dev/null 2>&1; then
+  echo "model digits is registered already"
+else
   $MH models create digits --description "Handwritten digit classifier (8x8, numpy MLP)" --tag example --tag vision
-$MH models upload digits "$BUILD/digits-classifier.zip" --schema "$BUILD/schema.json"
+  $MH models upload digits "$BUILD/digits-classifier.zip" --schema "$BUILD/schema.json"
+fi
 
 step "Deploying it (2 replicas, mini-batch 16)"
-$MH deployments delete digits-demo >/dev/null 2>&1 || true
-$MH models deploy digits --name digits-demo --mini-batch 16 --num-replicas 2
+status=$($MH deployments show digits-demo --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["status"])' || true)
+if [ "$status" = running ]; then
+  echo "deployment digits-demo is running already"
+else
+  $MH models deploy digits --name digits-demo --mini-batch 16 --num-replicas 2
+fi
 
 step "Creating the dataset from the example images"
 if ! $MH datasets show digits-demo >/dev/null 2>&1; then
