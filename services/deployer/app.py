@@ -10,12 +10,12 @@ from modelhub_contracts import mongo, subjects
 from modelhub_contracts.runtime import answer_pings
 from modelhub_contracts.settings import ServiceSettings
 
+from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer
 from modelhub_deployer.handlers import register
 from modelhub_deployer.packages import ObjectStorePackages
 from modelhub_deployer.serving import RayServe, start_serve
 from modelhub_deployer.store import DeploymentStore
-
 
 
 def _connect_ray(address: str) -> None:
@@ -32,7 +32,7 @@ def build_app(settings: ServiceSettings | None = None) -> FastStream:
     client, db = mongo.connect(settings)
     deployer = Deployer(DeploymentStore(db), RayServe(),
                         ObjectStorePackages(broker, settings.data_dir))
-    register(broker, deployer)
+    register(broker, deployer, EventAuthorizer(db))
     answer_pings(broker, "deployer")
     app = FastStream(broker)
 

@@ -183,6 +183,10 @@ class Deployer:
             self._tasks[spec.name] = asyncio.create_task(self._deploy(spec),
                                                          name=f"deploy:{spec.name}")
 
+    async def refuse(self, name: str, reason: str) -> None:
+        """A request its acting user was not allowed to make: pending -> failed, nothing deployed."""
+        await self._store.move(name, from_=("pending",), to="failed", error=reason, ready_replicas=0)
+
     async def stop(self, name: str) -> None:
         """Delete the Serve application and record `stopped`; cancels a deploy in flight."""
         moved = await self._store.move(

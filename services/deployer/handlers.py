@@ -7,6 +7,7 @@ the message is acked once that is recorded. Nothing is lost if the deployer dies
 `Deployer.reconcile()` redeploys every document still `pending`/`deploying` on the next start.
 """
 
+import logging
 from collections.abc import Awaitable
 
 from faststream import AckPolicy
@@ -17,7 +18,10 @@ from modelhub_contracts import subjects
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
 from modelhub_contracts.messaging import EVENTS_STREAM
 
+from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer, DeploySpec
+
+log = logging.getLogger(__name__)
 
 
 async def _ack_after(message: NatsMessage, work: Awaitable[None]) -> None:
@@ -29,18 +33,25 @@ async def _ack_after(message: NatsMessage, work: Awaitable[None]) -> None:
     await message.ack()
 
 
-def register(broker: NatsBroker, deployer: Deployer) -> None:
+def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> None:
     """Subscribe the deployer's durable consumers on the events stream."""
 
     @broker.subscriber(subjects.DEPLOYMENT_REQUESTED, stream=EVENTS_STREAM,
                        durable=subjects.DURABLE_DEPLOYER_REQUESTS, ack_policy=AckPolicy.MANUAL)
     async def on_deployment_requested(event: DeploymentRequested, message: NatsMessage) -> None:
-        """Start deploying; acked once `deploying` is recorded (redelivery changes nothing)."""
+        """Start deploying if the acting user may run the model; acked once recorded."""
+        if refusal := await authz.deploy_refusal(event):
+            await _ack_after(message, deployer.refuse(event.deployment, refusal))
+            return
         await _ack_after(message, deployer.request(DeploySpec.from_event(event)))
 
     @broker.subscriber(subjects.DEPLOYMENT_STOP_REQUESTED, stream=EVENTS_STREAM,
                        durable=subjects.DURABLE_DEPLOYER_STOPS, ack_policy=AckPolicy.MANUAL)
     async def on_deployment_stop_requested(event: DeploymentStopRequested,
                                            message: NatsMessage) -> None:
-        """Stop (cancelling a deploy in flight); acked once the deployment is `stopped`."""
+        """Stop (cancelling a deploy in flight) if the acting user may; acked once `stopped`."""
+        if refusal := await authz.stop_refusal(event):
+            log.warning("refused a stop request: %s", refusal)
+            await message.ack()
+            return
         await _ack_after(message, deployer.stop(event.deployment))

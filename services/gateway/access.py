@@ -1,17 +1,11 @@
-"""Who may do what with a model: none < run < edit < owner. The admin counts as owner."""
+"""HTTP face of the shared access rule: 404 for what the caller may not see, 403 for what it
+may see but not change."""
 
 from fastapi import HTTPException
 
-RANK = {"none": 0, "run": 1, "edit": 2, "owner": 3}
+from modelhub_contracts.access import RANK, level, owns
 
-
-def level(model: dict, user: dict) -> int:
-    """The caller's access rank on a model document."""
-    if user.get("is_admin") or model["owner"] == user["username"]:
-        return RANK["owner"]
-    sharing = model.get("sharing") or {}
-    personal = (sharing.get("users") or {}).get(user["username"], "none")
-    return max(RANK[sharing.get("everyone", "none")], RANK[personal])
+__all__ = ["RANK", "level", "owns", "require"]
 
 
 def require(model: dict | None, user: dict, need: str, name: str) -> dict:
@@ -19,10 +13,5 @@ def require(model: dict | None, user: dict, need: str, name: str) -> dict:
     if model is None or level(model, user) == 0:
         raise HTTPException(404, f"model '{name}' not found")
     if level(model, user) < RANK[need]:
-        raise HTTPException(403, f"you may not {'change' if need != 'run' else 'run'} model '{name}'")
+        raise HTTPException(403, f"you may not {'run' if need == 'run' else 'change'} model '{name}'")
     return model
-
-
-def owns(doc: dict, user: dict) -> bool:
-    """Datasets and jobs: visible to their owner and the admin only."""
-    return bool(user.get("is_admin")) or doc.get("owner") == user["username"]

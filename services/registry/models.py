@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+from modelhub_contracts import access
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, RpcReply, SetSharing, UpdateModel, utcnow
 from modelhub_contracts.messaging import ok, refuse
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
@@ -20,8 +21,20 @@ def public_model(doc: dict) -> dict:
     return {k: doc[k] for k in ("name", "description", "tags", "owner", "created_at", "updated_at", "sharing")}
 
 
+async def authorize(store: ModelStore, name: str, username: str, need: str) -> RpcReply | None:
+    """The same rule as over HTTP: None when allowed, else the refusal (404 hides the model)."""
+    model, user = await store.get_model(name), await access.load_user(store.db, username)
+    if model is None or user is None or access.level(model, user) == 0:
+        return refuse(404, f"model '{name}' not found")
+    if access.level(model, user) < access.RANK[need]:
+        return refuse(403, f"user '{username}' may not {'run' if need == 'run' else 'change'} model '{name}'")
+    return None
+
+
 async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
     """Create a model owned by `cmd.owner`; names are unique case-insensitively (409)."""
+    if await access.load_user(store.db, cmd.owner) is None:
+        return refuse(403, f"unknown user '{cmd.owner}'")
     if not MODEL_NAME_RE.match(cmd.name):
         return refuse(422, "name must be 1-64 characters of letters, digits, '-', '_' or '.'")
     now = utcnow()
@@ -36,23 +49,27 @@ async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
 
 
 async def update_model(store: ModelStore, cmd: UpdateModel) -> RpcReply:
-    """Change description and/or tags."""
+    """Change description and/or tags (needs edit)."""
+    if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
+        return refusal
     changes = {k: v for k, v in (("description", cmd.description), ("tags", cmd.tags)) if v is not None}
     doc = await store.update_model(cmd.name, {**changes, "updated_at": utcnow()})
     return ok(public_model(doc)) if doc else refuse(404, f"model '{cmd.name}' not found")
 
 
 async def set_sharing(store: ModelStore, cmd: SetSharing) -> RpcReply:
-    """Replace the model's sharing settings."""
+    """Replace the model's sharing settings (owner only)."""
+    if refusal := await authorize(store, cmd.name, cmd.acting_user, "owner"):
+        return refusal
     sharing = {"everyone": cmd.everyone, "users": cmd.users}
     doc = await store.update_model(cmd.name, {"sharing": sharing, "updated_at": utcnow()})
     return ok(sharing) if doc else refuse(404, f"model '{cmd.name}' not found")
 
 
 async def delete_model(store: ModelStore, blobs: PackageBlobs, cmd: DeleteModel) -> RpcReply:
-    """Delete a model, its versions and packages; refused while a deployment of it is active."""
-    if await store.get_model(cmd.name) is None:
-        return refuse(404, f"model '{cmd.name}' not found")
+    """Delete a model, its versions and packages (owner only); refused while a deployment of it is active."""
+    if refusal := await authorize(store, cmd.name, cmd.acting_user, "owner"):
+        return refusal
     if await store.has_active_deployment(cmd.name):
         return refuse(409, f"model '{cmd.name}' has an active deployment; delete the deployment first")
     for name in await store.delete_model(cmd.name):
@@ -66,9 +83,9 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
     Nothing is imported from the package. On refusal the uploaded object is deleted, so
     nothing is stored.
     """
-    if await store.get_model(cmd.name) is None:
+    if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
         await blobs.delete(cmd.upload_object)
-        return refuse(404, f"model '{cmd.name}' not found")
+        return refusal
     path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
     try:
         problem = await _problem(path, limits, cmd.model_schema)

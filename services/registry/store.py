@@ -21,6 +21,7 @@ class ModelStore:
     """`models` and `versions` collections. A model's `_id` is its lower-cased name."""
 
     def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
         self.models = db["models"]
         self.versions = db["versions"]
         self.deployments = db["deployments"]

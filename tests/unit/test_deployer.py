@@ -233,18 +233,50 @@ async def test_reconcile_redeploys_lost_apps_and_finishes_stops(world):
     assert store.docs[stopping.name]["status"] == "stopped"
 
 
-async def test_handlers_hand_typed_events_to_the_use_cases():
-    calls: list[tuple[str, Any]] = []
+class RecordingDeployer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
 
-    class RecordingDeployer:
-        async def request(self, spec: DeploySpec) -> None:
-            calls.append(("request", spec))
+    async def request(self, spec: DeploySpec) -> None:
+        self.calls.append(("request", spec))
 
-        async def stop(self, name: str) -> None:
-            calls.append(("stop", name))
+    async def refuse(self, name: str, reason: str) -> None:
+        self.calls.append(("refuse", name, reason))
 
+    async def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+
+
+class FixedAuthorizer:
+    def __init__(self, refusal: str | None) -> None:
+        self.refusal = refusal
+
+    async def deploy_refusal(self, event) -> str | None:
+        return self.refusal
+
+    async def stop_refusal(self, event) -> str | None:
+        return self.refusal
+
+
+async def test_events_from_users_without_rights_change_nothing_but_the_status():
+    deployer = RecordingDeployer()
     broker = NatsBroker()
-    register(broker, RecordingDeployer())  # type: ignore[arg-type]
+    register(broker, deployer, FixedAuthorizer("user 'eve' may not run model 'm'"))  # type: ignore[arg-type]
+    event = DeploymentRequested(deployment="d1", model="m", version=1, package_object="o",
+                                package_sha256="s", mini_batch=2, num_replicas=1, num_gpus=0,
+                                custom_env=False, requested_by="eve")
+    async with TestNatsBroker(broker) as br:
+        await br.publish(event, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
+        await br.publish(DeploymentStopRequested(deployment="d1", requested_by="eve"),
+                         subjects.DEPLOYMENT_STOP_REQUESTED, stream=subjects.STREAM)
+    assert deployer.calls == [("refuse", "d1", "user 'eve' may not run model 'm'")]
+
+
+async def test_handlers_hand_typed_events_to_the_use_cases():
+    recording = RecordingDeployer()
+    calls = recording.calls
+    broker = NatsBroker()
+    register(broker, recording, FixedAuthorizer(None))  # type: ignore[arg-type]
     event = DeploymentRequested(deployment="d1", model="m", version=1, package_object="o",
                                 package_sha256="s", mini_batch=2, num_replicas=1, num_gpus=0,
                                 custom_env=False, requested_by="bob")

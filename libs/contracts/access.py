@@ -1,0 +1,37 @@
+"""Who may do what with a model — one rule for the gateway (HTTP) and for every service that
+consumes a command or event carrying an acting user (so an event cannot do what the user
+could not do over HTTP).
+
+Levels: none < run < edit < owner. `edit` includes `run`; the owner and the admin can do everything.
+"""
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+RANK = {"none": 0, "run": 1, "edit": 2, "owner": 3}
+
+
+def level(model: dict, user: dict) -> int:
+    """The user's rank on a model document (users: {"username", "is_admin"})."""
+    if user.get("is_admin") or model["owner"] == user["username"]:
+        return RANK["owner"]
+    sharing = model.get("sharing") or {}
+    personal = (sharing.get("users") or {}).get(user["username"], "none")
+    return max(RANK[sharing.get("everyone", "none")], RANK[personal])
+
+
+def may(model: dict | None, user: dict | None, need: str) -> bool:
+    return model is not None and user is not None and level(model, user) >= RANK[need]
+
+
+def owns(doc: dict, user: dict | None) -> bool:
+    """Datasets and jobs belong to their owner; the admin may use them too."""
+    return user is not None and (bool(user.get("is_admin")) or doc.get("owner") == user["username"])
+
+
+async def load_user(db: AsyncDatabase, username: str) -> dict | None:
+    """The acting user as the rule needs it, or None if no such user exists (any more)."""
+    return await db["users"].find_one({"_id": username.lower()}, projection={"username": 1, "is_admin": 1})
+
+
+async def load_model(db: AsyncDatabase, name: str) -> dict | None:
+    return await db["models"].find_one({"_id": name.lower()}, projection={"owner": 1, "sharing": 1, "name": 1})
