@@ -85,13 +85,15 @@ async def upload_version(name: str, user: CurrentUser, store: Store, broker: Bro
         parsed = json.loads(schema)
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"schema is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise HTTPException(422, "invalid model schema: schema must be a JSON object")
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise HTTPException(413, f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
     object_name = f"upload-{uuid.uuid4().hex}"
     await (await broker.object_storage(subjects.PACKAGES_BUCKET)).put(object_name, file.file)
     data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
-        name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed if isinstance(parsed, dict) else {"": parsed},
+        name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
         acting_user=user["username"]))
     return VersionPublic.model_validate(data)
 
