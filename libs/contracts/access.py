@@ -19,6 +19,16 @@ def level(model: dict, user: dict) -> int:
     return max(RANK[sharing.get("everyone", "none")], RANK[personal])
 
 
+def refusal(model: dict | None, user: dict | None, need: str, name: str) -> tuple[int, str] | None:
+    """None when allowed; else (404, ...) when the model is invisible to the user (so names do not
+    leak) or (403, ...) when it is visible but `need` is missing."""
+    if model is None or user is None or level(model, user) == 0:
+        return 404, f"model '{name}' not found"
+    if level(model, user) < RANK[need]:
+        return 403, f"you may not {'run' if need == 'run' else 'change'} model '{name}'"
+    return None
+
+
 def may(model: dict | None, user: dict | None, need: str) -> bool:
     return model is not None and user is not None and level(model, user) >= RANK[need]
 

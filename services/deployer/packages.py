@@ -12,7 +12,6 @@ from modelhub_contracts.package import PackageLimits, safe_extract
 
 from modelhub_deployer.deploy import DeployError, PreparedPackage
 
-_CHUNK = 1024 * 1024
 
 
 class ObjectStorePackages:
@@ -43,8 +42,5 @@ class ObjectStorePackages:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

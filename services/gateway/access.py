@@ -3,15 +3,13 @@ may see but not change."""
 
 from fastapi import HTTPException
 
-from modelhub_contracts.access import RANK, level, owns
+from modelhub_contracts.access import RANK, level, owns, refusal
 
 __all__ = ["RANK", "level", "owns", "require"]
 
 
 def require(model: dict | None, user: dict, need: str, name: str) -> dict:
     """Return the model if the caller has `need` on it; 404 when it is invisible, 403 when not enough."""
-    if model is None or level(model, user) == 0:
-        raise HTTPException(404, f"model '{name}' not found")
-    if level(model, user) < RANK[need]:
-        raise HTTPException(403, f"you may not {'run' if need == 'run' else 'change'} model '{name}'")
+    if refused := refusal(model, user, need, name):
+        raise HTTPException(*refused)
     return model

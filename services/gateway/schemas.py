@@ -3,9 +3,13 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from typing import Annotated
 
-NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
 
 
 def _check_fields(fields: dict[str, Any], where: str = "fields") -> None:
@@ -17,7 +21,7 @@ def _check_fields(fields: dict[str, Any], where: str = "fields") -> None:
 
 
 class UserCreate(BaseModel):
-    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    username: Name
 
 
 class UserToken(BaseModel):
@@ -26,7 +30,7 @@ class UserToken(BaseModel):
 
 
 class ModelCreate(BaseModel):
-    name: str = Field(pattern=NAME, description="1-64 letters, digits, '-', '_', '.'")
+    name: Name
     description: str = Field("", max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=100)
 
@@ -66,7 +70,7 @@ class ModelList(BaseModel):
 
 
 class DeploymentCreate(BaseModel):
-    name: str = Field(pattern=NAME)
+    name: Name
     version: int | None = Field(None, ge=1)
     model_type: str = "inference"
     mini_batch: int = Field(1, ge=1, le=4096)
@@ -105,7 +109,7 @@ class PredictOut(BaseModel):
 
 
 class DatasetCreate(BaseModel):
-    name: str = Field(pattern=NAME)
+    name: Name
     description: str = Field("", max_length=10_000)
 
 

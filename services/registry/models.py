@@ -1,11 +1,12 @@
 """Registry use cases: create, update, delete and share models; add immutable versions."""
 
 import asyncio
-import re
+import logging
 import shutil
 from pathlib import Path
 
 from modelhub_contracts import access
+from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, RpcReply, SetSharing, UpdateModel, utcnow
 from modelhub_contracts.messaging import ok, refuse
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
@@ -13,7 +14,7 @@ from modelhub_contracts.package import PackageError, PackageLimits, inspect_pack
 
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 
-MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+log = logging.getLogger(__name__)
 
 
 def public_model(doc: dict) -> dict:
@@ -24,19 +25,16 @@ def public_model(doc: dict) -> dict:
 async def authorize(store: ModelStore, name: str, username: str, need: str) -> RpcReply | None:
     """The same rule as over HTTP: None when allowed, else the refusal (404 hides the model)."""
     model, user = await store.get_model(name), await access.load_user(store.db, username)
-    if model is None or user is None or access.level(model, user) == 0:
-        return refuse(404, f"model '{name}' not found")
-    if access.level(model, user) < access.RANK[need]:
-        return refuse(403, f"user '{username}' may not {'run' if need == 'run' else 'change'} model '{name}'")
-    return None
+    refused = access.refusal(model, user, need, name)
+    return refuse(*refused) if refused else None
 
 
 async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
     """Create a model owned by `cmd.owner`; names are unique case-insensitively (409)."""
     if await access.load_user(store.db, cmd.owner) is None:
         return refuse(403, f"unknown user '{cmd.owner}'")
-    if not MODEL_NAME_RE.match(cmd.name):
-        return refuse(422, "name must be 1-64 characters of letters, digits, '-', '_' or '.'")
+    if not is_valid_name(cmd.name):
+        return refuse(422, f"name must be {NAME_RULE}")
     now = utcnow()
     doc = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
            "owner": cmd.owner, "created_at": now, "updated_at": now,
@@ -86,6 +84,15 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
     if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
         await blobs.delete(cmd.upload_object)
         return refusal
+    try:
+        return await _store_version(store, blobs, limits, cmd)
+    except Exception:
+        log.exception("storing a version of %s failed", cmd.name)
+        await blobs.delete(cmd.upload_object)
+        return refuse(500, "the package could not be stored; nothing was kept, try again")
+
+
+async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLimits, cmd: AddVersion) -> RpcReply:
     path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
     try:
         problem = await _problem(path, limits, cmd.model_schema)
@@ -95,6 +102,9 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
         await blobs.delete(cmd.upload_object)
         return problem
     version = await store.next_version(cmd.name)
+    if version is None:  # the model was deleted while its package was being checked
+        await blobs.delete(cmd.upload_object)
+        return refuse(404, f"model '{cmd.name}' not found")
     doc = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
            "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
            "created_by": cmd.acting_user, "package_object": cmd.upload_object}

@@ -42,11 +42,11 @@ class ModelStore:
         return await self.models.find_one_and_update(
             {"_id": name.lower()}, {"$set": changes}, return_document=ReturnDocument.AFTER)
 
-    async def next_version(self, name: str) -> int:
+    async def next_version(self, name: str) -> int | None:
         """Reserve the next version number atomically, so concurrent uploads never share one."""
         doc = await self.models.find_one_and_update(
             {"_id": name.lower()}, {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER)
-        return doc["version_count"]
+        return doc["version_count"] if doc else None
 
     async def insert_version(self, doc: dict) -> None:
         await self.versions.insert_one(doc)
@@ -60,6 +60,9 @@ class ModelStore:
         """Remove the model and its versions; returns the package objects to delete."""
         objects = [v["package_object"] async for v in self.versions.find({"model_id": name.lower()})]
         await self.versions.delete_many({"model_id": name.lower()})
+        # ended deployments of it would otherwise show up under a new model of the same name
+        await self.deployments.delete_many({"model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
+                                            "status": {"$nin": list(ACTIVE_DEPLOYMENT_STATES)}})
         await self.models.delete_one({"_id": name.lower()})
         return objects
 
@@ -75,10 +78,11 @@ class PackageBlobs:
     async def download(self, name: str, filename: str) -> tuple[Path, str, int]:
         """Copy an object to `filename` in a fresh temp folder (so messages name the user's file);
         returns (path, sha256, size). The caller removes path.parent."""
-        path = Path(tempfile.mkdtemp(dir=self.tmp_dir)) / (Path(filename).name or "package.zip")
+        safe = Path(filename).name
+        path = Path(tempfile.mkdtemp(dir=self.tmp_dir)) / (safe if safe not in ("", ".", "..") else "package.zip")
         with path.open("wb") as handle:
             await self.store.get(name, writeinto=handle)
-        return path, *_digest(path)
+        return path, *file_digest(path)
 
     async def delete(self, name: str) -> None:
         try:
@@ -87,10 +91,7 @@ class PackageBlobs:
             pass
 
 
-def _digest(path: Path) -> tuple[str, int]:
-    sha, size = hashlib.sha256(), 0
+def file_digest(path: Path) -> tuple[str, int]:
+    """(sha256 hex, size) of a file, read in chunks."""
     with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
+        return hashlib.file_digest(fh, "sha256").hexdigest(), path.stat().st_size

@@ -247,3 +247,17 @@ def test_forged_deployment_event_from_a_stranger_deploys_nothing(world, stack):
     failed = wait_for(lambda: (d := stack.client.get(f"/deployments/{name}").json())["status"] == "failed" and d,
                       60, "the forged deployment to be refused")
     assert "may not run" in failed["error"]
+
+
+def test_sharing_names_are_case_insensitive_so_revoking_works(stack, tmp_path):
+    admin = stack.client
+    username = unique("Mixed")
+    token = admin.post("/users", json={"username": username}).json()["token"]
+    guest = stack.user_client(token)
+    model = unique("casey")
+    assert admin.post("/models", json={"name": model}).status_code == 201
+    granted = admin.put(f"/models/{model}/sharing", json={"users": {username.upper(): "run"}})
+    assert granted.status_code == 200 and granted.json()["users"] == {username: "run"}
+    assert guest.get(f"/models/{model}").status_code == 200
+    assert admin.put(f"/models/{model}/sharing", json={"users": {}}).status_code == 200
+    assert guest.get(f"/models/{model}").status_code == 404

@@ -54,6 +54,8 @@ def test_digits_classifier_annotates_every_sample(stack, digits):
     predicted = client.post(f"/deployments/{deployment}/predict", json={"inputs": {"image_paths": [one]}})
     assert predicted.status_code == 200, predicted.text
     assert predicted.json()["outputs"]["predictions"][0]["label"] == labels[files[0].name]
+    wrong = client.post(f"/deployments/{deployment}/predict", json={"inputs": {"images": [one]}})
+    assert wrong.status_code == 422 and "image_paths" in wrong.json()["detail"]
 
     # undeploy
     assert client.delete(f"/deployments/{deployment}").status_code == 202

@@ -67,11 +67,18 @@ async def delete_model(name: str, user: CurrentUser, store: Store, broker: Broke
 async def set_sharing(name: str, body: Sharing, user: CurrentUser, store: Store, broker: Broker) -> Sharing:
     """Replace who may run/edit the model (owner only)."""
     access.require(await store.model(name), user, "owner", name)
-    unknown = [u for u in body.users if await store.users.find_one({"_id": u.lower()}) is None]
+    # usernames are case-insensitive: store each share under the user's own spelling
+    users, unknown = {}, []
+    for username, grant in body.users.items():
+        found = await store.users.find_one({"_id": username.lower()}, projection={"username": 1})
+        if found is None:
+            unknown.append(username)
+        else:
+            users[found["username"]] = grant
     if unknown:
         raise HTTPException(422, f"unknown users: {', '.join(sorted(unknown))}")
     data = await call(broker, subjects.RPC_SET_SHARING,
-                      SetSharing(name=name, **body.model_dump(), acting_user=user["username"]))
+                      SetSharing(name=name, everyone=body.everyone, users=users, acting_user=user["username"]))
     return Sharing.model_validate(data)
 
 
@@ -91,10 +98,16 @@ async def upload_version(name: str, user: CurrentUser, store: Store, broker: Bro
         raise HTTPException(413, f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
     object_name = f"upload-{uuid.uuid4().hex}"
-    await (await broker.object_storage(subjects.PACKAGES_BUCKET)).put(object_name, file.file)
-    data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
-        name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
-        acting_user=user["username"]))
+    packages = await broker.object_storage(subjects.PACKAGES_BUCKET)
+    await packages.put(object_name, file.file)
+    try:
+        data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
+            name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
+            acting_user=user["username"]))
+    except HTTPException as exc:
+        if exc.status_code == 503:  # the registry never answered: do not leave the bytes behind
+            await packages.delete(object_name)
+        raise
     return VersionPublic.model_validate(data)
 
 
@@ -109,8 +122,12 @@ async def get_archive(name: str, version: int, user: CurrentUser, store: Store, 
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
     doc = await _version(store, user, name, version)
     handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)
-    with handle:
-        await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
+    try:
+        with handle:
+            await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
+    except Exception as exc:
+        os.unlink(handle.name)
+        raise HTTPException(404, f"model '{name}' version {version} is no longer stored") from exc
     return FileResponse(handle.name, media_type="application/zip", filename=f"{name}-v{version}.zip",
                         background=BackgroundTask(os.unlink, handle.name))
 
