@@ -51,6 +51,8 @@ class JobSubmitted(Event):
     mini_batch: int = Field(description="samples per task")
     sample_ids: list[str] | None = Field(None, description="only these samples (retry); None: all")
     submitted_by: str = Field(description="acting user")
+    until_sample_id: str | None = Field(None, description="the dataset's last sample id at submission")
+    part: int = Field(0, description="a retry's sample ids travel in parts; tasks of each part get its number")
 
 
 class JobScheduled(Event):
@@ -58,6 +60,12 @@ class JobScheduled(Event):
     attempt: int = Field(description="attempt number")
     num_tasks: int = Field(description="tasks published")
     num_samples: int = Field(description="samples covered by those tasks")
+
+
+class JobRefused(Event):
+    job_id: str = Field(description="job id")
+    attempt: int = Field(description="attempt number")
+    reason: str = Field(description="why the scheduler would not run it (e.g. the acting user's rights)")
 
 
 class JobCancelled(Event):

@@ -1,7 +1,14 @@
 """NATS helpers every service uses: the events stream, idempotent publishing, RPC replies."""
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+
+from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker
-from nats.js.api import StorageType
+from nats.errors import NotJSMessageError
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 from pydantic import BaseModel
 
 from modelhub_contracts import subjects
@@ -36,3 +43,67 @@ def ok(data: object = None, status: int = 200) -> RpcReply:
 
 def refuse(status: int, detail: str) -> RpcReply:
     return RpcReply(status=status, detail=detail)
+
+
+# ------------------------------------------------------------------ durable consumer hardening
+#
+# Consumers ack explicitly (AckPolicy.MANUAL): FastStream's default (REJECT_ON_ERROR) would
+# TERM a message whose handler raised, e.g. while MongoDB restarts, and the event would be gone.
+# Retries are spaced by NAK delays taken from RETRY_DELAYS by delivery count. The consumer's own
+# `backoff` is left unset on purpose: JetStream's BackOff replaces AckWait, so its first value
+# would become the ack deadline of every first delivery (2 s), far shorter than a task runs.
+
+RETRY_DELAYS = (2.0, 5.0, 15.0, 30.0)
+KEEP_ALIVE_SECONDS = 10.0  # in_progress() period; well under every consumer's ack_wait
+
+
+def consumer_config(ack_wait: float, max_deliver: int) -> ConsumerConfig:
+    """An explicit-ack durable consumer config (the durable name is filled in by FastStream)."""
+    return ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_deliver=max_deliver,
+                          max_ack_pending=1024)
+
+
+def deliveries(message: StreamMessage) -> int:
+    """How many times JetStream has delivered this message (1 the first time)."""
+    raw = message.raw_message
+    first = raw[0] if isinstance(raw, list) else raw
+    try:
+        return first.metadata.num_delivered
+    except (NotJSMessageError, AttributeError, ValueError):
+        return 1  # not a JetStream message (FastStream's TestNatsBroker): a first delivery
+
+
+def retry_delay(delivered: int) -> float:
+    """Seconds to wait before the next delivery, growing with the deliveries so far."""
+    return RETRY_DELAYS[min(max(delivered, 1), len(RETRY_DELAYS)) - 1]
+
+
+@asynccontextmanager
+async def keep_alive(message: StreamMessage, every: float = KEEP_ALIVE_SECONDS) -> AsyncIterator[None]:
+    """Tell JetStream the message is still being worked on, so a long handler is not redelivered
+    to another consumer while it runs (a crashed one stops heartbeating and is redelivered)."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # a missed beat only risks a redelivery
+                await message.in_progress()
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+
+
+async def settle(message: StreamMessage, work: Awaitable[None]) -> None:
+    """Ack once `work` is done; on any error NAK with a growing delay (and re-raise for the log)."""
+    try:
+        async with keep_alive(message):
+            await work
+    except Exception:
+        await message.nack(delay=retry_delay(deliveries(message)))
+        raise
+    await message.ack()

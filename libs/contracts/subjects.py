@@ -15,6 +15,7 @@ DEPLOYMENT_STOP_REQUESTED = "modelhub.evt.deployments.stop_requested"
 JOB_SUBMITTED = "modelhub.evt.jobs.submitted"
 JOB_SCHEDULED = "modelhub.evt.jobs.scheduled"
 JOB_CANCELLED = "modelhub.evt.jobs.cancelled"
+JOB_REFUSED = "modelhub.evt.jobs.refused"
 TASK_SCHEDULED = "modelhub.evt.tasks.scheduled"
 SAMPLE_ANNOTATED = "modelhub.evt.samples.annotated"
 
@@ -25,6 +26,7 @@ DURABLE_SCHEDULER_JOBS = "scheduler-jobs"
 DURABLE_WORKER_TASKS = "worker-tasks"
 DURABLE_GATEWAY_PROGRESS = "gateway-progress"
 DURABLE_GATEWAY_SCHEDULED = "gateway-scheduled"
+DURABLE_GATEWAY_REFUSED = "gateway-refused"
 
 # request/reply (core NATS)
 RPC_CREATE_MODEL = "modelhub.rpc.registry.create_model"
@@ -42,3 +44,10 @@ SERVICES = ("registry", "deployer", "scheduler", "inference-worker", "gateway")
 # gathers concurrent calls with @serve.batch(max_batch_size=mini_batch) into Model.predict.
 REPLICA_METHOD = "predict_one"
 SERVE_NAMESPACE = "serve"
+
+# Dead letters: JetStream publishes this advisory when a message of the worker's task consumer
+# has been delivered max_deliver times without an ack. A stream of its own keeps the advisory
+# even while no worker is up to hear it (a core NATS subscription would miss it then).
+DEADLETTER_STREAM = "MODELHUB_DEADLETTER"
+WORKER_TASKS_MAX_DELIVERIES = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{DURABLE_WORKER_TASKS}"
+DURABLE_WORKER_DEADLETTERS = "worker-deadletters"

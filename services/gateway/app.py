@@ -1,20 +1,24 @@
 """Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
 from modelhub_gateway import auth, handlers
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
 API_PREFIX = "/api/v1"
+STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
 
 def build_app(settings: GatewaySettings) -> FastAPI:
@@ -40,8 +44,16 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     for module in (health, users, models, deployments, datasets, jobs):
         api.include_router(module.router)
     app.include_router(api)
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
+    app.add_api_route("/", open_ui, include_in_schema=False)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     return app
+
+
+async def open_ui() -> RedirectResponse:
+    """Public: the web UI (its pages ask for a token before calling the API)."""
+    return RedirectResponse("/ui/")
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

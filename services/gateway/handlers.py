@@ -1,29 +1,50 @@
-"""The gateway's event subscribers: fold worker and scheduler events into job progress."""
+"""The gateway's event subscribers: fold worker and scheduler events into job progress.
 
+Both fold idempotently (a per-sample ledger; a status change guarded by the current status), so
+they are acked explicitly once stored, and NAKed to retry later while MongoDB is unavailable;
+they have no delivery limit, since an outcome dropped here would leave its job running forever.
+"""
+
+from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import EVENTS_STREAM
+from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
+from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
 
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
 
 # Annotations arrive in bursts; fold them in batches so one bulk write covers many samples.
+# A fetch returns as soon as messages are there, so its timeout only bounds an idle wait; a
+# short one churns pull requests, and one that expires client-side can strand the messages
+# the server delivers to it until ack_wait runs out.
 ANNOTATION_BATCH = 500
+ACK_WAIT = 30.0
+NO_DELIVERY_LIMIT = -1
 
 
 def register(broker: NatsBroker, store: GatewayStore) -> None:
     """Wire the progress subscribers (durable, so a gateway restart resumes where it stopped)."""
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
-                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=0.2, batch=True))
-    async def on_annotated(events: list[SampleAnnotated]) -> None:
+                       config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
+                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=1.0, batch=True))
+    async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
         """Record each sample's outcome and recount the jobs touched."""
-        await jobs.record_annotations(store, events)
+        await settle(message, jobs.record_annotations(store, events))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
+                       config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=16, timeout=1.0))
-    async def on_scheduled(event: JobScheduled) -> None:
+    async def on_scheduled(event: JobScheduled, message: NatsMessage) -> None:
         """The job's tasks are out: it is running."""
-        await jobs.mark_started(store, event.job_id)
+        await settle(message, jobs.mark_started(store, event.job_id))
+
+    @broker.subscriber(subjects.JOB_REFUSED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_REFUSED,
+                       config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
+                       pull_sub=PullSub(batch_size=16, timeout=1.0))
+    async def on_refused(event: JobRefused, message: NatsMessage) -> None:
+        """The scheduler refused the job (its acting user may not run it): it failed, with the reason."""
+        await settle(message, jobs.refused(store, event))

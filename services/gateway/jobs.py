@@ -5,17 +5,29 @@ never incremented, so a redelivered event cannot count a sample twice and
 `succeeded + failed <= total` always holds.
 """
 
+import asyncio
+import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
 from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
-from modelhub_contracts.events import JobSubmitted, SampleAnnotated, utcnow
+from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 
 from modelhub_gateway.store import GatewayStore
 
+log = logging.getLogger(__name__)
+
 TERMINAL = ("completed", "failed", "cancelled")
+DUPLICATE_KEY = 11000
+# How long a cancel waits for the workers' in-flight writes (each a single bulk write and a few
+# publishes, so milliseconds) before it reports cancelled anyway.
+CANCEL_DRAIN_SECONDS = 30.0
+CANCEL_POLL_SECONDS = 0.05
 
 
 def resolve_inputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
@@ -47,10 +59,12 @@ def check_outputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     return {name: types[name] for name in mapping}
 
 
-def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: int, user: str) -> dict:
+def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: int, user: str,
+            until_sample_id: str | None) -> dict:
     now = utcnow()
     done = total == 0
-    return {"_id": uuid.uuid4().hex, "dataset": dataset, "deployment": deployment["_id"],
+    return {"_id": uuid.uuid4().hex, "dataset": dataset, "until_sample_id": until_sample_id,
+            "deployment": deployment["_id"],
             "model": deployment["model"], "version": deployment["version"], "inputs": inputs,
             "outputs": outputs, "status": "completed" if done else "queued", "attempt": 1, "total": total,
             "succeeded": 0, "failed": 0, "progress": 1.0 if done else 0.0, "error": None, "created_by": user,
@@ -58,52 +72,97 @@ def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: 
             "finished_at": now if done else None}
 
 
-def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids: list[str] | None) -> JobSubmitted:
+# A retry's failed sample ids ride in JobSubmitted events; parts keep each under NATS's 1 MiB payload.
+RETRY_PART_SIZE = 10_000
+
+
+def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids: list[str] | None = None,
+                    attempt: int | None = None, part: int = 0) -> JobSubmitted:
+    attempt = attempt or job["attempt"]
     return JobSubmitted(
-        event_id=f"{job['_id']}.{job['attempt']}", job_id=job["_id"], attempt=job["attempt"],
+        event_id=f"{job['_id']}.{attempt}" + (f".p{part}" if part else ""), job_id=job["_id"], attempt=attempt,
         dataset=job["dataset"], deployment=job["deployment"], inputs=job["inputs"], outputs=job["outputs"],
-        output_types=output_types_, mini_batch=mini_batch, sample_ids=sample_ids, submitted_by=job["created_by"])
+        output_types=output_types_, mini_batch=mini_batch, sample_ids=sample_ids, submitted_by=job["created_by"],
+        until_sample_id=job.get("until_sample_id"), part=part)
 
 
-async def prepare_retry(store: GatewayStore, job: dict) -> list[str]:
-    """Forget the failed samples' outcomes and reopen the job; returns the samples to run again."""
+async def failed_samples(store: GatewayStore, job: dict) -> list[str]:
+    """The samples a retry runs again; 409 while the job runs, after a cancel, or with none failed."""
+    if job["status"] == "cancelled":
+        raise HTTPException(409, "a cancelled job cannot be retried; submit a new job")
     if job["status"] not in TERMINAL:
         raise HTTPException(409, f"job is {job['status']}; retry it once it has ended")
     failed = [d["sample_id"] async for d in store.ledger.find({"job_id": job["_id"], "ok": False})]
     if not failed:
         raise HTTPException(409, "the job has no failed samples to retry")
-    await store.ledger.delete_many({"job_id": job["_id"], "ok": False})
-    await store.jobs.update_one({"_id": job["_id"]}, {
-        "$inc": {"attempt": 1},
-        "$set": {"status": "queued", "failed": 0, "finished_at": None, "error": None}})
     return failed
+
+
+def retry_events(job: dict, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
+    attempt = job["attempt"] + 1
+    return [submitted_event(job, output_types_, mini_batch, failed[i:i + RETRY_PART_SIZE], attempt, part)
+            for part, i in enumerate(range(0, len(failed), RETRY_PART_SIZE))]
+
+
+async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
+    """After the retry's events are out: the earlier attempts' failures stop counting, the job runs.
+
+    Called after publishing, so a failed publish changes nothing; outcomes of the new attempt that
+    raced ahead are kept (the reset only touches older attempts' failures), and a recount closes
+    the job if they were all in already.
+    """
+    await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
+                                   {"$set": {"ok": None, "attempt": attempt}})
+    await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
+        "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
+    await refresh_counts(store, job["_id"])
 
 
 async def record_annotations(store: GatewayStore, events: list[SampleAnnotated]) -> None:
     """Fold a batch of SampleAnnotated events into the ledger, then recount the jobs they touch.
 
-    A success always wins over a failure; a failure never overwrites a success.
+    A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
+    failure that a retry is running again (not counted).
     """
     ops = []
     for e in events:
-        key = {"_id": f"{e.job_id}:{e.sample_id}"}
-        base = {"job_id": e.job_id, "sample_id": e.sample_id}
+        key = f"{e.job_id}:{e.sample_id}"
+        values = {"job_id": e.job_id, "sample_id": e.sample_id, "attempt": e.attempt}
         if e.ok:
-            ops.append(UpdateOne(key, {"$set": {**base, "ok": True, "error": None}}, upsert=True))
+            ops.append(UpdateOne({"_id": key}, {"$set": {**values, "ok": True, "error": None}}, upsert=True))
         else:
-            ops.append(UpdateOne(key, {"$setOnInsert": {**base, "ok": False, "error": e.error}}, upsert=True))
+            # matches nothing once the sample succeeded, or for an older attempt than the ledger's:
+            # the upsert then collides on _id and is dropped
+            ops.append(UpdateOne({"_id": key, "ok": {"$ne": True}, "attempt": {"$lte": e.attempt}},
+                                 {"$set": {**values, "ok": False, "error": e.error}}, upsert=True))
     if ops:
-        await store.ledger.bulk_write(ops, ordered=False)
+        await _bulk_ignoring_duplicates(store, ops)
     for job_id in {e.job_id for e in events}:
         await refresh_counts(store, job_id)
+
+
+async def _bulk_ignoring_duplicates(store: GatewayStore, ops: list[UpdateOne]) -> None:
+    try:
+        await store.ledger.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        if any(error["code"] != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise
+
+
+async def refused(store: GatewayStore, event: JobRefused) -> None:
+    """The scheduler would not run the job's attempt (its acting user lacks the rights): it failed."""
+    await store.jobs.update_one(
+        {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": ["queued", "running"]}},
+        {"$set": {"status": "failed", "error": event.reason, "finished_at": utcnow()}})
 
 
 async def refresh_counts(store: GatewayStore, job_id: str) -> None:
     """Recount a job from its ledger and complete it when every sample has an outcome."""
     counts = {True: 0, False: 0}
-    async for row in await store.ledger.aggregate([{"$match": {"job_id": job_id}},
+    # ok: None (a failure a retry is running again) counts as neither
+    async for row in await store.ledger.aggregate([{"$match": {"job_id": job_id, "ok": {"$in": [True, False]}}},
                                                    {"$group": {"_id": "$ok", "n": {"$sum": 1}}}]):
-        counts[bool(row["_id"])] = row["n"]
+        counts[row["_id"]] = row["n"]
     job = await store.jobs.find_one({"_id": job_id})
     if job is None:
         return
@@ -120,3 +179,33 @@ async def mark_started(store: GatewayStore, job_id: str) -> None:
     """The scheduler published the job's tasks: queued → running."""
     await store.jobs.update_one({"_id": job_id, "status": "queued"},
                                 {"$set": {"status": "running", "started_at": utcnow()}})
+
+
+async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaitable[None]],
+                 drain_seconds: float = CANCEL_DRAIN_SECONDS) -> None:
+    """Cancel a job that has not ended, so that no sample field is written after it reports
+    `cancelled`: refuse new write leases, let the held ones finish, only then mark it cancelled.
+
+    Workers take a lease (an atomic `$inc` of `active_writes`, refused once `cancel_requested`
+    is set) around each task's writes. If the leases do not drain in time (a worker killed while
+    holding one), the job is marked cancelled anyway and the overrun is logged."""
+    open_job = {"_id": job_id, "status": {"$nin": list(TERMINAL)}}
+    requested = await store.jobs.update_one(open_job, {"$set": {"cancel_requested": True}})
+    if not requested.matched_count:
+        return
+    await announce()
+    if not await _writes_drained(store, job_id, drain_seconds):
+        log.warning("job %s: workers still held write leases after %.0f s; marking it cancelled anyway",
+                    job_id, drain_seconds)
+    await store.jobs.update_one(open_job, {"$set": {"status": "cancelled", "finished_at": utcnow()}})
+
+
+async def _writes_drained(store: GatewayStore, job_id: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = await store.jobs.find_one({"_id": job_id}, projection={"active_writes": 1})
+        if doc is None or doc.get("active_writes", 0) <= 0:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(CANCEL_POLL_SECONDS)

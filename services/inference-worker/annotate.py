@@ -7,6 +7,8 @@ from typing import Any
 from modelhub_contracts.events import SampleAnnotated, TaskScheduled
 from modelhub_contracts.model_schema import check_output
 
+from modelhub_worker.errors import ServingLost
+
 PredictOne = Callable[[str, dict], Awaitable[dict]]
 
 
@@ -47,13 +49,18 @@ def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -
 async def predict_many(predict: PredictOne, deployment: str, inputs: dict[str, dict],
                        describe: Callable[[BaseException], str]) -> dict[str, Any]:
     """Call the deployment for every sample. A sample in a batch that raised is retried alone,
-    so one poisoned sample fails by itself and its batch-mates still succeed."""
+    so one poisoned sample fails by itself and its batch-mates still succeed.
+
+    Raises ServingLost when a sample still got no verdict from the model on its lone retry (its
+    replica died or none is up): failing it would blame the sample for the infrastructure."""
     ids = list(inputs)
     first = await asyncio.gather(*(predict(deployment, inputs[i]) for i in ids), return_exceptions=True)
     results = dict(zip(ids, first))
     for sample_id in [i for i in ids if isinstance(results[i], BaseException)]:
         try:
             results[sample_id] = await predict(deployment, inputs[sample_id])
+        except ServingLost:
+            raise
         except Exception as exc:
             results[sample_id] = exc
     return {i: (Outcome(error=describe(r)) if isinstance(r, BaseException) else r) for i, r in results.items()}
@@ -78,9 +85,15 @@ async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictO
     return outcomes
 
 
+def event_id(task: TaskScheduled, sample_id: str) -> str:
+    """One id per job attempt and sample, whoever publishes it (worker or dead-letter handler),
+    so JetStream stores only the first outcome published within its duplicate window."""
+    return f"{task.job_id}.{task.attempt}.{sample_id}"
+
+
 def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[SampleAnnotated]:
     """One SampleAnnotated per sample; its id makes a republished event a duplicate."""
-    return [SampleAnnotated(event_id=f"{task.job_id}.{task.attempt}.{sid}", job_id=task.job_id,
+    return [SampleAnnotated(event_id=event_id(task, sid), job_id=task.job_id,
                             attempt=task.attempt, task_id=task.task_id, sample_id=sid,
                             ok=o.error is None, error=o.error) for sid, o in outcomes.items()]
 

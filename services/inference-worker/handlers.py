@@ -1,35 +1,70 @@
-"""The worker's subscribers: tasks from JetStream, online predict over request/reply."""
+"""The worker's subscribers: tasks and their dead letters from JetStream, online predict over
+request/reply.
 
-import asyncio
+Tasks are acked explicitly. A task whose deployment gave no verdict (a replica died, the app is
+restarting) or whose MongoDB/NATS calls failed is NAKed with a growing delay and runs again; the
+last delivery that fails, or JetStream's max-deliveries advisory, fails its samples with why.
+"""
 
-from faststream.nats import NatsBroker, PullSub
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import JsClient, NatsMessage
+from nats.js.api import StorageType
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import PredictRequest, RpcReply, TaskScheduled
-from modelhub_contracts.messaging import EVENTS_STREAM, ok, publish_event, refuse
+from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
+from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, deliveries, keep_alive, ok,
+                                          publish_event, refuse, settle)
 
-from modelhub_worker.annotate import annotate, events_for, predict_online
-from modelhub_worker.serving import DeploymentUnavailable, ServeClient, short_error
+from modelhub_worker.annotate import predict_online
+from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
 from modelhub_worker.store import WorkerStore
+from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
 
 # Tasks processed at once by one worker process; each task's samples are called concurrently too.
 CONCURRENT_TASKS = 8
+# Redelivery of a task whose worker died comes after this; a running task heartbeats well within.
+TASK_ACK_WAIT = 30.0
+
+# JetStream advisories are core NATS messages: captured in a stream so that one published while
+# no worker runs still reaches a worker later.
+DEADLETTER_STREAM = JStream(name=subjects.DEADLETTER_STREAM, subjects=[subjects.WORKER_TASKS_MAX_DELIVERIES],
+                            storage=StorageType.FILE)
 
 
 def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None:
+    """Wire the task consumer, its dead-letter consumer and online predict."""
+
+    async def publish(event: SampleAnnotated) -> None:
+        await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
+
     @broker.subscriber(subjects.TASK_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_WORKER_TASKS,
+                       config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=CONCURRENT_TASKS, timeout=1.0), max_workers=CONCURRENT_TASKS)
-    async def on_task(task: TaskScheduled) -> None:
-        """Annotate the task's samples, write their fields, then publish one SampleAnnotated each.
-        Acked after the events are stored, so a crash before that redelivers the task."""
-        if await store.is_cancelled(task.job_id):
-            return
-        outcomes = await annotate(task, await store.load(task.sample_ids), serve.predict_one, short_error)
-        if await store.is_cancelled(task.job_id):
-            return
-        await store.write_fields({sid: o.fields for sid, o in outcomes.items() if o.error is None})
-        await asyncio.gather(*(publish_event(broker, subjects.SAMPLE_ANNOTATED, e)
-                               for e in events_for(task, outcomes)))
+    async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
+        """Annotate the task's samples, write their fields, publish one SampleAnnotated each; acked
+        after that, NAKed for a later retry when serving or storage failed."""
+        async with keep_alive(message):
+            delay = await attempt(task, deliveries(message),
+                                  lambda: run_task(task, store, serve.predict_one, publish, short_error),
+                                  store, publish, short_error)
+        await (message.ack() if delay is None else message.nack(delay=delay))
+
+    @broker.subscriber(subjects.WORKER_TASKS_MAX_DELIVERIES, stream=DEADLETTER_STREAM,
+                       durable=subjects.DURABLE_WORKER_DEADLETTERS, config=consumer_config(60.0, -1),
+                       ack_policy=AckPolicy.MANUAL, pull_sub=PullSub(batch_size=1, timeout=1.0))
+    async def on_max_deliveries(advisory: MaxDeliveriesAdvisory, message: NatsMessage, js: JsClient) -> None:
+        """JetStream stopped delivering a task: fail its samples with the reason, never drop them."""
+
+        async def fetch(stream: str, seq: int) -> TaskScheduled | None:
+            try:
+                return TaskScheduled.model_validate_json((await js.get_msg(stream, seq)).data)
+            except (NotFoundError, ValidationError):  # gone, or never was a task: nothing to fail
+                return None
+
+        await settle(message, dead_letter_advised(advisory, fetch, store, publish))
 
     @broker.subscriber(subjects.RPC_PREDICT, queue="inference-worker")
     async def on_predict(request: PredictRequest) -> RpcReply:
@@ -40,6 +75,8 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
         except DeploymentUnavailable as exc:
             serve.forget(request.deployment)
             return refuse(409, str(exc))
+        except ServingLost as exc:
+            return refuse(503, f"{exc}; try again")
         except ValueError as exc:
             return refuse(422, str(exc))
         except RuntimeError as exc:

@@ -4,15 +4,23 @@ import asyncio
 import logging
 
 import ray
+from ray import exceptions as ray_errors
 from ray import serve
+from ray.serve import exceptions as serve_errors
 
 from modelhub_contracts import subjects
 
+from modelhub_worker.errors import DeploymentUnavailable, ServingLost
+
 log = logging.getLogger(__name__)
 
+__all__ = ["DeploymentUnavailable", "ServeClient", "ServingLost", "short_error"]
 
-class DeploymentUnavailable(Exception):
-    """The Serve application is not there (stopped, failed, or never deployed)."""
+# Raised by Ray/Serve when no replica answered (it died mid-call, or none is up yet). The model's
+# own exceptions arrive as RayTaskError instead and are not among these.
+LOST_ERRORS = (ray_errors.RayActorError, ray_errors.ActorUnavailableError,
+               serve_errors.DeploymentUnavailableError, serve_errors.ReplicaUnavailableError,
+               serve_errors.BackPressureError, serve_errors.RequestCancelledError)
 
 
 class ServeClient:
@@ -20,8 +28,11 @@ class ServeClient:
     concurrent calls into Model.predict batches. In-flight calls are bounded: a flood of unbounded
     handle calls makes Serve's throughput collapse."""
 
-    def __init__(self, address: str, max_in_flight: int = 64) -> None:
+    def __init__(self, address: str, max_in_flight: int = 64, call_timeout: float = 300.0) -> None:
         self.address = address
+        # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
+        # through in_progress() forever; past this bound it is retried like a dead replica.
+        self.call_timeout = call_timeout
         self.limit = asyncio.Semaphore(max_in_flight)
         self.handles: dict[str, serve.handle.DeploymentHandle] = {}
         self._connected = False
@@ -49,7 +60,12 @@ class ServeClient:
     async def predict_one(self, deployment: str, inputs: dict) -> dict:
         handle = await self.handle(deployment)
         async with self.limit:
-            return await getattr(handle, subjects.REPLICA_METHOD).remote(inputs)
+            try:
+                return await asyncio.wait_for(getattr(handle, subjects.REPLICA_METHOD).remote(inputs),
+                                              self.call_timeout)
+            except (*LOST_ERRORS, TimeoutError) as exc:
+                self.forget(deployment)  # a fresh handle sees a redeployed or restarted app
+                raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc
 
 
 def short_error(exc: BaseException) -> str:

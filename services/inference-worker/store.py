@@ -1,21 +1,48 @@
-"""What the worker reads and writes in MongoDB: the task's samples and their new fields."""
+"""What the worker reads and writes in MongoDB: the task's samples, their new fields, the job's
+write lease, and why a task's last delivery failed (for its dead letter)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+
+# A job in one of these states takes no more writes.
+CLOSED = ["cancelled", "completed"]
 
 
 class WorkerStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.samples = db["samples"]
         self.jobs = db["jobs"]
+        self.task_failures = db["task_failures"]
 
     async def load(self, sample_ids: list[str]) -> dict[str, dict]:
         cursor = self.samples.find({"_id": {"$in": sample_ids}}, projection={"filepath": 1, "fields": 1})
         return {doc["_id"]: doc async for doc in cursor}
 
     async def is_cancelled(self, job_id: str) -> bool:
-        doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1})
-        return doc is None or doc["status"] == "cancelled"
+        """A cheap early exit before running the model; the write lease is what guarantees."""
+        doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
+        return doc is None or doc["status"] == "cancelled" or bool(doc.get("cancel_requested"))
+
+    @asynccontextmanager
+    async def write_lease(self, job_id: str) -> AsyncIterator[bool]:
+        """Yield True while this worker may write the job's samples, False if it may not.
+
+        Taking the lease and checking for a cancel is one atomic update, and the gateway marks a
+        job cancelled only once no lease is held, so no field lands after a job reports cancelled.
+        """
+        granted = await self.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$nin": CLOSED}, "cancel_requested": {"$ne": True}},
+            {"$inc": {"active_writes": 1}}, projection={"_id": 1})
+        if granted is None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await self.jobs.update_one({"_id": job_id}, {"$inc": {"active_writes": -1}})
 
     async def write_fields(self, fields_by_sample: dict[str, dict]) -> None:
         """One bulk write for the whole task (single updates are ~15x slower)."""
@@ -23,3 +50,11 @@ class WorkerStore:
                for sid, fields in fields_by_sample.items() if fields]
         if ops:
             await self.samples.bulk_write(ops, ordered=False)
+
+    async def note_failure(self, task_id: str, error: str) -> None:
+        """Remember why the task's latest delivery failed; its dead letter reports it."""
+        await self.task_failures.update_one({"_id": task_id}, {"$set": {"error": error}}, upsert=True)
+
+    async def last_failure(self, task_id: str) -> str | None:
+        doc = await self.task_failures.find_one({"_id": task_id})
+        return doc["error"] if doc else None

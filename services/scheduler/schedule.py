@@ -13,7 +13,7 @@ Publish = Callable[[TaskScheduled], Awaitable[None]]
 
 def task_for(job: JobSubmitted, index: int, sample_ids: list[str]) -> TaskScheduled:
     """Task ids are deterministic, so a redelivered job republishes the same ids (deduplicated)."""
-    task_id = f"{job.job_id}.{job.attempt}.{index}"
+    task_id = f"{job.job_id}.{job.attempt}.{index}" if not job.part else f"{job.job_id}.{job.attempt}.p{job.part}.{index}"
     return TaskScheduled(event_id=task_id, task_id=task_id, job_id=job.job_id, attempt=job.attempt,
                          dataset=job.dataset, deployment=job.deployment, sample_ids=sample_ids,
                          inputs=job.inputs, outputs=job.outputs, output_types=job.output_types)
@@ -46,5 +46,5 @@ async def schedule_job(job: JobSubmitted, sample_ids: AsyncIterator[str], publis
             for finished in done:
                 finished.result()  # a failed publish fails the job message: it is redelivered
     await asyncio.gather(*pending)
-    return JobScheduled(event_id=f"{job.job_id}.{job.attempt}.scheduled", job_id=job.job_id,
+    return JobScheduled(event_id=f"{job.job_id}.{job.attempt}.p{job.part}.scheduled", job_id=job.job_id,
                         attempt=job.attempt, num_tasks=tasks, num_samples=samples)

@@ -138,3 +138,48 @@ def add_files(client: httpx.Client, dataset: str, paths: list[Path]) -> None:
 
 def all_samples(client: httpx.Client, dataset: str) -> list[dict]:
     return client.get(f"/datasets/{dataset}/samples", params={"limit": 10_000}).json()["items"]
+
+
+# ---------------------------------------------------------------- stacks of their own, and chaos
+
+def _stack_env() -> dict:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS", "MODELHUB_ADMIN_TOKEN")}
+
+
+def start_stack(data_dir: Path) -> Stack:
+    """`modelhub up --detach` a separate embedded stack in `data_dir` (stop it with stop_stack)."""
+    port = free_port()
+    up = subprocess.run([*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port),
+                         "--timeout", "300"], env=_stack_env(), capture_output=True, text=True, timeout=360)
+    assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
+    return Stack(data_dir, port)
+
+
+def stop_stack(data_dir: Path) -> None:
+    subprocess.run([*MODELHUB, "down", "--data-dir", str(data_dir)], env=_stack_env(), timeout=120)
+
+
+def part_pid(data_dir: Path, part: str) -> int | None:
+    """The pid `modelhub status --json` gives for a server ("nats", "mongo") or a service."""
+    out = subprocess.run([*MODELHUB, "status", "--data-dir", str(data_dir), "--json"], env=_stack_env(),
+                         capture_output=True, text=True, timeout=60)
+    status = json.loads(out.stdout)
+    entry = status.get(part) or status.get("services", {}).get(part) or {}
+    return entry.get("pid") if entry.get("state") == "running" else None
+
+
+def get_json(client: httpx.Client, path: str) -> dict | None:
+    """GET that answers None while the gateway is down or restarting (instead of raising)."""
+    try:
+        response = client.get(path)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def add_text_samples(client: httpx.Client, dataset: str, texts: list[str]) -> None:
+    assert client.post("/datasets", json={"name": dataset}).status_code == 201
+    response = client.post(f"/datasets/{dataset}/samples", json={
+        "samples": [{"filepath": f"/data/{i}.txt", "fields": {"text": t}} for i, t in enumerate(texts)]})
+    assert response.status_code == 201, response.text

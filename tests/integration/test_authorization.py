@@ -261,3 +261,53 @@ def test_sharing_names_are_case_insensitive_so_revoking_works(stack, tmp_path):
     assert guest.get(f"/models/{model}").status_code == 200
     assert admin.put(f"/models/{model}/sharing", json={"users": {}}).status_code == 200
     assert guest.get(f"/models/{model}").status_code == 404
+
+
+def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
+    """A JobSubmitted naming a user who may not annotate the dataset is refused by the scheduler:
+    the job fails with the reason and no sample gets the field."""
+    import asyncio
+
+    import nats
+    from pymongo import AsyncMongoClient
+
+    from modelhub_contracts import subjects
+    from modelhub_contracts.events import JobSubmitted, utcnow
+
+    owner = world.clients["owner"]
+    dataset = unique("victim")
+    assert owner.post("/datasets", json={"name": dataset}).status_code == 201
+    assert owner.post(f"/datasets/{dataset}/samples",
+                      json={"samples": [{"filepath": "/v", "fields": {"text": "v"}}]}).status_code == 201
+    # its own model: an earlier test in this module deletes the shared one
+    model, deployment = unique("victim-model"), unique("dep")
+    create_model(owner, model, world.package, SCHEMA)
+    assert deploy(owner, model, deployment)["status"] == "running"
+    job_id = unique("forged-job")
+
+    async def forge():
+        # a live job document, as if the gateway had accepted it, then the event naming the stranger
+        mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
+        now = utcnow()
+        await mongo["modelhub"]["jobs"].insert_one({
+            "_id": job_id, "dataset": dataset, "deployment": deployment, "model": model, "version": 1,
+            "inputs": {"text": "text"}, "outputs": {"label": "forged"}, "status": "running", "attempt": 1,
+            "total": 1, "succeeded": 0, "failed": 0, "progress": 0.0, "error": None,
+            "created_by": world.names["owner"], "owner": world.names["owner"], "created_at": now,
+            "started_at": now, "finished_at": None})
+        await mongo.close()
+        nc = await nats.connect(stack.state()["nats"]["url"])
+        event = JobSubmitted(job_id=job_id, attempt=1, dataset=dataset, deployment=deployment,
+                             inputs={"text": "text"}, outputs={"label": "forged"},
+                             output_types={"label": "classification"}, mini_batch=1,
+                             submitted_by=world.names["stranger"])
+        await nc.jetstream().publish(subjects.JOB_SUBMITTED, event.model_dump_json().encode())
+        await nc.close()
+
+    asyncio.run(forge())
+    failed = wait_for(lambda: (j := owner.get(f"/jobs/{job_id}").json())["status"] == "failed" and j,
+                      60, "the forged job to be refused")
+    assert "may not annotate" in failed["error"] and failed["succeeded"] == 0
+    samples = owner.get(f"/datasets/{dataset}/samples").json()["items"]
+    assert "forged" not in samples[0]["fields"]
+    owner.delete(f"/deployments/{deployment}")

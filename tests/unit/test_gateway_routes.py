@@ -2,12 +2,12 @@
 
 from fastapi.routing import APIRoute
 
-from modelhub_gateway.app import build_app
+from modelhub_gateway.app import build_app, open_ui
 from modelhub_gateway.deps import current_user
 from modelhub_gateway.routes import health
 from modelhub_gateway.settings import GatewaySettings
 
-PUBLIC = {health.health}
+PUBLIC = {health.health, open_ui}
 
 
 def _routes(routes) -> list[APIRoute]:

@@ -29,7 +29,7 @@ async def test_tasks_cover_every_sample_once_in_mini_batches():
         ["s000", "s001", "s002", "s003"], ["s004", "s005", "s006", "s007"], ["s008", "s009"]]
     assert [t.task_id for t in published] == ["j1.2.0", "j1.2.1", "j1.2.2"]
     assert all(t.event_id == t.task_id and t.attempt == 2 for t in published)
-    assert (scheduled.num_tasks, scheduled.num_samples, scheduled.event_id) == (3, 10, "j1.2.scheduled")
+    assert (scheduled.num_tasks, scheduled.num_samples, scheduled.event_id) == (3, 10, "j1.2.p0.scheduled")
 
 
 async def test_same_job_twice_publishes_the_same_task_ids():

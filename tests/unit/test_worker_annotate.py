@@ -73,3 +73,4 @@ async def test_online_predict_checks_lengths_and_types():
         raise AssertionError("uneven input lists were accepted")
     except ValueError as exc:
         assert "same length" in str(exc)
+

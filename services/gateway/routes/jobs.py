@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import JobCancelled, utcnow
+from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
 from modelhub_gateway import access, jobs
@@ -34,12 +34,15 @@ async def submit_job(name: str, body: JobCreate, user: CurrentUser, store: Store
     schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
     output_types = jobs.check_outputs(schema, body.outputs)
     inputs = jobs.resolve_inputs(schema, body.inputs)
-    total = await store.samples.count_documents({"dataset": name})
-    job = jobs.new_job(name, deployment, inputs, body.outputs, total, user["username"])
+    # the job covers the samples there now: later additions are not counted in, nor run
+    last = await store.samples.find_one({"dataset": name}, projection={"_id": 1}, sort=[("_id", -1)])
+    until = last["_id"] if last else None
+    total = await store.samples.count_documents({"dataset": name, "_id": {"$lte": until}}) if until else 0
+    job = jobs.new_job(name, deployment, inputs, body.outputs, total, user["username"], until)
     await store.jobs.insert_one(job)
     if total:
         await publish_event(broker, subjects.JOB_SUBMITTED,
-                            jobs.submitted_event(job, output_types, deployment["mini_batch"], None))
+                            jobs.submitted_event(job, output_types, deployment["mini_batch"]))
     return public(job)
 
 
@@ -87,15 +90,14 @@ async def job_events(job_id: str, user: CurrentUser, store: Store) -> StreamingR
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic)
 async def cancel_job(job_id: str, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
-    """Stop scheduling the job's samples; what has not run yet is never written."""
+    """Stop the job. Once this answers `cancelled`, no sample of the job gets a field written;
+    the samples annotated before keep theirs (and are counted)."""
     job = await visible_job(store, user, job_id)
     if job["status"] == "completed":
         raise HTTPException(409, "the job has already completed")
     if job["status"] not in jobs.TERMINAL:
-        await store.jobs.update_one({"_id": job_id, "status": {"$nin": list(jobs.TERMINAL)}},
-                                    {"$set": {"status": "cancelled", "finished_at": utcnow()}})
-        await publish_event(broker, subjects.JOB_CANCELLED,
-                            JobCancelled(job_id=job_id, requested_by=user["username"]))
+        await jobs.cancel(store, job_id, lambda: publish_event(
+            broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
     return public(await store.jobs.find_one({"_id": job_id}))
 
 
@@ -106,12 +108,13 @@ async def retry_job(job_id: str, user: CurrentUser, store: Store, broker: Broker
     deployment = await visible_deployment(store, user, job["deployment"], need="run")
     if deployment["status"] != "running":
         raise HTTPException(422, f"deployment '{job['deployment']}' is {deployment['status']}, not running")
-    failed = await jobs.prepare_retry(store, job)
-    job = await store.jobs.find_one({"_id": job_id})
+    failed = await jobs.failed_samples(store, job)
     schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
-    await publish_event(broker, subjects.JOB_SUBMITTED, jobs.submitted_event(
-        job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed))
-    return public(job)
+    events = jobs.retry_events(job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed)
+    for event in events:
+        await publish_event(broker, subjects.JOB_SUBMITTED, event)
+    await jobs.reopen(store, job, events[0].attempt)
+    return public(await store.jobs.find_one({"_id": job_id}))
 
 
 @router.get("/jobs/{job_id}/failures", response_model=FailureList)

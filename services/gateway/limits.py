@@ -1,0 +1,82 @@
+"""A cap on request bodies, enforced before a route reads them.
+
+A declared `Content-Length` over the cap is refused with 413 without reading a byte; a body
+without one (chunked) is counted as it streams in and refused once it passes the cap.
+"""
+
+from fastapi import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MiB = 1024 * 1024
+# Room for the multipart framing and the schema field around the largest accepted package.
+UPLOAD_OVERHEAD_BYTES = MiB
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parsing lets it through as a 413 unchanged."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is over the {limit}-byte limit")
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for any HTTP request whose body is larger than `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is None:
+            await self._counted(scope, receive, send)
+        elif declared > self.max_bytes:
+            await _refuse(send, BodyTooLarge(self.max_bytes))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received, started = 0, False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, watching_send)
+        except BodyTooLarge as exc:
+            if started:
+                raise
+            await _refuse(send, exc)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length itself; count instead
+    return None
+
+
+async def _refuse(send: Send, exc: BodyTooLarge) -> None:
+    # Connection: close, since the unread rest of the body cannot be left on the connection.
+    response = JSONResponse({"detail": exc.detail}, status_code=413, headers={"Connection": "close"})
+    await response(scope={"type": "http"}, receive=_no_body, send=send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}

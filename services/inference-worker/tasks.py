@@ -1,0 +1,107 @@
+"""Worker use cases around one delivery of a task: run it, retry it later, or give it up.
+
+A task's samples end in exactly one of two ways: annotated (fields written, SampleAnnotated ok),
+or failed with a reason. A task whose deliveries run out is never dropped silently: its samples
+are failed with "task failed after N deliveries: <last error>" (the dead letter).
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from modelhub_contracts.events import SampleAnnotated, TaskScheduled
+from modelhub_contracts.messaging import retry_delay
+
+from modelhub_worker.annotate import PredictOne, annotate, event_id, events_for
+from modelhub_worker.store import WorkerStore
+
+log = logging.getLogger(__name__)
+
+# Deliveries of one task before it is given up; the task consumer's max_deliver.
+MAX_DELIVER = 5
+NO_ACK = "no acknowledgement (the worker crashed or hung while running it)"
+
+Publish = Callable[[SampleAnnotated], Awaitable[None]]
+Describe = Callable[[BaseException], str]
+
+
+async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictOne, publish: Publish,
+                   describe: Describe) -> None:
+    """Annotate the task's samples, write their fields under the job's write lease, then publish
+    one SampleAnnotated each. A job being cancelled gets no write and no event.
+
+    Raises ServingLost when the deployment gave no verdict (the task is to be retried), and
+    lets MongoDB/NATS errors through (retried as well): nothing here fails a sample for them."""
+    if await store.is_cancelled(task.job_id):
+        return
+    outcomes = await annotate(task, await store.load(task.sample_ids), predict, describe)
+    async with store.write_lease(task.job_id) as granted:
+        if not granted:
+            return
+        await store.write_fields({sid: o.fields for sid, o in outcomes.items() if o.error is None})
+        # Published under the lease: a cancel waits for these too, so counts settle with it.
+        await asyncio.gather(*(publish(e) for e in events_for(task, outcomes)))
+
+
+async def attempt(task: TaskScheduled, delivered: int, work: Callable[[], Awaitable[None]],
+                  store: WorkerStore, publish: Publish, describe: Describe) -> float | None:
+    """Run one delivery. Returns None when the message is done with (ack), else the seconds to
+    wait before JetStream delivers it again (nak). The last delivery that fails is dead-lettered."""
+    try:
+        await work()
+        return None
+    except Exception as exc:
+        log.warning("task %s failed on delivery %d: %s", task.task_id, delivered, describe(exc))
+        error = describe(exc)
+    try:
+        await store.note_failure(task.task_id, error)
+        if delivered >= MAX_DELIVER:
+            await dead_letter(task, delivered, store, publish)
+            return None
+    except Exception:
+        # Even this failed (MongoDB/NATS down): the advisory path dead-letters it later.
+        log.exception("could not record the failure of task %s", task.task_id)
+    return retry_delay(delivered)
+
+
+def give_up_reason(delivered: int, error: str | None) -> str:
+    return f"task failed after {delivered} deliveries: {error or NO_ACK}"
+
+
+def dead_letter_events(task: TaskScheduled, reason: str) -> list[SampleAnnotated]:
+    """A failure per sample, with the worker's event ids: if the worker did publish an outcome
+    for a sample, JetStream drops this one as a duplicate, and the ledger keeps a success anyway."""
+    return [SampleAnnotated(event_id=event_id(task, sid), job_id=task.job_id, attempt=task.attempt,
+                            task_id=task.task_id, sample_id=sid, ok=False, error=reason)
+            for sid in task.sample_ids]
+
+
+async def dead_letter(task: TaskScheduled, delivered: int, store: WorkerStore, publish: Publish) -> None:
+    """Fail every sample of a task that will not be delivered again, saying why."""
+    reason = give_up_reason(delivered, await store.last_failure(task.task_id))
+    log.error("giving up task %s: %s", task.task_id, reason)
+    await asyncio.gather(*(publish(e) for e in dead_letter_events(task, reason)))
+
+
+class MaxDeliveriesAdvisory(BaseModel):
+    """JetStream's io.nats.jetstream.advisory.v1.max_deliver (only the fields used here)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stream: str
+    consumer: str
+    stream_seq: int
+    deliveries: int
+
+
+async def dead_letter_advised(advisory: MaxDeliveriesAdvisory,
+                              fetch: Callable[[str, int], Awaitable[TaskScheduled | None]],
+                              store: WorkerStore, publish: Publish) -> None:
+    """JetStream gave up on a task message: fetch it from the stream and dead-letter it."""
+    task = await fetch(advisory.stream, advisory.stream_seq)
+    if task is None:
+        log.error("max deliveries for %s seq %d, but it is gone or not a task", advisory.stream, advisory.stream_seq)
+        return
+    await dead_letter(task, advisory.deliveries, store, publish)

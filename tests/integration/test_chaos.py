@@ -1,0 +1,143 @@
+"""Crashes mid-job: whatever process dies (`kill -9`), the supervisor restarts it and the job
+still ends `completed` with every sample annotated exactly once in its counts.
+
+These tests kill servers, so they run on a stack of their own (module scope, its own data dir):
+the session stack the other integration tests share is never touched.
+"""
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import (add_text_samples, all_samples, create_model, deploy, get_json, make_zip, part_pid,
+                      start_stack, stop_stack, unique, wait_for)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+TOTAL = 300
+OUTPUT = "label"
+TEXT_SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+               "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+
+# Slow enough that a 300-sample job (75 batches of 4) is still running when the kill lands.
+SLOW_MODEL = '''
+import time
+
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        time.sleep(0.1)
+        return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
+'''
+
+# Kills its own replica process the first time it sees a sample naming a marker file that does
+# not exist yet: the crash happens once, and the restarted replica then annotates that sample.
+CRASHING_MODEL = '''
+import os
+import time
+
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        for text in batch["text"]:
+            if text.startswith("crash:"):
+                marker = text.split(":", 1)[1]
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    os._exit(1)
+        time.sleep(0.05)
+        return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
+'''
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("chaos-stack")
+    try:
+        yield start_stack(data_dir)
+    finally:
+        stop_stack(data_dir)
+
+
+@pytest.fixture(scope="module")
+def slow_deployment(chaos_stack, tmp_path_factory) -> str:
+    client, model, name = chaos_stack.client, unique("slow"), unique("slow-dep")
+    package = make_zip(tmp_path_factory.mktemp("slow") / "slow.zip", {"model.py": SLOW_MODEL})
+    create_model(client, model, package, TEXT_SCHEMA)
+    assert deploy(client, model, name, mini_batch=4)["status"] == "running"
+    return name
+
+
+def start_job(stack, deployment: str, texts: list[str]) -> tuple[str, str]:
+    client, dataset = stack.client, unique("ds")
+    add_text_samples(client, dataset, texts)
+    response = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
+                                                              "outputs": {"label": OUTPUT}})
+    assert response.status_code == 202, response.text
+    return dataset, response.json()["id"]
+
+
+def wait_mid_run(stack, job_id: str) -> dict:
+    """Wait until some samples are done but not all: a kill now lands in the middle of the job."""
+    def mid_run():
+        job = get_json(stack.client, f"/jobs/{job_id}")
+        return job if job and job["succeeded"] >= 8 else None
+
+    job = wait_for(mid_run, 180, f"job {job_id} to get going", interval=0.1)
+    assert job["succeeded"] < job["total"], f"the job ended before the kill: {job}"
+    return job
+
+
+def kill_and_wait_restart(stack, part: str) -> None:
+    pid = part_pid(stack.data_dir, part)
+    assert pid, f"no running pid for {part}"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: (new := part_pid(stack.data_dir, part)) and new != pid, 60,
+             f"the supervisor to restart {part}", interval=0.5)
+
+
+def assert_completed_exactly_once(stack, dataset: str, job_id: str, total: int) -> None:
+    def ended():
+        job = get_json(stack.client, f"/jobs/{job_id}")
+        return job if job and job["status"] in ("completed", "failed", "cancelled") else None
+
+    job = wait_for(ended, 300, f"job {job_id} to end", interval=0.5)
+    failures = stack.client.get(f"/jobs/{job_id}/failures").json()["items"]
+    assert job["status"] == "completed", (job, failures, stack.logs())
+    assert (job["total"], job["succeeded"], job["failed"]) == (total, total, 0), (job, failures)
+    samples = all_samples(stack.client, dataset)
+    missing = [s["id"] for s in samples if OUTPUT not in s["fields"]]
+    assert len(samples) == total and not missing, f"{len(missing)} samples lack {OUTPUT!r}"
+    assert all(s["fields"][OUTPUT]["label"] == s["fields"]["text"] for s in samples)
+
+
+@pytest.mark.parametrize("part", ["inference-worker", "scheduler", "gateway", "deployer", "nats", "mongo"])
+def test_a_job_survives_kill_9_of(part, chaos_stack, slow_deployment):
+    texts = [f"sample-{i}" for i in range(TOTAL)]
+    dataset, job_id = start_job(chaos_stack, slow_deployment, texts)
+    wait_mid_run(chaos_stack, job_id)
+    kill_and_wait_restart(chaos_stack, part)
+    assert_completed_exactly_once(chaos_stack, dataset, job_id, TOTAL)
+
+
+def test_a_job_survives_its_serve_replica_dying(chaos_stack, tmp_path):
+    client, model, name = chaos_stack.client, unique("crash"), unique("crash-dep")
+    create_model(client, model, make_zip(tmp_path / "crash.zip", {"model.py": CRASHING_MODEL}), TEXT_SCHEMA)
+    assert deploy(client, model, name, mini_batch=4)["status"] == "running"
+    marker = Path("/tmp") / f"modelhub-crash-{uuid.uuid4().hex}"
+    texts = [f"sample-{i}" for i in range(120)]
+    texts[60] = f"crash:{marker}"
+    try:
+        dataset, job_id = start_job(chaos_stack, name, texts)
+        assert_completed_exactly_once(chaos_stack, dataset, job_id, len(texts))
+        assert marker.exists(), "the replica never crashed: the test proved nothing"
+    finally:
+        marker.unlink(missing_ok=True)
+        client.delete(f"/deployments/{name}")

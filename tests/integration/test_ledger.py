@@ -1,0 +1,58 @@
+"""The job ledger against a real MongoDB: redelivered, reordered and retried outcomes never count
+a sample twice, a success is never undone by a late failure, and a retry re-counts only its samples."""
+
+import uuid
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from modelhub_contracts.events import SampleAnnotated, utcnow
+from modelhub_gateway import jobs
+from modelhub_gateway.store import GatewayStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def outcome(job: str, sample: str, ok: bool, attempt: int = 1) -> SampleAnnotated:
+    return SampleAnnotated(job_id=job, attempt=attempt, task_id="t", sample_id=sample, ok=ok,
+                           error=None if ok else f"boom {sample}")
+
+
+async def counts(store: GatewayStore, job: str) -> tuple:
+    doc = await store.jobs.find_one({"_id": job})
+    return doc["status"], doc["succeeded"], doc["failed"]
+
+
+async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
+    client = AsyncMongoClient(stack.state()["mongo"]["url"], tz_aware=True)
+    store = GatewayStore(client["modelhub"])
+    job = uuid.uuid4().hex
+    await store.jobs.insert_one({"_id": job, "status": "running", "attempt": 1, "total": 3, "succeeded": 0,
+                                 "failed": 0, "started_at": utcnow(), "dataset": "d", "deployment": "x",
+                                 "inputs": {}, "outputs": {}, "created_by": "admin"})
+    try:
+        await jobs.record_annotations(store, [outcome(job, "a", True), outcome(job, "b", False),
+                                              outcome(job, "a", True), outcome(job, "b", False)])
+        assert await counts(store, job) == ("running", 1, 1)
+        # b succeeds on a redelivered task; then b's stale failure arrives again: the success stays
+        await jobs.record_annotations(store, [outcome(job, "b", True)])
+        await jobs.record_annotations(store, [outcome(job, "b", False)])
+        assert await counts(store, job) == ("running", 2, 0)
+        await jobs.record_annotations(store, [outcome(job, "c", False)])
+        assert await counts(store, job) == ("completed", 2, 1)
+
+        # retry c: its old failure stops counting, the job reopens, the new attempt's result counts once
+        doc = await store.jobs.find_one({"_id": job})
+        assert await jobs.failed_samples(store, doc) == ["c"]
+        await jobs.reopen(store, doc, attempt=2)
+        assert await counts(store, job) == ("queued", 2, 0)
+        await jobs.record_annotations(store, [outcome(job, "c", False, attempt=1)])  # a late, old copy
+        assert await counts(store, job) == ("queued", 2, 0)
+        await jobs.record_annotations(store, [outcome(job, "c", True, attempt=2)] * 2)
+        assert await counts(store, job) == ("completed", 3, 0)
+        failures = [d async for d in store.ledger.find({"job_id": job, "ok": False})]
+        assert failures == []
+    finally:
+        await store.jobs.delete_one({"_id": job})
+        await store.ledger.delete_many({"job_id": job})
+        await client.close()

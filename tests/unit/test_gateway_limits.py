@@ -1,0 +1,54 @@
+"""The gateway refuses request bodies over its cap with 413, before a route reads them."""
+
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from modelhub_gateway.app import build_app
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
+from modelhub_gateway.settings import GatewaySettings
+
+CAP = 100
+
+
+def echo_app() -> tuple[FastAPI, list[int]]:
+    app, seen = FastAPI(), []
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict:
+        seen.append(len(await request.body()))
+        return {"bytes": seen[-1]}
+
+    app.add_middleware(BodySizeLimit, max_bytes=CAP)
+    return app, seen
+
+
+def test_a_declared_length_over_the_cap_is_refused_unread():
+    app, seen = echo_app()
+    response = TestClient(app).post("/echo", content=b"x" * (CAP + 1))
+    assert response.status_code == 413
+    assert str(CAP) in response.json()["detail"]
+    assert seen == []
+
+
+def test_a_body_at_the_cap_goes_through():
+    app, seen = echo_app()
+    response = TestClient(app).post("/echo", content=b"x" * CAP)
+    assert response.status_code == 200 and seen == [CAP]
+
+
+def test_a_chunked_body_is_counted_as_it_streams():
+    app, seen = echo_app()
+    chunks = (b"x" * 40 for _ in range(5))  # no Content-Length: 200 bytes in 5 chunks
+    response = TestClient(app).post("/echo", content=chunks)
+    assert response.status_code == 413
+    assert seen == []
+
+
+def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
+    app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", max_upload_bytes=1000))
+    client = TestClient(app)  # no lifespan: the refusal must not need MongoDB or NATS
+    too_big = client.post("/api/v1/models/m/versions", content=b"x" * (1000 + UPLOAD_OVERHEAD_BYTES + 1),
+                          headers={"Content-Type": "application/zip"})
+    assert too_big.status_code == 413
+    anonymous = client.post("/api/v1/models", content=b"{}", headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 401  # a small body reaches the routes (and their auth)

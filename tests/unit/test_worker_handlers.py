@@ -1,0 +1,54 @@
+"""The worker's task subscriber on FastStream's TestNatsBroker: what it publishes, and what not."""
+
+import pytest
+from faststream.nats import NatsBroker, TestNatsBroker
+
+from modelhub_contracts import subjects
+from modelhub_contracts.events import SampleAnnotated
+from modelhub_contracts.messaging import EVENTS_STREAM
+from modelhub_worker import handlers
+from modelhub_worker.errors import ServingLost
+
+from test_worker_tasks import FakeStore, task
+
+
+class FakeServe:
+    def __init__(self, predict) -> None:
+        self.predict_one, self.forgotten = predict, []
+
+    def forget(self, deployment):
+        self.forgotten.append(deployment)
+
+
+async def run(store: FakeStore, predict) -> list[SampleAnnotated]:
+    broker = NatsBroker()
+    handlers.register(broker, store, FakeServe(predict))
+    annotated: list[SampleAnnotated] = []
+
+    @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM)
+    async def collect(event: SampleAnnotated) -> None:
+        annotated.append(event)
+
+    async with TestNatsBroker(broker) as test_broker:
+        await test_broker.publish(task("a", "b"), subjects.TASK_SCHEDULED)
+    return annotated
+
+
+async def test_a_task_is_annotated_and_announced_sample_by_sample():
+    async def predict(deployment, inputs):
+        return {"out": inputs["text"] * 2}
+
+    store = FakeStore("a", "b")
+    annotated = await run(store, predict)
+    assert store.written == {"a": {"out": "aa"}, "b": {"out": "bb"}}
+    assert sorted((e.sample_id, e.ok) for e in annotated) == [("a", True), ("b", True)]
+
+
+async def test_a_task_whose_replica_died_announces_nothing_and_is_kept_for_a_retry():
+    async def predict(deployment, inputs):
+        raise ServingLost("replica died")
+
+    store = FakeStore("a", "b")
+    annotated = await run(store, predict)
+    assert annotated == [] and store.written == {}
+    assert "replica died" in store.failures["j.1.0"]  # noted for the dead letter, if it comes to that

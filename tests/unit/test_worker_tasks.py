@@ -1,0 +1,160 @@
+"""One delivery of a task: the write lease, retries for serving failures, and dead letters."""
+
+from contextlib import asynccontextmanager
+
+import pytest
+
+from modelhub_contracts.events import TaskScheduled
+from modelhub_worker.annotate import annotate
+from modelhub_worker.errors import ServingLost
+from modelhub_worker.tasks import (MAX_DELIVER, NO_ACK, MaxDeliveriesAdvisory, attempt, dead_letter_advised,
+                                   run_task)
+
+
+def task(*sample_ids: str) -> TaskScheduled:
+    return TaskScheduled(task_id="j.1.0", job_id="j", attempt=1, dataset="ds", deployment="dep",
+                         sample_ids=list(sample_ids), inputs={"text": "text"}, outputs={"out": "out"},
+                         output_types={"out": "text"})
+
+
+class FakeStore:
+    def __init__(self, *sample_ids: str, lease: bool = True, cancelled: bool = False) -> None:
+        self.docs = {s: {"_id": s, "filepath": f"/{s}", "fields": {"text": s}} for s in sample_ids}
+        self.lease, self.cancelled = lease, cancelled
+        self.written: dict = {}
+        self.failures: dict[str, str] = {}
+        self.leases_held = 0
+
+    async def is_cancelled(self, job_id):
+        return self.cancelled
+
+    async def load(self, ids):
+        return {i: self.docs[i] for i in ids if i in self.docs}
+
+    @asynccontextmanager
+    async def write_lease(self, job_id):
+        if not self.lease:
+            yield False
+            return
+        self.leases_held += 1
+        try:
+            yield True
+        finally:
+            self.leases_held -= 1
+
+    async def write_fields(self, fields):
+        assert self.leases_held == 1, "fields written outside the write lease"
+        self.written.update(fields)
+
+    async def note_failure(self, task_id, error):
+        self.failures[task_id] = error
+
+    async def last_failure(self, task_id):
+        return self.failures.get(task_id)
+
+
+async def upper(deployment, inputs):
+    return {"out": inputs["text"].upper()}
+
+
+async def replica_died(deployment, inputs):
+    raise ServingLost("deployment 'dep' gave no answer: ActorDiedError")
+
+
+class Published(list):
+    async def __call__(self, event):
+        self.append(event)
+
+
+async def test_fields_are_written_under_the_lease_then_one_event_per_sample():
+    store, published = FakeStore("a", "b"), Published()
+    await run_task(task("a", "b"), store, upper, published, str)
+    assert store.written == {"a": {"out": "A"}, "b": {"out": "B"}}
+    assert sorted((e.sample_id, e.ok, e.event_id) for e in published) == [("a", True, "j.1.a"), ("b", True, "j.1.b")]
+
+
+async def test_a_job_being_cancelled_gets_no_write_and_no_event():
+    store, published = FakeStore("a", lease=False), Published()
+    await run_task(task("a"), store, upper, published, str)
+    assert store.written == {} and published == []
+
+
+async def test_a_dead_replica_fails_no_sample_it_raises_for_a_retry():
+    store, published = FakeStore("a", "b"), Published()
+    with pytest.raises(ServingLost):
+        await run_task(task("a", "b"), store, replica_died, published, str)
+    assert store.written == {} and published == []
+
+
+async def test_a_failed_delivery_is_retried_later_with_growing_delays():
+    store, published = FakeStore("a"), Published()
+    work = lambda: run_task(task("a"), store, replica_died, published, str)  # noqa: E731
+    delays = [await attempt(task("a"), n, work, store, published, str) for n in range(1, MAX_DELIVER)]
+    assert delays == sorted(delays) and delays[0] > 0 and len(set(delays)) > 1
+    assert published == [] and "ActorDiedError" in store.failures["j.1.0"]
+
+
+async def test_the_last_failed_delivery_fails_every_sample_with_the_reason():
+    store, published = FakeStore("a", "b"), Published()
+    work = lambda: run_task(task("a", "b"), store, replica_died, published, str)  # noqa: E731
+    assert await attempt(task("a", "b"), MAX_DELIVER, work, store, published, str) is None  # acked
+    assert {(e.sample_id, e.ok, e.event_id) for e in published} == {("a", False, "j.1.a"), ("b", False, "j.1.b")}
+    assert all(e.error.startswith(f"task failed after {MAX_DELIVER} deliveries: ") and "ActorDiedError" in e.error
+               for e in published)
+
+
+async def test_a_successful_delivery_is_acked():
+    store, published = FakeStore("a"), Published()
+    work = lambda: run_task(task("a"), store, upper, published, str)  # noqa: E731
+    assert await attempt(task("a"), 1, work, store, published, str) is None
+    assert [e.ok for e in published] == [True]
+
+
+ADVISORY = ('{"type": "io.nats.jetstream.advisory.v1.max_deliver", "id": "x", "timestamp": "2024-01-01T00:00:00Z",'
+            ' "stream": "MODELHUB", "consumer": "worker-tasks", "stream_seq": 42, "deliveries": 5}')
+
+
+async def test_the_max_deliveries_advisory_dead_letters_the_original_task():
+    store, published, asked = FakeStore(), Published(), []
+
+    async def fetch(stream, seq):
+        asked.append((stream, seq))
+        return task("a", "b")
+
+    await dead_letter_advised(MaxDeliveriesAdvisory.model_validate_json(ADVISORY), fetch, store, published)
+    assert asked == [("MODELHUB", 42)]
+    assert {(e.sample_id, e.ok, e.event_id) for e in published} == {("a", False, "j.1.a"), ("b", False, "j.1.b")}
+    assert published[0].error == f"task failed after 5 deliveries: {NO_ACK}"
+
+
+async def test_an_advisory_for_a_vanished_message_publishes_nothing():
+    async def fetch(stream, seq):
+        return None
+
+    published = Published()
+    await dead_letter_advised(MaxDeliveriesAdvisory.model_validate_json(ADVISORY), fetch, FakeStore(), published)
+    assert published == []
+
+
+async def test_a_sample_whose_replica_died_again_on_its_lone_retry_aborts_the_task():
+    calls = []
+
+    async def predict(deployment, inputs):
+        calls.append(inputs["text"])
+        if inputs["text"] == "b":
+            raise ServingLost("replica died")
+        return {"out": inputs["text"]}
+
+    with pytest.raises(ServingLost):
+        await annotate(task("a", "b"), FakeStore("a", "b").docs, predict, str)
+    assert calls.count("b") == 2  # retried alone once before giving the task back
+
+
+async def test_a_model_exception_still_fails_its_sample_alone():
+    async def predict(deployment, inputs):
+        if inputs["text"] == "b":
+            raise ValueError("cannot read b")
+        return {"out": inputs["text"]}
+
+    outcomes = await annotate(task("a", "b"), FakeStore("a", "b").docs, predict, str)
+    assert (outcomes["a"].error, outcomes["b"].error) == (None, "cannot read b")
