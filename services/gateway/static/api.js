@@ -1,0 +1,92 @@
+// The one place the UI talks to the gateway. Every HTTP call in this app goes through
+// api(METHOD, `/path`) with a string-literal method and a template-literal path, so that
+// tests/integration/test_ui.py can find each call and check it against the gateway's OpenAPI.
+
+const BASE = "/api/v1";
+const TOKEN_KEY = "modelhub.token";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+export const getToken = () => localStorage.getItem(TOKEN_KEY) || "";
+export const setToken = (token) => localStorage.setItem(TOKEN_KEY, token.trim());
+export const clearToken = () => localStorage.removeItem(TOKEN_KEY);
+
+/** Path segments are user input: always encode them. */
+export const enc = encodeURIComponent;
+
+let onUnauthorized = () => {};
+let onError = () => {};
+/** app.js wires these: a 401 goes back to sign-in, any other failure shows a toast. */
+export function configure(handlers) {
+  onUnauthorized = handlers.onUnauthorized;
+  onError = handlers.onError;
+}
+
+/** The server's `detail` made readable: a string as-is, FastAPI's 422 list one line per problem. */
+export function formatDetail(detail) {
+  if (detail == null) return "";
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((item) => {
+        if (item && typeof item === "object" && "msg" in item) {
+          const loc = (item.loc || []).filter((part) => part !== "body").join(".");
+          return loc ? `${loc}: ${item.msg}` : item.msg;
+        }
+        return typeof item === "string" ? item : JSON.stringify(item);
+      })
+      .join("; ");
+  }
+  return JSON.stringify(detail);
+}
+
+/**
+ * Call the API. `body` is JSON-encoded, or sent as-is when it is FormData (multipart upload).
+ * Options: `quiet` suppresses the error toast (the caller reports the error itself).
+ * Resolves to the parsed JSON (null for 204); rejects with ApiError after reporting it.
+ */
+export async function api(method, path, body, { quiet = false } = {}) {
+  const headers = { Authorization: `Bearer ${getToken()}`, Accept: "application/json" };
+  let payload;
+  if (body instanceof FormData) {
+    payload = body; // the browser sets the multipart boundary
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(BASE + path, { method, headers, body: payload });
+  } catch (exc) {
+    const error = new ApiError(0, `Cannot reach the gateway (${exc.message})`);
+    if (!quiet) onError(error);
+    throw error;
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { detail: text };
+    }
+  }
+  if (!response.ok) {
+    const detail = formatDetail(data && data.detail) || `${response.status} ${response.statusText}`;
+    const error = new ApiError(response.status, detail);
+    if (response.status === 401) {
+      onUnauthorized(error);
+    } else if (!quiet) {
+      onError(error);
+    }
+    throw error;
+  }
+  return data;
+}
