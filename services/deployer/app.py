@@ -7,6 +7,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo, subjects
+from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings
 from modelhub_contracts.settings import ServiceSettings
 
@@ -35,6 +36,7 @@ def build_app(settings: ServiceSettings | None = None) -> FastStream:
     register(broker, deployer, EventAuthorizer(db))
     answer_pings(broker, "deployer")
     app = FastStream(broker)
+    watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
 
     @app.on_startup
     async def connect() -> None:
@@ -44,6 +46,7 @@ def build_app(settings: ServiceSettings | None = None) -> FastStream:
     @app.after_startup
     async def reconcile() -> None:
         await deployer.reconcile()
+        watchers.add(asyncio.create_task(watch_cluster()))
 
     @app.on_shutdown
     async def close() -> None:

@@ -6,6 +6,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
+from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 
@@ -22,10 +23,13 @@ def build_app(settings: ServiceSettings) -> FastStream:
     handlers.register(broker, WorkerStore(db), serve)
     app = FastStream(broker)
 
+    watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
+
     @app.on_startup
     async def connect_ray() -> None:
         await serve.connect()
         answer_pings(broker, "inference-worker")
+        watchers.add(asyncio.create_task(watch_cluster()))
 
     return app
 

@@ -118,7 +118,7 @@ def assert_completed_exactly_once(stack, dataset: str, job_id: str, total: int) 
     assert all(s["fields"][OUTPUT]["label"] == s["fields"]["text"] for s in samples)
 
 
-@pytest.mark.parametrize("part", ["inference-worker", "scheduler", "gateway", "deployer", "nats", "mongo"])
+@pytest.mark.parametrize("part", ["inference-worker", "scheduler", "gateway", "deployer", "nats", "mongo", "ray"])
 def test_a_job_survives_kill_9_of(part, chaos_stack, slow_deployment):
     texts = [f"sample-{i}" for i in range(TOTAL)]
     dataset, job_id = start_job(chaos_stack, slow_deployment, texts)
