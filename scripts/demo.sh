@@ -31,9 +31,15 @@ else
 fi
 
 step "Deploying it (2 replicas, mini-batch 16)"
-status=$($MH deployments show digits-demo --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["status"])' || true)
-if [ "$status" = running ]; then
-  echo "deployment digits-demo is running already"
+deployment_status() {
+  $MH deployments show digits-demo --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["status"])' || true
+}
+# after a restart the deployer brings a running deployment back by itself: wait for it (bounded)
+for _ in $(seq 1 240); do
+  case "$(deployment_status)" in pending|deploying|stopping) sleep 0.5 ;; *) break ;; esac
+done
+if [ "$(deployment_status)" = running ]; then
+  echo "deployment digits-demo is running"
 else
   $MH models deploy digits --name digits-demo --mini-batch 16 --num-replicas 2
 fi

@@ -1,0 +1,20 @@
+"""The shared NATS helpers' guarantees that do not need a server."""
+
+import asyncio
+
+from faststream.nats.subscriber.usecases import stream_pull_subscriber
+
+import modelhub_contracts.messaging  # noqa: F401  (importing applies the fix under test)
+from modelhub_contracts.messaging import retry_delay
+
+
+def test_pull_loops_catch_the_timeout_nats_py_really_raises():
+    # nats-py's fetch raises asyncio.TimeoutError when its deadline passes mid-batch; FastStream's
+    # loop must catch it, or the messages fetched so far wait out ack_wait unacknowledged
+    assert issubclass(asyncio.TimeoutError, stream_pull_subscriber.TimeoutError)
+    import nats.errors
+    assert issubclass(nats.errors.TimeoutError, stream_pull_subscriber.TimeoutError)
+
+
+def test_retry_delays_grow_and_stay_bounded():
+    assert [retry_delay(n) for n in (1, 2, 3, 4, 5, 50)] == [2.0, 5.0, 15.0, 30.0, 30.0, 30.0]
