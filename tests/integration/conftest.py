@@ -84,6 +84,26 @@ def make_zip(path: Path, files: dict[str, str | bytes]) -> Path:
     return path
 
 
+SCHEMA_TEXT_TO_CLASS = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+                        "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+
+
+def slow_model(seconds_per_batch: float) -> str:
+    """model.py of a text model that takes `seconds_per_batch` per predict call: jobs on it are
+    still running when a test acts on them mid-run."""
+    return f'''
+import time
+
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        time.sleep({seconds_per_batch})
+        return {{"label": [{{"label": t, "confidence": 0.5}} for t in batch["text"]]}}
+'''
+
+
 SCHEMA_LOCAL_TO_CLASS = {"inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
                          "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}}}
 

@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from conftest import create_model, deploy, make_zip, run_job, unique, wait_for
+from conftest import SCHEMA_TEXT_TO_CLASS, create_model, deploy, make_zip, run_job, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -21,8 +21,7 @@ class Model:
     def predict(self, batch):
         return {"label": [{"label": t, "confidence": 1.0} for t in batch["text"]]}
 '''
-SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-          "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+SCHEMA = SCHEMA_TEXT_TO_CLASS
 
 
 class World:

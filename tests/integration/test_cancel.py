@@ -5,24 +5,14 @@ import time
 
 import pytest
 
-from conftest import add_text_samples, all_samples, create_model, deploy, make_zip, unique, wait_for
+from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, make_zip,
+                      slow_model, unique, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-TEXT_SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-               "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+TEXT_SCHEMA = SCHEMA_TEXT_TO_CLASS
 
-SLOW_MODEL = '''
-import time
-
-class Model:
-    def __init__(self, model_dir):
-        pass
-
-    def predict(self, batch):
-        time.sleep(0.2)
-        return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-'''
+SLOW_MODEL = slow_model(0.2)
 
 # How long after the cancel the samples are watched for late writes.
 WATCH_SECONDS = 5.0

@@ -12,28 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (add_text_samples, all_samples, create_model, deploy, get_json, make_zip, part_pid,
-                      start_stack, stop_stack, unique, wait_for)
+from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, get_json,
+                      make_zip, part_pid, slow_model, start_stack, stop_stack, unique, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 TOTAL = 300
 OUTPUT = "label"
-TEXT_SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-               "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+TEXT_SCHEMA = SCHEMA_TEXT_TO_CLASS
 
 # Slow enough that a 300-sample job (75 batches of 4) is still running when the kill lands.
-SLOW_MODEL = '''
-import time
-
-class Model:
-    def __init__(self, model_dir):
-        pass
-
-    def predict(self, batch):
-        time.sleep(0.1)
-        return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-'''
+SLOW_MODEL = slow_model(0.1)
 
 # Kills its own replica process the first time it sees a sample naming a marker file that does
 # not exist yet: the crash happens once, and the restarted replica then annotates that sample.

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import (SCHEMA_LOCAL_TO_CLASS, add_files, all_samples, create_model, deploy, make_zip, run_job,
-                      unique, wait_for)
+from conftest import (SCHEMA_LOCAL_TO_CLASS, SCHEMA_TEXT_TO_CLASS, add_files, all_samples, create_model, deploy,
+                      make_zip, run_job, unique, wait_for)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -85,8 +85,7 @@ class Model:
         return {"label": out}
 '''
 
-TEXT_SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-               "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+TEXT_SCHEMA = SCHEMA_TEXT_TO_CLASS
 
 
 def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
