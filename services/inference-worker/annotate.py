@@ -48,22 +48,29 @@ def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -
 
 async def predict_many(predict: PredictOne, deployment: str, inputs: dict[str, dict],
                        describe: Callable[[BaseException], str]) -> dict[str, Any]:
-    """Call the deployment for every sample. A sample in a batch that raised is retried alone,
-    so one poisoned sample fails by itself and its batch-mates still succeed.
+    """Call the deployment for every sample. When a batch raises, its samples are split in halves
+    and each half is sent again on its own (so it forms batches of its own), down to single
+    samples: only the samples that really fail are marked failed, and their batch-mates succeed in
+    batches about half as large rather than one by one.
 
-    Raises ServingLost when a sample still got no verdict from the model on its lone retry (its
-    replica died or none is up): failing it would blame the sample for the infrastructure."""
-    ids = list(inputs)
-    first = await asyncio.gather(*(predict(deployment, inputs[i]) for i in ids), return_exceptions=True)
-    results = dict(zip(ids, first))
-    for sample_id in [i for i in ids if isinstance(results[i], BaseException)]:
-        try:
-            results[sample_id] = await predict(deployment, inputs[sample_id])
-        except ServingLost:
-            raise
-        except Exception as exc:
-            results[sample_id] = exc
+    Raises ServingLost when a sample alone still got no verdict from the model (its replica died or
+    none is up): failing it would blame the sample for the infrastructure."""
+    results = await _bisect(predict, deployment, inputs, list(inputs))
     return {i: (Outcome(error=describe(r)) if isinstance(r, BaseException) else r) for i, r in results.items()}
+
+
+async def _bisect(predict: PredictOne, deployment: str, inputs: dict[str, dict], ids: list[str]) -> dict[str, Any]:
+    got = await asyncio.gather(*(predict(deployment, inputs[i]) for i in ids), return_exceptions=True)
+    results = dict(zip(ids, got))
+    failed = [i for i in ids if isinstance(results[i], BaseException)]
+    if len(ids) == 1:
+        if isinstance(results[ids[0]], ServingLost):
+            raise results[ids[0]]
+        return results
+    halves = [failed] if len(failed) == 1 else [failed[:len(failed) // 2], failed[len(failed) // 2:]]
+    for half in filter(None, halves):  # one after the other: concurrent halves would share a batch again
+        results.update(await _bisect(predict, deployment, inputs, half))
+    return results
 
 
 async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictOne,

@@ -76,8 +76,11 @@ class Model:
 
     def predict(self, batch):
         texts = batch["text"]
-        if any("poison" in t for t in texts):
-            raise ValueError("poisoned input in this batch")
+        for t in texts:
+            if t.startswith("poison:"):
+                with open(t.split(":", 1)[1], "a") as record:  # the sizes of the batches it poisoned
+                    record.write(f"{len(texts)}\\n")
+                raise ValueError("poisoned input in this batch")
         out = []
         for t in texts:
             # a wrongly typed output for one sample: confidence outside [0, 1]
@@ -92,10 +95,13 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     client = stack.client
     model, deployment, dataset = unique("poison"), unique("dep"), unique("ds")
     create_model(client, model, make_zip(tmp_path / "poison.zip", {"model.py": POISON_MODEL}), TEXT_SCHEMA)
-    assert deploy(client, model, deployment, mini_batch=16)["status"] == "running"
+    deployed = deploy(client, model, deployment, mini_batch=64)
+    assert deployed["status"] == "running", deployed["error"]
 
-    texts = [f"sample-{i}" for i in range(40)]
-    texts[7], texts[23] = "poison-7", "badtype-23"
+    record = tmp_path / "poisoned-batches"
+    texts = [f"sample-{i}" for i in range(100)]
+    poison = texts[7] = f"poison:{record}"
+    texts[23] = "badtype-23"
     assert client.post("/datasets", json={"name": dataset}).status_code == 201
     response = client.post(f"/datasets/{dataset}/samples", json={
         "samples": [{"filepath": f"/data/{t}.txt", "fields": {"text": t}} for t in texts]})
@@ -103,15 +109,18 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
 
     job = run_job(client, dataset, deployment, {"label": "label"})
     assert job["status"] == "completed"
-    assert (job["total"], job["succeeded"], job["failed"]) == (40, 38, 2)
+    assert (job["total"], job["succeeded"], job["failed"]) == (100, 98, 2)
+    sizes = [int(n) for n in record.read_text().split()]
+    assert max(sizes) > 1, f"the poison never shared a batch, so this proved nothing: {sizes}"
+    assert sizes[-1] == 1  # in the end it was alone, and still failed
 
     by_text = {s["fields"]["text"]: s for s in all_samples(client, dataset)}
     failures = {f["sample_id"]: f["error"] for f in client.get(f"/jobs/{job['id']}/failures").json()["items"]}
-    assert set(failures) == {by_text["poison-7"]["id"], by_text["badtype-23"]["id"]}
-    assert "poisoned input" in failures[by_text["poison-7"]["id"]]
+    assert set(failures) == {by_text[poison]["id"], by_text["badtype-23"]["id"]}
+    assert "poisoned input" in failures[by_text[poison]["id"]]
     assert "confidence" in failures[by_text["badtype-23"]["id"]]
     for text, sample in by_text.items():
-        if text in ("poison-7", "badtype-23"):
+        if text in (poison, "badtype-23"):
             assert "label" not in sample["fields"]
         else:
             assert sample["fields"]["label"] == {"label": text.upper(), "confidence": 0.5}
@@ -121,7 +130,7 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     assert retried.status_code == 202
     again = wait_for(lambda: (d := client.get(f"/jobs/{job['id']}").json())["status"] == "completed" and d,
                      120, "the retry to finish")
-    assert (again["succeeded"], again["failed"], again["attempt"]) == (38, 2, 2)
+    assert (again["succeeded"], again["failed"], again["attempt"]) == (98, 2, 2)
     client.delete(f"/deployments/{deployment}")
 
 

@@ -1,5 +1,7 @@
 """The worker's use cases without Ray: input resolution, type checks and poison isolation."""
 
+import asyncio
+
 from modelhub_contracts.events import TaskScheduled
 from modelhub_worker.annotate import annotate, events_for, predict_online
 
@@ -74,3 +76,43 @@ async def test_online_predict_checks_lengths_and_types():
     except ValueError as exc:
         assert "same length" in str(exc)
 
+
+
+class MiniServeBatch:
+    """A faithful miniature of @serve.batch: calls issued in the same event-loop turn form one batch,
+    and a batch holding a poisoned input raises for every call in it."""
+
+    def __init__(self, poison: str) -> None:
+        self.poison, self.batches, self.pending = poison, [], []
+
+    async def __call__(self, deployment, inputs):
+        future = asyncio.get_running_loop().create_future()
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self.pending.append((inputs, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        texts = [inputs["text"] for inputs, _ in batch]
+        self.batches.append(texts)
+        for inputs, future in batch:
+            if self.poison in texts:
+                future.set_exception(ValueError(f"cannot parse {self.poison}"))
+            else:
+                future.set_result({"pred": {"label": inputs["text"], "confidence": 1.0}})
+
+
+async def test_a_poisoned_sample_in_a_batch_of_64_fails_alone_and_the_rest_stay_batched():
+    texts = [f"t{i:02d}" for i in range(64)]
+    model = MiniServeBatch(poison="t10")
+    docs = {t: {"_id": t, "filepath": "/x", "fields": {"text": t}} for t in texts}
+    outcomes = await annotate(task(texts, inputs={"text": "text"}), docs, model, str)
+
+    assert {t for t, o in outcomes.items() if o.error} == {"t10"}
+    assert outcomes["t10"].error == "cannot parse t10"
+    assert all(outcomes[t].fields == {"prediction": {"label": t, "confidence": 1.0}} for t in texts if t != "t10")
+    assert len(model.batches[0]) == 64 and "t10" in model.batches[0]
+    clean = [b for b in model.batches if "t10" not in b]
+    assert max(map(len, clean)) == 32, model.batches  # the clean half ran as one batch of 32
+    assert len(model.batches) <= 1 + 2 * 6  # halving: a few batches, not 64 single calls
