@@ -43,6 +43,9 @@ SERVICES = ("registry", "deployer", "scheduler", "inference-worker", "gateway")
 # inputs {input name: value} in, that sample's outputs {output name: value} out. The replica
 # gathers concurrent calls with @serve.batch(max_batch_size=mini_batch) into Model.predict.
 REPLICA_METHOD = "predict_one"
+# Jobs call this one instead: a task's samples (at most mini_batch) in one call, one Model.predict
+# call on them; no dependence on how calls happen to arrive, and mini_batch-times fewer calls.
+REPLICA_CHUNK_METHOD = "predict_chunk"
 SERVE_NAMESPACE = "serve"
 
 # Dead letters: JetStream publishes this advisory when a message of the worker's task consumer

@@ -15,12 +15,14 @@ from typing import Any
 
 from ray import serve
 
-# The method name is the contract with the worker (subjects.REPLICA_METHOD == "predict_one").
+# The method names are the contract with the worker (subjects.REPLICA_METHOD == "predict_one",
+# subjects.REPLICA_CHUNK_METHOD == "predict_chunk").
 
 
 @serve.deployment
 class ModelReplica:
-    """One replica of a deployed model: gathers single-sample calls into `Model.predict` batches."""
+    """One replica of a deployed model: `predict_chunk` runs a job's mini-batch as it comes;
+    `predict_one` gathers concurrent single-sample calls (online predict) into batches."""
 
     def __init__(self, entrypoint: str, mini_batch: int) -> None:
         # With runtime_env.working_dir, Ray starts the replica in the unpacked package root.
@@ -30,7 +32,14 @@ class ModelReplica:
         module_name, _, class_name = entrypoint.partition(":")
         module = importlib.import_module(module_name)
         self._model = getattr(module, class_name or "Model")(model_dir)
+        self._mini_batch = mini_batch
         self.predict_one.set_max_batch_size(mini_batch)
+
+    async def predict_chunk(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples."""
+        if not 1 <= len(samples) <= self._mini_batch:
+            raise ValueError(f"a call carries 1 to {self._mini_batch} samples (mini_batch), got {len(samples)}")
+        return _rows(await self._predict(_columns(samples)), len(samples))
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.01)
     async def predict_one(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:

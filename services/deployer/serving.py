@@ -13,6 +13,7 @@ from modelhub_deployer.deploy import AppState, ReplicaConfig
 from modelhub_deployer.replica import ModelReplica
 
 assert subjects.REPLICA_METHOD == "predict_one", "replica.py names the method predict_one"
+assert subjects.REPLICA_CHUNK_METHOD == "predict_chunk", "replica.py names the method predict_chunk"
 
 
 def start_serve() -> None:

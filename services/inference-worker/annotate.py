@@ -9,7 +9,8 @@ from modelhub_contracts.model_schema import check_output
 
 from modelhub_worker.errors import ServingLost
 
-PredictOne = Callable[[str, dict], Awaitable[dict]]
+PredictOne = Callable[[str, dict], Awaitable[dict]]  # one sample (online predict)
+PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # a task's samples in one call
 
 
 class Outcome:
@@ -46,34 +47,34 @@ def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -
     return Outcome(fields=fields)
 
 
-async def predict_many(predict: PredictOne, deployment: str, inputs: dict[str, dict],
+async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[str, dict],
                        describe: Callable[[BaseException], str]) -> dict[str, Any]:
-    """Call the deployment for every sample. When a batch raises, its samples are split in halves
-    and each half is sent again on its own (so it forms batches of its own), down to single
-    samples: only the samples that really fail are marked failed, and their batch-mates succeed in
-    batches about half as large rather than one by one.
+    """Run the samples through the deployment as one mini-batch call. When it raises, the samples
+    are split in halves and each half is called on its own, down to single samples: only the
+    samples that really fail are marked failed, and their batch-mates still succeed in batches.
 
-    Raises ServingLost when a sample alone still got no verdict from the model (its replica died or
-    none is up): failing it would blame the sample for the infrastructure."""
-    results = await _bisect(predict, deployment, inputs, list(inputs))
-    return {i: (Outcome(error=describe(r)) if isinstance(r, BaseException) else r) for i, r in results.items()}
+    Raises ServingLost when the deployment gave no verdict (a replica died, none is up): failing
+    the samples would blame them for the infrastructure; the task is retried instead."""
+    return await _bisect(predict, deployment, inputs, list(inputs), describe)
 
 
-async def _bisect(predict: PredictOne, deployment: str, inputs: dict[str, dict], ids: list[str]) -> dict[str, Any]:
-    got = await asyncio.gather(*(predict(deployment, inputs[i]) for i in ids), return_exceptions=True)
-    results = dict(zip(ids, got))
-    failed = [i for i in ids if isinstance(results[i], BaseException)]
-    if len(ids) == 1:
-        if isinstance(results[ids[0]], ServingLost):
-            raise results[ids[0]]
-        return results
-    halves = [failed] if len(failed) == 1 else [failed[:len(failed) // 2], failed[len(failed) // 2:]]
-    for half in filter(None, halves):  # one after the other: concurrent halves would share a batch again
-        results.update(await _bisect(predict, deployment, inputs, half))
-    return results
+async def _bisect(predict: PredictChunk, deployment: str, inputs: dict[str, dict], ids: list[str],
+                  describe: Callable[[BaseException], str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    try:
+        return dict(zip(ids, await predict(deployment, [inputs[i] for i in ids]), strict=True))
+    except ServingLost:
+        raise
+    except Exception as exc:
+        if len(ids) == 1:
+            return {ids[0]: Outcome(error=describe(exc))}
+    half = len(ids) // 2
+    return {**await _bisect(predict, deployment, inputs, ids[:half], describe),
+            **await _bisect(predict, deployment, inputs, ids[half:], describe)}
 
 
-async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictOne,
+async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictChunk,
                    describe: Callable[[BaseException], str]) -> dict[str, Outcome]:
     """Every sample of the task gets an Outcome: fields to write, or an error."""
     outcomes: dict[str, Outcome] = {}
@@ -107,20 +108,23 @@ def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[Sample
 
 async def predict_online(predict: PredictOne, deployment: str, inputs: dict[str, list],
                          types: dict[str, str], describe: Callable[[BaseException], str]) -> dict[str, list]:
-    """Online predict: lists of inputs in, lists of checked outputs out. Raises ValueError on bad input
-    or a bad output, RuntimeError when the model fails."""
+    """Online predict: lists of inputs in, lists of checked outputs out, one call per sample (the
+    replica's @serve.batch groups them, and other callers' samples, into Model.predict batches).
+    Raises ValueError on bad input, RuntimeError when the model fails or an output is bad,
+    ServingLost when the deployment gave no answer."""
     lengths = {len(v) for v in inputs.values()}
     if len(lengths) != 1:
         raise ValueError("every input list must have the same length")
     n = lengths.pop()
-    samples = {str(i): {name: values[i] for name, values in inputs.items()} for i in range(n)}
-    results = await predict_many(predict, deployment, samples, describe)
+    samples = [{name: values[i] for name, values in inputs.items()} for i in range(n)]
+    results = await asyncio.gather(*(predict(deployment, s) for s in samples), return_exceptions=True)
     outputs: dict[str, list] = {name: [] for name in types}
-    for i in range(n):
-        outcome = results[str(i)]
-        if isinstance(outcome, Outcome):
-            raise RuntimeError(f"sample {i}: {outcome.error}")
-        checked = check_outputs(outcome, {name: name for name in types}, types)
+    for i, result in enumerate(results):
+        if isinstance(result, ServingLost):
+            raise result
+        if isinstance(result, BaseException):
+            raise RuntimeError(f"sample {i}: {describe(result)}")
+        checked = check_outputs(result, {name: name for name in types}, types)
         if checked.error:
             raise RuntimeError(f"sample {i}: {checked.error}")
         for name in types:

@@ -48,7 +48,7 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
         after that, NAKed for a later retry when serving or storage failed."""
         async with keep_alive(message):
             delay = await attempt(task, deliveries(message),
-                                  lambda: run_task(task, store, serve.predict_one, publish, short_error),
+                                  lambda: run_task(task, store, serve.predict_chunk, publish, short_error),
                                   store, publish, short_error)
         await (message.ack() if delay is None else message.nack(delay=delay))
 

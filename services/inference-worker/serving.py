@@ -24,9 +24,10 @@ LOST_ERRORS = (ray_errors.RayActorError, ray_errors.ActorUnavailableError,
 
 
 class ServeClient:
-    """Calls a deployment's `predict_one`, one sample per call; @serve.batch on the replica groups
-    concurrent calls into Model.predict batches. In-flight calls are bounded: a flood of unbounded
-    handle calls makes Serve's throughput collapse."""
+    """Calls a deployment's replicas: `predict_chunk` with a job task's samples (one Model.predict
+    call), `predict_one` with one sample (online predict; @serve.batch on the replica groups
+    concurrent calls). In-flight calls are bounded: a flood of unbounded handle calls makes
+    Serve's throughput collapse."""
 
     def __init__(self, address: str, max_in_flight: int = 64, call_timeout: float = 300.0) -> None:
         self.address = address
@@ -58,11 +59,18 @@ class ServeClient:
         self.handles.pop(deployment, None)
 
     async def predict_one(self, deployment: str, inputs: dict) -> dict:
+        """One sample's outputs."""
+        return await self._call(deployment, subjects.REPLICA_METHOD, inputs)
+
+    async def predict_chunk(self, deployment: str, samples: list[dict]) -> list[dict]:
+        """Each sample's outputs, from one Model.predict call on all of them."""
+        return await self._call(deployment, subjects.REPLICA_CHUNK_METHOD, samples)
+
+    async def _call(self, deployment: str, method: str, payload: object):
         handle = await self.handle(deployment)
         async with self.limit:
             try:
-                return await asyncio.wait_for(getattr(handle, subjects.REPLICA_METHOD).remote(inputs),
-                                              self.call_timeout)
+                return await asyncio.wait_for(getattr(handle, method).remote(payload), self.call_timeout)
             except (*LOST_ERRORS, TimeoutError) as exc:
                 self.forget(deployment)  # a fresh handle sees a redeployed or restarted app
                 raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc

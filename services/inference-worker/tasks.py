@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from modelhub_contracts.events import SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import retry_delay
 
-from modelhub_worker.annotate import PredictOne, annotate, event_id, events_for
+from modelhub_worker.annotate import PredictChunk, annotate, event_id, events_for
 from modelhub_worker.store import WorkerStore
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ Publish = Callable[[SampleAnnotated], Awaitable[None]]
 Describe = Callable[[BaseException], str]
 
 
-async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictOne, publish: Publish,
+async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChunk, publish: Publish,
                    describe: Describe) -> None:
     """Annotate the task's samples, write their fields under the job's write lease, then publish
     one SampleAnnotated each. A job being cancelled gets no write and no event.

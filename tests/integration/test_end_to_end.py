@@ -111,8 +111,8 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     assert job["status"] == "completed"
     assert (job["total"], job["succeeded"], job["failed"]) == (100, 98, 2)
     sizes = [int(n) for n in record.read_text().split()]
-    assert max(sizes) > 1, f"the poison never shared a batch, so this proved nothing: {sizes}"
-    assert sizes[-1] == 1  # in the end it was alone, and still failed
+    assert sizes[0] == 64, f"the poison's first batch was not the task's 64 samples: {sizes}"
+    assert sizes[-1] == 1  # halved down until it was alone, and still failed
 
     by_text = {s["fields"]["text"]: s for s in all_samples(client, dataset)}
     failures = {f["sample_id"]: f["error"] for f in client.get(f"/jobs/{job['id']}/failures").json()["items"]}

@@ -5,6 +5,8 @@ import asyncio
 from modelhub_contracts.events import TaskScheduled
 from modelhub_worker.annotate import annotate, events_for, predict_online
 
+from test_worker_tasks import chunked
+
 
 def task(sample_ids, inputs=None) -> TaskScheduled:
     return TaskScheduled(task_id="j.1.0", job_id="j", attempt=1, dataset="ds", deployment="dep",
@@ -16,21 +18,20 @@ def docs(*ids):
     return {i: {"_id": i, "filepath": f"/img/{i}.png", "fields": {}} for i in ids}
 
 
-class BatchingModel:
-    """Fails every call while a poisoned sample is in the same batch, like @serve.batch does."""
+class PoisonModel:
+    """Per sample: raises for the poisoned sample (wrapped by chunked(), the whole batch raises)."""
 
     def __init__(self, poison: str) -> None:
-        self.poison, self.calls = poison, 0
+        self.poison = poison
 
     async def __call__(self, deployment, inputs):
-        self.calls += 1
-        if self.poison in inputs["image"] or (self.calls <= 4 and deployment == "dep"):
+        if self.poison in inputs["image"]:
             raise RuntimeError(f"Traceback...\nValueError: cannot read {inputs['image']}")
         return {"pred": {"label": "cat", "confidence": 0.9}}
 
 
 async def test_a_poisoned_sample_fails_alone_with_its_message():
-    model = BatchingModel(poison="s2")
+    model = chunked(PoisonModel(poison="s2"))
     outcomes = await annotate(task(["s1", "s2", "s3", "s4"]), docs("s1", "s2", "s3", "s4"), model,
                               lambda e: str(e).splitlines()[-1])
     assert {k: o.error for k, o in outcomes.items()} == {
@@ -39,6 +40,7 @@ async def test_a_poisoned_sample_fails_alone_with_its_message():
 
 
 async def test_wrongly_typed_output_and_missing_sample_fail_with_reasons():
+    @chunked
     async def predict(deployment, inputs):
         return {"pred": {"label": "cat", "confidence": 3}}
 
@@ -52,6 +54,7 @@ async def test_wrongly_typed_output_and_missing_sample_fail_with_reasons():
 async def test_inputs_come_from_named_fields():
     seen = []
 
+    @chunked
     async def predict(deployment, inputs):
         seen.append(inputs)
         return {"pred": {"label": inputs["text"], "confidence": 1.0}}
@@ -78,41 +81,30 @@ async def test_online_predict_checks_lengths_and_types():
 
 
 
-class MiniServeBatch:
-    """A faithful miniature of @serve.batch: calls issued in the same event-loop turn form one batch,
-    and a batch holding a poisoned input raises for every call in it."""
+class ChunkModel:
+    """A replica's predict_chunk: each call is one Model.predict batch, and a batch holding the
+    poisoned input raises for all of it."""
 
     def __init__(self, poison: str) -> None:
-        self.poison, self.batches, self.pending = poison, [], []
+        self.poison, self.batches = poison, []
 
-    async def __call__(self, deployment, inputs):
-        future = asyncio.get_running_loop().create_future()
-        if not self.pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self.pending.append((inputs, future))
-        return await future
-
-    def _flush(self) -> None:
-        batch, self.pending = self.pending, []
-        texts = [inputs["text"] for inputs, _ in batch]
+    async def __call__(self, deployment, samples):
+        texts = [inputs["text"] for inputs in samples]
         self.batches.append(texts)
-        for inputs, future in batch:
-            if self.poison in texts:
-                future.set_exception(ValueError(f"cannot parse {self.poison}"))
-            else:
-                future.set_result({"pred": {"label": inputs["text"], "confidence": 1.0}})
+        if self.poison in texts:
+            raise ValueError(f"cannot parse {self.poison}")
+        return [{"pred": {"label": t, "confidence": 1.0}} for t in texts]
 
 
 async def test_a_poisoned_sample_in_a_batch_of_64_fails_alone_and_the_rest_stay_batched():
     texts = [f"t{i:02d}" for i in range(64)]
-    model = MiniServeBatch(poison="t10")
+    model = ChunkModel(poison="t10")
     docs = {t: {"_id": t, "filepath": "/x", "fields": {"text": t}} for t in texts}
     outcomes = await annotate(task(texts, inputs={"text": "text"}), docs, model, str)
 
     assert {t for t, o in outcomes.items() if o.error} == {"t10"}
     assert outcomes["t10"].error == "cannot parse t10"
     assert all(outcomes[t].fields == {"prediction": {"label": t, "confidence": 1.0}} for t in texts if t != "t10")
-    assert len(model.batches[0]) == 64 and "t10" in model.batches[0]
-    clean = [b for b in model.batches if "t10" not in b]
-    assert max(map(len, clean)) == 32, model.batches  # the clean half ran as one batch of 32
-    assert len(model.batches) <= 1 + 2 * 6  # halving: a few batches, not 64 single calls
+    assert model.batches[0] == texts  # the whole task was one batch of 64
+    # halving towards t10: every clean half runs as one batch, 13 calls in all instead of 64
+    assert [len(b) for b in model.batches] == [64, 32, 16, 8, 8, 4, 2, 2, 1, 1, 4, 16, 32]

@@ -9,12 +9,12 @@ from modelhub_contracts.messaging import EVENTS_STREAM
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
 
-from test_worker_tasks import FakeStore, task
+from test_worker_tasks import FakeStore, chunked, task
 
 
 class FakeServe:
     def __init__(self, predict) -> None:
-        self.predict_one, self.forgotten = predict, []
+        self.predict_one, self.predict_chunk, self.forgotten = predict, chunked(predict), []
 
     def forget(self, deployment):
         self.forgotten.append(deployment)

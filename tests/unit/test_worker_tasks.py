@@ -53,10 +53,20 @@ class FakeStore:
         return self.failures.get(task_id)
 
 
+def chunked(per_sample):
+    """A chunk call built from a per-sample fake: like one Model.predict call, it fails as a whole
+    when any of its samples raises."""
+    async def predict_chunk(deployment, samples):
+        return [await per_sample(deployment, inputs) for inputs in samples]
+    return predict_chunk
+
+
+@chunked
 async def upper(deployment, inputs):
     return {"out": inputs["text"].upper()}
 
 
+@chunked
 async def replica_died(deployment, inputs):
     raise ServingLost("deployment 'dep' gave no answer: ActorDiedError")
 
@@ -136,21 +146,20 @@ async def test_an_advisory_for_a_vanished_message_publishes_nothing():
     assert published == []
 
 
-async def test_a_sample_whose_replica_died_again_on_its_lone_retry_aborts_the_task():
+async def test_a_replica_that_died_gives_the_task_back_at_once():
     calls = []
 
-    async def predict(deployment, inputs):
-        calls.append(inputs["text"])
-        if inputs["text"] == "b":
-            raise ServingLost("replica died")
-        return {"out": inputs["text"]}
+    async def predict(deployment, samples):
+        calls.append([s["text"] for s in samples])
+        raise ServingLost("replica died")
 
     with pytest.raises(ServingLost):
         await annotate(task("a", "b"), FakeStore("a", "b").docs, predict, str)
-    assert calls.count("b") == 2  # retried alone once before giving the task back
+    assert calls == [["a", "b"]]  # no bisecting against a dying deployment: the task is retried later
 
 
 async def test_a_model_exception_still_fails_its_sample_alone():
+    @chunked
     async def predict(deployment, inputs):
         if inputs["text"] == "b":
             raise ValueError("cannot read b")
