@@ -35,5 +35,8 @@ down:
 status:
 	$(BIN)/modelhub status --data-dir $(DATA_DIR)
 
+bench: install
+	$(BIN)/python bench/serve_calls.py
+
 clean: down
 	rm -rf $(DATA_DIR) examples/digits/build

@@ -1,0 +1,139 @@
+"""Benchmark: how a job's samples reach a Serve deployment, measured in one run on one stack.
+
+  A. one handle call per sample (`predict_one`, @serve.batch regroups concurrent calls),
+  B. one handle call per mini-batch (`predict_chunk`, what the worker does for jobs),
+  C. a whole job through modelhub (scheduler → worker → Serve → MongoDB → progress).
+
+Prints samples/s for each and the ratio B/A. Run with `make bench`; numbers from this 2-core
+machine are noisy: compare the ratio within one run, not absolute numbers across runs.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+
+MODEL = '''
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        return {"n": [len(t) for t in batch["text"]]}
+'''
+SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+          "outputs": {"type": "object", "properties": {"n": {"type": "number"}}}}
+
+
+def modelhub(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "modelhub", *args], check=True, capture_output=True, text=True)
+
+
+def setup(client: httpx.Client, workdir: Path, mini_batch: int, samples: int) -> None:
+    package = workdir / "bench.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        zf.writestr("model.py", MODEL)
+    assert client.post("/models", json={"name": "bench"}).status_code == 201
+    with package.open("rb") as fh:
+        assert client.post("/models/bench/versions", files={"file": ("bench.zip", fh)},
+                           data={"schema": json.dumps(SCHEMA)}).status_code == 201
+    assert client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch}).status_code == 202
+    while (status := client.get("/deployments/bench").json()["status"]) not in ("running", "failed"):
+        time.sleep(0.2)
+    assert status == "running"
+    assert client.post("/datasets", json={"name": "bench"}).status_code == 201
+    rows = [{"filepath": f"/bench/{i}", "fields": {"text": f"sample {i}"}} for i in range(samples)]
+    assert client.post("/datasets/bench/samples", json={"samples": rows}).status_code == 201
+
+
+async def per_sample(handle, inputs: list[dict], in_flight: int) -> float:
+    limit = asyncio.Semaphore(in_flight)
+
+    async def one(x):
+        async with limit:
+            return await handle.predict_one.remote(x)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(x) for x in inputs))
+    return len(inputs) / (time.perf_counter() - start)
+
+
+async def per_chunk(handle, inputs: list[dict], mini_batch: int, in_flight: int) -> float:
+    limit = asyncio.Semaphore(in_flight)
+    chunks = [inputs[i:i + mini_batch] for i in range(0, len(inputs), mini_batch)]
+
+    async def one(chunk):
+        async with limit:
+            return await handle.predict_chunk.remote(chunk)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(c) for c in chunks))
+    return len(inputs) / (time.perf_counter() - start)
+
+
+def serve_paths(data_dir: Path, samples: int, mini_batch: int) -> tuple[float, float]:
+    state = json.loads((data_dir / "state.json").read_text())
+    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token",
+                      RAY_AUTH_TOKEN_PATH=str(data_dir / "ray-auth-token"))
+    import ray
+    from ray import serve
+
+    ray.init(address=state["ray"]["address"], namespace="serve", log_to_driver=False, logging_level="ERROR")
+    handle = serve.get_app_handle("bench")
+    inputs = [{"text": f"sample {i}"} for i in range(samples)]
+
+    async def both() -> tuple[float, float]:
+        await per_chunk(handle, inputs[:mini_batch * 4], mini_batch, 8)  # warm up
+        a = await per_sample(handle, inputs, in_flight=64)
+        b = await per_chunk(handle, inputs, mini_batch, in_flight=8)
+        return a, b
+
+    try:
+        return asyncio.run(both())
+    finally:
+        ray.shutdown()
+
+
+def whole_job(client: httpx.Client, samples: int) -> float:
+    start = time.perf_counter()
+    job = client.post("/datasets/bench/jobs", json={"deployment": "bench", "outputs": {"n": "n"}}).json()
+    while (doc := client.get(f"/jobs/{job['id']}").json())["status"] not in ("completed", "failed", "cancelled"):
+        time.sleep(0.1)
+    assert doc["status"] == "completed" and doc["succeeded"] == samples, doc
+    return samples / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=4096)
+    parser.add_argument("--mini-batch", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="modelhub-bench-") as tmp:
+        data_dir, port = Path(tmp) / "stack", "18431"
+        modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", port)
+        try:
+            token = (data_dir / "admin-token").read_text().strip()
+            client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
+                                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            setup(client, Path(tmp), args.mini_batch, args.samples)
+            job_rate = whole_job(client, args.samples)
+            one, chunk = serve_paths(data_dir, args.samples, args.mini_batch)
+        finally:
+            modelhub("down", "--data-dir", str(data_dir))
+    print(f"{args.samples} samples, mini_batch {args.mini_batch}, 1 replica, this machine ({os.cpu_count()} cores)")
+    print(f"  A. Serve, one call per sample (64 in flight):    {one:8.0f} samples/s")
+    print(f"  B. Serve, one call per mini-batch (8 in flight): {chunk:8.0f} samples/s")
+    print(f"  C. modelhub job, end to end:                     {job_rate:8.0f} samples/s")
+    print(f"  B/A = {chunk / one:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
