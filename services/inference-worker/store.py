@@ -7,8 +7,17 @@ from contextlib import asynccontextmanager
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelhub_contracts.events import TaskScheduled
+
 # A job in one of these states takes no more writes.
 CLOSED = ["cancelled", "completed"]
+
+
+def _matching(task: TaskScheduled) -> dict:
+    """A filter on the job document that holds only when the task is part of that job."""
+    return {"dataset": task.dataset, "deployment": task.deployment,
+            **{f"inputs.{name}": field for name, field in task.inputs.items()},
+            **{f"outputs.{name}": field for name, field in task.outputs.items()}}
 
 
 class WorkerStore:
@@ -17,8 +26,10 @@ class WorkerStore:
         self.jobs = db["jobs"]
         self.task_failures = db["task_failures"]
 
-    async def load(self, sample_ids: list[str]) -> dict[str, dict]:
-        cursor = self.samples.find({"_id": {"$in": sample_ids}}, projection={"filepath": 1, "fields": 1})
+    async def load(self, sample_ids: list[str], dataset: str) -> dict[str, dict]:
+        """The task's samples, from its dataset only: a task naming another dataset's samples gets none."""
+        cursor = self.samples.find({"_id": {"$in": sample_ids}, "dataset": dataset},
+                                   projection={"filepath": 1, "fields": 1})
         return {doc["_id"]: doc async for doc in cursor}
 
     async def is_cancelled(self, job_id: str) -> bool:
@@ -27,14 +38,18 @@ class WorkerStore:
         return doc is None or doc["status"] == "cancelled" or bool(doc.get("cancel_requested"))
 
     @asynccontextmanager
-    async def write_lease(self, job_id: str) -> AsyncIterator[bool]:
-        """Yield True while this worker may write the job's samples, False if it may not.
+    async def write_lease(self, task: TaskScheduled) -> AsyncIterator[bool]:
+        """Yield True while this worker may write the task's samples, False if it may not.
 
         Taking the lease and checking for a cancel is one atomic update, and the gateway marks a
         job cancelled only once no lease is held, so no field lands after a job reports cancelled.
+        The lease is granted only to a task that matches its job (dataset, deployment, and each
+        input and output mapping): the job was authorised when it was submitted, so a task
+        forged on NATS cannot write anything that job would not have.
         """
+        job_id = task.job_id
         granted = await self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$nin": CLOSED}, "cancel_requested": {"$ne": True}},
+            {"_id": job_id, "status": {"$nin": CLOSED}, "cancel_requested": {"$ne": True}, **_matching(task)},
             {"$inc": {"active_writes": 1}}, projection={"_id": 1})
         if granted is None:
             yield False

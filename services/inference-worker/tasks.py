@@ -36,8 +36,8 @@ async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChun
     lets MongoDB/NATS errors through (retried as well): nothing here fails a sample for them."""
     if await store.is_cancelled(task.job_id):
         return
-    outcomes = await annotate(task, await store.load(task.sample_ids), predict, describe)
-    async with store.write_lease(task.job_id) as granted:
+    outcomes = await annotate(task, await store.load(task.sample_ids, task.dataset), predict, describe)
+    async with store.write_lease(task) as granted:
         if not granted:
             return
         await store.write_fields({sid: o.fields for sid, o in outcomes.items() if o.error is None})

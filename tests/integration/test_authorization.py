@@ -310,3 +310,61 @@ def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
     samples = owner.get(f"/datasets/{dataset}/samples").json()["items"]
     assert "forged" not in samples[0]["fields"]
     owner.delete(f"/deployments/{deployment}")
+
+
+def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
+    """TaskScheduled carries no user: the worker only writes for a task that matches its (authorised)
+    job, and only into that job's dataset."""
+    import asyncio
+
+    import nats
+    from pymongo import AsyncMongoClient
+
+    from modelhub_contracts import subjects
+    from modelhub_contracts.events import TaskScheduled, utcnow
+
+    owner, runner = world.clients["owner"], world.clients["runner"]
+    model, deployment = unique("lease-model"), unique("dep")
+    create_model(owner, model, world.package, SCHEMA)
+    assert deploy(owner, model, deployment)["status"] == "running"
+    mine, theirs = unique("mine"), unique("theirs")
+    for client, dataset in ((owner, mine), (runner, theirs)):
+        assert client.post("/datasets", json={"name": dataset}).status_code == 201
+        assert client.post(f"/datasets/{dataset}/samples",
+                           json={"samples": [{"filepath": "/s", "fields": {"text": "t"}}]}).status_code == 201
+    victim = runner.get(f"/datasets/{theirs}/samples").json()["items"][0]["id"]
+    job_id = unique("live-job")
+
+    async def forge() -> int:
+        mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
+        now = utcnow()
+        await mongo["modelhub"]["jobs"].insert_one({  # a live job of the owner's, on the owner's dataset
+            "_id": job_id, "dataset": mine, "deployment": deployment, "model": model, "version": 1,
+            "inputs": {"text": "text"}, "outputs": {"label": "forged"}, "status": "running", "attempt": 1,
+            "total": 1, "succeeded": 0, "failed": 0, "progress": 0.0, "error": None,
+            "created_by": world.names["owner"], "owner": world.names["owner"], "created_at": now,
+            "started_at": now, "finished_at": None})
+        await mongo.close()
+        nc = await nats.connect(stack.state()["nats"]["url"])
+        js = nc.jetstream()
+        last = 0
+        for index, dataset in enumerate((mine, theirs)):  # naming the victim's sample, under either dataset
+            task = TaskScheduled(task_id=f"{job_id}.1.{index}", job_id=job_id, attempt=1, dataset=dataset,
+                                 deployment=deployment, sample_ids=[victim], inputs={"text": "text"},
+                                 outputs={"label": "forged"}, output_types={"label": "classification"})
+            last = (await js.publish(subjects.TASK_SCHEDULED, task.model_dump_json().encode())).seq
+        await nc.close()
+        return last
+
+    async def handled(seq: int) -> bool:
+        nc = await nats.connect(stack.state()["nats"]["url"])
+        try:
+            info = await nc.jetstream().consumer_info(subjects.STREAM, subjects.DURABLE_WORKER_TASKS)
+            return info.ack_floor.stream_seq >= seq
+        finally:
+            await nc.close()
+
+    seq = asyncio.run(forge())
+    wait_for(lambda: asyncio.run(handled(seq)), 120, "the worker to have handled the forged tasks")
+    assert "forged" not in runner.get(f"/datasets/{theirs}/samples").json()["items"][0]["fields"]
+    owner.delete(f"/deployments/{deployment}")

@@ -28,11 +28,11 @@ class FakeStore:
     async def is_cancelled(self, job_id):
         return self.cancelled
 
-    async def load(self, ids):
+    async def load(self, ids, dataset):
         return {i: self.docs[i] for i in ids if i in self.docs}
 
     @asynccontextmanager
-    async def write_lease(self, job_id):
+    async def write_lease(self, task):
         if not self.lease:
             yield False
             return
