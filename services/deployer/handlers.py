@@ -8,7 +8,6 @@ the message is acked once that is recorded. Nothing is lost if the deployer dies
 """
 
 import logging
-from collections.abc import Awaitable
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker
@@ -16,21 +15,12 @@ from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
-from modelhub_contracts.messaging import EVENTS_STREAM
+from modelhub_contracts.messaging import EVENTS_STREAM, settle
 
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer, DeploySpec
 
 log = logging.getLogger(__name__)
-
-
-async def _ack_after(message: NatsMessage, work: Awaitable[None]) -> None:
-    try:
-        await work
-    except Exception:
-        await message.nack(delay=5)  # Mongo/Ray trouble: try again shortly
-        raise
-    await message.ack()
 
 
 def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> None:
@@ -41,9 +31,9 @@ def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> 
     async def on_deployment_requested(event: DeploymentRequested, message: NatsMessage) -> None:
         """Start deploying if the acting user may run the model; acked once recorded."""
         if refusal := await authz.deploy_refusal(event):
-            await _ack_after(message, deployer.refuse(event.deployment, refusal))
+            await settle(message, deployer.refuse(event.deployment, refusal))
             return
-        await _ack_after(message, deployer.request(DeploySpec.from_event(event)))
+        await settle(message, deployer.request(DeploySpec.from_event(event)))
 
     @broker.subscriber(subjects.DEPLOYMENT_STOP_REQUESTED, stream=EVENTS_STREAM,
                        durable=subjects.DURABLE_DEPLOYER_STOPS, ack_policy=AckPolicy.MANUAL)
@@ -54,4 +44,4 @@ def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> 
             log.warning("refused a stop request: %s", refusal)
             await message.ack()
             return
-        await _ack_after(message, deployer.stop(event.deployment))
+        await settle(message, deployer.stop(event.deployment))

@@ -268,10 +268,9 @@ def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
     import asyncio
 
     import nats
-    from pymongo import AsyncMongoClient
 
     from modelhub_contracts import subjects
-    from modelhub_contracts.events import JobSubmitted, utcnow
+    from modelhub_contracts.events import JobSubmitted
 
     owner = world.clients["owner"]
     dataset = unique("victim")
@@ -286,15 +285,7 @@ def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
 
     async def forge():
         # a live job document, as if the gateway had accepted it, then the event naming the stranger
-        mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
-        now = utcnow()
-        await mongo["modelhub"]["jobs"].insert_one({
-            "_id": job_id, "dataset": dataset, "deployment": deployment, "model": model, "version": 1,
-            "inputs": {"text": "text"}, "outputs": {"label": "forged"}, "status": "running", "attempt": 1,
-            "total": 1, "succeeded": 0, "failed": 0, "progress": 0.0, "error": None,
-            "created_by": world.names["owner"], "owner": world.names["owner"], "created_at": now,
-            "started_at": now, "finished_at": None})
-        await mongo.close()
+        await insert_live_job(stack, job_id, dataset, deployment, model, world.names["owner"])
         nc = await nats.connect(stack.state()["nats"]["url"])
         event = JobSubmitted(job_id=job_id, attempt=1, dataset=dataset, deployment=deployment,
                              inputs={"text": "text"}, outputs={"label": "forged"},
@@ -318,10 +309,9 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
     import asyncio
 
     import nats
-    from pymongo import AsyncMongoClient
 
     from modelhub_contracts import subjects
-    from modelhub_contracts.events import TaskScheduled, utcnow
+    from modelhub_contracts.events import TaskScheduled
 
     owner, runner = world.clients["owner"], world.clients["runner"]
     model, deployment = unique("lease-model"), unique("dep")
@@ -336,15 +326,7 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
     job_id = unique("live-job")
 
     async def forge() -> int:
-        mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
-        now = utcnow()
-        await mongo["modelhub"]["jobs"].insert_one({  # a live job of the owner's, on the owner's dataset
-            "_id": job_id, "dataset": mine, "deployment": deployment, "model": model, "version": 1,
-            "inputs": {"text": "text"}, "outputs": {"label": "forged"}, "status": "running", "attempt": 1,
-            "total": 1, "succeeded": 0, "failed": 0, "progress": 0.0, "error": None,
-            "created_by": world.names["owner"], "owner": world.names["owner"], "created_at": now,
-            "started_at": now, "finished_at": None})
-        await mongo.close()
+        await insert_live_job(stack, job_id, mine, deployment, model, world.names["owner"])
         nc = await nats.connect(stack.state()["nats"]["url"])
         js = nc.jetstream()
         last = 0
@@ -368,3 +350,20 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
     wait_for(lambda: asyncio.run(handled(seq)), 120, "the worker to have handled the forged tasks")
     assert "forged" not in runner.get(f"/datasets/{theirs}/samples").json()["items"][0]["fields"]
     owner.delete(f"/deployments/{deployment}")
+
+
+async def insert_live_job(stack, job_id: str, dataset: str, deployment: str, model: str, owner: str) -> None:
+    """A running job document of `owner`'s, as if the gateway had accepted it (inputs text → text,
+    output label → forged): what forged events then try to ride on."""
+    from pymongo import AsyncMongoClient
+
+    from modelhub_contracts.events import utcnow
+
+    mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
+    now = utcnow()
+    await mongo["modelhub"]["jobs"].insert_one({
+        "_id": job_id, "dataset": dataset, "deployment": deployment, "model": model, "version": 1,
+        "inputs": {"text": "text"}, "outputs": {"label": "forged"}, "status": "running", "attempt": 1,
+        "total": 1, "succeeded": 0, "failed": 0, "progress": 0.0, "error": None,
+        "created_by": owner, "owner": owner, "created_at": now, "started_at": now, "finished_at": None})
+    await mongo.close()
