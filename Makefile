@@ -5,20 +5,29 @@ BIN    := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/.modelhub-demo
 PORT   ?= 8000
 
-.PHONY: install demo test unit integration up down status bench clean
+.PHONY: install demo test lint unit integration up down status bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every part of the system is a package in its own folder with its own dependencies; development
+# installs them all, editable, pinned by constraints.txt (name==version lines only).
+PACKAGES := libs/contracts services/registry services/deployer services/scheduler \
+            services/inference-worker services/gateway cli
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+
+$(VENV)/.installed: $(PYPROJECTS) requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[embedded,dev]'
+	$(BIN)/pip install -q -c constraints.txt $(foreach p,$(filter-out cli,$(PACKAGES)),-e $(p)) -e 'cli[embedded]' -r requirements-dev.txt
 	touch $@
 
 demo: install
 	DATA_DIR=$(DATA_DIR) PORT=$(PORT) bash scripts/demo.sh
 
-test: install unit integration
+test: install lint unit integration
+
+lint: install
+	$(BIN)/lint-imports
 
 unit: install
 	$(BIN)/python -m pytest tests/unit -q

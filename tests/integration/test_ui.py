@@ -1,4 +1,4 @@
-"""The web UI (services/gateway/static/): served at /ui/ by the running gateway, and every API call
+"""The web UI (services/gateway/modelhub_gateway/static/): served at /ui/ by the running gateway, and every API call
 its JavaScript makes names a path and method that the gateway's OpenAPI document really has.
 
 All HTTP calls in the UI go through one helper, `api("METHOD", `/path/${param}`...)`, with a string
