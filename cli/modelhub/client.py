@@ -169,6 +169,15 @@ class ApiClient:
                 raise ApiError(response.status_code, error_detail(response))
             yield from parse_sse(response.iter_lines())
 
+    def download(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+        """Stream a response body in chunks (exports), raising ApiError on an error status."""
+        with self._transport_errors(), self._http.stream("GET", path, params=params,
+                                                         timeout=self.STREAM_TIMEOUT) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError(response.status_code, error_detail(response))
+            yield from response.iter_bytes()
+
     @contextlib.contextmanager
     def _transport_errors(self) -> Iterator[None]:
         try:
@@ -642,10 +651,69 @@ def datasets_show(api: ApiClient, out: Output, name: str) -> None:
 @click.argument("name")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
-def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset: int) -> None:
-    """List a dataset's samples (id, filepath, fields)."""
-    page = api.request("GET", f"/datasets/{seg(name)}/samples", params={"limit": limit, "offset": offset})
+@click.option("--field", default=None, help="The field that --label / --min-confidence / --max-confidence read.")
+@click.option("--label", default=None, help="Only samples whose --field has this label (classification or a detection).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None)
+@click.option("--max-confidence", type=click.FloatRange(0, 1), default=None)
+@click.option("--missing", default=None, metavar="FIELD", help="Only samples without this field.")
+@click.option("--failed-job", default=None, metavar="JOB_ID", help="Only the samples this job failed.")
+def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset: int, **filters: Any) -> None:
+    """List a dataset's samples (id, filepath, fields), optionally filtered."""
+    params = {"limit": limit, "offset": offset, **_given(**filters)}
+    page = api.request("GET", f"/datasets/{seg(name)}/samples", params=params)
     out.emit(page, lambda p: render_samples(p, offset))
+
+
+@datasets.command("fields")
+@api_command
+@click.argument("name")
+def datasets_fields(api: ApiClient, out: Output, name: str) -> None:
+    """Each field on the dataset's samples: how many have it, its top labels, the jobs that wrote it."""
+    out.emit(api.request("GET", f"/datasets/{seg(name)}/fields"), render_fields)
+
+
+def render_fields(page: dict) -> None:
+    def labels(field: dict) -> str:
+        return ", ".join(f"{lab['label']} ×{lab['count']}" for lab in field.get("labels", [])[:8])
+
+    def writer(field: dict) -> str:
+        jobs = field.get("jobs") or []
+        return f"{jobs[0]['model']} v{jobs[0]['version']} ({jobs[0]['deployment']}, job {jobs[0]['job_id']})" if jobs else ""
+
+    echo_table(["FIELD", "SAMPLES", "TOP LABELS", "LAST WRITTEN BY"],
+               ([f["name"], f["samples"], labels(f), writer(f)] for f in _items(page)), empty="no fields")
+
+
+@datasets.command("export")
+@click.option("--url", default=None, help=URL_HELP)
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--fields", default=None, help="Comma-separated field names (default: every field).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: standard output).")
+def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, output: Path | None) -> None:
+    """Export a dataset's samples and fields, streamed: JSON Lines or CSV."""
+    params = {"format": fmt, **_given(fields=fields)}
+    try:
+        with ApiClient(url or click.get_current_context().meta.get("modelhub.url")) as api:
+            if output is None:
+                for chunk in api.download(f"/datasets/{seg(name)}/export", params):
+                    click.get_binary_stream("stdout").write(chunk)
+                return
+            tmp = output.with_name(output.name + ".part")
+            lines = 0
+            with tmp.open("wb") as fh, tqdm(unit="B", unit_scale=True, desc="export", file=sys.stderr,
+                                            disable=not sys.stderr.isatty()) as bar:
+                for chunk in api.download(f"/datasets/{seg(name)}/export", params):
+                    fh.write(chunk)
+                    lines += chunk.count(b"\n")
+                    bar.update(len(chunk))
+            tmp.replace(output)
+    except (ApiError, GatewayError) as exc:
+        fail(str(exc))
+        return
+    samples = lines - 1 if fmt == "csv" else lines
+    click.echo(f"exported {samples} samples of {name} to {output}", err=True)
 
 
 def render_samples(page: dict, offset: int) -> None:

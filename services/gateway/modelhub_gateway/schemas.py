@@ -162,6 +162,32 @@ class SamplePage(BaseModel):
     total: int
 
 
+class LabelCount(BaseModel):
+    label: str
+    count: int
+
+
+class FieldWriter(BaseModel):
+    job_id: str
+    model: str | None = None
+    version: int | None = None
+    deployment: str | None = None
+    output: str
+    status: str | None = None
+    at: datetime | None = None
+
+
+class FieldSummary(BaseModel):
+    name: str
+    samples: int = Field(description="how many samples have this field")
+    labels: list[LabelCount] = Field(description="most frequent labels (classification or detections)")
+    jobs: list[FieldWriter] = Field(description="jobs that wrote this field, newest first")
+
+
+class FieldSummaryList(BaseModel):
+    items: list[FieldSummary]
+
+
 class JobCreate(BaseModel):
     deployment: str = Field(min_length=1)
     outputs: dict[str, str] = Field(min_length=1)

@@ -9,4 +9,6 @@ class GatewaySettings(ServiceSettings):
     gateway_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     gateway_port: int = Field(8000, description="port the HTTP API listens on")
     admin_token: str | None = Field(None, description="admin's token; default: DATA_DIR/admin-token")
+    media_roots: str = Field("", description="directories (os.pathsep-separated) whose image files the web UI "
+                                             "may show as thumbnails; empty: any file a dataset holds")
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="largest model zip accepted")

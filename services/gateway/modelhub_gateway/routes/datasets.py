@@ -1,15 +1,19 @@
 """Datasets and their samples. A dataset is visible to its owner and the admin."""
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi.responses import StreamingResponse
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts.events import utcnow
 
-from modelhub_gateway import access
-from modelhub_gateway.deps import CurrentUser, Store, current_user
-from modelhub_gateway.schemas import (DatasetCreate, DatasetList, DatasetPublic, SamplePage, SamplePublic,
-                                      SamplesAdded, SamplesIn)
+from modelhub_gateway import access, media, samples
+from modelhub_gateway.deps import CurrentUser, Settings, Store, current_user
+from modelhub_gateway.schemas import (DatasetCreate, DatasetList, DatasetPublic, FieldSummaryList, SamplePage,
+                                      SamplePublic, SamplesAdded, SamplesIn)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)])
 
@@ -60,9 +64,78 @@ async def add_samples(name: str, body: SamplesIn, user: CurrentUser, store: Stor
 
 @router.get("/{name}/samples", response_model=SamplePage)
 async def list_samples(name: str, user: CurrentUser, store: Store, limit: int = Query(100, ge=1, le=10_000),
-                       offset: int = Query(0, ge=0)) -> SamplePage:
-    """A page of samples in insertion order, with their fields (model outputs included)."""
+                       offset: int = Query(0, ge=0),
+                       field: Annotated[str | None, Query(description="the field a label/confidence filter reads")] = None,
+                       label: Annotated[str | None, Query(description="samples whose `field` has this label "
+                                                                       "(classification, or any detection)")] = None,
+                       min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+                       max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+                       missing: Annotated[str | None, Query(description="samples without this field")] = None,
+                       failed_job: Annotated[str | None, Query(description="the samples this job failed")] = None,
+                       ) -> SamplePage:
+    """A page of samples in insertion order, with their fields (model outputs included), optionally
+    filtered by a field's label and confidence, by a missing field, or by a job's failed samples;
+    `total` counts the samples that pass the filter."""
     await owned_dataset(store, user, name)
-    cursor = store.samples.find({"dataset": name}, sort=[("_id", 1)], skip=offset, limit=limit)
+    failed = await _failed_ids(store, name, failed_job) if failed_job else None
+    try:
+        query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)
+    except samples.InvalidFilter as exc:
+        raise HTTPException(422, str(exc)) from exc
+    cursor = store.samples.find(query, sort=[("_id", 1)], skip=offset, limit=limit)
     items = [SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {})) async for d in cursor]
-    return SamplePage(items=items, total=await store.samples.count_documents({"dataset": name}))
+    return SamplePage(items=items, total=await store.samples.count_documents(query))
+
+
+async def _failed_ids(store: Store, dataset: str, job_id: str) -> tuple[str, ...]:
+    job = await store.jobs.find_one({"_id": job_id, "dataset": dataset}, {"_id": 1})
+    if job is None:
+        raise HTTPException(404, f"job '{job_id}' not found on dataset '{dataset}'")
+    return tuple([d["sample_id"] async for d in store.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})])
+
+
+@router.get("/{name}/fields", response_model=FieldSummaryList)
+async def list_fields(name: str, user: CurrentUser, store: Store) -> FieldSummaryList:
+    """Each field on the dataset's samples: how many samples have it, its most frequent labels with
+    their counts, and the jobs that wrote it (which model, version and deployment, when)."""
+    await owned_dataset(store, user, name)
+    return FieldSummaryList(items=await samples.field_summary(store, name))
+
+
+@router.get("/{name}/export", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}},
+                             "description": "one line per sample, streamed"}})
+async def export_dataset(name: str, user: CurrentUser, store: Store,
+                         format: Literal["jsonl", "csv"] = "jsonl",
+                         fields: Annotated[str | None, Query(description="comma-separated field names; "
+                                                                          "default: every field")] = None,
+                         ) -> StreamingResponse:
+    """The dataset's samples, streamed in insertion order: JSON Lines (`id`, `filepath`, `fields`)
+    or CSV (a header row; `id`, `filepath`, one column per field, objects as JSON)."""
+    await owned_dataset(store, user, name)
+    chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    media_type = "text/csv" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(samples.export_lines(store, name, format, chosen), media_type=media_type,
+                             headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'})
+
+
+@router.get("/{name}/samples/{sample_id}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "the sample's image, re-encoded"},
+                       403: {"description": "the file is outside the media roots or inside the data dir"},
+                       413: {"description": "the file or image is too large"},
+                       415: {"description": "the file is not an image"}})
+async def sample_thumbnail(name: str, sample_id: str, user: CurrentUser, store: Store, settings: Settings,
+                           size: int = Query(256, ge=media.SIZES[0], le=media.SIZES[1])) -> Response:
+    """A JPEG of an image sample whose longer edge is `size` pixels (the web UI's grid and sample
+    view): decoded and re-encoded, never the file's bytes; only for a file the dataset holds, under
+    the configured media roots, outside the hub's data dir."""
+    await owned_dataset(store, user, name)
+    sample = await store.samples.find_one({"_id": sample_id, "dataset": name}, {"filepath": 1})
+    if sample is None:
+        raise HTTPException(404, f"sample '{sample_id}' not found in dataset '{name}'")
+    try:
+        path = media.allowed_file(sample["filepath"], media.parse_roots(settings.media_roots), settings.data_dir)
+        data = await asyncio.to_thread(media.picture, path, size, settings.data_dir / "cache" / "thumbnails")
+    except media.MediaRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
