@@ -151,10 +151,21 @@ class SamplesAdded(BaseModel):
     added: int
 
 
+class FieldLineage(BaseModel):
+    job_id: str
+    model: str
+    version: int
+    deployment: str
+    at: datetime
+
+
 class SamplePublic(BaseModel):
     id: str
     filepath: str
     fields: dict[str, Any]
+    lineage: dict[str, FieldLineage] = Field(default_factory=dict,
+                                             description="for each field a job wrote: which job, model, "
+                                                         "version and deployment wrote it, and when")
 
 
 class SamplePage(BaseModel):

@@ -83,7 +83,8 @@ async def list_samples(name: str, user: CurrentUser, store: Store, limit: int = 
     except samples.InvalidFilter as exc:
         raise HTTPException(422, str(exc)) from exc
     cursor = store.samples.find(query, sort=[("_id", 1)], skip=offset, limit=limit)
-    items = [SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {})) async for d in cursor]
+    items = [SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {}),
+                          lineage=d.get("lineage", {})) async for d in cursor]
     return SamplePage(items=items, total=await store.samples.count_documents(query))
 
 

@@ -48,11 +48,12 @@ export function formatDetail(detail) {
 
 /**
  * Call the API. `body` is JSON-encoded, or sent as-is when it is FormData (multipart upload).
- * Options: `quiet` suppresses the error toast (the caller reports the error itself).
+ * Options: `quiet` suppresses the error toast (the caller reports the error itself); `blob`
+ * resolves to the body as a Blob (images: the token goes in a header, never in an <img> URL).
  * Resolves to the parsed JSON (null for 204); rejects with ApiError after reporting it.
  */
-export async function api(method, path, body, { quiet = false } = {}) {
-  const headers = { Authorization: `Bearer ${getToken()}`, Accept: "application/json" };
+export async function api(method, path, body, { quiet = false, blob = false } = {}) {
+  const headers = { Authorization: `Bearer ${getToken()}`, Accept: blob ? "*/*" : "application/json" };
   let payload;
   if (body instanceof FormData) {
     payload = body; // the browser sets the multipart boundary
@@ -69,6 +70,7 @@ export async function api(method, path, body, { quiet = false } = {}) {
     throw error;
   }
   if (response.status === 204) return null;
+  if (blob && response.ok) return response.blob();
   let data = null;
   const text = await response.text();
   if (text) {

@@ -7,8 +7,8 @@ const JOB_ACTIVE = new Set(["queued", "running"]);
 const JOB_TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
 /** The jobs of dataset `name`, polled while any is queued or running; `onJobEnded()` runs when one ends
- * (its fields are in). Returns {element, load}. */
-export function executionPanel(name, onJobEnded) {
+ * (its fields are in), `onShowFailed(jobId)` shows a job's failed samples. Returns {element, load}. */
+export function executionPanel(name, onJobEnded, onShowFailed) {
   const jobs = new Map(); // id -> {job, card, update}
   const jobList = h("div", { class: "job-list" });
   let stopPolling = null;
@@ -102,13 +102,15 @@ export function executionPanel(name, onJobEnded) {
         clear(failuresBox, h("p", { class: "error-text" }, exc.detail || String(exc)));
       }
     } }, "Failures");
+    const showFailed = h("button", { type: "button", class: "link small", onclick: () => onShowFailed(entry.job.id) },
+      "Show failed samples");
     const mapping = Object.entries(initial.outputs || {}).map(([o, f]) => `${o} → ${f}`).join(", ");
     const card = h("article", { class: "job" },
       h("div", { class: "job-head" }, badge, h("span", { class: "strong" }, initial.deployment),
         h("span", { class: "muted small" }, `${initial.model} v${initial.version}`)),
       h("div", { class: "muted small" }, `outputs: ${mapping}`),
       progress, counts, times,
-      h("div", { class: "job-actions" }, cancel, retry, failuresToggle),
+      h("div", { class: "job-actions" }, cancel, retry, failuresToggle, showFailed),
       failuresBox,
       h("div", { class: "muted tiny" }, `job ${initial.id}`));
     entry.card = card;
@@ -129,6 +131,7 @@ export function executionPanel(name, onJobEnded) {
       retry.hidden = !(job.failed > 0 && JOB_TERMINAL.has(job.status));
       retry.disabled = false;
       failuresToggle.hidden = !(job.failed > 0);
+      showFailed.hidden = !(job.failed > 0);
     };
     entry.update(initial);
     return entry;

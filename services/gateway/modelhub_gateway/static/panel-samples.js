@@ -1,73 +1,72 @@
-// The dataset page's samples: a paged table of samples with their fields, and the "Fields" tab
-// that summarises which fields (model outputs) the page's samples carry.
+// The dataset page's samples: a grid of pictures with the model's labels (detections drawn on
+// them) or a table, paged and filtered by a field's label and confidence, a missing field or a
+// job's failures; and the "Fields" tab: each field's sample count, top labels (click to filter)
+// and the jobs that wrote it.
 import { api, enc } from "./api.js";
-import { clear, h } from "./dom.js";
+import { clear, fmtDate, h } from "./dom.js";
+import { detectionOverlay, fieldValue, filepathCell, labelChips, loadPicture } from "./fields.js";
+import { sampleDialog } from "./dialog-sample.js";
 
-const isClassification = (v) => v && typeof v === "object" && !Array.isArray(v)
-  && typeof v.label === "string" && typeof v.confidence === "number";
-const isDetections = (v) => v && typeof v === "object" && !Array.isArray(v) && Array.isArray(v.detections);
+const LAYOUT_KEY = "modelhub.samplesLayout";
 
-function compactJson(value, max = 120) {
-  const text = JSON.stringify(value);
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
-function fieldValue(name, value) {
-  let content;
-  if (isClassification(value)) {
-    content = h("span", { class: "chip cls", title: JSON.stringify(value) },
-      `${value.label} (${Math.round(value.confidence * 100)}%)`);
-  } else if (isDetections(value)) {
-    const n = value.detections.length;
-    content = h("span", { class: "chip det", title: compactJson(value, 2000) }, `${n} detection${n === 1 ? "" : "s"}`);
-  } else {
-    content = h("code", { class: "json", title: compactJson(value, 2000) }, compactJson(value));
-  }
-  return h("span", { class: "field-val" }, h("span", { class: "field-name" }, name), content);
-}
-
-// The file name in full, the directory shortened from the left when the column is narrow.
-function filepathCell(sample) {
-  // the slash goes with the file name: a trailing "/" in the right-to-left span would be reordered
-  const cut = Math.max(sample.filepath.lastIndexOf("/"), 0);
-  return h("code", { class: "path", title: `${sample.filepath}\nid ${sample.id}` },
-    h("span", { class: "dir" }, h("bdi", { dir: "ltr" }, sample.filepath.slice(0, cut))),
-    h("span", { class: "base" }, sample.filepath.slice(cut)));
-}
-
-function fieldKind(value) {
-  if (isClassification(value)) return "classification";
-  if (isDetections(value)) return "detections";
-  if (Array.isArray(value)) return "list";
-  return value === null ? "null" : typeof value;
-}
-
-/** The samples table, its pager and the Fields tab of dataset `name`; `load()` (re)reads the page. */
+/** The samples of dataset `name` with their pager, filter bar and Fields tab; `load()` re-reads them. */
 export function samplesPanel(name, dataset, params) {
-  const state = { offset: Number(params.get("offset")) || 0, limit: Number(params.get("limit")) || 50, total: dataset.num_samples };
-  let pageFields = new Map();
+  const state = {
+    offset: Number(params.get("offset")) || 0, limit: Number(params.get("limit")) || 50, total: dataset.num_samples,
+    layout: localStorage.getItem(LAYOUT_KEY) || "grid", filter: {}, items: [], fields: [],
+  };
   const count = h("span", { class: "muted" });
   const samplesBox = h("div", { class: "samples" });
   const pager = h("div", { class: "pager" });
   const fieldsTab = h("div", { class: "panel-body" });
+  const filterBar = h("div", { class: "filter-bar", role: "search", "aria-label": "Filter samples" });
 
+  const query = () => {
+    const q = new URLSearchParams({ limit: state.limit, offset: state.offset });
+    for (const [k, v] of Object.entries(state.filter)) if (v !== undefined && v !== "") q.set(k, v);
+    return q.toString();
+  };
   const load = async () => {
-    const page = await api("GET", `/datasets/${enc(name)}/samples?limit=${state.limit}&offset=${state.offset}`);
+    const [page, summary] = await Promise.all([
+      api("GET", `/datasets/${enc(name)}/samples?${query()}`),
+      api("GET", `/datasets/${enc(name)}/fields`),
+    ]);
     state.total = page.total;
-    count.textContent = `${page.total.toLocaleString()} sample${page.total === 1 ? "" : "s"}`;
-    pageFields = fieldKinds(page.items);
-    clear(samplesBox, page.items.length
-      ? samplesTable(page.items, state.offset)
-      : h("div", { class: "empty" }, h("p", {}, state.total
-        ? "No samples on this page."
-        : "No samples yet. Click “Add samples” and paste absolute file paths.")));
+    state.items = page.items;
+    state.fields = summary.items;
+    const filtered = Object.values(state.filter).some((v) => v !== undefined && v !== "");
+    count.textContent = `${page.total.toLocaleString()} sample${page.total === 1 ? "" : "s"}${filtered ? " match" : ""}`;
+    renderSamples();
     renderPager();
+    renderFilters();
     renderFields();
   };
   const reload = () => load().catch(() => {});
+  const setFilter = (changes) => {
+    state.filter = { ...state.filter, ...changes };
+    state.offset = 0;
+    reload();
+  };
 
+  const renderSamples = () => {
+    const empty = h("div", { class: "empty" }, h("p", {}, state.total || Object.keys(state.filter).length
+      ? "No samples match." : "No samples yet. Click “Add samples” and paste absolute file paths."));
+    if (!state.items.length) return clear(samplesBox, empty);
+    clear(samplesBox, state.layout === "grid" ? grid(name, state.items) : table(state.items, state.offset));
+  };
+
+  // ---- layout toggle and pager
+  const layoutButtons = ["grid", "table"].map((layout) => h("button", { type: "button", class: "secondary small",
+    "aria-pressed": String(state.layout === layout), onclick: () => {
+      state.layout = layout;
+      localStorage.setItem(LAYOUT_KEY, layout);
+      layoutButtons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.layout === layout)));
+      renderSamples();
+    }, dataset: { layout } }, layout === "grid" ? "Grid" : "Table"));
   const pageSize = h("select", { id: "page-size", "aria-label": "Samples per page" },
-    [25, 50, 100, 200].map((n) => h("option", { value: String(n), selected: n === state.limit }, `${n} / page`)));
+    [24, 48, 96, 200].map((n) => h("option", { value: String(n), selected: n === state.limit }, `${n} / page`)));
+  if (![24, 48, 96, 200].includes(state.limit)) state.limit = 48;
+  pageSize.value = String(state.limit);
   pageSize.addEventListener("change", () => {
     state.limit = Number(pageSize.value);
     state.offset = 0;
@@ -86,26 +85,76 @@ export function samplesPanel(name, dataset, params) {
     const from = state.total ? state.offset + 1 : 0;
     const to = Math.min(state.offset + state.limit, state.total);
     rangeText.textContent = `${from.toLocaleString()}–${to.toLocaleString()} of ${state.total.toLocaleString()}`;
-    pager.hidden = state.total === 0;
     prev.disabled = state.offset === 0;
     next.disabled = state.offset + state.limit >= state.total;
   };
-  clear(pager, prev, rangeText, next, pageSize);
+  clear(pager, h("span", { class: "layout-toggle", role: "group", "aria-label": "Layout" }, layoutButtons),
+    prev, rangeText, next, pageSize);
 
+  // ---- filters
+  const renderFilters = () => {
+    const f = state.filter;
+    const fieldSelect = h("select", { "aria-label": "Filter field" }, h("option", { value: "" }, "Any field"),
+      state.fields.map((x) => h("option", { value: x.name, selected: x.name === f.field }, x.name)));
+    fieldSelect.addEventListener("change", () => setFilter({ field: fieldSelect.value || undefined, label: undefined }));
+    const chosen = state.fields.find((x) => x.name === f.field);
+    const labelSelect = h("select", { "aria-label": "Filter label", disabled: !chosen || !chosen.labels.length },
+      h("option", { value: "" }, "Any label"),
+      (chosen ? chosen.labels : []).map((l) => h("option", { value: l.label, selected: l.label === f.label }, `${l.label} (${l.count})`)));
+    labelSelect.addEventListener("change", () => setFilter({ label: labelSelect.value || undefined }));
+    const minConf = h("input", { type: "number", min: 0, max: 1, step: 0.05, value: f.min_confidence ?? "",
+      placeholder: "0", "aria-label": "Minimum confidence", class: "narrow", disabled: !chosen });
+    minConf.addEventListener("change", () => setFilter({ min_confidence: minConf.value || undefined }));
+    const missing = h("select", { "aria-label": "Only samples without field" }, h("option", { value: "" }, "—"),
+      state.fields.map((x) => h("option", { value: x.name, selected: x.name === f.missing }, x.name)));
+    missing.addEventListener("change", () => setFilter({ missing: missing.value || undefined }));
+    const failed = f.failed_job ? h("span", { class: "chip" }, `failed in job ${f.failed_job.slice(0, 8)}…`,
+      h("button", { type: "button", class: "chip-x", "aria-label": "Stop showing only failed samples",
+        onclick: () => setFilter({ failed_job: undefined }) }, "×")) : null;
+    const any = Object.values(f).some((v) => v !== undefined && v !== "");
+    clear(filterBar,
+      h("label", {}, "Field ", fieldSelect), h("label", {}, "Label ", labelSelect),
+      h("label", {}, "Confidence ≥ ", minConf), h("label", {}, "Without ", missing), failed,
+      any ? h("button", { type: "button", class: "link small", onclick: () => {
+        state.filter = {};
+        state.offset = 0;
+        reload();
+      } }, "Clear filters") : null);
+  };
+
+  // ---- the Fields tab
   const renderFields = () => {
     clear(fieldsTab,
-      h("p", { class: "muted small" }, "Fields on this page of samples (model outputs appear here after a job)."),
-      pageFields.size
-        ? h("ul", { class: "plain field-list" }, [...pageFields].map(([k, kinds]) => h("li", {},
-          h("code", {}, k), " ", h("span", { class: "muted small" },
-            [...kinds].map(([kind, n]) => `${kind} ×${n}`).join(", ")))))
+      h("p", { class: "muted small" }, "Fields on this dataset's samples; click a label to show its samples."),
+      state.fields.length
+        ? h("ul", { class: "plain field-list" }, state.fields.map((f) => h("li", {},
+          h("div", {}, h("code", {}, f.name), " ", h("span", { class: "muted small" }, `${f.samples.toLocaleString()} samples`)),
+          f.labels.length ? h("div", { class: "chips" }, f.labels.map((l) => h("button", { type: "button",
+            class: "chip cls", "aria-label": `Show samples where ${f.name} is ${l.label}`,
+            onclick: () => setFilter({ field: f.name, label: l.label, missing: undefined }) }, `${l.label} ${l.count}`))) : null,
+          f.jobs.length ? h("div", { class: "muted tiny" }, "written by ",
+            f.jobs.slice(0, 3).map((j, i) => [i ? "; " : "", `${j.model} v${j.version} (${j.deployment}) ${fmtDate(j.at)}`])) : null)))
         : h("p", {}, "No fields yet."));
   };
 
-  return { count, samplesBox, pager, fieldsTab, load };
+  const filterFailed = (jobId) => setFilter({ failed_job: jobId });
+  return { count, samplesBox, pager, filterBar, fieldsTab, load, filterFailed };
 }
 
-function samplesTable(items, offset) {
+function grid(dataset, items) {
+  return h("ul", { class: "sample-grid", "aria-label": "Samples" }, items.map((sample, i) => {
+    const img = h("img", { alt: "", loading: "lazy" });
+    const pic = h("div", { class: "pic" }, h("span", { class: "frame" }, img, detectionOverlay(sample.fields)));
+    const base = sample.filepath.slice(sample.filepath.lastIndexOf("/") + 1);
+    loadPicture(() => api("GET", `/datasets/${enc(dataset)}/samples/${enc(sample.id)}/thumbnail?size=256`, undefined,
+      { quiet: true, blob: true }), img, () => pic.classList.add("no-picture"));
+    return h("li", {}, h("button", { type: "button", class: "sample-card", title: sample.filepath,
+      "aria-label": `Open sample ${base}`, onclick: () => sampleDialog(dataset, items, i) },
+    pic, h("span", { class: "name" }, base), labelChips(sample.fields)));
+  }));
+}
+
+function table(items, offset) {
   return h("table", { class: "table samples-table" },
     h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "#"), h("th", { scope: "col" }, "Filepath"),
       h("th", { scope: "col" }, "Fields"))),
@@ -115,18 +164,4 @@ function samplesTable(items, offset) {
       h("td", { class: "fields" }, Object.keys(s.fields || {}).length
         ? Object.entries(s.fields).map(([k, v]) => fieldValue(k, v))
         : h("span", { class: "muted" }, "—"))))));
-}
-
-/** field name -> Map(kind -> how many samples of the page have it). */
-function fieldKinds(items) {
-  const fields = new Map();
-  for (const s of items) {
-    for (const [k, v] of Object.entries(s.fields || {})) {
-      const kinds = fields.get(k) || new Map();
-      const kind = fieldKind(v);
-      kinds.set(kind, (kinds.get(kind) || 0) + 1);
-      fields.set(k, kinds);
-    }
-  }
-  return fields;
 }
