@@ -58,6 +58,8 @@ def page(stack):
         # a failed HTTP call shows as a console error too; those are checked one by one as responses
         page.on("console", lambda msg: page.errors.append(f"console.{msg.type}: {msg.text}")
                 if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+        page.calls = []
+        page.on("request", lambda r: page.calls.append((r.method, r.url.split("/api/v1")[-1])))
         page.failed_calls = []
         page.on("response", lambda r: page.failed_calls.append((r.request.method, r.url.split("/api/v1")[-1], r.status))
                 if r.status >= 400 else None)
@@ -161,6 +163,9 @@ def test_a_user_walks_the_seed_page_from_create_model_to_labelled_pictures(page,
     expect(job.locator(".badge")).to_have_text("completed", timeout=WAIT_MS)
     expect(job.locator(".counts")).to_contain_text("100%")
     expect(job.locator(".counts")).to_contain_text("3 succeeded")
+    job_id = job.locator(".tiny").inner_text().removeprefix("job ").strip()
+    assert ("GET", f"/jobs/{job_id}/events") in page.calls  # followed on its event stream, not polled
+    assert page.calls.count(("GET", f"/jobs/{job_id}")) <= 2
     cards = page.locator(".sample-card")
     for label in ["red", "green", "blue"]:
         expect(cards.filter(has_text=f"{label} 90%")).to_have_count(1)

@@ -1,17 +1,17 @@
 // The dataset page's "Execution" tab: each job's live progress, counts, failures, Cancel and Retry failed.
 import { api, enc } from "./api.js";
 import { clear, fmtDate, h } from "./dom.js";
-import { every, statusBadge } from "./ui.js";
+import { statusBadge, viewSignal } from "./ui.js";
 
 const JOB_ACTIVE = new Set(["queued", "running"]);
 const JOB_TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const SAMPLES_REFRESH_MS = 3000;
 
-/** The jobs of dataset `name`, polled while any is queued or running; `onJobEnded()` runs when one ends
- * (its fields are in), `onShowFailed(jobId)` shows a job's failed samples. Returns {element, load}. */
+/** The jobs of dataset `name`, followed live while queued or running; `onJobEnded()` re-reads the
+ * samples (while a job writes, and when it ends), `onShowFailed(jobId)` shows a job's failed samples. Returns {element, load}. */
 export function executionPanel(name, onJobEnded, onShowFailed) {
   const jobs = new Map(); // id -> {job, card, update}
   const jobList = h("div", { class: "job-list" });
-  let stopPolling = null;
 
   const loadJobs = async () => {
     const { items } = await api("GET", `/datasets/${enc(name)}/jobs`);
@@ -28,36 +28,45 @@ export function executionPanel(name, onJobEnded, onShowFailed) {
     ensurePolling();
   };
 
-  // Live progress: the API has GET /jobs/{id}/events (Server-Sent Events), but the browser's
-  // EventSource cannot send an Authorization header and tokens never go into URLs, so we poll
-  // GET /jobs/{id} every second while any job is queued or running instead.
+  // Live progress: each queued or running job is followed on its Server-Sent Events stream
+  // (GET /jobs/{id}/events, read with fetch so the token stays in a header); the samples are
+  // re-read at most every few seconds while a job writes, and once more when it ends.
+  const following = new Set();
   const ensurePolling = () => {
-    const active = [...jobs.values()].some((j) => JOB_ACTIVE.has(j.job.status));
-    if (active && !stopPolling) stopPolling = every(1000, pollActive);
-    if (!active && stopPolling) {
-      stopPolling();
-      stopPolling = null;
+    for (const entry of jobs.values()) {
+      if (JOB_ACTIVE.has(entry.job.status) && !following.has(entry.job.id)) follow(entry);
     }
   };
-  let polling = false;
-  const pollActive = async () => {
-    if (polling) return; // a slow answer must not pile up requests
-    polling = true;
-    let ended = false;
+  const follow = async (entry) => {
+    const id = entry.job.id;
+    following.add(id);
     try {
-      for (const entry of [...jobs.values()]) {
-        if (!JOB_ACTIVE.has(entry.job.status)) continue;
-        const job = await api("GET", `/jobs/${enc(entry.job.id)}`);
+      await api("GET", `/jobs/${enc(id)}/events`, undefined, { quiet: true, signal: viewSignal(), onEvent: (job) => {
+        const wrote = job.succeeded !== entry.job.succeeded;
         entry.update(job);
-        if (JOB_TERMINAL.has(job.status)) ended = true;
-      }
+        if (wrote) samplesChanged();
+      } });
     } catch {
-      // reported by api(); keep polling
+      // the stream broke (gateway restarting): read the job once more below and follow again
     } finally {
-      polling = false;
+      following.delete(id);
     }
-    if (ended) await onJobEnded(); // the new fields are in
-    ensurePolling();
+    if (!document.body.contains(jobList)) return; // the view was left
+    const job = await api("GET", `/jobs/${enc(id)}`, undefined, { quiet: true }).catch(() => null);
+    if (job) entry.update(job);
+    if (JOB_TERMINAL.has(entry.job.status)) await onJobEnded(); // the new fields are in
+    else setTimeout(ensurePolling, 1000);
+  };
+  let refreshAt = 0;
+  let refreshTimer = null;
+  const samplesChanged = () => {
+    if (refreshTimer) return;
+    const wait = Math.max(0, refreshAt - Date.now());
+    refreshTimer = setTimeout(async () => {
+      refreshTimer = null;
+      refreshAt = Date.now() + SAMPLES_REFRESH_MS;
+      if (document.body.contains(jobList)) await onJobEnded();
+    }, wait);
   };
 
   function jobCard(initial) {

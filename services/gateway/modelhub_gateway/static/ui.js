@@ -35,9 +35,19 @@ export function every(ms, fn) {
   };
 }
 
+// Streams (job events) belong to the view too: leaving it aborts them.
+let viewStreams = [];
+export function viewSignal() {
+  const controller = new AbortController();
+  viewStreams.push(controller);
+  return controller.signal;
+}
+
 export function stopTimers() {
   viewTimers.forEach(clearInterval);
   viewTimers = [];
+  viewStreams.forEach((c) => c.abort());
+  viewStreams = [];
 }
 
 // ------------------------------------------------------------------ navigation and the user
