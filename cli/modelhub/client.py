@@ -457,6 +457,17 @@ def models_delete(api: ApiClient, out: Output, name: str) -> None:
     out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted model {name}"))
 
 
+@models.command("delete-version")
+@api_command
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+def models_delete_version(api: ApiClient, out: Output, name: str, version: int) -> None:
+    """Delete one version and its package (refused while a deployment uses it)."""
+    api.request("DELETE", f"{model_path(name)}/versions/{version}")
+    out.emit({"name": name, "version": version, "deleted": True},
+             lambda _: click.echo(f"deleted {name} version {version}"))
+
+
 @models.command("upload")
 @api_command
 @click.argument("name")
@@ -664,6 +675,35 @@ def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset:
     out.emit(page, lambda p: render_samples(p, offset))
 
 
+@datasets.command("delete")
+@api_command
+@click.argument("name")
+def datasets_delete(api: ApiClient, out: Output, name: str) -> None:
+    """Delete a dataset with its samples, jobs and their ledgers (refused while a job runs on it)."""
+    api.request("DELETE", f"/datasets/{seg(name)}")
+    out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted dataset {name}"))
+
+
+@datasets.command("remove-field")
+@api_command
+@click.argument("name")
+@click.argument("field")
+def datasets_remove_field(api: ApiClient, out: Output, name: str, field: str) -> None:
+    """Take a field (and its lineage) off every sample: the undo of a run."""
+    out.emit(api.request("DELETE", f"/datasets/{seg(name)}/fields/{seg(field)}"),
+             lambda r: click.echo(f"removed {field} from {r['removed']} samples of {name}"))
+
+
+@datasets.command("delete-samples")
+@api_command
+@click.argument("name")
+@click.argument("ids", nargs=-1, required=True)
+def datasets_delete_samples(api: ApiClient, out: Output, name: str, ids: tuple[str, ...]) -> None:
+    """Delete samples by id."""
+    out.emit(api.request("POST", f"/datasets/{seg(name)}/samples/delete", json={"ids": list(ids)}),
+             lambda r: click.echo(f"deleted {r['deleted']} samples of {name}"))
+
+
 @datasets.command("fields")
 @api_command
 @click.argument("name")
@@ -710,6 +750,8 @@ def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, ou
                     bar.update(len(chunk))
             tmp.replace(output)
     except (ApiError, GatewayError) as exc:
+        if output is not None:
+            output.with_name(output.name + ".part").unlink(missing_ok=True)
         fail(str(exc))
         return
     samples = lines - 1 if fmt == "csv" else lines
@@ -927,7 +969,7 @@ def jobs_retry(api: ApiClient, out: Output, job_id: str, wait: bool) -> None:
 
 # --------------------------------------------------------------------------- users
 
-users = api_group("users", "Create users (admin) and show who you are.")
+users = api_group("users", "Create, list and off-board users (admin) and show who you are.")
 
 
 @users.command("create")
@@ -936,6 +978,25 @@ users = api_group("users", "Create users (admin) and show who you are.")
 def users_create(api: ApiClient, out: Output, username: str) -> None:
     """Create a user (admin only) and print its token."""
     out.emit(api.request("POST", "/users", json={"username": username}), record_renderer("username", "token"))
+
+
+@users.command("list")
+@api_command
+def users_list(api: ApiClient, out: Output) -> None:
+    """List every user, disabled ones included (admin only)."""
+    out.emit(api.request("GET", "/users"), lambda page: echo_table(
+        ["USERNAME", "ADMIN", "DISABLED", "CREATED_AT"],
+        ([u["username"], u["is_admin"], u["disabled"], u.get("created_at")] for u in _items(page))))
+
+
+@users.command("delete")
+@api_command
+@click.argument("username")
+def users_delete(api: ApiClient, out: Output, username: str) -> None:
+    """Off-board a user (admin only): their tokens stop working at once; the name stays reserved
+    and what they own stays."""
+    api.request("DELETE", f"/users/{seg(username)}")
+    out.emit({"username": username, "disabled": True}, lambda _: click.echo(f"disabled user {username}"))
 
 
 @users.command("me")

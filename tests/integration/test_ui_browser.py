@@ -198,5 +198,42 @@ def test_a_user_walks_the_seed_page_from_create_model_to_labelled_pictures(page,
     exported = Path(download.value.path()).read_text().splitlines()
     assert exported[0] == "id,filepath,colour,objects" and len(exported) == 4, exported
 
+
+    # Undo part of the run: remove the detections field; the boxes leave the grid
+    page.get_by_role("button", name="Clear filters").click()
+    page.get_by_role("button", name="Grid").click()
+    page.get_by_role("tab", name="Fields").click()
+    page.get_by_role("button", name="Remove field objects").click()
+    box = dialog(page, "Remove objects?")
+    box.get_by_role("button", name="Remove field").click()
+    expect(page.locator(".sample-card")).to_have_count(3)
+    expect(page.locator(".sample-card .box")).to_have_count(0)
+
+    # Users page (admin): create a user, whose token is shown once, then off-board them
+    leaver = unique("ui-leaver")
+    page.get_by_role("link", name="Users").click()
+    page.get_by_role("button", name="Create user").click()
+    box = dialog(page, "Create user")
+    box.get_by_label("Username").fill(leaver)
+    box.get_by_role("button", name="Create").click()
+    token = box.locator("pre.token").inner_text().strip()
+    assert stack.user_client(token).get("/users/me").json()["username"] == leaver
+    box.get_by_role("button", name="Done").click()
+    page.get_by_role("row").filter(has_text=leaver).get_by_role("button", name="Disable").click()
+    dialog(page, f"Disable {leaver}?").get_by_role("button", name="Disable").click()
+    expect(page.get_by_role("row").filter(has_text=leaver)).to_contain_text("disabled")
+    assert stack.user_client(token).get("/users/me").status_code == 401
+    shot(page, "08-users")
+
+    # Delete the dataset: the confirmation says what goes
+    page.goto(f"http://127.0.0.1:{stack.port}/ui/#/datasets/{dataset}")
+    page.get_by_role("button", name="Delete", exact=True).click()
+    box = dialog(page, f"Delete {dataset}?")
+    expect(box).to_contain_text("3 samples")
+    expect(box).to_contain_text("1 job")
+    box.get_by_role("button", name="Delete dataset").click()
+    expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
+    expect(page.get_by_role("link", name=dataset)).to_have_count(0)
+
     assert page.errors == [], page.errors
     assert page.failed_calls == [("POST", f"/models/{model}/versions", 422)], page.failed_calls  # the bad schema

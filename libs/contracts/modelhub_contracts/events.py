@@ -127,6 +127,12 @@ class DeleteModel(BaseModel):
     acting_user: str
 
 
+class DeleteVersion(BaseModel):
+    name: str = Field(description="model name")
+    version: int = Field(ge=1, description="the version to delete")
+    acting_user: str
+
+
 class SetSharing(BaseModel):
     name: str
     everyone: Literal["none", "run", "edit"] = "none"

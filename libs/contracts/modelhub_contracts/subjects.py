@@ -34,6 +34,7 @@ RPC_UPDATE_MODEL = "modelhub.rpc.registry.update_model"
 RPC_DELETE_MODEL = "modelhub.rpc.registry.delete_model"
 RPC_SET_SHARING = "modelhub.rpc.registry.set_sharing"
 RPC_ADD_VERSION = "modelhub.rpc.registry.add_version"
+RPC_DELETE_VERSION = "modelhub.rpc.registry.delete_version"
 RPC_PREDICT = "modelhub.rpc.worker.predict"
 RPC_PING = "modelhub.rpc.ping.{service}"
 

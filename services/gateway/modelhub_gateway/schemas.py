@@ -24,6 +24,17 @@ class UserCreate(BaseModel):
     username: Name
 
 
+class UserPublic(BaseModel):
+    username: str
+    is_admin: bool
+    created_at: datetime | None = None
+    disabled: bool
+
+
+class UserList(BaseModel):
+    items: list[UserPublic]
+
+
 class UserToken(BaseModel):
     username: str
     token: str
@@ -145,6 +156,18 @@ class SampleIn(BaseModel):
 
 class SamplesIn(BaseModel):
     samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
+
+
+class SampleIds(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=10_000, description="ids of samples to delete")
+
+
+class SamplesDeleted(BaseModel):
+    deleted: int
+
+
+class FieldRemoved(BaseModel):
+    removed: int = Field(description="how many samples had the field")
 
 
 class SamplesAdded(BaseModel):

@@ -9,11 +9,12 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts.events import utcnow
+from modelhub_contracts.model_schema import check_field_name
 
-from modelhub_gateway import access, media, samples
+from modelhub_gateway import access, lifecycle, media, samples
 from modelhub_gateway.deps import CurrentUser, Settings, Store, current_user
-from modelhub_gateway.schemas import (DatasetCreate, DatasetList, DatasetPublic, FieldSummaryList, SamplePage,
-                                      SamplePublic, SamplesAdded, SamplesIn)
+from modelhub_gateway.schemas import (DatasetCreate, DatasetList, DatasetPublic, FieldRemoved, FieldSummaryList,
+                                      SampleIds, SamplePage, SamplePublic, SamplesAdded, SamplesDeleted, SamplesIn)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)])
 
@@ -49,6 +50,38 @@ async def list_datasets(user: CurrentUser, store: Store) -> DatasetList:
 async def get_dataset(name: str, user: CurrentUser, store: Store) -> DatasetPublic:
     """One dataset."""
     return DatasetPublic.model_validate(await owned_dataset(store, user, name))
+
+
+@router.delete("/{name}", status_code=204, response_class=Response)
+async def delete_dataset(name: str, user: CurrentUser, store: Store) -> Response:
+    """Delete the dataset with its samples, jobs and their ledgers (owner or admin); 409 naming the
+    job while one runs on it. The name can be used again at once."""
+    await owned_dataset(store, user, name)
+    await _lifecycle(lifecycle.delete_dataset(store, name))
+    return Response(status_code=204)
+
+
+@router.delete("/{name}/fields/{field}", response_model=FieldRemoved)
+async def remove_field(name: str, field: str, user: CurrentUser, store: Store) -> FieldRemoved:
+    """Take a field and its lineage off every sample (undo a run); 409 while a running job writes it."""
+    await owned_dataset(store, user, name)
+    if problem := check_field_name(field):
+        raise HTTPException(422, f"field '{field}': {problem}")
+    return FieldRemoved(removed=await _lifecycle(lifecycle.remove_field(store, name, field)))
+
+
+@router.post("/{name}/samples/delete", response_model=SamplesDeleted)
+async def delete_samples(name: str, body: SampleIds, user: CurrentUser, store: Store) -> SamplesDeleted:
+    """Delete samples by id (ids not in this dataset are ignored); 409 while a job runs on the dataset."""
+    await owned_dataset(store, user, name)
+    return SamplesDeleted(deleted=await _lifecycle(lifecycle.delete_samples(store, name, body.ids)))
+
+
+async def _lifecycle(removal):
+    try:
+        return await removal
+    except lifecycle.Refused as exc:
+        raise HTTPException(exc.status, exc.message) from exc
 
 
 @router.post("/{name}/samples", status_code=201, response_model=SamplesAdded)

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, SetSharing, UpdateModel
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 
 from modelhub_gateway import access
 from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
@@ -115,6 +115,16 @@ async def upload_version(name: str, user: CurrentUser, store: Store, broker: Bro
 async def get_version(name: str, version: int, user: CurrentUser, store: Store) -> VersionPublic:
     """One version's metadata and schema."""
     return VersionPublic.model_validate(await _version(store, user, name, version))
+
+
+@router.delete("/{name}/versions/{version}", status_code=204)
+async def delete_version(name: str, version: int, user: CurrentUser, store: Store, broker: Broker) -> Response:
+    """Delete a version and its package (needs edit); 409 naming the deployments that use it.
+    Version numbers are not reused."""
+    access.require(await store.model(name), user, "edit", name)
+    await call(broker, subjects.RPC_DELETE_VERSION, DeleteVersion(name=name, version=version,
+                                                                  acting_user=user["username"]))
+    return Response(status_code=204)
 
 
 @router.get("/{name}/versions/{version}/archive")

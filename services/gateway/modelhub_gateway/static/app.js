@@ -9,6 +9,7 @@ import { modelView } from "./view-model.js";
 import { deploymentsView } from "./view-deployments.js";
 import { datasetsView } from "./view-datasets.js";
 import { datasetView } from "./view-dataset.js";
+import { usersView } from "./view-users.js";
 
 const view = document.getElementById("view");
 
@@ -66,6 +67,7 @@ function render(section, name, params) {
   if (section === "deployments") return deploymentsView(view);
   if (section === "datasets" && name) return datasetView(view, name, params);
   if (section === "datasets") return datasetsView(view);
+  if (section === "users" && currentUser().is_admin) return usersView(view);
   clear(view, h("div", { class: "empty" }, h("h1", {}, "Not found"),
     h("p", {}, h("a", { href: "#/models" }, "Go to Models"))));
 }
@@ -74,6 +76,7 @@ function showUser() {
   const me = currentUser();
   document.getElementById("nav").hidden = false;
   document.getElementById("who").hidden = false;
+  document.getElementById("nav-users").hidden = !me.is_admin;
   document.getElementById("who-name").textContent =
     `Signed in as ${me.username}${me.is_admin ? " (admin)" : ""}`;
 }

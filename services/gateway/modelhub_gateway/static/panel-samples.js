@@ -6,6 +6,7 @@ import { api, enc } from "./api.js";
 import { clear, fmtDate, h } from "./dom.js";
 import { detectionOverlay, fieldValue, filepathCell, labelChips, loadPicture } from "./fields.js";
 import { sampleDialog } from "./dialog-sample.js";
+import { removeFieldDialog } from "./dialog-remove-field.js";
 
 const LAYOUT_KEY = "modelhub.samplesLayout";
 
@@ -128,7 +129,9 @@ export function samplesPanel(name, dataset, params) {
       h("p", { class: "muted small" }, "Fields on this dataset's samples; click a label to show its samples."),
       state.fields.length
         ? h("ul", { class: "plain field-list" }, state.fields.map((f) => h("li", {},
-          h("div", {}, h("code", {}, f.name), " ", h("span", { class: "muted small" }, `${f.samples.toLocaleString()} samples`)),
+          h("div", { class: "field-head" }, h("code", {}, f.name), " ", h("span", { class: "muted small" }, `${f.samples.toLocaleString()} samples`),
+            h("button", { type: "button", class: "link small danger-link", "aria-label": `Remove field ${f.name}`,
+              onclick: () => removeFieldDialog(name, f, load) }, "Remove")),
           f.labels.length ? h("div", { class: "chips" }, f.labels.map((l) => h("button", { type: "button",
             class: "chip cls", "aria-label": `Show samples where ${f.name} is ${l.label}`,
             onclick: () => setFilter({ field: f.name, label: l.label, missing: undefined }) }, `${l.label} ${l.count}`))) : null,

@@ -19,6 +19,7 @@ export function toast(message, kind = "error") {
   const remove = () => el.remove();
   close.addEventListener("click", remove);
   toasts.append(el);
+  while (toasts.children.length > 3) toasts.firstElementChild.remove(); // the newest few, not a pile
   setTimeout(remove, kind === "error" ? 10000 : 4000);
 }
 

@@ -7,6 +7,7 @@ import { samplesPanel } from "./panel-samples.js";
 import { executionPanel } from "./panel-execution.js";
 import { addSamplesDialog } from "./dialog-add-samples.js";
 import { runModelDialog } from "./dialog-run-model.js";
+import { deleteDatasetDialog } from "./dialog-delete-dataset.js";
 
 export async function datasetView(view, name, params) {
   const dataset = await api("GET", `/datasets/${enc(name)}`);
@@ -39,7 +40,8 @@ export async function datasetView(view, name, params) {
         h("div", { class: "page-head" },
           h("div", {}, h("h1", {}, dataset.name), h("p", { class: "muted" }, samples.count, ` · owner ${dataset.owner}`,
             dataset.description ? ` · ${dataset.description}` : "")),
-          h("div", { class: "toolbar" }, exportMenu, addBtn, suitcase)),
+          h("div", { class: "toolbar" }, exportMenu, addBtn, suitcase,
+            h("button", { type: "button", class: "danger-outline", onclick: () => deleteDatasetDialog(dataset) }, "Delete"))),
         samples.filterBar, samples.samplesBox, samples.pager),
       h("aside", { class: "side-panel card", "aria-label": "Fields and execution" }, tabs.list, tabs.panels)));
   await Promise.all([samples.load(), execution.load()]);
