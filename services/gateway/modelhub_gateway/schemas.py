@@ -5,22 +5,42 @@ from typing import Any, Literal
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
 
+# Path parameters carry their real bounds, so out-of-range input is a 422, never a 500.
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description=NAME_RULE)]
+VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a version number (1, 2, ...)")]
+IdPath = Annotated[str, Path(min_length=1, max_length=64, description="an id the API gave")]
+FieldPath = Annotated[str, Path(pattern=r"^[^.$][^.]{0,255}$",
+                                 description="a sample field's name (no '.', not starting with '$')")]
+
+
+class Request(BaseModel):
+    """A request body: unknown properties are refused (422), as its schema says
+    (`additionalProperties: false`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# A sample field's name: what MongoDB can store and query as a path (no '.', no leading '$').
+FIELD_NAME_PATTERN = r"^[^.$][^.]{0,255}$"
+FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]
+
 
 def _check_fields(fields: dict[str, Any], where: str = "fields") -> None:
     for key, value in fields.items():
-        if key.startswith("$") or "." in key or not key:
-            raise ValueError(f"{where}: field name '{key}' may not be empty, contain '.' or start with '$'")
+        if key.startswith("$") or "." in key:
+            raise ValueError(f"{where}: field name '{key}' may not contain '.' or start with '$'")
         if isinstance(value, dict):
             _check_fields(value, f"{where}.{key}")
 
 
-class UserCreate(BaseModel):
+class UserCreate(Request):
     username: Name
 
 
@@ -40,20 +60,20 @@ class UserToken(BaseModel):
     token: str
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(Request):
     name: Name
     description: str = Field("", max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=100)
 
 
-class ModelPatch(BaseModel):
+class ModelPatch(Request):
     description: str | None = Field(None, max_length=10_000)
     tags: list[str] | None = Field(None, max_length=100)
 
 
-class Sharing(BaseModel):
+class Sharing(Request):
     everyone: Literal["none", "run", "edit"] = "none"
-    users: dict[str, Literal["run", "edit"]] = Field(default_factory=dict)
+    users: dict[Name, Literal["run", "edit"]] = Field(default_factory=dict)
 
 
 class VersionPublic(BaseModel):
@@ -80,7 +100,7 @@ class ModelList(BaseModel):
     items: list[ModelPublic]
 
 
-class DeploymentCreate(BaseModel):
+class DeploymentCreate(Request):
     name: Name
     version: int | None = Field(None, ge=1)
     model_type: str = "inference"
@@ -111,7 +131,7 @@ class DeploymentList(BaseModel):
     items: list[DeploymentPublic]
 
 
-class PredictIn(BaseModel):
+class PredictIn(Request):
     inputs: dict[str, list[Any]]
 
 
@@ -119,7 +139,7 @@ class PredictOut(BaseModel):
     outputs: dict[str, list[Any]]
 
 
-class DatasetCreate(BaseModel):
+class DatasetCreate(Request):
     name: Name
     description: str = Field("", max_length=10_000)
 
@@ -136,9 +156,9 @@ class DatasetList(BaseModel):
     items: list[DatasetPublic]
 
 
-class SampleIn(BaseModel):
-    filepath: str = Field(min_length=1, max_length=4096)
-    fields: dict[str, Any] = Field(default_factory=dict)
+class SampleIn(Request):
+    filepath: str = Field(min_length=1, max_length=4096, pattern="^/", description="an absolute path")
+    fields: dict[FieldName, Any] = Field(default_factory=dict)
 
     @field_validator("filepath")
     @classmethod
@@ -154,11 +174,11 @@ class SampleIn(BaseModel):
         return value
 
 
-class SamplesIn(BaseModel):
+class SamplesIn(Request):
     samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
 
 
-class SampleIds(BaseModel):
+class SampleIds(Request):
     ids: list[str] = Field(min_length=1, max_length=10_000, description="ids of samples to delete")
 
 
@@ -222,7 +242,7 @@ class FieldSummaryList(BaseModel):
     items: list[FieldSummary]
 
 
-class JobCreate(BaseModel):
+class JobCreate(Request):
     deployment: str = Field(min_length=1)
     outputs: dict[str, str] = Field(min_length=1)
     inputs: dict[str, str] = Field(default_factory=dict)

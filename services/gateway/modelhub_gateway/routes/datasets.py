@@ -9,14 +9,14 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts.events import utcnow
-from modelhub_contracts.model_schema import check_field_name
 
 from modelhub_gateway import access, lifecycle, media, samples
+from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import CurrentUser, Settings, Store, current_user
-from modelhub_gateway.schemas import (DatasetCreate, DatasetList, DatasetPublic, FieldRemoved, FieldSummaryList,
+from modelhub_gateway.schemas import (FIELD_NAME_PATTERN, NamePath, IdPath, FieldPath, DatasetCreate, DatasetList, DatasetPublic, FieldRemoved, FieldSummaryList,
                                       SampleIds, SamplePage, SamplePublic, SamplesAdded, SamplesDeleted, SamplesIn)
 
-router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)])
+router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 
 
 async def owned_dataset(store: Store, user: dict, name: str) -> dict:
@@ -27,7 +27,7 @@ async def owned_dataset(store: Store, user: dict, name: str) -> dict:
     return doc
 
 
-@router.post("", status_code=201, response_model=DatasetPublic)
+@router.post("", status_code=201, response_model=DatasetPublic, responses=errors(409, 413))
 async def create_dataset(body: DatasetCreate, user: CurrentUser, store: Store) -> DatasetPublic:
     """Create an empty dataset owned by the caller (409 if the name is taken)."""
     doc = {"_id": body.name, **body.model_dump(), "owner": user["username"], "num_samples": 0,
@@ -46,14 +46,14 @@ async def list_datasets(user: CurrentUser, store: Store) -> DatasetList:
     return DatasetList(items=[DatasetPublic.model_validate(d) async for d in store.datasets.find(query)])
 
 
-@router.get("/{name}", response_model=DatasetPublic)
-async def get_dataset(name: str, user: CurrentUser, store: Store) -> DatasetPublic:
+@router.get("/{name}", response_model=DatasetPublic, responses=errors(404))
+async def get_dataset(name: NamePath, user: CurrentUser, store: Store) -> DatasetPublic:
     """One dataset."""
     return DatasetPublic.model_validate(await owned_dataset(store, user, name))
 
 
-@router.delete("/{name}", status_code=204, response_class=Response)
-async def delete_dataset(name: str, user: CurrentUser, store: Store) -> Response:
+@router.delete("/{name}", status_code=204, response_class=Response, responses=errors(404, 409))
+async def delete_dataset(name: NamePath, user: CurrentUser, store: Store) -> Response:
     """Delete the dataset with its samples, jobs and their ledgers (owner or admin); 409 naming the
     job while one runs on it. The name can be used again at once."""
     await owned_dataset(store, user, name)
@@ -61,17 +61,15 @@ async def delete_dataset(name: str, user: CurrentUser, store: Store) -> Response
     return Response(status_code=204)
 
 
-@router.delete("/{name}/fields/{field}", response_model=FieldRemoved)
-async def remove_field(name: str, field: str, user: CurrentUser, store: Store) -> FieldRemoved:
+@router.delete("/{name}/fields/{field}", response_model=FieldRemoved, responses=errors(404, 409))
+async def remove_field(name: NamePath, field: FieldPath, user: CurrentUser, store: Store) -> FieldRemoved:
     """Take a field and its lineage off every sample (undo a run); 409 while a running job writes it."""
     await owned_dataset(store, user, name)
-    if problem := check_field_name(field):
-        raise HTTPException(422, f"field '{field}': {problem}")
     return FieldRemoved(removed=await _lifecycle(lifecycle.remove_field(store, name, field)))
 
 
-@router.post("/{name}/samples/delete", response_model=SamplesDeleted)
-async def delete_samples(name: str, body: SampleIds, user: CurrentUser, store: Store) -> SamplesDeleted:
+@router.post("/{name}/samples/delete", response_model=SamplesDeleted, responses=errors(404, 409, 413))
+async def delete_samples(name: NamePath, body: SampleIds, user: CurrentUser, store: Store) -> SamplesDeleted:
     """Delete samples by id (ids not in this dataset are ignored); 409 while a job runs on the dataset."""
     await owned_dataset(store, user, name)
     return SamplesDeleted(deleted=await _lifecycle(lifecycle.delete_samples(store, name, body.ids)))
@@ -84,8 +82,8 @@ async def _lifecycle(removal):
         raise HTTPException(exc.status, exc.message) from exc
 
 
-@router.post("/{name}/samples", status_code=201, response_model=SamplesAdded)
-async def add_samples(name: str, body: SamplesIn, user: CurrentUser, store: Store) -> SamplesAdded:
+@router.post("/{name}/samples", status_code=201, response_model=SamplesAdded, responses=errors(404, 413))
+async def add_samples(name: NamePath, body: SamplesIn, user: CurrentUser, store: Store) -> SamplesAdded:
     """Add up to 10,000 samples; each gets an id (insertion-ordered)."""
     await owned_dataset(store, user, name)
     docs = [{"_id": str(ObjectId()), "dataset": name, "filepath": s.filepath, "fields": s.fields}
@@ -95,16 +93,18 @@ async def add_samples(name: str, body: SamplesIn, user: CurrentUser, store: Stor
     return SamplesAdded(added=len(docs))
 
 
-@router.get("/{name}/samples", response_model=SamplePage)
-async def list_samples(name: str, user: CurrentUser, store: Store, limit: int = Query(100, ge=1, le=10_000),
-                       offset: int = Query(0, ge=0),
-                       field: Annotated[str | None, Query(description="the field a label/confidence filter reads")] = None,
+@router.get("/{name}/samples", response_model=SamplePage, responses=errors(404))
+async def list_samples(name: NamePath, user: CurrentUser, store: Store, limit: int = Query(100, ge=1, le=10_000),
+                       offset: int = Query(0, ge=0, le=10**12),
+                       field: Annotated[str | None, Query(pattern=FIELD_NAME_PATTERN,
+                                                          description="the field a label/confidence filter reads")] = None,
                        label: Annotated[str | None, Query(description="samples whose `field` has this label "
                                                                        "(classification, or any detection)")] = None,
                        min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
                        max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
-                       missing: Annotated[str | None, Query(description="samples without this field")] = None,
-                       failed_job: Annotated[str | None, Query(description="the samples this job failed")] = None,
+                       missing: Annotated[str | None, Query(pattern=FIELD_NAME_PATTERN,
+                                                            description="samples without this field")] = None,
+                       failed_job: Annotated[str | None, Query(max_length=64, description="the samples this job failed")] = None,
                        ) -> SamplePage:
     """A page of samples in insertion order, with their fields (model outputs included), optionally
     filtered by a field's label and confidence, by a missing field, or by a job's failed samples;
@@ -128,8 +128,8 @@ async def _failed_ids(store: Store, dataset: str, job_id: str) -> tuple[str, ...
     return tuple([d["sample_id"] async for d in store.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})])
 
 
-@router.get("/{name}/fields", response_model=FieldSummaryList)
-async def list_fields(name: str, user: CurrentUser, store: Store) -> FieldSummaryList:
+@router.get("/{name}/fields", response_model=FieldSummaryList, responses=errors(404))
+async def list_fields(name: NamePath, user: CurrentUser, store: Store) -> FieldSummaryList:
     """Each field on the dataset's samples: how many samples have it, its most frequent labels with
     their counts, and the jobs that wrote it (which model, version and deployment, when)."""
     await owned_dataset(store, user, name)
@@ -137,9 +137,10 @@ async def list_fields(name: str, user: CurrentUser, store: Store) -> FieldSummar
 
 
 @router.get("/{name}/export", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}},
-                             "description": "one line per sample, streamed"}})
-async def export_dataset(name: str, user: CurrentUser, store: Store,
+            responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
+                                         "text/csv": {"schema": {"type": "string"}}},
+                             "description": "one line per sample, streamed"}, **errors(404)})
+async def export_dataset(name: NamePath, user: CurrentUser, store: Store,
                          format: Literal["jsonl", "csv"] = "jsonl",
                          fields: Annotated[str | None, Query(description="comma-separated field names; "
                                                                           "default: every field")] = None,
@@ -154,11 +155,10 @@ async def export_dataset(name: str, user: CurrentUser, store: Store,
 
 
 @router.get("/{name}/samples/{sample_id}/thumbnail", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}, "description": "the sample's image, re-encoded"},
-                       403: {"description": "the file is outside the media roots or inside the data dir"},
-                       413: {"description": "the file or image is too large"},
-                       415: {"description": "the file is not an image"}})
-async def sample_thumbnail(name: str, sample_id: str, user: CurrentUser, store: Store, settings: Settings,
+            responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "the sample's image, re-encoded"},
+                       **errors(403, 404, 413, 415)})
+async def sample_thumbnail(name: NamePath, sample_id: IdPath, user: CurrentUser, store: Store, settings: Settings,
                            size: int = Query(256, ge=media.SIZES[0], le=media.SIZES[1])) -> Response:
     """A JPEG of an image sample whose longer edge is `size` pixels (the web UI's grid and sample
     view): decoded and re-encoded, never the file's bytes; only for a file the dataset holds, under

@@ -9,16 +9,17 @@ from modelhub_contracts.messaging import publish_event
 from modelhub_contracts.model_schema import input_types, output_types
 
 from modelhub_gateway import access
+from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
 from modelhub_gateway.rpc import call
-from modelhub_gateway.schemas import (DeploymentCreate, DeploymentList, DeploymentPublic, PredictIn, PredictOut)
+from modelhub_gateway.schemas import (NamePath, DeploymentCreate, DeploymentList, DeploymentPublic, PredictIn, PredictOut)
 
-router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)])
+router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 REUSABLE = ("stopped", "failed")
 
 
-@router.post("/models/{name}/deployments", status_code=202, response_model=DeploymentPublic)
-async def create_deployment(name: str, body: DeploymentCreate, user: CurrentUser, store: Store,
+@router.post("/models/{name}/deployments", status_code=202, response_model=DeploymentPublic, responses=errors(404, 409, 413))
+async def create_deployment(name: NamePath, body: DeploymentCreate, user: CurrentUser, store: Store,
                             broker: Broker) -> DeploymentPublic:
     """Ask the deployer to start `num_replicas` Serve replicas of a version (needs run)."""
     model = access.require(await store.model(name), user, "run", name)
@@ -71,14 +72,14 @@ async def visible_deployment(store: Store, user: dict, name: str, need: str = "r
     return doc
 
 
-@router.get("/deployments/{name}", response_model=DeploymentPublic)
-async def get_deployment(name: str, user: CurrentUser, store: Store) -> DeploymentPublic:
+@router.get("/deployments/{name}", response_model=DeploymentPublic, responses=errors(404))
+async def get_deployment(name: NamePath, user: CurrentUser, store: Store) -> DeploymentPublic:
     """One deployment with its live status."""
     return DeploymentPublic.model_validate(await visible_deployment(store, user, name))
 
 
-@router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic)
-async def delete_deployment(name: str, user: CurrentUser, store: Store, broker: Broker) -> DeploymentPublic:
+@router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic, responses=errors(403, 404))
+async def delete_deployment(name: NamePath, user: CurrentUser, store: Store, broker: Broker) -> DeploymentPublic:
     """Stop a deployment; its status goes stopping → stopped (needs run and being its creator, or edit)."""
     doc = await visible_deployment(store, user, name)
     model = await store.model(doc["model"])
@@ -107,8 +108,8 @@ def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> None:
         raise HTTPException(422, f"each input list must hold 1 to {MAX_PREDICT_VALUES} values")
 
 
-@router.post("/deployments/{name}/predict", response_model=PredictOut)
-async def predict(name: str, body: PredictIn, user: CurrentUser, store: Store, broker: Broker) -> PredictOut:
+@router.post("/deployments/{name}/predict", response_model=PredictOut, responses=errors(404, 409, 413, 429, 502, 503, 504))
+async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker) -> PredictOut:
     """Online inference on a running deployment (needs run)."""
     doc = await visible_deployment(store, user, name)
     if doc["status"] != "running":
