@@ -52,3 +52,16 @@ def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
     assert too_big.status_code == 413
     anonymous = client.post("/api/v1/models", content=b"{}", headers={"Content-Type": "application/json"})
     assert anonymous.status_code == 401  # a small body reaches the routes (and their auth)
+
+
+def test_online_predict_has_its_own_smaller_cap_that_says_what_to_do(tmp_path):
+    app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", predict_max_body_bytes=500))
+    client = TestClient(app)
+    refused = client.post("/api/v1/deployments/d/predict", content=b"x" * 501,
+                          headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413
+    assert refused.json()["detail"] == "request body is over the 500-byte limit; send fewer samples per request"
+    other_route = client.post("/api/v1/datasets", content=b"x" * 501, headers={"Content-Type": "application/json"})
+    assert other_route.status_code != 413  # only predict has the small cap (this is the bad JSON)
+    small = client.post("/api/v1/deployments/d/predict", content=b"{}", headers={"Content-Type": "application/json"})
+    assert small.status_code == 401

@@ -1,5 +1,6 @@
 """Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
 
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,11 +14,13 @@ from modelhub_contracts import mongo
 
 from modelhub_gateway import auth, handlers
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
+from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
 API_PREFIX = "/api/v1"
+PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")  # its own, smaller body cap
 STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
 
@@ -40,6 +43,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title="modelhub", version="0.1.0", lifespan=lifespan,
                   docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json")
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
+    app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, users, models, deployments, datasets, jobs):
         api.include_router(module.router)
@@ -48,6 +52,8 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.add_api_route("/", open_ui, include_in_schema=False)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
+                       advice="send fewer samples per request")
     return app
 
 

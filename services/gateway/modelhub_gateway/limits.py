@@ -1,8 +1,11 @@
-"""A cap on request bodies, enforced before a route reads them.
+"""A cap on request bodies, enforced before a route reads them (one for every route, and a
+smaller one for online predict, whose body must fit one NATS message).
 
 A declared `Content-Length` over the cap is refused with 413 without reading a byte; a body
 without one (chunked) is counted as it streams in and refused once it passes the cap.
 """
+
+import re
 
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
@@ -16,25 +19,26 @@ UPLOAD_OVERHEAD_BYTES = MiB
 class BodyTooLarge(HTTPException):
     """An HTTPException, so that FastAPI's body parsing lets it through as a 413 unchanged."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body is over the {limit}-byte limit")
+    def __init__(self, limit: int, advice: str = "") -> None:
+        super().__init__(413, f"request body is over the {limit}-byte limit" + (f"; {advice}" if advice else ""))
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for any HTTP request whose body is larger than `max_bytes`."""
+    """ASGI middleware: 413 for any HTTP request (or only those whose path matches `paths`)
+    whose body is larger than `max_bytes`; `advice` ends the message."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, paths: re.Pattern | None = None, advice: str = "") -> None:
+        self.app, self.max_bytes, self.paths, self.advice = app, max_bytes, paths, advice
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.paths is not None and not self.paths.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
         if declared is None:
             await self._counted(scope, receive, send)
         elif declared > self.max_bytes:
-            await _refuse(send, BodyTooLarge(self.max_bytes))
+            await _refuse(send, BodyTooLarge(self.max_bytes, self.advice))
         else:
             await self.app(scope, receive, send)
 
@@ -46,7 +50,7 @@ class BodySizeLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise BodyTooLarge(self.max_bytes)
+                raise BodyTooLarge(self.max_bytes, self.advice)
             return message
 
         async def watching_send(message: Message) -> None:

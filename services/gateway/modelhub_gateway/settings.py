@@ -10,3 +10,5 @@ class GatewaySettings(ServiceSettings):
     gateway_port: int = Field(8000, description="port the HTTP API listens on")
     admin_token: str | None = Field(None, description="admin's token; default: DATA_DIR/admin-token")
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="largest model zip accepted")
+    predict_max_body_bytes: int = Field(
+        1_000_000, description="largest online predict request body (it must fit one NATS message, 1 MiB by default)")
