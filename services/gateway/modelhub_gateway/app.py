@@ -13,7 +13,7 @@ from faststream.nats import NatsBroker
 from modelhub_contracts import mongo
 
 from modelhub_gateway import auth, handlers
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
 from modelhub_gateway.settings import GatewaySettings
@@ -54,6 +54,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
     return app
 
 

@@ -84,3 +84,33 @@ async def _refuse(send: Send, exc: BodyTooLarge) -> None:
 
 async def _no_body() -> Message:
     return {"type": "http.disconnect"}
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most `max_requests` requests whose path matches `paths` in progress at
+    once; one more is answered 429 with Retry-After at once, before anything else is done for it.
+
+    It comes before authentication on purpose: under a flood the gateway's own work per request
+    (token and deployment lookups in MongoDB) is what queues, so a bound checked after that work
+    would never be reached and every client would wait its turn in an unbounded queue (1,000
+    clients waited up to 16 s). It reveals nothing: the count is not per deployment or user."""
+
+    def __init__(self, app: ASGIApp, max_requests: int, paths: re.Pattern, retry_after_s: int = 1) -> None:
+        self.app, self.max_requests, self.paths, self.retry_after_s = app, max_requests, paths, retry_after_s
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.paths.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.max_requests:
+            response = JSONResponse({"detail": f"the gateway has {self.in_progress} predict requests in progress "
+                                               f"(its limit); retry after {self.retry_after_s} s"},
+                                    status_code=429, headers={"Retry-After": str(self.retry_after_s)})
+            await response(scope, receive, send)
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
