@@ -80,26 +80,30 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
     async def on_predict(request: PredictRequest) -> RpcReply:
         """Online inference: the samples go through the deployment in shared batches, outputs
         checked by type; 429 when this worker is full, 504 (calls cancelled) past the deadline."""
-        shape = Shape(request.mini_batch, 2 * request.num_replicas, request.batch_wait_ms / 1000)
-        try:
-            async with asyncio.timeout(request.timeout_s):
-                outputs = await predict_online(batcher.run, request.deployment, request.inputs,
-                                               request.output_types, shape)
-        except Overloaded as exc:
-            return RpcReply(status=429, detail=str(exc), retry_after=exc.retry_after)
-        except TimeoutError:
-            return refuse(504, f"deployment '{request.deployment}' did not answer within {request.timeout_s:g} s; "
-                               "the request was cancelled")
-        except DeploymentUnavailable as exc:
-            serve.forget(request.deployment)
-            return refuse(409, str(exc))
-        except ServingLost as exc:
-            return refuse(503, f"{exc}; try again")
-        except ValueError as exc:
-            return refuse(422, str(exc))
-        except RuntimeError as exc:
-            return refuse(502, f"the model failed: {exc}")
-        return sized(ok({"outputs": outputs}), _max_payload(broker))
+        return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
+
+
+async def predict_reply(request: PredictRequest, run, forget) -> RpcReply:
+    """The outputs, or the refusal that says why (the gateway passes the status on)."""
+    shape = Shape(request.mini_batch, 2 * request.num_replicas, request.batch_wait_ms / 1000)
+    try:
+        async with asyncio.timeout(request.timeout_s):
+            return ok({"outputs": await predict_online(run, request.deployment, request.inputs,
+                                                       request.output_types, shape)})
+    except Overloaded as exc:
+        return RpcReply(status=429, detail=str(exc), retry_after=exc.retry_after)
+    except TimeoutError:
+        return refuse(504, f"deployment '{request.deployment}' did not answer within {request.timeout_s:g} s; "
+                           "the request was cancelled")
+    except DeploymentUnavailable as exc:
+        forget(request.deployment)
+        return refuse(409, str(exc))
+    except ServingLost as exc:
+        return refuse(503, f"{exc}; try again")
+    except ValueError as exc:
+        return refuse(422, str(exc))
+    except RuntimeError as exc:
+        return refuse(502, f"the model failed: {exc}")
 
 
 def sized(reply: RpcReply, max_bytes: int) -> RpcReply:
