@@ -362,7 +362,8 @@ models = api_group("models", "Create, upload, deploy and share models.")
 
 MODEL_KEYS = ("name", "description", "tags", "owner", "created_at", "updated_at")
 DEPLOYMENT_KEYS = ("name", "model", "version", "model_type", "mini_batch", "num_replicas", "num_gpus",
-                   "custom_env", "batch_wait_ms", "max_in_flight", "status", "ready_replicas", "error", "created_by", "created_at", "updated_at")
+                   "custom_env", "batch_wait_ms", "max_in_flight", "status", "ready_replicas", "error",
+                   "created_by", "created_at", "updated_at")
 
 
 def model_path(name: str, *rest: Any) -> str:

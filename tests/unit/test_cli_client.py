@@ -370,3 +370,16 @@ def test_users_create_prints_the_token(gateway: FakeGateway) -> None:
 def test_parse_sse_handles_multiline_comments_and_garbage() -> None:
     lines = [": keep-alive", "event: progress", 'data: {"a":', "data: 1}", "", "data: not json", "", 'data: {"b": 2}']
     assert list(client.parse_sse(lines)) == [{"a": 1}, {"b": 2}]
+
+
+def test_deploy_and_predict_pass_the_online_options_only_when_given(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models/m/deployments", {"name": "dep", "status": "pending"}, status=202)
+    invoke("models", "deploy", "m", "--name", "dep", "--no-wait", "--batch-wait-ms", "5", "--max-in-flight", "64")
+    body = gateway.body("POST", "/models/m/deployments")
+    assert (body["batch_wait_ms"], body["max_in_flight"]) == (5, 64)
+    invoke("models", "deploy", "m", "--name", "dep", "--no-wait")
+    defaults = json.loads(gateway.sent("POST", "/models/m/deployments")[-1].content)
+    assert not {"batch_wait_ms", "max_in_flight"} & set(defaults)  # the server's defaults apply
+    gateway.on("POST", "/deployments/dep/predict", {"outputs": {"n": [1]}})
+    invoke("deployments", "predict", "dep", "--input", "k=[3]", "--timeout", "2.5")
+    assert gateway.body("POST", "/deployments/dep/predict") == {"inputs": {"k": [3]}, "timeout_s": 2.5}
