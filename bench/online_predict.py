@@ -189,6 +189,14 @@ def table(results: dict, crowd: int) -> str:
     return "\n".join(lines)
 
 
+def code() -> str:
+    """The commit measured, and whether the working tree had changes."""
+    git = ["git", "-C", str(Path(__file__).parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    return f"{head or 'unknown'}{' with changes' if dirty.strip() else ''}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mini-batch", type=int, default=32)
@@ -215,7 +223,7 @@ def main() -> None:
               f"{args.seconds:g} s per run, {os.cpu_count()} cores")
     text = table(results, args.crowd)
     print(header + "\n" + text)
-    args.out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"),
+    args.out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "code": code(),
                                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                                     "mini_batch": args.mini_batch, "seconds_per_run": args.seconds,
                                     "deployment_options": args.deployment_options,
