@@ -7,6 +7,7 @@ last delivery that fails, or JetStream's max-deliveries advisory, fails its samp
 """
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -83,7 +84,8 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
         return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
 
 
-async def predict_reply(request: PredictRequest, run, forget) -> RpcReply:
+async def predict_reply(request: PredictRequest, run: Callable[..., Awaitable[list]],
+                        forget: Callable[[str], None]) -> RpcReply:
     """The outputs, or the refusal that says why (the gateway passes the status on)."""
     shape = Shape(request.mini_batch, 2 * request.num_replicas, request.batch_wait_ms / 1000)
     try:
