@@ -181,3 +181,20 @@ def test_a_reply_too_large_for_nats_is_refused_with_413():
     assert reply.status == 413 and "send fewer samples per request" in reply.detail
     small = RpcReply(data={"outputs": {"y": ["x"]}})
     assert handlers.sized(small, max_bytes=1000) is small
+
+
+async def test_a_call_cancelled_before_it_starts_gives_its_slot_back():
+    replica = Replica()
+    batcher = OnlineBatcher(replica, str)
+    shape = Shape(mini_batch=1, max_calls=1, wait_s=0)
+    lane = batcher._lane("dep", shape)
+    loop = asyncio.get_running_loop()
+    doomed = loop.create_future()
+    lane.queue.append(({"x": "a"}, doomed))
+    await batcher._pump("dep", lane)  # creates the call task; it has not run a step yet
+    (call,) = lane.calls
+    doomed.cancel()
+    batcher._cancel_orphans(lane)  # what a request that timed out does
+    await asyncio.gather(call, return_exceptions=True)
+    assert lane.calls == {} and replica.calls == []
+    assert await batcher.run("dep", [{"x": "b"}], shape) == [{"y": "b!"}]  # the only slot is free

@@ -104,10 +104,13 @@ class OnlineBatcher:
                 await asyncio.sleep(lane.shape.wait_s)  # busy: let the batch fill up a little
             batch = _take(lane.queue, lane.shape.mini_batch)
             if batch:
-                task = asyncio.create_task(self._send(deployment, lane, batch))
+                task = asyncio.create_task(self._send(deployment, batch))
                 lane.calls[task] = [future for _, future in batch]
+                # a done callback, not a `finally` in _send: a task cancelled before its first
+                # step never runs its body, and its slot would be lost for good
+                task.add_done_callback(lambda done: _free(lane, done))
 
-    async def _send(self, deployment: str, lane: _Lane, batch: list[tuple[dict, asyncio.Future]]) -> None:
+    async def _send(self, deployment: str, batch: list[tuple[dict, asyncio.Future]]) -> None:
         try:
             results = await predict_many(self._call, deployment, dict(enumerate(s for s, _ in batch)),
                                          self._describe)
@@ -119,9 +122,6 @@ class OnlineBatcher:
             for i, (_, future) in enumerate(batch):
                 if not future.done():
                     future.set_result(results[i])
-        finally:
-            lane.calls.pop(asyncio.current_task(), None)
-            lane.freed.set()
 
     @staticmethod
     def _cancel_orphans(lane: _Lane) -> None:
@@ -129,6 +129,11 @@ class OnlineBatcher:
         for task, futures in list(lane.calls.items()):
             if all(f.cancelled() for f in futures):
                 task.cancel()
+
+
+def _free(lane: _Lane, task: asyncio.Task) -> None:
+    lane.calls.pop(task, None)
+    lane.freed.set()
 
 
 def _take(queue: deque, n: int) -> list[tuple[dict, asyncio.Future]]:
