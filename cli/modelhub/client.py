@@ -371,7 +371,8 @@ models = api_group("models", "Create, upload, deploy and share models.")
 
 MODEL_KEYS = ("name", "description", "tags", "owner", "created_at", "updated_at")
 DEPLOYMENT_KEYS = ("name", "model", "version", "model_type", "mini_batch", "num_replicas", "num_gpus",
-                   "custom_env", "status", "ready_replicas", "error", "created_by", "created_at", "updated_at")
+                   "custom_env", "batch_wait_ms", "max_in_flight", "status", "ready_replicas", "error",
+                   "created_by", "created_at", "updated_at")
 
 
 def model_path(name: str, *rest: Any) -> str:
@@ -494,16 +495,21 @@ def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema:
 @click.option("--num-replicas", type=int, default=1, show_default=True)
 @click.option("--num-gpus", type=int, default=0, show_default=True, help="0 or 1.")
 @click.option("--custom-env", is_flag=True, help="Build the replicas' environment from the package.")
+@click.option("--batch-wait-ms", type=float, default=None,
+              help="Online predict: how long a batch that is not full may wait for more samples while "
+                   "the deployment is busy (default 2).")
+@click.option("--max-in-flight", type=int, default=None,
+              help="Online predict: samples taken at once; past it, 429 with Retry-After (default 256).")
 @click.option("--model-type", default="inference", show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment runs.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
 def models_deploy(api: ApiClient, out: Output, name: str, deployment: str, version: int | None, mini_batch: int,
-                  num_replicas: int, num_gpus: int, custom_env: bool, model_type: str, wait: bool,
-                  timeout: float) -> None:
+                  num_replicas: int, num_gpus: int, custom_env: bool, batch_wait_ms: float | None,
+                  max_in_flight: int | None, model_type: str, wait: bool, timeout: float) -> None:
     """Deploy model NAME as deployment --name."""
     body = {"name": deployment, "model_type": model_type, "mini_batch": mini_batch,
             "num_replicas": num_replicas, "num_gpus": num_gpus, "custom_env": custom_env,
-            **_given(version=version)}
+            **_given(version=version, batch_wait_ms=batch_wait_ms, max_in_flight=max_in_flight)}
     dep = api.request("POST", model_path(name, "deployments"), json=body)
     if not wait:
         out.emit(dep, lambda d: click.echo(f"deployment {d['name']} created (status: {d.get('status')})"))
@@ -606,14 +612,18 @@ def deployments_delete(api: ApiClient, out: Output, name: str) -> None:
               help="""A model input and its values as a JSON list, e.g. image_paths='["/a.png"]' (repeatable).""")
 @click.option("--inputs-json", default=None, callback=_json_option_callback,
               help="All inputs as a JSON object {name: [values]} (inline or a file path).")
-def deployments_predict(api: ApiClient, out: Output, name: str, inputs: dict, inputs_json: Any) -> None:
+@click.option("--timeout", type=float, default=None,
+              help="Seconds before the server gives up and answers 504 (default 60, at most 300).")
+def deployments_predict(api: ApiClient, out: Output, name: str, inputs: dict, inputs_json: Any,
+                        timeout: float | None) -> None:
     """Run online inference on a running deployment."""
     if inputs_json is not None and not isinstance(inputs_json, dict):
         raise click.BadParameter("must be a JSON object {input name: [values]}", param_hint="--inputs-json")
     payload = {**(inputs_json or {}), **inputs}
     if not payload:
         raise click.UsageError("give the model inputs with --input NAME=JSON_LIST or --inputs-json")
-    out.emit(api.request("POST", f"/deployments/{seg(name)}/predict", json={"inputs": payload}), render_outputs)
+    body = {"inputs": payload, **_given(timeout_s=timeout)}
+    out.emit(api.request("POST", f"/deployments/{seg(name)}/predict", json=body), render_outputs)
 
 
 def render_outputs(result: dict) -> None:

@@ -417,3 +417,16 @@ def test_lifecycle_commands_call_their_routes(gateway: FakeGateway) -> None:
     assert "deleted 2 samples" in runner.invoke(cli, ["datasets", "delete-samples", "pets", "a", "b"]).output
     assert gateway.body("POST", "/datasets/pets/samples/delete") == {"ids": ["a", "b"]}
     assert "deleted m version 3" in runner.invoke(cli, ["models", "delete-version", "m", "3"]).output
+
+
+def test_deploy_and_predict_pass_the_online_options_only_when_given(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models/m/deployments", {"name": "dep", "status": "pending"}, status=202)
+    invoke("models", "deploy", "m", "--name", "dep", "--no-wait", "--batch-wait-ms", "5", "--max-in-flight", "64")
+    body = gateway.body("POST", "/models/m/deployments")
+    assert (body["batch_wait_ms"], body["max_in_flight"]) == (5, 64)
+    invoke("models", "deploy", "m", "--name", "dep", "--no-wait")
+    defaults = json.loads(gateway.sent("POST", "/models/m/deployments")[-1].content)
+    assert not {"batch_wait_ms", "max_in_flight"} & set(defaults)  # the server's defaults apply
+    gateway.on("POST", "/deployments/dep/predict", {"outputs": {"n": [1]}})
+    invoke("deployments", "predict", "dep", "--input", "k=[3]", "--timeout", "2.5")
+    assert gateway.body("POST", "/deployments/dep/predict") == {"inputs": {"k": [3]}, "timeout_s": 2.5}

@@ -10,7 +10,7 @@ import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested, DeploymentStopRequested
 from modelhub_deployer.deploy import AppState, Deployer, DeploySpec, PreparedPackage, ReplicaConfig
 from modelhub_deployer.handlers import register
 
@@ -288,3 +288,15 @@ async def test_handlers_hand_typed_events_to_the_use_cases():
             await br.publish({"deployment": "d1"}, subjects.DEPLOYMENT_REQUESTED,
                              stream=subjects.STREAM)
     assert calls == [("request", DeploySpec.from_event(event)), ("stop", "d1")]
+
+
+async def test_the_batch_window_reaches_the_replicas_and_older_documents_get_the_default(world):
+    store, serve, packages, deployer = world
+    spec = make_spec(batch_wait_ms=7.5)
+    store.add(spec)
+    store.docs[spec.name]["batch_wait_ms"] = 7.5  # what the gateway writes with the spec
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["status"] == "running"
+    assert serve.submitted[0].batch_wait_ms == 7.5
+    older = {k: v for k, v in store.docs[spec.name].items() if k != "batch_wait_ms"}
+    assert DeploySpec.from_doc(older).batch_wait_ms == DEFAULT_BATCH_WAIT_MS

@@ -49,7 +49,7 @@ class RayServe:
                 "num_gpus": config.num_gpus,
                 "runtime_env": _runtime_env(config),
             },
-        ).bind(config.entrypoint, config.mini_batch)
+        ).bind(config.entrypoint, config.mini_batch, config.batch_wait_ms / 1000)
         # run_many can return before the replicas are up (serve.run waits for RUNNING);
         # route_prefix=None: reachable through handles only.
         serve.run_many([serve.RunTarget(target=app, name=config.name, route_prefix=None)],

@@ -1,5 +1,6 @@
 """Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
 
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -16,12 +17,14 @@ from faststream.nats import NatsBroker
 from modelhub_contracts import mongo
 
 from modelhub_gateway import auth, errors, handlers
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
+from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
 API_PREFIX = "/api/v1"
+PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")  # its own, smaller body cap
 STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
 
@@ -45,6 +48,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
                   docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json",
                   generate_unique_id_function=operation_id)
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
+    app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, users, models, deployments, datasets, jobs):
         api.include_router(module.router)
@@ -54,6 +58,9 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
+                       advice="send fewer samples per request")
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
     return app
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
 from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
@@ -100,6 +101,15 @@ class ModelList(BaseModel):
     items: list[ModelPublic]
 
 
+DEFAULT_MAX_IN_FLIGHT = 256
+MAX_IN_FLIGHT_RULE = ("online predict samples this deployment takes at once (per gateway); past it a "
+                      "request is answered 429 with Retry-After at once instead of waiting in a queue")
+BATCH_WAIT_RULE = ("milliseconds a batch of online samples that is not full may wait for more while the "
+                   "deployment is busy (a lone request on an idle deployment is sent at once)")
+DEFAULT_PREDICT_TIMEOUT_S = 60.0
+MAX_PREDICT_TIMEOUT_S = 300.0
+
+
 class DeploymentCreate(Request):
     name: Name
     version: int | None = Field(None, ge=1)
@@ -108,6 +118,8 @@ class DeploymentCreate(Request):
     num_replicas: int = Field(1, ge=1, le=64)
     num_gpus: int = Field(0, ge=0, le=1)
     custom_env: bool = False
+    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS, ge=0, le=1000, description=BATCH_WAIT_RULE)
+    max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
 
 
 class DeploymentPublic(BaseModel):
@@ -119,6 +131,8 @@ class DeploymentPublic(BaseModel):
     num_replicas: int
     num_gpus: int
     custom_env: bool
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS  # documents written before these options had them
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     status: Literal["pending", "deploying", "running", "failed", "stopping", "stopped"]
     error: str | None
     ready_replicas: int
@@ -133,6 +147,8 @@ class DeploymentList(BaseModel):
 
 class PredictIn(Request):
     inputs: dict[str, list[Any]]
+    timeout_s: float = Field(DEFAULT_PREDICT_TIMEOUT_S, gt=0, le=MAX_PREDICT_TIMEOUT_S,
+                             description="answer 504 and cancel the request after this many seconds")
 
 
 class PredictOut(BaseModel):

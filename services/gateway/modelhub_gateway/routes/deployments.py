@@ -4,14 +4,12 @@ from fastapi import APIRouter, Depends, HTTPException
 from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, PredictRequest, utcnow
+from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, utcnow
 from modelhub_contracts.messaging import publish_event
-from modelhub_contracts.model_schema import input_types, output_types
 
 from modelhub_gateway import access
 from modelhub_gateway.errors import errors
-from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
-from modelhub_gateway.rpc import call
+from modelhub_gateway.deps import Broker, CurrentUser, Online, Store, current_user
 from modelhub_gateway.schemas import (NamePath, DeploymentCreate, DeploymentList, DeploymentPublic, PredictIn, PredictOut)
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
@@ -47,7 +45,7 @@ async def create_deployment(name: NamePath, body: DeploymentCreate, user: Curren
         deployment=body.name, model=model["name"], version=version["version"],
         package_object=version["package_object"], package_sha256=version["sha256"],
         mini_batch=body.mini_batch, num_replicas=body.num_replicas, num_gpus=body.num_gpus,
-        custom_env=body.custom_env, requested_by=user["username"]))
+        custom_env=body.custom_env, requested_by=user["username"], batch_wait_ms=body.batch_wait_ms))
     return DeploymentPublic.model_validate(doc)
 
 
@@ -93,29 +91,13 @@ async def delete_deployment(name: NamePath, user: CurrentUser, store: Store, bro
     return DeploymentPublic.model_validate(doc)
 
 
-MAX_PREDICT_VALUES = 10_000
-
-
-def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> None:
-    """Every declared input, nothing else, as lists of one equal length (1 to 10,000); else 422."""
-    if set(body.inputs) != set(declared):
-        raise HTTPException(422, f"inputs must be exactly the model's: {', '.join(sorted(declared))} "
-                                 f"(got: {', '.join(sorted(body.inputs)) or 'none'})")
-    lengths = {len(values) for values in body.inputs.values()}
-    if len(lengths) != 1:
-        raise HTTPException(422, "every input list must have the same length")
-    if not 1 <= lengths.pop() <= MAX_PREDICT_VALUES:
-        raise HTTPException(422, f"each input list must hold 1 to {MAX_PREDICT_VALUES} values")
-
-
-@router.post("/deployments/{name}/predict", response_model=PredictOut, responses=errors(404, 409, 413, 429, 502, 503, 504))
-async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker) -> PredictOut:
-    """Online inference on a running deployment (needs run)."""
+@router.post("/deployments/{name}/predict", response_model=PredictOut,
+             responses=errors(404, 409, 413, 429, 502, 503, 504))
+async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker,
+                  online: Online) -> PredictOut:
+    """Online inference on a running deployment (needs run). 429 with Retry-After when the
+    deployment already has `max_in_flight` samples in flight, 504 after `timeout_s`."""
     doc = await visible_deployment(store, user, name)
     if doc["status"] != "running":
         raise HTTPException(409, f"deployment '{name}' is {doc['status']}, not running")
-    version = await store.version(doc["model"], doc["version"])
-    check_predict_inputs(body, input_types(version["schema"]))
-    data = await call(broker, subjects.RPC_PREDICT, timeout=120, command=PredictRequest(
-        deployment=name, inputs=body.inputs, output_types=output_types(version["schema"])))
-    return PredictOut.model_validate(data)
+    return await online.predict(store, broker, doc, body)
