@@ -90,3 +90,20 @@ async def test_no_answer_in_time_is_504_for_predict_and_503_when_no_worker_liste
     with pytest.raises(HTTPException) as nobody:
         await call(Broker(error=NoRespondersError()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout_status=504)
     assert nobody.value.status_code == 503
+
+
+def test_half_surrogates_in_a_body_become_replacement_characters_not_a_server_error():
+    import json as _json
+
+    from modelhub_gateway.schemas import SamplesIn
+    body = _json.loads('{"samples": [{"filepath": "/a\\udc00", "fields": {"k\\ud800": ["v\\udfff", {"\\ud83d\\ude0d": 1}]}}]}')
+    sample = SamplesIn.model_validate(body).samples[0]
+    assert sample.filepath == "/a\ufffd"
+    assert sample.fields == {"k\ufffd": ["v\ufffd", {"\U0001f60d": 1}]}  # a whole pair stays what it was
+    sample.model_dump_json().encode("utf-8")  # storable: valid UTF-8 throughout
+
+
+def test_integers_beyond_64_bits_are_stored_as_doubles():
+    from modelhub_gateway.schemas import SamplesIn
+    sample = SamplesIn.model_validate({"samples": [{"filepath": "/a", "fields": {"n": [2**70, -2**63, 7, True]}}]})
+    assert sample.samples[0].fields["n"] == [float(2**70), -2**63, 7, True]

@@ -55,6 +55,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
     app.add_api_route("/", open_ui, include_in_schema=False)
+    app.openapi = _closed_openapi(app.openapi)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
@@ -80,6 +81,34 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
                           and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
         return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
+
+
+def _closed_openapi(generate):
+    """FastAPI's document, where an object whose keys follow a pattern (pydantic writes
+    `patternProperties`, which lets any other key through) says that every key must, as
+    validation does."""
+    def openapi() -> dict:
+        schema = generate()  # built once and kept by FastAPI; closing it again changes nothing
+        _closed_pattern_objects(schema)
+        return schema
+    return openapi
+
+
+def _closed_pattern_objects(node: object) -> None:
+    # {"patternProperties": {P: S}} becomes {"propertyNames": {"pattern": P}, "additionalProperties": S}:
+    # the same rule, closed, and in the form client generators read (they skip patternProperties)
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+            ((pattern, schema),) = patterns.items()
+            del node["patternProperties"]
+            node["propertyNames"] = {"pattern": pattern}
+            node["additionalProperties"] = schema
+        for value in node.values():
+            _closed_pattern_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_pattern_objects(value)
 
 
 def operation_id(route: APIRoute) -> str:

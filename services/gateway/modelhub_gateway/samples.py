@@ -17,7 +17,7 @@ import re
 from modelhub_gateway.store import GatewayStore
 
 EXPORT_BATCH = 1000
-FIELD_NAME = re.compile(r"^[^.$][^.]{0,255}$")  # addressable as a MongoDB path
+FIELD_NAME = re.compile("^[^.$\x00][^.\x00]{0,255}$")  # addressable as a MongoDB path
 LABELS_SHOWN = 50  # per field in the summary: the most frequent labels
 
 

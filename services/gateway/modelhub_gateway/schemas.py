@@ -1,44 +1,64 @@
 """HTTP request/response models (separate from events and from stored documents)."""
 
+import re
+
 from datetime import datetime
 from typing import Any, Literal
 
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
 from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
 
+# A sample field's name: what MongoDB can store and query as a path (no '.', no leading '$', no NUL).
+FIELD_NAME_PATTERN = "^[^.$\\u0000][^.\\u0000]{0,255}$"
+FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]
+# A field's value: any JSON (keys inside it are stored as they are; see `valid_unicode` for NUL).
+JsonValue = Annotated[Any, Field(description="any JSON value")]
+
 # Path parameters carry their real bounds, so out-of-range input is a 422, never a 500.
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description=NAME_RULE)]
 VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a version number (1, 2, ...)")]
 IdPath = Annotated[str, Path(min_length=1, max_length=64, description="an id the API gave")]
-FieldPath = Annotated[str, Path(pattern=r"^[^.$][^.]{0,255}$",
+FieldPath = Annotated[str, Path(pattern=FIELD_NAME_PATTERN,
                                  description="a sample field's name (no '.', not starting with '$')")]
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(value: Any) -> Any:
+    """JSON may escape half of a surrogate pair (`"\\ud800"`), which is no character at all and
+    which MongoDB cannot store: such halves become U+FFFD, in keys and values at any depth, and
+    so does a NUL in a key; an integer beyond 64 bits becomes the nearest double."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        return float(value)  # BSON integers are 64-bit; JSON readers take big numbers as doubles too
+    if isinstance(value, dict):  # BSON keys are C strings: a NUL in one cannot be stored either
+        return {valid_unicode(k).replace("\x00", "\ufffd"): valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [valid_unicode(v) for v in value]
+    return value
 
 
 class Request(BaseModel):
     """A request body: unknown properties are refused (422), as its schema says
-    (`additionalProperties: false`)."""
+    (`additionalProperties: false`); text is made storable (see `valid_unicode`)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        return valid_unicode(data)
 
-# A sample field's name: what MongoDB can store and query as a path (no '.', no leading '$').
-FIELD_NAME_PATTERN = r"^[^.$][^.]{0,255}$"
-FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]
 
-
-def _check_fields(fields: dict[str, Any], where: str = "fields") -> None:
-    for key, value in fields.items():
-        if key.startswith("$") or "." in key:
-            raise ValueError(f"{where}: field name '{key}' may not contain '.' or start with '$'")
-        if isinstance(value, dict):
-            _check_fields(value, f"{where}.{key}")
 
 
 class UserCreate(Request):
@@ -112,7 +132,7 @@ MAX_PREDICT_TIMEOUT_S = 300.0
 
 class DeploymentCreate(Request):
     name: Name
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=2**63 - 1)
     model_type: str = "inference"
     mini_batch: int = Field(1, ge=1, le=4096)
     num_replicas: int = Field(1, ge=1, le=64)
@@ -174,20 +194,7 @@ class DatasetList(BaseModel):
 
 class SampleIn(Request):
     filepath: str = Field(min_length=1, max_length=4096, pattern="^/", description="an absolute path")
-    fields: dict[FieldName, Any] = Field(default_factory=dict)
-
-    @field_validator("filepath")
-    @classmethod
-    def absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("filepath must be an absolute path")
-        return value
-
-    @field_validator("fields")
-    @classmethod
-    def safe_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_fields(value)
-        return value
+    fields: dict[FieldName, JsonValue] = Field(default_factory=dict)
 
 
 class SamplesIn(Request):

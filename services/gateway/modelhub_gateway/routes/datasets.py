@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 
 from modelhub_contracts.events import utcnow
 
@@ -88,7 +88,10 @@ async def add_samples(name: NamePath, body: SamplesIn, user: CurrentUser, store:
     await owned_dataset(store, user, name)
     docs = [{"_id": str(ObjectId()), "dataset": name, "filepath": s.filepath, "fields": s.fields}
             for s in body.samples]
-    await store.samples.insert_many(docs, ordered=True)
+    try:
+        await store.samples.insert_many(docs, ordered=True)
+    except DocumentTooLarge as exc:
+        raise HTTPException(413, "a sample is over MongoDB's 16 MiB document limit; nothing was added") from exc
     await store.datasets.update_one({"_id": name}, {"$inc": {"num_samples": len(docs)}})
     return SamplesAdded(added=len(docs))
 

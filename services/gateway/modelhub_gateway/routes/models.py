@@ -17,7 +17,7 @@ from modelhub_gateway import access
 from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
 from modelhub_gateway.rpc import call
-from modelhub_gateway.schemas import NamePath, VersionPath, ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
+from modelhub_gateway.schemas import valid_unicode, NamePath, VersionPath, ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503))
 
@@ -85,12 +85,13 @@ async def set_sharing(name: NamePath, body: Sharing, user: CurrentUser, store: S
 
 @router.post("/{name}/versions", status_code=201, response_model=VersionPublic, responses=errors(400, 403, 404, 413, 500))
 async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker: Broker, settings: Settings,
-                         file: Annotated[UploadFile, File(description="the packed model .zip")],
+                         file: Annotated[UploadFile, File(description="the packed model .zip",
+                                                          json_schema_extra={"format": "binary"})],
                          schema: Annotated[str, Form(min_length=2, description="the model schema, as JSON")]) -> VersionPublic:
     """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
     access.require(await store.model(name), user, "edit", name)
     try:
-        parsed = json.loads(schema)
+        parsed = valid_unicode(json.loads(schema))
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"schema is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
