@@ -121,11 +121,11 @@ def operation_id(route: APIRoute) -> str:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 shape, plus a readable `message` line naming each bad field."""
+    """422: a readable line naming each bad field, and FastAPI's issues one by one in `errors`."""
     issues = exc.errors()
     message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in issues)
-    return JSONResponse(status_code=422, content={"detail": [
-        {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in issues], "message": message})
+    return JSONResponse(status_code=422, content=errors.validation_body(
+        message, [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in issues]))
 
 
 def main() -> None:

@@ -1,9 +1,9 @@
 """The shapes of error answers, and the helper routes use to declare the ones they can give.
 
-Every error is `{"detail": "what went wrong"}`, except 422, which always has FastAPI's validation
-shape (a list of issues, each with `loc`, `msg` and `type`) plus a one-line `message`: a 422 that a
-route raises with a sentence is wrapped into that shape too, so a generated client sees one shape
-per status.
+Every error is `{"detail": "what went wrong"}`, as docs/API.md promises. A 422 also carries
+`errors`, the issues one by one (`loc`, `msg`, `type`, as FastAPI's validation lists them): a
+request FastAPI refuses and a value a route refuses with a sentence answer in that one shape, so a
+generated client sees one shape per status.
 """
 
 from typing import Any
@@ -22,8 +22,8 @@ class Issue(BaseModel):
 
 
 class ValidationErrorOut(BaseModel):
-    detail: list[Issue]
-    message: str = Field(description="the issues in one readable line")
+    detail: str = Field(description="the issues in one readable line")
+    errors: list[Issue] = Field(description="each issue: where, what, and its kind")
 
 
 DESCRIPTIONS = {
@@ -49,6 +49,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
             for code in codes}
 
 
-def validation_body(message: str) -> dict[str, Any]:
-    """A route's own 422 sentence in the validation shape."""
-    return {"detail": [{"loc": [], "msg": message, "type": "value_error"}], "message": message}
+def validation_body(message: str, issues: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A 422 answer: the sentence, and the issues (a route's own sentence is its one issue)."""
+    return {"detail": message, "errors": issues if issues is not None else
+            [{"loc": [], "msg": message, "type": "value_error"}]}
