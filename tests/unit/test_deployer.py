@@ -47,7 +47,7 @@ class MemoryStore:
 
 class FakeServe:
     def __init__(self, resources: dict[str, float] | None = None) -> None:
-        self.resources = resources if resources is not None else {"CPU": 2.0}
+        self.resources = resources if resources is not None else {"CPU": 2.0, "modelhub_replica": 1.0}
         self.apps: dict[str, AppState] = {}
         self.submitted: list[ReplicaConfig] = []
         self.deleted: list[str] = []
@@ -76,8 +76,8 @@ class FakePackages:
     async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
         if self.gate is not None:
             await self.gate.wait()
-        return PreparedPackage(Path("/data/deployments") / name / "package", "model:Model",
-                               False, False)
+        return PreparedPackage(Path("/data/deployments") / name / "package",
+                               Path("/data/deployments") / name / "package.zip", "model:Model", False, False)
 
 
 def make_spec(**overrides: Any) -> DeploySpec:
@@ -90,7 +90,7 @@ def make_spec(**overrides: Any) -> DeploySpec:
 @pytest.fixture
 def world():
     store, serve, packages = MemoryStore(), FakeServe(), FakePackages()
-    deployer = Deployer(store, serve, packages, timeout_s=0.3, poll_s=0.01)
+    deployer = Deployer(store, serve, packages, timeout_s=0.3, replica_node_wait_s=0.2, poll_s=0.01)
     return store, serve, packages, deployer
 
 
@@ -130,7 +130,7 @@ async def test_gpu_request_on_cpu_cluster_fails_at_once_naming_gpus(world):
 
 async def test_too_many_replicas_for_cpus_names_cpus(world):
     store, serve, packages, deployer = world
-    serve.resources = {"CPU": 0.2}
+    serve.resources = {"CPU": 0.2, "modelhub_replica": 1.0}
     spec = make_spec(num_replicas=4)
     store.add(spec)
     await deploy(deployer, spec)
@@ -288,3 +288,39 @@ async def test_handlers_hand_typed_events_to_the_use_cases():
             await br.publish({"deployment": "d1"}, subjects.DEPLOYMENT_REQUESTED,
                              stream=subjects.STREAM)
     assert calls == [("request", DeploySpec.from_event(event)), ("stop", "d1")]
+
+
+async def test_no_replica_node_fails_with_how_to_add_one_and_submits_nothing(world):
+    store, serve, packages, deployer = world
+    serve.resources = {"CPU": 8.0}  # a head alone: it never advertises modelhub_replica
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    error = store.docs[spec.name]["error"]
+    assert store.docs[spec.name]["status"] == "failed"
+    assert "no Ray node offers the modelhub_replica resource" in error
+    assert """--resources '{"modelhub_replica": 1}'""" in error
+    assert serve.submitted == []
+
+
+async def test_a_replica_node_that_joins_late_is_waited_for(world):
+    store, serve, packages, deployer = world
+    serve.resources = {"CPU": 2.0}
+    spec = make_spec()
+    store.add(spec)
+    packages.gate = asyncio.Event()
+    await deployer.request(spec)
+    serve.resources = {"CPU": 4.0, "modelhub_replica": 1.0}  # a node rejoins (e.g. after a head restart)
+    packages.gate.set()
+    await asyncio.wait_for(deployer.join(spec.name), 5)
+    assert store.docs[spec.name]["status"] == "running", store.docs[spec.name]["error"]
+
+
+async def test_replicas_get_the_package_by_id_and_sha256_not_by_a_path(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    (config,) = serve.submitted
+    assert (config.package_id, config.package_sha256) == (spec.package_object, spec.package_sha256)
+    assert not hasattr(config, "package_dir")

@@ -136,10 +136,10 @@ def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
     monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
     monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
-    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
+    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], probe=lambda: None)
     names = [s.name for s in plan["servers"]]
-    assert names == ["nats", "mongo", "ray"]
-    nats, mongo, ray = plan["servers"]
+    assert names == ["nats", "mongo", "ray", "replica-node-0"]
+    nats, mongo, ray, _ = plan["servers"]
     assert nats.argv[nats.argv.index("-a") + 1] == "127.0.0.1"
     assert mongo.argv[mongo.argv.index("--bind_ip") + 1] == "127.0.0.1"
     assert "--block" in ray.argv and ray.argv[ray.argv.index("--node-ip-address") + 1] == "127.0.0.1"
@@ -241,3 +241,86 @@ def test_down_leaves_a_recycled_pid_alone(tmp_path, external_env):
     finally:
         other.kill()
         other.wait()
+
+
+def _embedded_plan(tmp_path, monkeypatch, **kwargs):
+    for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MODELHUB_SOMETHING", "secret-ish")
+    monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
+    monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
+    monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
+    return stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], **kwargs)
+
+
+def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=2, probe=lambda: None)
+    head = next(s for s in plan["servers"] if s.name == "ray")
+    nodes = [s for s in plan["servers"] if s.kind == "replica-node"]
+    assert [n.name for n in nodes] == ["replica-node-0", "replica-node-1"]
+    assert "--resources" not in head.argv  # the head never offers the replica resource
+    gcs = plan["stack"]["ray_address"]
+    for node in nodes:
+        argv = node.argv
+        assert argv[:2] == ["unshare", "--mount"] and "--pid" in argv and "--mount-proc" in argv
+        hidden = [argv[i + 1] for i, a in enumerate(argv) if a == "--hide"]
+        assert hidden == [str(tmp_path), stack.ray_temp_dir(tmp_path)]
+        ray_argv = argv[argv.index("--") + 1:]
+        assert ray_argv[ray_argv.index("--address") + 1] == gcs
+        assert json.loads(ray_argv[ray_argv.index("--resources") + 1]) == {"modelhub_replica": 1}
+        assert not [k for k in node.env if k.startswith("MODELHUB_")]
+        assert "RAY_AUTH_TOKEN_PATH" not in node.env and node.env["RAY_AUTH_TOKEN"]
+        assert str(tmp_path) not in json.dumps(node.env)  # nothing that points into the data dir
+        assert node.restart_with == "ray" and node.info["sealed"] is True
+    temp_dirs = [n.argv[n.argv.index("--temp-dir") + 1] for n in nodes]
+    assert len(set(temp_dirs)) == 2 and stack.ray_temp_dir(tmp_path) not in temp_dirs
+    assert plan["stack"]["sealed"] is True and plan["stack"]["replica_nodes"] == 2
+
+
+def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: "unshare: Operation not permitted")
+    (node,) = [s for s in plan["servers"] if s.kind == "replica-node"]
+    assert node.argv[0] != "unshare" and node.info == {
+        "sealed": False, "seal_error": "unshare: Operation not permitted",
+        "resources": {"modelhub_replica": 1}}
+    message = stack._ready_message(plan["stack"], None)
+    assert "WARNING: replica nodes run UNSEALED" in message and "Operation not permitted" in message
+
+
+def test_no_replica_nodes_means_no_probe_and_no_node(tmp_path, monkeypatch):
+    def probe():
+        raise AssertionError("probed without replica nodes")
+    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=probe)
+    assert [s.name for s in plan["servers"]] == ["nats", "mongo", "ray"]
+    assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(
+        plan["stack"], None)
+
+
+def test_the_sandbox_probe_passes_on_this_machine():
+    # the integration tests' replica nodes rely on it; a kernel without namespaces fails here first
+    from modelhub import sandbox
+    assert sandbox.probe() is None
+
+
+def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
+    from modelhub.supervisor import ChildSpec, Supervisor
+    head = ChildSpec("head", [SLEEP, "300"], dict(os.environ), kind="ray")
+    node = ChildSpec("node", [SLEEP, "301"], dict(os.environ), kind="replica-node", restart_with="head")
+    sup = Supervisor(tmp_path, [head, node], [], {}, echo=lambda m: None)
+    sup.acquire()
+    try:
+        sup.start_all()
+        head_child, node_child = sup.servers
+        old_node = node_child.pid
+        os.kill(head_child.pid, signal.SIGKILL)
+        def both_back():
+            sup._check_children()
+            return (head_child.state == node_child.state == "running" and node_child.pid != old_node
+                    and pid_alive(node_child.pid))
+
+        poll(both_back, timeout=20)
+        assert not pid_alive(old_node)
+        assert sup.state()["replica_nodes"]["node"]["restarts"] == 1
+    finally:
+        sup.stop_all()
+        sup.release()
