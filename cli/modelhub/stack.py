@@ -188,6 +188,53 @@ def _secret_file(path: Path) -> Path:
     return path
 
 
+HUB_USER = "modelhub"  # the one NATS and MongoDB user of the embedded servers: the services
+
+
+def write_secret_json(path: Path, obj: dict) -> None:
+    """Write `path` (mode 0600 from the start, replaced atomically)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_nats_config(data_dir: Path, password: str) -> Path:
+    """nats-server's config (mode 0600): one user, the services; no anonymous access at all."""
+    path = data_dir / "nats.conf"
+    tmp = path.with_name(f".nats.conf.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# written by `modelhub up` from nats-password; edits are overwritten\n"
+                f"authorization {{\n  user: {json.dumps(HUB_USER)}\n  password: {json.dumps(password)}\n}}\n")
+    os.replace(tmp, path)
+    return path
+
+
+def ensure_mongo_user(data_dir: Path, port: int, password: str) -> None:
+    """mongod runs with --auth: create the services' user on a fresh database (MongoDB's localhost
+    exception allows exactly that, while no user exists), else check that the password works."""
+    from pymongo import MongoClient
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=20000"
+    try:
+        with MongoClient(url) as client:
+            try:
+                client.admin.command("createUser", HUB_USER, pwd=password, roles=["root"])
+                return
+            except OperationFailure as exc:
+                if exc.code not in (13, 51003):  # Unauthorized: users exist; UserAlreadyExists
+                    raise
+        with MongoClient(url, username=HUB_USER, password=password, authSource="admin") as client:
+            client.admin.command("listDatabases", nameOnly=True)
+    except PyMongoError as exc:
+        raise StackError(f"mongod in {data_dir / 'mongo'} does not accept the credentials in "
+                         f"{data_dir / 'mongo-password'} ({exc}); a database made with other "
+                         "credentials needs its own password file back") from None
+
+
 def ray_temp_dir(data_dir: Path) -> str:
     return f"/tmp/mh-ray-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:8]}"
 
@@ -284,26 +331,37 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         base_env.pop("RAY_AUTH_TOKEN", None)
     servers: list[ChildSpec] = []
 
+    # Shown in stack.json, state.json and `modelhub status`: without credentials. The services get
+    # the credential-bearing URLs (services' environment, credentials.json), nothing else does.
+    nats_url = mongo_url = ""
+    credentials: dict = {}
     if ext_nats:
-        nats_url = ext_nats
+        nats_url = credentials["nats_url"] = ext_nats
     else:
         (data_dir / "nats").mkdir(exist_ok=True)
         p = ports["nats"]
         nats_url = f"nats://127.0.0.1:{p}"
+        password = _secret_file(data_dir / "nats-password").read_text().strip()
+        credentials["nats_url"] = f"nats://{HUB_USER}:{password}@127.0.0.1:{p}"
         servers.append(ChildSpec(
-            "nats", [find_nats_server(), "-a", "127.0.0.1", "-p", str(p), "-js",
+            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password)),
+                     "-a", "127.0.0.1", "-p", str(p), "-js",
                      "-sd", str(data_dir / "nats"), "-n", f"modelhub-{p}"],
             base_env, kind="nats", ready_ports=[p], ready_timeout=30, info={"url": nats_url}))
     if ext_mongo:
-        mongo_url = ext_mongo
+        mongo_url = credentials["mongo_url"] = ext_mongo
     else:
         (data_dir / "mongo").mkdir(exist_ok=True)
         p = ports["mongo"]
         mongo_url = f"mongodb://127.0.0.1:{p}"
+        password = _secret_file(data_dir / "mongo-password").read_text().strip()
+        credentials["mongo_url"] = f"mongodb://{HUB_USER}:{password}@127.0.0.1:{p}/?authSource=admin"
         servers.append(ChildSpec(
             "mongo", [find_mongod(), "--dbpath", str(data_dir / "mongo"), "--bind_ip", "127.0.0.1",
-                      "--port", str(p), "--nounixsocket", "--wiredTigerCacheSizeGB", "1"],
-            base_env, kind="mongo", ready_ports=[p], ready_timeout=60, info={"url": mongo_url}))
+                      "--port", str(p), "--nounixsocket", "--wiredTigerCacheSizeGB", "1", "--auth"],
+            base_env, kind="mongo", ready_ports=[p], ready_timeout=60, info={"url": mongo_url},
+            after_ready=lambda p=p, password=password: ensure_mongo_user(data_dir, p, password)))
+    write_secret_json(data_dir / "credentials.json", credentials)
     service_env_extra: dict[str, str] = {}
     if ext_ray:
         ray_address = ext_ray
@@ -357,8 +415,8 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
     svc_env = dict(base_env)
     svc_env.update(service_env_extra)
     svc_env.update({
-        "MODELHUB_NATS_URL": nats_url,
-        "MODELHUB_MONGO_URL": mongo_url,
+        "MODELHUB_NATS_URL": credentials["nats_url"],
+        "MODELHUB_MONGO_URL": credentials["mongo_url"],
         "RAY_ADDRESS": ray_address,
         "MODELHUB_DATA_DIR": str(data_dir),
         "MODELHUB_GATEWAY_PORT": str(port),

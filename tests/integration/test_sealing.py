@@ -154,8 +154,6 @@ def run_reporting_model(stack, tmp_path: Path, source: str, total: int) -> list[
 
 
 def test_replicas_run_on_the_sealed_replica_node_and_the_job_completes(stack, tmp_path):
-    status = stack.status()
-    assert status["replica_nodes"] and all(n["sealed"] for n in status["replica_nodes"].values()), status
     reports = run_reporting_model(stack, tmp_path, WHEREAMI.format(data_dir=str(stack.data_dir)), 12)
     for report in reports:
         assert not report["head"], f"a replica ran on the Ray head: {report}"
@@ -164,6 +162,8 @@ def test_replicas_run_on_the_sealed_replica_node_and_the_job_completes(stack, tm
         assert report["data_dir_listing"] == [], report
         assert report["hub_processes"] == [], f"the replica sees the hub's processes: {report}"
     assert (stack.data_dir / "admin-token").exists()  # outside, the data dir is still there
+    status = stack.status()  # and `modelhub status` says so
+    assert status["replica_nodes"] and all(n["sealed"] for n in status["replica_nodes"].values()), status
 
 
 def test_a_hostile_model_finds_nothing_and_the_job_still_completes(stack, tmp_path):

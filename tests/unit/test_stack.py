@@ -146,7 +146,11 @@ def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
     assert len(stack.ray_temp_dir(tmp_path)) < 30
     env = plan["services"][0].env
     assert env["RAY_ADDRESS"] == f"127.0.0.1:{plan['stack']['ports']['ray']['gcs']}"
-    assert env["MODELHUB_NATS_URL"] == nats.info["url"]
+    # the services get credentials; what is shown (state.json, status) has none
+    assert env["MODELHUB_NATS_URL"].startswith("nats://modelhub:")
+    assert env["MODELHUB_NATS_URL"].endswith(nats.info["url"].split("//")[1])
+    assert "@" not in nats.info["url"] and "@" not in mongo.info["url"]
+    assert "--auth" in mongo.argv and "-c" in nats.argv
 
 
 def test_admin_token_created_0600_and_reused(tmp_path, monkeypatch):
@@ -324,3 +328,25 @@ def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
     finally:
         sup.stop_all()
         sup.release()
+
+
+def test_bus_and_database_credentials_are_0600_and_reach_only_the_services(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)
+    nats_pw = (tmp_path / "nats-password").read_text().strip()
+    mongo_pw = (tmp_path / "mongo-password").read_text().strip()
+    assert len(nats_pw) >= 32 and len(mongo_pw) >= 32 and nats_pw != mongo_pw
+    for name in ("nats-password", "mongo-password", "nats.conf", "credentials.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    conf = (tmp_path / "nats.conf").read_text()
+    assert f'password: "{nats_pw}"' in conf and 'user: "modelhub"' in conf
+    creds = json.loads((tmp_path / "credentials.json").read_text())
+    env = plan["services"][0].env
+    assert env["MODELHUB_NATS_URL"] == creds["nats_url"] and nats_pw in creds["nats_url"]
+    assert env["MODELHUB_MONGO_URL"] == creds["mongo_url"] and mongo_pw in creds["mongo_url"]
+    shown = json.dumps(plan["stack"]) + json.dumps([s.argv for s in plan["servers"]])
+    assert nats_pw not in shown and mongo_pw not in shown
+    node = next(s for s in plan["servers"] if s.kind == "replica-node")
+    assert nats_pw not in json.dumps(node.env) and mongo_pw not in json.dumps(node.env)
+    again = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)  # the next `up` reuses them
+    assert again["services"][0].env["MODELHUB_MONGO_URL"] == creds["mongo_url"].replace(
+        str(plan["stack"]["ports"]["mongo"]), str(again["stack"]["ports"]["mongo"]))
