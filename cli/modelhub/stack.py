@@ -679,6 +679,7 @@ def _failing_logs(d: Path, body) -> list[Path]:
         names = [n for n in ("nats", "mongo", "ray")
                  if isinstance(state.get(n), dict) and state[n].get("state") != "running"
                  and state[n].get("state") != "external"]
+        names += [n for n, s in state.get("replica_nodes", {}).items() if s.get("state") != "running"]
         names += [n for n, s in state.get("services", {}).items() if s.get("state") != "running"]
         if not names:
             names = ["gateway"]
