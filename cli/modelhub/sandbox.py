@@ -27,7 +27,7 @@ import sys
 MS_NOSUID, MS_NODEV = 2, 4
 # What the sealed command keeps from the environment it was given (everything else is dropped,
 # and MODELHUB_* always is).
-KEEP_PREFIXES = ("RAY_", "PATH", "HOME", "LANG", "LC_", "TZ", "CUDA_", "NVIDIA_", "LD_LIBRARY_PATH")
+KEEP_PREFIXES = ("RAY_", "AUTOSCALER_", "DASHBOARD_", "PATH", "HOME", "LANG", "LC_", "TZ", "CUDA_", "NVIDIA_", "LD_LIBRARY_PATH")
 
 
 def unshare_argv() -> list[str]:

@@ -273,6 +273,26 @@ def find_ray() -> str:
 
 # ---------------------------------------------------------------------------- the plan
 
+def ray_node_env(ray_env: dict) -> dict:
+    """A clean environment for a Ray node: nothing of the hub's (no MODELHUB_*), only what Ray needs;
+    the auth token itself, as its file lies under DIR, which a sealed node cannot see."""
+    env = {k: v for k, v in ray_env.items() if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_"))}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+                "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"})
+    return env
+
+
+def sealed(argv: list[str], hide: list[str], seal_error: str | None) -> list[str]:
+    """`argv` run through modelhub.sandbox (own mount and PID namespaces, tmpfs over `hide`),
+    or as it is when the kernel refused namespaces (`seal_error`, reported by up and status)."""
+    if seal_error is not None:
+        return argv
+    hides = [a for path in hide for a in ("--hide", path)]
+    return [*sandbox.unshare_argv(), sys.executable, "-m", "modelhub.sandbox", *hides, "--", *argv]
+
+
 def replica_node_spec(data_dir: Path, index: int, ports: dict, gcs_address: str, ray_env: dict,
                       seal_error: str | None) -> ChildSpec:
     """One replica node: `ray start` joining the head with the replica resource, sealed off from
@@ -292,19 +312,10 @@ def replica_node_spec(data_dir: Path, index: int, ports: dict, gcs_address: str,
                 "--runtime-env-agent-port", str(ports["runtime_env_agent"]),
                 "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
                 "--disable-usage-stats"]
-    # A clean environment: nothing of the hub's (no MODELHUB_*), only what Ray needs to join.
-    env = {k: v for k, v in ray_env.items() if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_"))}
-    env.pop("RAY_AUTH_TOKEN_PATH", None)  # the file is under DIR, which the node cannot see
-    env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    env = ray_node_env(ray_env)
     # `ray start --address` refuses to join with it off; --node-ip-address keeps it on 127.0.0.1
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
-    env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-                "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"})
-    if seal_error is None:
-        argv = [*sandbox.unshare_argv(), sys.executable, "-m", "modelhub.sandbox",
-                "--hide", str(data_dir), "--hide", head_tmp, "--", *ray_argv]
-    else:
-        argv = ray_argv
+    argv = sealed(ray_argv, [str(data_dir), head_tmp], seal_error)
     return ChildSpec(f"replica-node-{index}", argv, env, kind="replica-node",
                      ready_ports=[ports["node_manager"]], ready_timeout=120, restart_with="ray",
                      info={"sealed": seal_error is None, "seal_error": seal_error,
@@ -321,7 +332,7 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
     ext_ray = os.environ.get("RAY_ADDRESS")
     ports = allocate_ports(data_dir, nats=not ext_nats, mongo=not ext_mongo, ray=not ext_ray,
                            replica_nodes=replica_nodes)
-    seal_error = probe() if ports["replica_nodes"] else None
+    seal_error = probe() if not ext_ray else None
     token, token_path = admin_token(data_dir)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -403,9 +414,13 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
                 "--runtime-env-agent-port", str(rp["runtime_env_agent"]),
                 "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
                 "--disable-usage-stats"]
-        servers.append(ChildSpec("ray", argv, ray_env, kind="ray",
+        # The head is sealed too (DIR hidden, its own /proc, a clean environment): a replica is a
+        # Ray member and can start Ray tasks on the head, so the head's workers must not see the hub
+        # either. Its own temp dir stays visible: the services (Ray drivers) use its sockets.
+        servers.append(ChildSpec("ray", sealed(argv, [str(data_dir)], seal_error),
+                                 ray_node_env(ray_env), kind="ray",
                                  ready_ports=[rp["gcs"], rp["node_manager"]], ready_timeout=120,
-                                 info={"address": ray_address}))
+                                 info={"address": ray_address, "sealed": seal_error is None}))
         servers += [replica_node_spec(data_dir, i, node_ports, ray_address, ray_env, seal_error)
                     for i, node_ports in enumerate(ports["replica_nodes"])]
         # so that drivers connecting to 127.0.0.1:<gcs> don't rewrite it to the routable IP
@@ -438,7 +453,7 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         "ray_temp_dir": None if ext_ray else ray_temp_dir(data_dir),
         "ports": ports,
         "replica_nodes": len(ports["replica_nodes"]),
-        "sealed": None if not ports["replica_nodes"] else seal_error is None,
+        "sealed": None if ext_ray else seal_error is None,
         "seal_error": seal_error,
     }
     return {"servers": servers, "services": service_specs, "stack": stack, "token": token,
@@ -488,8 +503,8 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def seal_warning(seal_error: str | None) -> str:
-    return ("WARNING: replica nodes run UNSEALED: the kernel refused a mount/PID namespace "
-            f"({seal_error}); model code can read the hub's data dir and processes")
+    return ("WARNING: the Ray head and replica nodes run UNSEALED: the kernel refused a mount/PID "
+            f"namespace ({seal_error}); model code can read the hub's data dir and processes")
 
 
 def _ready_message(stack: dict, token_path) -> str:
@@ -827,7 +842,10 @@ def status(data_dir, as_json):
         rows = [("supervisor", st["supervisor"]["pid"], st["supervisor"]["state"], "")]
         for name in ("nats", "mongo", "ray"):
             e = st[name]
-            rows.append((name, e.get("pid"), e["state"], e.get("url") or e.get("address") or ""))
+            info = e.get("url") or e.get("address") or ""
+            if name == "ray" and "sealed" in e:
+                info += " sealed" if e["sealed"] else " UNSEALED (see the warning below)"
+            rows.append((name, e.get("pid"), e["state"], info))
         for name, e in st["replica_nodes"].items():
             rows.append((name, e.get("pid"), e["state"],
                          "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
@@ -840,7 +858,7 @@ def status(data_dir, as_json):
         click.echo(f"{'NAME':<18}{'PID':>8}  {'STATE':<11}INFO")
         for name, pid, state, extra in rows:
             click.echo(f"{name:<18}{pid if pid else '-':>8}  {state:<11}{extra}")
-        unsealed = [e for e in st["replica_nodes"].values() if e.get("sealed") is False]
+        unsealed = [e for e in [st["ray"], *st["replica_nodes"].values()] if e.get("sealed") is False]
         if unsealed:
             click.echo(seal_warning(unsealed[0].get("seal_error")), err=True)
     sys.exit(0 if ok else 3)

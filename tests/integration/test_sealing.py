@@ -3,8 +3,8 @@
 A model's code runs with whatever its replica can reach. These tests deploy models that look around
 from inside their replica and report what they found as their outputs: one reports where it runs
 (which Ray node, what it sees of the hub's data dir and processes); a hostile one tries to read
-the data dir and admin-token, other processes' environments, and to write to MongoDB and publish
-on NATS. Every attempt must fail, and the jobs still complete with every sample.
+the data dir and admin-token, other processes' environments, to write to MongoDB and publish
+on NATS, and to read the admin-token through a Ray task on the head node. Every attempt must fail, and the jobs still complete with every sample.
 """
 
 import json
@@ -123,10 +123,22 @@ def nats_publish():
     with ThreadPoolExecutor(1) as pool:  # the replica's own thread already runs an event loop
         return pool.submit(asyncio.run, go()).result()
 
+def head_task():
+    """A Ray task pinned to the head node (a replica is a Ray member): read the admin-token there."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    head = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and "node:__internal_head__" in n["Resources"])
+    ns = {{"__name__": "__main__"}}  # pickled by value, so that it runs on a node without this package
+    exec("def steal(path):\\n    return open(path).read().strip()", ns)
+    task = ray.remote(num_cpus=0)(ns["steal"]).options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(head, soft=False))
+    return ray.get(task.remote(os.path.join(DATA_DIR, "admin-token")), timeout=120)
+
 def look():
     return {{"admin_token": attempt(read_token), "data_dir": attempt(list_data_dir),
              "logs": attempt(read_logs), "environ": attempt(other_environments),
-             "mongo": attempt(mongo_insert), "nats": attempt(nats_publish)}}
+             "mongo": attempt(mongo_insert), "nats": attempt(nats_publish),
+             "head_task": attempt(head_task)}}
 
 class Model:
     def __init__(self, model_dir):
@@ -178,3 +190,4 @@ def test_a_hostile_model_finds_nothing_and_the_job_still_completes(stack, tmp_pa
     # refused for want of credentials (not merely unreachable)
     assert "authorization" in found["nats"].lower(), found["nats"]
     assert "authentication" in found["mongo"].lower(), found["mongo"]
+    assert "FileNotFoundError" in found["head_task"], found["head_task"]  # it ran, on a sealed head

@@ -263,6 +263,10 @@ def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_pat
     nodes = [s for s in plan["servers"] if s.kind == "replica-node"]
     assert [n.name for n in nodes] == ["replica-node-0", "replica-node-1"]
     assert "--resources" not in head.argv  # the head never offers the replica resource
+    # the head is sealed too (a replica can start Ray tasks there), but keeps its own temp dir
+    assert head.argv[:2] == ["unshare", "--mount"] and head.info["sealed"] is True
+    assert [head.argv[i + 1] for i, a in enumerate(head.argv) if a == "--hide"] == [str(tmp_path)]
+    assert not [k for k in head.env if k.startswith("MODELHUB_")] and "RAY_AUTH_TOKEN_PATH" not in head.env
     gcs = plan["stack"]["ray_address"]
     for node in nodes:
         argv = node.argv
@@ -288,13 +292,13 @@ def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
         "sealed": False, "seal_error": "unshare: Operation not permitted",
         "resources": {"modelhub_replica": 1}}
     message = stack._ready_message(plan["stack"], None)
-    assert "WARNING: replica nodes run UNSEALED" in message and "Operation not permitted" in message
+    assert "WARNING: the Ray head and replica nodes run UNSEALED" in message and "Operation not permitted" in message
+    head = next(s for s in plan["servers"] if s.name == "ray")
+    assert head.argv[0] != "unshare" and head.info["sealed"] is False
 
 
-def test_no_replica_nodes_means_no_probe_and_no_node(tmp_path, monkeypatch):
-    def probe():
-        raise AssertionError("probed without replica nodes")
-    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=probe)
+def test_no_replica_nodes_means_no_node(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=lambda: None)
     assert [s.name for s in plan["servers"]] == ["nats", "mongo", "ray"]
     assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(
         plan["stack"], None)
