@@ -191,3 +191,39 @@ def test_a_hostile_model_finds_nothing_and_the_job_still_completes(stack, tmp_pa
     assert "authorization" in found["nats"].lower(), found["nats"]
     assert "authentication" in found["mongo"].lower(), found["mongo"]
     assert "FileNotFoundError" in found["head_task"], found["head_task"]  # it ran, on a sealed head
+
+
+# An output object that runs a command when it is unpickled: it reports the environment of
+# whichever process deserialises it.
+PICKLED_OUTPUT = '''
+import os
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("env > {out}",))
+
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        return {{"label": [Evil() for _ in batch["text"]]}}
+'''
+
+
+@pytest.mark.xfail(strict=True, reason="known hole (README threat model): Ray unpickles a replica's "
+                   "return value in the calling service, so an output whose __reduce__ runs a command "
+                   "runs it in the inference-worker, with the hub's credentials in its environment")
+def test_a_model_output_is_never_unpickled_in_a_service(stack, tmp_path):
+    client, model, name = stack.client, unique("pickled"), unique("pickled-dep")
+    out = Path("/tmp") / f"mh-pickled-{unique('out')}"
+    create_model(client, model, make_zip(tmp_path / "p.zip", {"model.py": PICKLED_OUTPUT.format(out=out)}),
+                 SCHEMA_TEXT_TO_CLASS)
+    assert deploy(client, model, name)["status"] == "running"
+    try:
+        client.post(f"/deployments/{name}/predict", json={"inputs": {"text": ["x"]}})
+        ran_in = out.read_text() if out.exists() else ""
+        assert "MODELHUB_" not in ran_in, "a model's output ran a command in a hub service"
+    finally:
+        client.delete(f"/deployments/{name}")
+        out.unlink(missing_ok=True)
