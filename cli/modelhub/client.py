@@ -169,6 +169,15 @@ class ApiClient:
                 raise ApiError(response.status_code, error_detail(response))
             yield from parse_sse(response.iter_lines())
 
+    def download(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+        """Stream a response body in chunks (exports), raising ApiError on an error status."""
+        with self._transport_errors(), self._http.stream("GET", path, params=params,
+                                                         timeout=self.STREAM_TIMEOUT) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError(response.status_code, error_detail(response))
+            yield from response.iter_bytes()
+
     @contextlib.contextmanager
     def _transport_errors(self) -> Iterator[None]:
         try:
@@ -362,7 +371,8 @@ models = api_group("models", "Create, upload, deploy and share models.")
 
 MODEL_KEYS = ("name", "description", "tags", "owner", "created_at", "updated_at")
 DEPLOYMENT_KEYS = ("name", "model", "version", "model_type", "mini_batch", "num_replicas", "num_gpus",
-                   "custom_env", "status", "ready_replicas", "error", "created_by", "created_at", "updated_at")
+                   "custom_env", "batch_wait_ms", "max_in_flight", "status", "ready_replicas", "error",
+                   "created_by", "created_at", "updated_at")
 
 
 def model_path(name: str, *rest: Any) -> str:
@@ -448,6 +458,17 @@ def models_delete(api: ApiClient, out: Output, name: str) -> None:
     out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted model {name}"))
 
 
+@models.command("delete-version")
+@api_command
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+def models_delete_version(api: ApiClient, out: Output, name: str, version: int) -> None:
+    """Delete one version and its package (refused while a deployment uses it)."""
+    api.request("DELETE", f"{model_path(name)}/versions/{version}")
+    out.emit({"name": name, "version": version, "deleted": True},
+             lambda _: click.echo(f"deleted {name} version {version}"))
+
+
 @models.command("upload")
 @api_command
 @click.argument("name")
@@ -474,16 +495,21 @@ def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema:
 @click.option("--num-replicas", type=int, default=1, show_default=True)
 @click.option("--num-gpus", type=int, default=0, show_default=True, help="0 or 1.")
 @click.option("--custom-env", is_flag=True, help="Build the replicas' environment from the package.")
+@click.option("--batch-wait-ms", type=float, default=None,
+              help="Online predict: how long a batch that is not full may wait for more samples while "
+                   "the deployment is busy (default 2).")
+@click.option("--max-in-flight", type=int, default=None,
+              help="Online predict: samples taken at once; past it, 429 with Retry-After (default 256).")
 @click.option("--model-type", default="inference", show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment runs.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
 def models_deploy(api: ApiClient, out: Output, name: str, deployment: str, version: int | None, mini_batch: int,
-                  num_replicas: int, num_gpus: int, custom_env: bool, model_type: str, wait: bool,
-                  timeout: float) -> None:
+                  num_replicas: int, num_gpus: int, custom_env: bool, batch_wait_ms: float | None,
+                  max_in_flight: int | None, model_type: str, wait: bool, timeout: float) -> None:
     """Deploy model NAME as deployment --name."""
     body = {"name": deployment, "model_type": model_type, "mini_batch": mini_batch,
             "num_replicas": num_replicas, "num_gpus": num_gpus, "custom_env": custom_env,
-            **_given(version=version)}
+            **_given(version=version, batch_wait_ms=batch_wait_ms, max_in_flight=max_in_flight)}
     dep = api.request("POST", model_path(name, "deployments"), json=body)
     if not wait:
         out.emit(dep, lambda d: click.echo(f"deployment {d['name']} created (status: {d.get('status')})"))
@@ -586,14 +612,18 @@ def deployments_delete(api: ApiClient, out: Output, name: str) -> None:
               help="""A model input and its values as a JSON list, e.g. image_paths='["/a.png"]' (repeatable).""")
 @click.option("--inputs-json", default=None, callback=_json_option_callback,
               help="All inputs as a JSON object {name: [values]} (inline or a file path).")
-def deployments_predict(api: ApiClient, out: Output, name: str, inputs: dict, inputs_json: Any) -> None:
+@click.option("--timeout", type=float, default=None,
+              help="Seconds before the server gives up and answers 504 (default 60, at most 300).")
+def deployments_predict(api: ApiClient, out: Output, name: str, inputs: dict, inputs_json: Any,
+                        timeout: float | None) -> None:
     """Run online inference on a running deployment."""
     if inputs_json is not None and not isinstance(inputs_json, dict):
         raise click.BadParameter("must be a JSON object {input name: [values]}", param_hint="--inputs-json")
     payload = {**(inputs_json or {}), **inputs}
     if not payload:
         raise click.UsageError("give the model inputs with --input NAME=JSON_LIST or --inputs-json")
-    out.emit(api.request("POST", f"/deployments/{seg(name)}/predict", json={"inputs": payload}), render_outputs)
+    body = {"inputs": payload, **_given(timeout_s=timeout)}
+    out.emit(api.request("POST", f"/deployments/{seg(name)}/predict", json=body), render_outputs)
 
 
 def render_outputs(result: dict) -> None:
@@ -642,10 +672,100 @@ def datasets_show(api: ApiClient, out: Output, name: str) -> None:
 @click.argument("name")
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
-def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset: int) -> None:
-    """List a dataset's samples (id, filepath, fields)."""
-    page = api.request("GET", f"/datasets/{seg(name)}/samples", params={"limit": limit, "offset": offset})
+@click.option("--field", default=None, help="The field that --label / --min-confidence / --max-confidence read.")
+@click.option("--label", default=None, help="Only samples whose --field has this label (classification or a detection).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None)
+@click.option("--max-confidence", type=click.FloatRange(0, 1), default=None)
+@click.option("--missing", default=None, metavar="FIELD", help="Only samples without this field.")
+@click.option("--failed-job", default=None, metavar="JOB_ID", help="Only the samples this job failed.")
+def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset: int, **filters: Any) -> None:
+    """List a dataset's samples (id, filepath, fields), optionally filtered."""
+    params = {"limit": limit, "offset": offset, **_given(**filters)}
+    page = api.request("GET", f"/datasets/{seg(name)}/samples", params=params)
     out.emit(page, lambda p: render_samples(p, offset))
+
+
+@datasets.command("delete")
+@api_command
+@click.argument("name")
+def datasets_delete(api: ApiClient, out: Output, name: str) -> None:
+    """Delete a dataset with its samples, jobs and their ledgers (refused while a job runs on it)."""
+    api.request("DELETE", f"/datasets/{seg(name)}")
+    out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted dataset {name}"))
+
+
+@datasets.command("remove-field")
+@api_command
+@click.argument("name")
+@click.argument("field")
+def datasets_remove_field(api: ApiClient, out: Output, name: str, field: str) -> None:
+    """Take a field (and its lineage) off every sample: the undo of a run."""
+    out.emit(api.request("DELETE", f"/datasets/{seg(name)}/fields/{seg(field)}"),
+             lambda r: click.echo(f"removed {field} from {r['removed']} samples of {name}"))
+
+
+@datasets.command("delete-samples")
+@api_command
+@click.argument("name")
+@click.argument("ids", nargs=-1, required=True)
+def datasets_delete_samples(api: ApiClient, out: Output, name: str, ids: tuple[str, ...]) -> None:
+    """Delete samples by id."""
+    out.emit(api.request("POST", f"/datasets/{seg(name)}/samples/delete", json={"ids": list(ids)}),
+             lambda r: click.echo(f"deleted {r['deleted']} samples of {name}"))
+
+
+@datasets.command("fields")
+@api_command
+@click.argument("name")
+def datasets_fields(api: ApiClient, out: Output, name: str) -> None:
+    """Each field on the dataset's samples: how many have it, its top labels, the jobs that wrote it."""
+    out.emit(api.request("GET", f"/datasets/{seg(name)}/fields"), render_fields)
+
+
+def render_fields(page: dict) -> None:
+    def labels(field: dict) -> str:
+        return ", ".join(f"{lab['label']} ×{lab['count']}" for lab in field.get("labels", [])[:8])
+
+    def writer(field: dict) -> str:
+        jobs = field.get("jobs") or []
+        return f"{jobs[0]['model']} v{jobs[0]['version']} ({jobs[0]['deployment']}, job {jobs[0]['job_id']})" if jobs else ""
+
+    echo_table(["FIELD", "SAMPLES", "TOP LABELS", "LAST WRITTEN BY"],
+               ([f["name"], f["samples"], labels(f), writer(f)] for f in _items(page)), empty="no fields")
+
+
+@datasets.command("export")
+@click.option("--url", default=None, help=URL_HELP)
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--fields", default=None, help="Comma-separated field names (default: every field).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: standard output).")
+def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, output: Path | None) -> None:
+    """Export a dataset's samples and fields, streamed: JSON Lines or CSV."""
+    params = {"format": fmt, **_given(fields=fields)}
+    try:
+        with ApiClient(url or click.get_current_context().meta.get("modelhub.url")) as api:
+            if output is None:
+                for chunk in api.download(f"/datasets/{seg(name)}/export", params):
+                    click.get_binary_stream("stdout").write(chunk)
+                return
+            tmp = output.with_name(output.name + ".part")
+            lines = 0
+            with tmp.open("wb") as fh, tqdm(unit="B", unit_scale=True, desc="export", file=sys.stderr,
+                                            disable=not sys.stderr.isatty()) as bar:
+                for chunk in api.download(f"/datasets/{seg(name)}/export", params):
+                    fh.write(chunk)
+                    lines += chunk.count(b"\n")
+                    bar.update(len(chunk))
+            tmp.replace(output)
+    except (ApiError, GatewayError) as exc:
+        if output is not None:
+            output.with_name(output.name + ".part").unlink(missing_ok=True)
+        fail(str(exc))
+        return
+    samples = lines - 1 if fmt == "csv" else lines
+    click.echo(f"exported {samples} samples of {name} to {output}", err=True)
 
 
 def render_samples(page: dict, offset: int) -> None:
@@ -859,7 +979,7 @@ def jobs_retry(api: ApiClient, out: Output, job_id: str, wait: bool) -> None:
 
 # --------------------------------------------------------------------------- users
 
-users = api_group("users", "Create users (admin) and show who you are.")
+users = api_group("users", "Create, list and off-board users (admin) and show who you are.")
 
 
 @users.command("create")
@@ -868,6 +988,25 @@ users = api_group("users", "Create users (admin) and show who you are.")
 def users_create(api: ApiClient, out: Output, username: str) -> None:
     """Create a user (admin only) and print its token."""
     out.emit(api.request("POST", "/users", json={"username": username}), record_renderer("username", "token"))
+
+
+@users.command("list")
+@api_command
+def users_list(api: ApiClient, out: Output) -> None:
+    """List every user, disabled ones included (admin only)."""
+    out.emit(api.request("GET", "/users"), lambda page: echo_table(
+        ["USERNAME", "ADMIN", "DISABLED", "CREATED_AT"],
+        ([u["username"], u["is_admin"], u["disabled"], u.get("created_at")] for u in _items(page))))
+
+
+@users.command("delete")
+@api_command
+@click.argument("username")
+def users_delete(api: ApiClient, out: Output, username: str) -> None:
+    """Off-board a user (admin only): their tokens stop working at once; the name stays reserved
+    and what they own stays."""
+    api.request("DELETE", f"/users/{seg(username)}")
+    out.emit({"username": username, "disabled": True}, lambda _: click.echo(f"disabled user {username}"))
 
 
 @users.command("me")

@@ -216,8 +216,9 @@ def get_json(client: httpx.Client, path: str) -> dict | None:
     return response.json() if response.status_code == 200 else None
 
 
-def add_text_samples(client: httpx.Client, dataset: str, texts: list[str]) -> None:
-    assert client.post("/datasets", json={"name": dataset}).status_code == 201
+def add_text_samples(client: httpx.Client, dataset: str, texts: list[str], create: bool = True) -> None:
+    if create:
+        assert client.post("/datasets", json={"name": dataset}).status_code == 201
     response = client.post(f"/datasets/{dataset}/samples", json={
         "samples": [{"filepath": f"/data/{i}.txt", "fields": {"text": t}} for i, t in enumerate(texts)]})
     assert response.status_code == 201, response.text

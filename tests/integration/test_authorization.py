@@ -6,6 +6,7 @@ A route added without a row here fails `test_matrix_covers_every_route`.
 import json
 
 import httpx
+from PIL import Image
 import pytest
 
 from conftest import SCHEMA_TEXT_TO_CLASS, create_model, deploy, make_zip, run_job, unique, wait_for
@@ -49,6 +50,23 @@ class World:
         assert owner.post(f"/datasets/{self.dataset}/samples",
                           json={"samples": [{"filepath": "/x/a", "fields": {"text": "a"}}]}).status_code == 201
         self.job = run_job(owner, self.dataset, self.deployment, {"label": "label"})["id"]
+        # an image sample for the thumbnail route, added after the job so the job's counts stay as they are
+        image = tmp_path / "pixel.png"
+        Image.new("RGB", (4, 4)).save(image)
+        assert owner.post(f"/datasets/{self.dataset}/samples",
+                          json={"samples": [{"filepath": str(image)}]}).status_code == 201
+        samples = owner.get(f"/datasets/{self.dataset}/samples").json()["items"]
+        self.image_sample = next(s["id"] for s in samples if s["filepath"] == str(image))
+
+    def fresh_dataset(self) -> str:
+        name = unique("gone")
+        assert self.clients["owner"].post("/datasets", json={"name": name}).status_code == 201
+        return name
+
+    def fresh_user(self) -> str:
+        name = unique("leaver")
+        assert self.stack.client.post("/users", json={"username": name}).status_code == 201
+        return name
 
     def upload(self, client: httpx.Client) -> httpx.Response:
         with self.package.open("rb") as fh:
@@ -110,7 +128,24 @@ MATRIX = [
     ("POST", "/datasets/{name}/samples", _json("POST", "/datasets/{dataset}/samples",
                                                {"samples": [{"filepath": "/x/b", "fields": {"text": "b"}}]}),
      (401, 201, 201, 404, 404, 404)),
+    ("GET", "/datasets/{name}/fields", _get("/datasets/{dataset}/fields"), (401, 200, 200, 404, 404, 404)),
+    ("GET", "/datasets/{name}/export", _get("/datasets/{dataset}/export"), (401, 200, 200, 404, 404, 404)),
+    ("GET", "/datasets/{name}/samples/{sample_id}/thumbnail",
+     _get("/datasets/{dataset}/samples/{image_sample}/thumbnail"), (401, 200, 200, 404, 404, 404)),
     ("GET", "/datasets/{name}/jobs", _get("/datasets/{dataset}/jobs"), (401, 200, 200, 404, 404, 404)),
+    # each call deletes a dataset of the owner's made for it
+    ("DELETE", "/datasets/{name}", lambda w, c, r: c.delete(f"/datasets/{w.fresh_dataset()}"),
+     (401, 204, 204, 404, 404, 404)),
+    ("DELETE", "/datasets/{name}/fields/{field}", lambda w, c, r: c.delete(f"/datasets/{w.dataset}/fields/nothing"),
+     (401, 200, 200, 404, 404, 404)),
+    ("POST", "/datasets/{name}/samples/delete", _json("POST", "/datasets/{dataset}/samples/delete", {"ids": ["none"]}),
+     (401, 200, 200, 404, 404, 404)),
+    # version 1 runs in the world's deployment: allowed callers are told so (409)
+    ("DELETE", "/models/{name}/versions/{version}", lambda w, c, r: c.delete(f"/models/{w.model}/versions/1"),
+     (401, 409, 409, 403, 409, 404)),
+    ("GET", "/users", _get("/users"), (401, 200, 403, 403, 403, 403)),
+    ("DELETE", "/users/{username}", lambda w, c, r: c.delete(f"/users/{w.fresh_user()}"),
+     (401, 204, 403, 403, 403, 403)),
     ("POST", "/datasets/{name}/jobs", _json("POST", "/datasets/{dataset}/jobs",
                                             lambda w, r: {"deployment": w.deployment, "outputs": {"label": "l2"}}),
      (401, 202, 202, 404, 404, 404)),

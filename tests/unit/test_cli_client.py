@@ -370,3 +370,63 @@ def test_users_create_prints_the_token(gateway: FakeGateway) -> None:
 def test_parse_sse_handles_multiline_comments_and_garbage() -> None:
     lines = [": keep-alive", "event: progress", 'data: {"a":', "data: 1}", "", "data: not json", "", 'data: {"b": 2}']
     assert list(client.parse_sse(lines)) == [{"a": 1}, {"b": 2}]
+
+
+def test_export_streams_to_a_file_and_counts_the_samples(gateway: FakeGateway, tmp_path: Path) -> None:
+    body = "id,filepath,pet\n1,/a.png,cat\n2,/b.png,dog\n"
+    gateway.on("GET", "/datasets/pets/export", lambda req: httpx.Response(200, text=body))
+    out = tmp_path / "pets.csv"
+    result = CliRunner().invoke(cli, ["datasets", "export", "pets", "--format", "csv", "--fields", "pet",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == body and "exported 2 samples of pets" in result.output
+    (request,) = gateway.sent("GET", "/datasets/pets/export")
+    assert dict(request.url.params) == {"format": "csv", "fields": "pet"}
+    assert not (tmp_path / "pets.csv.part").exists()
+
+
+def test_export_failure_leaves_no_file_and_exits_1(gateway: FakeGateway, tmp_path: Path) -> None:
+    gateway.on("GET", "/datasets/gone/export", {"detail": "dataset 'gone' not found"}, status=404)
+    out = tmp_path / "gone.jsonl"
+    result = CliRunner().invoke(cli, ["datasets", "export", "gone", "-o", str(out)])
+    assert result.exit_code == 1 and "dataset 'gone' not found" in result.output
+    assert not out.exists() and not (tmp_path / "gone.jsonl.part").exists()
+
+
+def test_samples_filters_become_query_parameters(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/datasets/pets/samples", {"items": [], "total": 0})
+    result = CliRunner().invoke(cli, ["datasets", "samples", "pets", "--field", "pred", "--label", "cat",
+                                      "--min-confidence", "0.5", "--missing", "other"])
+    assert result.exit_code == 0, result.output
+    (request,) = gateway.sent("GET", "/datasets/pets/samples")
+    assert dict(request.url.params) == {"limit": "20", "offset": "0", "field": "pred", "label": "cat",
+                                        "min_confidence": "0.5", "missing": "other"}
+
+
+def test_lifecycle_commands_call_their_routes(gateway: FakeGateway) -> None:
+    gateway.on("DELETE", "/users/bob", lambda req: httpx.Response(204))
+    gateway.on("GET", "/users", {"items": [{"username": "bob", "is_admin": False, "disabled": True,
+                                            "created_at": None}]})
+    gateway.on("DELETE", "/datasets/pets/fields/pred", {"removed": 7})
+    gateway.on("POST", "/datasets/pets/samples/delete", {"deleted": 2})
+    gateway.on("DELETE", "/models/m/versions/3", lambda req: httpx.Response(204))
+    runner = CliRunner()
+    assert "disabled user bob" in runner.invoke(cli, ["users", "delete", "bob"]).output
+    assert "True" in runner.invoke(cli, ["users", "list"]).output
+    assert "removed pred from 7 samples" in runner.invoke(cli, ["datasets", "remove-field", "pets", "pred"]).output
+    assert "deleted 2 samples" in runner.invoke(cli, ["datasets", "delete-samples", "pets", "a", "b"]).output
+    assert gateway.body("POST", "/datasets/pets/samples/delete") == {"ids": ["a", "b"]}
+    assert "deleted m version 3" in runner.invoke(cli, ["models", "delete-version", "m", "3"]).output
+
+
+def test_deploy_and_predict_pass_the_online_options_only_when_given(gateway: FakeGateway) -> None:
+    gateway.on("POST", "/models/m/deployments", {"name": "dep", "status": "pending"}, status=202)
+    invoke("models", "deploy", "m", "--name", "dep", "--no-wait", "--batch-wait-ms", "5", "--max-in-flight", "64")
+    body = gateway.body("POST", "/models/m/deployments")
+    assert (body["batch_wait_ms"], body["max_in_flight"]) == (5, 64)
+    invoke("models", "deploy", "m", "--name", "dep", "--no-wait")
+    defaults = json.loads(gateway.sent("POST", "/models/m/deployments")[-1].content)
+    assert not {"batch_wait_ms", "max_in_flight"} & set(defaults)  # the server's defaults apply
+    gateway.on("POST", "/deployments/dep/predict", {"outputs": {"n": [1]}})
+    invoke("deployments", "predict", "dep", "--input", "k=[3]", "--timeout", "2.5")
+    assert gateway.body("POST", "/deployments/dep/predict") == {"inputs": {"k": [3]}, "timeout_s": 2.5}

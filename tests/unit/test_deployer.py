@@ -10,7 +10,7 @@ import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested, DeploymentStopRequested
 from modelhub_deployer.deploy import AppState, Deployer, DeploySpec, PreparedPackage, ReplicaConfig
 from modelhub_deployer.handlers import register
 
@@ -324,3 +324,15 @@ async def test_replicas_get_the_package_by_id_and_sha256_not_by_a_path(world):
     (config,) = serve.submitted
     assert (config.package_id, config.package_sha256) == (spec.package_object, spec.package_sha256)
     assert not hasattr(config, "package_dir")
+
+
+async def test_the_batch_window_reaches_the_replicas_and_older_documents_get_the_default(world):
+    store, serve, packages, deployer = world
+    spec = make_spec(batch_wait_ms=7.5)
+    store.add(spec)
+    store.docs[spec.name]["batch_wait_ms"] = 7.5  # what the gateway writes with the spec
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["status"] == "running"
+    assert serve.submitted[0].batch_wait_ms == 7.5
+    older = {k: v for k, v in store.docs[spec.name].items() if k != "batch_wait_ms"}
+    assert DeploySpec.from_doc(older).batch_wait_ms == DEFAULT_BATCH_WAIT_MS

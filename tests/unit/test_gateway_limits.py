@@ -1,10 +1,11 @@
 """The gateway refuses request bodies over its cap with 413, before a route reads them."""
 
 from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from modelhub_gateway.app import build_app
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.settings import GatewaySettings
 
 CAP = 100
@@ -52,3 +53,47 @@ def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
     assert too_big.status_code == 413
     anonymous = client.post("/api/v1/models", content=b"{}", headers={"Content-Type": "application/json"})
     assert anonymous.status_code == 401  # a small body reaches the routes (and their auth)
+
+
+def test_online_predict_has_its_own_smaller_cap_that_says_what_to_do(tmp_path):
+    app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", predict_max_body_bytes=500))
+    client = TestClient(app)
+    refused = client.post("/api/v1/deployments/d/predict", content=b"x" * 501,
+                          headers={"Content-Type": "application/json"})
+    assert refused.status_code == 413
+    assert refused.json()["detail"] == "request body is over the 500-byte limit; send fewer samples per request"
+    other_route = client.post("/api/v1/datasets", content=b"x" * 501, headers={"Content-Type": "application/json"})
+    assert other_route.status_code != 413  # only predict has the small cap (this is the bad JSON)
+    small = client.post("/api/v1/deployments/d/predict", content=b"{}", headers={"Content-Type": "application/json"})
+    assert small.status_code == 401
+
+
+async def test_predict_requests_over_the_gateway_limit_are_refused_at_once_and_others_pass():
+    import asyncio
+    import re
+
+    import httpx
+
+    release, entered = asyncio.Event(), []
+
+    async def slow(scope, receive, send):
+        entered.append(scope["path"])
+        await release.wait()
+        await JSONResponse({"ok": True})(scope, receive, send)
+
+    limited = ConcurrencyLimit(slow, max_requests=2, paths=re.compile(r"^/predict$"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://t") as client:
+        held = [asyncio.create_task(client.post("/predict")) for _ in range(2)]
+        while len(entered) < 2:
+            await asyncio.sleep(0)
+        refused = await client.post("/predict")
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        assert "2 predict requests in progress" in refused.json()["detail"]
+        other = asyncio.create_task(client.get("/elsewhere"))  # not counted, not refused
+        while len(entered) < 3:
+            await asyncio.sleep(0)
+        release.set()
+        assert [r.status_code for r in await asyncio.gather(*held, other)] == [200, 200, 200]
+    assert limited.in_progress == 0
+    assert (await httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://t")
+            .post("/predict")).status_code == 200  # freed once answered

@@ -1,10 +1,16 @@
 """Request rules the gateway enforces before anything is sent on: names and online predict inputs."""
 
+from types import SimpleNamespace
+
 import pytest
 from fastapi import HTTPException
+from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
-from modelhub_gateway.routes.deployments import check_predict_inputs
+from modelhub_contracts import subjects
+from modelhub_contracts.events import RpcReply
+from modelhub_gateway.online import InFlight, check_predict_inputs
+from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DatasetCreate, DeploymentCreate, ModelCreate, PredictIn, UserCreate
 
 
@@ -36,3 +42,51 @@ def test_predict_inputs_must_match_the_schema(inputs, message):
 
 def test_predict_inputs_that_match_pass():
     check_predict_inputs(PredictIn(inputs={"text": ["a", "b"], "n": [1, 2]}), {"text": "text", "n": "number"})
+
+
+def test_a_deployment_over_its_in_flight_limit_answers_429_at_once_and_frees_what_it_held():
+    in_flight = InFlight()
+    with in_flight.hold("d", 3, limit=4):
+        with pytest.raises(HTTPException) as refused:
+            with in_flight.hold("d", 2, limit=4):
+                pass
+        assert refused.value.status_code == 429 and refused.value.headers == {"Retry-After": "1"}
+        assert "3 samples in flight (its max_in_flight is 4)" in refused.value.detail
+        with in_flight.hold("other", 2, limit=4):  # the limit is per deployment
+            pass
+    with pytest.raises(RuntimeError):
+        with in_flight.hold("d", 4, limit=4):
+            raise RuntimeError("the worker failed")
+    assert in_flight.counts == {}  # released on success and on error alike
+    with in_flight.hold("d", 10, limit=4):  # larger than the limit: runs when the deployment is idle
+        assert in_flight.counts == {"d": 10}
+
+
+class Broker:
+    """Answers every request with one reply, or raises one error (FastStream's broker.request)."""
+
+    def __init__(self, reply: RpcReply | None = None, error: Exception | None = None) -> None:
+        self.reply, self.error = reply, error
+
+    async def request(self, body, subject, timeout):
+        if self.error:
+            raise self.error
+        return SimpleNamespace(body=self.reply.model_dump_json())
+
+
+async def test_a_worker_that_is_full_makes_a_429_with_retry_after():
+    with pytest.raises(HTTPException) as refused:
+        await call(Broker(RpcReply(status=429, detail="worker full", retry_after=0.5)), subjects.RPC_PREDICT,
+                   PredictIn(inputs={}))
+    assert (refused.value.status_code, refused.value.detail) == (429, "worker full")
+    assert refused.value.headers == {"Retry-After": "1"}  # whole seconds, rounded up
+
+
+async def test_no_answer_in_time_is_504_for_predict_and_503_when_no_worker_listens():
+    with pytest.raises(HTTPException) as late:
+        await call(Broker(error=NatsTimeout()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout=65,
+                   timeout_status=504)
+    assert (late.value.status_code, late.value.detail) == (504, "no answer from worker within 65 s")
+    with pytest.raises(HTTPException) as nobody:
+        await call(Broker(error=NoRespondersError()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout_status=504)
+    assert nobody.value.status_code == 503

@@ -3,7 +3,7 @@
 import asyncio
 
 from modelhub_contracts.events import TaskScheduled
-from modelhub_worker.annotate import annotate, events_for, predict_online
+from modelhub_worker.annotate import annotate, events_for
 
 from test_worker_tasks import chunked
 
@@ -65,19 +65,6 @@ async def test_inputs_come_from_named_fields():
     assert seen == [{"text": "hello"}]
     assert outcomes["s1"].fields == {"prediction": {"label": "hello", "confidence": 1.0}}
     assert "no field 'caption'" in outcomes["s2"].error
-
-
-async def test_online_predict_checks_lengths_and_types():
-    async def predict(deployment, inputs):
-        return {"y": inputs["x"] * 2}
-
-    out = await predict_online(predict, "dep", {"x": [1, 2, 3]}, {"y": "number"}, str)
-    assert out == {"y": [2, 4, 6]}
-    try:
-        await predict_online(predict, "dep", {"x": [1], "z": [1, 2]}, {"y": "number"}, str)
-        raise AssertionError("uneven input lists were accepted")
-    except ValueError as exc:
-        assert "same length" in str(exc)
 
 
 

@@ -14,7 +14,8 @@ from test_worker_tasks import FakeStore, chunked, task
 
 class FakeServe:
     def __init__(self, predict) -> None:
-        self.predict_one, self.predict_chunk, self.forgotten = predict, chunked(predict), []
+        self.predict_chunk, self.forgotten = chunked(predict), []
+        self.predict_batch = self.predict_chunk
 
     def forget(self, deployment):
         self.forgotten.append(deployment)

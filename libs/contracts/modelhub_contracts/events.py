@@ -6,6 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# How long a batch of online samples that is not full may wait for more (a deployment option).
+# Only waited while the deployment is busy: a lone request is sent at once (see the worker's
+# online.py); Serve's own @serve.batch on the replica waits at most this too.
+DEFAULT_BATCH_WAIT_MS = 2.0
 
 def _new_id() -> str:
     return uuid.uuid4().hex
@@ -33,6 +37,8 @@ class DeploymentRequested(Event):
     num_gpus: int = Field(description="GPUs per replica (0 or 1)")
     custom_env: bool = Field(description="build runtime_env from requirements.txt / environment.yml")
     requested_by: str = Field(description="acting user")
+    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS,
+                                 description="longest a batch that is not full waits for more samples")
 
 
 class DeploymentStopRequested(Event):
@@ -100,12 +106,20 @@ class RpcReply(BaseModel):
     status: int = Field(200, description="HTTP-like status code")
     detail: str | None = Field(None, description="error message when status >= 400")
     data: Any = Field(None, description="the command's result document")
+    retry_after: float | None = Field(None, description="seconds to wait before retrying (with 429)")
 
 
 class PredictRequest(BaseModel):
+    """Online predict: the gateway has checked the caller and the inputs; the worker runs them."""
+
     deployment: str = Field(description="deployment name")
     inputs: dict[str, list[Any]] = Field(description="input name -> values, one per sample")
     output_types: dict[str, str] = Field(description="declared output types, checked per value")
+    mini_batch: int = Field(1, description="the deployment's largest Model.predict batch")
+    num_replicas: int = Field(1, description="the deployment's replicas (bounds its calls in flight)")
+    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS,
+                                 description="longest a batch that is not full waits for more samples")
+    timeout_s: float = Field(60.0, description="answer 504 and cancel the Serve calls after this")
 
 
 class CreateModel(BaseModel):
@@ -124,6 +138,12 @@ class UpdateModel(BaseModel):
 
 class DeleteModel(BaseModel):
     name: str
+    acting_user: str
+
+
+class DeleteVersion(BaseModel):
+    name: str = Field(description="model name")
+    version: int = Field(ge=1, description="the version to delete")
     acting_user: str
 
 

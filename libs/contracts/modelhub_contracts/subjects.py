@@ -34,17 +34,18 @@ RPC_UPDATE_MODEL = "modelhub.rpc.registry.update_model"
 RPC_DELETE_MODEL = "modelhub.rpc.registry.delete_model"
 RPC_SET_SHARING = "modelhub.rpc.registry.set_sharing"
 RPC_ADD_VERSION = "modelhub.rpc.registry.add_version"
+RPC_DELETE_VERSION = "modelhub.rpc.registry.delete_version"
 RPC_PREDICT = "modelhub.rpc.worker.predict"
 RPC_PING = "modelhub.rpc.ping.{service}"
 
 SERVICES = ("registry", "deployer", "scheduler", "inference-worker", "gateway")
 
-# The Serve deployment's method that the worker and the online predict path call: one sample's
-# inputs {input name: value} in, that sample's outputs {output name: value} out. The replica
-# gathers concurrent calls with @serve.batch(max_batch_size=mini_batch) into Model.predict.
+# The Serve deployment's method for callers of Serve itself (benchmarks, other Serve apps): one
+# sample's inputs {input name: value} in, that sample's outputs {output name: value} out. The
+# replica gathers concurrent calls with @serve.batch(max_batch_size=mini_batch) into Model.predict.
 REPLICA_METHOD = "predict_one"
-# Jobs call this one instead: a task's samples (at most mini_batch) in one call, one Model.predict
-# call on them; no dependence on how calls happen to arrive, and mini_batch-times fewer calls.
+# The worker calls this one, for jobs and online predict alike: samples (at most mini_batch) in
+# one call, one Model.predict call on them; mini_batch-times fewer calls than one per sample.
 REPLICA_CHUNK_METHOD = "predict_chunk"
 SERVE_NAMESPACE = "serve"
 

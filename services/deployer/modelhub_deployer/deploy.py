@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from modelhub_contracts.events import DeploymentRequested
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,6 +46,7 @@ class ReplicaConfig:
     num_cpus: float
     num_gpus: int
     runtime_env: dict = field(default_factory=dict)  # extra keys: "pip" or "conda"
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,18 @@ class DeploySpec:
     num_replicas: int
     num_gpus: int
     custom_env: bool
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
 
     @classmethod
     def from_event(cls, event: DeploymentRequested) -> "DeploySpec":
         return cls(event.deployment, event.package_object, event.package_sha256,
-                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env)
+                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env, event.batch_wait_ms)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "DeploySpec":
         return cls(doc["_id"], doc["package_object"], doc["package_sha256"], doc["mini_batch"],
-                   doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")))
+                   doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")),
+                   float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)))
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ class Deployer:
             package_zip=package.zip, entrypoint=package.entrypoint,
             mini_batch=spec.mini_batch, num_replicas=spec.num_replicas,
             num_cpus=REPLICA_NUM_CPUS, num_gpus=spec.num_gpus,
-            runtime_env=runtime_env(spec, package))
+            runtime_env=runtime_env(spec, package), batch_wait_ms=spec.batch_wait_ms)
         await _uninterrupted(self._serve.submit(config))
         return await self._wait_running(spec)
 

@@ -36,10 +36,12 @@ REPLICA_RESOURCE_SHARE = 0.001
 
 @serve.deployment
 class ModelReplica:
-    """One replica of a deployed model: `predict_chunk` runs a job's mini-batch as it comes;
-    `predict_one` gathers concurrent single-sample calls (online predict) into batches."""
+    """One replica of a deployed model: `predict_chunk` runs a batch as it comes (a job's task,
+    or online samples the worker batched); `predict_one` gathers concurrent single-sample calls
+    from direct Serve callers into batches (@serve.batch)."""
 
-    def __init__(self, package_id: str, sha256: str, entrypoint: str, mini_batch: int) -> None:
+    def __init__(self, package_id: str, sha256: str, entrypoint: str, mini_batch: int,
+                 batch_wait_s: float = 0.002) -> None:
         model_dir = fetch_package(package_id, sha256)
         os.chdir(model_dir)  # models open their files relative to the package root
         if model_dir not in sys.path:
@@ -49,6 +51,8 @@ class ModelReplica:
         self._model = getattr(module, class_name or "Model")(model_dir)
         self._mini_batch = mini_batch
         self.predict_one.set_max_batch_size(mini_batch)
+        # The deployment's batch_wait_ms: a lone predict_one call waits this long for company.
+        self.predict_one.set_batch_wait_timeout_s(batch_wait_s)
 
     async def predict_chunk(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples."""
@@ -56,7 +60,7 @@ class ModelReplica:
             raise ValueError(f"a call carries 1 to {self._mini_batch} samples (mini_batch), got {len(samples)}")
         return _rows(await self._predict(_columns(samples)), len(samples))
 
-    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.01)
+    @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.002)
     async def predict_one(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One sample's {input: value} per call; Serve hands us up to mini_batch of them."""
         outputs = await self._predict(_columns(samples))

@@ -56,7 +56,8 @@ class RayServe:
                 "resources": {REPLICA_RESOURCE: REPLICA_RESOURCE_SHARE},
                 "runtime_env": _runtime_env(config),
             },
-        ).bind(config.package_id, config.package_sha256, config.entrypoint, config.mini_batch)
+        ).bind(config.package_id, config.package_sha256, config.entrypoint, config.mini_batch,
+               config.batch_wait_ms / 1000)
         # run_many can return before the replicas are up (serve.run waits for RUNNING);
         # route_prefix=None: reachable through handles only.
         serve.run_many([serve.RunTarget(target=app, name=config.name, route_prefix=None)],

@@ -1,23 +1,30 @@
 """Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
 
+import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, handlers
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit
+from modelhub_gateway import auth, errors, handlers
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
+from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
 API_PREFIX = "/api/v1"
+PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")  # its own, smaller body cap
 STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
 
@@ -38,8 +45,10 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         await client.close()
 
     app = FastAPI(title="modelhub", version="0.1.0", lifespan=lifespan,
-                  docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json")
+                  docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json",
+                  generate_unique_id_function=operation_id)
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
+    app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, users, models, deployments, datasets, jobs):
         api.include_router(module.router)
@@ -47,7 +56,11 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
     app.add_api_route("/", open_ui, include_in_schema=False)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
+                       advice="send fewer samples per request")
+    app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
     return app
 
 
@@ -56,12 +69,34 @@ async def open_ui() -> RedirectResponse:
     return RedirectResponse("/ui/")
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """A 422 that a route raised with a sentence gets the validation shape (one shape per status)."""
+    if exc.status_code == 422 and isinstance(exc.detail, str):
+        return JSONResponse(status_code=422, content=errors.validation_body(exc.detail), headers=exc.headers)
+    if exc.status_code == 405:
+        # Starlette lists only the first matching route's methods; a path served by several routes
+        # (GET and DELETE /datasets/{name}) must name them all
+        allowed = sorted({m for r in request.app.router.routes if isinstance(r, APIRoute)
+                          and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
+        return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
+    return await http_exception_handler(request, exc)
+
+
+def operation_id(route: APIRoute) -> str:
+    """Readable operation ids for generated clients: `models-create`, `jobs-cancel`,
+    `datasets-list-samples` (the route's tag, then its function name without the resource word)."""
+    tag = str(route.tags[0]) if route.tags else "api"
+    resource = {tag, tag.rstrip("s")}
+    words = [w for w in route.name.split("_") if w not in resource] or ["get"]
+    return f"{tag}-{'-'.join(words)}"
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 shape, plus a readable `message` line naming each bad field."""
-    errors = exc.errors()
-    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in errors)
+    issues = exc.errors()
+    message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in issues)
     return JSONResponse(status_code=422, content={"detail": [
-        {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors], "message": message})
+        {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in issues], "message": message})
 
 
 def main() -> None:

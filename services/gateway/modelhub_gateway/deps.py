@@ -7,27 +7,35 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
 from modelhub_gateway import auth
+from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_store(request: Request) -> GatewayStore:
+# async on purpose: FastAPI runs a plain `def` dependency in its thread pool, two thread hops per
+# request for an attribute lookup (seen in py-spy profiles of online predict).
+async def get_store(request: Request) -> GatewayStore:
     return request.app.state.store
 
 
-def get_broker(request: Request) -> NatsBroker:
+async def get_broker(request: Request) -> NatsBroker:
     return request.app.state.broker
 
 
-def get_settings(request: Request) -> GatewaySettings:
+async def get_settings(request: Request) -> GatewaySettings:
     return request.app.state.settings
+
+
+async def get_online(request: Request) -> OnlinePredict:
+    return request.app.state.online
 
 
 Store = Annotated[GatewayStore, Depends(get_store)]
 Broker = Annotated[NatsBroker, Depends(get_broker)]
 Settings = Annotated[GatewaySettings, Depends(get_settings)]
+Online = Annotated[OnlinePredict, Depends(get_online)]
 
 
 async def current_user(store: Store,
@@ -41,7 +49,7 @@ async def current_user(store: Store,
     return user
 
 
-def admin_user(user: Annotated[dict, Depends(current_user)]) -> dict:
+async def admin_user(user: Annotated[dict, Depends(current_user)]) -> dict:
     """The caller, who must be an admin (403 otherwise)."""
     if not user.get("is_admin"):
         raise HTTPException(403, "only the admin may do this")

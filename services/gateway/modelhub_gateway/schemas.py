@@ -5,23 +5,55 @@ from typing import Any, Literal
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
 from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
 
+# Path parameters carry their real bounds, so out-of-range input is a 422, never a 500.
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description=NAME_RULE)]
+VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a version number (1, 2, ...)")]
+IdPath = Annotated[str, Path(min_length=1, max_length=64, description="an id the API gave")]
+FieldPath = Annotated[str, Path(pattern=r"^[^.$][^.]{0,255}$",
+                                 description="a sample field's name (no '.', not starting with '$')")]
+
+
+class Request(BaseModel):
+    """A request body: unknown properties are refused (422), as its schema says
+    (`additionalProperties: false`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# A sample field's name: what MongoDB can store and query as a path (no '.', no leading '$').
+FIELD_NAME_PATTERN = r"^[^.$][^.]{0,255}$"
+FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]
+
 
 def _check_fields(fields: dict[str, Any], where: str = "fields") -> None:
     for key, value in fields.items():
-        if key.startswith("$") or "." in key or not key:
-            raise ValueError(f"{where}: field name '{key}' may not be empty, contain '.' or start with '$'")
+        if key.startswith("$") or "." in key:
+            raise ValueError(f"{where}: field name '{key}' may not contain '.' or start with '$'")
         if isinstance(value, dict):
             _check_fields(value, f"{where}.{key}")
 
 
-class UserCreate(BaseModel):
+class UserCreate(Request):
     username: Name
+
+
+class UserPublic(BaseModel):
+    username: str
+    is_admin: bool
+    created_at: datetime | None = None
+    disabled: bool
+
+
+class UserList(BaseModel):
+    items: list[UserPublic]
 
 
 class UserToken(BaseModel):
@@ -29,20 +61,20 @@ class UserToken(BaseModel):
     token: str
 
 
-class ModelCreate(BaseModel):
+class ModelCreate(Request):
     name: Name
     description: str = Field("", max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=100)
 
 
-class ModelPatch(BaseModel):
+class ModelPatch(Request):
     description: str | None = Field(None, max_length=10_000)
     tags: list[str] | None = Field(None, max_length=100)
 
 
-class Sharing(BaseModel):
+class Sharing(Request):
     everyone: Literal["none", "run", "edit"] = "none"
-    users: dict[str, Literal["run", "edit"]] = Field(default_factory=dict)
+    users: dict[Name, Literal["run", "edit"]] = Field(default_factory=dict)
 
 
 class VersionPublic(BaseModel):
@@ -69,7 +101,16 @@ class ModelList(BaseModel):
     items: list[ModelPublic]
 
 
-class DeploymentCreate(BaseModel):
+DEFAULT_MAX_IN_FLIGHT = 256
+MAX_IN_FLIGHT_RULE = ("online predict samples this deployment takes at once (per gateway); past it a "
+                      "request is answered 429 with Retry-After at once instead of waiting in a queue")
+BATCH_WAIT_RULE = ("milliseconds a batch of online samples that is not full may wait for more while the "
+                   "deployment is busy (a lone request on an idle deployment is sent at once)")
+DEFAULT_PREDICT_TIMEOUT_S = 60.0
+MAX_PREDICT_TIMEOUT_S = 300.0
+
+
+class DeploymentCreate(Request):
     name: Name
     version: int | None = Field(None, ge=1)
     model_type: str = "inference"
@@ -77,6 +118,8 @@ class DeploymentCreate(BaseModel):
     num_replicas: int = Field(1, ge=1, le=64)
     num_gpus: int = Field(0, ge=0, le=1)
     custom_env: bool = False
+    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS, ge=0, le=1000, description=BATCH_WAIT_RULE)
+    max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
 
 
 class DeploymentPublic(BaseModel):
@@ -88,6 +131,8 @@ class DeploymentPublic(BaseModel):
     num_replicas: int
     num_gpus: int
     custom_env: bool
+    batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS  # documents written before these options had them
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     status: Literal["pending", "deploying", "running", "failed", "stopping", "stopped"]
     error: str | None
     ready_replicas: int
@@ -100,15 +145,17 @@ class DeploymentList(BaseModel):
     items: list[DeploymentPublic]
 
 
-class PredictIn(BaseModel):
+class PredictIn(Request):
     inputs: dict[str, list[Any]]
+    timeout_s: float = Field(DEFAULT_PREDICT_TIMEOUT_S, gt=0, le=MAX_PREDICT_TIMEOUT_S,
+                             description="answer 504 and cancel the request after this many seconds")
 
 
 class PredictOut(BaseModel):
     outputs: dict[str, list[Any]]
 
 
-class DatasetCreate(BaseModel):
+class DatasetCreate(Request):
     name: Name
     description: str = Field("", max_length=10_000)
 
@@ -125,9 +172,9 @@ class DatasetList(BaseModel):
     items: list[DatasetPublic]
 
 
-class SampleIn(BaseModel):
-    filepath: str = Field(min_length=1, max_length=4096)
-    fields: dict[str, Any] = Field(default_factory=dict)
+class SampleIn(Request):
+    filepath: str = Field(min_length=1, max_length=4096, pattern="^/", description="an absolute path")
+    fields: dict[FieldName, Any] = Field(default_factory=dict)
 
     @field_validator("filepath")
     @classmethod
@@ -143,18 +190,41 @@ class SampleIn(BaseModel):
         return value
 
 
-class SamplesIn(BaseModel):
+class SamplesIn(Request):
     samples: list[SampleIn] = Field(min_length=1, max_length=10_000)
+
+
+class SampleIds(Request):
+    ids: list[str] = Field(min_length=1, max_length=10_000, description="ids of samples to delete")
+
+
+class SamplesDeleted(BaseModel):
+    deleted: int
+
+
+class FieldRemoved(BaseModel):
+    removed: int = Field(description="how many samples had the field")
 
 
 class SamplesAdded(BaseModel):
     added: int
 
 
+class FieldLineage(BaseModel):
+    job_id: str
+    model: str
+    version: int
+    deployment: str
+    at: datetime
+
+
 class SamplePublic(BaseModel):
     id: str
     filepath: str
     fields: dict[str, Any]
+    lineage: dict[str, FieldLineage] = Field(default_factory=dict,
+                                             description="for each field a job wrote: which job, model, "
+                                                         "version and deployment wrote it, and when")
 
 
 class SamplePage(BaseModel):
@@ -162,7 +232,33 @@ class SamplePage(BaseModel):
     total: int
 
 
-class JobCreate(BaseModel):
+class LabelCount(BaseModel):
+    label: str
+    count: int
+
+
+class FieldWriter(BaseModel):
+    job_id: str
+    model: str | None = None
+    version: int | None = None
+    deployment: str | None = None
+    output: str
+    status: str | None = None
+    at: datetime | None = None
+
+
+class FieldSummary(BaseModel):
+    name: str
+    samples: int = Field(description="how many samples have this field")
+    labels: list[LabelCount] = Field(description="most frequent labels (classification or detections)")
+    jobs: list[FieldWriter] = Field(description="jobs that wrote this field, newest first")
+
+
+class FieldSummaryList(BaseModel):
+    items: list[FieldSummary]
+
+
+class JobCreate(Request):
     deployment: str = Field(min_length=1)
     outputs: dict[str, str] = Field(min_length=1)
     inputs: dict[str, str] = Field(default_factory=dict)

@@ -9,4 +9,11 @@ class GatewaySettings(ServiceSettings):
     gateway_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     gateway_port: int = Field(8000, description="port the HTTP API listens on")
     admin_token: str | None = Field(None, description="admin's token; default: DATA_DIR/admin-token")
+    media_roots: str = Field("", description="directories (os.pathsep-separated) whose image files the web UI "
+                                             "may show as thumbnails; empty: any file a dataset holds")
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="largest model zip accepted")
+    predict_max_body_bytes: int = Field(
+        1_000_000, description="largest online predict request body (it must fit one NATS message, 1 MiB by default)")
+    predict_max_requests: int = Field(
+        128, description="online predict requests in progress at once in this gateway, all deployments; "
+                         "past it 429 with Retry-After before any other work")

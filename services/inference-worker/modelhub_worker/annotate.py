@@ -1,6 +1,5 @@
 """Worker use cases: run a task's samples through the deployment, check and keep the outputs."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,7 +8,6 @@ from modelhub_contracts.model_schema import check_output
 
 from modelhub_worker.errors import ServingLost
 
-PredictOne = Callable[[str, dict], Awaitable[dict]]  # one sample (online predict)
 PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # a task's samples in one call
 
 
@@ -104,29 +102,3 @@ def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[Sample
     return [SampleAnnotated(event_id=event_id(task, sid), job_id=task.job_id,
                             attempt=task.attempt, task_id=task.task_id, sample_id=sid,
                             ok=o.error is None, error=o.error) for sid, o in outcomes.items()]
-
-
-async def predict_online(predict: PredictOne, deployment: str, inputs: dict[str, list],
-                         types: dict[str, str], describe: Callable[[BaseException], str]) -> dict[str, list]:
-    """Online predict: lists of inputs in, lists of checked outputs out, one call per sample (the
-    replica's @serve.batch groups them, and other callers' samples, into Model.predict batches).
-    Raises ValueError on bad input, RuntimeError when the model fails or an output is bad,
-    ServingLost when the deployment gave no answer."""
-    lengths = {len(v) for v in inputs.values()}
-    if len(lengths) != 1:
-        raise ValueError("every input list must have the same length")
-    n = lengths.pop()
-    samples = [{name: values[i] for name, values in inputs.items()} for i in range(n)]
-    results = await asyncio.gather(*(predict(deployment, s) for s in samples), return_exceptions=True)
-    outputs: dict[str, list] = {name: [] for name in types}
-    for i, result in enumerate(results):
-        if isinstance(result, ServingLost):
-            raise result
-        if isinstance(result, BaseException):
-            raise RuntimeError(f"sample {i}: {describe(result)}")
-        checked = check_outputs(result, {name: name for name in types}, types)
-        if checked.error:
-            raise RuntimeError(f"sample {i}: {checked.error}")
-        for name in types:
-            outputs[name].append(checked.fields[name])
-    return outputs

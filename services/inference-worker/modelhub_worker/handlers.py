@@ -1,10 +1,13 @@
 """The worker's subscribers: tasks and their dead letters from JetStream, online predict over
-request/reply.
+request/reply (many requests at once; their samples share batches, see online.py).
 
 Tasks are acked explicitly. A task whose deployment gave no verdict (a replica died, the app is
 restarting) or whose MongoDB/NATS calls failed is NAKed with a growing delay and runs again; the
 last delivery that fails, or JetStream's max-deliveries advisory, fails its samples with why.
 """
+
+import asyncio
+from collections.abc import Awaitable, Callable
 
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -18,7 +21,7 @@ from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated,
 from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, deliveries, keep_alive, ok,
                                           publish_event, refuse, settle)
 
-from modelhub_worker.annotate import predict_online
+from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
 from modelhub_worker.store import WorkerStore
 from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
@@ -27,6 +30,12 @@ from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, d
 CONCURRENT_TASKS = 8
 # Redelivery of a task whose worker died comes after this; a running task heartbeats well within.
 TASK_ACK_WAIT = 30.0
+
+# Online predict requests handled at once by one worker process (FastStream runs each in a task
+# of its own). Admission is bounded in samples by OnlineBatcher.max_samples; past it, 429 at once.
+ONLINE_CONCURRENCY = 1024
+# The most reply bytes NATS carries when the server does not say (nats-server's default).
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 # JetStream advisories are core NATS messages: captured in a stream so that one published while
 # no worker runs still reaches a worker later.
@@ -66,18 +75,53 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
 
         await settle(message, dead_letter_advised(advisory, fetch, store, publish))
 
-    @broker.subscriber(subjects.RPC_PREDICT, queue="inference-worker")
+    batcher = OnlineBatcher(serve.predict_batch, short_error)
+
+    @broker.subscriber(subjects.RPC_PREDICT, queue="inference-worker", max_workers=ONLINE_CONCURRENCY)
     async def on_predict(request: PredictRequest) -> RpcReply:
-        """Online inference: per-sample calls through the deployment, outputs checked by type."""
-        try:
-            return ok({"outputs": await predict_online(serve.predict_one, request.deployment, request.inputs,
-                                                       request.output_types, short_error)})
-        except DeploymentUnavailable as exc:
-            serve.forget(request.deployment)
-            return refuse(409, str(exc))
-        except ServingLost as exc:
-            return refuse(503, f"{exc}; try again")
-        except ValueError as exc:
-            return refuse(422, str(exc))
-        except RuntimeError as exc:
-            return refuse(502, f"the model failed: {exc}")
+        """Online inference: the samples go through the deployment in shared batches, outputs
+        checked by type; 429 when this worker is full, 504 (calls cancelled) past the deadline."""
+        return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
+
+
+async def predict_reply(request: PredictRequest, run: Callable[..., Awaitable[list]],
+                        forget: Callable[[str], None]) -> RpcReply:
+    """The outputs, or the refusal that says why (the gateway passes the status on)."""
+    shape = Shape(request.mini_batch, 2 * request.num_replicas, request.batch_wait_ms / 1000)
+    try:
+        async with asyncio.timeout(request.timeout_s):
+            return ok({"outputs": await predict_online(run, request.deployment, request.inputs,
+                                                       request.output_types, shape)})
+    except Overloaded as exc:
+        return RpcReply(status=429, detail=str(exc), retry_after=exc.retry_after)
+    except TimeoutError:
+        return refuse(504, f"deployment '{request.deployment}' did not answer within {request.timeout_s:g} s; "
+                           "the request was cancelled")
+    except DeploymentUnavailable as exc:
+        forget(request.deployment)
+        return refuse(409, str(exc))
+    except ServingLost as exc:
+        return refuse(503, f"{exc}; try again")
+    except ValueError as exc:
+        return refuse(422, str(exc))
+    except RuntimeError as exc:
+        return refuse(502, f"the model failed: {exc}")
+
+
+def sized(reply: RpcReply, max_bytes: int) -> RpcReply:
+    """The reply, or a 413 when it is too large for one NATS message (it would never arrive)."""
+    size = len(reply.model_dump_json())
+    if size <= max_bytes:
+        return reply
+    return refuse(413, f"the outputs take {size} bytes, over the {max_bytes}-byte limit of one reply; "
+                       "send fewer samples per request")
+
+
+def _max_payload(broker: NatsBroker) -> int:
+    try:
+        limit = broker.connection.max_payload
+    except Exception:
+        limit = None
+    if not isinstance(limit, int) or limit <= 0:  # not connected to a real server (TestNatsBroker)
+        limit = DEFAULT_MAX_PAYLOAD
+    return limit - 4096  # room for the message's headers

@@ -24,10 +24,10 @@ LOST_ERRORS = (ray_errors.RayActorError, ray_errors.ActorUnavailableError,
 
 
 class ServeClient:
-    """Calls a deployment's replicas: `predict_chunk` with a job task's samples (one Model.predict
-    call), `predict_one` with one sample (online predict; @serve.batch on the replica groups
-    concurrent calls). In-flight calls are bounded: a flood of unbounded handle calls makes
-    Serve's throughput collapse."""
+    """Calls a deployment's replicas with samples for one Model.predict call each: `predict_chunk`
+    with a job task's samples, `predict_batch` with online samples (online.py batches them and
+    bounds their calls per deployment). Job calls are bounded here: a flood of unbounded handle
+    calls makes Serve's throughput collapse."""
 
     def __init__(self, address: str, max_in_flight: int = 64, call_timeout: float = 300.0) -> None:
         self.address = address
@@ -58,22 +58,33 @@ class ServeClient:
     def forget(self, deployment: str) -> None:
         self.handles.pop(deployment, None)
 
-    async def predict_one(self, deployment: str, inputs: dict) -> dict:
-        """One sample's outputs."""
-        return await self._call(deployment, subjects.REPLICA_METHOD, inputs)
-
     async def predict_chunk(self, deployment: str, samples: list[dict]) -> list[dict]:
-        """Each sample's outputs, from one Model.predict call on all of them."""
+        """Each sample's outputs, from one Model.predict call on all of them (a job's task)."""
+        async with self.limit:
+            return await self._call(deployment, subjects.REPLICA_CHUNK_METHOD, samples)
+
+    async def predict_batch(self, deployment: str, samples: list[dict]) -> list[dict]:
+        """Like predict_chunk, for online samples: not queued behind jobs' calls (online.py
+        bounds these per deployment), and cancelled in Serve when the caller is cancelled."""
         return await self._call(deployment, subjects.REPLICA_CHUNK_METHOD, samples)
 
     async def _call(self, deployment: str, method: str, payload: object):
         handle = await self.handle(deployment)
-        async with self.limit:
-            try:
-                return await asyncio.wait_for(getattr(handle, method).remote(payload), self.call_timeout)
-            except (*LOST_ERRORS, TimeoutError) as exc:
-                self.forget(deployment)  # a fresh handle sees a redeployed or restarted app
-                raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc
+        try:
+            return await asyncio.wait_for(_cancellable(getattr(handle, method).remote(payload)), self.call_timeout)
+        except (*LOST_ERRORS, TimeoutError) as exc:
+            self.forget(deployment)  # a fresh handle sees a redeployed or restarted app
+            raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc
+
+
+async def _cancellable(response):
+    """Await a Serve response; when we are cancelled, cancel the request in Serve as well (Ray
+    only stops awaiting otherwise, and the replica would still run it for nobody)."""
+    try:
+        return await response
+    except asyncio.CancelledError:
+        response.cancel()
+        raise
 
 
 def short_error(exc: BaseException) -> str:

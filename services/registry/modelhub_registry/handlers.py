@@ -3,7 +3,7 @@
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, RpcReply, SetSharing, UpdateModel
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, RpcReply, SetSharing, UpdateModel
 from modelhub_contracts.package import PackageLimits
 
 from modelhub_registry import models
@@ -32,6 +32,11 @@ def register(broker: NatsBroker, store: ModelStore, blobs: PackageBlobs, limits:
     async def on_delete(cmd: DeleteModel) -> RpcReply:
         """Delete a model unless a deployment of it is active."""
         return await models.delete_model(store, blobs, cmd)
+
+    @broker.subscriber(subjects.RPC_DELETE_VERSION, queue="registry")
+    async def on_delete_version(cmd: DeleteVersion) -> RpcReply:
+        """Delete a version unless a deployment uses it."""
+        return await models.delete_version(store, blobs, cmd)
 
     @broker.subscriber(subjects.RPC_ADD_VERSION, queue="registry")
     async def on_add_version(cmd: AddVersion) -> RpcReply:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from modelhub_contracts import access
 from modelhub_contracts.names import NAME_RULE, is_valid_name
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, RpcReply, SetSharing, UpdateModel, utcnow
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, RpcReply, SetSharing, UpdateModel, utcnow
 from modelhub_contracts.messaging import ok, refuse
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
@@ -72,6 +72,21 @@ async def delete_model(store: ModelStore, blobs: PackageBlobs, cmd: DeleteModel)
         return refuse(409, f"model '{cmd.name}' has an active deployment; delete the deployment first")
     for name in await store.delete_model(cmd.name):
         await blobs.delete(name)
+    return ok(status=204)
+
+
+async def delete_version(store: ModelStore, blobs: PackageBlobs, cmd: DeleteVersion) -> RpcReply:
+    """Delete a version and its package (needs edit); refused (409, naming them) while deployments use it.
+    Version numbers are never reused: the next upload still gets the next number."""
+    if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
+        return refusal
+    if using := await store.deployments_using(cmd.name, cmd.version):
+        return refuse(409, f"version {cmd.version} of model '{cmd.name}' is used by deployment(s) "
+                           f"{', '.join(using)}; stop them first")
+    package = await store.delete_version(cmd.name, cmd.version)
+    if package is None:
+        return refuse(404, f"model '{cmd.name}' has no version {cmd.version}")
+    await blobs.delete(package)
     return ok(status=204)
 
 

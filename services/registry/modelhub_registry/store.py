@@ -56,6 +56,18 @@ class ModelStore:
             {"model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
              "status": {"$in": list(ACTIVE_DEPLOYMENT_STATES)}}) is not None
 
+    async def deployments_using(self, name: str, version: int) -> list[str]:
+        """The active deployments of this model version, by name."""
+        cursor = self.deployments.find({"model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
+                                        "version": version, "status": {"$in": list(ACTIVE_DEPLOYMENT_STATES)}},
+                                       projection={"name": 1})
+        return sorted([d.get("name") or d["_id"] async for d in cursor])
+
+    async def delete_version(self, name: str, version: int) -> str | None:
+        """Remove one version; returns its package object (None if there was no such version)."""
+        doc = await self.versions.find_one_and_delete({"model_id": name.lower(), "version": version})
+        return doc["package_object"] if doc else None
+
     async def delete_model(self, name: str) -> list[str]:
         """Remove the model and its versions; returns the package objects to delete."""
         objects = [v["package_object"] async for v in self.versions.find({"model_id": name.lower()})]

@@ -4,21 +4,20 @@ from fastapi import APIRouter, Depends, HTTPException
 from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, PredictRequest, utcnow
+from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, utcnow
 from modelhub_contracts.messaging import publish_event
-from modelhub_contracts.model_schema import input_types, output_types
 
 from modelhub_gateway import access
-from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
-from modelhub_gateway.rpc import call
-from modelhub_gateway.schemas import (DeploymentCreate, DeploymentList, DeploymentPublic, PredictIn, PredictOut)
+from modelhub_gateway.errors import errors
+from modelhub_gateway.deps import Broker, CurrentUser, Online, Store, current_user
+from modelhub_gateway.schemas import (NamePath, DeploymentCreate, DeploymentList, DeploymentPublic, PredictIn, PredictOut)
 
-router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)])
+router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 REUSABLE = ("stopped", "failed")
 
 
-@router.post("/models/{name}/deployments", status_code=202, response_model=DeploymentPublic)
-async def create_deployment(name: str, body: DeploymentCreate, user: CurrentUser, store: Store,
+@router.post("/models/{name}/deployments", status_code=202, response_model=DeploymentPublic, responses=errors(404, 409, 413))
+async def create_deployment(name: NamePath, body: DeploymentCreate, user: CurrentUser, store: Store,
                             broker: Broker) -> DeploymentPublic:
     """Ask the deployer to start `num_replicas` Serve replicas of a version (needs run)."""
     model = access.require(await store.model(name), user, "run", name)
@@ -46,7 +45,7 @@ async def create_deployment(name: str, body: DeploymentCreate, user: CurrentUser
         deployment=body.name, model=model["name"], version=version["version"],
         package_object=version["package_object"], package_sha256=version["sha256"],
         mini_batch=body.mini_batch, num_replicas=body.num_replicas, num_gpus=body.num_gpus,
-        custom_env=body.custom_env, requested_by=user["username"]))
+        custom_env=body.custom_env, requested_by=user["username"], batch_wait_ms=body.batch_wait_ms))
     return DeploymentPublic.model_validate(doc)
 
 
@@ -71,14 +70,14 @@ async def visible_deployment(store: Store, user: dict, name: str, need: str = "r
     return doc
 
 
-@router.get("/deployments/{name}", response_model=DeploymentPublic)
-async def get_deployment(name: str, user: CurrentUser, store: Store) -> DeploymentPublic:
+@router.get("/deployments/{name}", response_model=DeploymentPublic, responses=errors(404))
+async def get_deployment(name: NamePath, user: CurrentUser, store: Store) -> DeploymentPublic:
     """One deployment with its live status."""
     return DeploymentPublic.model_validate(await visible_deployment(store, user, name))
 
 
-@router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic)
-async def delete_deployment(name: str, user: CurrentUser, store: Store, broker: Broker) -> DeploymentPublic:
+@router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic, responses=errors(403, 404))
+async def delete_deployment(name: NamePath, user: CurrentUser, store: Store, broker: Broker) -> DeploymentPublic:
     """Stop a deployment; its status goes stopping → stopped (needs run and being its creator, or edit)."""
     doc = await visible_deployment(store, user, name)
     model = await store.model(doc["model"])
@@ -92,29 +91,13 @@ async def delete_deployment(name: str, user: CurrentUser, store: Store, broker: 
     return DeploymentPublic.model_validate(doc)
 
 
-MAX_PREDICT_VALUES = 10_000
-
-
-def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> None:
-    """Every declared input, nothing else, as lists of one equal length (1 to 10,000); else 422."""
-    if set(body.inputs) != set(declared):
-        raise HTTPException(422, f"inputs must be exactly the model's: {', '.join(sorted(declared))} "
-                                 f"(got: {', '.join(sorted(body.inputs)) or 'none'})")
-    lengths = {len(values) for values in body.inputs.values()}
-    if len(lengths) != 1:
-        raise HTTPException(422, "every input list must have the same length")
-    if not 1 <= lengths.pop() <= MAX_PREDICT_VALUES:
-        raise HTTPException(422, f"each input list must hold 1 to {MAX_PREDICT_VALUES} values")
-
-
-@router.post("/deployments/{name}/predict", response_model=PredictOut)
-async def predict(name: str, body: PredictIn, user: CurrentUser, store: Store, broker: Broker) -> PredictOut:
-    """Online inference on a running deployment (needs run)."""
+@router.post("/deployments/{name}/predict", response_model=PredictOut,
+             responses=errors(404, 409, 413, 429, 502, 503, 504))
+async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker,
+                  online: Online) -> PredictOut:
+    """Online inference on a running deployment (needs run). 429 with Retry-After when the
+    deployment already has `max_in_flight` samples in flight, 504 after `timeout_s`."""
     doc = await visible_deployment(store, user, name)
     if doc["status"] != "running":
         raise HTTPException(409, f"deployment '{name}' is {doc['status']}, not running")
-    version = await store.version(doc["model"], doc["version"])
-    check_predict_inputs(body, input_types(version["schema"]))
-    data = await call(broker, subjects.RPC_PREDICT, timeout=120, command=PredictRequest(
-        deployment=name, inputs=body.inputs, output_types=output_types(version["schema"])))
-    return PredictOut.model_validate(data)
+    return await online.predict(store, broker, doc, body)

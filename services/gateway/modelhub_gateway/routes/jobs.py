@@ -10,12 +10,13 @@ from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
 from modelhub_gateway import access, jobs
+from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
 from modelhub_gateway.routes.datasets import owned_dataset
 from modelhub_gateway.routes.deployments import visible_deployment
-from modelhub_gateway.schemas import FailureList, JobCreate, JobList, JobPublic
+from modelhub_gateway.schemas import NamePath, IdPath, FailureList, JobCreate, JobList, JobPublic
 
-router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)])
+router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
 
 
@@ -23,8 +24,8 @@ def public(doc: dict) -> JobPublic:
     return JobPublic.model_validate({**doc, "id": doc["_id"]})
 
 
-@router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic)
-async def submit_job(name: str, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+@router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
+async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Run a running deployment over every sample of the dataset, writing the mapped outputs
     into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
     await owned_dataset(store, user, name)
@@ -53,22 +54,22 @@ async def visible_job(store: Store, user: dict, job_id: str) -> dict:
     return doc
 
 
-@router.get("/jobs/{job_id}", response_model=JobPublic)
-async def get_job(job_id: str, user: CurrentUser, store: Store) -> JobPublic:
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses=errors(404))
+async def get_job(job_id: IdPath, user: CurrentUser, store: Store) -> JobPublic:
     """A job's status and counts."""
     return public(await visible_job(store, user, job_id))
 
 
-@router.get("/datasets/{name}/jobs", response_model=JobList)
-async def list_jobs(name: str, user: CurrentUser, store: Store) -> JobList:
+@router.get("/datasets/{name}/jobs", response_model=JobList, responses=errors(404))
+async def list_jobs(name: NamePath, user: CurrentUser, store: Store) -> JobList:
     """The dataset's jobs, newest first (the Execution tab)."""
     await owned_dataset(store, user, name)
     cursor = store.jobs.find({"dataset": name}, sort=[("created_at", -1)])
     return JobList(items=[public(d) async for d in cursor])
 
 
-@router.get("/jobs/{job_id}/events")
-async def job_events(job_id: str, user: CurrentUser, store: Store) -> StreamingResponse:
+@router.get("/jobs/{job_id}/events", responses=errors(404))
+async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> StreamingResponse:
     """Server-Sent Events: the job object each time it changes, until it ends."""
     await visible_job(store, user, job_id)
 
@@ -88,8 +89,8 @@ async def job_events(job_id: str, user: CurrentUser, store: Store) -> StreamingR
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic)
-async def cancel_job(job_id: str, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic, responses=errors(404, 409))
+async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Stop the job. Once this answers `cancelled`, no sample of the job gets a field written;
     the samples annotated before keep theirs (and are counted)."""
     job = await visible_job(store, user, job_id)
@@ -101,8 +102,8 @@ async def cancel_job(job_id: str, user: CurrentUser, store: Store, broker: Broke
     return public(await store.jobs.find_one({"_id": job_id}))
 
 
-@router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic)
-async def retry_job(job_id: str, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+@router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
+async def retry_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Run again only the samples that failed."""
     job = await visible_job(store, user, job_id)
     deployment = await visible_deployment(store, user, job["deployment"], need="run")
@@ -117,8 +118,8 @@ async def retry_job(job_id: str, user: CurrentUser, store: Store, broker: Broker
     return public(await store.jobs.find_one({"_id": job_id}))
 
 
-@router.get("/jobs/{job_id}/failures", response_model=FailureList)
-async def failures(job_id: str, user: CurrentUser, store: Store) -> FailureList:
+@router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))
+async def failures(job_id: IdPath, user: CurrentUser, store: Store) -> FailureList:
     """Each failed sample with the reason it failed."""
     await visible_job(store, user, job_id)
     cursor = store.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)])

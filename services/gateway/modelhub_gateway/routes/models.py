@@ -11,14 +11,15 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, SetSharing, UpdateModel
+from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 
 from modelhub_gateway import access
+from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
 from modelhub_gateway.rpc import call
-from modelhub_gateway.schemas import ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
+from modelhub_gateway.schemas import NamePath, VersionPath, ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
 
-router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)])
+router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503))
 
 
 async def _public(store: Store, doc: dict) -> ModelPublic:
@@ -26,7 +27,7 @@ async def _public(store: Store, doc: dict) -> ModelPublic:
     return ModelPublic.model_validate({**doc, "versions": versions})
 
 
-@router.post("", status_code=201, response_model=ModelPublic)
+@router.post("", status_code=201, response_model=ModelPublic, responses=errors(409, 413))
 async def create_model(body: ModelCreate, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
     """Create a model owned by the caller; names are unique case-insensitively."""
     await call(broker, subjects.RPC_CREATE_MODEL, CreateModel(**body.model_dump(), owner=user["username"]))
@@ -40,14 +41,14 @@ async def list_models(user: CurrentUser, store: Store) -> ModelList:
     return ModelList(items=[await _public(store, d) for d in docs if access.level(d, user) > 0])
 
 
-@router.get("/{name}", response_model=ModelPublic)
-async def get_model(name: str, user: CurrentUser, store: Store) -> ModelPublic:
+@router.get("/{name}", response_model=ModelPublic, responses=errors(404))
+async def get_model(name: NamePath, user: CurrentUser, store: Store) -> ModelPublic:
     """One model with its versions (404 if the caller may not see it)."""
     return await _public(store, access.require(await store.model(name), user, "run", name))
 
 
-@router.patch("/{name}", response_model=ModelPublic)
-async def update_model(name: str, body: ModelPatch, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
+@router.patch("/{name}", response_model=ModelPublic, responses=errors(403, 404, 413))
+async def update_model(name: NamePath, body: ModelPatch, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
     """Change description/tags (needs edit)."""
     access.require(await store.model(name), user, "edit", name)
     await call(broker, subjects.RPC_UPDATE_MODEL,
@@ -55,16 +56,16 @@ async def update_model(name: str, body: ModelPatch, user: CurrentUser, store: St
     return await _public(store, await store.model(name))
 
 
-@router.delete("/{name}", status_code=204)
-async def delete_model(name: str, user: CurrentUser, store: Store, broker: Broker) -> Response:
+@router.delete("/{name}", status_code=204, responses=errors(403, 404, 409))
+async def delete_model(name: NamePath, user: CurrentUser, store: Store, broker: Broker) -> Response:
     """Delete a model (owner only; 409 while a deployment of it is active)."""
     access.require(await store.model(name), user, "owner", name)
     await call(broker, subjects.RPC_DELETE_MODEL, DeleteModel(name=name, acting_user=user["username"]))
     return Response(status_code=204)
 
 
-@router.put("/{name}/sharing", response_model=Sharing)
-async def set_sharing(name: str, body: Sharing, user: CurrentUser, store: Store, broker: Broker) -> Sharing:
+@router.put("/{name}/sharing", response_model=Sharing, responses=errors(403, 404, 413))
+async def set_sharing(name: NamePath, body: Sharing, user: CurrentUser, store: Store, broker: Broker) -> Sharing:
     """Replace who may run/edit the model (owner only)."""
     access.require(await store.model(name), user, "owner", name)
     # usernames are case-insensitive: store each share under the user's own spelling
@@ -82,10 +83,10 @@ async def set_sharing(name: str, body: Sharing, user: CurrentUser, store: Store,
     return Sharing.model_validate(data)
 
 
-@router.post("/{name}/versions", status_code=201, response_model=VersionPublic)
-async def upload_version(name: str, user: CurrentUser, store: Store, broker: Broker, settings: Settings,
+@router.post("/{name}/versions", status_code=201, response_model=VersionPublic, responses=errors(400, 403, 404, 413, 500))
+async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker: Broker, settings: Settings,
                          file: Annotated[UploadFile, File(description="the packed model .zip")],
-                         schema: Annotated[str, Form(description="the model schema, as JSON")]) -> VersionPublic:
+                         schema: Annotated[str, Form(min_length=2, description="the model schema, as JSON")]) -> VersionPublic:
     """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
     access.require(await store.model(name), user, "edit", name)
     try:
@@ -111,14 +112,26 @@ async def upload_version(name: str, user: CurrentUser, store: Store, broker: Bro
     return VersionPublic.model_validate(data)
 
 
-@router.get("/{name}/versions/{version}", response_model=VersionPublic)
-async def get_version(name: str, version: int, user: CurrentUser, store: Store) -> VersionPublic:
+@router.get("/{name}/versions/{version}", response_model=VersionPublic, responses=errors(404))
+async def get_version(name: NamePath, version: VersionPath, user: CurrentUser, store: Store) -> VersionPublic:
     """One version's metadata and schema."""
     return VersionPublic.model_validate(await _version(store, user, name, version))
 
 
-@router.get("/{name}/versions/{version}/archive")
-async def get_archive(name: str, version: int, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
+@router.delete("/{name}/versions/{version}", status_code=204, responses=errors(403, 404, 409))
+async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> Response:
+    """Delete a version and its package (needs edit); 409 naming the deployments that use it.
+    Version numbers are not reused."""
+    access.require(await store.model(name), user, "edit", name)
+    await call(broker, subjects.RPC_DELETE_VERSION, DeleteVersion(name=name, version=version,
+                                                                  acting_user=user["username"]))
+    return Response(status_code=204)
+
+
+@router.get("/{name}/versions/{version}/archive", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "the version's package"}, **errors(404)})
+async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
     doc = await _version(store, user, name, version)
     handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)

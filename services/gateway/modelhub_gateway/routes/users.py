@@ -1,21 +1,39 @@
 """Users and tokens."""
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 
-from modelhub_gateway import auth
+from modelhub_gateway import auth, lifecycle
+from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import AdminUser, CurrentUser, Store, current_user
-from modelhub_gateway.schemas import UserCreate, UserToken
+from modelhub_gateway.schemas import NamePath, UserCreate, UserList, UserPublic, UserToken
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_user)])
+router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 
 
-@router.post("", status_code=201, response_model=UserToken)
+@router.post("", status_code=201, response_model=UserToken, responses=errors(403, 409, 413))
 async def create_user(body: UserCreate, _: AdminUser, store: Store) -> UserToken:
     """Create a user and return its token (admin only; 409 if the name is taken)."""
     token = await auth.create_user(store, body.username)
     if token is None:
         raise HTTPException(409, f"user '{body.username}' already exists")
     return UserToken(username=body.username, token=token)
+
+
+@router.get("", response_model=UserList, responses=errors(403))
+async def list_users(_: AdminUser, store: Store) -> UserList:
+    """Every user, disabled ones included (admin only)."""
+    return UserList(items=[UserPublic.model_validate(u) for u in await lifecycle.list_users(store)])
+
+
+@router.delete("/{username}", status_code=204, response_class=Response, responses=errors(403, 404, 409))
+async def disable_user(username: NamePath, _: AdminUser, store: Store) -> Response:
+    """Off-board a user (admin only): every token of theirs answers 401 from the next request, the
+    name stays reserved, and what they own stays. 404 if there is no such (enabled) user."""
+    try:
+        await lifecycle.disable_user(store, username)
+    except lifecycle.Refused as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+    return Response(status_code=204)
 
 
 @router.get("/me")

@@ -48,11 +48,14 @@ export function formatDetail(detail) {
 
 /**
  * Call the API. `body` is JSON-encoded, or sent as-is when it is FormData (multipart upload).
- * Options: `quiet` suppresses the error toast (the caller reports the error itself).
+ * Options: `quiet` suppresses the error toast (the caller reports the error itself); `blob`
+ * resolves to the body as a Blob (images: the token goes in a header, never in an <img> URL);
+ * `onEvent` reads a Server-Sent Events stream, calling it with each event's JSON data, and
+ * resolves when the stream ends (EventSource cannot send the token; `signal` aborts it).
  * Resolves to the parsed JSON (null for 204); rejects with ApiError after reporting it.
  */
-export async function api(method, path, body, { quiet = false } = {}) {
-  const headers = { Authorization: `Bearer ${getToken()}`, Accept: "application/json" };
+export async function api(method, path, body, { quiet = false, blob = false, onEvent = null, signal = undefined } = {}) {
+  const headers = { Authorization: `Bearer ${getToken()}`, Accept: blob ? "*/*" : "application/json" };
   let payload;
   if (body instanceof FormData) {
     payload = body; // the browser sets the multipart boundary
@@ -62,13 +65,16 @@ export async function api(method, path, body, { quiet = false } = {}) {
   }
   let response;
   try {
-    response = await fetch(BASE + path, { method, headers, body: payload });
+    response = await fetch(BASE + path, { method, headers, body: payload, signal });
   } catch (exc) {
+    if (exc.name === "AbortError") return null;
     const error = new ApiError(0, `Cannot reach the gateway (${exc.message})`);
     if (!quiet) onError(error);
     throw error;
   }
   if (response.status === 204) return null;
+  if (blob && response.ok) return response.blob();
+  if (onEvent && response.ok) return readEvents(response, onEvent);
   let data = null;
   const text = await response.text();
   if (text) {
@@ -89,4 +95,26 @@ export async function api(method, path, body, { quiet = false } = {}) {
     throw error;
   }
   return data;
+}
+
+async function readEvents(response, onEvent) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const data = buffer.slice(0, end).split("\n").filter((l) => l.startsWith("data:"))
+          .map((l) => l.slice(5).trimStart()).join("\n");
+        buffer = buffer.slice(end + 2);
+        if (data) onEvent(JSON.parse(data));
+      }
+    }
+  } catch (exc) {
+    if (exc.name === "AbortError") return null;
+    throw exc;
+  }
 }

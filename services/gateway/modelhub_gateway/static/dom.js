@@ -85,7 +85,7 @@ export function fmtBytes(n) {
 }
 
 /** A <dialog> with a form: title, body nodes, and action buttons; returns {dialog, form, close}. */
-export function modal({ title, body, submitLabel = "Save", onSubmit, wide = false, danger = false }) {
+export function modal({ title, body, submitLabel = "Save", onSubmit, wide = false, danger = false, noCancel = false }) {
   const error = h("p", { class: "form-error", role: "alert", hidden: true });
   const submit = h("button", { type: "submit", class: danger ? "danger" : "primary" }, submitLabel);
   const cancel = h("button", { type: "button", class: "secondary", onclick: () => close() }, "Cancel");
@@ -95,7 +95,7 @@ export function modal({ title, body, submitLabel = "Save", onSubmit, wide = fals
       h("h2", { id: titleId }, title),
       h("button", { type: "button", class: "icon", "aria-label": "Close", onclick: () => close() }, svg(ICONS.close))),
     h("div", { class: "dialog-body" }, body, error),
-    h("footer", { class: "dialog-actions" }, cancel, submit));
+    h("footer", { class: "dialog-actions" }, noCancel ? null : cancel, submit));
   const dialog = h("dialog", { class: wide ? "wide" : "", "aria-labelledby": titleId }, form);
   const close = () => {
     dialog.close();

@@ -1,14 +1,10 @@
 // Deployments: status badges, replicas, errors, Stop; refreshes every 2 s while any is in transition.
 import { api, enc } from "./api.js";
 import { clear, fmtDate, h, modal } from "./dom.js";
-import { every, toast } from "./app.js";
+import { every, statusBadge, toast } from "./ui.js";
 
 const TRANSITIONAL = new Set(["pending", "deploying", "stopping"]);
 const STOPPABLE = new Set(["pending", "deploying", "running"]);
-
-export function statusBadge(status) {
-  return h("span", { class: `badge status-${status}` }, status);
-}
 
 export async function deploymentsView(view) {
   const table = h("div", {});

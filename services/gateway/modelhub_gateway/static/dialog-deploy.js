@@ -1,0 +1,49 @@
+// The Deploy dialog (the seed's fields: name, version, model type, mini batch, replicas, GPUs, custom env).
+import { api, enc } from "./api.js";
+import { field, h, modal } from "./dom.js";
+import { go, NAME_HELP, NAME_PATTERN, toast } from "./ui.js";
+
+function numberInput(name, value, min, max) {
+  return h("input", { type: "number", name, value: String(value), min, max, step: 1, required: true });
+}
+
+export function deployDialog(model, versions) {
+  const name = h("input", { name: "name", required: true, pattern: NAME_PATTERN, maxlength: 64, autocomplete: "off" });
+  const version = h("select", { name: "version" }, versions.map((v, i) =>
+    h("option", { value: String(v.version), selected: i === 0 }, `v${v.version}${i === 0 ? " (latest)" : ""}`)));
+  const modelType = h("select", { name: "model_type" }, h("option", { value: "inference", selected: true }, "Inference"));
+  const miniBatch = numberInput("mini_batch", 1, 1, 4096);
+  const replicas = numberInput("num_replicas", 1, 1, 64);
+  const gpus = numberInput("num_gpus", 0, 0, 1);
+  const customEnv = h("input", { type: "checkbox", name: "custom_env", id: "deploy-custom-env" });
+  modal({
+    title: `Deploy ${model.name}`,
+    submitLabel: "Deploy",
+    body: [
+      field("Deploy Name", name, NAME_HELP),
+      field("Version", version),
+      field("Model Type", modelType),
+      h("div", { class: "row-3" },
+        field("Mini Batch", miniBatch, "Larger if the model batches; mind memory."),
+        field("Num Replicas", replicas, "Model instances to spin up."),
+        field("Num gpus", gpus, "0, or 1 if the model runs on GPU.")),
+      h("fieldset", { class: "field" }, h("legend", {}, "Environment (optional)"),
+        h("label", { class: "check", for: "deploy-custom-env" }, customEnv, " Install Custom Conda Env"),
+        h("small", { class: "help" }, "Builds the replica's environment from the package's environment.yml or requirements.txt.")),
+    ],
+    onSubmit: async () => {
+      const deployment = await api("POST", `/models/${enc(model.name)}/deployments`, {
+        name: name.value.trim(),
+        version: Number(version.value),
+        model_type: modelType.value,
+        mini_batch: Number(miniBatch.value),
+        num_replicas: Number(replicas.value),
+        num_gpus: Number(gpus.value),
+        custom_env: customEnv.checked,
+      });
+      toast(`Deployment ${deployment.name} requested`, "ok");
+      go("#/deployments");
+    },
+  });
+  name.focus();
+}
