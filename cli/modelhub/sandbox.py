@@ -25,9 +25,6 @@ import subprocess
 import sys
 
 MS_NOSUID, MS_NODEV = 2, 4
-# What the sealed command keeps from the environment it was given (everything else is dropped,
-# and MODELHUB_* always is).
-KEEP_PREFIXES = ("RAY_", "AUTOSCALER_", "DASHBOARD_", "PATH", "HOME", "LANG", "LC_", "TZ", "CUDA_", "NVIDIA_", "LD_LIBRARY_PATH")
 
 
 def unshare_argv() -> list[str]:
@@ -61,8 +58,9 @@ def hide(path: str) -> None:
 
 
 def clean_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items()
-            if not k.startswith("MODELHUB_") and k.startswith(KEEP_PREFIXES)}
+    """`up` already gives a sealed node a clean environment (stack.ray_node_env); this drops what
+    was added on the way, the supervisor's MODELHUB_SUPERVISOR_DIR marker included."""
+    return {k: v for k, v in env.items() if not k.startswith("MODELHUB_")}
 
 
 def _check_namespace() -> None:

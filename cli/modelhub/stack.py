@@ -273,10 +273,19 @@ def find_ray() -> str:
 
 # ---------------------------------------------------------------------------- the plan
 
+# What a Ray node takes from `up`'s environment besides Ray's own settings: what building a custom
+# env (pip/conda behind a proxy or a private index) and GPUs need. Nothing of the hub's.
+NODE_ENV_PASS = ("PIP_", "UV_", "CONDA_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "no_proxy", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CUDA_", "NVIDIA_",
+                 "LD_LIBRARY_PATH", "TZ")
+
+
 def ray_node_env(ray_env: dict) -> dict:
     """A clean environment for a Ray node: nothing of the hub's (no MODELHUB_*), only what Ray needs;
     the auth token itself, as its file lies under DIR, which a sealed node cannot see."""
-    env = {k: v for k, v in ray_env.items() if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_"))}
+    env = {k: v for k, v in ray_env.items()
+           if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_", *NODE_ENV_PASS))
+           and not k.startswith("MODELHUB_")}
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
     env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",

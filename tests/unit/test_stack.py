@@ -251,6 +251,8 @@ def _embedded_plan(tmp_path, monkeypatch, **kwargs):
     for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MODELHUB_SOMETHING", "secret-ish")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pip.example/simple")  # custom envs need it
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/of/the/hub")
     monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
     monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
     monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
@@ -279,6 +281,7 @@ def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_pat
         assert not [k for k in node.env if k.startswith("MODELHUB_")]
         assert "RAY_AUTH_TOKEN_PATH" not in node.env and node.env["RAY_AUTH_TOKEN"]
         assert str(tmp_path) not in json.dumps(node.env)  # nothing that points into the data dir
+        assert node.env["PIP_INDEX_URL"] == "https://pip.example/simple" and "PYTHONPATH" not in node.env
         assert node.restart_with == "ray" and node.info["sealed"] is True
     temp_dirs = [n.argv[n.argv.index("--temp-dir") + 1] for n in nodes]
     assert len(set(temp_dirs)) == 2 and stack.ray_temp_dir(tmp_path) not in temp_dirs
@@ -354,3 +357,9 @@ def test_bus_and_database_credentials_are_0600_and_reach_only_the_services(tmp_p
     again = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)  # the next `up` reuses them
     assert again["services"][0].env["MODELHUB_MONGO_URL"] == creds["mongo_url"].replace(
         str(plan["stack"]["ports"]["mongo"]), str(again["stack"]["ports"]["mongo"]))
+
+
+def test_the_sandbox_drops_every_modelhub_variable():
+    from modelhub import sandbox
+    assert sandbox.clean_env({"MODELHUB_SUPERVISOR_DIR": "/d", "MODELHUB_X": "1", "RAY_AUTH_TOKEN": "t",
+                              "PATH": "/bin"}) == {"RAY_AUTH_TOKEN": "t", "PATH": "/bin"}
