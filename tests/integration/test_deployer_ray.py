@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 import ray
 from ray import serve
+from ray.experimental.internal_kv import _internal_kv_get
 
 from modelhub_contracts import subjects
 from modelhub_deployer.deploy import Deployer, DeploySpec, PreparedPackage
+from modelhub_deployer.replica import PACKAGE_KV_NAMESPACE
 from modelhub_deployer.serving import RayServe, start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -144,9 +146,12 @@ async def test_deploy_predict_batches_and_stop(world):
     await deployer.request(spec)  # a redelivered request changes nothing
     assert store.docs[spec.name]["status"] == "running" and not deployer._in_flight(spec.name)
 
+    # the replicas fetched the zip from the cluster's store, which holds it while it runs
+    assert _internal_kv_get(spec.package_sha256, namespace=PACKAGE_KV_NAMESPACE) is not None
     await deployer.stop(spec.name)
     assert store.docs[spec.name]["status"] == "stopped"
     assert spec.name not in serve.status().applications
+    assert _internal_kv_get(spec.package_sha256, namespace=PACKAGE_KV_NAMESPACE) is None
 
 
 async def test_model_whose_init_raises_fails_with_its_message(world):

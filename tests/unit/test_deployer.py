@@ -51,6 +51,7 @@ class FakeServe:
         self.apps: dict[str, AppState] = {}
         self.submitted: list[ReplicaConfig] = []
         self.deleted: list[str] = []
+        self.dropped: list[str] = []
         self.outcome = AppState("RUNNING", "", 0)  # what a submitted app becomes
 
     async def cluster_resources(self) -> dict[str, float]:
@@ -67,6 +68,9 @@ class FakeServe:
     async def delete(self, name: str) -> None:
         self.deleted.append(name)
         self.apps.pop(name, None)
+
+    async def drop_package(self, sha256: str) -> None:
+        self.dropped.append(sha256)
 
 
 class FakePackages:
@@ -336,3 +340,15 @@ async def test_the_batch_window_reaches_the_replicas_and_older_documents_get_the
     assert serve.submitted[0].batch_wait_ms == 7.5
     older = {k: v for k, v in store.docs[spec.name].items() if k != "batch_wait_ms"}
     assert DeploySpec.from_doc(older).batch_wait_ms == DEFAULT_BATCH_WAIT_MS
+
+
+async def test_a_stopped_deployment_s_package_leaves_the_cluster_store_unless_still_in_use(world):
+    store, serve, packages, deployer = world
+    first, second = make_spec(package_sha256="cd" * 32), make_spec(package_sha256="cd" * 32)
+    for spec in (first, second):
+        store.add(spec)
+        await deploy(deployer, spec)
+    await deployer.stop(first.name)
+    assert serve.dropped == []  # the second deployment still runs that package
+    await deployer.stop(second.name)
+    assert serve.dropped == ["cd" * 32]

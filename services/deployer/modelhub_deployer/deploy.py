@@ -110,6 +110,7 @@ class Serve(Protocol):
     async def submit(self, config: ReplicaConfig) -> None: ...
     async def app_state(self, name: str) -> AppState | None: ...
     async def delete(self, name: str) -> None: ...
+    async def drop_package(self, sha256: str) -> None: ...
 
 
 class Packages(Protocol):
@@ -210,6 +211,16 @@ class Deployer:
         await self._cancel(name)
         await self._serve.delete(name)
         await self._store.move(name, from_=("stopping",), to="stopped", ready_replicas=0)
+        await self._release_package(name)
+
+    async def _release_package(self, name: str) -> None:
+        """Drop a stopped deployment's zip from the cluster's store (it lives in the head's memory)
+        unless another live deployment runs the same package; a later deploy puts it back."""
+        doc = await self._store.get(name)
+        sha = doc and doc.get("package_sha256")
+        live = await self._store.with_status(("pending", "deploying", "running", "stopping"))
+        if sha and not any(d.get("package_sha256") == sha for d in live):
+            await self._serve.drop_package(sha)
 
     async def reconcile(self) -> None:
         """After a restart: finish stops, redo deploys that were in flight or whose app is gone."""

@@ -7,7 +7,7 @@ import yaml
 
 import ray
 from ray import serve
-from ray.experimental.internal_kv import _internal_kv_put
+from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
 
 from modelhub_contracts import subjects
 from modelhub_deployer import deploy
@@ -41,6 +41,9 @@ class RayServe:
 
     async def delete(self, name: str) -> None:
         await asyncio.to_thread(serve.delete, name)
+
+    async def drop_package(self, sha256: str) -> None:
+        await asyncio.to_thread(_internal_kv_del, sha256, namespace=PACKAGE_KV_NAMESPACE)
 
     @staticmethod
     def _submit(config: ReplicaConfig) -> None:
