@@ -94,6 +94,9 @@ def import_replica():
     spec = importlib.util.spec_from_file_location("modelhub_replica_under_test", REPLICA)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # A replica fetches its package from the Ray cluster (by id and sha-256); here there is no
+    # cluster: the package is the folder the check stands in.
+    module.fetch_package = lambda _package_id, _sha256: os.getcwd()
     cls = module.ModelReplica
     return getattr(cls, "func_or_class", cls)
 
@@ -197,9 +200,9 @@ def main() -> None:
         sampler = GpuSampler() if torch.cuda.is_available() else None
         cwd = os.getcwd()
         for mini_batch in args.mini_batch:
-            os.chdir(package)  # Ray starts a replica in its unpacked working_dir
+            os.chdir(package)  # where fetch_package (stood in above) finds the package
             try:
-                replica = ModelReplica("model:Model", mini_batch)
+                replica = ModelReplica("gpu-check", "-", "model:Model", mini_batch)
             finally:
                 os.chdir(cwd)
             seen = asyncio.run(replica.predict_chunk([{"image_paths": paths[0]}]))[0]["device"]

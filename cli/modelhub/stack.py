@@ -7,7 +7,15 @@ Files under the data dir DIR:
   admin-token      the admin token (mode 0600), unless MODELHUB_ADMIN_TOKEN is set
   logs/<name>.log  each child's output (appended); logs/supervisor.log for `up --detach`
   nats/, mongo/    JetStream and MongoDB storage
-Ray's own files live under a short /tmp/mh-ray-<hash of DIR> (unix socket paths must stay short).
+  nats.conf, nats-password, mongo-password, credentials.json   the bus and database credentials
+                   generated at the first `up` (mode 0600): handed to the services only
+Ray's own files live under a short /tmp/mh-ray-<hash of DIR> (unix socket paths must stay short),
+each replica node's under /tmp/mh-ray-<hash>r<i>.
+
+Replica nodes (`--replica-nodes N`, default 1) are Ray nodes of their own that join the head and
+advertise the `modelhub_replica` resource; the deployer places replicas only there. Each runs sealed
+(modelhub.sandbox): own mount and PID namespaces, a tmpfs over DIR and over the head's Ray temp dir,
+a fresh /proc, no MODELHUB_* variables.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pathlib import Path
 
 import click
 
+from modelhub import sandbox
 from modelhub.supervisor import (
     ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
     read_supervisor_pid, sweep, wait_gone, write_json_atomic,
@@ -52,6 +61,12 @@ RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "das
                   "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
                   "runtime_env_agent", "autoscaler_metrics", "dashboard_metrics")
 RAY_WORKER_PORTS = 200
+# The Ray resource that marks a node as one for replicas (the deployer asks for a share of it).
+REPLICA_RESOURCE = "modelhub_replica"
+REPLICA_NODE_PORT_NAMES = ("node_manager", "object_manager", "dashboard_agent_listen",
+                           "dashboard_agent_grpc", "metrics_export", "runtime_env_agent")
+REPLICA_NODE_WORKER_PORTS = 100
+DEFAULT_REPLICA_NODES = 1
 RAY_OBJECT_STORE_BYTES = 300 * 1024 * 1024
 PORT_RANGE = (20000, 32000)  # below the usual ephemeral range (32768+)
 
@@ -102,8 +117,9 @@ def load_stack_json(data_dir: Path) -> dict:
         return {}
 
 
-def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool) -> dict:
-    """Ports for the embedded servers: the recorded ones when still free, else new free ones."""
+def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replica_nodes: int = 0) -> dict:
+    """Ports for the embedded servers: the recorded ones when still free, else new free ones
+    (replica nodes get new ones each time: nothing outside the stack needs to know them)."""
     old = load_stack_json(data_dir).get("ports", {})
     taken: set[int] = set()
 
@@ -132,6 +148,12 @@ def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool) -> dic
             hi = lo + RAY_WORKER_PORTS - 1
         ports["ray"]["min_worker"] = lo
         ports["ray"]["max_worker"] = hi
+    ports["replica_nodes"] = []
+    for _ in range(replica_nodes if ray else 0):
+        node = {name: _pick_port(taken) for name in REPLICA_NODE_PORT_NAMES}
+        node["min_worker"] = _pick_range(REPLICA_NODE_WORKER_PORTS, taken)
+        node["max_worker"] = node["min_worker"] + REPLICA_NODE_WORKER_PORTS - 1
+        ports["replica_nodes"].append(node)
     return ports
 
 
@@ -164,6 +186,53 @@ def _secret_file(path: Path) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))
     return path
+
+
+HUB_USER = "modelhub"  # the one NATS and MongoDB user of the embedded servers: the services
+
+
+def write_secret_json(path: Path, obj: dict) -> None:
+    """Write `path` (mode 0600 from the start, replaced atomically)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def write_nats_config(data_dir: Path, password: str) -> Path:
+    """nats-server's config (mode 0600): one user, the services; no anonymous access at all."""
+    path = data_dir / "nats.conf"
+    tmp = path.with_name(f".nats.conf.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# written by `modelhub up` from nats-password; edits are overwritten\n"
+                f"authorization {{\n  user: {json.dumps(HUB_USER)}\n  password: {json.dumps(password)}\n}}\n")
+    os.replace(tmp, path)
+    return path
+
+
+def ensure_mongo_user(data_dir: Path, port: int, password: str) -> None:
+    """mongod runs with --auth: create the services' user on a fresh database (MongoDB's localhost
+    exception allows exactly that, while no user exists), else check that the password works."""
+    from pymongo import MongoClient
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=20000"
+    try:
+        with MongoClient(url) as client:
+            try:
+                client.admin.command("createUser", HUB_USER, pwd=password, roles=["root"])
+                return
+            except OperationFailure as exc:
+                if exc.code not in (13, 51003):  # Unauthorized: users exist; UserAlreadyExists
+                    raise
+        with MongoClient(url, username=HUB_USER, password=password, authSource="admin") as client:
+            client.admin.command("listDatabases", nameOnly=True)
+    except PyMongoError as exc:
+        raise StackError(f"mongod in {data_dir / 'mongo'} does not accept the credentials in "
+                         f"{data_dir / 'mongo-password'} ({exc}); a database made with other "
+                         "credentials needs its own password file back") from None
 
 
 def ray_temp_dir(data_dir: Path) -> str:
@@ -204,14 +273,75 @@ def find_ray() -> str:
 
 # ---------------------------------------------------------------------------- the plan
 
-def build_plan(data_dir: Path, port: int, services=None) -> dict:
+# What a Ray node takes from `up`'s environment besides Ray's own settings: what building a custom
+# env (pip/conda behind a proxy or a private index) and GPUs need. Nothing of the hub's.
+NODE_ENV_PASS = ("PIP_", "UV_", "CONDA_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
+                 "https_proxy", "no_proxy", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CUDA_", "NVIDIA_",
+                 "LD_LIBRARY_PATH", "TZ")
+
+
+def ray_node_env(ray_env: dict) -> dict:
+    """A clean environment for a Ray node: nothing of the hub's (no MODELHUB_*), only what Ray needs;
+    the auth token itself, as its file lies under DIR, which a sealed node cannot see."""
+    env = {k: v for k, v in ray_env.items()
+           if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_", *NODE_ENV_PASS))
+           and not k.startswith("MODELHUB_")}
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+                "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"})
+    return env
+
+
+def sealed(argv: list[str], hide: list[str], seal_error: str | None) -> list[str]:
+    """`argv` run through modelhub.sandbox (own mount and PID namespaces, tmpfs over `hide`),
+    or as it is when the kernel refused namespaces (`seal_error`, reported by up and status)."""
+    if seal_error is not None:
+        return argv
+    hides = [a for path in hide for a in ("--hide", path)]
+    return [*sandbox.unshare_argv(), sys.executable, "-m", "modelhub.sandbox", *hides, "--", *argv]
+
+
+def replica_node_spec(data_dir: Path, index: int, ports: dict, gcs_address: str, ray_env: dict,
+                      seal_error: str | None) -> ChildSpec:
+    """One replica node: `ray start` joining the head with the replica resource, sealed off from
+    the hub (see modelhub.sandbox) unless the kernel refused namespaces (`seal_error`)."""
+    head_tmp = ray_temp_dir(data_dir)
+    ray_argv = [sys.executable, "-m", "modelhub.raynode", "start", "--address", gcs_address, "--block",
+                "--node-ip-address", "127.0.0.1",
+                "--temp-dir", f"{head_tmp}r{index}",
+                "--resources", json.dumps({REPLICA_RESOURCE: 1}),
+                "--node-manager-port", str(ports["node_manager"]),
+                "--object-manager-port", str(ports["object_manager"]),
+                "--min-worker-port", str(ports["min_worker"]),
+                "--max-worker-port", str(ports["max_worker"]),
+                "--dashboard-agent-listen-port", str(ports["dashboard_agent_listen"]),
+                "--dashboard-agent-grpc-port", str(ports["dashboard_agent_grpc"]),
+                "--metrics-export-port", str(ports["metrics_export"]),
+                "--runtime-env-agent-port", str(ports["runtime_env_agent"]),
+                "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
+                "--disable-usage-stats"]
+    env = ray_node_env(ray_env)
+    # `ray start --address` refuses to join with it off; --node-ip-address keeps it on 127.0.0.1
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
+    argv = sealed(ray_argv, [str(data_dir), head_tmp], seal_error)
+    return ChildSpec(f"replica-node-{index}", argv, env, kind="replica-node",
+                     ready_ports=[ports["node_manager"]], ready_timeout=120, restart_with="ray",
+                     info={"sealed": seal_error is None, "seal_error": seal_error,
+                           "resources": {REPLICA_RESOURCE: 1}})
+
+
+def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DEFAULT_REPLICA_NODES,
+               probe=sandbox.probe) -> dict:
     """Everything `up` will start, as data: {"servers": [ChildSpec], "services": [ChildSpec],
     "stack": <stack.json>, "token": str}."""
     services = SERVICES if services is None else services
     ext_nats = os.environ.get("MODELHUB_NATS_URL")
     ext_mongo = os.environ.get("MODELHUB_MONGO_URL")
     ext_ray = os.environ.get("RAY_ADDRESS")
-    ports = allocate_ports(data_dir, nats=not ext_nats, mongo=not ext_mongo, ray=not ext_ray)
+    ports = allocate_ports(data_dir, nats=not ext_nats, mongo=not ext_mongo, ray=not ext_ray,
+                           replica_nodes=replica_nodes)
+    seal_error = probe() if not ext_ray else None
     token, token_path = admin_token(data_dir)
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -221,26 +351,37 @@ def build_plan(data_dir: Path, port: int, services=None) -> dict:
         base_env.pop("RAY_AUTH_TOKEN", None)
     servers: list[ChildSpec] = []
 
+    # Shown in stack.json, state.json and `modelhub status`: without credentials. The services get
+    # the credential-bearing URLs (services' environment, credentials.json), nothing else does.
+    nats_url = mongo_url = ""
+    credentials: dict = {}
     if ext_nats:
-        nats_url = ext_nats
+        nats_url = credentials["nats_url"] = ext_nats
     else:
         (data_dir / "nats").mkdir(exist_ok=True)
         p = ports["nats"]
         nats_url = f"nats://127.0.0.1:{p}"
+        password = _secret_file(data_dir / "nats-password").read_text().strip()
+        credentials["nats_url"] = f"nats://{HUB_USER}:{password}@127.0.0.1:{p}"
         servers.append(ChildSpec(
-            "nats", [find_nats_server(), "-a", "127.0.0.1", "-p", str(p), "-js",
+            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password)),
+                     "-a", "127.0.0.1", "-p", str(p), "-js",
                      "-sd", str(data_dir / "nats"), "-n", f"modelhub-{p}"],
             base_env, kind="nats", ready_ports=[p], ready_timeout=30, info={"url": nats_url}))
     if ext_mongo:
-        mongo_url = ext_mongo
+        mongo_url = credentials["mongo_url"] = ext_mongo
     else:
         (data_dir / "mongo").mkdir(exist_ok=True)
         p = ports["mongo"]
         mongo_url = f"mongodb://127.0.0.1:{p}"
+        password = _secret_file(data_dir / "mongo-password").read_text().strip()
+        credentials["mongo_url"] = f"mongodb://{HUB_USER}:{password}@127.0.0.1:{p}/?authSource=admin"
         servers.append(ChildSpec(
             "mongo", [find_mongod(), "--dbpath", str(data_dir / "mongo"), "--bind_ip", "127.0.0.1",
-                      "--port", str(p), "--nounixsocket", "--wiredTigerCacheSizeGB", "1"],
-            base_env, kind="mongo", ready_ports=[p], ready_timeout=60, info={"url": mongo_url}))
+                      "--port", str(p), "--nounixsocket", "--wiredTigerCacheSizeGB", "1", "--auth"],
+            base_env, kind="mongo", ready_ports=[p], ready_timeout=60, info={"url": mongo_url},
+            after_ready=lambda p=p, password=password: ensure_mongo_user(data_dir, p, password)))
+    write_secret_json(data_dir / "credentials.json", credentials)
     service_env_extra: dict[str, str] = {}
     if ext_ray:
         ray_address = ext_ray
@@ -282,9 +423,15 @@ def build_plan(data_dir: Path, port: int, services=None) -> dict:
                 "--runtime-env-agent-port", str(rp["runtime_env_agent"]),
                 "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
                 "--disable-usage-stats"]
-        servers.append(ChildSpec("ray", argv, ray_env, kind="ray",
+        # The head is sealed too (DIR hidden, its own /proc, a clean environment): a replica is a
+        # Ray member and can start Ray tasks on the head, so the head's workers must not see the hub
+        # either. Its own temp dir stays visible: the services (Ray drivers) use its sockets.
+        servers.append(ChildSpec("ray", sealed(argv, [str(data_dir)], seal_error),
+                                 ray_node_env(ray_env), kind="ray",
                                  ready_ports=[rp["gcs"], rp["node_manager"]], ready_timeout=120,
-                                 info={"address": ray_address}))
+                                 info={"address": ray_address, "sealed": seal_error is None}))
+        servers += [replica_node_spec(data_dir, i, node_ports, ray_address, ray_env, seal_error)
+                    for i, node_ports in enumerate(ports["replica_nodes"])]
         # so that drivers connecting to 127.0.0.1:<gcs> don't rewrite it to the routable IP
         service_env_extra["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         service_env_extra.update(ray_auth)
@@ -292,8 +439,8 @@ def build_plan(data_dir: Path, port: int, services=None) -> dict:
     svc_env = dict(base_env)
     svc_env.update(service_env_extra)
     svc_env.update({
-        "MODELHUB_NATS_URL": nats_url,
-        "MODELHUB_MONGO_URL": mongo_url,
+        "MODELHUB_NATS_URL": credentials["nats_url"],
+        "MODELHUB_MONGO_URL": credentials["mongo_url"],
         "RAY_ADDRESS": ray_address,
         "MODELHUB_DATA_DIR": str(data_dir),
         "MODELHUB_GATEWAY_PORT": str(port),
@@ -314,6 +461,9 @@ def build_plan(data_dir: Path, port: int, services=None) -> dict:
         "external": {"nats": bool(ext_nats), "mongo": bool(ext_mongo), "ray": bool(ext_ray)},
         "ray_temp_dir": None if ext_ray else ray_temp_dir(data_dir),
         "ports": ports,
+        "replica_nodes": len(ports["replica_nodes"]),
+        "sealed": None if ext_ray else seal_error is None,
+        "seal_error": seal_error,
     }
     return {"servers": servers, "services": service_specs, "stack": stack, "token": token,
             "token_path": token_path}
@@ -361,22 +511,37 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+def seal_warning(seal_error: str | None) -> str:
+    return ("WARNING: the Ray head and replica nodes run UNSEALED: the kernel refused a mount/PID "
+            f"namespace ({seal_error}); model code can read the hub's data dir and processes")
+
+
 def _ready_message(stack: dict, token_path) -> str:
     where = token_path if token_path else "the MODELHUB_ADMIN_TOKEN environment variable"
-    return (f"modelhub is up: {stack['gateway_url']}\n"
-            f"admin token: {where}\n"
-            f"data dir: {stack['data_dir']}  (stop with: modelhub down --data-dir {stack['data_dir']})")
+    msg = (f"modelhub is up: {stack['gateway_url']}\n"
+           f"admin token: {where}\n"
+           f"data dir: {stack['data_dir']}  (stop with: modelhub down --data-dir {stack['data_dir']})")
+    nodes = stack.get("replica_nodes", 0)
+    if stack.get("sealed") is False:
+        msg += "\n" + seal_warning(stack.get("seal_error"))
+    elif nodes:
+        msg += f"\nreplica nodes: {nodes}, sealed (own mount and PID namespaces)"
+    elif not stack.get("external", {}).get("ray"):
+        msg += ("\nreplica nodes: none; replicas wait for a Ray node with the "
+                f"{REPLICA_RESOURCE} resource")
+    return msg
 
 
 # ---------------------------------------------------------------------------- supervisor entry
 
-def prepare(data_dir: Path, port: int, services=None) -> tuple[Supervisor, dict]:
+def prepare(data_dir: Path, port: int, services=None,
+            replica_nodes: int = DEFAULT_REPLICA_NODES) -> tuple[Supervisor, dict]:
     if read_supervisor_pid(data_dir) is not None:
         raise StackError(f"a modelhub supervisor is already running for {data_dir} (pid "
                          f"{read_supervisor_pid(data_dir)}); run `modelhub down --data-dir "
                          f"{data_dir}` first")
     data_dir.mkdir(parents=True, exist_ok=True)
-    plan = build_plan(data_dir, port, services)
+    plan = build_plan(data_dir, port, services, replica_nodes)
     stack = plan["stack"]
     base_state = {"data_dir": str(data_dir), "gateway_url": stack["gateway_url"]}
     sup = Supervisor(data_dir, plan["servers"], plan["services"], base_state)
@@ -388,13 +553,14 @@ def prepare(data_dir: Path, port: int, services=None) -> tuple[Supervisor, dict]
     return sup, plan
 
 
-def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = True) -> int:
+def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = True,
+                   replica_nodes: int = DEFAULT_REPLICA_NODES) -> int:
     """Run the supervisor in this process until SIGTERM/SIGINT; returns an exit code."""
     data_dir = resolve_data_dir(data_dir)
     try:
         if not port_free(port) and read_supervisor_pid(data_dir) is None:
             raise StackError(f"port {port} on 127.0.0.1 is already in use; pick another with --port")
-        sup, plan = prepare(data_dir, port, services)
+        sup, plan = prepare(data_dir, port, services, replica_nodes)
         sup.acquire()  # before writing stack.json: only one supervisor per DIR
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -406,6 +572,8 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
         click.echo(f"[modelhub {time.strftime('%H:%M:%S')}] {msg}", err=True)
 
     sup.echo = echo
+    if stack.get("sealed") is False:
+        echo(seal_warning(stack.get("seal_error")))
     if announce:
         sup.ready_check = lambda: health(stack["gateway_url"])[0]
         sup.on_ready = lambda s: click.echo(_ready_message(stack, plan["token_path"]))
@@ -431,15 +599,19 @@ data_dir_option = click.option(
 @click.option("--detach", is_flag=True, help="Run in the background; return once healthy.")
 @click.option("--timeout", type=float, default=DEFAULT_UP_TIMEOUT, show_default=True,
               help="With --detach: seconds to wait for the stack to become healthy.")
-def up(data_dir, port, detach, timeout):
-    """Start NATS, MongoDB, a Ray head and the five services for DIR."""
+@click.option("--replica-nodes", type=click.IntRange(0, 16), default=DEFAULT_REPLICA_NODES,
+              show_default=True,
+              help="Sealed Ray nodes for replicas (0: only nodes you add with "
+                   "`ray start --address ... --resources '{\"modelhub_replica\": 1}'`).")
+def up(data_dir, port, detach, timeout, replica_nodes):
+    """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
     d = resolve_data_dir(data_dir)
     if not detach:
-        sys.exit(run_supervisor(d, port))
-    sys.exit(_up_detached(d, port, timeout))
+        sys.exit(run_supervisor(d, port, replica_nodes=replica_nodes))
+    sys.exit(_up_detached(d, port, timeout, replica_nodes))
 
 
-def _up_detached(d: Path, port: int, timeout: float) -> int:
+def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES) -> int:
     pid = read_supervisor_pid(d)
     if pid is not None:
         click.echo(f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
@@ -457,7 +629,7 @@ def _up_detached(d: Path, port: int, timeout: float) -> int:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} modelhub up --detach\n".encode())
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelhub.stack", "supervise", "--data-dir", str(d),
-             "--port", str(port), "--quiet"],
+             "--port", str(port), "--replica-nodes", str(replica_nodes), "--quiet"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
     url = f"http://127.0.0.1:{port}"
@@ -531,6 +703,7 @@ def _failing_logs(d: Path, body) -> list[Path]:
         names = [n for n in ("nats", "mongo", "ray")
                  if isinstance(state.get(n), dict) and state[n].get("state") != "running"
                  and state[n].get("state") != "external"]
+        names += [n for n, s in state.get("replica_nodes", {}).items() if s.get("state") != "running"]
         names += [n for n, s in state.get("services", {}).items() if s.get("state") != "running"]
         if not names:
             names = ["gateway"]
@@ -545,6 +718,8 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
     running_before = [n for n in ("nats", "mongo", "ray")
                       if isinstance(state.get(n), dict) and state[n].get("state") == "running"
                       and pid_alive(state[n].get("pid"))]
+    running_before += [n for n, s in state.get("replica_nodes", {}).items()
+                       if s.get("state") == "running" and pid_alive(s.get("pid"))]
     running_before += [n for n, s in state.get("services", {}).items()
                        if s.get("state") in ("running", "restarting") and pid_alive(s.get("pid"))]
     sup = read_supervisor_pid(d)
@@ -566,6 +741,7 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
     # fallback: children recorded in state.json that still run what we started
     leftovers: list[tuple[str, int]] = []
     entries = [(n, state.get(n)) for n in ("nats", "mongo", "ray")]
+    entries += list(state.get("replica_nodes", {}).items())
     entries += list(state.get("services", {}).items())
     for name, entry in entries:
         if not isinstance(entry, dict):
@@ -599,7 +775,7 @@ def _mark_stopped(d: Path, state: dict) -> None:
         if isinstance(e, dict) and e.get("state") not in ("stopped", "external") and not pid_alive(e.get("pid")):
             e["state"] = "stopped"
             changed = True
-    for e in state.get("services", {}).values():
+    for e in [*state.get("services", {}).values(), *state.get("replica_nodes", {}).values()]:
         if e.get("state") != "stopped" and not pid_alive(e.get("pid")):
             e["state"] = "stopped"
             changed = True
@@ -643,6 +819,7 @@ def live_status(d: Path) -> dict:
     sup_alive = sup_pid is not None
     for name in ("nats", "mongo", "ray"):
         out[name] = live(state.get(name))
+    out["replica_nodes"] = {name: live(e) for name, e in state.get("replica_nodes", {}).items()}
     services = state.get("services", {})
     out["services"] = {name: live(services.get(name)) for name in SERVICE_NAMES}
     for name, entry in services.items():  # a custom table (tests) may have other names
@@ -655,7 +832,7 @@ def live_status(d: Path) -> dict:
 
 
 def _all_running(st: dict) -> bool:
-    parts = [st["nats"], st["mongo"], st["ray"], *st["services"].values()]
+    parts = [st["nats"], st["mongo"], st["ray"], *st["replica_nodes"].values(), *st["services"].values()]
     return st["supervisor"]["state"] == "running" and all(
         p.get("state") in ("running", "external") for p in parts)
 
@@ -674,7 +851,13 @@ def status(data_dir, as_json):
         rows = [("supervisor", st["supervisor"]["pid"], st["supervisor"]["state"], "")]
         for name in ("nats", "mongo", "ray"):
             e = st[name]
-            rows.append((name, e.get("pid"), e["state"], e.get("url") or e.get("address") or ""))
+            info = e.get("url") or e.get("address") or ""
+            if name == "ray" and "sealed" in e:
+                info += " sealed" if e["sealed"] else " UNSEALED (see the warning below)"
+            rows.append((name, e.get("pid"), e["state"], info))
+        for name, e in st["replica_nodes"].items():
+            rows.append((name, e.get("pid"), e["state"],
+                         "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
         for name, e in st["services"].items():
             extra = st["gateway_url"] if name == "gateway" and st["gateway_url"] else ""
             if e.get("restarts"):
@@ -684,6 +867,9 @@ def status(data_dir, as_json):
         click.echo(f"{'NAME':<18}{'PID':>8}  {'STATE':<11}INFO")
         for name, pid, state, extra in rows:
             click.echo(f"{name:<18}{pid if pid else '-':>8}  {state:<11}{extra}")
+        unsealed = [e for e in [st["ray"], *st["replica_nodes"].values()] if e.get("sealed") is False]
+        if unsealed:
+            click.echo(seal_warning(unsealed[0].get("seal_error")), err=True)
     sys.exit(0 if ok else 3)
 
 
@@ -701,8 +887,10 @@ def _internal():
 @click.option("--data-dir", required=True)
 @click.option("--port", type=int, default=DEFAULT_PORT)
 @click.option("--quiet", is_flag=True, help="Do not poll the gateway's health.")
-def _supervise(data_dir, port, quiet):
-    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, announce=not quiet))
+@click.option("--replica-nodes", type=int, default=DEFAULT_REPLICA_NODES)
+def _supervise(data_dir, port, quiet, replica_nodes):
+    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, announce=not quiet,
+                            replica_nodes=replica_nodes))
 
 
 for _cmd in COMMANDS:

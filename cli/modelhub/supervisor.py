@@ -168,10 +168,15 @@ class ChildSpec:
     name: str
     argv: list[str]
     env: dict[str, str]
-    kind: str = "service"  # "nats" | "mongo" | "ray" | "service"
+    kind: str = "service"  # "nats" | "mongo" | "ray" | "replica-node" | "service"
     ready_ports: list[int] = field(default_factory=list)  # accept TCP here once started
     ready_timeout: float = 60.0
     info: dict = field(default_factory=dict)  # extra keys for state.json ("url", "address")
+    # the name of a server this one must restart with (a Ray worker node cannot rejoin a
+    # restarted head: a new cluster behind the same address)
+    restart_with: str | None = None
+    # run once the ready_ports accept connections (e.g. create MongoDB's user); may raise StackError
+    after_ready: Callable[[], None] | None = None
 
 
 @dataclass
@@ -255,7 +260,10 @@ class Supervisor:
             entry = {"pid": c.pid, "state": c.state, "restarts": c.restarts, "argv": c.spec.argv,
                      "log": str(c.log_path)}
             entry.update(c.spec.info)
-            st[c.spec.name] = entry
+            if c.spec.kind == "replica-node":
+                st.setdefault("replica_nodes", {})[c.spec.name] = entry
+            else:
+                st[c.spec.name] = entry
         st["services"] = {
             c.spec.name: {"pid": c.pid, "state": c.state, "restarts": c.restarts,
                           "argv": c.spec.argv, "log": str(c.log_path)}
@@ -307,6 +315,8 @@ class Supervisor:
                 raise StackError(f"{spec.name} exited with code {child.proc.returncode} while "
                                  f"starting; see {child.log_path}")
             if all(port_open(p) for p in spec.ready_ports):
+                if spec.after_ready is not None:
+                    spec.after_ready()
                 return
             if self.stop_event.is_set():
                 raise StackError(f"interrupted while starting {spec.name}")
@@ -341,7 +351,10 @@ class Supervisor:
                 sweep(self.data_dir, session=child.proc.pid, grace=1.0)
                 child.state = "restarting"
                 child.restart_at = now + delay
+                self._restart_dependents(child)
                 changed = True
+            elif child.state == "restarting" and not self._dependency_ready(child):
+                child.restart_at = now + 0.5
             elif child.state == "restarting" and child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
                 try:
@@ -352,6 +365,19 @@ class Supervisor:
                     child.restart_at = now + RESTART_MAX_DELAY_S
                 changed = True
         return changed
+
+    def _restart_dependents(self, dead: Child) -> None:
+        for child in self.servers:
+            if child.spec.restart_with == dead.spec.name and child.state == "running":
+                self.echo(f"restarting {child.spec.name} with {dead.spec.name}")
+                child.stop_begin()
+                child.stop_finish(time.monotonic() + STOP_TIMEOUT_S, self.data_dir)
+                child.state, child.restart_at = "restarting", dead.restart_at
+
+    def _dependency_ready(self, child: Child) -> bool:
+        """A dependent starts once what it restarts with runs and accepts connections again."""
+        dep = next((c for c in self.servers if c.spec.name == child.spec.restart_with), None)
+        return dep is None or (dep.state == "running" and all(port_open(p) for p in dep.spec.ready_ports))
 
     def stop_all(self) -> None:
         # services first (all together), then the servers in reverse start order

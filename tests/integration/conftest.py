@@ -35,6 +35,24 @@ class Stack:
     def state(self) -> dict:
         return json.loads((self.data_dir / "state.json").read_text())
 
+    def credentials(self) -> dict:
+        """The credential-bearing URLs `up` hands to the services (DIR/credentials.json, mode 0600)."""
+        return json.loads((self.data_dir / "credentials.json").read_text())
+
+    @property
+    def nats_url(self) -> str:
+        return self.credentials()["nats_url"]
+
+    @property
+    def mongo_url(self) -> str:
+        return self.credentials()["mongo_url"]
+
+    def status(self) -> dict:
+        """`modelhub status --json` for this stack."""
+        out = subprocess.run([*MODELHUB, "status", "--data-dir", str(self.data_dir), "--json"],
+                             capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout)
+
     def user_client(self, token: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 

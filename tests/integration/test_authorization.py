@@ -261,7 +261,7 @@ def test_forged_deployment_event_from_a_stranger_deploys_nothing(world, stack):
         from pymongo import AsyncMongoClient
 
         from modelhub_contracts.events import utcnow
-        mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
+        mongo = AsyncMongoClient(stack.mongo_url)
         doc = await mongo["modelhub"]["versions"].find_one({"model_id": model.lower(), "version": 1})
         now = utcnow()
         await mongo["modelhub"]["deployments"].insert_one({
@@ -270,7 +270,7 @@ def test_forged_deployment_event_from_a_stranger_deploys_nothing(world, stack):
             "ready_replicas": 0, "created_by": world.names["stranger"], "created_at": now, "updated_at": now,
             "package_object": doc["package_object"], "package_sha256": doc["sha256"]})
         await mongo.close()
-        nc = await nats.connect(stack.state()["nats"]["url"])
+        nc = await nats.connect(stack.nats_url)
         event = DeploymentRequested(deployment=name, model=model, version=1, package_object=doc["package_object"],
                                     package_sha256=version["sha256"], mini_batch=1, num_replicas=1, num_gpus=0,
                                     custom_env=False, requested_by=world.names["stranger"])
@@ -321,7 +321,7 @@ def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
     async def forge():
         # a live job document, as if the gateway had accepted it, then the event naming the stranger
         await insert_live_job(stack, job_id, dataset, deployment, model, world.names["owner"])
-        nc = await nats.connect(stack.state()["nats"]["url"])
+        nc = await nats.connect(stack.nats_url)
         event = JobSubmitted(job_id=job_id, attempt=1, dataset=dataset, deployment=deployment,
                              inputs={"text": "text"}, outputs={"label": "forged"},
                              output_types={"label": "classification"}, mini_batch=1,
@@ -362,7 +362,7 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
 
     async def forge() -> int:
         await insert_live_job(stack, job_id, mine, deployment, model, world.names["owner"])
-        nc = await nats.connect(stack.state()["nats"]["url"])
+        nc = await nats.connect(stack.nats_url)
         js = nc.jetstream()
         last = 0
         for index, dataset in enumerate((mine, theirs)):  # naming the victim's sample, under either dataset
@@ -374,7 +374,7 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
         return last
 
     async def handled(seq: int) -> bool:
-        nc = await nats.connect(stack.state()["nats"]["url"])
+        nc = await nats.connect(stack.nats_url)
         try:
             info = await nc.jetstream().consumer_info(subjects.STREAM, subjects.DURABLE_WORKER_TASKS)
             return info.ack_floor.stream_seq >= seq
@@ -394,7 +394,7 @@ async def insert_live_job(stack, job_id: str, dataset: str, deployment: str, mod
 
     from modelhub_contracts.events import utcnow
 
-    mongo = AsyncMongoClient(stack.state()["mongo"]["url"])
+    mongo = AsyncMongoClient(stack.mongo_url)
     now = utcnow()
     await mongo["modelhub"]["jobs"].insert_one({
         "_id": job_id, "dataset": dataset, "deployment": deployment, "model": model, "version": 1,

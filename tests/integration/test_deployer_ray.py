@@ -1,10 +1,12 @@
 """The deployer's use cases on a real local Ray cluster (no NATS, no Mongo: in-memory store)."""
 
 import asyncio
+import hashlib
 import shutil
 import tempfile
 import textwrap
 import uuid
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ from typing import Any
 import pytest
 import ray
 from ray import serve
+from ray.experimental.internal_kv import _internal_kv_get
 
 from modelhub_contracts import subjects
 from modelhub_deployer.deploy import Deployer, DeploySpec, PreparedPackage
+from modelhub_deployer.replica import PACKAGE_KV_NAMESPACE
 from modelhub_deployer.serving import RayServe, start_serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -61,27 +65,31 @@ class MemoryStore:
 
 
 class LocalPackages:
-    """Packages written straight into directories (the object store is not under test here)."""
+    """Packages written straight into zips (the NATS object store is not under test here)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.sha256: dict[str, str] = {}
 
     def add(self, source: str) -> str:
         name = uuid.uuid4().hex[:8]
-        (self.root / name).mkdir()
-        (self.root / name / "model.py").write_text(textwrap.dedent(source))
+        with zipfile.ZipFile(self.root / f"{name}.zip", "w") as zf:
+            zf.writestr("model.py", textwrap.dedent(source))
+        self.sha256[name] = hashlib.sha256((self.root / f"{name}.zip").read_bytes()).hexdigest()
         return name
 
     async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
-        return PreparedPackage(self.root / package_object, "model:Model", False, False)
+        return PreparedPackage(self.root / package_object, self.root / f"{package_object}.zip",
+                               "model:Model", False, False)
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     # address="local": always a fresh cluster, even if RAY_ADDRESS points at the embedded stack.
+    # one node that is also a replica node (the embedded stack keeps them apart)
     ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=subjects.SERVE_NAMESPACE,
-             _temp_dir=temp_dir)
+             _temp_dir=temp_dir, resources={"modelhub_replica": 1})
     start_serve()
     yield
     serve.shutdown()
@@ -96,8 +104,10 @@ def world(ray_cluster, tmp_path):
     return store, packages, deployer
 
 
-def new_deployment(store: MemoryStore, package: str, **spec: Any) -> DeploySpec:
-    s = DeploySpec(name=f"it-{uuid.uuid4().hex[:8]}", package_object=package, package_sha256="x",
+def new_deployment(store: MemoryStore, packages: LocalPackages, source: str, **spec: Any) -> DeploySpec:
+    package = packages.add(source)
+    s = DeploySpec(name=f"it-{uuid.uuid4().hex[:8]}", package_object=package,
+                   package_sha256=packages.sha256[package],
                    mini_batch=spec.get("mini_batch", 1), num_replicas=spec.get("num_replicas", 1),
                    num_gpus=spec.get("num_gpus", 0), custom_env=False)
     store.docs[s.name] = {"_id": s.name, "name": s.name, "package_object": s.package_object,
@@ -119,7 +129,7 @@ async def test_serve_has_no_http_proxy(ray_cluster):
 
 async def test_deploy_predict_batches_and_stop(world):
     store, packages, deployer = world
-    spec = new_deployment(store, packages.add(DOUBLER), mini_batch=4)
+    spec = new_deployment(store, packages, DOUBLER, mini_batch=4)
     await deploy(deployer, spec)
     assert store.docs[spec.name]["status"] == "running", store.docs[spec.name]["error"]
     assert store.docs[spec.name]["ready_replicas"] == 1
@@ -136,14 +146,17 @@ async def test_deploy_predict_batches_and_stop(world):
     await deployer.request(spec)  # a redelivered request changes nothing
     assert store.docs[spec.name]["status"] == "running" and not deployer._in_flight(spec.name)
 
+    # the replicas fetched the zip from the cluster's store, which holds it while it runs
+    assert _internal_kv_get(spec.package_sha256, namespace=PACKAGE_KV_NAMESPACE) is not None
     await deployer.stop(spec.name)
     assert store.docs[spec.name]["status"] == "stopped"
     assert spec.name not in serve.status().applications
+    assert _internal_kv_get(spec.package_sha256, namespace=PACKAGE_KV_NAMESPACE) is None
 
 
 async def test_model_whose_init_raises_fails_with_its_message(world):
     store, packages, deployer = world
-    spec = new_deployment(store, packages.add(BROKEN))
+    spec = new_deployment(store, packages, BROKEN)
     await deploy(deployer, spec)
     doc = store.docs[spec.name]
     assert doc["status"] == "failed"
@@ -153,7 +166,7 @@ async def test_model_whose_init_raises_fails_with_its_message(world):
 
 async def test_gpu_request_on_cpu_cluster_fails_at_once(world):
     store, packages, deployer = world
-    spec = new_deployment(store, packages.add(DOUBLER), num_gpus=1)
+    spec = new_deployment(store, packages, DOUBLER, num_gpus=1)
     await deployer.request(spec)
     await asyncio.wait_for(deployer.join(spec.name), 10)
     doc = store.docs[spec.name]
@@ -163,7 +176,7 @@ async def test_gpu_request_on_cpu_cluster_fails_at_once(world):
 
 async def test_four_replicas_fit_on_two_cpus(world):
     store, packages, deployer = world
-    spec = new_deployment(store, packages.add(DOUBLER), num_replicas=4, mini_batch=2)
+    spec = new_deployment(store, packages, DOUBLER, num_replicas=4, mini_batch=2)
     await deploy(deployer, spec)
     doc = store.docs[spec.name]
     assert (doc["status"], doc["ready_replicas"]) == ("running", 4), doc["error"]

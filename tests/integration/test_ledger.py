@@ -24,7 +24,7 @@ async def counts(store: GatewayStore, job: str) -> tuple:
 
 
 async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
-    client = AsyncMongoClient(stack.state()["mongo"]["url"], tz_aware=True)
+    client = AsyncMongoClient(stack.mongo_url, tz_aware=True)
     store = GatewayStore(client["modelhub"])
     job = uuid.uuid4().hex
     await store.jobs.insert_one({"_id": job, "status": "running", "attempt": 1, "total": 3, "succeeded": 0,

@@ -18,7 +18,7 @@ GOOD_MODEL = "class Model:\n    def __init__(self, d): pass\n    def predict(sel
 def stored_objects(stack) -> tuple[int, int]:
     """(live objects, bytes held) in the packages bucket; deleted objects leave only a tombstone."""
     async def count() -> tuple[int, int]:
-        nc = await nats.connect(stack.state()["nats"]["url"])
+        nc = await nats.connect(stack.nats_url)
         try:
             js = nc.jetstream()
             store = await js.object_store("modelhub-packages")

@@ -47,10 +47,11 @@ class MemoryStore:
 
 class FakeServe:
     def __init__(self, resources: dict[str, float] | None = None) -> None:
-        self.resources = resources if resources is not None else {"CPU": 2.0}
+        self.resources = resources if resources is not None else {"CPU": 2.0, "modelhub_replica": 1.0}
         self.apps: dict[str, AppState] = {}
         self.submitted: list[ReplicaConfig] = []
         self.deleted: list[str] = []
+        self.dropped: list[str] = []
         self.outcome = AppState("RUNNING", "", 0)  # what a submitted app becomes
 
     async def cluster_resources(self) -> dict[str, float]:
@@ -68,6 +69,9 @@ class FakeServe:
         self.deleted.append(name)
         self.apps.pop(name, None)
 
+    async def drop_package(self, sha256: str) -> None:
+        self.dropped.append(sha256)
+
 
 class FakePackages:
     def __init__(self) -> None:
@@ -76,8 +80,8 @@ class FakePackages:
     async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
         if self.gate is not None:
             await self.gate.wait()
-        return PreparedPackage(Path("/data/deployments") / name / "package", "model:Model",
-                               False, False)
+        return PreparedPackage(Path("/data/deployments") / name / "package",
+                               Path("/data/deployments") / name / "package.zip", "model:Model", False, False)
 
 
 def make_spec(**overrides: Any) -> DeploySpec:
@@ -90,7 +94,7 @@ def make_spec(**overrides: Any) -> DeploySpec:
 @pytest.fixture
 def world():
     store, serve, packages = MemoryStore(), FakeServe(), FakePackages()
-    deployer = Deployer(store, serve, packages, timeout_s=0.3, poll_s=0.01)
+    deployer = Deployer(store, serve, packages, timeout_s=0.3, replica_node_wait_s=0.2, poll_s=0.01)
     return store, serve, packages, deployer
 
 
@@ -130,7 +134,7 @@ async def test_gpu_request_on_cpu_cluster_fails_at_once_naming_gpus(world):
 
 async def test_too_many_replicas_for_cpus_names_cpus(world):
     store, serve, packages, deployer = world
-    serve.resources = {"CPU": 0.2}
+    serve.resources = {"CPU": 0.2, "modelhub_replica": 1.0}
     spec = make_spec(num_replicas=4)
     store.add(spec)
     await deploy(deployer, spec)
@@ -290,6 +294,42 @@ async def test_handlers_hand_typed_events_to_the_use_cases():
     assert calls == [("request", DeploySpec.from_event(event)), ("stop", "d1")]
 
 
+async def test_no_replica_node_fails_with_how_to_add_one_and_submits_nothing(world):
+    store, serve, packages, deployer = world
+    serve.resources = {"CPU": 8.0}  # a head alone: it never advertises modelhub_replica
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    error = store.docs[spec.name]["error"]
+    assert store.docs[spec.name]["status"] == "failed"
+    assert "no Ray node offers the modelhub_replica resource" in error
+    assert """--resources '{"modelhub_replica": 1}'""" in error
+    assert serve.submitted == []
+
+
+async def test_a_replica_node_that_joins_late_is_waited_for(world):
+    store, serve, packages, deployer = world
+    serve.resources = {"CPU": 2.0}
+    spec = make_spec()
+    store.add(spec)
+    packages.gate = asyncio.Event()
+    await deployer.request(spec)
+    serve.resources = {"CPU": 4.0, "modelhub_replica": 1.0}  # a node rejoins (e.g. after a head restart)
+    packages.gate.set()
+    await asyncio.wait_for(deployer.join(spec.name), 5)
+    assert store.docs[spec.name]["status"] == "running", store.docs[spec.name]["error"]
+
+
+async def test_replicas_get_the_package_by_id_and_sha256_not_by_a_path(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    (config,) = serve.submitted
+    assert (config.package_id, config.package_sha256) == (spec.package_object, spec.package_sha256)
+    assert not hasattr(config, "package_dir")
+
+
 async def test_the_batch_window_reaches_the_replicas_and_older_documents_get_the_default(world):
     store, serve, packages, deployer = world
     spec = make_spec(batch_wait_ms=7.5)
@@ -300,3 +340,15 @@ async def test_the_batch_window_reaches_the_replicas_and_older_documents_get_the
     assert serve.submitted[0].batch_wait_ms == 7.5
     older = {k: v for k, v in store.docs[spec.name].items() if k != "batch_wait_ms"}
     assert DeploySpec.from_doc(older).batch_wait_ms == DEFAULT_BATCH_WAIT_MS
+
+
+async def test_a_stopped_deployment_s_package_leaves_the_cluster_store_unless_still_in_use(world):
+    store, serve, packages, deployer = world
+    first, second = make_spec(package_sha256="cd" * 32), make_spec(package_sha256="cd" * 32)
+    for spec in (first, second):
+        store.add(spec)
+        await deploy(deployer, spec)
+    await deployer.stop(first.name)
+    assert serve.dropped == []  # the second deployment still runs that package
+    await deployer.stop(second.name)
+    assert serve.dropped == ["cd" * 32]

@@ -136,17 +136,21 @@ def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
     monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
     monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
-    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
+    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], probe=lambda: None)
     names = [s.name for s in plan["servers"]]
-    assert names == ["nats", "mongo", "ray"]
-    nats, mongo, ray = plan["servers"]
+    assert names == ["nats", "mongo", "ray", "replica-node-0"]
+    nats, mongo, ray, _ = plan["servers"]
     assert nats.argv[nats.argv.index("-a") + 1] == "127.0.0.1"
     assert mongo.argv[mongo.argv.index("--bind_ip") + 1] == "127.0.0.1"
     assert "--block" in ray.argv and ray.argv[ray.argv.index("--node-ip-address") + 1] == "127.0.0.1"
     assert len(stack.ray_temp_dir(tmp_path)) < 30
     env = plan["services"][0].env
     assert env["RAY_ADDRESS"] == f"127.0.0.1:{plan['stack']['ports']['ray']['gcs']}"
-    assert env["MODELHUB_NATS_URL"] == nats.info["url"]
+    # the services get credentials; what is shown (state.json, status) has none
+    assert env["MODELHUB_NATS_URL"].startswith("nats://modelhub:")
+    assert env["MODELHUB_NATS_URL"].endswith(nats.info["url"].split("//")[1])
+    assert "@" not in nats.info["url"] and "@" not in mongo.info["url"]
+    assert "--auth" in mongo.argv and "-c" in nats.argv
 
 
 def test_admin_token_created_0600_and_reused(tmp_path, monkeypatch):
@@ -241,3 +245,121 @@ def test_down_leaves_a_recycled_pid_alone(tmp_path, external_env):
     finally:
         other.kill()
         other.wait()
+
+
+def _embedded_plan(tmp_path, monkeypatch, **kwargs):
+    for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MODELHUB_SOMETHING", "secret-ish")
+    monkeypatch.setenv("PIP_INDEX_URL", "https://pip.example/simple")  # custom envs need it
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/of/the/hub")
+    monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
+    monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
+    monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
+    return stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], **kwargs)
+
+
+def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=2, probe=lambda: None)
+    head = next(s for s in plan["servers"] if s.name == "ray")
+    nodes = [s for s in plan["servers"] if s.kind == "replica-node"]
+    assert [n.name for n in nodes] == ["replica-node-0", "replica-node-1"]
+    assert "--resources" not in head.argv  # the head never offers the replica resource
+    # the head is sealed too (a replica can start Ray tasks there), but keeps its own temp dir
+    assert head.argv[:2] == ["unshare", "--mount"] and head.info["sealed"] is True
+    assert [head.argv[i + 1] for i, a in enumerate(head.argv) if a == "--hide"] == [str(tmp_path)]
+    assert not [k for k in head.env if k.startswith("MODELHUB_")] and "RAY_AUTH_TOKEN_PATH" not in head.env
+    gcs = plan["stack"]["ray_address"]
+    for node in nodes:
+        argv = node.argv
+        assert argv[:2] == ["unshare", "--mount"] and "--pid" in argv and "--mount-proc" in argv
+        hidden = [argv[i + 1] for i, a in enumerate(argv) if a == "--hide"]
+        assert hidden == [str(tmp_path), stack.ray_temp_dir(tmp_path)]
+        ray_argv = argv[argv.index("--") + 1:]
+        assert ray_argv[ray_argv.index("--address") + 1] == gcs
+        assert json.loads(ray_argv[ray_argv.index("--resources") + 1]) == {"modelhub_replica": 1}
+        assert not [k for k in node.env if k.startswith("MODELHUB_")]
+        assert "RAY_AUTH_TOKEN_PATH" not in node.env and node.env["RAY_AUTH_TOKEN"]
+        assert str(tmp_path) not in json.dumps(node.env)  # nothing that points into the data dir
+        assert node.env["PIP_INDEX_URL"] == "https://pip.example/simple" and "PYTHONPATH" not in node.env
+        assert node.restart_with == "ray" and node.info["sealed"] is True
+    temp_dirs = [n.argv[n.argv.index("--temp-dir") + 1] for n in nodes]
+    assert len(set(temp_dirs)) == 2 and stack.ray_temp_dir(tmp_path) not in temp_dirs
+    assert plan["stack"]["sealed"] is True and plan["stack"]["replica_nodes"] == 2
+
+
+def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: "unshare: Operation not permitted")
+    (node,) = [s for s in plan["servers"] if s.kind == "replica-node"]
+    assert node.argv[0] != "unshare" and node.info == {
+        "sealed": False, "seal_error": "unshare: Operation not permitted",
+        "resources": {"modelhub_replica": 1}}
+    message = stack._ready_message(plan["stack"], None)
+    assert "WARNING: the Ray head and replica nodes run UNSEALED" in message and "Operation not permitted" in message
+    head = next(s for s in plan["servers"] if s.name == "ray")
+    assert head.argv[0] != "unshare" and head.info["sealed"] is False
+
+
+def test_no_replica_nodes_means_no_node(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=lambda: None)
+    assert [s.name for s in plan["servers"]] == ["nats", "mongo", "ray"]
+    assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(
+        plan["stack"], None)
+
+
+def test_the_sandbox_probe_passes_on_this_machine():
+    # the integration tests' replica nodes rely on it; a kernel without namespaces fails here first
+    from modelhub import sandbox
+    assert sandbox.probe() is None
+
+
+def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
+    from modelhub.supervisor import ChildSpec, Supervisor
+    head = ChildSpec("head", [SLEEP, "300"], dict(os.environ), kind="ray")
+    node = ChildSpec("node", [SLEEP, "301"], dict(os.environ), kind="replica-node", restart_with="head")
+    sup = Supervisor(tmp_path, [head, node], [], {}, echo=lambda m: None)
+    sup.acquire()
+    try:
+        sup.start_all()
+        head_child, node_child = sup.servers
+        old_node = node_child.pid
+        os.kill(head_child.pid, signal.SIGKILL)
+        def both_back():
+            sup._check_children()
+            return (head_child.state == node_child.state == "running" and node_child.pid != old_node
+                    and pid_alive(node_child.pid))
+
+        poll(both_back, timeout=20)
+        assert not pid_alive(old_node)
+        assert sup.state()["replica_nodes"]["node"]["restarts"] == 1
+    finally:
+        sup.stop_all()
+        sup.release()
+
+
+def test_bus_and_database_credentials_are_0600_and_reach_only_the_services(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)
+    nats_pw = (tmp_path / "nats-password").read_text().strip()
+    mongo_pw = (tmp_path / "mongo-password").read_text().strip()
+    assert len(nats_pw) >= 32 and len(mongo_pw) >= 32 and nats_pw != mongo_pw
+    for name in ("nats-password", "mongo-password", "nats.conf", "credentials.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    conf = (tmp_path / "nats.conf").read_text()
+    assert f'password: "{nats_pw}"' in conf and 'user: "modelhub"' in conf
+    creds = json.loads((tmp_path / "credentials.json").read_text())
+    env = plan["services"][0].env
+    assert env["MODELHUB_NATS_URL"] == creds["nats_url"] and nats_pw in creds["nats_url"]
+    assert env["MODELHUB_MONGO_URL"] == creds["mongo_url"] and mongo_pw in creds["mongo_url"]
+    shown = json.dumps(plan["stack"]) + json.dumps([s.argv for s in plan["servers"]])
+    assert nats_pw not in shown and mongo_pw not in shown
+    node = next(s for s in plan["servers"] if s.kind == "replica-node")
+    assert nats_pw not in json.dumps(node.env) and mongo_pw not in json.dumps(node.env)
+    again = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)  # the next `up` reuses them
+    assert again["services"][0].env["MODELHUB_MONGO_URL"] == creds["mongo_url"].replace(
+        str(plan["stack"]["ports"]["mongo"]), str(again["stack"]["ports"]["mongo"]))
+
+
+def test_the_sandbox_drops_every_modelhub_variable():
+    from modelhub import sandbox
+    assert sandbox.clean_env({"MODELHUB_SUPERVISOR_DIR": "/d", "MODELHUB_X": "1", "RAY_AUTH_TOKEN": "t",
+                              "PATH": "/bin"}) == {"RAY_AUTH_TOKEN": "t", "PATH": "/bin"}

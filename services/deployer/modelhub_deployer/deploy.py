@@ -23,6 +23,11 @@ T = TypeVar("T")
 REPLICA_NUM_CPUS = 0.1
 DEPLOY_TIMEOUT_S = 300.0
 CUSTOM_ENV_TIMEOUT_S = 1800.0  # building a pip/conda environment takes a while
+# Replicas run only on Ray nodes that advertise this resource (modelhub up's sealed replica nodes,
+# or `ray start --resources '{"modelhub_replica": 1}'`); the name is replica.REPLICA_RESOURCE.
+REPLICA_RESOURCE = "modelhub_replica"
+# How long a deploy waits for a replica node to join (after a Ray head restart they rejoin).
+REPLICA_NODE_WAIT_S = 120.0
 _LIVE_APP = {"RUNNING", "DEPLOYING", "UNHEALTHY"}  # Serve is serving or healing it itself
 _FAILED_APP = {"DEPLOY_FAILED", "UNHEALTHY"}
 
@@ -32,7 +37,9 @@ class ReplicaConfig:
     """Everything Serve needs to run one deployment's replicas."""
 
     name: str
-    package_dir: Path
+    package_id: str  # the version's package object: replicas fetch it by this id and sha-256
+    package_sha256: str
+    package_zip: Path  # the verified zip on the deployer's disk, handed to the cluster's store
     entrypoint: str
     mini_batch: int
     num_replicas: int
@@ -82,9 +89,11 @@ class DeploySpec:
 
 @dataclass(frozen=True)
 class PreparedPackage:
-    """A package unpacked on disk, ready to be Ray's working_dir."""
+    """A package checked and unpacked on the deployer's disk (its pip/conda files are read here);
+    `zip` is the verified original, which replicas get through the cluster's own store."""
 
     root: Path
+    zip: Path
     entrypoint: str
     has_requirements: bool
     has_environment: bool
@@ -101,6 +110,7 @@ class Serve(Protocol):
     async def submit(self, config: ReplicaConfig) -> None: ...
     async def app_state(self, name: str) -> AppState | None: ...
     async def delete(self, name: str) -> None: ...
+    async def drop_package(self, sha256: str) -> None: ...
 
 
 class Packages(Protocol):
@@ -156,9 +166,11 @@ class Deployer:
     def __init__(self, store: Store, serve: Serve, packages: Packages, *,
                  timeout_s: float = DEPLOY_TIMEOUT_S,
                  custom_env_timeout_s: float = CUSTOM_ENV_TIMEOUT_S,
+                 replica_node_wait_s: float = REPLICA_NODE_WAIT_S,
                  poll_s: float = 0.5) -> None:
         self._store, self._serve, self._packages = store, serve, packages
         self._timeout_s, self._custom_env_timeout_s = timeout_s, custom_env_timeout_s
+        self._replica_node_wait_s = replica_node_wait_s
         self._poll_s = poll_s
         self._tasks: dict[str, asyncio.Task] = {}
 
@@ -199,6 +211,16 @@ class Deployer:
         await self._cancel(name)
         await self._serve.delete(name)
         await self._store.move(name, from_=("stopping",), to="stopped", ready_replicas=0)
+        await self._release_package(name)
+
+    async def _release_package(self, name: str) -> None:
+        """Drop a stopped deployment's zip from the cluster's store (it lives in the head's memory)
+        unless another live deployment runs the same package; a later deploy puts it back."""
+        doc = await self._store.get(name)
+        sha = doc and doc.get("package_sha256")
+        live = await self._store.with_status(("pending", "deploying", "running", "stopping"))
+        if sha and not any(d.get("package_sha256") == sha for d in live):
+            await self._serve.drop_package(sha)
 
     async def reconcile(self) -> None:
         """After a restart: finish stops, redo deploys that were in flight or whose app is gone."""
@@ -252,15 +274,31 @@ class Deployer:
                 del self._tasks[spec.name]
 
     async def _run(self, spec: DeploySpec) -> AppState:
-        check_resources(spec, await self._serve.cluster_resources())
+        check_resources(spec, await self._replica_nodes())
         package = await self._packages.prepare(spec.name, spec.package_object, spec.package_sha256)
         config = ReplicaConfig(
-            name=spec.name, package_dir=package.root, entrypoint=package.entrypoint,
+            name=spec.name, package_id=spec.package_object, package_sha256=spec.package_sha256,
+            package_zip=package.zip, entrypoint=package.entrypoint,
             mini_batch=spec.mini_batch, num_replicas=spec.num_replicas,
             num_cpus=REPLICA_NUM_CPUS, num_gpus=spec.num_gpus,
             runtime_env=runtime_env(spec, package), batch_wait_ms=spec.batch_wait_ms)
         await _uninterrupted(self._serve.submit(config))
         return await self._wait_running(spec)
+
+    async def _replica_nodes(self) -> dict[str, float]:
+        """The cluster's resources once some node offers the replica resource (a bounded wait)."""
+        deadline = asyncio.get_running_loop().time() + self._replica_node_wait_s
+        while True:
+            cluster = await self._serve.cluster_resources()
+            if cluster.get(REPLICA_RESOURCE, 0) > 0:
+                return cluster
+            if asyncio.get_running_loop().time() >= deadline:
+                raise DeployError(
+                    f"no Ray node offers the {REPLICA_RESOURCE} resource, so replicas have nowhere "
+                    f"to run (waited {self._replica_node_wait_s:g} s): `modelhub up` starts "
+                    "--replica-nodes N; add your own with `ray start --address <head> --resources "
+                    f"'{{\"{REPLICA_RESOURCE}\": 1}}'`")
+            await asyncio.sleep(self._poll_s)
 
     async def _wait_running(self, spec: DeploySpec) -> AppState:
         timeout = self._custom_env_timeout_s if spec.custom_env else self._timeout_s

@@ -15,7 +15,9 @@ from modelhub_deployer.deploy import DeployError, PreparedPackage
 
 
 class ObjectStorePackages:
-    """Unpacks a deployment's package into `DATA_DIR/deployments/<name>/package/`."""
+    """Unpacks a deployment's package into `DATA_DIR/deployments/<name>/package/` (the deployer
+    reads its pip/conda files there) and keeps the verified zip beside it for the cluster's store.
+    Replicas never read these paths: they fetch the zip from the Ray cluster by sha-256."""
 
     def __init__(self, broker: NatsBroker, data_dir: Path,
                  limits: PackageLimits = PackageLimits()) -> None:
@@ -35,9 +37,10 @@ class ObjectStorePackages:
                 raise DeployError(f"package {package_object} has sha256 {digest}, expected {sha256}")
             await asyncio.to_thread(shutil.rmtree, package_dir, True)
             info = await asyncio.to_thread(safe_extract, zip_path, package_dir, self._limits)
-        finally:
+        except BaseException:
             zip_path.unlink(missing_ok=True)
-        return PreparedPackage(package_dir, info.entrypoint, info.has_requirements,
+            raise
+        return PreparedPackage(package_dir, zip_path, info.entrypoint, info.has_requirements,
                                info.has_environment)
 
 

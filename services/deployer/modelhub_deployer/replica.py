@@ -1,19 +1,34 @@
 """The Ray Serve deployment that runs a model package. Imported by the deployer only to *bind* it.
 
-Everything that touches the package (importing its module, building `Model`) happens in
-`ModelReplica.__init__`, i.e. inside the replica actor, never in the deployer process.
+Everything that touches the package (fetching it, importing its module, building `Model`) happens
+in `ModelReplica.__init__`, i.e. inside the replica actor on a replica node, never in the deployer
+process. The package comes by version id and sha-256 from the cluster's own store (the GCS
+key-value store, where the deployer put the zip): no path on the deployer's machine, no NATS or
+MongoDB credentials. The replica checks the sha-256 (any Ray member can write that store) and
+unpacks into a cache per node, shared by the replicas on that node.
 This module deliberately imports nothing from modelhub: a replica built from a custom
 (conda) environment may not have modelhub installed, so the class must pickle by value.
 """
 
 import asyncio
+import hashlib
 import importlib
 import inspect
+import io
 import os
+import stat
 import sys
+import tempfile
+import zipfile
 from typing import Any
 
 from ray import serve
+
+# Where the deployer puts package zips (key: the sha-256) in the GCS key-value store.
+PACKAGE_KV_NAMESPACE = "modelhub_packages"
+# The Ray resource that only replica nodes advertise; each replica takes a small share of it.
+REPLICA_RESOURCE = "modelhub_replica"
+REPLICA_RESOURCE_SHARE = 0.001
 
 # The method names are the contract with the worker (subjects.REPLICA_METHOD == "predict_one",
 # subjects.REPLICA_CHUNK_METHOD == "predict_chunk").
@@ -25,9 +40,10 @@ class ModelReplica:
     or online samples the worker batched); `predict_one` gathers concurrent single-sample calls
     from direct Serve callers into batches (@serve.batch)."""
 
-    def __init__(self, entrypoint: str, mini_batch: int, batch_wait_s: float = 0.002) -> None:
-        # With runtime_env.working_dir, Ray starts the replica in the unpacked package root.
-        model_dir = os.getcwd()
+    def __init__(self, package_id: str, sha256: str, entrypoint: str, mini_batch: int,
+                 batch_wait_s: float = 0.002) -> None:
+        model_dir = fetch_package(package_id, sha256)
+        os.chdir(model_dir)  # models open their files relative to the package root
         if model_dir not in sys.path:
             sys.path.insert(0, model_dir)
         module_name, _, class_name = entrypoint.partition(":")
@@ -87,3 +103,64 @@ def _as_list(name: str, values: Any) -> list:
     if not isinstance(values, (list, tuple)):
         raise ValueError(f"Model.predict output '{name}' must be a list, got {type(values).__name__}")
     return list(values)
+
+
+# ---------------------------------------------------------------- the package, on this node
+
+def _cache_root() -> str:
+    """This node's package cache: in the node's Ray session dir (gone with the node)."""
+    try:
+        from ray._private.worker import global_worker
+        root = os.path.join(global_worker.node.get_session_dir_path(), "modelhub-packages")
+    except Exception:  # an internal Ray API: fall back to a temp dir of this node
+        root = os.path.join(tempfile.gettempdir(), "modelhub-packages")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def fetch_package(package_id: str, sha256: str) -> str:
+    """The unpacked package (cached per node): downloaded from the cluster store, verified."""
+    target = os.path.join(_cache_root(), sha256)
+    if os.path.isdir(target):
+        return target
+    from ray.experimental.internal_kv import _internal_kv_get
+    data = _internal_kv_get(sha256, namespace=PACKAGE_KV_NAMESPACE)
+    if data is None:
+        raise RuntimeError(f"package {package_id} (sha256 {sha256}) is not in the cluster's package "
+                           "store; deploy it again")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"package {package_id} from the cluster's package store has sha256 "
+                           f"{digest}, expected {sha256}: refusing to run it")
+    staging = tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=os.path.dirname(target))
+    _extract(data, staging)
+    try:
+        os.rename(staging, target)
+    except OSError:  # another replica on this node got there first: same bytes, same content
+        import shutil
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _extract(data: bytes, dest: str) -> None:
+    """Unpack the verified zip's root into `dest`, as the registry's safe_extract does (a zipped
+    folder's single top folder is the root; __MACOSX/ is skipped). The registry checked these very
+    bytes at upload (paths, symlinks, sizes, bombs); this only refuses what would escape `dest`."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = [i for i in zf.infolist() if not i.filename.startswith("__MACOSX/")]
+        for info in infos:
+            parts = info.filename.replace("\\", "/").split("/")
+            if info.filename.startswith("/") or ".." in parts or stat.S_ISLNK(info.external_attr >> 16):
+                raise RuntimeError(f"package entry {info.filename!r} is not a plain relative path")
+        names = [i.filename for i in infos]
+        tops = {name.split("/", 1)[0] for name in names}
+        root = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
+        for info in infos:
+            rel = info.filename[len(root):]
+            if not rel or info.is_dir():
+                continue
+            path = os.path.join(dest, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with zf.open(info) as src, open(path, "xb") as out:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
