@@ -16,11 +16,12 @@ from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
 
-# Annotations arrive in bursts; fold them in batches so one bulk write covers many samples.
+# Each SampleAnnotated carries a task's outcomes (up to OUTCOMES_PER_EVENT samples); fold them in
+# batches so one bulk write covers many tasks.
 # A fetch returns as soon as messages are there, so its timeout only bounds an idle wait; a
 # short one churns pull requests, and one that expires client-side can strand the messages
 # the server delivers to it until ack_wait runs out.
-ANNOTATION_BATCH = 500
+ANNOTATION_BATCH = 64
 ACK_WAIT = 30.0
 NO_DELIVERY_LIMIT = -1
 
@@ -32,7 +33,7 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=1.0, batch=True))
     async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Record each sample's outcome and recount the jobs touched."""
+        """Record each task's sample outcomes and recount the jobs touched."""
         await settle(message, jobs.record_annotations(store, events))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,

@@ -44,7 +44,7 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
                        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=CONCURRENT_TASKS, timeout=1.0), max_workers=CONCURRENT_TASKS)
     async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
-        """Annotate the task's samples, write their fields, publish one SampleAnnotated each; acked
+        """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
         async with keep_alive(message):
             delay = await attempt(task, deliveries(message),
