@@ -23,8 +23,10 @@ from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingL
 from modelhub_worker.store import WorkerStore
 from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
 
-# Tasks processed at once by one worker process; each task's samples are called concurrently too.
-CONCURRENT_TASKS = 8
+# Tasks processed at once by one worker process. The scheduler keeps at most a window (8 to 64)
+# of each deployment's tasks in flight; room for several windows means a task of one deployment
+# never waits in JetStream behind another deployment's tasks.
+CONCURRENT_TASKS = 128
 # Redelivery of a task whose worker died comes after this; a running task heartbeats well within.
 TASK_ACK_WAIT = 30.0
 

@@ -26,15 +26,17 @@ LOST_ERRORS = (ray_errors.RayActorError, ray_errors.ActorUnavailableError,
 class ServeClient:
     """Calls a deployment's replicas: `predict_chunk` with a job task's samples (one Model.predict
     call), `predict_one` with one sample (online predict; @serve.batch on the replica groups
-    concurrent calls). In-flight calls are bounded: a flood of unbounded handle calls makes
-    Serve's throughput collapse."""
+    concurrent calls). In-flight calls are bounded per deployment: a flood of unbounded handle
+    calls makes Serve's throughput collapse, and one deployment's backlog must not hold back
+    calls to another."""
 
     def __init__(self, address: str, max_in_flight: int = 64, call_timeout: float = 300.0) -> None:
         self.address = address
         # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
         # through in_progress() forever; past this bound it is retried like a dead replica.
         self.call_timeout = call_timeout
-        self.limit = asyncio.Semaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
+        self.limits: dict[str, asyncio.Semaphore] = {}
         self.handles: dict[str, serve.handle.DeploymentHandle] = {}
         self._connected = False
 
@@ -68,7 +70,7 @@ class ServeClient:
 
     async def _call(self, deployment: str, method: str, payload: object):
         handle = await self.handle(deployment)
-        async with self.limit:
+        async with self.limits.setdefault(deployment, asyncio.Semaphore(self.max_in_flight)):
             try:
                 return await asyncio.wait_for(getattr(handle, method).remote(payload), self.call_timeout)
             except (*LOST_ERRORS, TimeoutError) as exc:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends, HTTPException
 from pymongo.errors import DuplicateKeyError
 
-from modelhub_contracts import subjects
+from modelhub_contracts import queue, subjects
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, PredictRequest, utcnow
 from modelhub_contracts.messaging import publish_event
 from modelhub_contracts.model_schema import input_types, output_types
@@ -73,8 +73,9 @@ async def visible_deployment(store: Store, user: dict, name: str, need: str = "r
 
 @router.get("/deployments/{name}", response_model=DeploymentPublic)
 async def get_deployment(name: str, user: CurrentUser, store: Store) -> DeploymentPublic:
-    """One deployment with its live status."""
-    return DeploymentPublic.model_validate(await visible_deployment(store, user, name))
+    """One deployment with its live status and its queue (every job's tasks waiting and in flight)."""
+    doc = await visible_deployment(store, user, name)
+    return DeploymentPublic.model_validate({**doc, "queue": await queue.counts(store.db, {"deployment": name})})
 
 
 @router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic)
