@@ -46,6 +46,7 @@ status:
 
 bench: install
 	$(BIN)/python bench/serve_calls.py
+	$(BIN)/python bench/jobs.py
 
 clean: down
 	rm -rf $(DATA_DIR) examples/digits/build

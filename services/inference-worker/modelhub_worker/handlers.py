@@ -27,6 +27,9 @@ from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, d
 # of each deployment's tasks in flight; room for several windows means a task of one deployment
 # never waits in JetStream behind another deployment's tasks.
 CONCURRENT_TASKS = 128
+# Tasks are fetched one at a time: a fetch of N waits (up to its timeout) until N are there, and with
+# only a window of tasks in flight that wait was the job's pace (about 1 s per refill, measured:
+# 472 samples/s). A fetch of one returns as soon as a task is there.
 # Redelivery of a task whose worker died comes after this; a running task heartbeats well within.
 TASK_ACK_WAIT = 30.0
 
@@ -44,7 +47,7 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
 
     @broker.subscriber(subjects.TASK_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_WORKER_TASKS,
                        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=CONCURRENT_TASKS, timeout=1.0), max_workers=CONCURRENT_TASKS)
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=CONCURRENT_TASKS)
     async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""

@@ -46,6 +46,26 @@ class Dispatcher:
         self.locks: dict[str, asyncio.Lock] = {}
         # deployment -> job -> tick of its latest place (round-robin order), for jobs with tasks
         self.served: dict[str, dict[str, int]] = {}
+        self.pending: set[str] = set()  # deployments with a poked fill not yet started
+        self.background: set[asyncio.Task] = set()
+
+    def poke(self, deployment: str) -> None:
+        """Fill the deployment soon, in the background. Pokes that arrive while a fill waits for
+        its turn are one fill: a burst of finished tasks costs one round of queries, not one each."""
+        if deployment in self.pending:
+            return
+        self.pending.add(deployment)
+        task = asyncio.create_task(self._poked(deployment))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _poked(self, deployment: str) -> None:
+        async with self.locks.setdefault(deployment, asyncio.Lock()):
+            self.pending.discard(deployment)
+            try:
+                await self._fill(deployment)
+            except Exception:  # MongoDB or NATS away: the sweep fills it again shortly
+                log.exception("filling deployment %s failed", deployment)
 
     async def fill(self, deployment: str) -> int:
         """Publish tasks until the deployment's window is full or it has none waiting; returns

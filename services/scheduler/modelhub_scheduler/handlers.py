@@ -26,7 +26,9 @@ JOB_MAX_DELIVER = -1
 # Every deployment's queue is refilled this often too: after a restart, and for the places of tasks
 # that announce nothing (a cancelled job's tasks, whose workers refuse to write).
 SWEEP_SECONDS = 2.0
-PROGRESS_BATCH = 256
+# Finished tasks are taken one fetch each (a batch fetch waits until its batch is full, up to its
+# timeout: with a bounded window that wait set the pace, ~1 s per refill) by a few handlers at once.
+PROGRESS_WORKERS = 16
 
 
 def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
@@ -60,17 +62,17 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         only after every task is stored; NAKed (retried later) if MongoDB or NATS failed on the way."""
         await settle(message, schedule(job))
 
-    async def finished(events: list[SampleAnnotated]) -> None:
-        done = [e.task_id for e in events if e.chunk == e.chunks - 1]  # a task's last chunk comes last
-        for deployment in await store.finish(done) if done else ():
-            await dispatcher.fill(deployment)
+    async def finished(event: SampleAnnotated) -> None:
+        if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
+            dispatcher.poke(deployment)  # a task's last chunk comes last: its place is free
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_PROGRESS,
                        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=PROGRESS_BATCH, timeout=1.0, batch=True))
-    async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Tasks announced done leave the queue; their places go to the next waiting tasks."""
-        await settle(message, finished(events))
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PROGRESS_WORKERS)
+    async def on_annotated(event: SampleAnnotated, message: NatsMessage) -> None:
+        """A task announced done leaves the queue; its place goes to the next waiting task (the
+        fill runs in the background, coalesced with other finished tasks' fills)."""
+        await settle(message, finished(event))
 
     return dispatcher
 

@@ -117,11 +117,10 @@ class SchedulerStore:
         await self.tasks.update_many({"_id": {"$in": task_ids}, "state": TaskState.WAITING.value},
                                      {"$set": {"state": TaskState.IN_FLIGHT.value}})
 
-    async def finish(self, task_ids: list[str]) -> set[str]:
-        """Forget tasks announced done; the deployments whose windows this frees."""
-        deployments = set(await self.tasks.distinct("deployment", {"_id": {"$in": task_ids}}))
-        await self.tasks.delete_many({"_id": {"$in": task_ids}})
-        return deployments
+    async def finish(self, task_id: str) -> str | None:
+        """Forget a task announced done; the deployment whose window this frees (None: already gone)."""
+        doc = await self.tasks.find_one_and_delete({"_id": task_id}, projection={"deployment": 1})
+        return doc["deployment"] if doc else None
 
     async def deployments_with_tasks(self) -> list[str]:
         return await self.tasks.distinct("deployment", {})
