@@ -127,8 +127,16 @@ def seconds(doc: dict) -> float:
     return (datetime.fromisoformat(doc["finished_at"]) - datetime.fromisoformat(doc["created_at"])).total_seconds()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PeakRss(threading.Thread):
-    """Samples the RSS of the stack's processes (from state.json) until stopped; keeps each peak in MB."""
+    """Samples the RSS of the stack's processes (from state.json) until stopped; keeps each peak in
+    MB, and the CPU seconds each used meanwhile (a measure that other load on the machine does not
+    inflate, unlike wall-clock rates)."""
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(daemon=True)
@@ -136,6 +144,7 @@ class PeakRss(threading.Thread):
         self.pids = {name: part["pid"] for name, part in [*((n, state.get(n) or {}) for n in ("nats", "mongo", "ray")),
                                                             *state.get("services", {}).items()] if part.get("pid")}
         self.peak = dict.fromkeys(self.pids, 0.0)
+        self.cpu_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -149,10 +158,11 @@ class PeakRss(threading.Thread):
                     pass
             self.done.wait(0.25)
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> tuple[dict[str, float], dict[str, float]]:
         self.done.set()
         self.join()
-        return {name: round(mb, 1) for name, mb in self.peak.items()}
+        cpu = {name: round(cpu_seconds(pid) - self.cpu_start[name], 2) for name, pid in self.pids.items()}
+        return {name: round(mb, 1) for name, mb in self.peak.items()}, cpu
 
 
 def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
@@ -160,8 +170,10 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     rss.start()
     job_id, post = hub.submit(dataset, "zero")
     doc = hub.wait(job_id)
+    peak, cpu = rss.stop()
     return {"samples": samples, "seconds": round(seconds(doc), 2), "samples_per_s": round(samples / seconds(doc)),
-            "post_seconds": round(post, 3), "peak_rss_mb": rss.stop()}
+            "post_seconds": round(post, 3), "peak_rss_mb": peak, "cpu_seconds": cpu,
+            "cpu_ms_per_1000_samples": round(sum(cpu.values()) / samples * 1e6)}
 
 
 def efficiency(hub: Hub, dataset: str, samples: int) -> dict:
@@ -236,6 +248,8 @@ def table(r: dict) -> str:
              f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
              f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
              f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",
+             f"              CPU ms per 1,000 samples, all stack processes but the replicas: "
+             f"{o['cpu_ms_per_1000_samples']} ({', '.join(f'{k} {v:.1f} s' for k, v in o['cpu_seconds'].items())})",
              f"  efficiency  GPU-like, 20,000 samples, mini_batch 32, 4 replicas    {e['efficiency']:>8.2f}"
              f"  ({e['physical_limit_s']} s limit / {e['seconds']} s)",
              f"  isolation   2,000 beside 60,000 on another deployment / alone   {i['ratio']:>8.2f}x"

@@ -23,10 +23,10 @@ from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingL
 from modelhub_worker.store import WorkerStore
 from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
 
-# Tasks processed at once by one worker process. The scheduler keeps at most a window (8 to 64)
+# Tasks processed at once by one worker process. The scheduler keeps at most a window (16 to 128)
 # of each deployment's tasks in flight; room for several windows means a task of one deployment
 # never waits in JetStream behind another deployment's tasks.
-CONCURRENT_TASKS = 128
+CONCURRENT_TASKS = 256
 # Tasks are fetched one at a time: a fetch of N waits (up to its timeout) until N are there, and with
 # only a window of tasks in flight that wait was the job's pace (about 1 s per refill, measured:
 # 472 samples/s). A fetch of one returns as soon as a task is there.
