@@ -68,18 +68,20 @@ class Dispatcher:
                 log.exception("filling deployment %s failed", deployment)
 
     async def fill(self, deployment: str) -> int:
-        """Publish tasks until the deployment's window is full or it has none waiting; returns
-        how many were published. Tasks of cancelled jobs are dropped from the queue first."""
+        """Drop the tasks of cancelled jobs from the deployment's queue, then publish tasks until
+        its window is full or it has none waiting; returns how many were published."""
         async with self.locks.setdefault(deployment, asyncio.Lock()):
+            queued = await self.store.jobs_with_tasks(deployment)
+            if closed := await self.store.closed_jobs(queued):
+                await self.store.drop_jobs(closed)
+            self.served[deployment] = {job: tick for job, tick in self.served.get(deployment, {}).items()
+                                       if job in queued and job not in closed}
             return await self._fill(deployment)
 
     async def _fill(self, deployment: str) -> int:
-        queued = await self.store.jobs_with_tasks(deployment)
-        if closed := await self.store.closed_jobs(queued):
-            await self.store.drop_jobs(closed)
-        served = {job: tick for job, tick in self.served.get(deployment, {}).items()
-                  if job in queued and job not in closed}
-        self.served[deployment] = served
+        # The refill after each finished task skips the cancelled-jobs check (fill, from the sweep
+        # and on submit, does it): the benchmark measured ~4.5 ms of scheduler CPU per task on fills.
+        served = self.served.setdefault(deployment, {})
         in_flight = await self.store.in_flight_by_job(deployment)
         free = await self.store.window(deployment) - sum(in_flight.values())
         published = 0

@@ -1,6 +1,7 @@
 """What the scheduler reads and writes: a dataset's sample ids, jobs' status, and the task queue
 (`modelhub_contracts.queue`: planned tasks, waiting or in flight, per job and deployment)."""
 
+import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -13,6 +14,7 @@ from modelhub_contracts.events import TaskScheduled
 from modelhub_contracts.queue import TaskState
 
 DUPLICATE_KEY = 11000
+WINDOW_TTL = 10.0
 ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
 
 
@@ -37,6 +39,7 @@ class SchedulerStore:
         self.deployments = db["deployments"]
         self.tasks = db[queue.COLLECTION]
         self.plans = db["job_plans"]
+        self._windows: dict[str, tuple[int, float]] = {}
 
     async def ensure_indexes(self) -> None:
         await self.tasks.create_index([("deployment", ASCENDING), ("state", ASCENDING), ("job_id", ASCENDING)])
@@ -83,8 +86,15 @@ class SchedulerStore:
     # ------------------------------------------------------------------ dispatching (QueueStore)
 
     async def window(self, deployment: str) -> int:
+        """The deployment's window, read again at most every WINDOW_TTL seconds (it changes only
+        with a redeploy; read per refill it was one query per finished task)."""
+        cached = self._windows.get(deployment)
+        if cached and time.monotonic() - cached[1] < WINDOW_TTL:
+            return cached[0]
         doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1})
-        return queue.window(doc.get("num_replicas", 1) if doc else 1)
+        size = queue.window(doc.get("num_replicas", 1) if doc else 1)
+        self._windows[deployment] = (size, time.monotonic())
+        return size
 
     async def jobs_with_tasks(self, deployment: str) -> list[str]:
         return await self.tasks.distinct("job_id", {"deployment": deployment})
