@@ -11,6 +11,7 @@
   fairness     two 20,000-sample jobs on one deployment, the second submitted 1 s after the
                first: the second's progress when the first completes (1.0: it was not held back;
                the jobs share the deployment round-robin, so it is about half done or more).
+  workers      MODELHUB_BENCH_WORKERS=N runs every case on `modelhub up --workers N` (default 1).
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
 
@@ -210,10 +211,13 @@ def fairness(hub: Hub) -> dict:
 
 def main() -> None:
     scale = os.environ.get("MODELHUB_BENCH_SCALE") == "1"
-    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    workers = os.environ.get("MODELHUB_BENCH_WORKERS", "1")
+    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+                     "workers": int(workers)}
     with tempfile.TemporaryDirectory(prefix="modelhub-bench-jobs-") as tmp:
         data_dir, port = Path(tmp) / "stack", free_port()
-        modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300")
+        modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300",
+                 *(["--workers", workers] if workers != "1" else []))
         try:
             hub = Hub(f"http://127.0.0.1:{port}/api/v1", (data_dir / "admin-token").read_text().strip(), Path(tmp))
             hub.model("zero-cost", ZERO_COST)
@@ -244,7 +248,7 @@ def table(r: dict) -> str:
     o, e, i, f = r["overhead"], r["efficiency"], r["isolation"], r["fairness"]
     rss = o["peak_rss_mb"]
     others = ", ".join(f"{k} {v:.0f}" for k, v in rss.items() if k != "mongo")
-    lines = [f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs",
+    lines = [f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs, {r.get('workers', 1)} inference worker(s)",
              f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
              f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
              f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",

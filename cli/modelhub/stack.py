@@ -47,6 +47,20 @@ SERVICES: list[tuple[str, list[str]]] = [
     ("gateway", [sys.executable, "-m", "modelhub_gateway"]),
 ]
 
+
+
+def services_table(workers: int = 1) -> list[tuple[str, list[str]]]:
+    """SERVICES with `workers` inference-worker processes: `inference-worker`, then
+    `inference-worker-2` ... They share the task consumer (each task goes to one of them, a dead
+    one's tasks are redelivered to the others), so counts stay exact with any number."""
+    table = []
+    for name, argv in SERVICES:
+        table.append((name, argv))
+        if name == "inference-worker":
+            table += [(f"{name}-{i}", list(argv)) for i in range(2, workers + 1)]
+    return table
+
+
 # Ray ports we pin (besides the GCS port) so two stacks never collide.
 RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "dashboard",
                   "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
@@ -431,15 +445,17 @@ data_dir_option = click.option(
 @click.option("--detach", is_flag=True, help="Run in the background; return once healthy.")
 @click.option("--timeout", type=float, default=DEFAULT_UP_TIMEOUT, show_default=True,
               help="With --detach: seconds to wait for the stack to become healthy.")
-def up(data_dir, port, detach, timeout):
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="inference-worker processes sharing the job tasks.")
+def up(data_dir, port, detach, timeout, workers):
     """Start NATS, MongoDB, a Ray head and the five services for DIR."""
     d = resolve_data_dir(data_dir)
     if not detach:
-        sys.exit(run_supervisor(d, port))
-    sys.exit(_up_detached(d, port, timeout))
+        sys.exit(run_supervisor(d, port, services_table(workers)))
+    sys.exit(_up_detached(d, port, timeout, workers))
 
 
-def _up_detached(d: Path, port: int, timeout: float) -> int:
+def _up_detached(d: Path, port: int, timeout: float, workers: int = 1) -> int:
     pid = read_supervisor_pid(d)
     if pid is not None:
         click.echo(f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
@@ -457,7 +473,7 @@ def _up_detached(d: Path, port: int, timeout: float) -> int:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} modelhub up --detach\n".encode())
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelhub.stack", "supervise", "--data-dir", str(d),
-             "--port", str(port), "--quiet"],
+             "--port", str(port), "--workers", str(workers), "--quiet"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
     url = f"http://127.0.0.1:{port}"
@@ -701,8 +717,9 @@ def _internal():
 @click.option("--data-dir", required=True)
 @click.option("--port", type=int, default=DEFAULT_PORT)
 @click.option("--quiet", is_flag=True, help="Do not poll the gateway's health.")
-def _supervise(data_dir, port, quiet):
-    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, announce=not quiet))
+@click.option("--workers", type=click.IntRange(1, 32), default=1)
+def _supervise(data_dir, port, quiet, workers):
+    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, services_table(workers), announce=not quiet))
 
 
 for _cmd in COMMANDS:
