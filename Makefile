@@ -47,6 +47,7 @@ status:
 bench: install
 	$(BIN)/python bench/serve_calls.py
 	$(BIN)/python bench/online_predict.py
+	$(BIN)/python bench/jobs.py
 
 clean: down
 	rm -rf $(DATA_DIR) examples/digits/build

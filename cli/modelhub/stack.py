@@ -56,6 +56,20 @@ SERVICES: list[tuple[str, list[str]]] = [
     ("gateway", [sys.executable, "-m", "modelhub_gateway"]),
 ]
 
+
+
+def services_table(workers: int = 1) -> list[tuple[str, list[str]]]:
+    """SERVICES with `workers` inference-worker processes: `inference-worker`, then
+    `inference-worker-2` ... They share the task consumer (each task goes to one of them, a dead
+    one's tasks are redelivered to the others), so counts stay exact with any number."""
+    table = []
+    for name, argv in SERVICES:
+        table.append((name, argv))
+        if name == "inference-worker":
+            table += [(f"{name}-{i}", list(argv)) for i in range(2, workers + 1)]
+    return table
+
+
 # Ray ports we pin (besides the GCS port) so two stacks never collide.
 RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "dashboard",
                   "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
@@ -603,15 +617,18 @@ data_dir_option = click.option(
               show_default=True,
               help="Sealed Ray nodes for replicas (0: only nodes you add with "
                    "`ray start --address ... --resources '{\"modelhub_replica\": 1}'`).")
-def up(data_dir, port, detach, timeout, replica_nodes):
+@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="inference-worker processes sharing the job tasks.")
+def up(data_dir, port, detach, timeout, replica_nodes, workers):
     """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
     d = resolve_data_dir(data_dir)
     if not detach:
-        sys.exit(run_supervisor(d, port, replica_nodes=replica_nodes))
-    sys.exit(_up_detached(d, port, timeout, replica_nodes))
+        sys.exit(run_supervisor(d, port, services_table(workers), replica_nodes=replica_nodes))
+    sys.exit(_up_detached(d, port, timeout, replica_nodes, workers))
 
 
-def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES) -> int:
+def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES,
+                 workers: int = 1) -> int:
     pid = read_supervisor_pid(d)
     if pid is not None:
         click.echo(f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
@@ -629,7 +646,7 @@ def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAUL
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} modelhub up --detach\n".encode())
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelhub.stack", "supervise", "--data-dir", str(d),
-             "--port", str(port), "--replica-nodes", str(replica_nodes), "--quiet"],
+             "--port", str(port), "--replica-nodes", str(replica_nodes), "--workers", str(workers), "--quiet"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
     url = f"http://127.0.0.1:{port}"
@@ -888,8 +905,9 @@ def _internal():
 @click.option("--port", type=int, default=DEFAULT_PORT)
 @click.option("--quiet", is_flag=True, help="Do not poll the gateway's health.")
 @click.option("--replica-nodes", type=int, default=DEFAULT_REPLICA_NODES)
-def _supervise(data_dir, port, quiet, replica_nodes):
-    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, announce=not quiet,
+@click.option("--workers", type=click.IntRange(1, 32), default=1)
+def _supervise(data_dir, port, quiet, replica_nodes, workers):
+    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, services_table(workers), announce=not quiet,
                             replica_nodes=replica_nodes))
 
 

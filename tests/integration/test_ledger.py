@@ -6,7 +6,7 @@ import uuid
 import pytest
 from pymongo import AsyncMongoClient
 
-from modelhub_contracts.events import SampleAnnotated, utcnow
+from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
 
@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def outcome(job: str, sample: str, ok: bool, attempt: int = 1) -> SampleAnnotated:
-    return SampleAnnotated(job_id=job, attempt=attempt, task_id="t", sample_id=sample, ok=ok,
-                           error=None if ok else f"boom {sample}")
+    return SampleAnnotated(job_id=job, attempt=attempt, task_id="t", samples=[
+        SampleOutcome(sample_id=sample, ok=ok, error=None if ok else f"boom {sample}")])
 
 
 async def counts(store: GatewayStore, job: str) -> tuple:

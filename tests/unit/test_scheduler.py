@@ -1,11 +1,13 @@
-"""The scheduler splits a job into deterministic mini-batch tasks and stops when cancelled."""
+"""The scheduler plans a job into deterministic mini-batch tasks, and dispatches them through a
+bounded window per deployment shared round-robin by its jobs."""
 
-from modelhub_contracts.events import JobSubmitted
-from modelhub_scheduler.schedule import schedule_job
+from modelhub_contracts.events import JobSubmitted, TaskScheduled
+from modelhub_scheduler.dispatch import Dispatcher, share
+from modelhub_scheduler.schedule import plan_job, task_for
 
 
-def job(mini_batch: int, sample_ids=None) -> JobSubmitted:
-    return JobSubmitted(job_id="j1", attempt=2, dataset="ds", deployment="dep", inputs={"x": "filepath"},
+def job(mini_batch: int, sample_ids=None, job_id="j1", deployment="dep") -> JobSubmitted:
+    return JobSubmitted(job_id=job_id, attempt=2, dataset="ds", deployment=deployment, inputs={"x": "filepath"},
                         outputs={"y": "y"}, output_types={"y": "text"}, mini_batch=mini_batch,
                         sample_ids=sample_ids, submitted_by="bob")
 
@@ -15,47 +17,160 @@ async def ids(n: int):
         yield f"s{i:03d}"
 
 
+async def never():
+    return False
+
+
 async def test_tasks_cover_every_sample_once_in_mini_batches():
-    published = []
+    planned = []
 
-    async def publish(task):
-        published.append(task)
+    async def add(tasks, part):
+        planned.extend(tasks)
 
-    async def never():
-        return False
-
-    scheduled = await schedule_job(job(4), ids(10), publish, never)
-    assert [t.sample_ids for t in published] == [
+    scheduled = await plan_job(job(4), ids(10), add, never)
+    assert [t.sample_ids for _, t in planned] == [
         ["s000", "s001", "s002", "s003"], ["s004", "s005", "s006", "s007"], ["s008", "s009"]]
-    assert [t.task_id for t in published] == ["j1.2.0", "j1.2.1", "j1.2.2"]
-    assert all(t.event_id == t.task_id and t.attempt == 2 for t in published)
+    assert [(i, t.task_id) for i, t in planned] == [(0, "j1.2.0"), (1, "j1.2.1"), (2, "j1.2.2")]
+    assert all(t.event_id == t.task_id and t.attempt == 2 for _, t in planned)
     assert (scheduled.num_tasks, scheduled.num_samples, scheduled.event_id) == (3, 10, "j1.2.p0.scheduled")
 
 
-async def test_same_job_twice_publishes_the_same_task_ids():
+async def test_same_job_twice_plans_the_same_task_ids():
     first, second = [], []
 
-    async def never():
-        return False
+    def into(target):
+        async def add(tasks, part):
+            target.extend(t.task_id for _, t in tasks)
+        return add
 
-    async def into(target):
-        async def publish(task):
-            target.append(task.event_id)
-        return publish
-
-    await schedule_job(job(3), ids(7), await into(first), never)
-    await schedule_job(job(3), ids(7), await into(second), never)
+    await plan_job(job(3), ids(7), into(first), never)
+    await plan_job(job(3), ids(7), into(second), never)
     assert first == second
 
 
-async def test_cancelled_job_publishes_nothing():
-    published = []
+async def test_cancelled_job_plans_nothing_more():
+    planned = []
 
-    async def publish(task):
-        published.append(task)
+    async def add(tasks, part):
+        planned.extend(tasks)
 
     async def cancelled():
         return True
 
-    assert await schedule_job(job(2), ids(10), publish, cancelled) is None
-    assert published == []
+    assert await plan_job(job(1), ids(2000), add, cancelled) is None
+    assert planned == []
+
+
+def test_free_places_go_to_the_job_with_fewest_in_flight_then_round_robin():
+    served: dict[str, int] = {}
+    assert share(4, {"big": 8}, served, ["big", "small"]) == {"small": 4}
+    assert share(3, {}, served, ["a", "b", "c"]) == {"a": 1, "b": 1, "c": 1}
+    # equal load: whoever was served longest ago goes first
+    assert share(1, {}, served, ["a", "b", "c"]) == {"a": 1}
+    assert share(1, {}, served, ["a", "b", "c"]) == {"b": 1}
+
+
+class FakeQueue:
+    """The task queue in memory: waiting tasks per job in order, in-flight ones, a window per deployment."""
+
+    def __init__(self, windows: dict[str, int]) -> None:
+        self.windows, self.waiting, self.in_flight, self.closed = windows, {}, {}, set()
+
+    def add(self, j: JobSubmitted, n: int) -> None:
+        self.waiting[j.job_id] = [task_for(j, i, [f"{j.job_id}-{i}"]) for i in range(n)]
+
+    def done(self, task_id: str) -> str:
+        return self.in_flight.pop(task_id).deployment
+
+    async def window(self, deployment):
+        return self.windows[deployment]
+
+    async def jobs_with_tasks(self, deployment):
+        return sorted({t.job_id for t in [*self.in_flight.values(), *(t for ts in self.waiting.values() for t in ts)]
+                       if t.deployment == deployment})
+
+    async def closed_jobs(self, job_ids):
+        return [j for j in job_ids if j in self.closed]
+
+    async def drop_jobs(self, job_ids):
+        for j in job_ids:
+            self.waiting.pop(j, None)
+            self.in_flight = {k: t for k, t in self.in_flight.items() if t.job_id != j}
+
+    async def in_flight_by_job(self, deployment):
+        counts: dict[str, int] = {}
+        for t in self.in_flight.values():
+            if t.deployment == deployment:
+                counts[t.job_id] = counts.get(t.job_id, 0) + 1
+        return counts
+
+    async def jobs_waiting(self, deployment):
+        return [j for j, ts in self.waiting.items() if ts and ts[0].deployment == deployment]
+
+    async def next_waiting(self, job_id, limit):
+        return self.waiting.get(job_id, [])[:limit]
+
+    async def mark_in_flight(self, task_ids):
+        for job_id, ts in self.waiting.items():
+            moved = [t for t in ts if t.task_id in task_ids]
+            self.in_flight.update({t.task_id: t for t in moved})
+            self.waiting[job_id] = [t for t in ts if t.task_id not in task_ids]
+
+
+def dispatcher(q: FakeQueue) -> tuple[Dispatcher, list[TaskScheduled]]:
+    published: list[TaskScheduled] = []
+
+    async def publish(task):
+        published.append(task)
+
+    return Dispatcher(q, publish), published
+
+
+async def test_a_deployment_never_has_more_than_its_window_in_flight():
+    q = FakeQueue({"dep": 4})
+    q.add(job(1), 10)
+    d, published = dispatcher(q)
+    assert await d.fill("dep") == 4
+    assert await d.fill("dep") == 0  # full: nothing more until a task is done
+    q.done(published[0].task_id)
+    assert await d.fill("dep") == 1
+    assert [t.task_id for t in published] == [f"j1.2.{i}" for i in range(5)]  # in the job's order
+
+
+async def test_a_small_job_after_a_big_one_shares_the_window_round_robin():
+    q = FakeQueue({"dep": 4})
+    q.add(job(1, job_id="big"), 100)
+    d, published = dispatcher(q)
+    await d.fill("dep")
+    q.add(job(1, job_id="small"), 6)
+    order = []
+    while q.waiting["small"]:  # tasks finish oldest first; each freed place is refilled at once
+        q.done(next(iter(q.in_flight)))
+        before = len(published)
+        await d.fill("dep")
+        order += [t.job_id for t in published[before:]]
+    # the small job takes the places the big one frees until each holds half the window; from then
+    # on the freed places go half to each
+    assert order[:2] == ["small", "small"]
+    assert order[2:].count("small") == order[2:].count("big") == 4
+
+
+async def test_jobs_on_different_deployments_never_share_a_window():
+    q = FakeQueue({"busy": 4, "idle": 4})
+    q.add(job(1, job_id="big", deployment="busy"), 100)
+    q.add(job(1, job_id="small", deployment="idle"), 3)
+    d, published = dispatcher(q)
+    await d.fill("busy")
+    assert await d.fill("idle") == 3  # the busy deployment's full window is no obstacle
+
+
+async def test_a_cancelled_job_leaves_the_queue_and_its_places_go_to_others():
+    q = FakeQueue({"dep": 2})
+    q.add(job(1, job_id="a"), 10)
+    q.add(job(1, job_id="b"), 10)
+    d, published = dispatcher(q)
+    await d.fill("dep")
+    assert sorted(t.job_id for t in published) == ["a", "b"]
+    q.closed.add("a")  # its in-flight task's worker will refuse to write: no done event comes
+    await d.fill("dep")
+    assert "a" not in q.waiting and [t.job_id for t in published[2:]] == ["b"]

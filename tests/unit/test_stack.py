@@ -363,3 +363,12 @@ def test_the_sandbox_drops_every_modelhub_variable():
     from modelhub import sandbox
     assert sandbox.clean_env({"MODELHUB_SUPERVISOR_DIR": "/d", "MODELHUB_X": "1", "RAY_AUTH_TOKEN": "t",
                               "PATH": "/bin"}) == {"RAY_AUTH_TOKEN": "t", "PATH": "/bin"}
+
+
+def test_workers_option_starts_that_many_inference_workers():
+    names = [name for name, _ in stack.services_table(3)]
+    assert names == ["registry", "deployer", "scheduler", "inference-worker", "inference-worker-2",
+                     "inference-worker-3", "gateway"]
+    worker_argv = {tuple(argv) for name, argv in stack.services_table(3) if name.startswith("inference-worker")}
+    assert len(worker_argv) == 1  # the same program, sharing one task consumer
+    assert stack.services_table(1) == stack.SERVICES

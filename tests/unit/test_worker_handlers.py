@@ -35,14 +35,15 @@ async def run(store: FakeStore, predict) -> list[SampleAnnotated]:
     return annotated
 
 
-async def test_a_task_is_annotated_and_announced_sample_by_sample():
+async def test_a_task_is_annotated_and_announced_in_one_event():
     async def predict(deployment, inputs):
         return {"out": inputs["text"] * 2}
 
     store = FakeStore("a", "b")
     annotated = await run(store, predict)
     assert store.written == {"a": {"out": "aa"}, "b": {"out": "bb"}}
-    assert sorted((e.sample_id, e.ok) for e in annotated) == [("a", True), ("b", True)]
+    assert len(annotated) == 1
+    assert [(o.sample_id, o.ok) for o in annotated[0].samples] == [("a", True), ("b", True)]
 
 
 async def test_a_task_whose_replica_died_announces_nothing_and_is_kept_for_a_retry():

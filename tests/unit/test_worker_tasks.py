@@ -4,11 +4,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from modelhub_contracts.events import TaskScheduled
+from modelhub_contracts.events import OUTCOMES_PER_EVENT, TaskScheduled
 from modelhub_worker.annotate import annotate
 from modelhub_worker.errors import ServingLost
 from modelhub_worker.tasks import (MAX_DELIVER, NO_ACK, MaxDeliveriesAdvisory, attempt, dead_letter_advised,
-                                   run_task)
+                                   dead_letter_events, run_task)
 
 
 def task(*sample_ids: str) -> TaskScheduled:
@@ -76,11 +76,17 @@ class Published(list):
         self.append(event)
 
 
-async def test_fields_are_written_under_the_lease_then_one_event_per_sample():
+def outcomes(events) -> set:
+    """(sample, ok, event id) for every sample outcome the events carry."""
+    return {(o.sample_id, o.ok, e.event_id) for e in events for o in e.samples}
+
+
+async def test_fields_are_written_under_the_lease_then_one_event_for_the_task():
     store, published = FakeStore("a", "b"), Published()
     await run_task(task("a", "b"), store, upper, published, str)
     assert store.written == {"a": {"out": "A"}, "b": {"out": "B"}}
-    assert sorted((e.sample_id, e.ok, e.event_id) for e in published) == [("a", True, "j.1.a"), ("b", True, "j.1.b")]
+    assert len(published) == 1 and [o.sample_id for o in published[0].samples] == ["a", "b"]
+    assert outcomes(published) == {("a", True, "j.1.0.annotated.0"), ("b", True, "j.1.0.annotated.0")}
 
 
 async def test_a_job_being_cancelled_gets_no_write_and_no_event():
@@ -108,16 +114,16 @@ async def test_the_last_failed_delivery_fails_every_sample_with_the_reason():
     store, published = FakeStore("a", "b"), Published()
     work = lambda: run_task(task("a", "b"), store, replica_died, published, str)  # noqa: E731
     assert await attempt(task("a", "b"), MAX_DELIVER, work, store, published, str) is None  # acked
-    assert {(e.sample_id, e.ok, e.event_id) for e in published} == {("a", False, "j.1.a"), ("b", False, "j.1.b")}
-    assert all(e.error.startswith(f"task failed after {MAX_DELIVER} deliveries: ") and "ActorDiedError" in e.error
-               for e in published)
+    assert outcomes(published) == {("a", False, "j.1.0.annotated.0"), ("b", False, "j.1.0.annotated.0")}
+    assert all(o.error.startswith(f"task failed after {MAX_DELIVER} deliveries: ") and "ActorDiedError" in o.error
+               for e in published for o in e.samples)
 
 
 async def test_a_successful_delivery_is_acked():
     store, published = FakeStore("a"), Published()
     work = lambda: run_task(task("a"), store, upper, published, str)  # noqa: E731
     assert await attempt(task("a"), 1, work, store, published, str) is None
-    assert [e.ok for e in published] == [True]
+    assert [o.ok for e in published for o in e.samples] == [True]
 
 
 ADVISORY = ('{"type": "io.nats.jetstream.advisory.v1.max_deliver", "id": "x", "timestamp": "2024-01-01T00:00:00Z",'
@@ -133,8 +139,8 @@ async def test_the_max_deliveries_advisory_dead_letters_the_original_task():
 
     await dead_letter_advised(MaxDeliveriesAdvisory.model_validate_json(ADVISORY), fetch, store, published)
     assert asked == [("MODELHUB", 42)]
-    assert {(e.sample_id, e.ok, e.event_id) for e in published} == {("a", False, "j.1.a"), ("b", False, "j.1.b")}
-    assert published[0].error == f"task failed after 5 deliveries: {NO_ACK}"
+    assert outcomes(published) == {("a", False, "j.1.0.annotated.0"), ("b", False, "j.1.0.annotated.0")}
+    assert published[0].samples[0].error == f"task failed after 5 deliveries: {NO_ACK}"
 
 
 async def test_an_advisory_for_a_vanished_message_publishes_nothing():
@@ -167,3 +173,15 @@ async def test_a_model_exception_still_fails_its_sample_alone():
 
     outcomes = await annotate(task("a", "b"), FakeStore("a", "b").docs, predict, str)
     assert (outcomes["a"].error, outcomes["b"].error) == (None, "cannot read b")
+
+
+async def test_a_big_task_announces_in_chunks_by_position_whoever_publishes():
+    ids = [f"s{i:04d}" for i in range(OUTCOMES_PER_EVENT + 3)]
+    store, published = FakeStore(*ids), Published()
+    await run_task(task(*ids), store, upper, published, str)
+    assert [(e.chunk, e.chunks, len(e.samples)) for e in published] == [(0, 2, OUTCOMES_PER_EVENT), (1, 2, 3)]
+    assert [o.sample_id for e in published for o in e.samples] == ids  # every sample once, in task order
+    # the dead letter of the same task uses the same ids for the same samples: duplicates of these
+    dead = dead_letter_events(task(*ids), "gave up")
+    assert [(e.event_id, [o.sample_id for o in e.samples]) for e in dead] == \
+        [(e.event_id, [o.sample_id for o in e.samples]) for e in published]

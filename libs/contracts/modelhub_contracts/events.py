@@ -91,13 +91,32 @@ class TaskScheduled(Event):
     output_types: dict[str, str] = Field(description="model output name -> schema type")
 
 
-class SampleAnnotated(Event):
-    job_id: str = Field(description="job id")
-    attempt: int = Field(description="attempt number")
-    task_id: str = Field(description="task that produced it")
+class SampleOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     sample_id: str = Field(description="sample id")
     ok: bool = Field(description="True: fields written; False: failed with error")
     error: str | None = Field(None, description="why it failed")
+
+
+# Outcomes one SampleAnnotated carries at most: with errors capped at MAX_ERROR_CHARS, a full
+# event stays far under NATS's 1 MiB payload limit whatever the task's mini_batch (up to 4096).
+OUTCOMES_PER_EVENT = 512
+MAX_ERROR_CHARS = 600
+
+
+class SampleAnnotated(Event):
+    """A task's outcomes, one per sample, in the task's sample order. A task of more than
+    OUTCOMES_PER_EVENT samples announces them in `chunks` events, chunk k holding the samples
+    k*OUTCOMES_PER_EVENT onwards (fixed by position, so whoever publishes chunk k, the worker or
+    the dead-letter handler, publishes it for the same samples under the same event id)."""
+
+    job_id: str = Field(description="job id")
+    attempt: int = Field(description="attempt number")
+    task_id: str = Field(description="task that produced it")
+    samples: list[SampleOutcome] = Field(description="each sample's outcome")
+    chunk: int = Field(0, description="which part of the task's outcomes this is (0-based)")
+    chunks: int = Field(1, description="how many parts the task's outcomes travel in")
 
 
 class RpcReply(BaseModel):

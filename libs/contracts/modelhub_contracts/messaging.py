@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from faststream.message import StreamMessage
 from faststream.nats import JStream, NatsBroker
 from nats.errors import NotJSMessageError
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
 from pydantic import BaseModel
 
 from modelhub_contracts import subjects
@@ -29,12 +29,17 @@ def _catch_every_fetch_timeout() -> None:
 _catch_every_fetch_timeout()
 
 # One stream for every event; file storage so a nats-server restart loses nothing, and a
-# duplicate window so a retried publish with the same Nats-Msg-Id is stored once.
+# duplicate window so a retried publish with the same Nats-Msg-Id is stored once. Interest
+# retention: a message is removed once every durable consumer of its subject has acked it, so the
+# stream (and nats-server's memory) holds what is in flight, not the history of every job. A task
+# that ran out of deliveries is kept (JetStream keeps max-delivered messages under interest
+# retention) for its dead letter to fetch.
 EVENTS_STREAM = JStream(
     name=subjects.STREAM,
     subjects=subjects.STREAM_SUBJECTS,
     storage=StorageType.FILE,
     duplicate_window=120.0,
+    retention=RetentionPolicy.INTEREST,
 )
 
 

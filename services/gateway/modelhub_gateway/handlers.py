@@ -16,11 +16,14 @@ from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
 
-# Annotations arrive in bursts; fold them in batches so one bulk write covers many samples.
-# A fetch returns as soon as messages are there, so its timeout only bounds an idle wait; a
-# short one churns pull requests, and one that expires client-side can strand the messages
-# the server delivers to it until ack_wait runs out.
-ANNOTATION_BATCH = 500
+# Each SampleAnnotated carries a task's outcomes (up to OUTCOMES_PER_EVENT samples); fold them in
+# batches so one bulk write covers many tasks. FastStream's batch loop keeps fetching until the
+# batch is full or ANNOTATION_WAIT has passed, so that wait is how far progress may lag behind the
+# workers (with per-task events a batch rarely fills: at 1 s it was a second of every job's time).
+# Messages the server sends to a pull that expired client-side are taken by the next fetch
+# (nats-py drains its pending queue first), so a short wait strands nothing.
+ANNOTATION_BATCH = 64
+ANNOTATION_WAIT = 0.2
 ACK_WAIT = 30.0
 NO_DELIVERY_LIMIT = -1
 
@@ -30,9 +33,9 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=1.0, batch=True))
+                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True))
     async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Record each sample's outcome and recount the jobs touched."""
+        """Record each task's sample outcomes and recount the jobs touched."""
         await settle(message, jobs.record_annotations(store, events))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,

@@ -119,26 +119,33 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
 
 
 async def record_annotations(store: GatewayStore, events: list[SampleAnnotated]) -> None:
-    """Fold a batch of SampleAnnotated events into the ledger, then recount the jobs they touch.
+    """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger with one
+    bulk write, then recount the jobs they touch.
 
     A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
     failure that a retry is running again (not counted).
     """
-    ops = []
-    for e in events:
-        key = f"{e.job_id}:{e.sample_id}"
-        values = {"job_id": e.job_id, "sample_id": e.sample_id, "attempt": e.attempt}
-        if e.ok:
-            ops.append(UpdateOne({"_id": key}, {"$set": {**values, "ok": True, "error": None}}, upsert=True))
-        else:
-            # matches nothing once the sample succeeded, or for an older attempt than the ledger's:
-            # the upsert then collides on _id and is dropped
-            ops.append(UpdateOne({"_id": key, "ok": {"$ne": True}, "attempt": {"$lte": e.attempt}},
-                                 {"$set": {**values, "ok": False, "error": e.error}}, upsert=True))
+    ops = [op for e in events for op in ledger_ops(e)]
     if ops:
         await _bulk_ignoring_duplicates(store, ops)
     for job_id in {e.job_id for e in events}:
         await refresh_counts(store, job_id)
+
+
+def ledger_ops(event: SampleAnnotated) -> list[UpdateOne]:
+    """One idempotent upsert per sample of the event."""
+    ops = []
+    for s in event.samples:
+        key = f"{event.job_id}:{s.sample_id}"
+        values = {"job_id": event.job_id, "sample_id": s.sample_id, "attempt": event.attempt}
+        if s.ok:
+            ops.append(UpdateOne({"_id": key}, {"$set": {**values, "ok": True, "error": None}}, upsert=True))
+        else:
+            # matches nothing once the sample succeeded, or for an older attempt than the ledger's:
+            # the upsert then collides on _id and is dropped
+            ops.append(UpdateOne({"_id": key, "ok": {"$ne": True}, "attempt": {"$lte": event.attempt}},
+                                 {"$set": {**values, "ok": False, "error": s.error}}, upsert=True))
+    return ops
 
 
 async def _bulk_ignoring_duplicates(store: GatewayStore, ops: list[UpdateOne]) -> None:

@@ -142,6 +142,14 @@ class DeploymentCreate(Request):
     max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
 
 
+class TaskQueue(BaseModel):
+    """Tasks (each at most mini_batch samples) planned and not yet done: `waiting` for a place in
+    the deployment's window, `in_flight` sent to the workers and not yet announced done."""
+
+    waiting: int = 0
+    in_flight: int = 0
+
+
 class DeploymentPublic(BaseModel):
     name: str
     model: str
@@ -159,6 +167,8 @@ class DeploymentPublic(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    queue: TaskQueue = Field(default_factory=TaskQueue,
+                             description="tasks of every job on the deployment, waiting and in flight")
 
 
 class DeploymentList(BaseModel):
@@ -290,6 +300,7 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    queue: TaskQueue = Field(default_factory=TaskQueue, description="the job's tasks waiting and in flight")
 
 
 class JobList(BaseModel):

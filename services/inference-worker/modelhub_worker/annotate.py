@@ -3,7 +3,8 @@
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelhub_contracts.events import SampleAnnotated, TaskScheduled
+from modelhub_contracts.events import (MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, SampleOutcome,
+                                       TaskScheduled)
 from modelhub_contracts.model_schema import check_output
 
 from modelhub_worker.errors import ServingLost
@@ -91,14 +92,24 @@ async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictC
     return outcomes
 
 
-def event_id(task: TaskScheduled, sample_id: str) -> str:
-    """One id per job attempt and sample, whoever publishes it (worker or dead-letter handler),
-    so JetStream stores only the first outcome published within its duplicate window."""
-    return f"{task.job_id}.{task.attempt}.{sample_id}"
+def event_id(task: TaskScheduled, chunk: int) -> str:
+    """One id per task and chunk of its outcomes, whoever publishes it (worker or dead-letter
+    handler), so JetStream stores only the first one published within its duplicate window."""
+    return f"{task.task_id}.annotated.{chunk}"
 
 
 def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[SampleAnnotated]:
-    """One SampleAnnotated per sample; its id makes a republished event a duplicate."""
-    return [SampleAnnotated(event_id=event_id(task, sid), job_id=task.job_id,
-                            attempt=task.attempt, task_id=task.task_id, sample_id=sid,
-                            ok=o.error is None, error=o.error) for sid, o in outcomes.items()]
+    """The task's outcomes in its sample order, OUTCOMES_PER_EVENT per event (one event for any
+    mini_batch up to that): one JetStream publish per task instead of one per sample."""
+    ordered = [SampleOutcome(sample_id=sid, ok=outcomes[sid].error is None,
+                             error=None if outcomes[sid].error is None else outcomes[sid].error[:MAX_ERROR_CHARS])
+               for sid in task.sample_ids if sid in outcomes]
+    return chunked_events(task, ordered)
+
+
+def chunked_events(task: TaskScheduled, ordered: list[SampleOutcome]) -> list[SampleAnnotated]:
+    parts = [ordered[i:i + OUTCOMES_PER_EVENT] for i in range(0, len(ordered), OUTCOMES_PER_EVENT)] or [[]]
+    return [SampleAnnotated(event_id=event_id(task, k), job_id=task.job_id, attempt=task.attempt,
+                            task_id=task.task_id, samples=part, chunk=k, chunks=len(parts))
+            for k, part in enumerate(parts)]
+

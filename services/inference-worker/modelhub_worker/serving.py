@@ -26,15 +26,17 @@ LOST_ERRORS = (ray_errors.RayActorError, ray_errors.ActorUnavailableError,
 class ServeClient:
     """Calls a deployment's replicas with samples for one Model.predict call each: `predict_chunk`
     with a job task's samples, `predict_batch` with online samples (online.py batches them and
-    bounds their calls per deployment). Job calls are bounded here: a flood of unbounded handle
-    calls makes Serve's throughput collapse."""
+    bounds their calls per deployment). Job calls are bounded per deployment: a flood of unbounded
+    handle calls makes Serve's throughput collapse, and one deployment's backlog must not hold
+    back calls to another."""
 
     def __init__(self, address: str, max_in_flight: int = 64, call_timeout: float = 300.0) -> None:
         self.address = address
         # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
         # through in_progress() forever; past this bound it is retried like a dead replica.
         self.call_timeout = call_timeout
-        self.limit = asyncio.Semaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
+        self.limits: dict[str, asyncio.Semaphore] = {}
         self.handles: dict[str, serve.handle.DeploymentHandle] = {}
         self._connected = False
 
@@ -60,7 +62,7 @@ class ServeClient:
 
     async def predict_chunk(self, deployment: str, samples: list[dict]) -> list[dict]:
         """Each sample's outputs, from one Model.predict call on all of them (a job's task)."""
-        async with self.limit:
+        async with self.limits.setdefault(deployment, asyncio.Semaphore(self.max_in_flight)):
             return await self._call(deployment, subjects.REPLICA_CHUNK_METHOD, samples)
 
     async def predict_batch(self, deployment: str, samples: list[dict]) -> list[dict]:

@@ -5,16 +5,15 @@ or failed with a reason. A task whose deliveries run out is never dropped silent
 are failed with "task failed after N deliveries: <last error>" (the dead letter).
 """
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from modelhub_contracts.events import SampleAnnotated, TaskScheduled
+from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, SampleOutcome, TaskScheduled
 from modelhub_contracts.messaging import retry_delay
 
-from modelhub_worker.annotate import PredictChunk, annotate, event_id, events_for
+from modelhub_worker.annotate import PredictChunk, annotate, chunked_events, events_for
 from modelhub_worker.store import WorkerStore
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ Describe = Callable[[BaseException], str]
 async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChunk, publish: Publish,
                    describe: Describe) -> None:
     """Annotate the task's samples, write their fields under the job's write lease, then publish
-    one SampleAnnotated each. A job being cancelled gets no write and no event.
+    their outcomes (one SampleAnnotated for the task). A job being cancelled gets no write and no event.
 
     Raises ServingLost when the deployment gave no verdict (the task is to be retried), and
     lets MongoDB/NATS errors through (retried as well): nothing here fails a sample for them."""
@@ -42,7 +41,14 @@ async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChun
             return
         await store.write_fields({sid: o.fields for sid, o in outcomes.items() if o.error is None})
         # Published under the lease: a cancel waits for these too, so counts settle with it.
-        await asyncio.gather(*(publish(e) for e in events_for(task, outcomes)))
+        await publish_in_order(publish, events_for(task, outcomes))
+
+
+async def publish_in_order(publish: Publish, events: list[SampleAnnotated]) -> None:
+    """One after the other: the task's last chunk is published last, so a consumer that sees it
+    (the scheduler, freeing the task's place in its job's window) has had the others first."""
+    for event in events:
+        await publish(event)
 
 
 async def attempt(task: TaskScheduled, delivered: int, work: Callable[[], Awaitable[None]],
@@ -71,18 +77,17 @@ def give_up_reason(delivered: int, error: str | None) -> str:
 
 
 def dead_letter_events(task: TaskScheduled, reason: str) -> list[SampleAnnotated]:
-    """A failure per sample, with the worker's event ids: if the worker did publish an outcome
-    for a sample, JetStream drops this one as a duplicate, and the ledger keeps a success anyway."""
-    return [SampleAnnotated(event_id=event_id(task, sid), job_id=task.job_id, attempt=task.attempt,
-                            task_id=task.task_id, sample_id=sid, ok=False, error=reason)
-            for sid in task.sample_ids]
+    """A failure per sample, under the worker's event ids: if the worker did publish the task's
+    outcomes, JetStream drops these as duplicates, and the ledger keeps a success anyway."""
+    reason = reason[:MAX_ERROR_CHARS]
+    return chunked_events(task, [SampleOutcome(sample_id=sid, ok=False, error=reason) for sid in task.sample_ids])
 
 
 async def dead_letter(task: TaskScheduled, delivered: int, store: WorkerStore, publish: Publish) -> None:
     """Fail every sample of a task that will not be delivered again, saying why."""
     reason = give_up_reason(delivered, await store.last_failure(task.task_id))
     log.error("giving up task %s: %s", task.task_id, reason)
-    await asyncio.gather(*(publish(e) for e in dead_letter_events(task, reason)))
+    await publish_in_order(publish, dead_letter_events(task, reason))
 
 
 class MaxDeliveriesAdvisory(BaseModel):

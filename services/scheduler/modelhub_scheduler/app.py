@@ -1,4 +1,5 @@
-"""Scheduler service: splits a dataset into mini-batch tasks for the inference workers."""
+"""Scheduler service: plans jobs into mini-batch tasks and feeds them to the inference workers
+through a bounded window per deployment."""
 
 import asyncio
 
@@ -17,9 +18,21 @@ def build_app(settings: ServiceSettings) -> FastStream:
     """Wire broker, store and handlers; the one place configuration enters."""
     broker = NatsBroker(settings.nats_url)
     _, db = mongo.connect(settings)
-    handlers.register(broker, SchedulerStore(db))
+    store = SchedulerStore(db)
+    dispatcher = handlers.register(broker, store)
     answer_pings(broker, "scheduler")
-    return FastStream(broker)
+    app = FastStream(broker)
+    sweeps: set[asyncio.Task] = set()  # keeps the sweep task referenced
+
+    @app.on_startup
+    async def indexes() -> None:
+        await store.ensure_indexes()
+
+    @app.after_startup
+    async def start_sweep() -> None:
+        sweeps.add(asyncio.create_task(handlers.sweep(store, dispatcher)))
+
+    return app
 
 
 def main() -> None:

@@ -1,25 +1,43 @@
-"""The scheduler's subscriber: JobSubmitted in, TaskScheduled... and JobScheduled out."""
+"""The scheduler's subscribers: JobSubmitted in (planned into the task queue, JobScheduled out),
+SampleAnnotated in (a task done frees its place in the window: TaskScheduled out)."""
+
+import asyncio
+import logging
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import subjects
-from modelhub_contracts.events import JobRefused, JobSubmitted, TaskScheduled
+from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, publish_event, settle
 
 from modelhub_scheduler.authz import job_refusal
-from modelhub_scheduler.schedule import schedule_job
+from modelhub_scheduler.dispatch import Dispatcher
+from modelhub_scheduler.schedule import plan_id, plan_job
 from modelhub_scheduler.store import SchedulerStore
+
+log = logging.getLogger(__name__)
 
 # Scheduling only fails when MongoDB or NATS does, and it is idempotent (deterministic task ids),
 # so a job is retried until it goes through rather than given up: -1 is "no delivery limit".
 JOB_ACK_WAIT = 30.0
 JOB_MAX_DELIVER = -1
+# Every deployment's queue is refilled this often too: after a restart, and for the places of tasks
+# that announce nothing (a cancelled job's tasks, whose workers refuse to write).
+SWEEP_SECONDS = 2.0
+# Finished tasks are taken one fetch each (a batch fetch waits until its batch is full, up to its
+# timeout: with a bounded window that wait set the pace, ~1 s per refill) by a few handlers at once.
+PROGRESS_WORKERS = 16
 
 
-def register(broker: NatsBroker, store: SchedulerStore) -> None:
-    """Wire the scheduler's durable consumer of submitted jobs."""
+def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
+    """Wire the scheduler's durable consumers; returns the dispatcher (its sweep runs from app.py)."""
+
+    async def publish(task: TaskScheduled) -> None:
+        await publish_event(broker, subjects.TASK_SCHEDULED, task)
+
+    dispatcher = Dispatcher(store, publish)
 
     async def schedule(job: JobSubmitted) -> None:
         if reason := await job_refusal(store.db, job):
@@ -27,19 +45,45 @@ def register(broker: NatsBroker, store: SchedulerStore) -> None:
                 event_id=f"{job.job_id}.{job.attempt}.refused", job_id=job.job_id, attempt=job.attempt,
                 reason=reason))
             return
-
-        async def publish(task: TaskScheduled) -> None:
-            await publish_event(broker, subjects.TASK_SCHEDULED, task)
-
-        scheduled = await schedule_job(job, store.sample_ids(job.dataset, job.sample_ids, job.until_sample_id), publish,
-                                       lambda: store.is_cancelled(job.job_id))
-        if scheduled is not None:
+        if not await store.is_planned(plan_id(job)):
+            scheduled = await plan_job(job, store.sample_ids(job.dataset, job.sample_ids, job.until_sample_id),
+                                       store.add_tasks, lambda: store.is_cancelled(job.job_id))
+            if scheduled is None:
+                return
+            await store.planned(plan_id(job), job.job_id, scheduled.num_tasks, scheduled.num_samples)
             await publish_event(broker, subjects.JOB_SCHEDULED, scheduled)
+        await dispatcher.fill(job.deployment)
 
     @broker.subscriber(subjects.JOB_SUBMITTED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_JOBS,
                        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=1, timeout=1.0))
     async def on_job_submitted(job: JobSubmitted, message: NatsMessage) -> None:
-        """Split the job into tasks. Acked only after every task is stored in JetStream; NAKed
-        (retried later) if MongoDB or NATS failed on the way."""
+        """Plan the job into its queue of tasks and start filling its deployment's window. Acked
+        only after every task is stored; NAKed (retried later) if MongoDB or NATS failed on the way."""
         await settle(message, schedule(job))
+
+    async def finished(event: SampleAnnotated) -> None:
+        if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
+            dispatcher.poke(deployment)  # a task's last chunk comes last: its place is free
+
+    @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_PROGRESS,
+                       config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PROGRESS_WORKERS)
+    async def on_annotated(event: SampleAnnotated, message: NatsMessage) -> None:
+        """A task announced done leaves the queue; its place goes to the next waiting task (the
+        fill runs in the background, coalesced with other finished tasks' fills)."""
+        await settle(message, finished(event))
+
+    return dispatcher
+
+
+async def sweep(store: SchedulerStore, dispatcher: Dispatcher, every: float = SWEEP_SECONDS) -> None:
+    """Refill every deployment with queued tasks, forever: recovers a restarted scheduler and frees
+    the places of cancelled jobs. A failed round (MongoDB or NATS away) is retried next round."""
+    while True:
+        try:
+            for deployment in await store.deployments_with_tasks():
+                await dispatcher.fill(deployment)
+        except Exception:
+            log.exception("queue sweep failed; retrying in %.0f s", every)
+        await asyncio.sleep(every)

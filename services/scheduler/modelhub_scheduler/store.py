@@ -1,8 +1,34 @@
-"""What the scheduler reads: a dataset's sample ids and whether a job was cancelled."""
+"""What the scheduler reads and writes: a dataset's sample ids, jobs' status, and the task queue
+(`modelhub_contracts.queue`: planned tasks, waiting or in flight, per job and deployment)."""
 
+import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
+from pymongo import ASCENDING, InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from modelhub_contracts import queue
+from modelhub_contracts.events import TaskScheduled
+from modelhub_contracts.queue import TaskState
+
+DUPLICATE_KEY = 11000
+WINDOW_TTL = 10.0
+ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
+
+
+class QueueStore(Protocol):
+    """The queue operations the dispatcher needs (MongoDB here, a fake in unit tests)."""
+
+    async def window(self, deployment: str) -> int: ...
+    async def jobs_with_tasks(self, deployment: str) -> list[str]: ...
+    async def closed_jobs(self, job_ids: list[str]) -> list[str]: ...
+    async def drop_jobs(self, job_ids: list[str]) -> None: ...
+    async def in_flight_by_job(self, deployment: str) -> dict[str, int]: ...
+    async def jobs_waiting(self, deployment: str) -> list[str]: ...
+    async def next_waiting(self, job_id: str, limit: int) -> list[TaskScheduled]: ...
+    async def mark_in_flight(self, task_ids: list[str]) -> None: ...
 
 
 class SchedulerStore:
@@ -10,6 +36,14 @@ class SchedulerStore:
         self.db = db
         self.samples = db["samples"]
         self.jobs = db["jobs"]
+        self.deployments = db["deployments"]
+        self.tasks = db[queue.COLLECTION]
+        self.plans = db["job_plans"]
+        self._windows: dict[str, tuple[int, float]] = {}
+
+    async def ensure_indexes(self) -> None:
+        await self.tasks.create_index([("deployment", ASCENDING), ("state", ASCENDING), ("job_id", ASCENDING)])
+        await self.tasks.create_index([("job_id", ASCENDING), ("state", ASCENDING), *ORDER])
 
     async def sample_ids(self, dataset: str, only: list[str] | None, until: str | None = None) -> AsyncIterator[str]:
         """Sample ids in insertion order: all of the dataset's up to `until` (the last sample when the
@@ -26,3 +60,77 @@ class SchedulerStore:
     async def is_cancelled(self, job_id: str) -> bool:
         doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
         return doc is None or doc["status"] == "cancelled" or bool(doc.get("cancel_requested"))
+
+    # ------------------------------------------------------------------ planning
+
+    async def is_planned(self, plan_id: str) -> bool:
+        return await self.plans.find_one({"_id": plan_id}) is not None
+
+    async def add_tasks(self, tasks: list[tuple[int, TaskScheduled]], part: int) -> None:
+        """Store planned tasks (index in their job part, task) as waiting; a task already stored
+        (a job planned again after a crash) is left as it is."""
+        ops = [InsertOne({"_id": t.task_id, "job_id": t.job_id, "attempt": t.attempt, "part": part, "index": i,
+                          "deployment": t.deployment, "state": TaskState.WAITING.value,
+                          "task": t.model_dump(mode="json")})
+               for i, t in tasks]
+        try:
+            await self.tasks.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+
+    async def planned(self, plan_id: str, job_id: str, tasks: int, samples: int) -> None:
+        await self.plans.update_one({"_id": plan_id}, {"$set": {"job_id": job_id, "num_tasks": tasks,
+                                                                "num_samples": samples}}, upsert=True)
+
+    # ------------------------------------------------------------------ dispatching (QueueStore)
+
+    async def window(self, deployment: str) -> int:
+        """The deployment's window, read again at most every WINDOW_TTL seconds (it changes only
+        with a redeploy; read per refill it was one query per finished task)."""
+        cached = self._windows.get(deployment)
+        if cached and time.monotonic() - cached[1] < WINDOW_TTL:
+            return cached[0]
+        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1})
+        size = queue.window(doc.get("num_replicas", 1) if doc else 1)
+        self._windows[deployment] = (size, time.monotonic())
+        return size
+
+    async def jobs_with_tasks(self, deployment: str) -> list[str]:
+        return await self.tasks.distinct("job_id", {"deployment": deployment})
+
+    async def closed_jobs(self, job_ids: list[str]) -> list[str]:
+        """Jobs that take no more tasks: cancelled (or being cancelled), or gone."""
+        open_ = {d["_id"] async for d in self.jobs.find(
+            {"_id": {"$in": job_ids}, "status": {"$ne": "cancelled"}, "cancel_requested": {"$ne": True}},
+            projection={"_id": 1})}
+        return [j for j in job_ids if j not in open_]
+
+    async def drop_jobs(self, job_ids: list[str]) -> None:
+        await self.tasks.delete_many({"job_id": {"$in": job_ids}})
+
+    async def in_flight_by_job(self, deployment: str) -> dict[str, int]:
+        rows = await self.tasks.aggregate([
+            {"$match": {"deployment": deployment, "state": TaskState.IN_FLIGHT.value}},
+            {"$group": {"_id": "$job_id", "n": {"$sum": 1}}}])
+        return {row["_id"]: row["n"] async for row in rows}
+
+    async def jobs_waiting(self, deployment: str) -> list[str]:
+        return await self.tasks.distinct("job_id", {"deployment": deployment, "state": TaskState.WAITING.value})
+
+    async def next_waiting(self, job_id: str, limit: int) -> list[TaskScheduled]:
+        cursor = self.tasks.find({"job_id": job_id, "state": TaskState.WAITING.value}, projection={"task": 1},
+                                 sort=ORDER, limit=limit)
+        return [TaskScheduled.model_validate(doc["task"]) async for doc in cursor]
+
+    async def mark_in_flight(self, task_ids: list[str]) -> None:
+        await self.tasks.update_many({"_id": {"$in": task_ids}, "state": TaskState.WAITING.value},
+                                     {"$set": {"state": TaskState.IN_FLIGHT.value}})
+
+    async def finish(self, task_id: str) -> str | None:
+        """Forget a task announced done; the deployment whose window this frees (None: already gone)."""
+        doc = await self.tasks.find_one_and_delete({"_id": task_id}, projection={"deployment": 1})
+        return doc["deployment"] if doc else None
+
+    async def deployments_with_tasks(self) -> list[str]:
+        return await self.tasks.distinct("deployment", {})

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends, HTTPException
 from pymongo.errors import DuplicateKeyError
 
-from modelhub_contracts import subjects
+from modelhub_contracts import queue, subjects
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, utcnow
 from modelhub_contracts.messaging import publish_event
 
@@ -72,8 +72,9 @@ async def visible_deployment(store: Store, user: dict, name: str, need: str = "r
 
 @router.get("/deployments/{name}", response_model=DeploymentPublic, responses=errors(404))
 async def get_deployment(name: NamePath, user: CurrentUser, store: Store) -> DeploymentPublic:
-    """One deployment with its live status."""
-    return DeploymentPublic.model_validate(await visible_deployment(store, user, name))
+    """One deployment with its live status and its queue (every job's tasks waiting and in flight)."""
+    doc = await visible_deployment(store, user, name)
+    return DeploymentPublic.model_validate({**doc, "queue": await queue.counts(store.db, {"deployment": name})})
 
 
 @router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic, responses=errors(403, 404))

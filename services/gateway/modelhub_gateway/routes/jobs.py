@@ -5,7 +5,7 @@ import asyncio
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
-from modelhub_contracts import subjects
+from modelhub_contracts import queue, subjects
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
@@ -20,8 +20,16 @@ router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], response
 SSE_POLL_SECONDS = 0.5
 
 
-def public(doc: dict) -> JobPublic:
-    return JobPublic.model_validate({**doc, "id": doc["_id"]})
+def public(doc: dict, queue_: dict | None = None) -> JobPublic:
+    return JobPublic.model_validate({**doc, "id": doc["_id"], "queue": queue_ or {}})
+
+
+async def with_queue(store: Store, doc: dict) -> JobPublic:
+    """The job with its queue: its tasks waiting and in flight (the scheduler's task queue). An
+    ended job has none: tasks the scheduler has yet to clear are not the user's concern."""
+    if doc["status"] in jobs.TERMINAL:
+        return public(doc)
+    return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
 
 
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
@@ -57,15 +65,16 @@ async def visible_job(store: Store, user: dict, job_id: str) -> dict:
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=errors(404))
 async def get_job(job_id: IdPath, user: CurrentUser, store: Store) -> JobPublic:
     """A job's status and counts."""
-    return public(await visible_job(store, user, job_id))
+    return await with_queue(store, await visible_job(store, user, job_id))
 
 
 @router.get("/datasets/{name}/jobs", response_model=JobList, responses=errors(404))
 async def list_jobs(name: NamePath, user: CurrentUser, store: Store) -> JobList:
     """The dataset's jobs, newest first (the Execution tab)."""
     await owned_dataset(store, user, name)
-    cursor = store.jobs.find({"dataset": name}, sort=[("created_at", -1)])
-    return JobList(items=[public(d) async for d in cursor])
+    docs = await store.jobs.find({"dataset": name}, sort=[("created_at", -1)]).to_list()
+    queues = await queue.counts_by_job(store.db, [d["_id"] for d in docs if d["status"] not in jobs.TERMINAL])
+    return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
 
 
 @router.get("/jobs/{job_id}/events", responses=errors(404))
@@ -77,7 +86,7 @@ async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> Streami
         last = None
         while True:
             doc = await store.jobs.find_one({"_id": job_id})
-            payload = public(doc).model_dump_json()
+            payload = (await with_queue(store, doc)).model_dump_json()
             if payload != last:
                 yield f"event: job\ndata: {payload}\n\n"
                 last = payload

@@ -1,0 +1,270 @@
+"""Benchmark: jobs through modelhub's public HTTP API on an embedded stack, every case in one run.
+
+  overhead     zero-cost model, 20,000 samples, mini_batch 64, 2 replicas: samples/s from the
+               POST to `completed` (the job's own created_at/finished_at), and the peak RSS of
+               every stack process during the job (nats-server included; mongod reported apart).
+  efficiency   GPU-like model (one batch at a time per replica: a lock around a 100 ms sleep),
+               mini_batch 32, 4 replicas, 20,000 samples: physical limit (batches x 0.1 s /
+               replicas) / measured time; 1.0 is the hardware's best.
+  isolation    a 2,000-sample job on an idle deployment, alone and then submitted 1 s after a
+               60,000-sample job on another deployment: its time beside / its time alone.
+  fairness     two 20,000-sample jobs on one deployment, the second submitted 1 s after the
+               first: the second's progress when the first completes (1.0: it was not held back;
+               the jobs share the deployment round-robin, so it is about half done or more).
+  workers      MODELHUB_BENCH_WORKERS=N runs every case on `modelhub up --workers N` (default 1).
+  scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
+               samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
+
+Prints a table and writes bench/results-jobs.json. Numbers from a small shared machine are noisy:
+compare ratios within one run, not absolute numbers across runs.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ZERO_COST = '''
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        return {"n": [len(t) for t in batch["text"]]}
+'''
+GPU_LIKE = '''
+import threading
+import time
+
+LOCK = threading.Lock()
+
+class Model:
+    def __init__(self, model_dir):
+        pass
+
+    def predict(self, batch):
+        with LOCK:  # one batch at a time per replica, like a GPU
+            time.sleep(0.1)
+        return {"n": [len(t) for t in batch["text"]]}
+'''
+SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+          "outputs": {"type": "object", "properties": {"n": {"type": "number"}}}}
+RESULTS = Path(__file__).with_name("results-jobs.json")
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def modelhub(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "modelhub", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    """The public API of one stack, as a user's script would drive it."""
+
+    def __init__(self, url: str, token: str, workdir: Path) -> None:
+        self.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        self.workdir = workdir
+
+    def model(self, name: str, code: str) -> None:
+        package = self.workdir / f"{name}.zip"
+        with zipfile.ZipFile(package, "w") as zf:
+            zf.writestr("model.py", code)
+        assert self.client.post("/models", json={"name": name}).status_code == 201
+        with package.open("rb") as fh:
+            response = self.client.post(f"/models/{name}/versions", files={"file": (package.name, fh)},
+                                        data={"schema": json.dumps(SCHEMA)})
+        assert response.status_code == 201, response.text
+
+    def deploy(self, model: str, name: str, mini_batch: int, replicas: int) -> None:
+        response = self.client.post(f"/models/{model}/deployments",
+                                    json={"name": name, "mini_batch": mini_batch, "num_replicas": replicas})
+        assert response.status_code == 202, response.text
+        while (doc := self.client.get(f"/deployments/{name}").json())["status"] not in ("running", "failed"):
+            time.sleep(0.2)
+        assert doc["status"] == "running", doc
+
+    def dataset(self, name: str, samples: int) -> None:
+        assert self.client.post("/datasets", json={"name": name}).status_code == 201
+        for start in range(0, samples, 10_000):
+            rows = [{"filepath": f"/bench/{name}/{i}", "fields": {"text": f"sample {i}"}}
+                    for i in range(start, min(samples, start + 10_000))]
+            assert self.client.post(f"/datasets/{name}/samples", json={"samples": rows}).status_code == 201
+
+    def submit(self, dataset: str, deployment: str) -> tuple[str, float]:
+        """The job's id and the seconds its POST took (to the 202)."""
+        start = time.perf_counter()
+        response = self.client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
+                                                                      "outputs": {"n": "n"}})
+        assert response.status_code == 202, response.text
+        return response.json()["id"], time.perf_counter() - start
+
+    def job(self, job_id: str) -> dict:
+        return self.client.get(f"/jobs/{job_id}").json()
+
+    def wait(self, job_id: str) -> dict:
+        while (doc := self.job(job_id))["status"] not in TERMINAL:
+            time.sleep(0.1)
+        assert doc["status"] == "completed" and doc["succeeded"] == doc["total"], doc
+        return doc
+
+
+def seconds(doc: dict) -> float:
+    """Submit (created_at) to completed (finished_at), by the gateway's own clock."""
+    return (datetime.fromisoformat(doc["finished_at"]) - datetime.fromisoformat(doc["created_at"])).total_seconds()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class PeakRss(threading.Thread):
+    """Samples the RSS of the stack's processes (from state.json) until stopped; keeps each peak in
+    MB, and the CPU seconds each used meanwhile (a measure that other load on the machine does not
+    inflate, unlike wall-clock rates)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(daemon=True)
+        state = json.loads((data_dir / "state.json").read_text())
+        self.pids = {name: part["pid"] for name, part in [*((n, state.get(n) or {}) for n in ("nats", "mongo", "ray")),
+                                                            *state.get("services", {}).items()] if part.get("pid")}
+        self.peak = dict.fromkeys(self.pids, 0.0)
+        self.cpu_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for name, pid in self.pids.items():
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            self.peak[name] = max(self.peak[name], int(line.split()[1]) / 1024)
+                except OSError:
+                    pass
+            self.done.wait(0.25)
+
+    def stop(self) -> tuple[dict[str, float], dict[str, float]]:
+        self.done.set()
+        self.join()
+        cpu = {name: round(cpu_seconds(pid) - self.cpu_start[name], 2) for name, pid in self.pids.items()}
+        return {name: round(mb, 1) for name, mb in self.peak.items()}, cpu
+
+
+def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
+    rss = PeakRss(data_dir)
+    rss.start()
+    job_id, post = hub.submit(dataset, "zero")
+    doc = hub.wait(job_id)
+    peak, cpu = rss.stop()
+    return {"samples": samples, "seconds": round(seconds(doc), 2), "samples_per_s": round(samples / seconds(doc)),
+            "post_seconds": round(post, 3), "peak_rss_mb": peak, "cpu_seconds": cpu,
+            "cpu_ms_per_1000_samples": round(sum(cpu.values()) / samples * 1e6)}
+
+
+def efficiency(hub: Hub, dataset: str, samples: int) -> dict:
+    job_id, _ = hub.submit(dataset, "gpu")
+    took = seconds(hub.wait(job_id))
+    limit = -(-samples // 32) * 0.1 / 4
+    return {"samples": samples, "seconds": round(took, 2), "physical_limit_s": round(limit, 2),
+            "efficiency": round(limit / took, 3)}
+
+
+def isolation(hub: Hub) -> dict:
+    small_alone, _ = hub.submit("small", "zero-b")
+    alone = seconds(hub.wait(small_alone))
+    big, _ = hub.submit("big", "zero")
+    time.sleep(1)
+    small, _ = hub.submit("small", "zero-b")
+    beside = seconds(hub.wait(small))
+    big_at_small_done = hub.job(big)["progress"]
+    hub.wait(big)
+    return {"small_alone_s": round(alone, 2), "small_beside_big_s": round(beside, 2),
+            "ratio": round(beside / alone, 2), "big_progress_when_small_done": big_at_small_done}
+
+
+def fairness(hub: Hub) -> dict:
+    first, _ = hub.submit("twenty-a", "zero")
+    time.sleep(1)
+    second, _ = hub.submit("twenty-b", "zero")
+    while hub.job(first)["status"] not in TERMINAL:
+        time.sleep(0.05)
+    at_first_done = hub.job(second)["progress"]
+    hub.wait(first), hub.wait(second)
+    return {"second_progress_when_first_completes": at_first_done}
+
+
+def main() -> None:
+    scale = os.environ.get("MODELHUB_BENCH_SCALE") == "1"
+    workers = os.environ.get("MODELHUB_BENCH_WORKERS", "1")
+    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+                     "workers": int(workers)}
+    with tempfile.TemporaryDirectory(prefix="modelhub-bench-jobs-") as tmp:
+        data_dir, port = Path(tmp) / "stack", free_port()
+        modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300",
+                 *(["--workers", workers] if workers != "1" else []))
+        try:
+            hub = Hub(f"http://127.0.0.1:{port}/api/v1", (data_dir / "admin-token").read_text().strip(), Path(tmp))
+            hub.model("zero-cost", ZERO_COST)
+            hub.model("gpu-like", GPU_LIKE)
+            hub.deploy("zero-cost", "zero", mini_batch=64, replicas=2)
+            hub.deploy("zero-cost", "zero-b", mini_batch=64, replicas=2)
+            hub.deploy("gpu-like", "gpu", mini_batch=32, replicas=4)
+            for name, n in (("twenty", 20_000), ("twenty-a", 20_000), ("twenty-b", 20_000), ("small", 2_000),
+                            ("big", 60_000)):
+                hub.dataset(name, n)
+            hub.wait(hub.submit("small", "zero")[0])  # warm-up: handles, connections, indexes
+            results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
+            results["efficiency"] = efficiency(hub, "twenty", 20_000)
+            results["isolation"] = isolation(hub)
+            results["fairness"] = fairness(hub)
+            if scale:
+                hub.dataset("million", 1_000_000)
+                results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
+                results["scale"]["vs_20k_samples_per_s"] = round(
+                    results["scale"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2)
+        finally:
+            modelhub("down", "--data-dir", str(data_dir))
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+
+
+def table(r: dict) -> str:
+    o, e, i, f = r["overhead"], r["efficiency"], r["isolation"], r["fairness"]
+    rss = o["peak_rss_mb"]
+    others = ", ".join(f"{k} {v:.0f}" for k, v in rss.items() if k != "mongo")
+    lines = [f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs, {r.get('workers', 1)} inference worker(s)",
+             f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
+             f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
+             f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",
+             f"              CPU ms per 1,000 samples, all stack processes but the replicas: "
+             f"{o['cpu_ms_per_1000_samples']} ({', '.join(f'{k} {v:.1f} s' for k, v in o['cpu_seconds'].items())})",
+             f"  efficiency  GPU-like, 20,000 samples, mini_batch 32, 4 replicas    {e['efficiency']:>8.2f}"
+             f"  ({e['physical_limit_s']} s limit / {e['seconds']} s)",
+             f"  isolation   2,000 beside 60,000 on another deployment / alone   {i['ratio']:>8.2f}x"
+             f"  ({i['small_beside_big_s']} s / {i['small_alone_s']} s; big at {i['big_progress_when_small_done']:.0%})",
+             f"  fairness    2nd of two 20,000 jobs on one deployment, done when 1st completes "
+             f"{f['second_progress_when_first_completes']:.0%}"]
+    if s := r.get("scale"):
+        lines.append(f"  scale       1,000,000 samples: {s['samples_per_s']} samples/s ({s['vs_20k_samples_per_s']}x the 20k job),"
+                     f" POST {s['post_seconds']:.2f} s, peak RSS MB {s['peak_rss_mb']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Flow control: each deployment has a bounded window of tasks in flight, shared round-robin
+by the jobs running on it, and refilled as their tasks are announced done.
+
+Why: with every task of every job published at once, one queue served them first-in first-out,
+so a small job waited behind a big one even on another, idle deployment. Now a deployment's
+in-flight tasks never exceed its window (`modelhub_contracts.queue.window`), a job with fewer
+tasks in flight gets the next free place first (ties to the job served longest ago), and jobs on
+different deployments never share a window. All state is the task queue in MongoDB: after a
+restart, `fill` of every deployment resumes where the dead scheduler stopped.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from modelhub_contracts.events import TaskScheduled
+
+from modelhub_scheduler.store import QueueStore
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[TaskScheduled], Awaitable[None]]
+
+
+def share(free: int, in_flight: dict[str, int], served: dict[str, int], jobs: list[str]) -> dict[str, int]:
+    """How many of `free` places each job gets: one at a time to the job with the fewest in flight,
+    ties to the job served longest ago (round-robin). Updates `served` (job -> tick of its latest
+    place) for the next fill."""
+    load = {job: in_flight.get(job, 0) for job in jobs}
+    given = dict.fromkeys(jobs, 0)
+    tick = max(served.values(), default=0) + 1
+    for _ in range(free if jobs else 0):
+        job = min(jobs, key=lambda j: (load[j], served.get(j, -1)))
+        given[job] += 1
+        load[job] += 1
+        served[job], tick = tick, tick + 1
+    return {job: n for job, n in given.items() if n}
+
+
+class Dispatcher:
+    """Publishes waiting tasks into each deployment's free window places, one fill at a time
+    per deployment (this process is the only scheduler of the embedded stack)."""
+
+    def __init__(self, store: QueueStore, publish: Publish) -> None:
+        self.store, self.publish = store, publish
+        self.locks: dict[str, asyncio.Lock] = {}
+        # deployment -> job -> tick of its latest place (round-robin order), for jobs with tasks
+        self.served: dict[str, dict[str, int]] = {}
+        self.pending: set[str] = set()  # deployments with a poked fill not yet started
+        self.background: set[asyncio.Task] = set()
+
+    def poke(self, deployment: str) -> None:
+        """Fill the deployment soon, in the background. Pokes that arrive while a fill waits for
+        its turn are one fill: a burst of finished tasks costs one round of queries, not one each."""
+        if deployment in self.pending:
+            return
+        self.pending.add(deployment)
+        task = asyncio.create_task(self._poked(deployment))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _poked(self, deployment: str) -> None:
+        async with self.locks.setdefault(deployment, asyncio.Lock()):
+            self.pending.discard(deployment)
+            try:
+                await self._fill(deployment)
+            except Exception:  # MongoDB or NATS away: the sweep fills it again shortly
+                log.exception("filling deployment %s failed", deployment)
+
+    async def fill(self, deployment: str) -> int:
+        """Drop the tasks of cancelled jobs from the deployment's queue, then publish tasks until
+        its window is full or it has none waiting; returns how many were published."""
+        async with self.locks.setdefault(deployment, asyncio.Lock()):
+            queued = await self.store.jobs_with_tasks(deployment)
+            if closed := await self.store.closed_jobs(queued):
+                await self.store.drop_jobs(closed)
+            self.served[deployment] = {job: tick for job, tick in self.served.get(deployment, {}).items()
+                                       if job in queued and job not in closed}
+            return await self._fill(deployment)
+
+    async def _fill(self, deployment: str) -> int:
+        # The refill after each finished task skips the cancelled-jobs check (fill, from the sweep
+        # and on submit, does it): the benchmark measured ~4.5 ms of scheduler CPU per task on fills.
+        served = self.served.setdefault(deployment, {})
+        in_flight = await self.store.in_flight_by_job(deployment)
+        free = await self.store.window(deployment) - sum(in_flight.values())
+        published = 0
+        while free > 0 and (jobs := await self.store.jobs_waiting(deployment)):
+            got = 0
+            for job, n in share(free, in_flight, served, sorted(jobs)).items():
+                tasks = await self.store.next_waiting(job, n)
+                # published before marked: a crash in between republishes the same ids (deduplicated)
+                await asyncio.gather(*(self.publish(t) for t in tasks))
+                await self.store.mark_in_flight([t.task_id for t in tasks])
+                in_flight[job] = in_flight.get(job, 0) + len(tasks)
+                got += len(tasks)
+            if not got:
+                break
+            free, published = free - got, published + got
+        return published
