@@ -77,7 +77,10 @@ async def list_jobs(name: NamePath, user: CurrentUser, store: Store) -> JobList:
     return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
 
 
-@router.get("/jobs/{job_id}/events", responses=errors(404))
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                             "description": "Server-Sent Events: `event: job`, the job object as data"},
+                       **errors(404)})
 async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> StreamingResponse:
     """Server-Sent Events: the job object each time it changes, until it ends."""
     await visible_job(store, user, job_id)
