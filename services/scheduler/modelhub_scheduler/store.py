@@ -15,6 +15,8 @@ from modelhub_contracts.queue import TaskState
 
 DUPLICATE_KEY = 11000
 WINDOW_TTL = 10.0
+GONE = ("stopping", "stopped", "failed")  # deployment states that will not run tasks again
+UNBOUNDED = 1024  # the worker consumer's max_ack_pending
 ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
 
 
@@ -91,8 +93,13 @@ class SchedulerStore:
         cached = self._windows.get(deployment)
         if cached and time.monotonic() - cached[1] < WINDOW_TTL:
             return cached[0]
-        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1})
-        size = queue.window(doc.get("num_replicas", 1) if doc else 1)
+        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1, "status": 1})
+        if doc is None or doc.get("status") in GONE:
+            # nothing will run them: let every task go, to be failed by its dead letter in parallel
+            # (a window would fail a big job's tasks a few at a time, each after its retries)
+            size = UNBOUNDED
+        else:
+            size = queue.window(doc.get("num_replicas", 1))
         self._windows[deployment] = (size, time.monotonic())
         return size
 
