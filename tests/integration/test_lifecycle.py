@@ -66,12 +66,18 @@ def test_a_dataset_with_a_running_job_is_not_deleted(stack, deployments):
 def test_removing_a_field_undoes_a_run_and_is_refused_while_a_job_writes_it(stack, deployments):
     client, dataset = stack.client, unique("undo")
     add_text_samples(client, dataset, ["x", "y", "z"])
-    run_job(client, dataset, deployments["quick"][1], {"label": "wrong"})
+    job = run_job(client, dataset, deployments["quick"][1], {"label": "wrong"})
     assert all("wrong" in s["fields"] for s in all_samples(client, dataset))
+    # each written field says who wrote it: the job, the model version, the deployment, when
+    model, dep = deployments["quick"]
+    for sample in all_samples(client, dataset):
+        lineage = sample["lineage"]["wrong"]
+        assert (lineage["job_id"], lineage["model"], lineage["version"], lineage["deployment"]) == \
+            (job["id"], model, 1, dep) and lineage["at"]
 
     removed = client.delete(f"/datasets/{dataset}/fields/wrong")
     assert removed.status_code == 200 and removed.json() == {"removed": 3}
-    assert not any("wrong" in s["fields"] for s in all_samples(client, dataset))
+    assert not any("wrong" in s["fields"] or "wrong" in s["lineage"] for s in all_samples(client, dataset))
     assert all(s["fields"]["text"] for s in all_samples(client, dataset))  # other fields stay
     assert client.delete(f"/datasets/{dataset}/fields/wrong").json() == {"removed": 0}
     assert client.delete(f"/datasets/{dataset}/fields/a.b").status_code == 422

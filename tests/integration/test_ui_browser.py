@@ -186,6 +186,7 @@ def test_a_user_walks_the_seed_page_from_create_model_to_labelled_pictures(page,
     expect(box.locator(".box-label")).to_have_text("green half 80%")
     expect(box.locator(".sample-picture img[src^='blob:']")).to_have_count(1)
     expect(box.get_by_role("row").filter(has_text="colour")).to_contain_text("green (90%)")
+    expect(box.get_by_role("row").filter(has_text="colour")).to_contain_text(f"{model} v1 on {deployment}")
     shot(page, "07-sample")
     page.keyboard.press("Escape")  # dialogs close on Escape
     expect(page.locator("dialog[open]")).to_have_count(0)

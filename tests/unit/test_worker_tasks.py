@@ -7,6 +7,7 @@ import pytest
 from modelhub_contracts.events import OUTCOMES_PER_EVENT, TaskScheduled
 from modelhub_worker.annotate import annotate
 from modelhub_worker.errors import ServingLost
+from modelhub_worker.store import REFUSED, Lease
 from modelhub_worker.tasks import (MAX_DELIVER, NO_ACK, MaxDeliveriesAdvisory, attempt, dead_letter_advised,
                                    dead_letter_events, run_task)
 
@@ -34,16 +35,17 @@ class FakeStore:
     @asynccontextmanager
     async def write_lease(self, task):
         if not self.lease:
-            yield False
+            yield REFUSED
             return
         self.leases_held += 1
         try:
-            yield True
+            yield Lease({"job_id": task.job_id, "model": "m", "version": 1, "deployment": task.deployment})
         finally:
             self.leases_held -= 1
 
-    async def write_fields(self, fields):
-        assert self.leases_held == 1, "fields written outside the write lease"
+    async def write_fields(self, fields, lease):
+        assert self.leases_held == 1 and lease, "fields written outside the write lease"
+        assert lease.writer["job_id"] and lease.writer["deployment"]  # the lineage goes with them
         self.written.update(fields)
 
     async def note_failure(self, task_id, error):

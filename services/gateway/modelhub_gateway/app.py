@@ -1,5 +1,6 @@
 """Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
 
+import asyncio
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, errors, handlers
+from modelhub_gateway import auth, errors, handlers, history
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
@@ -40,7 +41,9 @@ def build_app(settings: GatewaySettings) -> FastAPI:
         await store.ensure_indexes()
         await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
         await broker.start()
+        sweep = asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds))
         yield
+        sweep.cancel()
         await broker.stop()
         await client.close()
 

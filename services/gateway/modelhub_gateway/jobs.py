@@ -18,6 +18,7 @@ from pymongo.errors import BulkWriteError
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 
+from modelhub_gateway import history
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,11 @@ async def record_annotations(store: GatewayStore, events: list[SampleAnnotated])
     A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
     failure that a retry is running again (not counted).
     """
+    # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
+    jobs_now = {j["_id"]: j async for j in store.jobs.find(
+        {"_id": {"$in": list({e.job_id for e in events})}},
+        projection={"compacted_attempt": 1, "compacting": 1})}
+    events = [e for e in events if history.outcome_still_counts(jobs_now.get(e.job_id), e.attempt)]
     ops = [op for e in events for op in ledger_ops(e)]
     if ops:
         await _bulk_ignoring_duplicates(store, ops)
@@ -173,6 +179,7 @@ async def refresh_counts(store: GatewayStore, job_id: str) -> None:
     job = await store.jobs.find_one({"_id": job_id})
     if job is None:
         return
+    counts[True] += job.get("compacted_succeeded", 0)  # successes of compacted attempts, as a number
     done = counts[True] + counts[False]
     changes = {"succeeded": counts[True], "failed": counts[False],
                "progress": round(done / job["total"], 6) if job["total"] else 1.0}

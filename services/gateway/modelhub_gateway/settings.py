@@ -11,6 +11,8 @@ class GatewaySettings(ServiceSettings):
     admin_token: str | None = Field(None, description="admin's token; default: DATA_DIR/admin-token")
     media_roots: str = Field("", description="directories (os.pathsep-separated) whose image files the web UI "
                                              "may show as thumbnails; empty: any file a dataset holds")
+    history_settle_seconds: float = Field(600.0, description="how long after a job ends its per-sample "
+                                          "ledger is compacted to its failures and a count")
     max_upload_bytes: int = Field(512 * 1024 * 1024, description="largest model zip accepted")
     predict_max_body_bytes: int = Field(
         1_000_000, description="largest online predict request body (it must fit one NATS message, 1 MiB by default)")

@@ -3,11 +3,12 @@ write lease, and why a task's last delivery failed (for its dead letter)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_contracts.events import TaskScheduled
+from modelhub_contracts.events import TaskScheduled, utcnow
 
 # A job in one of these states takes no more writes.
 CLOSED = ["cancelled", "completed"]
@@ -18,6 +19,20 @@ def _matching(task: TaskScheduled) -> dict:
     return {"dataset": task.dataset, "deployment": task.deployment,
             **{f"inputs.{name}": field for name, field in task.inputs.items()},
             **{f"outputs.{name}": field for name, field in task.outputs.items()}}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to write a task's samples, and who is writing: the job, model, version and
+    deployment recorded as each written field's lineage. Falsy when refused."""
+
+    writer: dict | None = None
+
+    def __bool__(self) -> bool:
+        return self.writer is not None
+
+
+REFUSED = Lease()
 
 
 class WorkerStore:
@@ -38,8 +53,8 @@ class WorkerStore:
         return doc is None or doc["status"] == "cancelled" or bool(doc.get("cancel_requested"))
 
     @asynccontextmanager
-    async def write_lease(self, task: TaskScheduled) -> AsyncIterator[bool]:
-        """Yield True while this worker may write the task's samples, False if it may not.
+    async def write_lease(self, task: TaskScheduled) -> AsyncIterator[Lease]:
+        """Yield a granted Lease while this worker may write the task's samples, REFUSED if it may not.
 
         Taking the lease and checking for a cancel is one atomic update, and the gateway marks a
         job cancelled only once no lease is held, so no field lands after a job reports cancelled.
@@ -50,18 +65,22 @@ class WorkerStore:
         job_id = task.job_id
         granted = await self.jobs.find_one_and_update(
             {"_id": job_id, "status": {"$nin": CLOSED}, "cancel_requested": {"$ne": True}, **_matching(task)},
-            {"$inc": {"active_writes": 1}}, projection={"_id": 1})
+            {"$inc": {"active_writes": 1}}, projection={"model": 1, "version": 1, "deployment": 1})
         if granted is None:
-            yield False
+            yield REFUSED
             return
         try:
-            yield True
+            yield Lease({"job_id": job_id, "model": granted["model"], "version": granted["version"],
+                         "deployment": granted["deployment"]})
         finally:
             await self.jobs.update_one({"_id": job_id}, {"$inc": {"active_writes": -1}})
 
-    async def write_fields(self, fields_by_sample: dict[str, dict]) -> None:
-        """One bulk write for the whole task (single updates are ~15x slower)."""
-        ops = [UpdateOne({"_id": sid}, {"$set": {f"fields.{k}": v for k, v in fields.items()}})
+    async def write_fields(self, fields_by_sample: dict[str, dict], lease: Lease) -> None:
+        """One bulk write for the whole task (single updates are ~15x slower); each field written
+        gets its lineage beside it (`lineage.<field>`: job, model, version, deployment, time)."""
+        written = {**(lease.writer or {}), "at": utcnow()}
+        ops = [UpdateOne({"_id": sid}, {"$set": {**{f"fields.{k}": v for k, v in fields.items()},
+                                                 **{f"lineage.{k}": written for k in fields}}})
                for sid, fields in fields_by_sample.items() if fields]
         if ops:
             await self.samples.bulk_write(ops, ordered=False)
