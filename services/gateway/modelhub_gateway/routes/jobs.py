@@ -78,7 +78,11 @@ async def list_jobs(name: NamePath, user: CurrentUser, store: Store) -> JobList:
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+            responses={200: {"content": {"text/event-stream": {"schema": {
+                "type": "object", "required": ["data"],
+                "properties": {"event": {"type": "string", "const": "job"},
+                               "data": {"type": "string", "contentMediaType": "application/json",
+                                        "contentSchema": {"$ref": "#/components/schemas/JobPublic"}}}}}},
                              "description": "Server-Sent Events: `event: job`, the job object as data"},
                        **errors(404)})
 async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> StreamingResponse:
