@@ -42,7 +42,7 @@ def test_two_workers_share_the_tasks_and_counts_stay_exact(two_workers, tmp_path
     stack = two_workers
     first, second = part_pid(stack.data_dir, "inference-worker"), part_pid(stack.data_dir, "inference-worker-2")
     assert first and second and first != second
-    assert wait_for(lambda: asyncio.run(pulls_waiting(stack.state()["nats"]["url"])) >= 2, 60,
+    assert wait_for(lambda: asyncio.run(pulls_waiting(stack.nats_url)) >= 2, 60,
                     "both workers to pull tasks")
     client, model, name = stack.client, unique("slow"), unique("slow-dep")
     create_model(client, model, make_zip(tmp_path / "slow.zip", {"model.py": slow_model(0.05)}), SCHEMA_TEXT_TO_CLASS)
