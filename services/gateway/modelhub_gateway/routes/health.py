@@ -1,27 +1,66 @@
-"""Liveness/readiness: the gateway asks every service over NATS."""
+"""Liveness/readiness: 200 only when the gateway, every service, NATS and MongoDB answer; 503 naming
+what is missing otherwise (for `modelhub up`, compose health checks and load balancers)."""
 
 import asyncio
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from nats.errors import NoRespondersError
+from pydantic import BaseModel, Field
 
 from modelhub_contracts import subjects
-from modelhub_gateway.deps import Broker
+from modelhub_gateway.deps import Broker, Store
 
 router = APIRouter(tags=["health"])
+TIMEOUT = 1.0
+# A subject nobody serves: a connected NATS answers "no responders" at once.
+NOBODY = "modelhub.rpc.health.nobody"
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="ok, or degraded")
+    services: dict[str, bool] = Field(description="each service: answered a ping over NATS")
+    nats: bool
+    mongo: bool
+    missing: list[str] = Field(description="what did not answer (empty when ok)")
 
 
 async def _ping(broker, service: str) -> bool:
     try:
-        await broker.request(None, subjects.RPC_PING.format(service=service), timeout=1.0)
+        await broker.request(None, subjects.RPC_PING.format(service=service), timeout=TIMEOUT)
         return True
     except Exception:  # no responder, timeout or a closed connection all mean "not ready"
         return False
 
 
-@router.get("/health")
-async def health(broker: Broker) -> dict:
-    """Public: 200 with each service's readiness; `status` is ok only when all are ready."""
+async def _nats(broker) -> bool:
+    try:
+        await broker.request(None, NOBODY, timeout=TIMEOUT)
+        return True  # someone answered after all: NATS is up
+    except NoRespondersError:
+        return True
+    except Exception:  # timeout or closed connection: the bus is not reachable
+        return False
+
+
+async def _mongo(store) -> bool:
+    try:
+        await asyncio.wait_for(store.db.command("ping"), TIMEOUT)
+        return True
+    except Exception:  # timeout, refused connection, auth failure: not usable
+        return False
+
+
+@router.get("/health", response_model=HealthOut,
+            responses={503: {"model": HealthOut, "description": "something the hub needs did not answer"}})
+async def health(broker: Broker, store: Store) -> JSONResponse:
+    """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
+    missing otherwise."""
     others = [s for s in subjects.SERVICES if s != "gateway"]
-    ready = await asyncio.gather(*(_ping(broker, s) for s in others))
+    *ready, nats_ok, mongo_ok = await asyncio.gather(*(_ping(broker, s) for s in others), _nats(broker), _mongo(store))
     services = {"gateway": True, **dict(zip(others, ready))}
-    return {"status": "ok" if all(services.values()) else "degraded", "services": services}
+    missing = [name for name, ok in services.items() if not ok]
+    missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
+    body = HealthOut(status="degraded" if missing else "ok", services=services, nats=nats_ok, mongo=mongo_ok,
+                     missing=missing)
+    return JSONResponse(body.model_dump(), status_code=503 if missing else 200)
