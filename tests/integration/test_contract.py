@@ -12,12 +12,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SCHEMA_TEXT_TO_CLASS, make_zip, unique
+from conftest import SCHEMA_TEXT_TO_CLASS, make_zip, unique, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -79,18 +78,12 @@ def generated(stack, tmp_path_factory):
         sys.path.remove(str(out / "pkg"))
 
 
-def wait(get, done, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = get()
-        if done(value):
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; last: {value!r}")
+def settled(get, done):
+    """A poll for conftest.wait_for: the value once `done` holds for it, else None."""
+    return lambda: (value if done(value := get()) else None)
 
 
 def test_a_generated_client_drives_the_seed_path(generated, stack, tmp_path):
-    api = importlib.import_module("modelhub_client.api")
     models = importlib.import_module("modelhub_client.models")
     types = importlib.import_module("modelhub_client.types")
     for group in ("models", "deployments", "datasets", "jobs"):
@@ -112,8 +105,8 @@ def test_a_generated_client_drives_the_seed_path(generated, stack, tmp_path):
     requested = op("deployments", "deployments_create").sync(
         model, client=client, body=models.DeploymentCreate.from_dict({"name": deployment, "mini_batch": 2}))
     assert isinstance(requested, models.DeploymentPublic), requested
-    running = wait(lambda: op("deployments", "deployments_get").sync(deployment, client=client),
-                   lambda d: d.status in ("running", "failed"))
+    running = wait_for(settled(lambda: op("deployments", "deployments_get").sync(deployment, client=client),
+                               lambda d: d.status in ("running", "failed")), 240, "the deployment to settle")
     assert running.status == "running", running
 
     assert isinstance(op("datasets", "datasets_create").sync(
@@ -126,8 +119,8 @@ def test_a_generated_client_drives_the_seed_path(generated, stack, tmp_path):
     job = op("jobs", "jobs_submit").sync(dataset, client=client, body=models.JobCreate.from_dict(
         {"deployment": deployment, "outputs": {"label": "label"}}))
     assert isinstance(job, models.JobPublic), job
-    ended = wait(lambda: op("jobs", "jobs_get").sync(job.id, client=client),
-                 lambda j: j.status in ("completed", "failed", "cancelled"))
+    ended = wait_for(settled(lambda: op("jobs", "jobs_get").sync(job.id, client=client),
+                             lambda j: j.status in ("completed", "failed", "cancelled")), 240, "the job to end")
     failures = op("jobs", "jobs_failures").sync(job.id, client=client)
     assert (ended.total, ended.succeeded, ended.failed) == (4, 3, 1), [f.error for f in failures.items]
     assert ended.progress == 1.0

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, make_zip,
-                      run_job, slow_model, unique, wait_for)
+                      run_job, slow_model, unique)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

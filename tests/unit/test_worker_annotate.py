@@ -1,6 +1,5 @@
 """The worker's use cases without Ray: input resolution, type checks and poison isolation."""
 
-import asyncio
 
 from modelhub_contracts.events import TaskScheduled
 from modelhub_worker.annotate import annotate, events_for

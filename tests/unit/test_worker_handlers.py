@@ -1,6 +1,5 @@
 """The worker's task subscriber on FastStream's TestNatsBroker: what it publishes, and what not."""
 
-import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from modelhub_contracts import subjects

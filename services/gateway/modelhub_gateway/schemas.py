@@ -8,7 +8,7 @@ from typing import Any, Literal
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
 from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
