@@ -17,7 +17,7 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, errors, handlers, history
+from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
@@ -61,6 +61,8 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.openapi = _closed_openapi(app.openapi)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for refusal in (lifecycle.Refused, media.MediaRefused, samples.InvalidFilter):
+        app.add_exception_handler(refusal, _refused)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
@@ -84,6 +86,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
                           and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
         return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    """Use cases refuse with their own errors and know nothing of HTTP; they become answers here,
+    through the same path as a route's HTTPException (a 422 gets the validation shape)."""
+    return await _http_error(request, StarletteHTTPException(getattr(exc, "status", 422), str(exc)))
 
 
 def _closed_openapi(generate):

@@ -5,8 +5,6 @@ deletes in an order that a crash can resume: the record users address (the datas
 changed last, so repeating the call finishes the work; a second call on something gone answers 404.
 """
 
-from dataclasses import dataclass
-
 from modelhub_contracts.events import utcnow
 
 from modelhub_gateway import auth
@@ -16,15 +14,12 @@ from modelhub_gateway.store import GatewayStore
 ADMIN = "admin"
 
 
-@dataclass(frozen=True)
 class Refused(Exception):
     """The removal cannot happen now (`status` 409) or here (403/404)."""
 
-    status: int
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 async def running_job(store: GatewayStore, dataset: str, field: str | None = None) -> dict | None:

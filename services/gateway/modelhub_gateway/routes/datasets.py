@@ -57,7 +57,7 @@ async def delete_dataset(name: NamePath, user: CurrentUser, store: Store) -> Res
     """Delete the dataset with its samples, jobs and their ledgers (owner or admin); 409 naming the
     job while one runs on it. The name can be used again at once."""
     await owned_dataset(store, user, name)
-    await _lifecycle(lifecycle.delete_dataset(store, name))
+    await lifecycle.delete_dataset(store, name)
     return Response(status_code=204)
 
 
@@ -65,21 +65,14 @@ async def delete_dataset(name: NamePath, user: CurrentUser, store: Store) -> Res
 async def remove_field(name: NamePath, field: FieldPath, user: CurrentUser, store: Store) -> FieldRemoved:
     """Take a field and its lineage off every sample (undo a run); 409 while a running job writes it."""
     await owned_dataset(store, user, name)
-    return FieldRemoved(removed=await _lifecycle(lifecycle.remove_field(store, name, field)))
+    return FieldRemoved(removed=await lifecycle.remove_field(store, name, field))
 
 
 @router.post("/{name}/samples/delete", response_model=SamplesDeleted, responses=errors(404, 409, 413))
 async def delete_samples(name: NamePath, body: SampleIds, user: CurrentUser, store: Store) -> SamplesDeleted:
     """Delete samples by id (ids not in this dataset are ignored); 409 while a job runs on the dataset."""
     await owned_dataset(store, user, name)
-    return SamplesDeleted(deleted=await _lifecycle(lifecycle.delete_samples(store, name, body.ids)))
-
-
-async def _lifecycle(removal):
-    try:
-        return await removal
-    except lifecycle.Refused as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    return SamplesDeleted(deleted=await lifecycle.delete_samples(store, name, body.ids))
 
 
 @router.post("/{name}/samples", status_code=201, response_model=SamplesAdded, responses=errors(404, 413))
@@ -114,10 +107,7 @@ async def list_samples(name: NamePath, user: CurrentUser, store: Store, limit: i
     `total` counts the samples that pass the filter."""
     await owned_dataset(store, user, name)
     failed = await _failed_ids(store, name, failed_job) if failed_job else None
-    try:
-        query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)
-    except samples.InvalidFilter as exc:
-        raise HTTPException(422, str(exc)) from exc
+    query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)
     cursor = store.samples.find(query, sort=[("_id", 1)], skip=offset, limit=limit)
     items = [SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {}),
                           lineage=d.get("lineage", {})) async for d in cursor]
@@ -170,9 +160,6 @@ async def sample_thumbnail(name: NamePath, sample_id: IdPath, user: CurrentUser,
     sample = await store.samples.find_one({"_id": sample_id, "dataset": name}, {"filepath": 1})
     if sample is None:
         raise HTTPException(404, f"sample '{sample_id}' not found in dataset '{name}'")
-    try:
-        path = media.allowed_file(sample["filepath"], media.parse_roots(settings.media_roots), settings.data_dir)
-        data = await asyncio.to_thread(media.picture, path, size, settings.data_dir / "cache" / "thumbnails")
-    except media.MediaRefused as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
+    path = media.allowed_file(sample["filepath"], media.parse_roots(settings.media_roots), settings.data_dir)
+    data = await asyncio.to_thread(media.picture, path, size, settings.data_dir / "cache" / "thumbnails")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})

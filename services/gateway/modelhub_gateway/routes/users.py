@@ -29,10 +29,7 @@ async def list_users(_: AdminUser, store: Store) -> UserList:
 async def disable_user(username: NamePath, _: AdminUser, store: Store) -> Response:
     """Off-board a user (admin only): every token of theirs answers 401 from the next request, the
     name stays reserved, and what they own stays. 404 if there is no such (enabled) user."""
-    try:
-        await lifecycle.disable_user(store, username)
-    except lifecycle.Refused as exc:
-        raise HTTPException(exc.status, exc.message) from exc
+    await lifecycle.disable_user(store, username)
     return Response(status_code=204)
 
 
