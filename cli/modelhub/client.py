@@ -22,6 +22,7 @@ from urllib.parse import quote
 import click
 import httpx
 from tqdm import tqdm
+from modelhub import trace
 
 API_PREFIX = "/api/v1"
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -953,6 +954,21 @@ def jobs_failures(api: ApiClient, out: Output, job_id: str) -> None:
     """List the samples a job failed on, with their errors."""
     out.emit(api.request("GET", f"/jobs/{seg(job_id)}/failures"), lambda page: echo_table(
         ["SAMPLE", "ERROR"], ([f.get("sample_id"), f.get("error")] for f in _items(page)), empty="no failures"))
+
+
+@jobs.command("trace")
+@api_command
+@click.argument("job_id", metavar="ID")
+@click.option("--telemetry-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the stack writes spans (default DIR/telemetry).")
+def jobs_trace(api: ApiClient, out: Output, job_id: str, telemetry_dir: Path | None) -> None:
+    """Print the job's trace: its spans as a tree, with start offsets and durations (--json: the spans)."""
+    api.request("GET", f"/jobs/{seg(job_id)}")  # the job exists and you may see it
+    spans = trace.job_spans(trace.read_spans(telemetry_dir or data_dir() / "telemetry"), job_id)
+    if not spans and not out.as_json:
+        fail(f"no spans of job {job_id} under {telemetry_dir or data_dir() / 'telemetry'} (yet: spans are "
+             "written every few seconds; with an OTLP exporter they are in your tracing backend)")
+    out.emit(spans, lambda s: click.echo("\n".join(trace.render_tree(s))))
 
 
 @jobs.command("cancel")

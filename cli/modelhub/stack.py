@@ -36,7 +36,7 @@ from pathlib import Path
 
 import click
 
-from modelhub import sandbox
+from modelhub import ops, sandbox
 from modelhub.supervisor import (
     ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
     read_supervisor_pid, sweep, wait_gone, write_json_atomic,
@@ -461,7 +461,9 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         "MODELHUB_ADMIN_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
     })
-    service_specs = [ChildSpec(name, list(argv), svc_env) for name, argv in services]
+    http = ops.http_ports([name for name, _ in services], ports, port, _pick_port)
+    service_specs = [ChildSpec(name, list(argv), {**svc_env, **ops.service_env(data_dir, http[name])},
+                               info=ops.service_info(http[name])) for name, argv in services]
 
     gateway_url = f"http://127.0.0.1:{port}"
     stack = {
@@ -877,6 +879,8 @@ def status(data_dir, as_json):
                          "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
         for name, e in st["services"].items():
             extra = st["gateway_url"] if name == "gateway" and st["gateway_url"] else ""
+            if e.get("metrics_url"):
+                extra = (extra + " " if extra else "") + e["metrics_url"]
             if e.get("restarts"):
                 extra = (extra + " " if extra else "") + f"restarts={e['restarts']}"
             rows.append((name, e.get("pid"), e["state"], extra))

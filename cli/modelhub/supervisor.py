@@ -266,7 +266,7 @@ class Supervisor:
                 st[c.spec.name] = entry
         st["services"] = {
             c.spec.name: {"pid": c.pid, "state": c.state, "restarts": c.restarts,
-                          "argv": c.spec.argv, "log": str(c.log_path)}
+                          "argv": c.spec.argv, "log": str(c.log_path), **c.spec.info}
             for c in self.services}
         st["updated_at"] = time.time()
         return st

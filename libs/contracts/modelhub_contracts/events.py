@@ -59,6 +59,7 @@ class JobSubmitted(Event):
     submitted_by: str = Field(description="acting user")
     until_sample_id: str | None = Field(None, description="the dataset's last sample id at submission")
     part: int = Field(0, description="a retry's sample ids travel in parts; tasks of each part get its number")
+    traceparent: str | None = Field(None, description="W3C trace context of the submit: the job's trace")
 
 
 class JobScheduled(Event):
@@ -89,6 +90,8 @@ class TaskScheduled(Event):
     inputs: dict[str, str] = Field(description="model input name -> sample field")
     outputs: dict[str, str] = Field(description="model output name -> sample field")
     output_types: dict[str, str] = Field(description="model output name -> schema type")
+    traceparent: str | None = Field(None, description="W3C trace context of the job's trace (tasks are "
+                                    "published long after the submit, from a stored queue)")
 
 
 class SampleOutcome(BaseModel):

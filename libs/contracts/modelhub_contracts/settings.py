@@ -18,3 +18,8 @@ class ServiceSettings(BaseSettings):
         "auto", validation_alias=AliasChoices("RAY_ADDRESS", "MODELHUB_RAY_ADDRESS"),
         description="Ray cluster address (ray://... or host:port)")
     data_dir: Path = Field(Path.home() / ".modelhub", description="where local state lives")
+    http_port: int | None = Field(None, description="serve /metrics and /health/live, /health/ready here "
+                                  "(none: no HTTP server)")
+    http_host: str = Field("127.0.0.1", description="address of that HTTP server (0.0.0.0 in a container)")
+    telemetry_dir: Path | None = Field(None, description="write spans as JSON lines here when no OTEL_* "
+                                       "exporter is configured (the embedded stack: DIR/telemetry)")

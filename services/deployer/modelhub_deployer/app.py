@@ -6,9 +6,9 @@ import ray
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo, subjects
+from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.raywatch import watch_cluster
-from modelhub_contracts.runtime import answer_pings
+from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 
 from modelhub_deployer.authz import EventAuthorizer
@@ -26,10 +26,10 @@ def _connect_ray(address: str) -> None:
     start_serve()
 
 
-def build_app(settings: ServiceSettings | None = None) -> FastStream:
-    """The deployer's FastStream app; subscribers (and the ping) start once Ray and Mongo are up."""
-    settings = settings or ServiceSettings()
-    broker = NatsBroker(settings.nats_url)
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+    """The deployer's FastStream app; subscribers (and the ping) start once Ray and Mongo are up.
+    Returns the app, its broker and the database (the HTTP probes ping both)."""
+    broker = ops.make_broker(settings, tel)
     client, db = mongo.connect(settings)
     deployer = Deployer(DeploymentStore(db), RayServe(),
                         ObjectStorePackages(broker, settings.data_dir))
@@ -47,10 +47,20 @@ def build_app(settings: ServiceSettings | None = None) -> FastStream:
     async def reconcile() -> None:
         await deployer.reconcile()
         watchers.add(asyncio.create_task(watch_cluster()))
+        watchers.add(asyncio.create_task(telemetry.poll_gauge(
+            lambda: telemetry.replicas_ready(db), telemetry.GaugeSet(tel.metrics.replicas_ready, "deployment"))))
 
     @app.on_shutdown
     async def close() -> None:
         await deployer.close()
         await client.close()
 
-    return app
+    return app, broker, db
+
+
+def main() -> None:
+    configure_logging("deployer")
+    settings = ServiceSettings()
+    tel = telemetry.setup("deployer", settings.telemetry_dir)
+    app, broker, db = build_app(settings, tel)
+    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

@@ -19,6 +19,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 import zipfile
 from typing import Any
 
@@ -54,11 +55,23 @@ class ModelReplica:
         # The deployment's batch_wait_ms: a lone predict_one call waits this long for company.
         self.predict_one.set_batch_wait_timeout_s(batch_wait_s)
 
-    async def predict_chunk(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples."""
+    async def predict_chunk(self, samples: list[dict[str, Any]],
+                            traceparent: str | None = None) -> list[dict[str, Any]] | dict[str, Any]:
+        """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples.
+
+        With a `traceparent` (the caller's span, W3C format) the reply is
+        {"outputs": rows, "span": timing}: the replica has no exporter and no credentials, so it
+        reports its span's timing and the caller records it in the trace."""
+        started = time.time_ns()
         if not 1 <= len(samples) <= self._mini_batch:
             raise ValueError(f"a call carries 1 to {self._mini_batch} samples (mini_batch), got {len(samples)}")
-        return _rows(await self._predict(_columns(samples)), len(samples))
+        predict_started = time.time_ns()
+        rows = _rows(await self._predict(_columns(samples)), len(samples))
+        if traceparent is None:
+            return rows
+        return {"outputs": rows, "span": {"traceparent": traceparent, "start_ns": started,
+                                          "predict_start_ns": predict_started, "end_ns": time.time_ns(),
+                                          "batch_size": len(samples), "pid": os.getpid()}}
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.002)
     async def predict_one(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:

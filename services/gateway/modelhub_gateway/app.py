@@ -15,9 +15,9 @@ from starlette.routing import Match
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo
+from modelhub_contracts import mongo, ops, telemetry
 
-from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples
+from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, observability, samples
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
@@ -29,23 +29,31 @@ PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")  # its o
 STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
 
-def build_app(settings: GatewaySettings) -> FastAPI:
+def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None) -> FastAPI:
     """Wire broker, store, subscribers and routers; the one place configuration enters."""
-    broker = NatsBroker(settings.nats_url)
+    tel = tel or telemetry.setup("gateway", settings.telemetry_dir)
+    broker: NatsBroker = ops.make_broker(settings, tel)
     client, db = mongo.connect(settings)
     store = GatewayStore(db)
-    handlers.register(broker, store)
+    handlers.register(broker, store, tel)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await store.ensure_indexes()
         await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
         await broker.start()
-        sweep = asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds))
+        background = [asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),
+                      asyncio.create_task(telemetry.poll_gauge(lambda: telemetry.jobs_by_status(db),
+                                                               telemetry.GaugeSet(tel.metrics.jobs, "status")))]
+        if settings.http_port is not None:
+            background.append(asyncio.create_task(
+                observability.serve_metrics(tel, settings.http_host, settings.http_port)))
         yield
-        sweep.cancel()
+        for task in background:
+            task.cancel()
         await broker.stop()
         await client.close()
+        tel.shutdown()
 
     app = FastAPI(title="modelhub", version="0.1.0", lifespan=lifespan,
                   docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json",
@@ -67,6 +75,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
     app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
+    observability.instrument(app, tel)
     return app
 
 

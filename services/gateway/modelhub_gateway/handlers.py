@@ -9,11 +9,11 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import subjects
+from modelhub_contracts import subjects, telemetry
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
 
-from modelhub_gateway import jobs
+from modelhub_gateway import jobs, observability
 from modelhub_gateway.store import GatewayStore
 
 # Each SampleAnnotated carries a task's outcomes (up to OUTCOMES_PER_EVENT samples); fold them in
@@ -28,15 +28,17 @@ ACK_WAIT = 30.0
 NO_DELIVERY_LIMIT = -1
 
 
-def register(broker: NatsBroker, store: GatewayStore) -> None:
+def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry) -> None:
     """Wire the progress subscribers (durable, so a gateway restart resumes where it stopped)."""
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True))
     async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Record each task's sample outcomes and recount the jobs touched."""
-        await settle(message, jobs.record_annotations(store, events))
+        """Record each task's sample outcomes and recount the jobs touched (a span per event in
+        its job's trace)."""
+        with observability.fold_spans(tel, events, message.batch_headers):
+            await settle(message, jobs.record_annotations(store, events))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,

@@ -17,6 +17,7 @@ from pymongo.errors import BulkWriteError
 
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
+from modelhub_contracts.telemetry import current_traceparent
 
 from modelhub_gateway import history
 from modelhub_gateway.store import GatewayStore
@@ -84,7 +85,7 @@ def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids:
         event_id=f"{job['_id']}.{attempt}" + (f".p{part}" if part else ""), job_id=job["_id"], attempt=attempt,
         dataset=job["dataset"], deployment=job["deployment"], inputs=job["inputs"], outputs=job["outputs"],
         output_types=output_types_, mini_batch=mini_batch, sample_ids=sample_ids, submitted_by=job["created_by"],
-        until_sample_id=job.get("until_sample_id"), part=part)
+        until_sample_id=job.get("until_sample_id"), part=part, traceparent=current_traceparent())
 
 
 async def failed_samples(store: GatewayStore, job: dict) -> list[str]:

@@ -5,7 +5,7 @@ import asyncio
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo
+from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
@@ -15,12 +15,13 @@ from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
 
 
-def build_app(settings: ServiceSettings) -> FastStream:
-    """Wire broker, store, Ray Serve client and handlers; the one place configuration enters."""
-    broker = NatsBroker(settings.nats_url)
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+    """Wire broker, store, Ray Serve client and handlers; the one place configuration enters.
+    Returns the app, its broker and the database (the HTTP probes ping both)."""
+    broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
-    serve = ServeClient(settings.ray_address)
-    handlers.register(broker, WorkerStore(db), serve)
+    serve = ServeClient(settings.ray_address, tel=tel)
+    handlers.register(broker, WorkerStore(db), serve, tel.metrics)
     app = FastStream(broker)
 
     watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
@@ -31,9 +32,12 @@ def build_app(settings: ServiceSettings) -> FastStream:
         answer_pings(broker, "inference-worker")
         watchers.add(asyncio.create_task(watch_cluster()))
 
-    return app
+    return app, broker, db
 
 
 def main() -> None:
     configure_logging("inference-worker")
-    asyncio.run(build_app(ServiceSettings()).run())
+    settings = ServiceSettings()
+    tel = telemetry.setup("inference-worker", settings.telemetry_dir)
+    app, broker, db = build_app(settings, tel)
+    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

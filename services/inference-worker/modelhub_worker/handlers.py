@@ -7,6 +7,7 @@ last delivery that fails, or JetStream's max-deliveries advisory, fails its samp
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from faststream import AckPolicy
@@ -16,7 +17,7 @@ from nats.js.api import StorageType
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from modelhub_contracts import subjects
+from modelhub_contracts import subjects, telemetry
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, deliveries, keep_alive, ok,
                                           publish_event, refuse, settle)
@@ -48,11 +49,18 @@ DEADLETTER_STREAM = JStream(name=subjects.DEADLETTER_STREAM, subjects=[subjects.
                             storage=StorageType.FILE)
 
 
-def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None:
+def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
+             metrics: telemetry.Metrics | None = None) -> None:
     """Wire the task consumer, its dead-letter consumer and online predict."""
 
     async def publish(event: SampleAnnotated) -> None:
         await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
+
+    def counted(task: TaskScheduled) -> Callable[[SampleAnnotated], Awaitable[None]]:
+        async def publish_counted(event: SampleAnnotated) -> None:
+            await publish(event)
+            count_outcomes(metrics, task, event)
+        return publish_counted
 
     @broker.subscriber(subjects.TASK_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_WORKER_TASKS,
                        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
@@ -60,10 +68,16 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
     async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
+        started, publish_task = time.perf_counter(), counted(task)
+        telemetry.annotate_current({telemetry.JOB_ID: task.job_id, telemetry.TASK_ID: task.task_id,
+                                    telemetry.DATASET: task.dataset, telemetry.DEPLOYMENT: task.deployment,
+                                    telemetry.BATCH_SIZE: len(task.sample_ids)})
         async with keep_alive(message):
             delay = await attempt(task, deliveries(message),
-                                  lambda: run_task(task, store, serve.predict_chunk, publish, short_error),
-                                  store, publish, short_error)
+                                  lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error),
+                                  store, publish_task, short_error)
+        if metrics is not None:
+            metrics.task_duration.record(time.perf_counter() - started, {"deployment": task.deployment})
         await (message.ack() if delay is None else message.nack(delay=delay))
 
     @broker.subscriber(subjects.WORKER_TASKS_MAX_DELIVERIES, stream=DEADLETTER_STREAM,
@@ -87,6 +101,19 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
         """Online inference: the samples go through the deployment in shared batches, outputs
         checked by type; 429 when this worker is full, 504 (calls cancelled) past the deadline."""
         return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
+
+
+def count_outcomes(metrics: telemetry.Metrics | None, task: TaskScheduled, event: SampleAnnotated) -> None:
+    """A task's published outcomes: the sample counters (by deployment) and the task span's counts.
+    Counted as published: a task redelivered after it published (its worker died before the ack)
+    counts again here, while the job's own counts, from its ledger, never do."""
+    ok = sum(1 for s in event.samples if s.ok)
+    failed = len(event.samples) - ok
+    telemetry.annotate_current({telemetry.SAMPLES_OK: ok, telemetry.SAMPLES_FAILED: failed})
+    if metrics is not None:
+        labels = {"deployment": task.deployment}
+        metrics.samples_annotated.add(ok, labels)
+        metrics.samples_failed.add(failed, labels)
 
 
 async def predict_reply(request: PredictRequest, run: Callable[..., Awaitable[list]],

@@ -3,7 +3,7 @@
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo, subjects
+from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.package import PackageLimits
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
@@ -12,9 +12,10 @@ from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 
 
-def build_app(settings: ServiceSettings) -> FastStream:
-    """Wire broker, stores and handlers; the one place configuration enters."""
-    broker = NatsBroker(settings.nats_url)
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+    """Wire broker, stores and handlers; the one place configuration enters. Returns the app, its
+    broker and the database (the HTTP probes ping both)."""
+    broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
     store = ModelStore(db)
     app = FastStream(broker)
@@ -28,11 +29,14 @@ def build_app(settings: ServiceSettings) -> FastStream:
         handlers.register(broker, store, blobs, PackageLimits())
         answer_pings(broker, "registry")
 
-    return app
+    return app, broker, db
 
 
 def main() -> None:
     import asyncio
 
     configure_logging("registry")
-    asyncio.run(build_app(ServiceSettings()).run())
+    settings = ServiceSettings()
+    tel = telemetry.setup("registry", settings.telemetry_dir)
+    app, broker, db = build_app(settings, tel)
+    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

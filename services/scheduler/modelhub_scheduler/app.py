@@ -6,7 +6,7 @@ import asyncio
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo
+from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 
@@ -14,9 +14,10 @@ from modelhub_scheduler import handlers
 from modelhub_scheduler.store import SchedulerStore
 
 
-def build_app(settings: ServiceSettings) -> FastStream:
-    """Wire broker, store and handlers; the one place configuration enters."""
-    broker = NatsBroker(settings.nats_url)
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+    """Wire broker, store and handlers; the one place configuration enters. Returns the app, its
+    broker and the database (the HTTP probes ping both)."""
+    broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
     store = SchedulerStore(db)
     dispatcher = handlers.register(broker, store)
@@ -30,11 +31,16 @@ def build_app(settings: ServiceSettings) -> FastStream:
 
     @app.after_startup
     async def start_sweep() -> None:
-        sweeps.add(asyncio.create_task(handlers.sweep(store, dispatcher)))
+        gauges = (telemetry.GaugeSet(tel.metrics.tasks_waiting, "deployment"),
+                  telemetry.GaugeSet(tel.metrics.tasks_in_flight, "deployment"))
+        sweeps.add(asyncio.create_task(handlers.sweep(store, dispatcher, gauges=gauges)))
 
-    return app
+    return app, broker, db
 
 
 def main() -> None:
     configure_logging("scheduler")
-    asyncio.run(build_app(ServiceSettings()).run())
+    settings = ServiceSettings()
+    tel = telemetry.setup("scheduler", settings.telemetry_dir)
+    app, broker, db = build_app(settings, tel)
+    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

@@ -8,7 +8,7 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import subjects
+from modelhub_contracts import queue, subjects, telemetry
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, publish_event, settle
 
@@ -35,11 +35,15 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     """Wire the scheduler's durable consumers; returns the dispatcher (its sweep runs from app.py)."""
 
     async def publish(task: TaskScheduled) -> None:
-        await publish_event(broker, subjects.TASK_SCHEDULED, task)
+        with telemetry.attached(task.traceparent):  # the job's trace, whichever fill publishes it
+            await publish_event(broker, subjects.TASK_SCHEDULED, task)
 
     dispatcher = Dispatcher(store, publish)
 
     async def schedule(job: JobSubmitted) -> None:
+        telemetry.annotate_current({telemetry.JOB_ID: job.job_id, telemetry.DATASET: job.dataset,
+                                    telemetry.DEPLOYMENT: job.deployment, telemetry.ATTEMPT: job.attempt,
+                                    telemetry.BATCH_SIZE: job.mini_batch})
         if reason := await job_refusal(store.db, job):
             await publish_event(broker, subjects.JOB_REFUSED, JobRefused(
                 event_id=f"{job.job_id}.{job.attempt}.refused", job_id=job.job_id, attempt=job.attempt,
@@ -47,7 +51,8 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
             return
         if not await store.is_planned(plan_id(job)):
             scheduled = await plan_job(job, store.sample_ids(job.dataset, job.sample_ids, job.until_sample_id),
-                                       store.add_tasks, lambda: store.is_cancelled(job.job_id))
+                                       store.add_tasks, lambda: store.is_cancelled(job.job_id),
+                                       telemetry.current_traceparent())
             if scheduled is None:
                 return
             await store.planned(plan_id(job), job.job_id, scheduled.num_tasks, scheduled.num_samples)
@@ -77,13 +82,19 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     return dispatcher
 
 
-async def sweep(store: SchedulerStore, dispatcher: Dispatcher, every: float = SWEEP_SECONDS) -> None:
+async def sweep(store: SchedulerStore, dispatcher: Dispatcher, every: float = SWEEP_SECONDS,
+                gauges: tuple[telemetry.GaugeSet, telemetry.GaugeSet] | None = None) -> None:
     """Refill every deployment with queued tasks, forever: recovers a restarted scheduler and frees
-    the places of cancelled jobs. A failed round (MongoDB or NATS away) is retried next round."""
+    the places of cancelled jobs. A failed round (MongoDB or NATS away) is retried next round.
+    Each round also sets the queue gauges (tasks waiting / in flight per deployment)."""
     while True:
         try:
             for deployment in await store.deployments_with_tasks():
                 await dispatcher.fill(deployment)
+            if gauges:
+                counts = await queue.counts_by_deployment(store.db)
+                for gauge, state in zip(gauges, (queue.TaskState.WAITING, queue.TaskState.IN_FLIGHT), strict=True):
+                    gauge.update({d: c[state.value] for d, c in counts.items()})
         except Exception:
             log.exception("queue sweep failed; retrying in %.0f s", every)
         await asyncio.sleep(every)

@@ -15,12 +15,14 @@ PLAN_BATCH = 500
 AddTasks = Callable[[list[tuple[int, TaskScheduled]], int], Awaitable[None]]
 
 
-def task_for(job: JobSubmitted, index: int, sample_ids: list[str]) -> TaskScheduled:
-    """Task ids are deterministic, so a redelivered job plans (and publishes) the same ids."""
+def task_for(job: JobSubmitted, index: int, sample_ids: list[str], traceparent: str | None = None) -> TaskScheduled:
+    """Task ids are deterministic, so a redelivered job plans (and publishes) the same ids. The
+    task keeps the trace context it was planned in, for its publish, which may come much later."""
     task_id = f"{job.job_id}.{job.attempt}.{index}" if not job.part else f"{job.job_id}.{job.attempt}.p{job.part}.{index}"
     return TaskScheduled(event_id=task_id, task_id=task_id, job_id=job.job_id, attempt=job.attempt,
                          dataset=job.dataset, deployment=job.deployment, sample_ids=sample_ids,
-                         inputs=job.inputs, outputs=job.outputs, output_types=job.output_types)
+                         inputs=job.inputs, outputs=job.outputs, output_types=job.output_types,
+                         traceparent=traceparent or job.traceparent)
 
 
 def plan_id(job: JobSubmitted) -> str:
@@ -39,12 +41,13 @@ async def chunks(ids: AsyncIterator[str], size: int) -> AsyncIterator[list[str]]
 
 
 async def plan_job(job: JobSubmitted, sample_ids: AsyncIterator[str], add_tasks: AddTasks,
-                   is_cancelled: Callable[[], Awaitable[bool]]) -> JobScheduled | None:
+                   is_cancelled: Callable[[], Awaitable[bool]],
+                   traceparent: str | None = None) -> JobScheduled | None:
     """Store one waiting task per `mini_batch` samples; stop early (returning None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
     async for chunk in chunks(sample_ids, job.mini_batch):
-        batch.append((tasks, task_for(job, tasks, chunk)))
+        batch.append((tasks, task_for(job, tasks, chunk, traceparent)))
         tasks, samples = tasks + 1, samples + len(chunk)
         if len(batch) == PLAN_BATCH:
             if await is_cancelled():

@@ -9,7 +9,7 @@ from modelhub_contracts import queue, subjects
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
-from modelhub_gateway import access, jobs
+from modelhub_gateway import access, jobs, observability
 from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
 from modelhub_gateway.routes.datasets import owned_dataset
@@ -48,6 +48,7 @@ async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: 
     until = last["_id"] if last else None
     total = await store.samples.count_documents({"dataset": name, "_id": {"$lte": until}}) if until else 0
     job = jobs.new_job(name, deployment, inputs, body.outputs, total, user["username"], until)
+    observability.submitted(job)
     await store.jobs.insert_one(job)
     if total:
         await publish_event(broker, subjects.JOB_SUBMITTED,

@@ -1,0 +1,82 @@
+"""The gateway's telemetry: HTTP spans (FastAPI's instrumentation), the progress fold's spans in
+each job's trace, the jobs-by-status gauge and the /metrics server on its own port.
+
+/metrics is served on `http_port` (MODELHUB_HTTP_PORT), like every service's, and never on the
+public API port: it needs no token (Prometheus scrapes it from the host or the cluster network)
+and shows counts by deployment name and job status, no token or credential.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from prometheus_client import make_asgi_app
+
+from modelhub_contracts import telemetry
+from modelhub_contracts.events import SampleAnnotated
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+# Probes and scrapes start no trace
+EXCLUDED_URLS = "api/v1/health,metrics"
+
+
+def instrument(app: FastAPI, tel: telemetry.Telemetry) -> None:
+    """A server span per request (the root of a job's trace for a submit); context from a
+    caller's `traceparent` header is continued."""
+    if tel.enabled:
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=tel.tracer_provider, excluded_urls=EXCLUDED_URLS)
+
+
+def submitted(job: dict) -> None:
+    """Mark the submit's span (the job trace's root) with what the job is."""
+    telemetry.annotate_current({telemetry.JOB_ID: job["_id"], telemetry.DATASET: job["dataset"],
+                                telemetry.DEPLOYMENT: job["deployment"], telemetry.MODEL: job.get("model"),
+                                telemetry.MODEL_VERSION: job.get("version"), "modelhub.samples_total": job["total"]})
+
+
+@contextlib.contextmanager
+def fold_spans(tel: telemetry.Telemetry, events: Sequence[SampleAnnotated],
+               headers: Sequence[dict[str, Any]]) -> Iterator[None]:
+    """One span per folded event (a task's outcomes), each in its job's trace (the context its
+    worker published it with), open while the batch is written."""
+    spans: list[Span] = []
+    if tel.enabled:
+        for event, carrier in zip(events, headers, strict=False):
+            ok = sum(1 for s in event.samples if s.ok)
+            spans.append(tel.tracer.start_span("fold progress", context=_PROPAGATOR.extract(carrier or {}), attributes={
+                telemetry.JOB_ID: event.job_id, telemetry.TASK_ID: event.task_id, telemetry.ATTEMPT: event.attempt,
+                telemetry.SAMPLES_OK: ok, telemetry.SAMPLES_FAILED: len(event.samples) - ok}))
+    try:
+        yield
+    except Exception as exc:
+        for span in spans:
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+        raise
+    finally:
+        for span in spans:
+            span.end()
+
+
+class _QuietServer(uvicorn.Server):
+    """A second server in the gateway's process: the API server owns the signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_metrics(tel: telemetry.Telemetry, host: str, port: int) -> None:
+    """Serve Prometheus' text format on host:port until cancelled."""
+    server = _QuietServer(uvicorn.Config(make_asgi_app(tel.registry), host=host, port=port,
+                                         log_level="warning", access_log=False, lifespan="off"))
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        server.should_exit = True
+        raise
