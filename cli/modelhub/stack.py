@@ -462,8 +462,8 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         "PYTHONUNBUFFERED": "1",
     })
     http = ops.http_ports([name for name, _ in services], ports, port, _pick_port)
-    service_specs = [ChildSpec(name, list(argv), {**svc_env, **ops.service_env(data_dir, http[name])},
-                               info=ops.service_info(http[name])) for name, argv in services]
+    service_specs = [ChildSpec(name, list(argv), {**svc_env, **ops.service_env(name, data_dir, http[name])},
+                               info=ops.service_info(name, http[name])) for name, argv in services]
 
     gateway_url = f"http://127.0.0.1:{port}"
     stack = {

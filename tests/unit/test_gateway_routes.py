@@ -2,12 +2,13 @@
 
 from fastapi.routing import APIRoute
 
+from modelhub_gateway import observability
 from modelhub_gateway.app import build_app, open_ui
 from modelhub_gateway.deps import current_user
 from modelhub_gateway.routes import health
 from modelhub_gateway.settings import GatewaySettings
 
-PUBLIC = {health.health, open_ui}
+PUBLIC = {health.health, open_ui, observability.metrics}
 
 
 def _routes(routes) -> list[APIRoute]:

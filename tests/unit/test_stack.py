@@ -191,7 +191,8 @@ def test_restart_killed_child_and_status(tmp_path, supervisor):
         "pid": new["registry"], "state": "running", "restarts": 1, "http_port": port,
         "metrics_url": f"http://127.0.0.1:{port}/metrics", "live_url": f"http://127.0.0.1:{port}/health/live",
         "ready_url": f"http://127.0.0.1:{port}/health/ready"}
-    assert port != st["services"]["gateway"]["http_port"]
+    assert st["services"]["gateway"]["metrics_url"].endswith("/metrics")  # on its API port
+    assert "http_port" not in st["services"]["gateway"]
     assert st["nats"]["state"] == "external"
     # services of the real table that this stand-in table lacks count as stopped
     assert st["services"]["deployer"]["state"] == "stopped"

@@ -67,6 +67,10 @@ _FALSY = {"", "0", "false", "no", "off"}
 
 # ------------------------------------------------------------------ metrics (fixed names)
 
+# Latency buckets in seconds (OTel's default buckets are meant for milliseconds)
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
 class Metrics:
     """modelhub's own instruments. Names are a contract (the Grafana dashboard uses them): the
     Prometheus exporter adds `_total` to counters, and keeps the `_seconds` these already have."""
@@ -78,9 +82,11 @@ class Metrics:
         self.samples_failed = meter.create_counter(
             "modelhub_samples_failed", description="samples that failed (model error, bad output, gone), by deployment")
         self.task_duration = meter.create_histogram(
-            "modelhub_task_duration_seconds", unit="s", description="a job task in a worker, load to publish")
+            "modelhub_task_duration_seconds", unit="s", description="a job task in a worker, load to publish",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         self.serve_call_duration = meter.create_histogram(
-            "modelhub_serve_call_duration_seconds", unit="s", description="one call into a deployment's replicas")
+            "modelhub_serve_call_duration_seconds", unit="s", description="one call into a deployment's replicas",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
         self.tasks_waiting = meter.create_gauge(
             "modelhub_tasks_waiting", description="tasks queued in the scheduler, not yet published")
         self.tasks_in_flight = meter.create_gauge(
@@ -293,7 +299,8 @@ def _tracer_provider(resource: Resource, exporters: list[SpanExporter]) -> trace
 
 
 def _meter_provider(resource: Resource, registry: CollectorRegistry) -> MeterProvider:
-    readers: list[Any] = [PrometheusMetricReader(registry=registry, disable_target_info=True)]
+    readers: list[Any] = [PrometheusMetricReader(registry=registry, disable_target_info=True,
+                                                  scope_info_enabled=False)]
     if _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
         if _env("OTEL_METRICS_EXPORTER").lower() != "none":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

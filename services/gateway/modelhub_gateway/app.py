@@ -45,9 +45,6 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
         background = [asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),
                       asyncio.create_task(telemetry.poll_gauge(lambda: telemetry.jobs_by_status(db),
                                                                telemetry.GaugeSet(tel.metrics.jobs, "status")))]
-        if settings.http_port is not None:
-            background.append(asyncio.create_task(
-                observability.serve_metrics(tel, settings.http_host, settings.http_port)))
         yield
         for task in background:
             task.cancel()
@@ -59,6 +56,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
                   docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json",
                   generate_unique_id_function=operation_id)
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
+    app.state.telemetry = tel
     app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
     for module in (health, users, models, deployments, datasets, jobs):
@@ -66,6 +64,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
     app.add_api_route("/", open_ui, include_in_schema=False)
+    app.add_api_route("/metrics", observability.metrics, include_in_schema=False)
     app.openapi = _closed_openapi(app.openapi)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

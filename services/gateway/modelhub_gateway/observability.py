@@ -1,22 +1,20 @@
 """The gateway's telemetry: HTTP spans (FastAPI's instrumentation), the progress fold's spans in
 each job's trace, the jobs-by-status gauge and the /metrics server on its own port.
 
-/metrics is served on `http_port` (MODELHUB_HTTP_PORT), like every service's, and never on the
-public API port: it needs no token (Prometheus scrapes it from the host or the cluster network)
-and shows counts by deployment name and job status, no token or credential.
+/metrics is served on the gateway's own port without a token (API.md section 6), for Prometheus;
+it shows counts by deployment name, job status and NATS subject, never a token or credential.
 """
 
-import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from prometheus_client import make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelhub_contracts import telemetry
 from modelhub_contracts.events import SampleAnnotated
@@ -63,20 +61,8 @@ def fold_spans(tel: telemetry.Telemetry, events: Sequence[SampleAnnotated],
             span.end()
 
 
-class _QuietServer(uvicorn.Server):
-    """A second server in the gateway's process: the API server owns the signal handlers."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve_metrics(tel: telemetry.Telemetry, host: str, port: int) -> None:
-    """Serve Prometheus' text format on host:port until cancelled."""
-    server = _QuietServer(uvicorn.Config(make_asgi_app(tel.registry), host=host, port=port,
-                                         log_level="warning", access_log=False, lifespan="off"))
-    try:
-        await server.serve()
-    except asyncio.CancelledError:
-        server.should_exit = True
-        raise
+async def metrics(request: Request) -> Response:
+    """Public (no token, as API.md says: bind the port to loopback or filter /metrics at the proxy
+    in production): Prometheus text format, counts by deployment and job status, never a token."""
+    registry = request.app.state.telemetry.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

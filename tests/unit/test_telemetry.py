@@ -1,0 +1,137 @@
+"""Telemetry set-up: the metric names the dashboard is built on, spans as bounded JSON lines,
+trace context carried by a stored task, health pings kept out of traces, and the CLI's tree."""
+
+import json
+
+from opentelemetry import trace
+from prometheus_client import generate_latest
+
+from modelhub import trace as cli_trace
+from modelhub_contracts import telemetry
+from modelhub_contracts.events import JobSubmitted
+from modelhub_scheduler.schedule import task_for
+
+
+def spans_on(tmp_path, monkeypatch) -> telemetry.Telemetry:
+    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    return telemetry.setup("scheduler", tmp_path)
+
+
+def test_metric_names_are_the_published_ones(tmp_path, monkeypatch):
+    tel = spans_on(tmp_path, monkeypatch)
+    m, labels = tel.metrics, {"deployment": "d1"}
+    m.samples_annotated.add(9, labels)
+    m.samples_failed.add(3, labels)
+    m.task_duration.record(0.5, labels)
+    m.serve_call_duration.record(0.25, labels)
+    telemetry.GaugeSet(m.tasks_waiting, "deployment").update({"d1": 4})
+    telemetry.GaugeSet(m.tasks_in_flight, "deployment").update({"d1": 2})
+    telemetry.GaugeSet(m.replicas_ready, "deployment").update({"d1": 1})
+    telemetry.GaugeSet(m.jobs, "status").update({"completed": 5})
+    text = generate_latest(tel.registry).decode()
+    for line in ('modelhub_samples_annotated_total{deployment="d1"} 9.0',
+                 'modelhub_samples_failed_total{deployment="d1"} 3.0',
+                 'modelhub_task_duration_seconds_count{deployment="d1"} 1.0',
+                 'modelhub_serve_call_duration_seconds_sum{deployment="d1"} 0.25',
+                 'modelhub_tasks_waiting{deployment="d1"} 4.0', 'modelhub_tasks_in_flight{deployment="d1"} 2.0',
+                 'modelhub_replicas_ready{deployment="d1"} 1.0', 'modelhub_jobs{status="completed"} 5.0'):
+        assert line in text, f"{line!r} not in\n{text}"
+    tel.shutdown()
+
+
+def test_a_gauge_reads_zero_for_a_key_that_is_gone(tmp_path, monkeypatch):
+    tel = spans_on(tmp_path, monkeypatch)
+    gauges = telemetry.GaugeSet(tel.metrics.tasks_waiting, "deployment")
+    gauges.update({"a": 3, "b": 1})
+    gauges.update({"b": 2})
+    text = generate_latest(tel.registry).decode()
+    assert 'modelhub_tasks_waiting{deployment="a"} 0.0' in text
+    assert 'modelhub_tasks_waiting{deployment="b"} 2.0' in text
+
+
+def test_spans_go_to_json_lines_with_their_service_and_attributes(tmp_path, monkeypatch):
+    tel = spans_on(tmp_path, monkeypatch)
+    with tel.tracer.start_as_current_span("plan job") as span:
+        telemetry.annotate_current({telemetry.JOB_ID: "j1", telemetry.BATCH_SIZE: 4, "skipped": None})
+        traceparent = telemetry.current_traceparent()
+        with telemetry.attached(None):
+            pass
+    tel.tracer_provider.force_flush()
+    [record] = [json.loads(line) for p in tmp_path.glob("*.jsonl") for line in p.read_text().splitlines()]
+    assert record["service"] == "modelhub-scheduler" and record["name"] == "plan job"
+    assert record["attributes"] == {"modelhub.job_id": "j1", "modelhub.batch_size": 4}
+    assert traceparent.startswith(f"00-{record['trace_id']}-{record['span_id']}-")
+    assert span.get_span_context().trace_id == int(record["trace_id"], 16)
+
+
+def test_health_pings_start_no_trace_and_their_children_follow(tmp_path, monkeypatch):
+    tel = spans_on(tmp_path, monkeypatch)
+    with tel.tracer.start_as_current_span("modelhub.rpc.ping.scheduler process") as ping:
+        assert not ping.is_recording()
+        with tel.tracer.start_as_current_span("child") as child:
+            assert not child.is_recording()
+    with tel.tracer.start_as_current_span("modelhub.events.jobs.submitted process") as kept:
+        assert kept.is_recording()
+
+
+def test_the_span_file_rotates_and_keeps_one_older_file(tmp_path):
+    exporter = telemetry.JsonLinesSpanExporter(tmp_path, "spans-x", max_bytes=2000)
+    provider = trace_provider_with(exporter)
+    tracer = provider.get_tracer("t")
+    for i in range(40):
+        with tracer.start_as_current_span(f"span {i}"):
+            pass
+        provider.force_flush()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["spans-x.jsonl", "spans-x.jsonl.1"]
+    assert all(p.stat().st_size <= 2000 for p in tmp_path.iterdir())
+
+
+def trace_provider_with(exporter):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def test_the_dir_is_pruned_to_its_bound_oldest_first(tmp_path):
+    import os
+    for i in range(5):
+        path = tmp_path / f"spans-s-{i}.jsonl"
+        path.write_text("x" * 1000)
+        os.utime(path, (1000 + i, 1000 + i))
+    telemetry.prune(tmp_path, max_total=2500)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spans-s-3.jsonl", "spans-s-4.jsonl"]
+
+
+def test_a_planned_task_keeps_the_trace_it_was_planned_in():
+    job = JobSubmitted(job_id="j", dataset="d", deployment="dep", inputs={}, outputs={}, output_types={},
+                       mini_batch=2, submitted_by="u", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    planned_in = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+    assert task_for(job, 0, ["s1"], planned_in).traceparent == planned_in
+    assert task_for(job, 0, ["s1"]).traceparent == job.traceparent
+    ctx = telemetry.context_from(planned_in)
+    assert trace.get_current_span(ctx).get_span_context().trace_id == int("c" * 32, 16)
+
+
+def test_the_cli_prints_the_jobs_trace_as_a_tree():
+    def span(sid, parent, name, service, start, end, **attrs):
+        return {"trace_id": "t1", "span_id": sid, "parent_id": parent, "name": name, "service": service,
+                "start_ns": start, "end_ns": end, "status": "UNSET", "attributes": attrs}
+    spans = [span("1", None, "POST /api/v1/datasets/{name}/jobs", "modelhub-gateway", 0, 5_000_000,
+                  **{"modelhub.job_id": "J"}),
+             span("2", "1", "jobs.submitted process", "modelhub-scheduler", 1_000_000, 3_000_000),
+             span("3", "2", "replica predict_chunk", "modelhub-replica", 2_000_000, 2_500_000,
+                  **{"modelhub.batch_size": 4}),
+             {**span("9", None, "other job", "modelhub-gateway", 0, 1), "trace_id": "t2"}]
+    found = cli_trace.job_spans(spans, "J")
+    assert [s["span_id"] for s in found] == ["1", "2", "3"]
+    lines = cli_trace.render_tree(found)
+    assert lines[0] == "trace t1: 3 spans, 0.005 s, services: gateway, replica, scheduler"
+    assert lines[1].split() == ["0.0", "ms", "5.0", "ms", "└─", "POST", "/api/v1/datasets/{name}/jobs", "[gateway]",
+                                "job_id=J"]
+    assert lines[2].endswith("   └─ jobs.submitted process [scheduler]") and "2.0 ms" in lines[2]
+    assert lines[3].endswith("      └─ replica predict_chunk [replica]  batch_size=4")
