@@ -135,3 +135,22 @@ def test_the_cli_prints_the_jobs_trace_as_a_tree():
                                 "job_id=J"]
     assert lines[2].endswith("   └─ jobs.submitted process [scheduler]") and "2.0 ms" in lines[2]
     assert lines[3].endswith("      └─ replica predict_chunk [replica]  batch_size=4")
+
+
+def test_the_worker_counts_every_chunk_of_a_tasks_outcomes(tmp_path, monkeypatch):
+    from modelhub_contracts.events import SampleAnnotated, SampleOutcome, TaskScheduled
+    from modelhub_worker.handlers import count_outcomes
+
+    tel = spans_on(tmp_path, monkeypatch)
+    task = TaskScheduled(task_id="j.1.0", job_id="j", attempt=1, dataset="d", deployment="dep", sample_ids=[],
+                         inputs={}, outputs={}, output_types={})
+    totals = {telemetry.SAMPLES_OK: 0, telemetry.SAMPLES_FAILED: 0}
+    with tel.tracer.start_as_current_span("task") as span:
+        for chunk, oks in enumerate(([True, True, False], [True, False, False])):
+            event = SampleAnnotated(job_id="j", attempt=1, task_id="j.1.0", chunk=chunk, chunks=2,
+                                    samples=[SampleOutcome(sample_id=f"s{chunk}{i}", ok=ok) for i, ok in enumerate(oks)])
+            count_outcomes(tel.metrics, task, event, totals)
+    assert span.attributes[telemetry.SAMPLES_OK] == 3 and span.attributes[telemetry.SAMPLES_FAILED] == 3
+    text = generate_latest(tel.registry).decode()
+    assert 'modelhub_samples_annotated_total{deployment="dep"} 3.0' in text
+    assert 'modelhub_samples_failed_total{deployment="dep"} 3.0' in text

@@ -56,10 +56,13 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
     async def publish(event: SampleAnnotated) -> None:
         await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
 
-    def counted(task: TaskScheduled) -> Callable[[SampleAnnotated], Awaitable[None]]:
+    def counted(task: TaskScheduled | None) -> Callable[[SampleAnnotated], Awaitable[None]]:
+        totals = {telemetry.SAMPLES_OK: 0, telemetry.SAMPLES_FAILED: 0}  # over the task's chunks
+
         async def publish_counted(event: SampleAnnotated) -> None:
             await publish(event)
-            count_outcomes(metrics, task, event)
+            if task is not None:
+                count_outcomes(metrics, task, event, totals)
         return publish_counted
 
     @broker.subscriber(subjects.TASK_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_WORKER_TASKS,
@@ -86,13 +89,19 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
     async def on_max_deliveries(advisory: MaxDeliveriesAdvisory, message: NatsMessage, js: JsClient) -> None:
         """JetStream stopped delivering a task: fail its samples with the reason, never drop them."""
 
+        fetched: list[TaskScheduled] = []
+
         async def fetch(stream: str, seq: int) -> TaskScheduled | None:
             try:
-                return TaskScheduled.model_validate_json((await js.get_msg(stream, seq)).data)
+                fetched.append(TaskScheduled.model_validate_json((await js.get_msg(stream, seq)).data))
+                return fetched[-1]
             except (NotFoundError, ValidationError):  # gone, or never was a task: nothing to fail
                 return None
 
-        await settle(message, dead_letter_advised(advisory, fetch, store, publish))
+        async def publish_failed(event: SampleAnnotated) -> None:
+            await counted(fetched[-1] if fetched else None)(event)
+
+        await settle(message, dead_letter_advised(advisory, fetch, store, publish_failed))
 
     batcher = OnlineBatcher(serve.predict_batch, short_error)
 
@@ -103,13 +112,17 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
         return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
 
 
-def count_outcomes(metrics: telemetry.Metrics | None, task: TaskScheduled, event: SampleAnnotated) -> None:
-    """A task's published outcomes: the sample counters (by deployment) and the task span's counts.
-    Counted as published: a task redelivered after it published (its worker died before the ack)
-    counts again here, while the job's own counts, from its ledger, never do."""
+def count_outcomes(metrics: telemetry.Metrics | None, task: TaskScheduled, event: SampleAnnotated,
+                   totals: dict[str, int]) -> None:
+    """A task's published outcomes: the sample counters (by deployment) and the task span's counts
+    (`totals`, over the task's chunks). Counted as published: a task redelivered after it published
+    (its worker died before the ack) counts again here, while the job's own counts, from its
+    ledger, never do."""
     ok = sum(1 for s in event.samples if s.ok)
     failed = len(event.samples) - ok
-    telemetry.annotate_current({telemetry.SAMPLES_OK: ok, telemetry.SAMPLES_FAILED: failed})
+    totals[telemetry.SAMPLES_OK] += ok
+    totals[telemetry.SAMPLES_FAILED] += failed
+    telemetry.annotate_current(totals)
     if metrics is not None:
         labels = {"deployment": task.deployment}
         metrics.samples_annotated.add(ok, labels)
