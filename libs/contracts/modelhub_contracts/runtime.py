@@ -4,13 +4,16 @@ import logging
 
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import subjects
+from modelhub_contracts import bus, subjects
 
 
 def answer_pings(broker: NatsBroker, service: str) -> None:
     """Answer `modelhub.rpc.ping.<service>`: the gateway's health route asks every service."""
 
-    @broker.subscriber(subjects.RPC_PING.format(service=service))
+    subject = subjects.RPC_PING.format(service=service)
+
+    @broker.subscriber(subject, title=bus.receiving(service, subject),
+                       description="readiness ping from the gateway's health route")
     async def ping() -> dict:
         return {"service": service, "ready": True}
 

@@ -17,10 +17,10 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples
+from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples, sends
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
-from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
+from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -35,6 +35,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     client, db = mongo.connect(settings)
     store = GatewayStore(db)
     handlers.register(broker, store)
+    sends.declare(broker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -53,7 +54,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
     app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, users, models, deployments, datasets, jobs):
+    for module in (health, bus, users, models, deployments, datasets, jobs):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")

@@ -21,6 +21,8 @@ def build_app(settings: ServiceSettings) -> FastStream:
     _, db = mongo.connect(settings)
     serve = ServeClient(settings.ray_address)
     handlers.register(broker, WorkerStore(db), serve)
+    # answers only once started: subscribers start after the start-up hooks (Ray connected)
+    answer_pings(broker, "inference-worker")
     app = FastStream(broker)
 
     watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
@@ -28,7 +30,6 @@ def build_app(settings: ServiceSettings) -> FastStream:
     @app.on_startup
     async def connect_ray() -> None:
         await serve.connect()
-        answer_pings(broker, "inference-worker")
         watchers.add(asyncio.create_task(watch_cluster()))
 
     return app
