@@ -1,10 +1,8 @@
 """Process plumbing shared by the NATS services: readiness pings and logging."""
 
-import logging
-
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import bus, logs, subjects
 
 
 def answer_pings(broker: NatsBroker, service: str) -> None:
@@ -19,5 +17,5 @@ def answer_pings(broker: NatsBroker, service: str) -> None:
 
 
 def configure_logging(service: str) -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    """JSON lines on stdout (modelhub_contracts.logs)."""
+    logs.configure_logging(service)

@@ -17,7 +17,7 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples, sends
+from modelhub_gateway import auth, errors, external, handlers, history, lifecycle, media, samples, sends
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, users
@@ -36,6 +36,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     store = GatewayStore(db)
     handlers.register(broker, store)
     sends.declare(broker)
+    external.register(broker, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -148,4 +149,4 @@ def main() -> None:
     configure_logging("gateway")
     settings = GatewaySettings()
     uvicorn.run(build_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level="info", proxy_headers=False)
+                log_level="info", proxy_headers=False, log_config=None)  # its loggers write JSON lines too

@@ -5,7 +5,7 @@ import asyncio
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo
+from modelhub_contracts import logs, mongo
 from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
@@ -30,6 +30,7 @@ def build_app(settings: ServiceSettings) -> FastStream:
     @app.on_startup
     async def connect_ray() -> None:
         await serve.connect()
+        logs.reclaim()  # ray.init put its own handler on the root logger
         watchers.add(asyncio.create_task(watch_cluster()))
 
     return app
