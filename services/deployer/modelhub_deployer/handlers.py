@@ -14,6 +14,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
 from modelhub_contracts.messaging import EVENTS_STREAM, settle
 
@@ -31,6 +32,10 @@ def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> 
                        title=bus.receiving("deployer", subjects.DEPLOYMENT_REQUESTED))
     async def on_deployment_requested(event: DeploymentRequested, message: NatsMessage) -> None:
         """Start deploying if the acting user may run the model; acked once recorded."""
+        with log_ids(deployment=event.deployment):
+            await _requested(event, message)
+
+    async def _requested(event: DeploymentRequested, message: NatsMessage) -> None:
         if refusal := await authz.deploy_refusal(event):
             await settle(message, deployer.refuse(event.deployment, refusal))
             return

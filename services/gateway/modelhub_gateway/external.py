@@ -30,8 +30,10 @@ SERVICE = "gateway"
 Work = Callable[[dict], Awaitable[Any]]
 
 
-async def answer(store: GatewayStore, authorization: str | None, command: Any, work: Work) -> RpcReply:
-    """Run `work` as the user whose bearer token came with the command; every refusal as a reply."""
+async def answer(store: GatewayStore, authorization: str | None, command: Any, work: Work,
+                 status: int = 200) -> RpcReply:
+    """Run `work` as the user whose bearer token came with the command; every refusal as a reply
+    (`status` on success: the HTTP route's own, 201 or 202 where it answers so)."""
     if isinstance(command, Malformed):
         return RpcReply(status=422, detail=f"malformed command: {command.detail()}")
     scheme, _, token = (authorization or "").partition(" ")
@@ -39,7 +41,7 @@ async def answer(store: GatewayStore, authorization: str | None, command: Any, w
     if user is None:
         return RpcReply(status=401, detail=f"missing or invalid token: send '{TOKEN_HEADER}: Bearer <API token>'")
     try:
-        return RpcReply(status=200, data=jsonable_encoder(await work(user)))
+        return RpcReply(status=status, data=jsonable_encoder(await work(user)))
     except HTTPException as exc:
         return RpcReply(status=exc.status_code, detail=str(exc.detail))
     except ValidationError as exc:
@@ -51,13 +53,13 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
     reply = bus.declare(broker, SERVICE, subjects.EXT_REPLIES, RpcReply,
                         "the answer to an external command, on the caller's inbox (status as in HTTP)")
 
-    async def respond(message: NatsMessage, command: Any, work: Work) -> None:
+    async def respond(message: NatsMessage, command: Any, work: Work, status: int = 200) -> None:
         inbox = message.reply_to or ""
         if not inbox.startswith(INBOX_PREFIX + "."):
             log.warning("dropped a command on %s: its reply subject %r is not under %s.",
                         message.raw_message.subject, inbox, INBOX_PREFIX)
             return
-        result = await answer(store, (message.headers or {}).get(TOKEN_HEADER), command, work)
+        result = await answer(store, (message.headers or {}).get(TOKEN_HEADER), command, work, status)
         await reply.publish(result, subject=inbox)
 
     def subscriber(subject: str, description: str):
@@ -69,14 +71,14 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
         """As POST /datasets/{name}/samples; data: {"added": n}."""
         await respond(message, command, lambda user: datasets.add_samples(
             command.dataset, SamplesIn.model_validate({"samples": [s.model_dump() for s in command.samples]}),
-            user, store))
+            user, store), status=201)
 
     @subscriber(subjects.EXT_SUBMIT_JOB, "run a deployment over a dataset, as the user; data: the job")
     async def on_submit_job(command: Annotated[SubmitJob, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As POST /datasets/{name}/jobs: JobSubmitted goes out once the job is recorded."""
         await respond(message, command, lambda user: jobs.submit_job(
             command.dataset, JobCreate(deployment=command.deployment, outputs=command.outputs, inputs=command.inputs),
-            user, store, broker))
+            user, store, broker), status=202)
 
     @subscriber(subjects.EXT_GET_JOB, "a job's status and counts, as the user; data: the job")
     async def on_get_job(command: Annotated[GetJob, WrapValidator(lenient)], message: NatsMessage) -> None:

@@ -17,6 +17,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, deliveries, keep_alive, ok,
                                           publish_event, refuse, settle)
@@ -67,10 +68,11 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
     async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
-        async with keep_alive(message):
-            delay = await attempt(task, deliveries(message),
-                                  lambda: run_task(task, store, serve.predict_chunk, publish, short_error),
-                                  store, publish, short_error)
+        with log_ids(job_id=task.job_id, task_id=task.task_id, deployment=task.deployment, dataset=task.dataset):
+            async with keep_alive(message):
+                delay = await attempt(task, deliveries(message),
+                                      lambda: run_task(task, store, serve.predict_chunk, publish, short_error),
+                                      store, publish, short_error)
         await (message.ack() if delay is None else message.nack(delay=delay))
 
     @broker.subscriber(subjects.WORKER_TASKS_MAX_DELIVERIES, stream=DEADLETTER_STREAM,

@@ -9,6 +9,7 @@ from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, publish_event, settle
 
@@ -66,7 +67,8 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     async def on_job_submitted(job: JobSubmitted, message: NatsMessage) -> None:
         """Plan the job into its queue of tasks and start filling its deployment's window. Acked
         only after every task is stored; NAKed (retried later) if MongoDB or NATS failed on the way."""
-        await settle(message, schedule(job))
+        with log_ids(job_id=job.job_id, deployment=job.deployment, dataset=job.dataset):
+            await settle(message, schedule(job))
 
     async def finished(event: SampleAnnotated) -> None:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
