@@ -10,17 +10,14 @@ from modelhub_gateway import auth
 from modelhub_gateway.external import answer
 
 
-class Users:
+class Store:
+    """The users part of GatewayStore, in memory."""
+
     def __init__(self, **tokens: str) -> None:
         self.by_hash = {auth.hash_token(t): {"username": u, "token_hash": auth.hash_token(t)} for u, t in tokens.items()}
 
-    async def find_one(self, query):
-        return self.by_hash.get(query["token_hash"])
-
-
-class Store:
-    def __init__(self, **tokens: str) -> None:
-        self.users = Users(**tokens)
+    async def user_by_token_hash(self, digest: str):
+        return self.by_hash.get(digest)
 
 
 async def whoami(user):
