@@ -15,8 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-MAX_BYTES = int(os.environ.get("MODELHUB_LOG_MAX_BYTES", 20 * 1024 * 1024))
-KEEP = int(os.environ.get("MODELHUB_LOG_KEEP", 3))  # rotated files kept besides the live one
+MAX_BYTES = int(os.environ.get("MODELHUB_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
+KEEP = int(os.environ.get("MODELHUB_LOG_KEEP", "3"))  # rotated files kept besides the live one
 CHECK_EVERY_S = 5.0
 
 

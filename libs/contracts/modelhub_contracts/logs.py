@@ -30,13 +30,13 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 SELF_HANDLED = ("faststream", "faststream.access.nats", "ray", "ray.serve", "uvicorn", "uvicorn.error",
                 "uvicorn.access")
 
-_ids: ContextVar[dict[str, str]] = ContextVar("modelhub_log_ids", default={})
+_ids: ContextVar[dict[str, str] | None] = ContextVar("modelhub_log_ids", default=None)
 
 
 @contextlib.contextmanager
 def log_ids(**ids: object) -> Iterator[None]:
     """Every record logged inside carries these ids (None values are left out)."""
-    token = _ids.set({**_ids.get(), **{k: str(v) for k, v in ids.items() if v is not None}})
+    token = _ids.set({**(_ids.get() or {}), **{k: str(v) for k, v in ids.items() if v is not None}})
     try:
         yield
     finally:
@@ -65,7 +65,7 @@ class JsonFormatter(logging.Formatter):
         line = {"timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                 "level": record.levelname, "service": self.service, "logger": record.name,
                 "message": ANSI.sub("", record.getMessage())}
-        line.update(_ids.get())
+        line.update(_ids.get() or {})
         for key in (*ID_KEYS, *EXTRA_KEYS):
             value = getattr(record, key, None)
             if value not in (None, ""):
