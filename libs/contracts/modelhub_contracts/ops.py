@@ -82,7 +82,7 @@ async def run(app: FastStream, broker: NatsBroker, telemetry: Telemetry, setting
             asgi = with_http(app, broker, telemetry, mongo_ping)
             await asgi.run(log_level=logging.WARNING,
                            run_extra_options={"host": settings.http_host, "port": settings.http_port,
-                                              "access_log": "false"})
+                                              "access_log": "false", "log_config": None})
     finally:
         telemetry.shutdown()
 

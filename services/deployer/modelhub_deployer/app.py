@@ -6,7 +6,7 @@ import ray
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo, ops, subjects, telemetry
+from modelhub_contracts import logs, mongo, ops, subjects, telemetry
 from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
@@ -26,9 +26,10 @@ def _connect_ray(address: str) -> None:
     start_serve()
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
     """The deployer's FastStream app; subscribers (and the ping) start once Ray and Mongo are up.
     Returns the app, its broker and the database (the HTTP probes ping both)."""
+    tel = tel or telemetry.setup("deployer", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     client, db = mongo.connect(settings)
     deployer = Deployer(DeploymentStore(db), RayServe(),
@@ -42,6 +43,7 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[Fast
     async def connect() -> None:
         await db.command("ping")
         await asyncio.to_thread(_connect_ray, settings.ray_address)
+        logs.reclaim()  # ray.init put its own handler on the root logger
 
     @app.after_startup
     async def reconcile() -> None:

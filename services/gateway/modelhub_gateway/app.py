@@ -17,11 +17,12 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo, ops, telemetry
 
-from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, observability, samples
+from modelhub_gateway import (auth, errors, external, handlers, history, lifecycle, media, observability, samples,
+                              sends)
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
-from modelhub_gateway.routes import datasets, deployments, health, jobs, models, predict, users
+from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -37,6 +38,8 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     client, db = mongo.connect(settings)
     store = GatewayStore(db, Recent(settings.read_cache_seconds))
     handlers.register(broker, store, tel)
+    sends.declare(broker)
+    external.register(broker, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -60,7 +63,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.state.telemetry = tel
     app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
-    for module in (predict, health, users, models, deployments, datasets, jobs):  # the hot route first
+    for module in (predict, health, bus, users, models, deployments, datasets, jobs):  # the hot route first
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
@@ -157,4 +160,4 @@ def main() -> None:
     configure_logging("gateway")
     settings = GatewaySettings()
     uvicorn.run(build_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level="info", proxy_headers=False)
+                log_level="info", proxy_headers=False, log_config=None)  # its loggers write JSON lines too

@@ -12,22 +12,25 @@ from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
     """Wire broker, stores and handlers; the one place configuration enters. Returns the app, its
     broker and the database (the HTTP probes ping both)."""
+    tel = tel or telemetry.setup("registry", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
     store = ModelStore(db)
+    # Subscribers are declared here, where the AsyncAPI document sees them; they start after the
+    # start-up hook below, which attaches the object store they use.
+    blobs = PackageBlobs(None, settings.data_dir / "tmp" / "registry")
+    handlers.register(broker, store, blobs, PackageLimits())
+    answer_pings(broker, "registry")
     app = FastStream(broker)
 
     @app.on_startup
     async def connect() -> None:
         await broker.connect()
         await store.ensure_indexes()
-        blobs = PackageBlobs(await broker.object_storage(subjects.PACKAGES_BUCKET),
-                             settings.data_dir / "tmp" / "registry")
-        handlers.register(broker, store, blobs, PackageLimits())
-        answer_pings(broker, "registry")
+        blobs.store = await broker.object_storage(subjects.PACKAGES_BUCKET)
 
     return app, broker, db
 

@@ -14,9 +14,10 @@ from modelhub_scheduler import handlers
 from modelhub_scheduler.store import SchedulerStore
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry) -> tuple[FastStream, NatsBroker, object]:
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
     """Wire broker, store and handlers; the one place configuration enters. Returns the app, its
     broker and the database (the HTTP probes ping both)."""
+    tel = tel or telemetry.setup("scheduler", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
     store = SchedulerStore(db)
