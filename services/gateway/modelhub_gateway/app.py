@@ -17,7 +17,7 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples
+from modelhub_gateway import auth, errors, handlers, history, lifecycle, listen, media, samples
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
@@ -34,7 +34,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     broker = NatsBroker(settings.nats_url)
     client, db = mongo.connect(settings)
     store = GatewayStore(db)
-    handlers.register(broker, store)
+    handlers.register(broker, store, settings.gateway_instance)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -140,11 +140,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    import uvicorn
-
     from modelhub_contracts.runtime import configure_logging
 
     configure_logging("gateway")
     settings = GatewaySettings()
-    uvicorn.run(build_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level="info", proxy_headers=False)
+    listen.serve(build_app(settings), settings)
