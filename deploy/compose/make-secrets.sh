@@ -22,11 +22,13 @@ ensure_var() {  # NAME: add NAME=<random> to .env unless it is there
 for name in NATS_PASSWORD MONGO_PASSWORD MODELHUB_ADMIN_TOKEN RAY_AUTH_TOKEN GRAFANA_ADMIN_PASSWORD; do
   ensure_var "$name"
 done
-# the MongoDB password, also as a file for the mongo container's health check (which creates the user)
+# the services' MongoDB password, also as a file for the mongo container's health check (which
+# creates the user), and MongoDB's user administrator's, which only that check needs
 grep '^MONGO_PASSWORD=' "$env_file" | cut -d= -f2- | tr -d '\n' > "$here/secrets/mongo-password"
+[ -s "$here/secrets/mongo-admin-password" ] || random_hex > "$here/secrets/mongo-admin-password"
 # the replica set's internal key (members authenticate to each other with it)
 [ -s "$here/secrets/mongo-keyfile" ] || { od -An -N756 -tx1 /dev/urandom | tr -d ' \n' | head -c 1008; } > "$here/secrets/mongo-keyfile"
 # compose mounts these files into containers that run as other users: readable inside, while the
 # 0700 folder keeps them from other users of this machine
-chmod 644 "$here/secrets/mongo-password" "$here/secrets/mongo-keyfile"
+chmod 644 "$here/secrets/mongo-password" "$here/secrets/mongo-admin-password" "$here/secrets/mongo-keyfile"
 echo "wrote $env_file and $here/secrets/ (keep them out of git; they are in .gitignore)"

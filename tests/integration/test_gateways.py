@@ -69,8 +69,9 @@ def test_status_shows_both_gateways_on_one_port(two_gateways):
 def test_two_gateways_fold_one_job_and_one_killed_mid_job_loses_nothing(two_gateways, tmp_path):
     stack = two_gateways
     client, model, name = stack.client, unique("slow"), unique("slow-dep")
-    create_model(client, model, make_zip(tmp_path / "slow.zip", {"model.py": slow_model(0.1)}), SCHEMA_TEXT_TO_CLASS)
-    assert deploy(client, model, name, mini_batch=2, num_replicas=2)["status"] == "running"
+    create_model(client, model, make_zip(tmp_path / "slow.zip", {"model.py": slow_model(0.05)}), SCHEMA_TEXT_TO_CLASS)
+    # mini_batch 1: many small tasks, so many outcome events for the two gateways to share
+    assert deploy(client, model, name, mini_batch=1, num_replicas=2)["status"] == "running"
     dataset = unique("ds")
     add_text_samples(client, dataset, [f"s{i}" for i in range(TOTAL)])
     job_id = client.post(f"/datasets/{dataset}/jobs", json={"deployment": name, "outputs": {"label": "label"}}).json()["id"]
@@ -82,7 +83,11 @@ def test_two_gateways_fold_one_job_and_one_killed_mid_job_loses_nothing(two_gate
     victim = stack.status()["services"]["gateway-2"]["pid"]
     os.kill(victim, signal.SIGKILL)  # its unacked batches are redelivered to the other gateway
 
-    # the port keeps answering (the survivor accepts while gateway-2 is dead or starting), SSE too
+    # the port keeps answering (the survivor accepts while gateway-2 is dead or starting), SSE too.
+    # New connections from here on: a kept-alive one to the killed gateway is gone with it (a
+    # browser retries such a request on a new connection; httpx does not)
+    client = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=60,
+                          limits=httpx.Limits(max_keepalive_connections=0))
     assert get_json(client, f"/jobs/{job_id}") is not None
     events = sse_until_ended(stack, job_id)
     final = events[-1]

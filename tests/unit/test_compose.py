@@ -283,7 +283,9 @@ def test_mongo_is_a_replica_set_with_auth_and_nats_keeps_jetstream_on_a_volume(c
     mongo = compose["services"]["mongo"]
     assert "--replSet rs0" in " ".join(mongo["entrypoint"]) and "--keyFile" in " ".join(mongo["entrypoint"])
     check = (COMPOSE_DIR / "mongo/healthcheck.js").read_text()
-    assert "rs.initiate" in check and "createUser" in check and "/run/secrets/mongo-password" in check
+    assert "rs.initiate" in check and "createUser" in check and "/run/secrets/${name}" in check
+    for name in ("mongo-password", "mongo-admin-password"):
+        assert f"secret('{name}')" in check and name in mongo["secrets"]
     for name in SERVICES:
         assert "replicaSet=rs0" in compose["services"][name]["environment"]["MODELHUB_MONGO_URL"]
     nats = compose["services"]["nats"]
