@@ -36,7 +36,7 @@ from pathlib import Path
 
 import click
 
-from modelhub import gateways, sandbox
+from modelhub import gateways, integration, sandbox
 from modelhub.supervisor import (
     ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
     read_supervisor_pid, sweep, wait_gone, write_json_atomic,
@@ -215,14 +215,19 @@ def write_secret_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_nats_config(data_dir: Path, password: str) -> Path:
-    """nats-server's config (mode 0600): one user, the services; no anonymous access at all."""
+def write_nats_config(data_dir: Path, password: str, integration_password: str | None = None) -> Path:
+    """nats-server's config (mode 0600): the services' user, and the `integration` user for other
+    systems (modelhub.integration: it may only send commands as a user and read its own inbox);
+    no anonymous access at all."""
     path = data_dir / "nats.conf"
     tmp = path.with_name(f".nats.conf.{os.getpid()}.tmp")
+    users = [f"    {{user: {json.dumps(HUB_USER)}, password: {json.dumps(password)}}}"]
+    if integration_password is not None:
+        users.append(integration.nats_user_entry(integration_password))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("# written by `modelhub up` from nats-password; edits are overwritten\n"
-                f"authorization {{\n  user: {json.dumps(HUB_USER)}\n  password: {json.dumps(password)}\n}}\n")
+        f.write("# written by `modelhub up` from nats-password and nats-integration-password; edits are overwritten\n"
+                "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n")
     os.replace(tmp, path)
     return path
 
@@ -378,8 +383,10 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         nats_url = f"nats://127.0.0.1:{p}"
         password = _secret_file(data_dir / "nats-password").read_text().strip()
         credentials["nats_url"] = f"nats://{HUB_USER}:{password}@127.0.0.1:{p}"
+        ext_password = _secret_file(data_dir / "nats-integration-password").read_text().strip()
+        credentials["integration_nats_url"] = f"nats://{integration.NATS_USER}:{ext_password}@127.0.0.1:{p}"
         servers.append(ChildSpec(
-            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password)),
+            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password, ext_password)),
                      "-a", "127.0.0.1", "-p", str(p), "-js",
                      "-sd", str(data_dir / "nats"), "-n", f"modelhub-{p}"],
             base_env, kind="nats", ready_ports=[p], ready_timeout=30, info={"url": nats_url}))

@@ -33,7 +33,7 @@ def inherited_socket(fd: int) -> socket.socket:
 def serve(app: FastAPI, settings: GatewaySettings) -> None:
     """Serve `app` until stopped, on the inherited socket when there is one."""
     config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port, log_level="info",
-                            proxy_headers=False)
+                            proxy_headers=False, log_config=None)  # its loggers write JSON lines too
     server = uvicorn.Server(config)
     if settings.gateway_fd is None:
         server.run()
