@@ -19,7 +19,7 @@ ensure_var() {  # NAME: add NAME=<random> to .env unless it is there
   grep -q "^$1=" "$env_file" || printf '%s=%s\n' "$1" "$(random_hex)" >> "$env_file"
 }
 
-for name in NATS_PASSWORD MONGO_PASSWORD MODELHUB_ADMIN_TOKEN RAY_AUTH_TOKEN GRAFANA_ADMIN_PASSWORD; do
+for name in NATS_PASSWORD NATS_INTEGRATION_PASSWORD MONGO_PASSWORD MODELHUB_ADMIN_TOKEN RAY_AUTH_TOKEN GRAFANA_ADMIN_PASSWORD; do
   ensure_var "$name"
 done
 # the services' MongoDB password, also as a file for the mongo container's health check (which

@@ -127,7 +127,8 @@ def test_docker_compose_config_accepts_it_when_a_docker_cli_is_there(tmp_path):
     if probe.returncode != 0:
         pytest.skip("docker CLI without the compose plugin")
     env_file = tmp_path / ".env"
-    env_file.write_text("".join(f"{v}=x0\n" for v in ("NATS_PASSWORD", "MONGO_PASSWORD", "MODELHUB_ADMIN_TOKEN",
+    env_file.write_text("".join(f"{v}=x0\n" for v in ("NATS_PASSWORD", "NATS_INTEGRATION_PASSWORD", "MONGO_PASSWORD",
+                                                        "MODELHUB_ADMIN_TOKEN",
                                                         "RAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD")))
     done = subprocess.run(["docker", "compose", "--env-file", str(env_file), "-f", str(COMPOSE), "config", "-q"],
                           capture_output=True, text=True, timeout=60)
@@ -293,6 +294,17 @@ def test_mongo_is_a_replica_set_with_auth_and_nats_keeps_jetstream_on_a_volume(c
     store = re.search(r"store_dir:\s*(\S+)", conf).group(1)
     assert any(v.split(":")[1] == store for v in nats["volumes"] if v.split(":")[0] in compose["volumes"])
     assert "password: $NATS_PASSWORD" in conf and "NATS_PASSWORD" in nats["environment"]
+
+
+def test_other_systems_get_the_embedded_stacks_integration_permissions(compose):
+    from modelhub import integration
+    conf = (COMPOSE_DIR / "nats/nats.conf").read_text()
+    entry = re.search(r"\{user: integration, password: \$(\w+),\s*permissions: (\{.*\})\}\s*$", conf, re.M)
+    assert entry, "no integration user in nats.conf"
+    assert entry.group(1) in compose["services"]["nats"]["environment"]
+    as_json = re.sub(r"(\w+):", r'"\1":', entry.group(2))
+    assert json.loads(as_json) == {"publish": {"allow": [integration.COMMANDS]},
+                                   "subscribe": {"allow": [f"{integration.INBOX_PREFIX}.>"]}}
 
 
 # ------------------------------------------------------------------ Ray: replicas off the control plane
