@@ -179,6 +179,8 @@ class ChildSpec:
     restart_with: str | None = None
     # run once the ready_ports accept connections (e.g. create MongoDB's user); may raise StackError
     after_ready: Callable[[], None] | None = None
+    # descriptors the child inherits (the gateways' shared listening socket); all others are closed
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -204,7 +206,8 @@ class Child:
             log.write(logfiles.banner(self.spec.name, f"starting {self.spec.name}: {' '.join(self.spec.argv)}"))
             self.proc = subprocess.Popen(
                 self.spec.argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                pass_fds=self.spec.pass_fds)
         self.started_at = time.monotonic()
         self.state = "running"
         self.restart_at = None

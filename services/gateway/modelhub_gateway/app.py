@@ -17,8 +17,8 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo, ops, telemetry
 
-from modelhub_gateway import (auth, errors, external, handlers, history, lifecycle, media, observability, samples,
-                              sends)
+from modelhub_gateway import (auth, errors, external, handlers, history, lifecycle, listen, media, observability,
+                              samples, sends)
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
@@ -37,7 +37,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     broker: NatsBroker = ops.make_broker(settings, tel)
     client, db = mongo.connect(settings)
     store = GatewayStore(db, Recent(settings.read_cache_seconds))
-    handlers.register(broker, store, tel)
+    handlers.register(broker, store, tel, settings.gateway_instance)
     sends.declare(broker)
     external.register(broker, store)
 
@@ -153,11 +153,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    import uvicorn
-
     from modelhub_contracts.runtime import configure_logging
 
     configure_logging("gateway")
     settings = GatewaySettings()
-    uvicorn.run(build_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level="info", proxy_headers=False, log_config=None)  # its loggers write JSON lines too
+    listen.serve(build_app(settings), settings)

@@ -29,8 +29,12 @@ NO_DELIVERY_LIMIT = -1
 SERVICE = "gateway"
 
 
-def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry) -> None:
-    """Wire the progress subscribers (durable, so a gateway restart resumes where it stopped)."""
+def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, instance: str | None = None) -> None:
+    """Wire the progress subscribers (durable, so a gateway restart resumes where it stopped).
+
+    Every gateway binds the same durable consumers, so with several (`modelhub up --gateways N`)
+    JetStream hands each batch to one of them, and a killed one's unacked batches go to the others
+    after ACK_WAIT; `instance` names this gateway in the jobs it folds (`folded_by`)."""
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
@@ -40,7 +44,7 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry) 
         """Record each task's sample outcomes and recount the jobs touched."""
         # one span per event, in its job's trace
         with observability.fold_spans(tel, events, message.batch_headers):
-            await settle(message, jobs.record_annotations(store, events))
+            await settle(message, jobs.record_annotations(store, events, instance))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
