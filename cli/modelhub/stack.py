@@ -899,7 +899,7 @@ def status(data_dir, as_json):
                          "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
         for name, e in st["services"].items():
             extra = st["gateway_url"] if gateways.is_gateway(name) and st["gateway_url"] else ""
-            if e.get("metrics_url"):
+            if e.get("metrics_url") and not gateways.is_gateway(name):  # a gateway's is on its URL
                 extra = (extra + " " if extra else "") + e["metrics_url"]
             if e.get("restarts"):
                 extra = (extra + " " if extra else "") + f"restarts={e['restarts']}"
