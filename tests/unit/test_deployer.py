@@ -41,6 +41,13 @@ class MemoryStore:
         self.history[name].append(to)
         return True
 
+    async def note(self, name: str, *, status: str, **fields: Any) -> bool:
+        doc = self.docs.get(name)
+        if doc is None or doc["status"] != status:
+            return False
+        doc.update(fields)
+        return True
+
     async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
         return [d for d in self.docs.values() if d["status"] in set(statuses)]
 

@@ -1,4 +1,7 @@
-"""Inference worker: runs tasks against Ray Serve deployments, publishes SampleAnnotated."""
+"""Inference worker: runs tasks against Ray Serve deployments, publishes SampleAnnotated.
+
+It holds the hub's credentials, so it is no Ray driver: replicas are called over HTTP with JSON
+through Serve's proxy (serving.py), and nothing a model returns is unpickled here."""
 
 import asyncio
 
@@ -6,7 +9,6 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
-from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 
@@ -16,20 +18,22 @@ from modelhub_worker.store import WorkerStore
 
 
 def build_app(settings: ServiceSettings) -> FastStream:
-    """Wire broker, store, Ray Serve client and handlers; the one place configuration enters."""
+    """Wire broker, store, Serve client and handlers; the one place configuration enters."""
     broker = NatsBroker(settings.nats_url)
     _, db = mongo.connect(settings)
-    serve = ServeClient(settings.ray_address)
-    handlers.register(broker, WorkerStore(db), serve)
+    store = WorkerStore(db)
+    serve = ServeClient(settings.serve_url, store.serve_secret)
+    handlers.register(broker, store, serve)
     app = FastStream(broker)
 
-    watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
-
     @app.on_startup
-    async def connect_ray() -> None:
+    async def connect_serve() -> None:
         await serve.connect()
         answer_pings(broker, "inference-worker")
-        watchers.add(asyncio.create_task(watch_cluster()))
+
+    @app.on_shutdown
+    async def close_serve() -> None:
+        await serve.close()
 
     return app
 
