@@ -49,7 +49,7 @@ class ReplicaConfig:
     runtime_env: dict = field(default_factory=dict)  # extra keys: "pip" or "conda"
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
     secret: str = ""  # the replicas answer only callers that send it (the inference worker)
-    min_replicas: int = 0  # with max_replicas > min_replicas: Serve autoscales in between
+    min_replicas: int = 0  # with max_replicas: Serve autoscales in between, from num_replicas
     max_replicas: int = 0
 
 
@@ -75,20 +75,35 @@ class DeploySpec:
     package_sha256: str
     mini_batch: int
     num_replicas: int
-    num_gpus: int
+    num_gpus: float
     custom_env: bool
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
+    min_replicas: int | None = None  # autoscaling between these two when max_replicas is set
+    max_replicas: int | None = None
 
     @classmethod
     def from_event(cls, event: DeploymentRequested) -> "DeploySpec":
         return cls(event.deployment, event.package_object, event.package_sha256,
-                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env, event.batch_wait_ms)
+                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env, event.batch_wait_ms,
+                   event.min_replicas, event.max_replicas)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "DeploySpec":
         return cls(doc["_id"], doc["package_object"], doc["package_sha256"], doc["mini_batch"],
                    doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")),
-                   float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)))
+                   float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)),
+                   doc.get("min_replicas"), doc.get("max_replicas"))
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.max_replicas is not None
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas at the start: num_replicas, kept between min_replicas and max_replicas."""
+        if not self.autoscaling:
+            return self.num_replicas
+        return max(self.min_replicas or 0, min(self.num_replicas, self.max_replicas))
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,7 @@ def check_resources(spec: DeploySpec, cluster: dict[str, float]) -> None:
     """Fail at once when the cluster can never hold the replicas, instead of pending forever."""
     missing = []
     for resource, per_replica in (("GPU", spec.num_gpus), ("CPU", REPLICA_NUM_CPUS)):
-        total, have = per_replica * spec.num_replicas, cluster.get(resource, 0.0)
+        total, have = per_replica * max(spec.initial_replicas, 1), cluster.get(resource, 0.0)
         if per_replica and total > have + 1e-9:
             missing.append(f"needs {per_replica:g} {resource} per replica ({total:g} in total) "
                            f"but the Ray cluster has {have:g} {resource}s")
@@ -312,10 +327,10 @@ class Deployer:
         config = ReplicaConfig(
             name=spec.name, package_id=spec.package_object, package_sha256=spec.package_sha256,
             package_zip=package.zip, entrypoint=package.entrypoint,
-            mini_batch=spec.mini_batch, num_replicas=spec.num_replicas,
+            mini_batch=spec.mini_batch, num_replicas=spec.initial_replicas,
             num_cpus=REPLICA_NUM_CPUS, num_gpus=spec.num_gpus,
             runtime_env=runtime_env(spec, package), batch_wait_ms=spec.batch_wait_ms,
-            secret=secret)
+            secret=secret, min_replicas=spec.min_replicas or 0, max_replicas=spec.max_replicas or 0)
         await _uninterrupted(self._serve.submit(config))
         return await self._wait_running(spec)
 

@@ -87,11 +87,12 @@ def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) 
     env = _runtime_env(config)
     env["py_modules"] = [replica_uri, model_uri]
     scale: dict[str, Any]
-    if config.max_replicas and config.max_replicas > config.min_replicas:
+    if config.max_replicas:
+        # Serve adds a replica when the calls in flight per replica stay above the target (the
+        # worker keeps up to 2 calls per replica in flight, each a whole mini-batch)
         scale = {"autoscaling_config": {
             "min_replicas": config.min_replicas, "max_replicas": config.max_replicas,
-            "initial_replicas": max(config.min_replicas, 1),
-            "target_ongoing_requests": 2}}
+            "initial_replicas": config.num_replicas, "target_ongoing_requests": 1}}
     else:
         scale = {"num_replicas": config.num_replicas}
     return {
