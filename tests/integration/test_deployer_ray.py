@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 import textwrap
 import uuid
 import zipfile
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
 from modelhub_deployer.deploy import Deployer, DeploySpec, PreparedPackage
 from modelhub_deployer.serving import DashboardServe, ray_auth_token
@@ -108,6 +108,7 @@ def ray_cluster():
     os.environ.pop("RAY_AUTH_TOKEN", None)
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
     dashboard, proxy = _free_port(), _free_port()
+    import ray  # here: Ray reads RAY_AUTH_MODE when it is first imported
     # address="local": always a fresh cluster, even if RAY_ADDRESS points at the embedded stack.
     # one node that is also a replica node (the embedded stack keeps them apart)
     ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",

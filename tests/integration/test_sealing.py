@@ -228,3 +228,17 @@ def test_a_model_output_is_never_unpickled_in_a_service(stack, tmp_path):
     finally:
         client.delete(f"/deployments/{name}")
         out.unlink(missing_ok=True)
+
+
+def test_no_process_that_holds_the_hubs_credentials_loads_ray(stack):
+    """The services and the supervisor hold NATS/MongoDB credentials: none of them may be a Ray
+    driver, so none has Ray's core library mapped (what `import ray` loads)."""
+    state = json.loads((stack.data_dir / "state.json").read_text())
+    pids = {name: s["pid"] for name, s in state["services"].items() if s.get("pid")}
+    pids["supervisor"] = int((stack.data_dir / "supervisor.pid").read_text().split()[0])
+    assert {"gateway", "registry", "deployer", "scheduler", "inference-worker"} <= set(pids), state
+    for name, pid in pids.items():
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "_raylet" not in maps and "/ray/" not in maps, f"{name} (pid {pid}) has loaded ray"
+        env = Path(f"/proc/{pid}/environ").read_bytes()
+        assert name == "supervisor" or b"MODELHUB_MONGO_URL=" in env  # it does hold credentials

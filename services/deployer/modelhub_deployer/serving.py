@@ -171,11 +171,16 @@ class DashboardServe:
             apps = [a for a in await self._deployed_configs() if a.get("name") != config.name]
             await self._put(apps + [app])
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, wait_s: float = 60.0) -> None:
+        """Remove the application and wait (bounded) until Serve has stopped its replicas, so
+        that a stopped deployment's name can be deployed again at once."""
         async with self._lock:
             apps = await self._deployed_configs()
             if any(a.get("name") == name for a in apps):
                 await self._put([a for a in apps if a.get("name") != name])
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while await self.app_state(name) is not None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
 
     async def drop_package(self, sha256: str) -> None:
         """Nothing to do: the model's package is a runtime_env package of its replicas, and Ray
