@@ -237,7 +237,7 @@ class Model:
 
 
 async def test_a_replica_lost_for_good_shows_in_the_deployment_with_serves_reason(world, tmp_path):
-    store, packages, deployer, serve, client = world
+    store, packages, deployer, _, _ = world
     mark = tmp_path / "started-once"
     spec = new_deployment(store, packages, ONCE.format(mark=str(mark)))
     await deploy(deployer, spec)
