@@ -48,9 +48,9 @@ def setup(client: httpx.Client, workdir: Path, mini_batch: int, samples: int) ->
         assert client.post("/models/bench/versions", files={"file": ("bench.zip", fh)},
                            data={"schema": json.dumps(SCHEMA)}).status_code == 201
     assert client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch}).status_code == 202
-    while (status := client.get("/deployments/bench").json()["status"]) not in ("running", "failed"):
+    while (doc := client.get("/deployments/bench").json())["status"] not in ("running", "failed"):
         time.sleep(0.2)
-    assert status == "running"
+    assert doc["status"] == "running", doc
     assert client.post("/datasets", json={"name": "bench"}).status_code == 201
     rows = [{"filepath": f"/bench/{i}", "fields": {"text": f"sample {i}"}} for i in range(samples)]
     assert client.post("/datasets/bench/samples", json={"samples": rows}).status_code == 201
