@@ -271,8 +271,14 @@ class Deployer:
                 log.warning("the Serve application of running deployment %s is gone; redeploying", name)
                 await self.request(DeploySpec.from_doc(doc))
                 continue
-            healthy = state.status == "RUNNING"
-            error = None if healthy else (trim_message(state.message) or f"Serve reports {state.status}")
+            # Serve explains trouble in its message; DEPLOYING without one is ordinary (a
+            # replica being replaced or added), not worth an error
+            if state.status == "RUNNING":
+                error = None
+            elif state.message:
+                error = trim_message(state.message)
+            else:
+                error = None if state.status == "DEPLOYING" else f"Serve reports {state.status}"
             if (doc.get("ready_replicas"), doc.get("error")) != (state.ready_replicas, error):
                 await self._store.note(name, status="running", ready_replicas=state.ready_replicas,
                                        error=error)
