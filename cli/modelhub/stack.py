@@ -340,7 +340,7 @@ def replica_node_spec(data_dir: Path, index: int, ports: dict, gcs_address: str,
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
     argv = sealed(ray_argv, [str(data_dir), head_tmp], seal_error)
     return ChildSpec(f"replica-node-{index}", argv, env, kind="replica-node",
-                     ready_ports=[ports["node_manager"]], ready_timeout=120, restart_with="ray",
+                     ready_ports=[ports["node_manager"]], ready_timeout=240, restart_with="ray",
                      info={"sealed": seal_error is None, "seal_error": seal_error,
                            "resources": {REPLICA_RESOURCE: 1}})
 
