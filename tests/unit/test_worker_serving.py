@@ -90,7 +90,7 @@ async def test_the_models_failure_is_a_verdict_and_missing_answers_are_not(proxy
     with pytest.raises(DeploymentUnavailable):
         await c.predict_batch("gone", [{"x": 1}])
     await c.close()
-    nobody = ServeClient("http://127.0.0.1:9", lambda name: asyncio.sleep(0, "s1"))
+    nobody = ServeClient("http://127.0.0.1:9", lambda name: asyncio.sleep(0, "s1"), lost_wait_s=0)
     with pytest.raises(ServingLost):
         await nobody.predict_chunk("d", [{"x": 1}])
     await nobody.close()
@@ -142,3 +142,36 @@ async def test_a_cancelled_caller_drops_the_request_at_the_server(proxy):
         await call
     await asyncio.wait_for(proxy.disconnected.wait(), 5)
     await c.close()
+
+
+async def test_a_job_call_waits_out_a_restarting_serve_while_the_deployment_is_wanted(proxy):
+    answers = iter([503, 503, 404])
+    original = proxy.handle
+
+    async def flaky(request):
+        status = next(answers, None)
+        return web.Response(status=status, text="restarting") if status else await original(request)
+    proxy.handle = flaky
+    app = web.Application()  # re-route through the flaky handler
+    app.router.add_post("/{name}", lambda r: proxy.handle(r))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    wanted = {"d": "s1"}
+
+    async def secret(name: str) -> str | None:
+        return wanted.get(name)
+    c = ServeClient(url, secret, lost_wait_s=30)
+    assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}]  # after two 503s and a 404
+    async def down(request):
+        return web.Response(status=503)
+    proxy.handle = down
+    with pytest.raises(ServingLost):  # online calls do not wait: the caller has its own deadline
+        await c.predict_batch("d", [{"x": 2}])
+    wanted.clear()  # stopped meanwhile: no more waiting
+    with pytest.raises(DeploymentUnavailable):
+        await c.predict_chunk("d", [{"x": 2}])
+    await c.close()
+    await runner.cleanup()

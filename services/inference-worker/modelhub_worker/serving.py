@@ -43,13 +43,14 @@ class ServeClient:
     another."""
 
     def __init__(self, serve_url: str, secrets: SecretSource, max_in_flight: int = 64,
-                 call_timeout: float = 300.0, max_connections: int = 512) -> None:
+                 call_timeout: float = 300.0, max_connections: int = 512, lost_wait_s: float = 240.0) -> None:
         self.serve_url = serve_url.rstrip("/")
         self._secrets = secrets
         # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
         # through in_progress() forever; past this bound it is retried like a dead replica.
         self.call_timeout = call_timeout
         self.max_in_flight = max_in_flight
+        self.lost_wait_s = lost_wait_s  # job calls: how long to keep trying while Serve gives no answer
         self.max_connections = max_connections
         self.limits: dict[str, asyncio.Semaphore] = {}
         self.known: dict[str, str] = {}  # deployment -> its secret
@@ -77,9 +78,32 @@ class ServeClient:
 
     async def predict_chunk(self, deployment: str, samples: list[dict],
                             traceparent: str | None = None) -> list[dict]:
-        """Each sample's outputs, from one Model.predict call on all of them (a job's task)."""
-        async with self.limits.setdefault(deployment, asyncio.Semaphore(self.max_in_flight)):
-            return await self._call(deployment, samples, traceparent)
+        """Each sample's outputs, from one Model.predict call on all of them (a job's task).
+
+        While Serve gives no answer (the Ray head restarting, the deployer redeploying, a replica
+        being replaced), the call is tried again here for up to `lost_wait_s`, as long as the
+        deployment is still deploying or running: the task's delivery is kept alive meanwhile,
+        instead of spending its few redeliveries in seconds."""
+        waited, pause = 0.0, 0.5
+        while True:
+            try:
+                async with self.limits.setdefault(deployment, asyncio.Semaphore(self.max_in_flight)):
+                    return await self._call(deployment, samples, traceparent)
+            except ServingLost as exc:
+                if waited >= self.lost_wait_s or not await self._still_wanted(deployment):
+                    raise
+                log.info("deployment %s gave no answer (%s); trying again in %.1f s", deployment, exc, pause)
+            await asyncio.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 5.0)
+
+    async def _still_wanted(self, deployment: str) -> bool:
+        self.forget(deployment)
+        try:
+            await self._secret(deployment)
+        except DeploymentUnavailable:
+            return False
+        return True
 
     async def predict_batch(self, deployment: str, samples: list[dict],
                             traceparent: str | None = None) -> list[dict]:
