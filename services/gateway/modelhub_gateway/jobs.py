@@ -119,7 +119,7 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
     await refresh_counts(store, job["_id"])
 
 
-async def record_annotations(store: GatewayStore, events: list[SampleAnnotated]) -> None:
+async def record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None = None) -> None:
     """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger with one
     bulk write, then recount the jobs they touch.
 
@@ -135,7 +135,7 @@ async def record_annotations(store: GatewayStore, events: list[SampleAnnotated])
     if ops:
         await _bulk_ignoring_duplicates(store, ops)
     for job_id in {e.job_id for e in events}:
-        await refresh_counts(store, job_id)
+        await refresh_counts(store, job_id, folder)
 
 
 def ledger_ops(event: SampleAnnotated) -> list[UpdateOne]:
@@ -169,24 +169,42 @@ async def refused(store: GatewayStore, event: JobRefused) -> None:
         {"$set": {"status": "failed", "error": event.reason, "finished_at": utcnow()}})
 
 
-async def refresh_counts(store: GatewayStore, job_id: str) -> None:
-    """Recount a job from its ledger and complete it when every sample has an outcome."""
+async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
+    """Recount a job from its ledger and complete it when every sample has an outcome.
+
+    Several gateways fold one job at once (`modelhub up --gateways N`): each recounts after its
+    own ledger write, and a recount taken before another gateway's write may reach MongoDB after
+    that gateway's newer one. So a recount is stored only if it is no older than what is stored:
+    within an attempt a ledger only grows (a sample gains an outcome, a failure turns into a
+    success, never back), so the newer count has at least as many successes and outcomes. The job
+    is read before the ledger, so a retry that reopened it in between (an older attempt's
+    failures no longer count) makes the recount's `attempt` fence miss. `folder` names the
+    gateway, kept in `folded_by` (which gateways folded this job).
+    """
+    job = await store.jobs.find_one({"_id": job_id})
+    if job is None:
+        return
     counts = {True: 0, False: 0}
     # ok: None (a failure a retry is running again) counts as neither
     async for row in await store.ledger.aggregate([{"$match": {"job_id": job_id, "ok": {"$in": [True, False]}}},
                                                    {"$group": {"_id": "$ok", "n": {"$sum": 1}}}]):
         counts[row["_id"]] = row["n"]
-    job = await store.jobs.find_one({"_id": job_id})
-    if job is None:
-        return
-    counts[True] += job.get("compacted_succeeded", 0)  # successes of compacted attempts, as a number
-    done = counts[True] + counts[False]
-    changes = {"succeeded": counts[True], "failed": counts[False],
+    succeeded, failed = counts[True] + job.get("compacted_succeeded", 0), counts[False]
+    done = succeeded + failed
+    changes = {"succeeded": succeeded, "failed": failed, "counted_attempt": job["attempt"],
                "progress": round(done / job["total"], 6) if job["total"] else 1.0}
-    if done >= job["total"] and job["status"] in ("queued", "running"):
-        now = utcnow()
-        changes.update(status="completed", finished_at=now, started_at=job.get("started_at") or now)
-    await store.jobs.update_one({"_id": job_id}, {"$set": changes})
+    no_newer = {"$or": [{"counted_attempt": {"$ne": job["attempt"]}}, {"$expr": {"$and": [
+        {"$lte": ["$succeeded", succeeded]}, {"$lte": [{"$add": ["$succeeded", "$failed"]}, done]}]}}]}
+    update: dict = {"$set": changes}
+    if folder:
+        update["$addToSet"] = {"folded_by": folder}
+    await store.jobs.update_one({"_id": job_id, "attempt": job["attempt"], **no_newer}, update)
+    # completion follows the stored counts, whichever gateway stored the last of them
+    now = utcnow()
+    await store.jobs.update_one(
+        {"_id": job_id, "status": {"$in": ["queued", "running"]},
+         "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]}},
+        [{"$set": {"status": "completed", "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
 
 
 async def mark_started(store: GatewayStore, job_id: str) -> None:

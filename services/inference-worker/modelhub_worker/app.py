@@ -24,12 +24,13 @@ def build_app(settings: ServiceSettings) -> FastStream:
     store = WorkerStore(db)
     serve = ServeClient(settings.serve_url, store.serve_secret)
     handlers.register(broker, store, serve)
+    # answers only once started: subscribers start after the start-up hooks
+    answer_pings(broker, "inference-worker")
     app = FastStream(broker)
 
     @app.on_startup
     async def connect_serve() -> None:
         await serve.connect()
-        answer_pings(broker, "inference-worker")
 
     @app.on_shutdown
     async def close_serve() -> None:
