@@ -39,6 +39,9 @@ class Event(BaseModel):
 
 
 class DeploymentRequested(Event):
+    # 2: num_gpus became a number from 0 to 1 (was 0 or 1); min_replicas/max_replicas added.
+    # A version-1 event reads the same (its num_gpus is an integer, no autoscaling).
+    schema_version: int = Field(2, ge=1, description="version of this event's contract; bumped only by incompatible changes")
     deployment: str = Field(description="deployment name, also the Ray Serve application name")
     model: str = Field(description="model name")
     version: int = Field(description="model version number")
