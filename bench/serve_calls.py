@@ -2,9 +2,11 @@
 
   A. one handle call per sample (`predict_one`, @serve.batch regroups concurrent calls),
   B. one handle call per mini-batch (`predict_chunk`, what the worker does for jobs),
-  C. a whole job through modelhub (scheduler → worker → Serve → MongoDB → progress).
+  C. a whole job through modelhub (scheduler → worker → Serve → MongoDB → progress),
+  D. one HTTP call per mini-batch through Serve's proxy, JSON both ways (the worker's ServeClient:
+     what the worker does since services are no Ray drivers), the same calls in flight as B.
 
-Prints samples/s for each and the ratio B/A. Run with `make bench`; numbers from this 2-core
+Prints samples/s (and calls/s) for each and the ratios B/A and D/B (HTTP against handles). Run with `make bench`; numbers from this 2-core
 machine are noisy: compare the ratio within one run, not absolute numbers across runs.
 """
 
@@ -46,9 +48,9 @@ def setup(client: httpx.Client, workdir: Path, mini_batch: int, samples: int) ->
         assert client.post("/models/bench/versions", files={"file": ("bench.zip", fh)},
                            data={"schema": json.dumps(SCHEMA)}).status_code == 201
     assert client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch}).status_code == 202
-    while (status := client.get("/deployments/bench").json()["status"]) not in ("running", "failed"):
+    while (doc := client.get("/deployments/bench").json())["status"] not in ("running", "failed"):
         time.sleep(0.2)
-    assert status == "running"
+    assert doc["status"] == "running", doc
     assert client.post("/datasets", json={"name": "bench"}).status_code == 201
     rows = [{"filepath": f"/bench/{i}", "fields": {"text": f"sample {i}"}} for i in range(samples)]
     assert client.post("/datasets/bench/samples", json={"samples": rows}).status_code == 201
@@ -77,6 +79,34 @@ async def per_chunk(handle, inputs: list[dict], mini_batch: int, in_flight: int)
     start = time.perf_counter()
     await asyncio.gather(*(one(c) for c in chunks))
     return len(inputs) / (time.perf_counter() - start)
+
+
+def http_path(data_dir: Path, samples: int, mini_batch: int) -> float:
+    """The worker's own client (modelhub_worker.serving.ServeClient), its secret from MongoDB."""
+    from pymongo import MongoClient
+
+    from modelhub_worker.serving import ServeClient
+
+    creds = json.loads((data_dir / "credentials.json").read_text())
+    mongo = MongoClient(creds["mongo_url"])
+    secret = mongo["modelhub"]["deployments"].find_one({"_id": "bench"})["serve_secret"]
+    mongo.close()
+    port = json.loads((data_dir / "stack.json").read_text())["ports"]["ray"]["serve_http"]
+    inputs = [{"text": f"sample {i}"} for i in range(samples)]
+
+    async def run() -> float:
+        async def known(name: str) -> str:
+            return secret
+        client = ServeClient(f"http://127.0.0.1:{port}", known, max_in_flight=8)
+        chunks = [inputs[i:i + mini_batch] for i in range(0, len(inputs), mini_batch)]
+        await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks[:4]))  # warm up
+        start = time.perf_counter()
+        await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks))
+        rate = len(inputs) / (time.perf_counter() - start)
+        await client.close()
+        return rate
+
+    return asyncio.run(run())
 
 
 def serve_paths(data_dir: Path, samples: int, mini_batch: int) -> tuple[float, float]:
@@ -125,6 +155,7 @@ def main() -> None:
                                   headers={"Authorization": f"Bearer {token}"}, timeout=60)
             setup(client, Path(tmp), args.mini_batch, args.samples)
             job_rate = whole_job(client, args.samples)
+            http = http_path(data_dir, args.samples, args.mini_batch)
             one, chunk = serve_paths(data_dir, args.samples, args.mini_batch)
         finally:
             modelhub("down", "--data-dir", str(data_dir))
@@ -132,7 +163,9 @@ def main() -> None:
     print(f"  A. Serve, one call per sample (64 in flight):    {one:8.0f} samples/s")
     print(f"  B. Serve, one call per mini-batch (8 in flight): {chunk:8.0f} samples/s")
     print(f"  C. modelhub job, end to end:                     {job_rate:8.0f} samples/s")
-    print(f"  B/A = {chunk / one:.1f}x")
+    print(f"  D. HTTP+JSON per mini-batch (8 in flight):       {http:8.0f} samples/s "
+          f"({http / args.mini_batch:.0f} calls/s; B: {chunk / args.mini_batch:.0f} calls/s)")
+    print(f"  B/A = {chunk / one:.1f}x   D/B = {http / chunk:.2f}x")
 
 
 if __name__ == "__main__":

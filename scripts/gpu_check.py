@@ -3,7 +3,7 @@
 Run by scripts/gpu-check.sh on a machine with an NVIDIA GPU and torch. It builds a model package
 (a small convolutional classifier, weights saved as a state dict and loaded with
 `torch.load(weights_only=True)`, no pickle of code), loads it through `ModelReplica` from
-services/deployer/modelhub_deployer/replica.py exactly as a replica does (working directory =
+services/deployer/modelhub_replica/__init__.py exactly as a replica does (working directory =
 unpacked package, `Model(model_dir)`), and feeds it the way the inference-worker does a job:
 one `predict_chunk` call per mini-batch of image files, a bounded number of calls in flight.
 It prints what the model saw from inside (`torch.cuda.is_available()`, the device), samples/s
@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REPLICA = ROOT / "services/deployer/modelhub_deployer/replica.py"
+REPLICA = ROOT / "services/deployer/modelhub_replica/__init__.py"
 
 MODEL_PY = '''
 import numpy as np
@@ -202,7 +202,7 @@ def main() -> None:
         for mini_batch in args.mini_batch:
             os.chdir(package)  # where fetch_package (stood in above) finds the package
             try:
-                replica = ModelReplica("gpu-check", "-", "model:Model", mini_batch)
+                replica = ModelReplica("gpu-check", "-", "model:Model", mini_batch, secret="gpu-check")
             finally:
                 os.chdir(cwd)
             seen = asyncio.run(replica.predict_chunk([{"image_paths": paths[0]}]))[0]["device"]

@@ -372,7 +372,8 @@ models = api_group("models", "Create, upload, deploy and share models.")
 
 MODEL_KEYS = ("name", "description", "tags", "owner", "created_at", "updated_at")
 DEPLOYMENT_KEYS = ("name", "model", "version", "model_type", "mini_batch", "num_replicas", "num_gpus",
-                   "custom_env", "batch_wait_ms", "max_in_flight", "status", "ready_replicas", "error",
+                   "min_replicas", "max_replicas", "custom_env", "batch_wait_ms", "max_in_flight", "status",
+                   "ready_replicas", "error",
                    "created_by", "created_at", "updated_at")
 
 
@@ -494,7 +495,12 @@ def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema:
 @click.option("--version", type=int, default=None, help="Model version (default: the latest).")
 @click.option("--mini-batch", type=int, default=1, show_default=True, help="Samples per predict call.")
 @click.option("--num-replicas", type=int, default=1, show_default=True)
-@click.option("--num-gpus", type=int, default=0, show_default=True, help="0 or 1.")
+@click.option("--num-gpus", type=click.FloatRange(0, 1), default=0, show_default=True,
+              help="GPUs per replica, 0 to 1 (0.5: two replicas share a GPU).")
+@click.option("--min-replicas", type=int, default=None,
+              help="Autoscaling (with --max-replicas): fewest replicas (default 1).")
+@click.option("--max-replicas", type=int, default=None,
+              help="Autoscaling: Serve adds replicas up to this many while calls queue, and removes idle ones.")
 @click.option("--custom-env", is_flag=True, help="Build the replicas' environment from the package.")
 @click.option("--batch-wait-ms", type=float, default=None,
               help="Online predict: how long a batch that is not full may wait for more samples while "
@@ -505,12 +511,14 @@ def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema:
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the deployment runs.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="Seconds to wait.")
 def models_deploy(api: ApiClient, out: Output, name: str, deployment: str, version: int | None, mini_batch: int,
-                  num_replicas: int, num_gpus: int, custom_env: bool, batch_wait_ms: float | None,
+                  num_replicas: int, num_gpus: float, min_replicas: int | None, max_replicas: int | None,
+                  custom_env: bool, batch_wait_ms: float | None,
                   max_in_flight: int | None, model_type: str, wait: bool, timeout: float) -> None:
     """Deploy model NAME as deployment --name."""
     body = {"name": deployment, "model_type": model_type, "mini_batch": mini_batch,
             "num_replicas": num_replicas, "num_gpus": num_gpus, "custom_env": custom_env,
-            **_given(version=version, batch_wait_ms=batch_wait_ms, max_in_flight=max_in_flight)}
+            **_given(version=version, batch_wait_ms=batch_wait_ms, max_in_flight=max_in_flight,
+                     min_replicas=min_replicas, max_replicas=max_replicas)}
     dep = api.request("POST", model_path(name, "deployments"), json=body)
     if not wait:
         out.emit(dep, lambda d: click.echo(f"deployment {d['name']} created (status: {d.get('status')})"))

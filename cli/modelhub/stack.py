@@ -74,7 +74,7 @@ def services_table(workers: int = 1, gateway_count: int = 1) -> list[tuple[str, 
 # Ray ports we pin (besides the GCS port) so two stacks never collide.
 RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "dashboard",
                   "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
-                  "runtime_env_agent", "autoscaler_metrics", "dashboard_metrics")
+                  "runtime_env_agent", "autoscaler_metrics", "dashboard_metrics", "serve_http")
 RAY_WORKER_PORTS = 200
 # The Ray resource that marks a node as one for replicas (the deployer asks for a share of it).
 REPLICA_RESOURCE = "modelhub_replica"
@@ -346,7 +346,7 @@ def replica_node_spec(data_dir: Path, index: int, ports: dict, gcs_address: str,
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
     argv = sealed(ray_argv, [str(data_dir), head_tmp], seal_error)
     return ChildSpec(f"replica-node-{index}", argv, env, kind="replica-node",
-                     ready_ports=[ports["node_manager"]], ready_timeout=120, restart_with="ray",
+                     ready_ports=[ports["node_manager"]], ready_timeout=240, restart_with="ray",
                      info={"sealed": seal_error is None, "seal_error": seal_error,
                            "resources": {REPLICA_RESOURCE: 1}})
 
@@ -430,7 +430,8 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         argv = [find_ray(), "start", "--head", "--block",
                 "--node-ip-address", "127.0.0.1",
                 "--port", str(rp["gcs"]),
-                "--include-dashboard", "false",
+                # the dashboard serves Serve's REST API, the deployer's only way to Serve
+                "--include-dashboard", "true",
                 "--dashboard-host", "127.0.0.1",
                 "--dashboard-port", str(rp["dashboard"]),
                 "--temp-dir", ray_temp_dir(data_dir),
@@ -447,16 +448,18 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
                 "--disable-usage-stats"]
         # The head is sealed too (DIR hidden, its own /proc, a clean environment): a replica is a
         # Ray member and can start Ray tasks on the head, so the head's workers must not see the hub
-        # either. Its own temp dir stays visible: the services (Ray drivers) use its sockets.
+        # either. No service is a Ray driver: they reach Ray over HTTP (the dashboard, Serve's proxy).
         servers.append(ChildSpec("ray", sealed(argv, [str(data_dir)], seal_error),
                                  ray_node_env(ray_env), kind="ray",
                                  ready_ports=[rp["gcs"], rp["node_manager"]], ready_timeout=120,
                                  info={"address": ray_address, "sealed": seal_error is None}))
         servers += [replica_node_spec(data_dir, i, node_ports, ray_address, ray_env, seal_error)
                     for i, node_ports in enumerate(ports["replica_nodes"])]
-        # so that drivers connecting to 127.0.0.1:<gcs> don't rewrite it to the routable IP
-        service_env_extra["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        # the deployer reaches Serve through the dashboard's REST API (with the Ray token), the
+        # inference worker the replicas through Serve's HTTP proxy, bound to 127.0.0.1 on the head
         service_env_extra.update(ray_auth)
+        service_env_extra["MODELHUB_RAY_DASHBOARD_URL"] = f"http://127.0.0.1:{rp['dashboard']}"
+        service_env_extra["MODELHUB_SERVE_URL"] = f"http://127.0.0.1:{rp['serve_http']}"
 
     svc_env = dict(base_env)
     svc_env.update(service_env_extra)

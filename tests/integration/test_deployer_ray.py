@@ -2,8 +2,13 @@
 
 import asyncio
 import hashlib
+import os
+import secrets
 import shutil
+import signal
+import socket
 import tempfile
+import time
 import textwrap
 import uuid
 import zipfile
@@ -12,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-from ray import serve
-from ray.experimental.internal_kv import _internal_kv_get
 
-from modelhub_contracts import subjects
 from modelhub_deployer.deploy import Deployer, DeploySpec, PreparedPackage
-from modelhub_deployer.replica import PACKAGE_KV_NAMESPACE
-from modelhub_deployer.serving import RayServe, start_serve
+from modelhub_deployer.serving import DashboardServe, ray_auth_token
+from modelhub_worker.serving import ModelFailed, ServeClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -60,6 +61,13 @@ class MemoryStore:
         doc.update(status=to, **fields)
         return True
 
+    async def note(self, name: str, *, status: str, **fields: Any) -> bool:
+        doc = self.docs.get(name)
+        if doc is None or doc["status"] != status:
+            return False
+        doc.update(fields)
+        return True
+
     async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
         return [d for d in self.docs.values() if d["status"] in set(statuses)]
 
@@ -83,25 +91,48 @@ class LocalPackages:
                                "model:Model", False, False)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
+    """A fresh local cluster with its dashboard (Serve's REST API) and token auth. This test process
+    is a Ray driver only to start it; the deployer and the worker's client use HTTP only."""
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    token = Path(temp_dir) / "token"
+    token.write_text(secrets.token_hex(32))
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")}
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    dashboard, proxy = _free_port(), _free_port()
+    import ray  # here: Ray reads RAY_AUTH_MODE when it is first imported
     # address="local": always a fresh cluster, even if RAY_ADDRESS points at the embedded stack.
     # one node that is also a replica node (the embedded stack keeps them apart)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=subjects.SERVE_NAMESPACE,
-             _temp_dir=temp_dir, resources={"modelhub_replica": 1})
-    start_serve()
-    yield
-    serve.shutdown()
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=dashboard, _temp_dir=temp_dir, resources={"modelhub_replica": 1})
+    yield {"dashboard": f"http://127.0.0.1:{dashboard}", "serve": f"http://127.0.0.1:{proxy}",
+           "token": ray_auth_token()}
     ray.shutdown()
+    for k, v in saved.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
-def world(ray_cluster, tmp_path):
+async def world(ray_cluster, tmp_path):
     store, packages = MemoryStore(), LocalPackages(tmp_path)
-    deployer = Deployer(store, RayServe(), packages, timeout_s=120, poll_s=0.25)
-    return store, packages, deployer
+    serve = DashboardServe(ray_cluster["dashboard"], ray_cluster["serve"], ray_cluster["token"])
+    deployer = Deployer(store, serve, packages, timeout_s=150, poll_s=0.25)
+
+    async def secret(name: str) -> str | None:
+        return (store.docs.get(name) or {}).get("serve_secret")
+    client = ServeClient(ray_cluster["serve"], secret)
+    yield store, packages, deployer, serve, client
+    await client.close()
+    await serve.close()
 
 
 def new_deployment(store: MemoryStore, packages: LocalPackages, source: str, **spec: Any) -> DeploySpec:
@@ -120,52 +151,56 @@ def new_deployment(store: MemoryStore, packages: LocalPackages, source: str, **s
 
 async def deploy(deployer: Deployer, spec: DeploySpec) -> None:
     await deployer.request(spec)
-    await asyncio.wait_for(deployer.join(spec.name), 150)
+    await asyncio.wait_for(deployer.join(spec.name), 200)
 
 
-async def test_serve_has_no_http_proxy(ray_cluster):
-    assert serve.status().proxies == {}
-
-
-async def test_deploy_predict_batches_and_stop(world):
-    store, packages, deployer = world
+async def test_deploy_predict_over_http_beside_another_app_and_stop(world):
+    store, packages, deployer, serve, client = world
     spec = new_deployment(store, packages, DOUBLER, mini_batch=4)
+    other = new_deployment(store, packages, DOUBLER)
     await deploy(deployer, spec)
-    assert store.docs[spec.name]["status"] == "running", store.docs[spec.name]["error"]
-    assert store.docs[spec.name]["ready_replicas"] == 1
+    await deploy(deployer, other)  # PUT replaces every app: the first one must survive it
+    for s in (spec, other):
+        assert store.docs[s.name]["status"] == "running", store.docs[s.name]["error"]
+        assert store.docs[s.name]["ready_replicas"] == 1
 
-    handle = serve.get_app_handle(spec.name)  # what the worker does, in another process
-    method = getattr(handle, subjects.REPLICA_METHOD)
-    assert await method.remote({"x": 3}) == {"y": 6, "batch_size": 1}
+    out = await client.predict_chunk(spec.name, [{"x": i} for i in range(4)])
+    assert [r["y"] for r in out] == [0, 2, 4, 6] and {r["batch_size"] for r in out} == {4}
+    assert await client.predict_chunk(other.name, [{"x": 5}]) == [{"y": 10, "batch_size": 1}]
+    with pytest.raises(ModelFailed, match="1 to 4 samples"):
+        await client.predict_chunk(spec.name, [{"x": i} for i in range(5)])
+    # each deployment has its own secret, and a call without the right one is refused
+    assert store.docs[spec.name]["serve_secret"] != store.docs[other.name]["serve_secret"]
 
-    results = await asyncio.gather(*(method.remote({"x": i}) for i in range(8)))
-    assert [r["y"] for r in results] == [i * 2 for i in range(8)]
-    sizes = [r["batch_size"] for r in results]
-    assert max(sizes) <= 4 and max(sizes) > 1, sizes
+    async def wrong(name: str) -> str:
+        return store.docs[other.name]["serve_secret"]
+    stranger = ServeClient(client.serve_url, wrong)
+    with pytest.raises(Exception, match="403"):
+        await stranger.predict_chunk(spec.name, [{"x": 1}])
+    await stranger.close()
 
     await deployer.request(spec)  # a redelivered request changes nothing
     assert store.docs[spec.name]["status"] == "running" and not deployer._in_flight(spec.name)
 
-    # the replicas fetched the zip from the cluster's store, which holds it while it runs
-    assert _internal_kv_get(spec.package_sha256, namespace=PACKAGE_KV_NAMESPACE) is not None
     await deployer.stop(spec.name)
     assert store.docs[spec.name]["status"] == "stopped"
-    assert spec.name not in serve.status().applications
-    assert _internal_kv_get(spec.package_sha256, namespace=PACKAGE_KV_NAMESPACE) is None
+    assert await serve.app_state(spec.name) is None
+    assert (await serve.app_state(other.name)).status == "RUNNING"
+    await deployer.stop(other.name)
 
 
 async def test_model_whose_init_raises_fails_with_its_message(world):
-    store, packages, deployer = world
+    store, packages, deployer, serve, _ = world
     spec = new_deployment(store, packages, BROKEN)
     await deploy(deployer, spec)
     doc = store.docs[spec.name]
     assert doc["status"] == "failed"
     assert "weights file is missing: boom-7f3a" in doc["error"]
-    assert spec.name not in serve.status().applications
+    assert await serve.app_state(spec.name) is None
 
 
 async def test_gpu_request_on_cpu_cluster_fails_at_once(world):
-    store, packages, deployer = world
+    store, packages, deployer, _, _ = world
     spec = new_deployment(store, packages, DOUBLER, num_gpus=1)
     await deployer.request(spec)
     await asyncio.wait_for(deployer.join(spec.name), 10)
@@ -175,10 +210,51 @@ async def test_gpu_request_on_cpu_cluster_fails_at_once(world):
 
 
 async def test_four_replicas_fit_on_two_cpus(world):
-    store, packages, deployer = world
+    store, packages, deployer, _, _ = world
     spec = new_deployment(store, packages, DOUBLER, num_replicas=4, mini_batch=2)
     await deploy(deployer, spec)
     doc = store.docs[spec.name]
     assert (doc["status"], doc["ready_replicas"]) == ("running", 4), doc["error"]
+    await deployer.stop(spec.name)
+    assert store.docs[spec.name]["status"] == "stopped"
+
+
+ONCE = """
+import os
+
+MARK = {mark!r}
+
+class Model:
+    def __init__(self, model_dir):
+        if os.path.exists(MARK):
+            raise RuntimeError("this replica cannot come back: lost-7c1d")
+        with open(MARK, "w") as fh:
+            fh.write(str(os.getpid()))
+
+    def predict(self, batch):
+        return {{"y": batch["x"], "batch_size": [len(batch["x"])] * len(batch["x"])}}
+"""
+
+
+async def test_a_replica_lost_for_good_shows_in_the_deployment_with_serves_reason(world, tmp_path):
+    store, packages, deployer, _, _ = world
+    mark = tmp_path / "started-once"
+    spec = new_deployment(store, packages, ONCE.format(mark=str(mark)))
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["status"] == "running", store.docs[spec.name]["error"]
+    await deployer.follow()
+    assert (store.docs[spec.name]["ready_replicas"], store.docs[spec.name]["error"]) == (1, None)
+
+    os.kill(int(mark.read_text()), signal.SIGKILL)  # the replica's process (this test's own cluster)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        await deployer.follow()
+        doc = store.docs[spec.name]
+        if doc["error"] and "lost-7c1d" in doc["error"]:
+            break
+        await asyncio.sleep(1)
+    doc = store.docs[spec.name]
+    assert doc["status"] == "running" and doc["ready_replicas"] == 0, doc
+    assert doc["error"] and "lost-7c1d" in doc["error"], doc["error"]
     await deployer.stop(spec.name)
     assert store.docs[spec.name]["status"] == "stopped"

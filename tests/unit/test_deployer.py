@@ -27,7 +27,8 @@ class MemoryStore:
             "_id": spec.name, "name": spec.name, "package_object": spec.package_object,
             "package_sha256": spec.package_sha256, "mini_batch": spec.mini_batch,
             "num_replicas": spec.num_replicas, "num_gpus": spec.num_gpus,
-            "custom_env": spec.custom_env, "status": status, "error": None, "ready_replicas": 0}
+            "custom_env": spec.custom_env, "status": status, "error": None, "ready_replicas": 0,
+            "min_replicas": spec.min_replicas, "max_replicas": spec.max_replicas}
         self.history[spec.name] = [status]
 
     async def get(self, name: str) -> dict[str, Any] | None:
@@ -39,6 +40,13 @@ class MemoryStore:
             return False
         doc.update(status=to, **fields)
         self.history[name].append(to)
+        return True
+
+    async def note(self, name: str, *, status: str, **fields: Any) -> bool:
+        doc = self.docs.get(name)
+        if doc is None or doc["status"] != status:
+            return False
+        doc.update(fields)
         return True
 
     async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
@@ -352,3 +360,75 @@ async def test_a_stopped_deployment_s_package_leaves_the_cluster_store_unless_st
     assert serve.dropped == []  # the second deployment still runs that package
     await deployer.stop(second.name)
     assert serve.dropped == ["cd" * 32]
+
+
+# ------------------------------------------------- Serve's own features; following Serve after running
+
+async def test_autoscaling_and_a_gpu_fraction_reach_the_replica_config(world):
+    store, serve, _, deployer = world
+    spec = make_spec(num_replicas=5, num_gpus=0.5, min_replicas=1, max_replicas=3)
+    serve.resources = {"CPU": 2.0, "GPU": 2.0, "modelhub_replica": 1.0}
+    store.add(spec)
+    await deploy(deployer, spec)
+    (config,) = serve.submitted
+    assert (config.num_replicas, config.min_replicas, config.max_replicas, config.num_gpus) == (3, 1, 3, 0.5)
+    assert store.docs[spec.name]["serve_secret"] == config.secret and len(config.secret) >= 32
+
+
+async def test_a_gpu_fraction_is_checked_against_the_cluster(world):
+    store, serve, _, deployer = world
+    spec = make_spec(num_replicas=3, num_gpus=0.5)
+    serve.resources = {"CPU": 2.0, "GPU": 1.0, "modelhub_replica": 1.0}
+    store.add(spec)
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["status"] == "failed"
+    assert "needs 0.5 GPU per replica (1.5 in total) but the Ray cluster has 1 GPUs" in store.docs[spec.name]["error"]
+
+
+def test_the_application_config_is_plain_json_with_autoscaling_or_a_fixed_count():
+    from modelhub_deployer.serving import application_config
+    base = dict(name="d", package_id="p", package_sha256="ab" * 32, package_zip=Path("/x.zip"),
+                entrypoint="model:Model", mini_batch=4, num_cpus=0.1, num_gpus=0.25, secret="s")
+    fixed = application_config(ReplicaConfig(num_replicas=2, **base), "gcs://r.zip", "gcs://m.zip")
+    (dep,) = fixed["deployments"]
+    assert dep["num_replicas"] == 2 and "autoscaling_config" not in dep
+    assert dep["ray_actor_options"]["num_gpus"] == 0.25
+    assert dep["ray_actor_options"]["runtime_env"]["py_modules"] == ["gcs://r.zip", "gcs://m.zip"]
+    assert fixed["import_path"] == "modelhub_replica:build" and fixed["route_prefix"] == "/d"
+    assert fixed["args"]["secret"] == "s"
+    scaled = application_config(ReplicaConfig(num_replicas=1, min_replicas=0, max_replicas=4, **base),
+                                "gcs://r.zip", "gcs://m.zip")
+    (dep,) = scaled["deployments"]
+    assert "num_replicas" not in dep
+    assert {"min_replicas": 0, "max_replicas": 4, "initial_replicas": 1}.items() <= dep["autoscaling_config"].items()
+    import json
+    assert json.loads(json.dumps(scaled)) == scaled
+
+
+async def test_following_serve_records_a_lost_replica_and_its_reason_then_clears_it(world):
+    store, serve, _, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    await deployer.follow()
+    assert (store.docs[spec.name]["ready_replicas"], store.docs[spec.name]["error"]) == (2, None)
+    serve.apps[spec.name] = AppState("DEPLOYING", "Deployment 'ModelReplica' failed to start: boom-91", 1)
+    await deployer.follow()
+    doc = store.docs[spec.name]
+    assert (doc["status"], doc["ready_replicas"]) == ("running", 1) and "boom-91" in doc["error"]
+    assert store.history[spec.name][-1] == "running"  # no status move, only what Serve says
+    serve.apps[spec.name] = AppState("RUNNING", "", 2)
+    await deployer.follow()
+    assert (store.docs[spec.name]["ready_replicas"], store.docs[spec.name]["error"]) == (2, None)
+
+
+async def test_following_serve_redeploys_an_application_that_is_gone(world):
+    store, serve, _, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    serve.apps.clear()  # the Ray head restarted: Serve starts empty
+    await deployer.follow()
+    await asyncio.wait_for(deployer.join(spec.name), 5)
+    assert len(serve.submitted) == 2 and store.docs[spec.name]["status"] == "running"
+    assert store.history[spec.name][-2:] == ["deploying", "running"]

@@ -1,5 +1,6 @@
-"""The replica's side of packages: fetched from the cluster store by sha-256, verified, unpacked
-once per node, a zipped folder's root used as the package root (as the registry does)."""
+"""The replica's side of packages: read from its py_modules package (a folder on sys.path that holds
+only the zip), verified by sha-256, unpacked once per node, a zipped folder's root used as the
+package root (as the registry does)."""
 
 import hashlib
 import io
@@ -7,7 +8,7 @@ import zipfile
 
 import pytest
 
-from modelhub_deployer import replica
+import modelhub_replica as replica
 
 
 def zip_bytes(files: dict[str, str]) -> bytes:
@@ -18,30 +19,44 @@ def zip_bytes(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
+class Packages:
+    """What Ray unpacked for the replica's py_modules: one folder per package, on sys.path."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def __setitem__(self, sha: str, data: bytes) -> None:
+        folder = self.root / replica.MODEL_PACKAGE_DIR.format(sha256=sha)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / replica.MODEL_PACKAGE_FILE).write_bytes(data)
+
+    def __delitem__(self, sha: str) -> None:
+        (self.root / replica.MODEL_PACKAGE_DIR.format(sha256=sha) / replica.MODEL_PACKAGE_FILE).unlink()
+
+
 @pytest.fixture
 def kv(monkeypatch, tmp_path):
-    store: dict[tuple[str, str], bytes] = {}
-    import ray.experimental.internal_kv as internal_kv
-    monkeypatch.setattr(internal_kv, "_internal_kv_get",
-                        lambda key, namespace=None: store.get((key, namespace)))
-    monkeypatch.setattr(replica, "_cache_root", lambda: str(tmp_path))
-    return store
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "modules").mkdir()
+    monkeypatch.setattr(replica, "_cache_root", lambda: str(tmp_path / "cache"))
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    return Packages(tmp_path / "modules")
 
 
 def test_verified_package_is_unpacked_once_with_a_zipped_folder_as_root(kv):
     data = zip_bytes({"pkg/model.py": "X = 1\n", "pkg/w/a.txt": "a", "__MACOSX/pkg/._model.py": "junk"})
     sha = hashlib.sha256(data).hexdigest()
-    kv[(sha, replica.PACKAGE_KV_NAMESPACE)] = data
+    kv[sha] = data
     root = replica.fetch_package("pkg/m/1.zip", sha)
     assert open(f"{root}/model.py").read() == "X = 1\n" and open(f"{root}/w/a.txt").read() == "a"
-    del kv[(sha, replica.PACKAGE_KV_NAMESPACE)]
+    del kv[sha]
     assert replica.fetch_package("pkg/m/1.zip", sha) == root  # the node's cache
 
 
 def test_bytes_that_do_not_match_the_sha256_are_refused(kv):
     good = zip_bytes({"model.py": "X = 1\n"})
     sha = hashlib.sha256(good).hexdigest()
-    kv[(sha, replica.PACKAGE_KV_NAMESPACE)] = zip_bytes({"model.py": "import os; os.system('evil')\n"})
+    kv[sha] = zip_bytes({"model.py": "import os; os.system('evil')\n"})
     with pytest.raises(RuntimeError, match="refusing to run it"):
         replica.fetch_package("pkg/m/1.zip", sha)
 
@@ -54,6 +69,6 @@ def test_a_missing_package_names_the_version(kv):
 def test_an_entry_escaping_the_package_is_refused(kv):
     data = zip_bytes({"model.py": "", "../escape.py": "x"})
     sha = hashlib.sha256(data).hexdigest()
-    kv[(sha, replica.PACKAGE_KV_NAMESPACE)] = data
+    kv[sha] = data
     with pytest.raises(RuntimeError, match="not a plain relative path"):
         replica.fetch_package("pkg/m/1.zip", sha)

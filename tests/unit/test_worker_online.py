@@ -10,7 +10,6 @@ from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
 from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
-from modelhub_worker.serving import _cancellable
 
 from test_worker_handlers import FakeServe
 from test_worker_tasks import FakeStore
@@ -129,25 +128,6 @@ async def test_serving_lost_reaches_every_request_of_the_batch():
     run = OnlineBatcher(replica, str).run
     with pytest.raises(ServingLost):
         await run("dep", [{"x": "a"}, {"x": "b"}], Shape(mini_batch=2, max_calls=1, wait_s=0))
-
-
-async def test_a_cancelled_caller_cancels_its_serve_request():
-    class Response:
-        cancelled = False
-
-        def __await__(self):
-            return asyncio.Event().wait().__await__()
-
-        def cancel(self):
-            self.cancelled = True
-
-    response = Response()
-    call = asyncio.create_task(_cancellable(response))
-    await asyncio.sleep(0)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    assert response.cancelled
 
 
 async def reply_to(request: PredictRequest, predict) -> RpcReply:

@@ -39,18 +39,23 @@ class Event(BaseModel):
 
 
 class DeploymentRequested(Event):
+    # 2: num_gpus became a number from 0 to 1 (was 0 or 1); min_replicas/max_replicas added.
+    # A version-1 event reads the same (its num_gpus is an integer, no autoscaling).
+    schema_version: int = Field(2, ge=1, description="version of this event's contract; bumped only by incompatible changes")
     deployment: str = Field(description="deployment name, also the Ray Serve application name")
     model: str = Field(description="model name")
     version: int = Field(description="model version number")
     package_object: str = Field(description="object name of the zip in the packages object store")
     package_sha256: str = Field(description="sha256 of the zip, checked after download")
     mini_batch: int = Field(description="max samples per Model.predict call (@serve.batch)")
-    num_replicas: int = Field(description="Serve replicas")
-    num_gpus: int = Field(description="GPUs per replica (0 or 1)")
+    num_replicas: int = Field(description="Serve replicas (with autoscaling: how many to start with)")
+    num_gpus: float = Field(description="GPUs per replica, 0 to 1 (a fraction shares a GPU)")
     custom_env: bool = Field(description="build runtime_env from requirements.txt / environment.yml")
     requested_by: str = Field(description="acting user")
     batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS,
                                  description="longest a batch that is not full waits for more samples")
+    min_replicas: int | None = Field(None, description="autoscaling: fewest replicas (with max_replicas)")
+    max_replicas: int | None = Field(None, description="autoscaling: most replicas; None: num_replicas, fixed")
 
 
 class DeploymentStopRequested(Event):

@@ -17,6 +17,12 @@ class ServiceSettings(BaseSettings):
     ray_address: str = Field(
         "auto", validation_alias=AliasChoices("RAY_ADDRESS", "MODELHUB_RAY_ADDRESS"),
         description="Ray cluster address (ray://... or host:port)")
+    # Services are no Ray drivers (nothing they get from Ray is unpickled): the deployer drives
+    # Serve through the dashboard's REST API, the inference worker calls replicas over HTTP.
+    ray_dashboard_url: str = Field("http://127.0.0.1:8265",
+                                   description="Ray dashboard (Serve's REST API); token from RAY_AUTH_TOKEN(_PATH)")
+    serve_url: str = Field("http://127.0.0.1:8001",
+                           description="Serve's HTTP proxy (the deployer binds it there: host and port)")
     data_dir: Path = Field(Path.home() / ".modelhub", description="where local state lives")
     http_port: int | None = Field(None, description="serve /metrics and /health/live, /health/ready here "
                                   "(none: no HTTP server)")

@@ -1,13 +1,14 @@
-"""The deployer process: NATS (FastStream) + MongoDB + Ray Serve, wired once from settings."""
+"""The deployer process: NATS (FastStream) + MongoDB + Ray Serve, wired once from settings.
+
+It holds the hub's credentials, so it is no Ray driver: Serve is reached through the Ray
+dashboard's REST API, JSON over HTTP (serving.py)."""
 
 import asyncio
 
-import ray
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import logs, mongo, ops, subjects, telemetry
-from modelhub_contracts.raywatch import watch_cluster
+from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 
@@ -15,25 +16,22 @@ from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer
 from modelhub_deployer.handlers import register
 from modelhub_deployer.packages import ObjectStorePackages
-from modelhub_deployer.serving import RayServe, start_serve
+from modelhub_deployer.serving import DashboardServe, ray_auth_token
 from modelhub_deployer.store import DeploymentStore
+from modelhub_deployer.watch import watch_deployments
 
 
-def _connect_ray(address: str) -> None:
-    # The Serve namespace lets the worker (another driver) find apps with serve.get_app_handle.
-    ray.init(address=address, namespace=subjects.SERVE_NAMESPACE, ignore_reinit_error=True,
-             log_to_driver=False)
-    start_serve()
-
-
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
-    """The deployer's FastStream app; subscribers (and the ping) start once Ray and Mongo are up.
-    Returns the app, its broker and the database (the HTTP probes ping both)."""
+def build_app(settings: ServiceSettings | None = None,
+              tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
+    """The deployer's FastStream app; subscribers (and the ping) start once Mongo is up. Returns
+    the app, its broker and the database (the HTTP probes ping both)."""
+    settings = settings or ServiceSettings()
     tel = tel or telemetry.setup("deployer", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     client, db = mongo.connect(settings)
-    deployer = Deployer(DeploymentStore(db), RayServe(),
-                        ObjectStorePackages(broker, settings.data_dir))
+    serve = DashboardServe(settings.ray_dashboard_url, settings.serve_url, ray_auth_token())
+    store = DeploymentStore(db)
+    deployer = Deployer(store, serve, ObjectStorePackages(broker, settings.data_dir))
     register(broker, deployer, EventAuthorizer(db))
     answer_pings(broker, "deployer")
     app = FastStream(broker)
@@ -42,19 +40,20 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
     @app.on_startup
     async def connect() -> None:
         await db.command("ping")
-        await asyncio.to_thread(_connect_ray, settings.ray_address)
-        logs.reclaim()  # ray.init put its own handler on the root logger
 
     @app.after_startup
     async def reconcile() -> None:
         await deployer.reconcile()
-        watchers.add(asyncio.create_task(watch_cluster()))
+        watchers.add(asyncio.create_task(watch_deployments(deployer)))
         watchers.add(asyncio.create_task(telemetry.poll_gauge(
             lambda: telemetry.replicas_ready(db), telemetry.GaugeSet(tel.metrics.replicas_ready, "deployment"))))
 
     @app.on_shutdown
     async def close() -> None:
+        for task in watchers:
+            task.cancel()
         await deployer.close()
+        await serve.close()
         await client.close()
 
     return app, broker, db

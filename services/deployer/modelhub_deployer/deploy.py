@@ -9,6 +9,7 @@ so it is tested with fakes.
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,12 @@ class ReplicaConfig:
     mini_batch: int
     num_replicas: int
     num_cpus: float
-    num_gpus: int
+    num_gpus: float
     runtime_env: dict = field(default_factory=dict)  # extra keys: "pip" or "conda"
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
+    secret: str = ""  # the replicas answer only callers that send it (the inference worker)
+    min_replicas: int = 0  # with max_replicas: Serve autoscales in between, from num_replicas
+    max_replicas: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,20 +75,35 @@ class DeploySpec:
     package_sha256: str
     mini_batch: int
     num_replicas: int
-    num_gpus: int
+    num_gpus: float
     custom_env: bool
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
+    min_replicas: int | None = None  # autoscaling between these two when max_replicas is set
+    max_replicas: int | None = None
 
     @classmethod
     def from_event(cls, event: DeploymentRequested) -> "DeploySpec":
         return cls(event.deployment, event.package_object, event.package_sha256,
-                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env, event.batch_wait_ms)
+                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env, event.batch_wait_ms,
+                   event.min_replicas, event.max_replicas)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "DeploySpec":
         return cls(doc["_id"], doc["package_object"], doc["package_sha256"], doc["mini_batch"],
                    doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")),
-                   float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)))
+                   float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)),
+                   doc.get("min_replicas"), doc.get("max_replicas"))
+
+    @property
+    def autoscaling(self) -> bool:
+        return self.max_replicas is not None
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas at the start: num_replicas, kept between min_replicas and max_replicas."""
+        if not self.autoscaling:
+            return self.num_replicas
+        return max(self.min_replicas or 0, min(self.num_replicas, self.max_replicas))
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,7 @@ class PreparedPackage:
 class Store(Protocol):
     async def get(self, name: str) -> dict[str, Any] | None: ...
     async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool: ...
+    async def note(self, name: str, *, status: str, **fields: Any) -> bool: ...
     async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]: ...
 
 
@@ -121,7 +141,7 @@ def check_resources(spec: DeploySpec, cluster: dict[str, float]) -> None:
     """Fail at once when the cluster can never hold the replicas, instead of pending forever."""
     missing = []
     for resource, per_replica in (("GPU", spec.num_gpus), ("CPU", REPLICA_NUM_CPUS)):
-        total, have = per_replica * spec.num_replicas, cluster.get(resource, 0.0)
+        total, have = per_replica * max(spec.initial_replicas, 1), cluster.get(resource, 0.0)
         if per_replica and total > have + 1e-9:
             missing.append(f"needs {per_replica:g} {resource} per replica ({total:g} in total) "
                            f"but the Ray cluster has {have:g} {resource}s")
@@ -233,6 +253,36 @@ class Deployer:
             except Exception:
                 log.exception("could not reconcile deployment %s", doc["_id"])
 
+    async def follow(self) -> None:
+        """Bring `running` deployments' documents in line with Serve (watch.py calls this): the
+        ready replicas and, while Serve reports trouble (a replica lost and not coming back), its
+        reason as `error` (cleared once healthy). An application that is gone (the Ray head
+        restarted, or someone deleted it) is deployed again."""
+        for doc in await self._store.with_status(("running",)):
+            name = doc["_id"]
+            if self._in_flight(name):
+                continue
+            try:
+                state = await self._serve.app_state(name)
+            except Exception as exc:
+                log.warning("could not read Serve's state of %s: %s", name, exc)
+                return  # Ray is unreachable: nothing to conclude from it
+            if state is None:
+                log.warning("the Serve application of running deployment %s is gone; redeploying", name)
+                await self.request(DeploySpec.from_doc(doc))
+                continue
+            # Serve explains trouble in its message; DEPLOYING without one is ordinary (a
+            # replica being replaced or added), not worth an error
+            if state.status == "RUNNING":
+                error = None
+            elif state.message:
+                error = trim_message(state.message)
+            else:
+                error = None if state.status == "DEPLOYING" else f"Serve reports {state.status}"
+            if (doc.get("ready_replicas"), doc.get("error")) != (state.ready_replicas, error):
+                await self._store.note(name, status="running", ready_replicas=state.ready_replicas,
+                                       error=error)
+
     async def join(self, name: str) -> None:
         """Wait for the deploy in flight for `name`, if any (tests and shutdown)."""
         task = self._tasks.get(name)
@@ -276,12 +326,17 @@ class Deployer:
     async def _run(self, spec: DeploySpec) -> AppState:
         check_resources(spec, await self._replica_nodes())
         package = await self._packages.prepare(spec.name, spec.package_object, spec.package_sha256)
+        # A fresh secret per deploy, recorded before Serve has it: the inference worker reads it
+        # from the deployment's document and sends it with every call (never shown by the API).
+        secret = secrets.token_urlsafe(32)
+        await self._store.note(spec.name, status="deploying", serve_secret=secret)
         config = ReplicaConfig(
             name=spec.name, package_id=spec.package_object, package_sha256=spec.package_sha256,
             package_zip=package.zip, entrypoint=package.entrypoint,
-            mini_batch=spec.mini_batch, num_replicas=spec.num_replicas,
+            mini_batch=spec.mini_batch, num_replicas=spec.initial_replicas,
             num_cpus=REPLICA_NUM_CPUS, num_gpus=spec.num_gpus,
-            runtime_env=runtime_env(spec, package), batch_wait_ms=spec.batch_wait_ms)
+            runtime_env=runtime_env(spec, package), batch_wait_ms=spec.batch_wait_ms,
+            secret=secret, min_replicas=spec.min_replicas or 0, max_replicas=spec.max_replicas or 0)
         await _uninterrupted(self._serve.submit(config))
         return await self._wait_running(spec)
 

@@ -1,95 +1,216 @@
-"""Ray Serve behind a small async class. Ray's API blocks, so every call runs in a thread."""
+"""Ray Serve through the Ray dashboard's REST API (JSON over HTTP): the deployer is no Ray driver.
+
+A Ray driver exchanges pickles with the cluster (Serve's controller, handles, tasks), and any Ray
+member (a replica runs a model's code) can put something into what the driver unpickles. The
+deployer holds the hub's NATS and MongoDB credentials, so it talks to Ray only over HTTP with JSON:
+
+- `PUT /api/packages/gcs/<name>.zip` hands the cluster a zip (runtime_env `py_modules` packages):
+  the replica module (`modelhub_replica`) and the verified model zip wrapped in a folder;
+- `PUT /api/serve/applications/` sets Serve's declarative config (it replaces the whole set of
+  applications, so every change reads the current set first, under one lock);
+- `GET /api/serve/applications/` and `GET /api/v0/nodes` say how applications and nodes are.
+
+Every request carries the cluster's Ray auth token (`Authorization: Bearer`), when there is one.
+"""
 
 import asyncio
+import hashlib
+import importlib.util
+import io
+import os
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
-import ray
-from ray import serve
-from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_put
-
-from modelhub_contracts import subjects
 from modelhub_deployer import deploy
 from modelhub_deployer.deploy import AppState, ReplicaConfig
-from modelhub_deployer.replica import (PACKAGE_KV_NAMESPACE, REPLICA_RESOURCE, REPLICA_RESOURCE_SHARE,
-                                       ModelReplica)
 
-assert subjects.REPLICA_METHOD == "predict_one", "replica.py names the method predict_one"
-assert subjects.REPLICA_CHUNK_METHOD == "predict_chunk", "replica.py names the method predict_chunk"
-assert deploy.REPLICA_RESOURCE == REPLICA_RESOURCE, "deploy.py and replica.py name one resource"
-
-
-def start_serve() -> None:
-    """Start (or join) Serve without any HTTP proxy: modelhub only calls apps through handles,
-    so nothing binds 0.0.0.0 or port 8000 (the gateway's default port)."""
-    serve.start(proxy_location="Disabled", http_options={"host": "127.0.0.1"})
+REPLICA_MODULE = "modelhub_replica"  # services/deployer/modelhub_replica, shipped as py_modules
+REPLICA_IMPORT_PATH = f"{REPLICA_MODULE}:build"
+REPLICA_DEPLOYMENT = "ModelReplica"  # the @serve.deployment class in modelhub_replica
+REPLICA_RESOURCE_SHARE = 0.001
+MODEL_PACKAGE_DIR = "modelhub_model_{sha256}"  # as in modelhub_replica
+MODEL_PACKAGE_FILE = "package.zip"
+HEALTH_CHECK_PERIOD_S = 10.0
+HEALTH_CHECK_TIMEOUT_S = 30.0
 
 
-class RayServe:
-    """Deploys, inspects and deletes Serve applications named after deployments."""
+class RayApiError(Exception):
+    """The Ray dashboard refused a request or did not answer."""
 
-    async def cluster_resources(self) -> dict[str, float]:
-        return await asyncio.to_thread(ray.cluster_resources)
 
-    async def submit(self, config: ReplicaConfig) -> None:
-        """Hand the application to Serve and return without waiting for replicas."""
-        await asyncio.to_thread(self._submit, config)
+def ray_auth_token(env: dict[str, str] | None = None) -> str | None:
+    """The cluster's Ray auth token, from Ray's own settings (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH)."""
+    env = os.environ if env is None else env
+    if token := env.get("RAY_AUTH_TOKEN"):
+        return token.strip()
+    if path := env.get("RAY_AUTH_TOKEN_PATH"):
+        return Path(path).read_text().strip()
+    return None
 
-    async def app_state(self, name: str) -> AppState | None:
-        return await asyncio.to_thread(self._app_state, name)
 
-    async def delete(self, name: str) -> None:
-        await asyncio.to_thread(serve.delete, name)
+def replica_module_zip() -> tuple[str, bytes]:
+    """The replica module as a py_modules package (its folder at the zip's top), and a name for
+    it in the cluster's package store that changes whenever its content does."""
+    spec = importlib.util.find_spec(REPLICA_MODULE)  # finds the folder; does not import it
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the {REPLICA_MODULE} package is not installed next to the deployer")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+    data = _zip({f"{REPLICA_MODULE}/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in files})
+    return f"_ray_pkg_{REPLICA_MODULE}_{hashlib.sha256(data).hexdigest()[:20]}.zip", data
 
-    async def drop_package(self, sha256: str) -> None:
-        await asyncio.to_thread(_internal_kv_del, sha256, namespace=PACKAGE_KV_NAMESPACE)
 
-    @staticmethod
-    def _submit(config: ReplicaConfig) -> None:
-        publish_package(config.package_sha256, config.package_zip)
-        app = ModelReplica.options(
-            name=config.name,
-            num_replicas=config.num_replicas,
-            max_ongoing_requests=2 * config.mini_batch + 8,
-            ray_actor_options={
+def model_package_zip(sha256: str, zip_path: Path) -> tuple[str, bytes]:
+    """The verified model zip inside a folder of its own (nothing importable), as py_modules."""
+    folder = MODEL_PACKAGE_DIR.format(sha256=sha256)
+    return f"_ray_pkg_{folder}.zip", _zip({f"{folder}/{MODEL_PACKAGE_FILE}": Path(zip_path).read_bytes()},
+                                           stored=True)
+
+
+def _zip(files: dict[str, bytes], stored: bool = False) -> bytes:
+    buf = io.BytesIO()
+    method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))  # same bytes, same name
+            info.compress_type = method
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) -> dict[str, Any]:
+    """One deployment as a Serve application in the declarative config (JSON)."""
+    env = _runtime_env(config)
+    env["py_modules"] = [replica_uri, model_uri]
+    scale: dict[str, Any]
+    if config.max_replicas:
+        # Serve adds a replica when the calls in flight per replica stay above the target (the
+        # worker keeps up to 2 calls per replica in flight, each a whole mini-batch)
+        scale = {"autoscaling_config": {
+            "min_replicas": config.min_replicas, "max_replicas": config.max_replicas,
+            "initial_replicas": config.num_replicas, "target_ongoing_requests": 1}}
+    else:
+        scale = {"num_replicas": config.num_replicas}
+    return {
+        "name": config.name,
+        "route_prefix": f"/{config.name}",
+        "import_path": REPLICA_IMPORT_PATH,
+        # the builder task imports only modelhub_replica; the model's own env is the replicas'
+        "runtime_env": {"py_modules": [replica_uri]},
+        "args": {"package_id": config.package_id, "sha256": config.package_sha256,
+                 "entrypoint": config.entrypoint, "mini_batch": config.mini_batch,
+                 "batch_wait_s": config.batch_wait_ms / 1000, "secret": config.secret},
+        "deployments": [{
+            "name": REPLICA_DEPLOYMENT,
+            **scale,
+            "max_ongoing_requests": 2 * config.mini_batch + 8,
+            "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+            "health_check_timeout_s": HEALTH_CHECK_TIMEOUT_S,
+            "ray_actor_options": {
                 "num_cpus": config.num_cpus,
                 "num_gpus": config.num_gpus,
                 # only replica nodes advertise this: never the head, next to the control plane
-                "resources": {REPLICA_RESOURCE: REPLICA_RESOURCE_SHARE},
-                "runtime_env": _runtime_env(config),
+                "resources": {deploy.REPLICA_RESOURCE: REPLICA_RESOURCE_SHARE},
+                "runtime_env": env,
             },
-        ).bind(config.package_id, config.package_sha256, config.entrypoint, config.mini_batch,
-               config.batch_wait_ms / 1000)
-        # run_many can return before the replicas are up (serve.run waits for RUNNING);
-        # route_prefix=None: reachable through handles only.
-        serve.run_many([serve.RunTarget(target=app, name=config.name, route_prefix=None)],
-                       wait_for_applications_running=False)
+        }],
+    }
 
-    @staticmethod
-    def _app_state(name: str) -> AppState | None:
-        app = serve.status().applications.get(name)
+
+class DashboardServe:
+    """Deploys, inspects and deletes Serve applications named after deployments, over HTTP."""
+
+    def __init__(self, dashboard_url: str, serve_url: str, token: str | None = None,
+                 timeout: float = 60.0, client: httpx.AsyncClient | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = client or httpx.AsyncClient(base_url=dashboard_url.rstrip("/"), headers=headers,
+                                                 timeout=timeout)
+        serve = httpx.URL(serve_url)
+        self._http_options = {"host": serve.host, "port": serve.port or 80}
+        self._lock = asyncio.Lock()  # PUT replaces every application: one change at a time
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise RayApiError(f"the Ray dashboard did not answer {method} {path}: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise RayApiError(f"the Ray dashboard answered {method} {path} with "
+                              f"{response.status_code}: {response.text[-2000:]}")
+        return response
+
+    async def cluster_resources(self) -> dict[str, float]:
+        """The total resources of the cluster's alive nodes (Ray's state API)."""
+        body = (await self._request("GET", "/api/v0/nodes", params={"limit": 10000})).json()
+        totals: dict[str, float] = {}
+        for node in body["data"]["result"]["result"]:
+            if node.get("state") == "ALIVE":
+                for name, amount in (node.get("resources_total") or {}).items():
+                    totals[name] = totals.get(name, 0.0) + float(amount)
+        return totals
+
+    async def upload(self, name: str, data: bytes) -> str:
+        """Put a zip into the cluster's package store; its gcs:// URI."""
+        await self._request("PUT", f"/api/packages/gcs/{name}", content=data)
+        return f"gcs://{name}"
+
+    async def submit(self, config: ReplicaConfig) -> None:
+        """Hand the application to Serve and return without waiting for replicas."""
+        replica_uri = await self.upload(*replica_module_zip())
+        name, data = await asyncio.to_thread(model_package_zip, config.package_sha256, config.package_zip)
+        model_uri = await self.upload(name, data)
+        app = application_config(config, replica_uri, model_uri)
+        async with self._lock:
+            apps = [a for a in await self._deployed_configs() if a.get("name") != config.name]
+            await self._put(apps + [app])
+
+    async def delete(self, name: str, wait_s: float = 60.0) -> None:
+        """Remove the application and wait (bounded) until Serve has stopped its replicas, so
+        that a stopped deployment's name can be deployed again at once."""
+        async with self._lock:
+            apps = await self._deployed_configs()
+            if any(a.get("name") == name for a in apps):
+                await self._put([a for a in apps if a.get("name") != name])
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while await self.app_state(name) is not None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+
+    async def drop_package(self, sha256: str) -> None:
+        """Nothing to do: the model's package is a runtime_env package of its replicas, and Ray
+        drops it from the cluster's store once no replica uses it."""
+
+    async def app_state(self, name: str) -> AppState | None:
+        app = (await self._details()).get("applications", {}).get(name)
         if app is None:
             return None
-        ready = sum(d.replica_states.get("RUNNING", 0) for d in app.deployments.values())
-        messages = [app.message] + [d.message for d in app.deployments.values()]
-        message = "\n".join(m for m in messages if m)
-        return AppState(status=str(app.status.value), message=message, ready_replicas=ready)
+        deployments = (app.get("deployments") or {}).values()
+        ready = sum(1 for d in deployments for r in d.get("replicas") or [] if r.get("state") == "RUNNING")
+        messages = [app.get("message") or ""] + [d.get("message") or "" for d in deployments]
+        return AppState(status=str(app.get("status")), message="\n".join(m for m in messages if m),
+                        ready_replicas=ready)
 
+    async def _details(self) -> dict[str, Any]:
+        return (await self._request("GET", "/api/serve/applications/")).json()
 
-def publish_package(sha256: str, zip_path: Path) -> None:
-    """Put the verified zip into the cluster's GCS key-value store under its sha-256, where every
-    node can fetch it (replica.fetch_package). Always overwritten: any Ray member can write there,
-    so a deploy repairs a tampered entry (and replicas check the sha-256 anyway). Like Ray's own
-    runtime_env packages, it is bounded by Ray's gRPC message size (512 MiB, the upload cap)."""
-    _internal_kv_put(sha256, Path(zip_path).read_bytes(), overwrite=True,
-                     namespace=PACKAGE_KV_NAMESPACE)
+    async def _deployed_configs(self) -> list[dict[str, Any]]:
+        apps = (await self._details()).get("applications") or {}
+        return [app["deployed_app_config"] for app in apps.values()
+                if app.get("deployed_app_config") and app.get("status") != "DELETING"]
+
+    async def _put(self, apps: list[dict[str, Any]]) -> None:
+        body = {"proxy_location": "HeadOnly", "http_options": self._http_options, "applications": apps}
+        await self._request("PUT", "/api/serve/applications/", json=body)
 
 
 def _runtime_env(config: ReplicaConfig) -> dict:
-    """No working_dir: replicas fetch the package themselves (by id and sha-256, verified), not
-    through a path on the deployer's disk. The pip/conda files are read here so that nothing is
-    resolved on the Serve controller."""
+    """The pip/conda files are read here so that nothing is resolved on the Serve controller."""
     env: dict = {}
     if pip := config.runtime_env.get("pip"):
         lines = Path(pip).read_text().splitlines()

@@ -32,5 +32,11 @@ class DeploymentStore:
         )
         return result.matched_count == 1
 
+    async def note(self, name: str, *, status: str, **fields: Any) -> bool:
+        """Set `fields` (and `updated_at`) only while the status is still `status`; True if set."""
+        result = await self._col.update_one({"_id": name, "status": status},
+                                            {"$set": {"updated_at": utcnow(), **fields}})
+        return result.matched_count == 1
+
     async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
         return await self._col.find({"status": {"$in": list(statuses)}}).to_list()

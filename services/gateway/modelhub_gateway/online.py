@@ -93,7 +93,7 @@ class OnlinePredict:
         samples = check_predict_inputs(body, inputs)
         name = deployment["_id"]
         command = PredictRequest(deployment=name, inputs=body.inputs, output_types=outputs,
-                                 mini_batch=deployment["mini_batch"], num_replicas=deployment["num_replicas"],
+                                 mini_batch=deployment["mini_batch"], num_replicas=deployment.get("max_replicas") or deployment["num_replicas"],
                                  batch_wait_ms=deployment.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS),
                                  timeout_s=body.timeout_s)
         with self.in_flight.hold(name, samples, deployment.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)):

@@ -126,6 +126,8 @@ MAX_IN_FLIGHT_RULE = ("online predict samples this deployment takes at once (per
                       "request is answered 429 with Retry-After at once instead of waiting in a queue")
 BATCH_WAIT_RULE = ("milliseconds a batch of online samples that is not full may wait for more while the "
                    "deployment is busy (a lone request on an idle deployment is sent at once)")
+AUTOSCALING_RULE = ("with max_replicas, Serve autoscales the replicas between min_replicas (default 1) "
+                    "and max_replicas on the calls in flight, starting at num_replicas kept in that range")
 DEFAULT_PREDICT_TIMEOUT_S = 60.0
 MAX_PREDICT_TIMEOUT_S = 300.0
 
@@ -135,11 +137,21 @@ class DeploymentCreate(Request):
     version: int | None = Field(None, ge=1, le=2**63 - 1)
     model_type: str = "inference"
     mini_batch: int = Field(1, ge=1, le=4096)
-    num_replicas: int = Field(1, ge=1, le=64)
-    num_gpus: int = Field(0, ge=0, le=1)
+    num_replicas: int = Field(1, ge=1, le=64, description="replicas (with autoscaling: how many to start with)")
+    num_gpus: float = Field(0, ge=0, le=1, description="GPUs per replica: 0 to 1 (0.5: two replicas share a GPU)")
     custom_env: bool = False
     batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS, ge=0, le=1000, description=BATCH_WAIT_RULE)
     max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
+    min_replicas: int | None = Field(None, ge=0, le=64, description=AUTOSCALING_RULE)
+    max_replicas: int | None = Field(None, ge=1, le=64, description=AUTOSCALING_RULE)
+
+    @model_validator(mode="after")
+    def _autoscaling_bounds(self) -> "DeploymentCreate":
+        if self.min_replicas is not None and self.max_replicas is None:
+            raise ValueError("min_replicas needs max_replicas (autoscaling between the two)")
+        if self.max_replicas is not None and (self.min_replicas or 0) > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})")
+        return self
 
 
 class TaskQueue(BaseModel):
@@ -157,7 +169,9 @@ class DeploymentPublic(BaseModel):
     model_type: str
     mini_batch: int
     num_replicas: int
-    num_gpus: int
+    num_gpus: float
+    min_replicas: int | None = None
+    max_replicas: int | None = None
     custom_env: bool
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS  # documents written before these options had them
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT

@@ -1,12 +1,14 @@
-"""Inference worker: runs tasks against Ray Serve deployments, publishes SampleAnnotated."""
+"""Inference worker: runs tasks against Ray Serve deployments, publishes SampleAnnotated.
+
+It holds the hub's credentials, so it is no Ray driver: replicas are called over HTTP with JSON
+through Serve's proxy (serving.py), and nothing a model returns is unpickled here."""
 
 import asyncio
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import logs, mongo, ops, telemetry
-from modelhub_contracts.raywatch import watch_cluster
+from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 
@@ -16,24 +18,25 @@ from modelhub_worker.store import WorkerStore
 
 
 def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
-    """Wire broker, store, Ray Serve client and handlers; the one place configuration enters.
+    """Wire broker, store, Serve client and handlers; the one place configuration enters.
     Returns the app, its broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("inference-worker", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
-    serve = ServeClient(settings.ray_address, tel=tel)
-    handlers.register(broker, WorkerStore(db), serve, tel.metrics)
-    # answers only once started: subscribers start after the start-up hooks (Ray connected)
+    store = WorkerStore(db)
+    serve = ServeClient(settings.serve_url, store.serve_secret, tel=tel)
+    handlers.register(broker, store, serve, tel.metrics)
+    # answers only once started: subscribers start after the start-up hooks
     answer_pings(broker, "inference-worker")
     app = FastStream(broker)
 
-    watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
-
     @app.on_startup
-    async def connect_ray() -> None:
+    async def connect_serve() -> None:
         await serve.connect()
-        logs.reclaim()  # ray.init put its own handler on the root logger
-        watchers.add(asyncio.create_task(watch_cluster()))
+
+    @app.on_shutdown
+    async def close_serve() -> None:
+        await serve.close()
 
     return app, broker, db
 

@@ -40,6 +40,13 @@ class WorkerStore:
         self.samples = db["samples"]
         self.jobs = db["jobs"]
         self.task_failures = db["task_failures"]
+        self.deployments = db["deployments"]
+
+    async def serve_secret(self, deployment: str) -> str | None:
+        """The secret a running deployment's replicas want with each call (set by the deployer)."""
+        doc = await self.deployments.find_one({"_id": deployment, "status": {"$in": ["deploying", "running"]}},
+                                              projection={"serve_secret": 1})
+        return doc.get("serve_secret") if doc else None
 
     async def load(self, sample_ids: list[str], dataset: str) -> dict[str, dict]:
         """The task's samples, from its dataset only: a task naming another dataset's samples gets none."""

@@ -93,13 +93,15 @@ class SchedulerStore:
         cached = self._windows.get(deployment)
         if cached and time.monotonic() - cached[1] < WINDOW_TTL:
             return cached[0]
-        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1, "status": 1})
+        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1, "max_replicas": 1, "status": 1})
         if doc is None or doc.get("status") in GONE:
             # nothing will run them: let every task go, to be failed by its dead letter in parallel
             # (a window would fail a big job's tasks a few at a time, each after its retries)
             size = UNBOUNDED
         else:
-            size = queue.window(doc.get("num_replicas", 1))
+            # an autoscaled deployment gets the window of its most replicas (Serve adds them
+            # only while calls wait, so a window of the starting count would never let it grow)
+            size = queue.window(doc.get("max_replicas") or doc.get("num_replicas", 1))
         self._windows[deployment] = (size, time.monotonic())
         return size
 

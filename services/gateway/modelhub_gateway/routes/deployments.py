@@ -27,6 +27,8 @@ async def create_deployment(name: NamePath, body: DeploymentCreate, user: Curren
     if version is None:
         raise HTTPException(422, f"model '{name}' has no version {body.version}" if body.version
                             else f"model '{name}' has no versions yet; upload one first")
+    if body.max_replicas is not None and body.min_replicas is None:
+        body = body.model_copy(update={"min_replicas": 1})
     now = utcnow()
     doc = {**body.model_dump(), "_id": body.name, "model": model["name"], "version": version["version"],
            "status": "pending", "error": None, "ready_replicas": 0, "created_by": user["username"],
@@ -45,7 +47,8 @@ async def create_deployment(name: NamePath, body: DeploymentCreate, user: Curren
         deployment=body.name, model=model["name"], version=version["version"],
         package_object=version["package_object"], package_sha256=version["sha256"],
         mini_batch=body.mini_batch, num_replicas=body.num_replicas, num_gpus=body.num_gpus,
-        custom_env=body.custom_env, requested_by=user["username"], batch_wait_ms=body.batch_wait_ms))
+        custom_env=body.custom_env, requested_by=user["username"], batch_wait_ms=body.batch_wait_ms,
+        min_replicas=body.min_replicas, max_replicas=body.max_replicas))
     return DeploymentPublic.model_validate(doc)
 
 

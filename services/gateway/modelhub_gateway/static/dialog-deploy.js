@@ -14,7 +14,9 @@ export function deployDialog(model, versions) {
   const modelType = h("select", { name: "model_type" }, h("option", { value: "inference", selected: true }, "Inference"));
   const miniBatch = numberInput("mini_batch", 1, 1, 4096);
   const replicas = numberInput("num_replicas", 1, 1, 64);
-  const gpus = numberInput("num_gpus", 0, 0, 1);
+  const gpus = h("input", { type: "number", name: "num_gpus", value: "0", min: 0, max: 1, step: "any", required: true });
+  const minReplicas = h("input", { type: "number", name: "min_replicas", min: 0, max: 64, step: 1, placeholder: "1" });
+  const maxReplicas = h("input", { type: "number", name: "max_replicas", min: 1, max: 64, step: 1, placeholder: "off" });
   const customEnv = h("input", { type: "checkbox", name: "custom_env", id: "deploy-custom-env" });
   modal({
     title: `Deploy ${model.name}`,
@@ -26,7 +28,10 @@ export function deployDialog(model, versions) {
       h("div", { class: "row-3" },
         field("Mini Batch", miniBatch, "Larger if the model batches; mind memory."),
         field("Num Replicas", replicas, "Model instances to spin up."),
-        field("Num gpus", gpus, "0, or 1 if the model runs on GPU.")),
+        field("Num gpus", gpus, "0 to 1 per replica; 0.5 lets two replicas share a GPU.")),
+      h("div", { class: "row-3" },
+        field("Min Replicas", minReplicas, "Autoscaling: fewest replicas (default 1)."),
+        field("Max Replicas", maxReplicas, "Autoscaling: empty for a fixed number of replicas.")),
       h("fieldset", { class: "field" }, h("legend", {}, "Environment (optional)"),
         h("label", { class: "check", for: "deploy-custom-env" }, customEnv, " Install Custom Conda Env"),
         h("small", { class: "help" }, "Builds the replica's environment from the package's environment.yml or requirements.txt.")),
@@ -40,6 +45,8 @@ export function deployDialog(model, versions) {
         num_replicas: Number(replicas.value),
         num_gpus: Number(gpus.value),
         custom_env: customEnv.checked,
+        ...(maxReplicas.value ? { max_replicas: Number(maxReplicas.value) } : {}),
+        ...(maxReplicas.value && minReplicas.value ? { min_replicas: Number(minReplicas.value) } : {}),
       });
       toast(`Deployment ${deployment.name} requested`, "ok");
       go("#/deployments");

@@ -1,20 +1,30 @@
-"""The Ray Serve deployment that runs a model package. Imported by the deployer only to *bind* it.
+"""The Ray Serve deployment that runs a model package (the package `modelhub_replica`).
 
-Everything that touches the package (fetching it, importing its module, building `Model`) happens
-in `ModelReplica.__init__`, i.e. inside the replica actor on a replica node, never in the deployer
-process. The package comes by version id and sha-256 from the cluster's own store (the GCS
-key-value store, where the deployer put the zip): no path on the deployer's machine, no NATS or
-MongoDB credentials. The replica checks the sha-256 (any Ray member can write that store) and
-unpacks into a cache per node, shared by the replicas on that node.
-This module deliberately imports nothing from modelhub: a replica built from a custom
-(conda) environment may not have modelhub installed, so the class must pickle by value.
+No hub process imports this module. The deployer ships its folder to the cluster as a runtime_env
+`py_modules` package and names it by `import_path` in Serve's declarative config (through the Ray
+dashboard's REST API), so Serve imports it on the cluster, and custom (pip/conda) environments get
+it too. Everything that touches the model package (reading it, importing its module, building
+`Model`) happens in `ModelReplica.__init__`, inside the replica actor on a replica node.
+
+The model package comes as a second `py_modules` package that holds only the verified zip
+(`modelhub_model_<sha256>/package.zip`, nothing importable): Ray keeps it while the deployment
+lives and drops it after. The replica checks its sha-256 (any Ray member can write the cluster's
+package store) and unpacks it into a cache per node, shared by the replicas on that node.
+
+Callers reach a replica only over HTTP, through Serve's proxy, with JSON both ways (`__call__`):
+nothing a model returns is ever unpickled in a hub service. Each call carries the deployment's
+secret in a header (the deployer generates it and hands it to the replica and, through MongoDB,
+to the inference worker); a call without it is refused, so a process on the machine cannot call a
+deployment behind the hub's back. This module imports nothing from modelhub.
 """
 
 import asyncio
 import hashlib
+import hmac
 import importlib
 import inspect
 import io
+import json
 import os
 import stat
 import sys
@@ -25,24 +35,35 @@ from typing import Any
 
 from ray import serve
 
-# Where the deployer puts package zips (key: the sha-256) in the GCS key-value store.
-PACKAGE_KV_NAMESPACE = "modelhub_packages"
+# The HTTP contract with the inference worker (modelhub_worker.serving names the same).
+SECRET_HEADER = "x-modelhub-secret"
+# The folder, inside the model's py_modules package, that holds the verified zip.
+MODEL_PACKAGE_DIR = "modelhub_model_{sha256}"
+MODEL_PACKAGE_FILE = "package.zip"
 # The Ray resource that only replica nodes advertise; each replica takes a small share of it.
 REPLICA_RESOURCE = "modelhub_replica"
 REPLICA_RESOURCE_SHARE = 0.001
 
-# The method names are the contract with the worker (subjects.REPLICA_METHOD == "predict_one",
-# subjects.REPLICA_CHUNK_METHOD == "predict_chunk").
+
+def build(args: dict[str, Any]):
+    """Serve's application builder (`import_path: modelhub_replica:build`): the deployment bound
+    to this app's arguments (from the deployer's declarative config)."""
+    return ModelReplica.bind(args["package_id"], args["sha256"], args["entrypoint"],
+                             int(args["mini_batch"]), float(args.get("batch_wait_s", 0.002)),
+                             args["secret"])
 
 
 @serve.deployment
 class ModelReplica:
-    """One replica of a deployed model: `predict_chunk` runs a batch as it comes (a job's task,
-    or online samples the worker batched); `predict_one` gathers concurrent single-sample calls
-    from direct Serve callers into batches (@serve.batch)."""
+    """One replica of a deployed model: `__call__` (HTTP, JSON) runs a batch as it comes (a job's
+    task, or online samples the worker batched) through `predict_chunk`; `predict_one` gathers
+    concurrent single-sample calls from direct Serve callers (benchmarks) into batches."""
 
     def __init__(self, package_id: str, sha256: str, entrypoint: str, mini_batch: int,
-                 batch_wait_s: float = 0.002) -> None:
+                 batch_wait_s: float = 0.002, secret: str = "") -> None:
+        if not secret:
+            raise ValueError("a replica needs its deployment's secret")
+        self._secret = secret.encode()
         model_dir = fetch_package(package_id, sha256)
         os.chdir(model_dir)  # models open their files relative to the package root
         if model_dir not in sys.path:
@@ -55,23 +76,50 @@ class ModelReplica:
         # The deployment's batch_wait_ms: a lone predict_one call waits this long for company.
         self.predict_one.set_batch_wait_timeout_s(batch_wait_s)
 
-    async def predict_chunk(self, samples: list[dict[str, Any]],
-                            traceparent: str | None = None) -> list[dict[str, Any]] | dict[str, Any]:
-        """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples.
+    async def __call__(self, request) -> Any:
+        """The HTTP entry (Serve's proxy): `{"samples": [{input: value}, ...]}` in; 200 with
+        `{"outputs": [{output: value}, ...]}`, or 200 with `{"error": "..."}` when the model failed
+        on these samples (raised, or returned what JSON cannot carry); 403 without the secret."""
+        from starlette.responses import Response
 
-        With a `traceparent` (the caller's span, W3C format) the reply is
-        {"outputs": rows, "span": timing}: the replica has no exporter and no credentials, so it
-        reports its span's timing and the caller records it in the trace."""
+        def answer(body: dict, status: int = 200) -> Response:
+            return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, self._secret):
+            return answer({"detail": "this deployment answers only the hub (missing or wrong secret)"}, 403)
+        try:
+            samples = json.loads(await request.body())["samples"]
+            if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
+                raise ValueError("'samples' must be a list of objects")
+        except (ValueError, KeyError, TypeError) as exc:
+            return answer({"detail": f"bad request: {exc}"}, 400)
         started = time.time_ns()
+        try:
+            rows = await self.predict_chunk(samples)
+            if not request.headers.get("traceparent"):
+                return answer({"outputs": rows})
+            # the caller's trace: the replica has no exporter, so it reports its span's timing
+            return answer({"outputs": rows, "span": {"start_ns": started, "end_ns": time.time_ns(),
+                                                     "batch_size": len(samples), "pid": os.getpid()}})
+        except Exception as exc:  # the model's failure on these samples: a verdict, not a crash
+            return answer({"error": f"{type(exc).__name__}: {exc}"[:2000]})
+
+    def check_health(self) -> None:
+        """Serve calls this periodically; raising makes Serve replace the replica. The model is
+        loaded here, and a model may add its own probe (`Model.check_health()`, raising when it
+        cannot answer, e.g. a lost GPU)."""
+        if getattr(self, "_model", None) is None:
+            raise RuntimeError("the model is not loaded")
+        probe = getattr(self._model, "check_health", None)
+        if callable(probe):
+            probe()
+
+    async def predict_chunk(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples."""
         if not 1 <= len(samples) <= self._mini_batch:
             raise ValueError(f"a call carries 1 to {self._mini_batch} samples (mini_batch), got {len(samples)}")
-        predict_started = time.time_ns()
-        rows = _rows(await self._predict(_columns(samples)), len(samples))
-        if traceparent is None:
-            return rows
-        return {"outputs": rows, "span": {"traceparent": traceparent, "start_ns": started,
-                                          "predict_start_ns": predict_started, "end_ns": time.time_ns(),
-                                          "batch_size": len(samples), "pid": os.getpid()}}
+        return _rows(await self._predict(_columns(samples)), len(samples))
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.002)
     async def predict_one(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -131,13 +179,23 @@ def _cache_root() -> str:
     return root
 
 
+def _read_package(sha256: str) -> bytes | None:
+    """The zip from this replica's py_modules package (Ray unpacked it into a folder on sys.path)."""
+    name = MODEL_PACKAGE_DIR.format(sha256=sha256)
+    for entry in sys.path:
+        path = os.path.join(entry or ".", name, MODEL_PACKAGE_FILE)
+        if os.path.isfile(path):
+            with open(path, "rb") as fh:
+                return fh.read()
+    return None
+
+
 def fetch_package(package_id: str, sha256: str) -> str:
-    """The unpacked package (cached per node): downloaded from the cluster store, verified."""
+    """The unpacked package (cached per node): read from the cluster's package, verified."""
     target = os.path.join(_cache_root(), sha256)
     if os.path.isdir(target):
         return target
-    from ray.experimental.internal_kv import _internal_kv_get
-    data = _internal_kv_get(sha256, namespace=PACKAGE_KV_NAMESPACE)
+    data = _read_package(sha256)
     if data is None:
         raise RuntimeError(f"package {package_id} (sha256 {sha256}) is not in the cluster's package "
                            "store; deploy it again")
