@@ -11,7 +11,7 @@ from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
+from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, settle
 
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
@@ -34,9 +34,9 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True))
-    async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Record each task's sample outcomes and recount the jobs touched."""
-        await settle(message, jobs.record_annotations(store, events))
+    async def on_annotated(events: list[SampleAnnotated]) -> None:
+        """Record each task's sample outcomes and add them to the jobs' counts."""
+        await settle(current_message(broker), jobs.record_annotations(store, events))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
