@@ -27,8 +27,8 @@ async def test_tasks_cover_every_sample_once_in_mini_batches():
     async def add(tasks, part):
         planned.extend(tasks)
 
-    scheduled = await plan_job(job(4), ids(10), add, never)
-    # a task is whole mini-batches, up to TASK_SAMPLES samples; the worker calls the model per mini-batch
+    scheduled = await plan_job(job(4), ids(10), add, never)  # tasks of 32 samples
+    # a task is whole mini-batches (up to 8, up to TASK_SAMPLES samples); the worker calls the model per mini-batch
     assert [t.sample_ids for _, t in planned] == [[f"s{i:03d}" for i in range(10)]]
     assert [(i, t.task_id, t.mini_batch) for i, t in planned] == [(0, "j1.2.0", 4)]
     assert all(t.event_id == t.task_id and t.attempt == 2 for _, t in planned)
@@ -46,6 +46,7 @@ async def test_big_jobs_are_tasks_of_whole_mini_batches_up_to_task_samples():
     assert [s for _, t in planned for s in t.sample_ids] == [f"s{i:03d}" for i in range(1_050)]
     assert (scheduled.num_tasks, scheduled.num_samples) == (3, 1_050)
     assert task_size(512) == 512 and task_size(1000) == 1000 and task_size(64) == 512
+    assert task_size(4) == 32  # at most 8 mini-batches: a slow model's tasks stay short
 
 
 async def test_same_job_twice_plans_the_same_task_ids():

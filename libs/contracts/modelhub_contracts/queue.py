@@ -23,10 +23,10 @@ class TaskState(StrEnum):
 def window(num_replicas: int) -> int:
     """Tasks of one deployment in flight at once, shared round-robin by its running jobs: enough
     to keep every replica busy while finished tasks are replaced, few enough that another job's
-    task is never queued behind many. A task is up to 512 samples in whole mini-batches (several
-    Model.predict calls at once), so two per replica (at least 4) keep replicas fed: in mini-batches
-    that is more than the 8 per replica of one-batch tasks, while a job on the same deployment
-    waits behind at most a few tasks."""
+    task is never queued behind many. A task is up to 8 whole mini-batches and up to 512 samples
+    (its Model.predict calls run at once), so two per replica (at least 4) keep replicas fed: in
+    mini-batches that is about what 8 per replica of one-batch tasks were, while a job on the same
+    deployment waits behind at most a few tasks."""
     return max(4, min(32, 2 * max(1, num_replicas)))
 
 

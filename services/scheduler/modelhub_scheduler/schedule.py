@@ -11,10 +11,13 @@ from modelhub_contracts.events import OUTCOMES_PER_EVENT, JobScheduled, JobSubmi
 
 # Tasks stored per bulk write while planning.
 PLAN_BATCH = 500
-# A task carries several mini-batches (each still one Model.predict call), up to this many samples:
-# what a task costs besides its samples (its queue entry, a publish, a write lease, an event, an
-# ack, a fold; py-spy: most of the scheduler's and much of the worker's CPU per job) is paid once
-# per 512 samples instead of once per mini-batch. One task's outcomes fit one SampleAnnotated.
+# A task carries several mini-batches (each still one Model.predict call): what a task costs besides
+# its samples (its queue entry, a publish, a write lease, an event, an ack, a fold; py-spy: most of
+# the scheduler's and much of the worker's CPU per job) is paid once per 8 mini-batches, up to 512
+# samples (one task's outcomes fit one SampleAnnotated). No more than 8: the window and the
+# round-robin between jobs count tasks, and a slow model's task must stay short enough for two
+# jobs on one deployment to take turns.
+BATCHES_PER_TASK = 8
 TASK_SAMPLES = OUTCOMES_PER_EVENT
 
 AddTasks = Callable[[list[tuple[int, TaskScheduled]], int], Awaitable[None]]
@@ -30,8 +33,9 @@ def task_for(job: JobSubmitted, index: int, sample_ids: list[str]) -> TaskSchedu
 
 
 def task_size(mini_batch: int) -> int:
-    """Samples per task: whole mini-batches, as many as fit TASK_SAMPLES (at least one)."""
-    return mini_batch * max(1, TASK_SAMPLES // mini_batch)
+    """Samples per task: whole mini-batches, at most BATCHES_PER_TASK of them and as many as fit
+    TASK_SAMPLES (at least one)."""
+    return mini_batch * max(1, min(BATCHES_PER_TASK, TASK_SAMPLES // mini_batch))
 
 
 def plan_id(job: JobSubmitted) -> str:
