@@ -20,7 +20,8 @@ from modelhub_contracts import mongo
 from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
-from modelhub_gateway.routes import datasets, deployments, health, jobs, models, users
+from modelhub_gateway.recent import ForgetOnWrite, Recent
+from modelhub_gateway.routes import datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -33,7 +34,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     """Wire broker, store, subscribers and routers; the one place configuration enters."""
     broker = NatsBroker(settings.nats_url)
     client, db = mongo.connect(settings)
-    store = GatewayStore(db)
+    store = GatewayStore(db, Recent(settings.read_cache_seconds))
     handlers.register(broker, store)
 
     @asynccontextmanager
@@ -53,7 +54,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
     app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, users, models, deployments, datasets, jobs):
+    for module in (predict, health, users, models, deployments, datasets, jobs):  # the hot route first
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
@@ -66,6 +67,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
+    app.add_middleware(ForgetOnWrite, recent=store.recent, reads_also=PREDICT_PATH)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
     return app
 

@@ -26,7 +26,7 @@ def new_token() -> str:
 async def authenticate(store: GatewayStore, token: str) -> dict | None:
     """The user whose token this is, or None. The final comparison is constant-time."""
     digest = hash_token(token)
-    user = await store.users.find_one({"token_hash": digest})
+    user = await store.user_by_token_hash(digest)
     if user and hmac.compare_digest(user["token_hash"], digest) and not user.get("disabled"):
         return user
     return None

@@ -19,3 +19,6 @@ class GatewaySettings(ServiceSettings):
     predict_max_requests: int = Field(
         128, description="online predict requests in progress at once in this gateway, all deployments; "
                          "past it 429 with Retry-After before any other work")
+    read_cache_seconds: float = Field(
+        1.0, ge=0, description="how long this gateway keeps the documents every online predict reads (the "
+                               "token's user, the deployment, its model); its own writes clear them at once")

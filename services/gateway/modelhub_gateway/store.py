@@ -9,10 +9,13 @@ object: the gateway writes its spec, the deployer writes its status.
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelhub_gateway.recent import Recent
+
 
 class GatewayStore:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, recent: Recent | None = None) -> None:
         self.db = db
+        self.recent = recent or Recent(ttl_s=0)
         self.users = db["users"]
         self.models = db["models"]
         self.versions = db["versions"]
@@ -30,6 +33,16 @@ class GatewayStore:
 
     async def model(self, name: str) -> dict | None:
         return await self.models.find_one({"_id": name.lower()})
+
+    # The hot path of online predict reads through `recent` (see recent.py for what that costs).
+    async def user_by_token_hash(self, digest: str) -> dict | None:
+        return await self.recent.get(("token", digest), lambda: self.users.find_one({"token_hash": digest}))
+
+    async def recent_deployment(self, name: str) -> dict | None:
+        return await self.recent.get(("deployment", name), lambda: self.deployments.find_one({"_id": name}))
+
+    async def recent_model(self, name: str) -> dict | None:
+        return await self.recent.get(("model", name.lower()), lambda: self.model(name))
 
     async def versions_of(self, name: str) -> list[dict]:
         cursor = self.versions.find({"model_id": name.lower()}, sort=[("version", ASCENDING)])

@@ -1,4 +1,4 @@
-"""Deployments (the seed's "Deploy" dialog) and online predict."""
+"""Deployments (the seed's "Deploy" dialog). Online predict is in predict.py."""
 
 from fastapi import APIRouter, Depends, HTTPException
 from pymongo.errors import DuplicateKeyError
@@ -9,8 +9,8 @@ from modelhub_contracts.messaging import publish_event
 
 from modelhub_gateway import access
 from modelhub_gateway.errors import errors
-from modelhub_gateway.deps import Broker, CurrentUser, Online, Store, current_user
-from modelhub_gateway.schemas import (NamePath, DeploymentCreate, DeploymentList, DeploymentPublic, PredictIn, PredictOut)
+from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
+from modelhub_gateway.schemas import (NamePath, DeploymentCreate, DeploymentList, DeploymentPublic)
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 REUSABLE = ("stopped", "failed")
@@ -60,10 +60,15 @@ async def list_deployments(user: CurrentUser, store: Store) -> DeploymentList:
     return DeploymentList(items=items)
 
 
-async def visible_deployment(store: Store, user: dict, name: str, need: str = "run") -> dict:
-    """The deployment if the caller may see its model (404 otherwise, 403 when `need` is missing)."""
-    doc = await store.deployments.find_one({"_id": name})
-    model = await store.model(doc["model"]) if doc else None
+async def visible_deployment(store: Store, user: dict, name: str, need: str = "run", recent: bool = False) -> dict:
+    """The deployment if the caller may see its model (404 otherwise, 403 when `need` is missing).
+    `recent`: read through the store's short-lived cache (online predict's hot path)."""
+    if recent:
+        doc = await store.recent_deployment(name)
+        model = await store.recent_model(doc["model"]) if doc else None
+    else:
+        doc = await store.deployments.find_one({"_id": name})
+        model = await store.model(doc["model"]) if doc else None
     if doc is None or model is None or access.level(model, user) == 0:
         raise HTTPException(404, f"deployment '{name}' not found")
     access.require(model, user, need, doc["model"])
@@ -90,15 +95,3 @@ async def delete_deployment(name: NamePath, user: CurrentUser, store: Store, bro
         await publish_event(broker, subjects.DEPLOYMENT_STOP_REQUESTED,
                             DeploymentStopRequested(deployment=name, requested_by=user["username"]))
     return DeploymentPublic.model_validate(doc)
-
-
-@router.post("/deployments/{name}/predict", response_model=PredictOut,
-             responses=errors(404, 409, 413, 429, 502, 503, 504))
-async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker,
-                  online: Online) -> PredictOut:
-    """Online inference on a running deployment (needs run). 429 with Retry-After when the
-    deployment already has `max_in_flight` samples in flight, 504 after `timeout_s`."""
-    doc = await visible_deployment(store, user, name)
-    if doc["status"] != "running":
-        raise HTTPException(409, f"deployment '{name}' is {doc['status']}, not running")
-    return await online.predict(store, broker, doc, body)
