@@ -109,11 +109,13 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
     raced ahead are kept (the reset only touches older attempts' failures), and a recount closes
     the job if they were all in already.
     """
-    await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
-                                   {"$set": {"ok": None, "attempt": attempt}})
-    await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
-        "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
-    await refresh_counts(store, job["_id"])
+    # under the fold's lock: a recount between a fold's rows and its counts would count them twice
+    async with ledger.one_at_a_time():
+        await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
+                                       {"$set": {"ok": None, "attempt": attempt}})
+        await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
+            "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
+        await refresh_counts(store, job["_id"])
 
 
 async def record_annotations(store: GatewayStore, events: list[SampleAnnotated]) -> None:
