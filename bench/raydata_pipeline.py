@@ -6,11 +6,13 @@ Reads a dataset's samples from the hub's MongoDB, runs the zero-cost model over 
 `map_batches` (batches of `--batch-size`, the deployment's mini_batch), and bulk-writes each
 sample's output field back to MongoDB, journaled as modelhub writes it. After a warm-up run over
 2,000 of the samples (modelhub's replicas are warm too), prints one JSON line:
-{"samples", "seconds", "samples_per_s"}, timed from the first read to the last write.
+{"samples", "seconds", "samples_per_s"}, timed from the first read to the last write. The
+MongoDB URL (with the hub's password) comes in MODELHUB_BENCH_MONGO_URL.
 """
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -51,14 +53,15 @@ def run(rows: list[dict], args: argparse.Namespace) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mongo-url", required=True)
     parser.add_argument("--db", default="modelhub")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--field", default="n")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
+    args.mongo_url = os.environ["MODELHUB_BENCH_MONGO_URL"]  # holds a password: not on the command line
 
-    ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # address="local": a new Ray of its own, never a cluster another `ray start` left on the machine
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     ray.data.DataContext.get_current().enable_progress_bars = False
     samples = pymongo.MongoClient(args.mongo_url)[args.db]["samples"]
     query = ({"dataset": args.dataset}, {"fields.text": 1})
