@@ -36,7 +36,7 @@ from pathlib import Path
 
 import click
 
-from modelhub import sandbox
+from modelhub import gateways, integration, sandbox
 from modelhub.supervisor import (
     ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
     read_supervisor_pid, sweep, wait_gone, write_json_atomic,
@@ -58,16 +58,17 @@ SERVICES: list[tuple[str, list[str]]] = [
 
 
 
-def services_table(workers: int = 1) -> list[tuple[str, list[str]]]:
+def services_table(workers: int = 1, gateway_count: int = 1) -> list[tuple[str, list[str]]]:
     """SERVICES with `workers` inference-worker processes: `inference-worker`, then
     `inference-worker-2` ... They share the task consumer (each task goes to one of them, a dead
-    one's tasks are redelivered to the others), so counts stay exact with any number."""
+    one's tasks are redelivered to the others), so counts stay exact with any number. Likewise
+    `gateway_count` gateways behind one port (modelhub.gateways)."""
     table = []
     for name, argv in SERVICES:
         table.append((name, argv))
         if name == "inference-worker":
             table += [(f"{name}-{i}", list(argv)) for i in range(2, workers + 1)]
-    return table
+    return gateways.with_gateways(table, gateway_count)
 
 
 # Ray ports we pin (besides the GCS port) so two stacks never collide.
@@ -214,14 +215,19 @@ def write_secret_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def write_nats_config(data_dir: Path, password: str) -> Path:
-    """nats-server's config (mode 0600): one user, the services; no anonymous access at all."""
+def write_nats_config(data_dir: Path, password: str, integration_password: str | None = None) -> Path:
+    """nats-server's config (mode 0600): the services' user, and the `integration` user for other
+    systems (modelhub.integration: it may only send commands as a user and read its own inbox);
+    no anonymous access at all."""
     path = data_dir / "nats.conf"
     tmp = path.with_name(f".nats.conf.{os.getpid()}.tmp")
+    users = [f"    {{user: {json.dumps(HUB_USER)}, password: {json.dumps(password)}}}"]
+    if integration_password is not None:
+        users.append(integration.nats_user_entry(integration_password))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("# written by `modelhub up` from nats-password; edits are overwritten\n"
-                f"authorization {{\n  user: {json.dumps(HUB_USER)}\n  password: {json.dumps(password)}\n}}\n")
+        f.write("# written by `modelhub up` from nats-password and nats-integration-password; edits are overwritten\n"
+                "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n")
     os.replace(tmp, path)
     return path
 
@@ -377,8 +383,10 @@ def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DE
         nats_url = f"nats://127.0.0.1:{p}"
         password = _secret_file(data_dir / "nats-password").read_text().strip()
         credentials["nats_url"] = f"nats://{HUB_USER}:{password}@127.0.0.1:{p}"
+        ext_password = _secret_file(data_dir / "nats-integration-password").read_text().strip()
+        credentials["integration_nats_url"] = f"nats://{integration.NATS_USER}:{ext_password}@127.0.0.1:{p}"
         servers.append(ChildSpec(
-            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password)),
+            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password, ext_password)),
                      "-a", "127.0.0.1", "-p", str(p), "-js",
                      "-sd", str(data_dir / "nats"), "-n", f"modelhub-{p}"],
             base_env, kind="nats", ready_ports=[p], ready_timeout=30, info={"url": nats_url}))
@@ -576,9 +584,15 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
             raise StackError(f"port {port} on 127.0.0.1 is already in use; pick another with --port")
         sup, plan = prepare(data_dir, port, services, replica_nodes)
         sup.acquire()  # before writing stack.json: only one supervisor per DIR
+        try:
+            listener = gateways.listen(port)  # held for the supervisor's life, shared by the gateways
+        except StackError:
+            sup.release()
+            raise
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
+    gateways.share(plan["services"], listener)
     write_json_atomic(data_dir / "stack.json", plan["stack"])
     stack = plan["stack"]
 
@@ -597,6 +611,8 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
+    finally:
+        listener.close()
 
 
 # ---------------------------------------------------------------------------- commands
@@ -619,16 +635,18 @@ data_dir_option = click.option(
                    "`ray start --address ... --resources '{\"modelhub_replica\": 1}'`).")
 @click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
               help="inference-worker processes sharing the job tasks.")
-def up(data_dir, port, detach, timeout, replica_nodes, workers):
+@click.option("--gateways", "gateway_count", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="gateway processes sharing the port and the job progress.")
+def up(data_dir, port, detach, timeout, replica_nodes, workers, gateway_count):
     """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
     d = resolve_data_dir(data_dir)
     if not detach:
-        sys.exit(run_supervisor(d, port, services_table(workers), replica_nodes=replica_nodes))
-    sys.exit(_up_detached(d, port, timeout, replica_nodes, workers))
+        sys.exit(run_supervisor(d, port, services_table(workers, gateway_count), replica_nodes=replica_nodes))
+    sys.exit(_up_detached(d, port, timeout, replica_nodes, workers, gateway_count))
 
 
 def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES,
-                 workers: int = 1) -> int:
+                 workers: int = 1, gateway_count: int = 1) -> int:
     pid = read_supervisor_pid(d)
     if pid is not None:
         click.echo(f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
@@ -646,7 +664,8 @@ def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAUL
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} modelhub up --detach\n".encode())
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelhub.stack", "supervise", "--data-dir", str(d),
-             "--port", str(port), "--replica-nodes", str(replica_nodes), "--workers", str(workers), "--quiet"],
+             "--port", str(port), "--replica-nodes", str(replica_nodes), "--workers", str(workers),
+             "--gateways", str(gateway_count), "--quiet"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True)
     url = f"http://127.0.0.1:{port}"
@@ -842,6 +861,7 @@ def live_status(d: Path) -> dict:
     for name, entry in services.items():  # a custom table (tests) may have other names
         if name not in out["services"]:
             out["services"][name] = live(entry)
+    out["gateways"] = [name for name in out["services"] if gateways.is_gateway(name)]  # one port, shared
     out["supervisor"] = {"pid": sup_pid, "state": "running" if sup_alive else "stopped"}
     out["gateway_url"] = state.get("gateway_url") or load_stack_json(d).get("gateway_url")
     out["data_dir"] = str(d)
@@ -876,7 +896,7 @@ def status(data_dir, as_json):
             rows.append((name, e.get("pid"), e["state"],
                          "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
         for name, e in st["services"].items():
-            extra = st["gateway_url"] if name == "gateway" and st["gateway_url"] else ""
+            extra = st["gateway_url"] if gateways.is_gateway(name) and st["gateway_url"] else ""
             if e.get("restarts"):
                 extra = (extra + " " if extra else "") + f"restarts={e['restarts']}"
             rows.append((name, e.get("pid"), e["state"], extra))
@@ -906,8 +926,10 @@ def _internal():
 @click.option("--quiet", is_flag=True, help="Do not poll the gateway's health.")
 @click.option("--replica-nodes", type=int, default=DEFAULT_REPLICA_NODES)
 @click.option("--workers", type=click.IntRange(1, 32), default=1)
-def _supervise(data_dir, port, quiet, replica_nodes, workers):
-    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, services_table(workers), announce=not quiet,
+@click.option("--gateways", "gateway_count", type=click.IntRange(1, 32), default=1)
+def _supervise(data_dir, port, quiet, replica_nodes, workers, gateway_count):
+    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, services_table(workers, gateway_count),
+                            announce=not quiet,
                             replica_nodes=replica_nodes))
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from modelhub import logfiles
+
 MARKER_ENV = "MODELHUB_SUPERVISOR_DIR"
 
 STOP_TIMEOUT_S = 10.0
@@ -177,6 +179,8 @@ class ChildSpec:
     restart_with: str | None = None
     # run once the ready_ports accept connections (e.g. create MongoDB's user); may raise StackError
     after_ready: Callable[[], None] | None = None
+    # descriptors the child inherits (the gateways' shared listening socket); all others are closed
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -199,11 +203,11 @@ class Child:
         env[MARKER_ENV] = marker
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab", buffering=0) as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.spec.name}: "
-                      f"{' '.join(self.spec.argv)}\n".encode())
+            log.write(logfiles.banner(self.spec.name, f"starting {self.spec.name}: {' '.join(self.spec.argv)}"))
             self.proc = subprocess.Popen(
                 self.spec.argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                pass_fds=self.spec.pass_fds)
         self.started_at = time.monotonic()
         self.state = "running"
         self.restart_at = None
@@ -395,6 +399,12 @@ class Supervisor:
             self.write_state()
         sweep(self.data_dir, grace=2.0)
 
+    def _rotate_logs(self) -> None:
+        try:
+            logfiles.rotate_all(self.logs)
+        except OSError as exc:  # a full disk must not stop supervision
+            self.echo(f"could not rotate the logs in {self.logs}: {exc}")
+
     def _poll_ready(self) -> None:
         if self._ready_reported or self.ready_check is None:
             return
@@ -423,11 +433,14 @@ class Supervisor:
                 self.echo(f"error: {exc}")
                 code = 1
                 return code
-            last_ready_poll = 0.0
+            last_ready_poll = last_rotation = 0.0
             while not self.stop_event.is_set():
                 if self._check_children():
                     self.write_state()
                 now = time.monotonic()
+                if now - last_rotation >= logfiles.CHECK_EVERY_S:
+                    last_rotation = now
+                    self._rotate_logs()
                 if now - last_ready_poll >= 1.0:
                     last_ready_poll = now
                     self._poll_ready()

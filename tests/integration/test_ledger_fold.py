@@ -84,13 +84,13 @@ async def test_a_fold_cut_between_ledger_and_counts_is_recounted_when_it_comes_b
         await jobs.record_annotations(store, [task(job, 0, 100)])
         batch = [task(job, 100, 100), task(job, 200, 50, ok=False)]
         # what a fold does up to the counts, then "crashes": the rows are in, the counts are not
-        await ledger.mark(store, [job])
+        await ledger.mark(store, [job], ledger.mark_key(None))
         await ledger.fold(store, batch)
         assert await counts(store, job) == ("running", 100, 0, pytest.approx(1 / 3, abs=1e-6))
         # the unacked batch is delivered again: its rows change nothing, the job is recounted
         await jobs.record_annotations(store, batch)
         assert await counts(store, job) == ("running", 200, 50, pytest.approx(250 / 300, abs=1e-6))
-        assert "recount_pending" not in await store.jobs.find_one({"_id": job})
+        assert not (await store.jobs.find_one({"_id": job})).get("recount_pending")  # the mark is cleared
         await jobs.record_annotations(store, [task(job, 250, 50), task(job, 200, 50)])  # + the failures succeed
         assert await counts(store, job) == ("completed", 300, 0, 1.0)
     finally:

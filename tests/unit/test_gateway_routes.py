@@ -4,10 +4,10 @@ from fastapi.routing import APIRoute
 
 from modelhub_gateway.app import build_app, open_ui
 from modelhub_gateway.deps import current_user
-from modelhub_gateway.routes import health
+from modelhub_gateway.routes import bus, health
 from modelhub_gateway.settings import GatewaySettings
 
-PUBLIC = {health.health, open_ui}
+PUBLIC = {health.health, open_ui, bus.asyncapi_json, bus.asyncapi_html}
 
 
 def _routes(routes) -> list[APIRoute]:

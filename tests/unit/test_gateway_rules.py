@@ -7,8 +7,10 @@ from fastapi import HTTPException
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
-from modelhub_contracts import subjects
-from modelhub_contracts.events import RpcReply
+from faststream.nats import NatsBroker
+
+from modelhub_contracts import bus, subjects
+from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_gateway.online import InFlight, check_predict_inputs
 from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DatasetCreate, DeploymentCreate, ModelCreate, PredictIn, UserCreate
@@ -62,16 +64,19 @@ def test_a_deployment_over_its_in_flight_limit_answers_429_at_once_and_frees_wha
         assert in_flight.counts == {"d": 10}
 
 
-class Broker:
-    """Answers every request with one reply, or raises one error (FastStream's broker.request)."""
+def Broker(reply: RpcReply | None = None, error: Exception | None = None) -> NatsBroker:
+    """A broker whose declared predict publisher answers every request with one reply, or raises
+    one error (FastStream's publisher.request)."""
+    broker = NatsBroker()
+    publisher = bus.declare(broker, "gateway", subjects.RPC_PREDICT, PredictRequest, "online predict")
 
-    def __init__(self, reply: RpcReply | None = None, error: Exception | None = None) -> None:
-        self.reply, self.error = reply, error
+    async def request(body, timeout):
+        if error:
+            raise error
+        return SimpleNamespace(body=reply.model_dump_json())
 
-    async def request(self, body, subject, timeout):
-        if self.error:
-            raise self.error
-        return SimpleNamespace(body=self.reply.model_dump_json())
+    publisher.request = request
+    return broker
 
 
 async def test_a_worker_that_is_full_makes_a_429_with_retry_after():

@@ -19,9 +19,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The version of the event contract (docs/asyncapi.yaml) that an event was written against. The rule:
+# adding an optional field (one with a default that keeps the old meaning) does not change it; a
+# change an older consumer would misread -- a field removed, renamed, retyped, made required, or
+# given another meaning -- bumps it by one for that event class (override `schema_version`'s
+# default there), and consumers keep reading the older version until no publisher sends it.
+SCHEMA_VERSION = 1
+
+
 class Event(BaseModel):
+    """An event on the JetStream stream (`modelhub.evt.>`)."""
+
     model_config = ConfigDict(frozen=True)
 
+    schema_version: int = Field(SCHEMA_VERSION, ge=1,
+                                description="version of this event's contract; bumped only by incompatible changes")
     event_id: str = Field(default_factory=_new_id, description="unique id; also the Nats-Msg-Id")
     occurred_at: datetime = Field(default_factory=utcnow, description="when it happened (UTC)")
 
@@ -75,6 +87,11 @@ class JobRefused(Event):
 
 
 class JobCancelled(Event):
+    """Informational: a user cancelled the job (the gateway publishes it once the cancel is recorded).
+    No modelhub service consumes it -- workers and the scheduler read the job's `cancel_requested`
+    flag in MongoDB, which is what stops its writes -- it is published for other systems on the bus
+    (with interest retention, the stream keeps it only while some consumer of it exists)."""
+
     job_id: str = Field(description="job id")
     requested_by: str = Field(description="acting user")
 

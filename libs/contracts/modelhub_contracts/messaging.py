@@ -12,7 +12,7 @@ from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
 from pydantic import BaseModel
 
-from modelhub_contracts import subjects
+from modelhub_contracts import bus, subjects
 from modelhub_contracts.events import Event, RpcReply
 
 def _catch_every_fetch_timeout() -> None:
@@ -44,15 +44,16 @@ EVENTS_STREAM = JStream(
 
 
 async def publish_event(broker: NatsBroker, subject: str, event: Event) -> None:
-    """Publish to JetStream and wait for the stream's ack; the event id dedupes retries."""
-    await broker.publish(
-        event, subject, stream=subjects.STREAM, headers={"Nats-Msg-Id": event.event_id}, timeout=10
+    """Publish to JetStream through the publisher declared for `subject` (bus.declare) and wait for
+    the stream's ack; the event id dedupes retries."""
+    await bus.publisher(broker, subject).publish(
+        event, stream=subjects.STREAM, headers={"Nats-Msg-Id": event.event_id}, timeout=10
     )
 
 
-async def request(broker: NatsBroker, subject: str, body: BaseModel, timeout: float = 10) -> RpcReply:
-    """Send a command over request/reply and parse the typed reply."""
-    message = await broker.request(body, subject, timeout=timeout)
+async def request(broker: NatsBroker, subject: str, body: BaseModel | None, timeout: float = 10) -> RpcReply:
+    """Send a command over request/reply (through its declared publisher) and parse the typed reply."""
+    message = await bus.publisher(broker, subject).request(body, timeout=timeout)
     return RpcReply.model_validate_json(message.body)
 
 

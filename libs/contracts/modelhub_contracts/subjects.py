@@ -56,3 +56,12 @@ SERVE_NAMESPACE = "serve"
 DEADLETTER_STREAM = "MODELHUB_DEADLETTER"
 WORKER_TASKS_MAX_DELIVERIES = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{DURABLE_WORKER_TASKS}"
 DURABLE_WORKER_DEADLETTERS = "worker-deadletters"
+
+# Commands from other systems, as a user (modelhub_contracts.external): request/reply, answered by
+# the gateway on the caller's inbox (`_INBOX_ext.<nats user>.…`). The integration NATS user may
+# publish only under EXT_COMMANDS.
+EXT_COMMANDS = "modelhub.ext.cmd.>"
+EXT_ADD_SAMPLES = "modelhub.ext.cmd.samples.add"
+EXT_SUBMIT_JOB = "modelhub.ext.cmd.jobs.submit"
+EXT_GET_JOB = "modelhub.ext.cmd.jobs.get"
+EXT_REPLIES = "_INBOX_ext.>"

@@ -4,11 +4,13 @@ import asyncio
 
 from modelhub_contracts.runtime import configure_logging
 
-from modelhub_deployer.app import build_app
+# JSON logging first, so that what importing the app prints (warnings, Ray) is a JSON line too
+configure_logging("deployer")
+
+from modelhub_deployer.app import build_app  # noqa: E402
 
 
 def main() -> None:
-    configure_logging("deployer")
     asyncio.run(build_app().run())
 
 

@@ -6,7 +6,7 @@ import ray
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo, subjects
+from modelhub_contracts import logs, mongo, subjects
 from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings
 from modelhub_contracts.settings import ServiceSettings
@@ -42,6 +42,7 @@ def build_app(settings: ServiceSettings | None = None) -> FastStream:
     async def connect() -> None:
         await db.command("ping")
         await asyncio.to_thread(_connect_ray, settings.ray_address)
+        logs.reclaim()  # ray.init put its own handler on the root logger
 
     @app.after_startup
     async def reconcile() -> None:

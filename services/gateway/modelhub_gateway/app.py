@@ -17,11 +17,11 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo
 
-from modelhub_gateway import auth, errors, handlers, history, lifecycle, media, samples
+from modelhub_gateway import auth, errors, external, handlers, history, lifecycle, listen, media, samples, sends
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
-from modelhub_gateway.routes import datasets, deployments, health, jobs, models, predict, users
+from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -35,7 +35,9 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     broker = NatsBroker(settings.nats_url)
     client, db = mongo.connect(settings)
     store = GatewayStore(db, Recent(settings.read_cache_seconds))
-    handlers.register(broker, store)
+    handlers.register(broker, store, settings.gateway_instance)
+    sends.declare(broker)
+    external.register(broker, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -54,7 +56,7 @@ def build_app(settings: GatewaySettings) -> FastAPI:
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
     app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
-    for module in (predict, health, users, models, deployments, datasets, jobs):  # the hot route first
+    for module in (predict, health, bus, users, models, deployments, datasets, jobs):  # the hot route first
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
@@ -142,11 +144,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    import uvicorn
-
     from modelhub_contracts.runtime import configure_logging
 
     configure_logging("gateway")
     settings = GatewaySettings()
-    uvicorn.run(build_app(settings), host=settings.gateway_host, port=settings.gateway_port,
-                log_level="info", proxy_headers=False)
+    listen.serve(build_app(settings), settings)

@@ -9,7 +9,7 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import subjects
+from modelhub_contracts import bus, subjects
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, settle
 
@@ -26,28 +26,34 @@ ANNOTATION_BATCH = 64
 ANNOTATION_WAIT = 0.2
 ACK_WAIT = 30.0
 NO_DELIVERY_LIMIT = -1
+SERVICE = "gateway"
 
 
-def register(broker: NatsBroker, store: GatewayStore) -> None:
-    """Wire the progress subscribers (durable, so a gateway restart resumes where it stopped)."""
+def register(broker: NatsBroker, store: GatewayStore, instance: str | None = None) -> None:
+    """Wire the progress subscribers (durable, so a gateway restart resumes where it stopped).
+
+    Every gateway binds the same durable consumers, so with several (`modelhub up --gateways N`)
+    JetStream hands each batch to one of them, and a killed one's unacked batches go to the others
+    after ACK_WAIT; `instance` names this gateway in the jobs it folds (`folded_by`)."""
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True))
+                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True),
+                       title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
     async def on_annotated(events: list[SampleAnnotated]) -> None:
         """Record each task's sample outcomes and add them to the jobs' counts."""
-        await settle(current_message(broker), jobs.record_annotations(store, events))
+        await settle(current_message(broker), jobs.record_annotations(store, events, instance))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=16, timeout=1.0))
+                       pull_sub=PullSub(batch_size=16, timeout=1.0), title=bus.receiving(SERVICE, subjects.JOB_SCHEDULED))
     async def on_scheduled(event: JobScheduled, message: NatsMessage) -> None:
         """The job's tasks are out: it is running."""
         await settle(message, jobs.mark_started(store, event.job_id))
 
     @broker.subscriber(subjects.JOB_REFUSED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_REFUSED,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=16, timeout=1.0))
+                       pull_sub=PullSub(batch_size=16, timeout=1.0), title=bus.receiving(SERVICE, subjects.JOB_REFUSED))
     async def on_refused(event: JobRefused, message: NatsMessage) -> None:
         """The scheduler refused the job (its acting user may not run it): it failed, with the reason."""
         await settle(message, jobs.refused(store, event))

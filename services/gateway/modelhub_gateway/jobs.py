@@ -110,7 +110,7 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
     the job if they were all in already.
     """
     # under the fold's lock: a recount between a fold's rows and its counts would count them twice
-    async with ledger.one_at_a_time():
+    async with ledger.one_at_a_time(store):
         await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
                                        {"$set": {"ok": None, "attempt": attempt}})
         await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
@@ -118,7 +118,7 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
         await refresh_counts(store, job["_id"])
 
 
-async def record_annotations(store: GatewayStore, events: list[SampleAnnotated]) -> None:
+async def record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None = None) -> None:
     """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger and the
     counts of the jobs they touch, at a cost that grows with the batch, not with the jobs
     (`ledger`: rows read and written once each, counts added from the rows that changed).
@@ -126,13 +126,14 @@ async def record_annotations(store: GatewayStore, events: list[SampleAnnotated])
     A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
     failure that a retry is running again (not counted). A job whose counts say it is done, or
     whose earlier fold was interrupted between ledger and counts, is recounted from the ledger.
-    Folds in one process run one at a time (see `ledger`: a fold's mark is only safe unshared).
+    Folds in one process run one at a time; several gateways (`--gateways N`) fold at once, each
+    adding only the rows it changed, and each marks its folds under its own name (`folder`).
     """
-    async with ledger.one_at_a_time():
-        await _record_annotations(store, events)
+    async with ledger.one_at_a_time(store):
+        await _record_annotations(store, events, folder)
 
 
-async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]) -> None:
+async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None) -> None:
     # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
     jobs_now = {j["_id"]: j async for j in store.jobs.find(
         {"_id": {"$in": list({e.job_id for e in events})}},
@@ -141,16 +142,18 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
     job_ids = sorted({e.job_id for e in events})
     if not job_ids:
         return
-    interrupted = [j for j in job_ids if jobs_now[j].get("recount_pending")]
-    await ledger.mark(store, job_ids)
+    who = ledger.mark_key(folder)
+    interrupted = [j for j in job_ids if (jobs_now[j].get("recount_pending") or {}).get(who)]
+    await ledger.mark(store, job_ids, who)
     changes = await ledger.fold(store, events)
     for job_id in job_ids:
-        if job_id in interrupted:
-            await refresh_counts(store, job_id)
+        if job_id in interrupted:  # this gateway's earlier fold was cut between rows and counts
+            await refresh_counts(store, job_id, folder)
+            await ledger.unmark(store, job_id, who)
             continue
-        job = await ledger.add_counts(store, job_id, changes.get(job_id, (0, 0)))
+        job = await ledger.add_counts(store, job_id, changes.get(job_id, (0, 0)), who, folder)
         if job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in ("queued", "running"):
-            await refresh_counts(store, job_id)  # done by the counts: complete it on the ledger's
+            await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
 
 
 async def refused(store: GatewayStore, event: JobRefused) -> None:
@@ -160,24 +163,42 @@ async def refused(store: GatewayStore, event: JobRefused) -> None:
         {"$set": {"status": "failed", "error": event.reason, "finished_at": utcnow()}})
 
 
-async def refresh_counts(store: GatewayStore, job_id: str) -> None:
-    """Recount a job from its ledger and complete it when every sample has an outcome."""
+async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
+    """Recount a job from its ledger and complete it when every sample has an outcome.
+
+    Several gateways fold one job at once (`modelhub up --gateways N`): each recounts after its
+    own ledger write, and a recount taken before another gateway's write may reach MongoDB after
+    that gateway's newer one. So a recount is stored only if it is no older than what is stored:
+    within an attempt a ledger only grows (a sample gains an outcome, a failure turns into a
+    success, never back), so the newer count has at least as many successes and outcomes. The job
+    is read before the ledger, so a retry that reopened it in between (an older attempt's
+    failures no longer count) makes the recount's `attempt` fence miss. `folder` names the
+    gateway, kept in `folded_by` (which gateways folded this job).
+    """
+    job = await store.jobs.find_one({"_id": job_id})
+    if job is None:
+        return
     counts = {True: 0, False: 0}
     # ok: None (a failure a retry is running again) counts as neither
     async for row in await store.ledger.aggregate([{"$match": {"job_id": job_id, "ok": {"$in": [True, False]}}},
                                                    {"$group": {"_id": "$ok", "n": {"$sum": 1}}}]):
         counts[row["_id"]] = row["n"]
-    job = await store.jobs.find_one({"_id": job_id})
-    if job is None:
-        return
-    counts[True] += job.get("compacted_succeeded", 0)  # successes of compacted attempts, as a number
-    done = counts[True] + counts[False]
-    changes = {"succeeded": counts[True], "failed": counts[False],
+    succeeded, failed = counts[True] + job.get("compacted_succeeded", 0), counts[False]
+    done = succeeded + failed
+    changes = {"succeeded": succeeded, "failed": failed, "counted_attempt": job["attempt"],
                "progress": round(done / job["total"], 6) if job["total"] else 1.0}
-    if done >= job["total"] and job["status"] in ("queued", "running"):
-        now = utcnow()
-        changes.update(status="completed", finished_at=now, started_at=job.get("started_at") or now)
-    await store.jobs.update_one({"_id": job_id}, {"$set": changes, "$unset": {"recount_pending": ""}})
+    no_newer = {"$or": [{"counted_attempt": {"$ne": job["attempt"]}}, {"$expr": {"$and": [
+        {"$lte": ["$succeeded", succeeded]}, {"$lte": [{"$add": ["$succeeded", "$failed"]}, done]}]}}]}
+    update: dict = {"$set": changes}
+    if folder:
+        update["$addToSet"] = {"folded_by": folder}
+    await store.jobs.update_one({"_id": job_id, "attempt": job["attempt"], **no_newer}, update)
+    # completion follows the stored counts, whichever gateway stored the last of them
+    now = utcnow()
+    await store.jobs.update_one(
+        {"_id": job_id, "status": {"$in": ["queued", "running"]},
+         "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]}},
+        [{"$set": {"status": "completed", "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
 
 
 async def mark_started(store: GatewayStore, job_id: str) -> None:

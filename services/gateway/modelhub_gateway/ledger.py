@@ -14,10 +14,12 @@ MongoDB between the rows and the increment leaves the mark, and the next fold th
 job (the unacked batch comes back) recounts it from the ledger once, instead of adding. A job is
 also recounted from the ledger when its counts say it is done, so a job completes on exact counts.
 
-The mark assumes one fold at a time: the gateway's progress consumer takes its batches one after
-the other, and `one_at_a_time` serialises the folds of one process. Several gateway processes
-folding into the same jobs at once would read each other's marks as interrupted folds (run one
-gateway, as the embedded stack and compose do).
+Several gateways (`--gateways N`) fold at once: each transition of a row is made, and counted, by
+exactly one of them, so their increments add up exactly; each marks its folds under its own name
+and recounts only after a cut fold of its own (`one_at_a_time` serialises the folds of one
+gateway). That recount is stored only if it is not older than the stored counts; if another
+gateway is between its rows and its increment for the same job at that moment, the job's counts
+can run ahead by that increment until the job completes (the completing recount is exact).
 """
 
 import asyncio
@@ -38,14 +40,17 @@ DUPLICATE_KEY = 11000
 MAX_ROUNDS = 5
 
 
-_locks: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]" = weakref.WeakKeyDictionary()
+_locks: "weakref.WeakKeyDictionary[GatewayStore, dict[asyncio.AbstractEventLoop, asyncio.Lock]]" = (
+    weakref.WeakKeyDictionary())
 
 
-def one_at_a_time() -> asyncio.Lock:
-    """The lock that serialises this process's folds (one per event loop)."""
+def one_at_a_time(store: GatewayStore) -> asyncio.Lock:
+    """The lock that serialises the folds (and a retry's recount) of one gateway: one per store,
+    which a gateway process holds one of (and per event loop)."""
+    by_loop = _locks.setdefault(store, {})
     loop = asyncio.get_running_loop()
-    if (lock := _locks.get(loop)) is None:
-        lock = _locks[loop] = asyncio.Lock()
+    if (lock := by_loop.get(loop)) is None:
+        lock = by_loop[loop] = asyncio.Lock()
     return lock
 
 
@@ -166,22 +171,34 @@ def _count(counts: dict[str, list[int]], job_id: str, change: tuple[int, int]) -
     counts[job_id][1] += change[1]
 
 
-async def mark(store: GatewayStore, job_ids: list[str]) -> None:
+def mark_key(folder: str | None) -> str:
+    """The name a gateway marks its folds under (several gateways fold at once)."""
+    return (folder or "gateway").replace(".", "_").replace("$", "_")
+
+
+async def mark(store: GatewayStore, job_ids: list[str], who: str) -> None:
     """Before the rows: these jobs' counts are about to follow them (see the module docstring)."""
-    await store.jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {"recount_pending": True}})
+    await store.jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {f"recount_pending.{who}": True}})
 
 
-async def add_counts(store: GatewayStore, job_id: str, change: tuple[int, int]) -> dict | None:
-    """Add a job's change, recompute its progress and clear its mark, in one update; returns the
-    job's counts after it (None: the job is gone)."""
+async def unmark(store: GatewayStore, job_id: str, who: str) -> None:
+    await store.jobs.update_one({"_id": job_id}, {"$unset": {f"recount_pending.{who}": ""}})
+
+
+async def add_counts(store: GatewayStore, job_id: str, change: tuple[int, int], who: str,
+                     folder: str | None = None) -> dict | None:
+    """Add a job's change, recompute its progress and clear this gateway's mark, in one update;
+    returns the job's counts after it (None: the job is gone)."""
     s, f = change
+    stages: list[dict] = [
+        {"$set": {"succeeded": {"$add": [{"$ifNull": ["$succeeded", 0]}, s]},
+                  "failed": {"$add": [{"$ifNull": ["$failed", 0]}, f]}}},
+        {"$set": {"progress": {"$cond": [{"$gt": ["$total", 0]},
+                                         {"$round": [{"$divide": [{"$add": ["$succeeded", "$failed"]}, "$total"]}, 6]},
+                                         1.0]}}},
+        {"$unset": f"recount_pending.{who}"}]
+    if folder:
+        stages.append({"$set": {"folded_by": {"$setUnion": [{"$ifNull": ["$folded_by", []]}, [folder]]}}})
     return await store.jobs.find_one_and_update(
-        {"_id": job_id},
-        [{"$set": {"succeeded": {"$add": [{"$ifNull": ["$succeeded", 0]}, s]},
-                   "failed": {"$add": [{"$ifNull": ["$failed", 0]}, f]}}},
-         {"$set": {"progress": {"$cond": [{"$gt": ["$total", 0]},
-                                          {"$round": [{"$divide": [{"$add": ["$succeeded", "$failed"]}, "$total"]}, 6]},
-                                          1.0]}}},
-         {"$unset": "recount_pending"}],
-        projection={"succeeded": 1, "failed": 1, "total": 1, "status": 1},
+        {"_id": job_id}, stages, projection={"succeeded": 1, "failed": 1, "total": 1, "status": 1},
         return_document=ReturnDocument.AFTER)

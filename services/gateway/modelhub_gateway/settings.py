@@ -1,5 +1,7 @@
 """Gateway settings: the shared ones plus where to listen and the admin bootstrap token."""
 
+import socket
+
 from pydantic import Field
 
 from modelhub_contracts.settings import ServiceSettings
@@ -8,6 +10,10 @@ from modelhub_contracts.settings import ServiceSettings
 class GatewaySettings(ServiceSettings):
     gateway_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
     gateway_port: int = Field(8000, description="port the HTTP API listens on")
+    gateway_fd: int | None = Field(None, ge=0, description="a listening socket inherited from the supervisor "
+                                   "(several gateways share it); when set, host and port are not bound")
+    gateway_instance: str = Field(default_factory=socket.gethostname, max_length=128,
+                                  description="this gateway's name among several (kept in the jobs it folds)")
     admin_token: str | None = Field(None, description="admin's token; default: DATA_DIR/admin-token")
     media_roots: str = Field("", description="directories (os.pathsep-separated) whose image files the web UI "
                                              "may show as thumbnails; empty: any file a dataset holds")

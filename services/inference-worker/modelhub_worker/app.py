@@ -5,7 +5,7 @@ import asyncio
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import mongo
+from modelhub_contracts import logs, mongo
 from modelhub_contracts.raywatch import watch_cluster
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
@@ -21,6 +21,8 @@ def build_app(settings: ServiceSettings) -> FastStream:
     _, db = mongo.connect(settings)
     serve = ServeClient(settings.ray_address)
     handlers.register(broker, WorkerStore(db), serve)
+    # answers only once started: subscribers start after the start-up hooks (Ray connected)
+    answer_pings(broker, "inference-worker")
     app = FastStream(broker)
 
     watchers: set[asyncio.Task] = set()  # keeps the watch task referenced
@@ -28,7 +30,7 @@ def build_app(settings: ServiceSettings) -> FastStream:
     @app.on_startup
     async def connect_ray() -> None:
         await serve.connect()
-        answer_pings(broker, "inference-worker")
+        logs.reclaim()  # ray.init put its own handler on the root logger
         watchers.add(asyncio.create_task(watch_cluster()))
 
     return app

@@ -16,7 +16,8 @@ from nats.js.api import StorageType
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from modelhub_contracts import subjects
+from modelhub_contracts import bus, subjects
+from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, current_message, deliveries, keep_alive,
                                           ok, publish_event, refuse, settle)
@@ -48,28 +49,37 @@ DEADLETTER_STREAM = JStream(name=subjects.DEADLETTER_STREAM, subjects=[subjects.
                             storage=StorageType.FILE)
 
 
+SERVICE = "inference-worker"
+
+
 def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None:
     """Wire the task consumer, its dead-letter consumer and online predict."""
+
+    bus.declare(broker, SERVICE, subjects.SAMPLE_ANNOTATED, SampleAnnotated,
+                "a task's sample outcomes (annotated or failed, with why)")
 
     async def publish(event: SampleAnnotated) -> None:
         await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
 
     @broker.subscriber(subjects.TASK_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_WORKER_TASKS,
                        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=CONCURRENT_TASKS)
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=CONCURRENT_TASKS,
+                       title=bus.receiving(SERVICE, subjects.TASK_SCHEDULED))
     async def on_task(task: TaskScheduled) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
         message = current_message(broker)
-        async with keep_alive(message):
-            delay = await attempt(task, deliveries(message),
-                                  lambda: run_task(task, store, serve.predict_chunk, publish, short_error),
-                                  store, publish, short_error)
+        with log_ids(job_id=task.job_id, task_id=task.task_id, deployment=task.deployment, dataset=task.dataset):
+            async with keep_alive(message):
+                delay = await attempt(task, deliveries(message),
+                                      lambda: run_task(task, store, serve.predict_chunk, publish, short_error),
+                                      store, publish, short_error)
         await (message.ack() if delay is None else message.nack(delay=delay))
 
     @broker.subscriber(subjects.WORKER_TASKS_MAX_DELIVERIES, stream=DEADLETTER_STREAM,
                        durable=subjects.DURABLE_WORKER_DEADLETTERS, config=consumer_config(60.0, -1),
-                       ack_policy=AckPolicy.MANUAL, pull_sub=PullSub(batch_size=1, timeout=1.0))
+                       ack_policy=AckPolicy.MANUAL, pull_sub=PullSub(batch_size=1, timeout=1.0),
+                       title=bus.receiving(SERVICE, subjects.WORKER_TASKS_MAX_DELIVERIES))
     async def on_max_deliveries(advisory: MaxDeliveriesAdvisory, message: NatsMessage, js: JsClient) -> None:
         """JetStream stopped delivering a task: fail its samples with the reason, never drop them."""
 
@@ -83,7 +93,8 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
 
     batcher = OnlineBatcher(serve.predict_batch, short_error)
 
-    @broker.subscriber(subjects.RPC_PREDICT, queue="inference-worker", max_workers=ONLINE_CONCURRENCY)
+    @broker.subscriber(subjects.RPC_PREDICT, queue="inference-worker", max_workers=ONLINE_CONCURRENCY,
+                       title=bus.receiving(SERVICE, subjects.RPC_PREDICT))
     async def on_predict(request: PredictRequest) -> RpcReply:
         """Online inference: the samples go through the deployment in shared batches, outputs
         checked by type; 429 when this worker is full, 504 (calls cancelled) past the deadline."""

@@ -17,16 +17,18 @@ def build_app(settings: ServiceSettings) -> FastStream:
     broker = NatsBroker(settings.nats_url)
     _, db = mongo.connect(settings)
     store = ModelStore(db)
+    # Subscribers are declared here, where the AsyncAPI document sees them; they start after the
+    # start-up hook below, which attaches the object store they use.
+    blobs = PackageBlobs(None, settings.data_dir / "tmp" / "registry")
+    handlers.register(broker, store, blobs, PackageLimits())
+    answer_pings(broker, "registry")
     app = FastStream(broker)
 
     @app.on_startup
     async def connect() -> None:
         await broker.connect()
         await store.ensure_indexes()
-        blobs = PackageBlobs(await broker.object_storage(subjects.PACKAGES_BUCKET),
-                             settings.data_dir / "tmp" / "registry")
-        handlers.register(broker, store, blobs, PackageLimits())
-        answer_pings(broker, "registry")
+        blobs.store = await broker.object_storage(subjects.PACKAGES_BUCKET)
 
     return app
 

@@ -82,7 +82,7 @@ class ModelStore:
 class PackageBlobs:
     """Package zips in the NATS object store, streamed through temp files (never whole in memory)."""
 
-    def __init__(self, store: ObjectStore, tmp_dir: Path) -> None:
+    def __init__(self, store: ObjectStore | None, tmp_dir: Path) -> None:
         self.store = store
         self.tmp_dir = tmp_dir
         tmp_dir.mkdir(parents=True, exist_ok=True)

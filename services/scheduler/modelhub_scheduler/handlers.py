@@ -8,8 +8,9 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import subjects
-from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, TaskScheduled
+from modelhub_contracts import bus, subjects
+from modelhub_contracts.logs import log_ids
+from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, publish_event, settle
 
 from modelhub_scheduler.authz import job_refusal
@@ -18,6 +19,7 @@ from modelhub_scheduler.schedule import plan_id, plan_job
 from modelhub_scheduler.store import SchedulerStore
 
 log = logging.getLogger(__name__)
+SERVICE = "scheduler"
 
 # Scheduling only fails when MongoDB or NATS does, and it is idempotent (deterministic task ids),
 # so a job is retried until it goes through rather than given up: -1 is "no delivery limit".
@@ -33,6 +35,11 @@ PROGRESS_WORKERS = 16
 
 def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     """Wire the scheduler's durable consumers; returns the dispatcher (its sweep runs from app.py)."""
+
+    bus.declare(broker, SERVICE, subjects.TASK_SCHEDULED, TaskScheduled, "one mini-batch of a job's samples to annotate")
+    bus.declare(broker, SERVICE, subjects.JOB_SCHEDULED, JobScheduled, "a job's tasks are planned: it runs")
+    bus.declare(broker, SERVICE, subjects.JOB_REFUSED, JobRefused,
+                "the job's acting user may not run it (or it names what does not exist): it failed")
 
     async def publish(task: TaskScheduled) -> None:
         await publish_event(broker, subjects.TASK_SCHEDULED, task)
@@ -56,11 +63,12 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
 
     @broker.subscriber(subjects.JOB_SUBMITTED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_JOBS,
                        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0))
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), title=bus.receiving(SERVICE, subjects.JOB_SUBMITTED))
     async def on_job_submitted(job: JobSubmitted, message: NatsMessage) -> None:
         """Plan the job into its queue of tasks and start filling its deployment's window. Acked
         only after every task is stored; NAKed (retried later) if MongoDB or NATS failed on the way."""
-        await settle(message, schedule(job))
+        with log_ids(job_id=job.job_id, deployment=job.deployment, dataset=job.dataset):
+            await settle(message, schedule(job))
 
     async def finished(event: SampleAnnotated) -> None:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
@@ -68,7 +76,8 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_PROGRESS,
                        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PROGRESS_WORKERS)
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PROGRESS_WORKERS,
+                       title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
     async def on_annotated(event: SampleAnnotated) -> None:
         """A task announced done leaves the queue; its place goes to the next waiting task (the
         fill runs in the background, coalesced with other finished tasks' fills)."""

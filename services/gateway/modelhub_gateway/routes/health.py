@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
-from modelhub_contracts import subjects
+from modelhub_contracts import bus, subjects
 from modelhub_gateway.deps import Broker, Store
 
 router = APIRouter(tags=["health"])
@@ -27,13 +27,14 @@ class HealthOut(BaseModel):
 
 async def _ping(broker, service: str) -> bool:
     try:
-        await broker.request(None, subjects.RPC_PING.format(service=service), timeout=TIMEOUT)
+        await bus.publisher(broker, subjects.RPC_PING.format(service=service)).request(None, timeout=TIMEOUT)
         return True
     except Exception:  # no responder, timeout or a closed connection all mean "not ready"
         return False
 
 
 async def _nats(broker) -> bool:
+    # a probe of the connection, not a message of the bus's contract: it is not declared
     try:
         await broker.request(None, NOBODY, timeout=TIMEOUT)
         return True  # someone answered after all: NATS is up

@@ -1,0 +1,32 @@
+"""What the gateway sends on the bus: each subject declared on its broker with its payload type
+(modelhub_contracts.bus), so that the AsyncAPI document shows the gateway's `send` operations."""
+
+from functools import partial
+
+from faststream.nats import NatsBroker
+
+from modelhub_contracts import bus, subjects
+from modelhub_contracts.events import (AddVersion, CreateModel, DeleteModel, DeleteVersion, DeploymentRequested,
+                                       DeploymentStopRequested, JobCancelled, JobSubmitted, PredictRequest,
+                                       SetSharing, UpdateModel)
+
+SERVICE = "gateway"
+
+
+def declare(broker: NatsBroker) -> None:
+    """Declare every event the gateway publishes and every command it requests."""
+    send = partial(bus.declare, broker, SERVICE)
+    send(subjects.DEPLOYMENT_REQUESTED, DeploymentRequested, "a user asked for a deployment (POST .../deployments)")
+    send(subjects.DEPLOYMENT_STOP_REQUESTED, DeploymentStopRequested, "a user asked to stop a deployment")
+    send(subjects.JOB_SUBMITTED, JobSubmitted, "a job (or a retry's part) to plan into tasks")
+    send(subjects.JOB_CANCELLED, JobCancelled, JobCancelled.__doc__ or "")
+    send(subjects.RPC_CREATE_MODEL, CreateModel, "request/reply: create a model (reply: RpcReply)")
+    send(subjects.RPC_UPDATE_MODEL, UpdateModel, "request/reply: change a model's description/tags")
+    send(subjects.RPC_DELETE_MODEL, DeleteModel, "request/reply: delete a model")
+    send(subjects.RPC_SET_SHARING, SetSharing, "request/reply: replace a model's sharing")
+    send(subjects.RPC_ADD_VERSION, AddVersion, "request/reply: check an uploaded package and add it as a version")
+    send(subjects.RPC_DELETE_VERSION, DeleteVersion, "request/reply: delete a version no deployment uses")
+    send(subjects.RPC_PREDICT, PredictRequest, "request/reply: online predict on a running deployment")
+    for service in subjects.SERVICES:
+        if service != SERVICE:
+            send(subjects.RPC_PING.format(service=service), None, f"request/reply: is {service} ready?")
