@@ -11,7 +11,7 @@ from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import bus, subjects
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
+from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, settle
 
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
@@ -40,9 +40,9 @@ def register(broker: NatsBroker, store: GatewayStore, instance: str | None = Non
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True),
                        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
-    async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Record each task's sample outcomes and recount the jobs touched."""
-        await settle(message, jobs.record_annotations(store, events, instance))
+    async def on_annotated(events: list[SampleAnnotated]) -> None:
+        """Record each task's sample outcomes and add them to the jobs' counts."""
+        await settle(current_message(broker), jobs.record_annotations(store, events, instance))
 
     @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,

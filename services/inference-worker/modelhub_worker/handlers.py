@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from modelhub_contracts import bus, subjects
 from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
-from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, deliveries, keep_alive, ok,
-                                          publish_event, refuse, settle)
+from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, current_message, deliveries, keep_alive,
+                                          ok, publish_event, refuse, settle)
 
 from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
@@ -65,9 +65,10 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient) -> None
                        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=CONCURRENT_TASKS,
                        title=bus.receiving(SERVICE, subjects.TASK_SCHEDULED))
-    async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
+    async def on_task(task: TaskScheduled) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
+        message = current_message(broker)
         with log_ids(job_id=task.job_id, task_id=task.task_id, deployment=task.deployment, dataset=task.dataset):
             async with keep_alive(message):
                 delay = await attempt(task, deliveries(message),
