@@ -3,6 +3,12 @@
   overhead     zero-cost model, 20,000 samples, mini_batch 64, 2 replicas: samples/s from the
                POST to `completed` (the job's own created_at/finished_at), and the peak RSS of
                every stack process during the job (nats-server included; mongod reported apart).
+               Beside it, in the same run, the same work as a hand-written Ray Data pipeline
+               (bench/raydata_pipeline.py, in a virtualenv of its own, bench/.raydata-venv, made
+               on first use with ray[data] and pymongo at the versions in constraints.txt; a
+               local Ray of its own): read the samples from the hub's MongoDB, `map_batches` the
+               same model in batches of 64, bulk-write the field back. MODELHUB_BENCH_RAYDATA=0
+               skips it.
   efficiency   GPU-like model (one batch at a time per replica: a lock around a 100 ms sleep),
                mini_batch 32, 4 replicas, 20,000 samples: physical limit (batches x 0.1 s /
                replicas) / measured time; 1.0 is the hardware's best.
@@ -15,7 +21,7 @@
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
 
-Prints a table and writes bench/results-jobs.json. Numbers from a small shared machine are noisy:
+Prints a table and writes bench/results.json. Numbers from a small shared machine are noisy:
 compare ratios within one run, not absolute numbers across runs.
 """
 
@@ -58,7 +64,9 @@ class Model:
 '''
 SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
           "outputs": {"type": "object", "properties": {"n": {"type": "number"}}}}
-RESULTS = Path(__file__).with_name("results-jobs.json")
+RESULTS = Path(__file__).with_name("results.json")
+BENCH = Path(__file__).parent
+RAYDATA_VENV = Path(os.environ.get("MODELHUB_BENCH_RAYDATA_VENV", BENCH / ".raydata-venv"))
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -166,6 +174,38 @@ class PeakRss(threading.Thread):
         return {name: round(mb, 1) for name, mb in self.peak.items()}, cpu
 
 
+def pinned(name: str) -> str:
+    """`name==version` as constraints.txt pins it."""
+    for line in (BENCH.parent / "constraints.txt").read_text().splitlines():
+        if line.lower().startswith(f"{name}=="):
+            return line.strip()
+    raise LookupError(f"{name} is not pinned in constraints.txt")
+
+
+def raydata_python() -> str:
+    """The Ray Data pipeline's own virtualenv (made once: a user's setup, not the hub's)."""
+    python = RAYDATA_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(RAYDATA_VENV)], check=True)
+        ray = pinned("ray").replace("ray==", "ray[data]==")
+        subprocess.run([str(python), "-m", "pip", "install", "-q", ray, pinned("pymongo")], check=True)
+    return str(python)
+
+
+def raydata(data_dir: Path, dataset: str) -> dict:
+    """The same work through a hand-written Ray Data pipeline (see the module docstring); its
+    failure is reported in the results, not raised, so the other cases still run. The MongoDB URL
+    carries the hub's password: it travels in the environment, not on a command line."""
+    mongo_url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # a Ray of its own
+    env["MODELHUB_BENCH_MONGO_URL"] = mongo_url
+    done = subprocess.run([raydata_python(), str(BENCH / "raydata_pipeline.py"), "--dataset", dataset,
+                           "--batch-size", "64"], capture_output=True, text=True, env=env, timeout=900)
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     rss = PeakRss(data_dir)
     rss.start()
@@ -230,6 +270,11 @@ def main() -> None:
                 hub.dataset(name, n)
             hub.wait(hub.submit("small", "zero")[0])  # warm-up: handles, connections, indexes
             results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
+            if os.environ.get("MODELHUB_BENCH_RAYDATA", "1") != "0":
+                results["raydata"] = raydata(data_dir, "twenty")
+                if "samples_per_s" in results["raydata"]:
+                    results["overhead"]["vs_raydata"] = round(
+                        results["overhead"]["samples_per_s"] / results["raydata"]["samples_per_s"], 2)
             results["efficiency"] = efficiency(hub, "twenty", 20_000)
             results["isolation"] = isolation(hub)
             results["fairness"] = fairness(hub)
@@ -238,6 +283,9 @@ def main() -> None:
                 results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
                 results["scale"]["vs_20k_samples_per_s"] = round(
                     results["scale"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2)
+                results["scale"]["rss_growth_mb_vs_20k"] = {
+                    name: round(mb - results["overhead"]["peak_rss_mb"].get(name, 0.0), 1)
+                    for name, mb in results["scale"]["peak_rss_mb"].items()}
         finally:
             modelhub("down", "--data-dir", str(data_dir))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -251,6 +299,10 @@ def table(r: dict) -> str:
     lines = [f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs, {r.get('workers', 1)} inference worker(s)",
              f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
              f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
+             *([f"              Ray Data map_batches + MongoDB bulk writes, same work   {r['raydata']['samples_per_s']:>8}"
+                f" samples/s  (modelhub / Ray Data {o['vs_raydata']:.2f}x)"] if "vs_raydata" in o else []),
+             *([f"              Ray Data pipeline failed: {r['raydata']['error']}"]
+               if "error" in r.get("raydata", {}) else []),
              f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",
              f"              CPU ms per 1,000 samples, all stack processes but the replicas: "
              f"{o['cpu_ms_per_1000_samples']} ({', '.join(f'{k} {v:.1f} s' for k, v in o['cpu_seconds'].items())})",
@@ -261,8 +313,10 @@ def table(r: dict) -> str:
              f"  fairness    2nd of two 20,000 jobs on one deployment, done when 1st completes "
              f"{f['second_progress_when_first_completes']:.0%}"]
     if s := r.get("scale"):
+        growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
         lines.append(f"  scale       1,000,000 samples: {s['samples_per_s']} samples/s ({s['vs_20k_samples_per_s']}x the 20k job),"
-                     f" POST {s['post_seconds']:.2f} s, peak RSS MB {s['peak_rss_mb']}")
+                     f" POST {s['post_seconds']:.2f} s")
+        lines.append(f"              peak RSS growth over the 20k job, MB: {growth}")
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@ bounded window per deployment shared round-robin by its jobs."""
 
 from modelhub_contracts.events import JobSubmitted, TaskScheduled
 from modelhub_scheduler.dispatch import Dispatcher, share
-from modelhub_scheduler.schedule import plan_job, task_for
+from modelhub_scheduler.schedule import PLAN_BATCH, plan_job, task_for, task_size
 
 
 def job(mini_batch: int, sample_ids=None, job_id="j1", deployment="dep") -> JobSubmitted:
@@ -27,12 +27,26 @@ async def test_tasks_cover_every_sample_once_in_mini_batches():
     async def add(tasks, part):
         planned.extend(tasks)
 
-    scheduled = await plan_job(job(4), ids(10), add, never)
-    assert [t.sample_ids for _, t in planned] == [
-        ["s000", "s001", "s002", "s003"], ["s004", "s005", "s006", "s007"], ["s008", "s009"]]
-    assert [(i, t.task_id) for i, t in planned] == [(0, "j1.2.0"), (1, "j1.2.1"), (2, "j1.2.2")]
+    scheduled = await plan_job(job(4), ids(10), add, never)  # tasks of 32 samples
+    # a task is whole mini-batches (up to 8, up to TASK_SAMPLES samples); the worker calls the model per mini-batch
+    assert [t.sample_ids for _, t in planned] == [[f"s{i:03d}" for i in range(10)]]
+    assert [(i, t.task_id, t.mini_batch) for i, t in planned] == [(0, "j1.2.0", 4)]
     assert all(t.event_id == t.task_id and t.attempt == 2 for _, t in planned)
-    assert (scheduled.num_tasks, scheduled.num_samples, scheduled.event_id) == (3, 10, "j1.2.p0.scheduled")
+    assert (scheduled.num_tasks, scheduled.num_samples, scheduled.event_id) == (1, 10, "j1.2.p0.scheduled")
+
+
+async def test_big_jobs_are_tasks_of_whole_mini_batches_up_to_task_samples():
+    planned = []
+
+    async def add(tasks, part):
+        planned.extend(tasks)
+
+    scheduled = await plan_job(job(100), ids(1_050), add, never)  # 5 mini-batches (500) per task
+    assert [len(t.sample_ids) for _, t in planned] == [500, 500, 50]
+    assert [s for _, t in planned for s in t.sample_ids] == [f"s{i:03d}" for i in range(1_050)]
+    assert (scheduled.num_tasks, scheduled.num_samples) == (3, 1_050)
+    assert task_size(512) == 512 and task_size(1000) == 1000 and task_size(64) == 512
+    assert task_size(4) == 32  # at most 8 mini-batches: a slow model's tasks stay short
 
 
 async def test_same_job_twice_plans_the_same_task_ids():
@@ -57,7 +71,7 @@ async def test_cancelled_job_plans_nothing_more():
     async def cancelled():
         return True
 
-    assert await plan_job(job(1), ids(2000), add, cancelled) is None
+    assert await plan_job(job(512), ids(PLAN_BATCH * 512 + 1), add, cancelled) is None  # checked per PLAN_BATCH tasks
     assert planned == []
 
 

@@ -108,10 +108,13 @@ class TaskScheduled(Event):
     attempt: int = Field(description="attempt number")
     dataset: str = Field(description="dataset name")
     deployment: str = Field(description="deployment to call")
-    sample_ids: list[str] = Field(description="samples of this task, at most mini_batch")
+    sample_ids: list[str] = Field(description="samples of this task: one or more mini-batches")
     inputs: dict[str, str] = Field(description="model input name -> sample field")
     outputs: dict[str, str] = Field(description="model output name -> sample field")
     output_types: dict[str, str] = Field(description="model output name -> schema type")
+    mini_batch: int | None = Field(None, description="samples per Model.predict call: the task's samples "
+                                                     "go to the deployment in calls of at most this many "
+                                                     "(None: all of them in one call)")
     traceparent: str | None = Field(None, description="W3C trace context of the job's trace (tasks are "
                                     "published long after the submit, from a stored queue)")
 

@@ -23,11 +23,11 @@ class TaskState(StrEnum):
 def window(num_replicas: int) -> int:
     """Tasks of one deployment in flight at once, shared round-robin by its running jobs: enough
     to keep every replica busy while finished tasks are replaced, few enough that another job's
-    task is never queued behind many. A task's round trip (worker, Serve, MongoDB, events,
-    scheduler) is ~0.3 s on a loaded 2-core machine, so a cheap model needs more than a few in
-    flight: 4 per replica (at least 8) held a zero-cost model to ~1,800 samples/s, with every
-    service mostly idle in py-spy."""
-    return max(16, min(128, 8 * max(1, num_replicas)))
+    task is never queued behind many. A task is up to 8 whole mini-batches and up to 512 samples
+    (its Model.predict calls run at once), so two per replica (at least 4) keep replicas fed: in
+    mini-batches that is about what 8 per replica of one-batch tasks were, while a job on the same
+    deployment waits behind at most a few tasks."""
+    return max(4, min(32, 2 * max(1, num_replicas)))
 
 
 async def counts(db: AsyncDatabase, match: dict) -> dict[str, int]:

@@ -11,7 +11,7 @@ from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import bus, subjects, telemetry
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, settle
+from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, settle
 
 from modelhub_gateway import jobs, observability
 from modelhub_gateway.store import GatewayStore
@@ -40,8 +40,9 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
                        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True),
                        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
-    async def on_annotated(events: list[SampleAnnotated], message: NatsMessage) -> None:
-        """Record each task's sample outcomes and recount the jobs touched."""
+    async def on_annotated(events: list[SampleAnnotated]) -> None:
+        """Record each task's sample outcomes and add them to the jobs' counts."""
+        message = current_message(broker)
         # one span per event, in its job's trace
         with observability.fold_spans(tel, events, message.batch_headers):
             await settle(message, jobs.record_annotations(store, events, instance))

@@ -12,20 +12,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
-from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
 
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 from modelhub_contracts.telemetry import current_traceparent
 
-from modelhub_gateway import history
+from modelhub_gateway import history, ledger
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("completed", "failed", "cancelled")
-DUPLICATE_KEY = 11000
 # How long a cancel waits for the workers' in-flight writes (each a single bulk write and a few
 # publishes, so milliseconds) before it reports cancelled anyway.
 CANCEL_DRAIN_SECONDS = 30.0
@@ -113,54 +110,51 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
     raced ahead are kept (the reset only touches older attempts' failures), and a recount closes
     the job if they were all in already.
     """
-    await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
-                                   {"$set": {"ok": None, "attempt": attempt}})
-    await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
-        "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
-    await refresh_counts(store, job["_id"])
+    # under the fold's lock: a recount between a fold's rows and its counts would count them twice
+    async with ledger.one_at_a_time(store):
+        await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
+                                       {"$set": {"ok": None, "attempt": attempt}})
+        await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
+            "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
+        await refresh_counts(store, job["_id"])
 
 
 async def record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None = None) -> None:
-    """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger with one
-    bulk write, then recount the jobs they touch.
+    """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger and the
+    counts of the jobs they touch, at a cost that grows with the batch, not with the jobs
+    (`ledger`: rows read and written once each, counts added from the rows that changed).
 
     A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
-    failure that a retry is running again (not counted).
+    failure that a retry is running again (not counted). A job whose counts say it is done, or
+    whose earlier fold was interrupted between ledger and counts, is recounted from the ledger.
+    Folds in one process run one at a time; several gateways (`--gateways N`) fold at once, each
+    adding only the rows it changed, and each marks its folds under its own name (`folder`).
     """
+    async with ledger.one_at_a_time(store):
+        await _record_annotations(store, events, folder)
+
+
+async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None) -> None:
     # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
     jobs_now = {j["_id"]: j async for j in store.jobs.find(
         {"_id": {"$in": list({e.job_id for e in events})}},
-        projection={"compacted_attempt": 1, "compacting": 1})}
+        projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1})}
     events = [e for e in events if history.outcome_still_counts(jobs_now.get(e.job_id), e.attempt)]
-    ops = [op for e in events for op in ledger_ops(e)]
-    if ops:
-        await _bulk_ignoring_duplicates(store, ops)
-    for job_id in {e.job_id for e in events}:
-        await refresh_counts(store, job_id, folder)
-
-
-def ledger_ops(event: SampleAnnotated) -> list[UpdateOne]:
-    """One idempotent upsert per sample of the event."""
-    ops = []
-    for s in event.samples:
-        key = f"{event.job_id}:{s.sample_id}"
-        values = {"job_id": event.job_id, "sample_id": s.sample_id, "attempt": event.attempt}
-        if s.ok:
-            ops.append(UpdateOne({"_id": key}, {"$set": {**values, "ok": True, "error": None}}, upsert=True))
-        else:
-            # matches nothing once the sample succeeded, or for an older attempt than the ledger's:
-            # the upsert then collides on _id and is dropped
-            ops.append(UpdateOne({"_id": key, "ok": {"$ne": True}, "attempt": {"$lte": event.attempt}},
-                                 {"$set": {**values, "ok": False, "error": s.error}}, upsert=True))
-    return ops
-
-
-async def _bulk_ignoring_duplicates(store: GatewayStore, ops: list[UpdateOne]) -> None:
-    try:
-        await store.ledger.bulk_write(ops, ordered=False)
-    except BulkWriteError as exc:
-        if any(error["code"] != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-            raise
+    job_ids = sorted({e.job_id for e in events})
+    if not job_ids:
+        return
+    who = ledger.mark_key(folder)
+    interrupted = [j for j in job_ids if (jobs_now[j].get("recount_pending") or {}).get(who)]
+    await ledger.mark(store, job_ids, who)
+    changes = await ledger.fold(store, events)
+    for job_id in job_ids:
+        if job_id in interrupted:  # this gateway's earlier fold was cut between rows and counts
+            await refresh_counts(store, job_id, folder)
+            await ledger.unmark(store, job_id, who)
+            continue
+        job = await ledger.add_counts(store, job_id, changes.get(job_id, (0, 0)), who, folder)
+        if job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in ("queued", "running"):
+            await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
 
 
 async def refused(store: GatewayStore, event: JobRefused) -> None:

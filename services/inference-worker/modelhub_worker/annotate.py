@@ -1,5 +1,6 @@
 """Worker use cases: run a task's samples through the deployment, check and keep the outputs."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ from modelhub_contracts.model_schema import check_output
 
 from modelhub_worker.errors import ServingLost
 
-PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # a task's samples in one call
+PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # one mini-batch in one call
 
 
 class Outcome:
@@ -47,14 +48,19 @@ def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -
 
 
 async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[str, dict],
-                       describe: Callable[[BaseException], str]) -> dict[str, Any]:
-    """Run the samples through the deployment as one mini-batch call. When it raises, the samples
-    are split in halves and each half is called on its own, down to single samples: only the
-    samples that really fail are marked failed, and their batch-mates still succeed in batches.
+                       describe: Callable[[BaseException], str], mini_batch: int | None = None) -> dict[str, Any]:
+    """Run the samples through the deployment in calls of at most `mini_batch` (all at once, each
+    one Model.predict; None: one call). When a call raises, its samples are split in halves and
+    each half is called on its own, down to single samples: only the samples that really fail are
+    marked failed, and their batch-mates still succeed in batches.
 
     Raises ServingLost when the deployment gave no verdict (a replica died, none is up): failing
     the samples would blame them for the infrastructure; the task is retried instead."""
-    return await _bisect(predict, deployment, inputs, list(inputs), describe)
+    ids = list(inputs)
+    size = mini_batch or len(ids) or 1
+    parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, ids[i:i + size], describe)
+                                   for i in range(0, len(ids), size)))
+    return {sid: result for part in parts for sid, result in part.items()}
 
 
 async def _bisect(predict: PredictChunk, deployment: str, inputs: dict[str, dict], ids: list[str],
@@ -86,7 +92,8 @@ async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictC
             inputs[sample_id] = sample_inputs(doc, task.inputs)
         except KeyError as exc:
             outcomes[sample_id] = Outcome(error=str(exc.args[0]))
-    for sample_id, result in (await predict_many(predict, task.deployment, inputs, describe)).items():
+    for sample_id, result in (await predict_many(predict, task.deployment, inputs, describe,
+                                                 task.mini_batch)).items():
         outcomes[sample_id] = result if isinstance(result, Outcome) else check_outputs(
             result, task.outputs, task.output_types)
     return outcomes

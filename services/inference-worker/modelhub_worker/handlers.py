@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from modelhub_contracts import bus, subjects, telemetry
 from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
-from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, deliveries, keep_alive, ok,
-                                          publish_event, refuse, settle)
+from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, current_message, deliveries, keep_alive,
+                                          ok, publish_event, refuse, settle)
 
 from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
@@ -76,9 +76,10 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
                        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=CONCURRENT_TASKS,
                        title=bus.receiving(SERVICE, subjects.TASK_SCHEDULED))
-    async def on_task(task: TaskScheduled, message: NatsMessage) -> None:
+    async def on_task(task: TaskScheduled) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
+        message = current_message(broker)
         started, publish_task = time.perf_counter(), counted(task)
         telemetry.annotate_current({telemetry.JOB_ID: task.job_id, telemetry.TASK_ID: task.task_id,
                                     telemetry.DATASET: task.dataset, telemetry.DEPLOYMENT: task.deployment,

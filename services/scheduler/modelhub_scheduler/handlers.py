@@ -11,7 +11,7 @@ from faststream.nats.annotations import NatsMessage
 from modelhub_contracts import bus, queue, subjects, telemetry
 from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
-from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, publish_event, settle
+from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, publish_event, settle
 
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
@@ -83,10 +83,10 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
                        pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PROGRESS_WORKERS,
                        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
-    async def on_annotated(event: SampleAnnotated, message: NatsMessage) -> None:
+    async def on_annotated(event: SampleAnnotated) -> None:
         """A task announced done leaves the queue; its place goes to the next waiting task (the
         fill runs in the background, coalesced with other finished tasks' fills)."""
-        await settle(message, finished(event))
+        await settle(current_message(broker), finished(event))
 
     return dispatcher
 

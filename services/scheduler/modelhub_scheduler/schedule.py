@@ -1,4 +1,4 @@
-"""Scheduler use case: plan a job's samples into mini-batch tasks, stored as the job's queue.
+"""Scheduler use case: plan a job's samples into tasks of whole mini-batches, stored as the job's queue.
 
 Planning publishes nothing: the dispatcher (dispatch.py) publishes a bounded window of each
 deployment's tasks at a time. A job is planned once: its plan is recorded last, so a job message
@@ -7,10 +7,18 @@ redelivered after a crash mid-plan is planned again (tasks already stored are ke
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from modelhub_contracts.events import JobScheduled, JobSubmitted, TaskScheduled
+from modelhub_contracts.events import OUTCOMES_PER_EVENT, JobScheduled, JobSubmitted, TaskScheduled
 
 # Tasks stored per bulk write while planning.
 PLAN_BATCH = 500
+# A task carries several mini-batches (each still one Model.predict call): what a task costs besides
+# its samples (its queue entry, a publish, a write lease, an event, an ack, a fold; py-spy: most of
+# the scheduler's and much of the worker's CPU per job) is paid once per 8 mini-batches, up to 512
+# samples (one task's outcomes fit one SampleAnnotated). No more than 8: the window and the
+# round-robin between jobs count tasks, and a slow model's task must stay short enough for two
+# jobs on one deployment to take turns.
+BATCHES_PER_TASK = 8
+TASK_SAMPLES = OUTCOMES_PER_EVENT
 
 AddTasks = Callable[[list[tuple[int, TaskScheduled]], int], Awaitable[None]]
 
@@ -22,7 +30,13 @@ def task_for(job: JobSubmitted, index: int, sample_ids: list[str], traceparent: 
     return TaskScheduled(event_id=task_id, task_id=task_id, job_id=job.job_id, attempt=job.attempt,
                          dataset=job.dataset, deployment=job.deployment, sample_ids=sample_ids,
                          inputs=job.inputs, outputs=job.outputs, output_types=job.output_types,
-                         traceparent=traceparent or job.traceparent)
+                         mini_batch=job.mini_batch, traceparent=traceparent or job.traceparent)
+
+
+def task_size(mini_batch: int) -> int:
+    """Samples per task: whole mini-batches, at most BATCHES_PER_TASK of them and as many as fit
+    TASK_SAMPLES (at least one)."""
+    return mini_batch * max(1, min(BATCHES_PER_TASK, TASK_SAMPLES // mini_batch))
 
 
 def plan_id(job: JobSubmitted) -> str:
@@ -43,10 +57,10 @@ async def chunks(ids: AsyncIterator[str], size: int) -> AsyncIterator[list[str]]
 async def plan_job(job: JobSubmitted, sample_ids: AsyncIterator[str], add_tasks: AddTasks,
                    is_cancelled: Callable[[], Awaitable[bool]],
                    traceparent: str | None = None) -> JobScheduled | None:
-    """Store one waiting task per `mini_batch` samples; stop early (returning None) if the job is cancelled."""
+    """Store one waiting task per `task_size` samples; stop early (returning None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
-    async for chunk in chunks(sample_ids, job.mini_batch):
+    async for chunk in chunks(sample_ids, task_size(job.mini_batch)):
         batch.append((tasks, task_for(job, tasks, chunk, traceparent)))
         tasks, samples = tasks + 1, samples + len(chunk)
         if len(batch) == PLAN_BATCH:

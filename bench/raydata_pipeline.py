@@ -1,0 +1,80 @@
+"""The overhead case's baseline: the same work as a modelhub job, written by hand with Ray Data, as
+a user without modelhub would write it. Runs in a virtualenv of its own (ray[data] and pymongo
+only; bench/jobs.py makes it) on a local Ray instance of its own.
+
+Reads a dataset's samples from the hub's MongoDB, runs the zero-cost model over them with
+`map_batches` (batches of `--batch-size`, the deployment's mini_batch), and bulk-writes each
+sample's output field back to MongoDB, journaled as modelhub writes it. After a warm-up run over
+2,000 of the samples (modelhub's replicas are warm too), prints one JSON line:
+{"samples", "seconds", "samples_per_s"}, timed from the first read to the last write. The
+MongoDB URL (with the hub's password) comes in MODELHUB_BENCH_MONGO_URL.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import pymongo
+import ray
+
+
+def zero_cost(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The benchmark's zero-cost model (bench/jobs.py ZERO_COST) over one batch."""
+    return {"id": batch["id"], "n": np.array([len(t) for t in batch["text"]])}
+
+
+_clients: dict[str, pymongo.MongoClient] = {}
+
+
+def mongo_writer(url: str, db: str, field: str):
+    """A batch function that writes the batch's outputs with one bulk write, journaled as modelhub
+    writes them; one client per Ray worker process."""
+
+    def write(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if url not in _clients:
+            _clients[url] = pymongo.MongoClient(url, journal=True)
+        _clients[url][db]["samples"].bulk_write(
+            [pymongo.UpdateOne({"_id": str(i)}, {"$set": {f"fields.{field}": int(n)}})
+             for i, n in zip(batch["id"], batch["n"], strict=True)], ordered=False)
+        return {"written": np.array([len(batch["id"])])}
+
+    return write
+
+
+def run(rows: list[dict], args: argparse.Namespace) -> int:
+    """The pipeline: rows -> model -> MongoDB, in batches of args.batch_size; returns samples written."""
+    ds = (ray.data.from_items(rows)
+          .map_batches(zero_cost, batch_size=args.batch_size)
+          .map_batches(mongo_writer(args.mongo_url, args.db, args.field), batch_size=args.batch_size))
+    return int(sum(b["written"].sum() for b in ds.iter_batches(batch_size=None)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", default="modelhub")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--field", default="n")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    args.mongo_url = os.environ["MODELHUB_BENCH_MONGO_URL"]  # holds a password: not on the command line
+
+    # address="local": a new Ray of its own, never a cluster another `ray start` left on the machine
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    samples = pymongo.MongoClient(args.mongo_url)[args.db]["samples"]
+    query = ({"dataset": args.dataset}, {"fields.text": 1})
+    warm = [{"id": d["_id"], "text": d["fields"]["text"]} for d in samples.find(*query, limit=2_000)]
+    run(warm, args)  # warm-up, as modelhub's replicas are: Ray's workers started, imports done
+    start = time.perf_counter()
+    rows = [{"id": d["_id"], "text": d["fields"]["text"]} for d in samples.find(*query, batch_size=5000)]
+    written = run(rows, args)
+    seconds = time.perf_counter() - start
+    assert written == len(rows), (written, len(rows))
+    print(json.dumps({"samples": written, "seconds": round(seconds, 2), "samples_per_s": round(written / seconds)}))
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

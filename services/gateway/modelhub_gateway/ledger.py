@@ -1,0 +1,204 @@
+"""Folding task outcomes into the per-sample ledger, at a cost that grows with the batch, not the job.
+
+The ledger (`job_samples`, one row per job and sample) stays the truth; the job's `succeeded` and
+`failed` follow it by increments. Each row a batch touches is read once, the batch's outcomes are
+merged into it in memory (a success always wins; a failure replaces only a failure of the same or
+an older attempt, or a failure a retry runs again, `ok: None`), and only a row that changes is
+written, with a filter on the state it was read in. So every counted change is a real transition
+of one row, made by exactly one writer: a redelivered event changes no row and counts nothing, and
+a row changed by someone else meanwhile is read again and merged again.
+
+Crash safety without transactions: before touching the ledger, the fold marks each job it will
+count (`recount_pending`); the increment clears the mark in the same update. A crash or a lost
+MongoDB between the rows and the increment leaves the mark, and the next fold that touches the
+job (the unacked batch comes back) recounts it from the ledger once, instead of adding. A job is
+also recounted from the ledger when its counts say it is done, so a job completes on exact counts.
+
+Several gateways (`--gateways N`) fold at once: each transition of a row is made, and counted, by
+exactly one of them, so their increments add up exactly; each marks its folds under its own name
+and recounts only after a cut fold of its own (`one_at_a_time` serialises the folds of one
+gateway). That recount is stored only if it is not older than the stored counts; if another
+gateway is between its rows and its increment for the same job at that moment, the job's counts
+can run ahead by that increment until the job completes (the completing recount is exact).
+"""
+
+import asyncio
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass
+
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from modelhub_contracts.events import SampleAnnotated
+
+from modelhub_gateway.store import GatewayStore
+
+DUPLICATE_KEY = 11000
+# A row that changes under the fold (another gateway, a retry reopening it) is read again; a
+# batch that loses this many rounds is NAKed and comes back later.
+MAX_ROUNDS = 5
+
+
+_locks: "weakref.WeakKeyDictionary[GatewayStore, dict[asyncio.AbstractEventLoop, asyncio.Lock]]" = (
+    weakref.WeakKeyDictionary())
+
+
+def one_at_a_time(store: GatewayStore) -> asyncio.Lock:
+    """The lock that serialises the folds (and a retry's recount) of one gateway: one per store,
+    which a gateway process holds one of (and per event loop)."""
+    by_loop = _locks.setdefault(store, {})
+    loop = asyncio.get_running_loop()
+    if (lock := by_loop.get(loop)) is None:
+        lock = by_loop[loop] = asyncio.Lock()
+    return lock
+
+
+@dataclass(frozen=True)
+class Row:
+    """A ledger row's counted state: ok True (succeeded), False (failed), None (a retry runs it)."""
+
+    ok: bool | None
+    attempt: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job_id: str
+    sample_id: str
+    ok: bool
+    attempt: int
+    error: str | None
+
+
+class Raced(Exception):
+    """Ledger rows kept changing under the fold; the batch is retried later."""
+
+
+def merge(row: Row | None, outcome: Outcome) -> Row | None:
+    """The row after an outcome: a success always wins and is never undone; a failure lands on no
+    row, a failure of the same or an older attempt, or a sample a retry runs (`ok: None`) of an
+    attempt not newer than the outcome's."""
+    if row is not None and row.ok is True:
+        return row
+    if outcome.ok:
+        return Row(True, outcome.attempt)
+    if row is None or row.attempt <= outcome.attempt:
+        return Row(False, outcome.attempt, outcome.error)
+    return row
+
+
+def outcomes_of(events: list[SampleAnnotated]) -> dict[str, list[Outcome]]:
+    """Ledger key -> the batch's outcomes for it, in arrival order."""
+    by_key: dict[str, list[Outcome]] = defaultdict(list)
+    for event in events:
+        for s in event.samples:
+            by_key[f"{event.job_id}:{s.sample_id}"].append(
+                Outcome(event.job_id, s.sample_id, s.ok, event.attempt, s.error))
+    return by_key
+
+
+def delta(before: Row | None, after: Row) -> tuple[int, int]:
+    """(succeeded, failed) change of a job when one of its rows goes from `before` to `after`."""
+    old = before.ok if before else None
+    return (after.ok is True) - (old is True), (after.ok is False) - (old is False)
+
+
+async def fold(store: GatewayStore, events: list[SampleAnnotated]) -> dict[str, tuple[int, int]]:
+    """Write the batch's outcomes into the ledger; returns each job's (succeeded, failed) change,
+    counted from the rows this call changed (nothing for a redelivered batch)."""
+    pending = outcomes_of(events)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for _ in range(MAX_ROUNDS):
+        if not pending:
+            return {job: (s, f) for job, (s, f) in counts.items()}
+        rows = {doc["_id"]: Row(doc.get("ok"), doc.get("attempt", 0), doc.get("error"))
+                async for doc in store.ledger.find({"_id": {"$in": list(pending)}},
+                                                   projection={"ok": 1, "attempt": 1, "error": 1})}
+        changes = {}
+        for key, outcomes in pending.items():
+            row = rows.get(key)
+            for outcome in outcomes:
+                row = merge(row, outcome)
+            if row != rows.get(key):
+                changes[key] = (rows.get(key), row, outcomes[0])
+        done = await _write(store, changes, counts)
+        pending = {key: pending[key] for key in changes if key not in done}
+    raise Raced(f"{len(pending)} ledger rows changed under the fold {MAX_ROUNDS} times")
+
+
+async def _write(store: GatewayStore, changes: dict, counts: dict[str, list[int]]) -> set[str]:
+    """Insert the new rows, update the changed ones on the state they were read in; count each
+    row written. Returns the keys written (the others changed meanwhile: read them again)."""
+    written: set[str] = set()
+    new = [(key, after, o) for key, (before, after, o) in changes.items() if before is None]
+    if new:
+        docs = [{"_id": key, "job_id": o.job_id, "sample_id": o.sample_id, "attempt": after.attempt,
+                 "ok": after.ok, "error": after.error} for key, after, o in new]
+        lost: set[int] = set()
+        try:
+            await store.ledger.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+            lost = {e["index"] for e in exc.details["writeErrors"]}
+        for i, (key, after, o) in enumerate(new):
+            if i not in lost:
+                written.add(key)
+                _count(counts, o.job_id, delta(None, after))
+    # updates, one bulk per (job, transition) so that each bulk's modified count is exact
+    groups: dict[tuple, list[tuple[str, Row, Row]]] = defaultdict(list)
+    for key, (before, after, o) in changes.items():
+        if before is not None:
+            groups[(o.job_id, before.ok, after.ok)].append((key, before, after))
+    for (job_id, _, _), items in groups.items():
+        ops = [UpdateOne({"_id": key, "ok": before.ok, "attempt": before.attempt},
+                         {"$set": {"ok": after.ok, "attempt": after.attempt, "error": after.error}})
+               for key, before, after in items]
+        result = await store.ledger.bulk_write(ops, ordered=False)
+        s, f = delta(items[0][1], items[0][2])
+        _count(counts, job_id, (s * result.modified_count, f * result.modified_count))
+        if result.modified_count == len(ops):
+            written.update(key for key, _, _ in items)
+        # else some rows changed meanwhile and were not written: all of the group are read again;
+        # those written now merge to no change, the others are merged afresh
+    return written
+
+
+def _count(counts: dict[str, list[int]], job_id: str, change: tuple[int, int]) -> None:
+    counts[job_id][0] += change[0]
+    counts[job_id][1] += change[1]
+
+
+def mark_key(folder: str | None) -> str:
+    """The name a gateway marks its folds under (several gateways fold at once)."""
+    return (folder or "gateway").replace(".", "_").replace("$", "_")
+
+
+async def mark(store: GatewayStore, job_ids: list[str], who: str) -> None:
+    """Before the rows: these jobs' counts are about to follow them (see the module docstring)."""
+    await store.jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {f"recount_pending.{who}": True}})
+
+
+async def unmark(store: GatewayStore, job_id: str, who: str) -> None:
+    await store.jobs.update_one({"_id": job_id}, {"$unset": {f"recount_pending.{who}": ""}})
+
+
+async def add_counts(store: GatewayStore, job_id: str, change: tuple[int, int], who: str,
+                     folder: str | None = None) -> dict | None:
+    """Add a job's change, recompute its progress and clear this gateway's mark, in one update;
+    returns the job's counts after it (None: the job is gone)."""
+    s, f = change
+    stages: list[dict] = [
+        {"$set": {"succeeded": {"$add": [{"$ifNull": ["$succeeded", 0]}, s]},
+                  "failed": {"$add": [{"$ifNull": ["$failed", 0]}, f]}}},
+        {"$set": {"progress": {"$cond": [{"$gt": ["$total", 0]},
+                                         {"$round": [{"$divide": [{"$add": ["$succeeded", "$failed"]}, "$total"]}, 6]},
+                                         1.0]}}},
+        {"$unset": f"recount_pending.{who}"}]
+    if folder:
+        stages.append({"$set": {"folded_by": {"$setUnion": [{"$ifNull": ["$folded_by", []]}, [folder]]}}})
+    return await store.jobs.find_one_and_update(
+        {"_id": job_id}, stages, projection={"succeeded": 1, "failed": 1, "total": 1, "status": 1},
+        return_document=ReturnDocument.AFTER)
