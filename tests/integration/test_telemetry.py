@@ -62,7 +62,7 @@ def job_trace(stack, job_id: str) -> list[dict] | None:
     spans = json.loads(out.stdout)
     services = {s["service"] for s in spans}
     tasks_folded = [s for s in spans if s["name"] == "fold progress"]
-    return spans if FOUR_SERVICES <= services and len(tasks_folded) >= 3 else None
+    return spans if FOUR_SERVICES <= services and tasks_folded else None
 
 
 def test_one_job_is_one_trace_across_four_services(stack, job):
@@ -127,7 +127,7 @@ def test_metrics_count_the_jobs_samples_and_every_service_has_probes(stack, job)
     labels = {"deployment": job["deployment"]}
     assert metric(worker.text, "modelhub_samples_annotated_total", **labels) == job["succeeded"] == 9
     assert metric(worker.text, "modelhub_samples_failed_total", **labels) == job["failed"] == 3
-    assert metric(worker.text, "modelhub_task_duration_seconds_count", **labels) >= 3
+    assert metric(worker.text, "modelhub_task_duration_seconds_count", **labels) >= 1  # one task of 3 mini-batches
     assert metric(worker.text, "modelhub_serve_call_duration_seconds_count", **labels) >= 3
     assert "faststream_received_messages_total" in worker.text  # FastStream's own
 
