@@ -1,7 +1,6 @@
 """NATS helpers every service uses: the events stream, idempotent publishing, RPC replies."""
 
 import asyncio
-import builtins
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -12,21 +11,11 @@ from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
 from pydantic import BaseModel
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import bus, faststream_fix, subjects
 from modelhub_contracts.events import Event, RpcReply
 
-def _catch_every_fetch_timeout() -> None:
-    """FastStream 0.7's JetStream pull loops catch `nats.errors.TimeoutError`, but nats-py's
-    `fetch` also raises the builtin `TimeoutError` (asyncio's), which is not that subclass. It then
-    escapes the batch loop, which FastStream restarts, and the part of a batch fetched so far is
-    dropped unacked: it waits out `ack_wait` (30 s of frozen job progress). Catching the builtin,
-    the base of both, keeps the partial batch."""
-    from faststream.nats.subscriber.usecases import stream_pull_subscriber
+faststream_fix.apply()
 
-    stream_pull_subscriber.TimeoutError = builtins.TimeoutError
-
-
-_catch_every_fetch_timeout()
 
 # One stream for every event; file storage so a nats-server restart loses nothing, and a
 # duplicate window so a retried publish with the same Nats-Msg-Id is stored once. Interest
