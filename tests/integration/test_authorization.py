@@ -91,6 +91,9 @@ def _json(method, path, body):
 
 MATRIX = [
     ("GET", "/health", _get("/health"), (200, 200, 200, 200, 200, 200)),
+    # the published event contract (AsyncAPI), public like the OpenAPI document
+    ("GET", "/asyncapi.json", _get("/asyncapi.json"), (200, 200, 200, 200, 200, 200)),
+    ("GET", "/asyncapi", _get("/asyncapi"), (200, 200, 200, 200, 200, 200)),
     ("GET", "/users/me", _get("/users/me"), (401, 200, 200, 200, 200, 200)),
     ("POST", "/users", _json("POST", "/users", lambda w, r: {"username": unique("u")}),
      (401, 201, 403, 403, 403, 403)),
