@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default=os.environ.get("MODELHUB_DATA_DIR", "~/.modelhub"),
                         help="the stack's data dir, for DIR/credentials.json (or give --nats-url)")
     parser.add_argument("--nats-url", help="the integration user's NATS URL, password included")
-    parser.add_argument("--token", default=os.environ.get("MODELHUB_TOKEN"), help="the user's API token")
+    parser.add_argument("--token", default=os.environ.get("MODELHUB_TOKEN"), help="the user's API token (better: MODELHUB_TOKEN, out of the process list; as an option write --token=TOKEN, since a token may begin with \"-\")")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--output", action="append", required=True, help="MODEL_OUTPUT=FIELD")

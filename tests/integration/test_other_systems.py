@@ -5,6 +5,7 @@ JSON lines, with no INFO line for health pings."""
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -32,9 +33,12 @@ class Model:
 
 
 def example(stack, token: str, dataset: str, deployment: str, files) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(EXAMPLE), "--data-dir", str(stack.data_dir), "--token", token,
+    # the token through the environment, as the README shows: a token may begin with "-", which
+    # argparse would read as an option after "--token" (and argv is visible to every local user)
+    return subprocess.run([sys.executable, str(EXAMPLE), "--data-dir", str(stack.data_dir),
                            "--dataset", dataset, "--deployment", deployment, "--output", "predictions=guess",
-                           *map(str, files)], capture_output=True, text=True, timeout=180)
+                           *map(str, files)], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "MODELHUB_TOKEN": token})
 
 
 @pytest.fixture(scope="module")
