@@ -198,20 +198,6 @@ def prune(directory: Path, max_total: int = MAX_DIR_BYTES) -> None:
         pass
 
 
-def read_spans(directory: Path) -> Iterator[dict[str, Any]]:
-    """Every span recorded under `directory` (unreadable lines skipped: a file may be mid-write)."""
-    for path in sorted(directory.glob(f"*{SPAN_FILE_SUFFIX}*")):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
-
-
 # ------------------------------------------------------------------ sampling
 
 class QuietRoots(Sampler):
