@@ -65,6 +65,13 @@ async def proxy():
     await runner.cleanup()
 
 
+async def until(condition, timeout: float = 5.0) -> None:
+    """Wait for `condition()` to hold, failing after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 def client(proxy: Proxy, **kw) -> ServeClient:
     async def secret(name: str) -> str:
         return proxy.secret
@@ -123,8 +130,7 @@ async def test_job_calls_are_bounded_per_deployment_and_traceparent_is_forwarded
     c = client(proxy, max_in_flight=3)
     calls = [asyncio.create_task(c.predict_chunk("d", [{"x": i}], traceparent=f"00-{i:032x}-{i:016x}-01"))
              for i in range(8)]
-    await asyncio.sleep(0.3)
-    assert proxy.running == 3
+    await until(lambda: proxy.running == 3)  # `proxy.most == 3` below: never a fourth at once
     proxy.gate.set()
     assert [r[0]["y"] for r in await asyncio.gather(*calls)] == [i * 2 for i in range(8)]
     assert proxy.most == 3
@@ -136,7 +142,7 @@ async def test_a_cancelled_caller_drops_the_request_at_the_server(proxy):
     proxy.gate = asyncio.Event()
     c = client(proxy)
     call = asyncio.create_task(c.predict_batch("d", [{"x": 1}]))
-    await asyncio.sleep(0.2)
+    await until(lambda: proxy.running == 1)  # the request reached the server
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
