@@ -1,5 +1,9 @@
-"""Process plumbing shared by the NATS services: readiness pings and logging."""
+"""Process plumbing shared by the NATS services: the event loop, readiness pings and logging."""
 
+from collections.abc import Coroutine
+from typing import Any
+
+import uvloop
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import bus, logs, subjects
@@ -19,3 +23,10 @@ def answer_pings(broker: NatsBroker, service: str) -> None:
 def configure_logging(service: str) -> None:
     """JSON lines on stdout (modelhub_contracts.logs)."""
     logs.configure_logging(service)
+
+
+def run_service(main: Coroutine[Any, Any, None]) -> None:
+    """Run a NATS service's main coroutine to its end on uvloop, as uvicorn already runs the gateway:
+    the job path's services (worker, scheduler) spend much of their CPU in the event loop itself
+    (sockets to NATS, MongoDB and Serve for every task), which libuv's loop does in less."""
+    uvloop.run(main)

@@ -5,7 +5,7 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.package import PackageLimits
-from modelhub_contracts.runtime import answer_pings, configure_logging
+from modelhub_contracts.runtime import answer_pings, configure_logging, run_service
 from modelhub_contracts.settings import ServiceSettings
 
 from modelhub_registry import handlers
@@ -36,10 +36,8 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
 
 
 def main() -> None:
-    import asyncio
-
     configure_logging("registry")
     settings = ServiceSettings()
     tel = telemetry.setup("registry", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
-    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
+    run_service(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

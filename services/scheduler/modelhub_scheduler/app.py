@@ -7,7 +7,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import mongo, ops, telemetry
-from modelhub_contracts.runtime import answer_pings, configure_logging
+from modelhub_contracts.runtime import answer_pings, configure_logging, run_service
 from modelhub_contracts.settings import ServiceSettings
 
 from modelhub_scheduler import handlers
@@ -44,4 +44,4 @@ def main() -> None:
     settings = ServiceSettings()
     tel = telemetry.setup("scheduler", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
-    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
+    run_service(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
