@@ -50,8 +50,11 @@ class WorkerStore:
 
     async def load(self, sample_ids: list[str], dataset: str) -> dict[str, dict]:
         """The task's samples, from its dataset only: a task naming another dataset's samples gets none."""
+        # One round trip: the default first batch is 101 documents (a task of 512 took getMores more),
+        # and with a limit the server closes the cursor with the last one instead of waiting for a getMore.
+        n = max(1, len(sample_ids))
         cursor = self.samples.find({"_id": {"$in": sample_ids}, "dataset": dataset},
-                                   projection={"filepath": 1, "fields": 1})
+                                   projection={"filepath": 1, "fields": 1}, batch_size=n, limit=n)
         return {doc["_id"]: doc async for doc in cursor}
 
     async def is_cancelled(self, job_id: str) -> bool:
