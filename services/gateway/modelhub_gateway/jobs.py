@@ -135,26 +135,35 @@ async def record_annotations(store: GatewayStore, events: list[SampleAnnotated],
 
 
 async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None) -> None:
+    who = ledger.mark_key(folder)
+    # Each job is read and marked in one round trip (the fold's path had a read, then a mark, each
+    # waited for in turn on every batch); `interrupted`: this gateway's mark was already there.
+    jobs_before = await ledger.mark_and_read(store, sorted({e.job_id for e in events}), who)
     # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
-    jobs_now = {j["_id"]: j async for j in store.jobs.find(
-        {"_id": {"$in": list({e.job_id for e in events})}},
-        projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1})}
-    events = [e for e in events if history.outcome_still_counts(jobs_now.get(e.job_id), e.attempt)]
+    events = [e for e in events if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)]
     job_ids = sorted({e.job_id for e in events})
+    if unused := [j for j in jobs_before if j not in job_ids]:
+        await asyncio.gather(*(ledger.unmark(store, j, who) for j in unused))
     if not job_ids:
         return
-    who = ledger.mark_key(folder)
-    interrupted = [j for j in job_ids if (jobs_now[j].get("recount_pending") or {}).get(who)]
-    await ledger.mark(store, job_ids, who)
+    interrupted = [j for j in job_ids if (jobs_before[j].get("recount_pending") or {}).get(who)]
     changes = await ledger.fold(store, events)
-    for job_id in job_ids:
-        if job_id in interrupted:  # this gateway's earlier fold was cut between rows and counts
-            await refresh_counts(store, job_id, folder)
-            await ledger.unmark(store, job_id, who)
-            continue
-        job = await ledger.add_counts(store, job_id, changes.get(job_id, (0, 0)), who, folder)
-        if job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in ("queued", "running"):
-            await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
+    done = await asyncio.gather(*(_count_fold(store, j, changes.get(j, (0, 0)), j in interrupted, who, folder)
+                                  for j in job_ids))
+    for job_id in (j for j, complete in zip(job_ids, done, strict=True) if complete):
+        await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
+
+
+async def _count_fold(store: GatewayStore, job_id: str, change: tuple[int, int], interrupted: bool, who: str,
+                      folder: str | None) -> bool:
+    """Add a folded job's change to its counts (or recount it, when this gateway's earlier fold was
+    cut between rows and counts); True when its counts say it is done (to be completed on the ledger's)."""
+    if interrupted:
+        await refresh_counts(store, job_id, folder)
+        await ledger.unmark(store, job_id, who)
+        return False
+    job = await ledger.add_counts(store, job_id, change, who, folder)
+    return bool(job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in ("queued", "running"))
 
 
 async def refused(store: GatewayStore, event: JobRefused) -> None:

@@ -176,6 +176,16 @@ def mark_key(folder: str | None) -> str:
     return (folder or "gateway").replace(".", "_").replace("$", "_")
 
 
+async def mark_and_read(store: GatewayStore, job_ids: list[str], who: str) -> dict[str, dict]:
+    """mark() each job, returning each job as it was just before (what a fold needs of it: its
+    compaction and its marks); a job that does not exist is absent."""
+    before = await asyncio.gather(*(store.jobs.find_one_and_update(
+        {"_id": job_id}, {"$set": {f"recount_pending.{who}": True}},
+        projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
+        return_document=ReturnDocument.BEFORE) for job_id in job_ids))
+    return {doc["_id"]: doc for doc in before if doc is not None}
+
+
 async def mark(store: GatewayStore, job_ids: list[str], who: str) -> None:
     """Before the rows: these jobs' counts are about to follow them (see the module docstring)."""
     await store.jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {f"recount_pending.{who}": True}})
