@@ -6,7 +6,6 @@ import logging
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import bus, queue, subjects, telemetry
 from modelhub_contracts.logs import log_ids
@@ -28,6 +27,10 @@ JOB_MAX_DELIVER = -1
 # Every deployment's queue is refilled this often too: after a restart, and for the places of tasks
 # that announce nothing (a cancelled job's tasks, whose workers refuse to write).
 SWEEP_SECONDS = 2.0
+# Jobs planned at once: a job submitted while a big one is being planned (reading a million sample
+# ids takes seconds) starts without waiting for it. Planning is idempotent per job (deterministic
+# task ids, duplicates ignored) and fills of one deployment take turns (Dispatcher's lock).
+PLANNING_WORKERS = 4
 # Finished tasks are taken one fetch each (a batch fetch waits until its batch is full, up to its
 # timeout: with a bounded window that wait set the pace, ~1 s per refill) by a few handlers at once.
 PROGRESS_WORKERS = 16
@@ -68,12 +71,13 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
 
     @broker.subscriber(subjects.JOB_SUBMITTED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_JOBS,
                        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0), title=bus.receiving(SERVICE, subjects.JOB_SUBMITTED))
-    async def on_job_submitted(job: JobSubmitted, message: NatsMessage) -> None:
+                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PLANNING_WORKERS,
+                       title=bus.receiving(SERVICE, subjects.JOB_SUBMITTED))
+    async def on_job_submitted(job: JobSubmitted) -> None:
         """Plan the job into its queue of tasks and start filling its deployment's window. Acked
         only after every task is stored; NAKed (retried later) if MongoDB or NATS failed on the way."""
         with log_ids(job_id=job.job_id, deployment=job.deployment, dataset=job.dataset):
-            await settle(message, schedule(job))
+            await settle(current_message(broker), schedule(job))
 
     async def finished(event: SampleAnnotated) -> None:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
