@@ -137,18 +137,20 @@ async def record_annotations(store: GatewayStore, events: list[SampleAnnotated],
 async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None) -> None:
     who = ledger.mark_key(folder)
     # Each job is read and marked in one round trip (the fold's path had a read, then a mark, each
-    # waited for in turn on every batch); `interrupted`: this gateway's mark was already there.
+    # waited for in turn on every batch); `marked_before`: this gateway's earlier fold of the job
+    # was cut between its rows and its counts (its mark was still there): recounted instead.
     jobs_before = await ledger.mark_and_read(store, sorted({e.job_id for e in events}), who)
     # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
     events = [e for e in events if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)]
     job_ids = sorted({e.job_id for e in events})
-    if unused := [j for j in jobs_before if j not in job_ids]:
+    # marked just now for nothing: unmarked again (a mark that was there already stays for its recount)
+    marked_before = {j for j, doc in jobs_before.items() if (doc.get("recount_pending") or {}).get(who)}
+    if unused := [j for j in jobs_before if j not in job_ids and j not in marked_before]:
         await asyncio.gather(*(ledger.unmark(store, j, who) for j in unused))
     if not job_ids:
         return
-    interrupted = [j for j in job_ids if (jobs_before[j].get("recount_pending") or {}).get(who)]
     changes = await ledger.fold(store, events)
-    done = await asyncio.gather(*(_count_fold(store, j, changes.get(j, (0, 0)), j in interrupted, who, folder)
+    done = await asyncio.gather(*(_count_fold(store, j, changes.get(j, (0, 0)), j in marked_before, who, folder)
                                   for j in job_ids))
     for job_id in (j for j, complete in zip(job_ids, done, strict=True) if complete):
         await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
