@@ -91,7 +91,7 @@ def write_dataset(images: np.ndarray, labels: np.ndarray, out: Path) -> dict[str
     for old in out.glob("digit-*.png"):
         old.unlink()
     truth = {}
-    for i, (img, label) in enumerate(zip(images, labels)):
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
         name = f"digit-{i:04d}.png"
         pixels = np.rint(img * (255.0 / 16.0)).astype(np.uint8)
         Image.fromarray(pixels, "L").resize((PNG_SIDE, PNG_SIDE), Image.Resampling.NEAREST).save(out / name)
@@ -115,7 +115,7 @@ def evaluate(package: Path, dataset: Path, truth: dict[str, str]) -> float:
             chunk = [str(dataset / n) for n in names[start:start + 64]]
             preds += model.predict({"image_paths": chunk})["predictions"]
     assert len(preds) == len(names)
-    return sum(p["label"] == truth[n] for n, p in zip(names, preds)) / len(names)
+    return sum(p["label"] == truth[n] for n, p in zip(names, preds, strict=True)) / len(names)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         with httpx.Client(base_url=args.url, headers=headers, timeout=30) as client:
             samples = fetch_samples(client, args.dataset)
     except httpx.HTTPError as exc:
-        raise SystemExit(f"cannot reach modelhub at {args.url}: {exc}")
+        raise SystemExit(f"cannot reach modelhub at {args.url}: {exc}") from exc
     rows, totals = summarize(samples, labels, args.field)
     print(render(rows, totals))
     if totals["annotated"] == 0:

@@ -46,13 +46,13 @@ def job_doc(stack: Stack, job_id: str) -> dict:
 def sse_until_ended(stack: Stack, job_id: str) -> list[dict]:
     """Follow GET /jobs/{id}/events until the job ends; the job objects it sent."""
     seen = []
-    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"},
-                      timeout=httpx.Timeout(10, read=120)) as client:
-        with client.stream("GET", f"/jobs/{job_id}/events") as response:
-            assert response.status_code == 200
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    seen.append(json.loads(line[len("data: "):]))
+    with (httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"},
+                       timeout=httpx.Timeout(10, read=120)) as client,
+          client.stream("GET", f"/jobs/{job_id}/events") as response):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[len("data: "):]))
     return seen
 
 

@@ -168,7 +168,7 @@ HTTP_PORT_PENDING = pytest.mark.xfail(
 @HTTP_PORT_PENDING
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_the_environment_is_what_the_settings_read(compose, name, monkeypatch):
-    service, (folder, path) = compose["services"][name], SERVICES[name]
+    service, (_folder, path) = compose["services"][name], SERVICES[name]
     cls = settings_class(path)
     module = compose["services"][name]["command"][2]
     # the class named here is the one the service builds (its app module uses it, and no subclass of it)

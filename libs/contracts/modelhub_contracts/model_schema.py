@@ -145,7 +145,7 @@ def check_output(output_type: str, value: object) -> str | None:
     try:
         check = _OUTPUT_CHECKS[output_type]
     except KeyError:
-        raise ValueError(f"unknown output type {output_type!r}, not one of {list(OUTPUT_TYPES)}")
+        raise ValueError(f"unknown output type {output_type!r}, not one of {list(OUTPUT_TYPES)}") from None
     return check(value)
 
 

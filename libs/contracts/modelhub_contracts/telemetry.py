@@ -287,11 +287,11 @@ def _tracer_provider(resource: Resource, exporters: list[SpanExporter]) -> trace
 def _meter_provider(resource: Resource, registry: CollectorRegistry) -> MeterProvider:
     readers: list[Any] = [PrometheusMetricReader(registry=registry, disable_target_info=True,
                                                   scope_info_enabled=False)]
-    if _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
-        if _env("OTEL_METRICS_EXPORTER").lower() != "none":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    otlp = _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    if otlp and _env("OTEL_METRICS_EXPORTER").lower() != "none":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     return MeterProvider(resource=resource, metric_readers=readers)
 
 

@@ -75,7 +75,7 @@ class OnlineBatcher:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in samples]
         lane = self._lane(deployment, shape)
-        lane.queue.extend(zip(samples, futures))
+        lane.queue.extend(zip(samples, futures, strict=True))
         if lane.pump is None or lane.pump.done():
             lane.pump = asyncio.create_task(self._pump(deployment, lane))
         self.in_flight += len(samples)

@@ -135,15 +135,15 @@ async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser
 async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
     doc = await _version(store, user, name, version)
-    handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)
+    fd, path = tempfile.mkstemp(suffix=".zip")
     try:
-        with handle:
+        with os.fdopen(fd, "wb") as handle:
             await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
     except Exception as exc:
-        os.unlink(handle.name)
+        os.unlink(path)
         raise HTTPException(404, f"model '{name}' version {version} is no longer stored") from exc
-    return FileResponse(handle.name, media_type="application/zip", filename=f"{name}-v{version}.zip",
-                        background=BackgroundTask(os.unlink, handle.name))
+    return FileResponse(path, media_type="application/zip", filename=f"{name}-v{version}.zip",
+                        background=BackgroundTask(os.unlink, path))
 
 
 async def _version(store: Store, user: dict, name: str, version: int) -> dict:
