@@ -305,11 +305,13 @@ class Supervisor:
             signal.signal(sig, handler)
 
     def _wait_ready(self, child: Child) -> None:
-        spec = child.spec
+        spec, proc = child.spec, child.proc
+        if proc is None:
+            raise StackError(f"{spec.name} was not started")
         deadline = time.monotonic() + spec.ready_timeout
         while True:
-            if child.proc.poll() is not None:
-                raise StackError(f"{spec.name} exited with code {child.proc.returncode} while "
+            if proc.poll() is not None:
+                raise StackError(f"{spec.name} exited with code {proc.returncode} while "
                                  f"starting; see {child.log_path}")
             if all(port_open(p) for p in spec.ready_ports):
                 if spec.after_ready is not None:

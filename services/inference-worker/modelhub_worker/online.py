@@ -161,6 +161,7 @@ async def predict_online(run: Callable, deployment: str, inputs: dict[str, list]
         checked = result if isinstance(result, Outcome) else check_outputs(result, {t: t for t in types}, types)
         if checked.error:
             raise RuntimeError(f"sample {i}: {checked.error}")
+        assert checked.fields is not None  # an outcome without an error has its fields
         for name in types:
             outputs[name].append(checked.fields[name])
     return outputs

@@ -39,7 +39,8 @@ async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChun
     async with store.write_lease(task) as granted:
         if not granted:
             return
-        await store.write_fields({sid: o.fields for sid, o in outcomes.items() if o.error is None}, granted)
+        await store.write_fields({sid: o.fields for sid, o in outcomes.items()
+                                  if o.error is None and o.fields is not None}, granted)
         # Published under the lease: a cancel waits for these too, so counts settle with it.
         await publish_in_order(publish, events_for(task, outcomes))
 
