@@ -78,7 +78,7 @@ def render(rows: list[tuple], totals: dict, shown: int = SHOWN) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--url", default=os.environ.get("MODELHUB_URL", "http://127.0.0.1:8000"))
     ap.add_argument("--token", default=os.environ.get("MODELHUB_TOKEN"))
     ap.add_argument("--dataset", required=True)
