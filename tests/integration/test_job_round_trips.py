@@ -45,8 +45,9 @@ async def test_a_task_of_512_samples_is_read_in_one_command(mongo):
     db, listener = mongo
     dataset = f"ds-{uuid.uuid4().hex[:8]}"
     ids = [f"{dataset}-{i:04d}" for i in range(512)]
-    await db["samples"].insert_many([{"_id": sid, "dataset": dataset, "filepath": f"/x/{sid}",
-                                      "fields": {"text": sid}} for sid in ids])
+    await db["samples"].insert_many(
+        [{"_id": sid, "dataset": dataset, "filepath": f"/x/{sid}", "fields": {"text": sid}} for sid in ids]
+    )
     try:
         listener.seen.clear()
         docs = await WorkerStore(db).load(ids, dataset)
@@ -60,9 +61,24 @@ async def test_a_task_of_512_samples_is_read_in_one_command(mongo):
 async def test_outcomes_that_no_longer_count_leave_a_cut_folds_mark_for_its_recount(mongo):
     db, _ = mongo
     store, job = GatewayStore(db), uuid.uuid4().hex
-    await store.jobs.insert_one({"_id": job, "status": "running", "attempt": 2, "compacted_attempt": 1, "total": 10,
-                                 "succeeded": 0, "failed": 0, "progress": 0.0, "started_at": utcnow(), "dataset": "d",
-                                 "deployment": "x", "inputs": {}, "outputs": {}, "created_by": "admin"})
+    await store.jobs.insert_one(
+        {
+            "_id": job,
+            "status": "running",
+            "attempt": 2,
+            "compacted_attempt": 1,
+            "total": 10,
+            "succeeded": 0,
+            "failed": 0,
+            "progress": 0.0,
+            "started_at": utcnow(),
+            "dataset": "d",
+            "deployment": "x",
+            "inputs": {},
+            "outputs": {},
+            "created_by": "admin",
+        }
+    )
     try:
         who = ledger.mark_key(None)
         await ledger.mark(store, [job], who)  # an earlier fold was cut between its rows and its counts

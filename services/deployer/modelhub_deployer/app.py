@@ -12,7 +12,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging, run_service
 from modelhub_contracts.settings import ServiceSettings
-
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer
 from modelhub_deployer.handlers import register

@@ -16,7 +16,6 @@ from fastapi import HTTPException
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 from modelhub_contracts.telemetry import current_traceparent
-
 from modelhub_gateway import history, ledger
 from modelhub_gateway.store import GatewayStore
 

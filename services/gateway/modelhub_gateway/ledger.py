@@ -31,7 +31,6 @@ from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from modelhub_contracts.events import SampleAnnotated
-
 from modelhub_gateway.store import GatewayStore
 
 DUPLICATE_KEY = 11000

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict
 
 from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, SampleOutcome, TaskScheduled
 from modelhub_contracts.messaging import retry_delay
-
 from modelhub_worker.annotate import PredictChunk, annotate, chunked_events, events_for
 from modelhub_worker.store import Lease
 

@@ -8,7 +8,6 @@ from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.package import PackageLimits
 from modelhub_contracts.runtime import answer_pings, configure_logging, run_service
 from modelhub_contracts.settings import ServiceSettings
-
 from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 

@@ -8,10 +8,9 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 
 from modelhub_contracts import bus, queue, subjects, telemetry
-from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
+from modelhub_contracts.logs import log_ids
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, publish_event, settle
-
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
 from modelhub_scheduler.schedule import plan_id, plan_job
