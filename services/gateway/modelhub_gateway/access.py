@@ -4,12 +4,14 @@ may see but not change."""
 from fastapi import HTTPException
 
 from modelhub_contracts.access import RANK, level, owns, refusal
+from modelhub_contracts.documents import Actor, Model
 
 __all__ = ["RANK", "level", "owns", "require"]
 
 
-def require(model: dict | None, user: dict, need: str, name: str) -> dict:
+def require(model: Model | None, user: Actor, need: str, name: str) -> Model:
     """Return the model if the caller has `need` on it; 404 when it is invisible, 403 when not enough."""
     if refused := refusal(model, user, need, name):
         raise HTTPException(*refused)
+    assert model is not None  # refusal() refuses a missing model
     return model

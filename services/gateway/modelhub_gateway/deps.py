@@ -6,6 +6,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
+from modelhub_contracts.documents import User
+
 from modelhub_gateway import auth
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.settings import GatewaySettings
@@ -39,7 +41,7 @@ Online = Annotated[OnlinePredict, Depends(get_online)]
 
 
 async def current_user(store: Store,
-                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> dict:
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
     """The authenticated caller; 401 without a valid bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
@@ -49,12 +51,12 @@ async def current_user(store: Store,
     return user
 
 
-async def admin_user(user: Annotated[dict, Depends(current_user)]) -> dict:
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
     """The caller, who must be an admin (403 otherwise)."""
     if not user.get("is_admin"):
         raise HTTPException(403, "only the admin may do this")
     return user
 
 
-CurrentUser = Annotated[dict, Depends(current_user)]
-AdminUser = Annotated[dict, Depends(admin_user)]
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
 
+from modelhub_contracts.documents import OPEN, TERMINAL, JobStatus
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 from modelhub_contracts.telemetry import current_traceparent
@@ -22,7 +23,6 @@ from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("completed", "failed", "cancelled")
 # How long a cancel waits for the workers' in-flight writes (each a single bulk write and a few
 # publishes, so milliseconds) before it reports cancelled anyway.
 CANCEL_DRAIN_SECONDS = 30.0
@@ -65,7 +65,7 @@ def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: 
     return {"_id": uuid.uuid4().hex, "dataset": dataset, "until_sample_id": until_sample_id,
             "deployment": deployment["_id"],
             "model": deployment["model"], "version": deployment["version"], "inputs": inputs,
-            "outputs": outputs, "status": "completed" if done else "queued", "attempt": 1, "total": total,
+            "outputs": outputs, "status": JobStatus.COMPLETED if done else JobStatus.QUEUED, "attempt": 1, "total": total,
             "succeeded": 0, "failed": 0, "progress": 1.0 if done else 0.0, "error": None, "created_by": user,
             "owner": user, "created_at": now, "started_at": now if done else None,
             "finished_at": now if done else None}
@@ -87,7 +87,7 @@ def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids:
 
 async def failed_samples(store: GatewayStore, job: dict) -> list[str]:
     """The samples a retry runs again; 409 while the job runs, after a cancel, or with none failed."""
-    if job["status"] == "cancelled":
+    if job["status"] == JobStatus.CANCELLED:
         raise HTTPException(409, "a cancelled job cannot be retried; submit a new job")
     if job["status"] not in TERMINAL:
         raise HTTPException(409, f"job is {job['status']}; retry it once it has ended")
@@ -115,7 +115,7 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
         await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
                                        {"$set": {"ok": None, "attempt": attempt}})
         await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
-            "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
+            "attempt": attempt, "status": JobStatus.QUEUED, "finished_at": None, "error": None, "cancel_requested": False}})
         await refresh_counts(store, job["_id"])
 
 
@@ -153,15 +153,15 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
             await ledger.unmark(store, job_id, who)
             continue
         job = await ledger.add_counts(store, job_id, changes.get(job_id, (0, 0)), who, folder)
-        if job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in ("queued", "running"):
+        if job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in OPEN:
             await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
 
 
 async def refused(store: GatewayStore, event: JobRefused) -> None:
     """The scheduler would not run the job's attempt (its acting user lacks the rights): it failed."""
     await store.jobs.update_one(
-        {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": ["queued", "running"]}},
-        {"$set": {"status": "failed", "error": event.reason, "finished_at": utcnow()}})
+        {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": list(OPEN)}},
+        {"$set": {"status": JobStatus.FAILED, "error": event.reason, "finished_at": utcnow()}})
 
 
 async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
@@ -197,15 +197,15 @@ async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = 
     # completion follows the stored counts, whichever gateway stored the last of them
     now = utcnow()
     await store.jobs.update_one(
-        {"_id": job_id, "status": {"$in": ["queued", "running"]},
+        {"_id": job_id, "status": {"$in": list(OPEN)},
          "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]}},
-        [{"$set": {"status": "completed", "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
+        [{"$set": {"status": JobStatus.COMPLETED, "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
 
 
 async def mark_started(store: GatewayStore, job_id: str) -> None:
     """The scheduler published the job's tasks: queued → running."""
-    await store.jobs.update_one({"_id": job_id, "status": "queued"},
-                                {"$set": {"status": "running", "started_at": utcnow()}})
+    await store.jobs.update_one({"_id": job_id, "status": JobStatus.QUEUED},
+                                {"$set": {"status": JobStatus.RUNNING, "started_at": utcnow()}})
 
 
 async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaitable[None]],
@@ -224,7 +224,7 @@ async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaita
     if not await _writes_drained(store, job_id, drain_seconds):
         log.warning("job %s: workers still held write leases after %.0f s; marking it cancelled anyway",
                     job_id, drain_seconds)
-    await store.jobs.update_one(open_job, {"$set": {"status": "cancelled", "finished_at": utcnow()}})
+    await store.jobs.update_one(open_job, {"$set": {"status": JobStatus.CANCELLED, "finished_at": utcnow()}})
 
 
 async def _writes_drained(store: GatewayStore, job_id: str, timeout: float) -> bool:

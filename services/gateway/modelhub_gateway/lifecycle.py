@@ -5,10 +5,10 @@ deletes in an order that a crash can resume: the record users address (the datas
 changed last, so repeating the call finishes the work; a second call on something gone answers 404.
 """
 
+from modelhub_contracts.documents import TERMINAL
 from modelhub_contracts.events import utcnow
 
 from modelhub_gateway import auth
-from modelhub_gateway.jobs import TERMINAL
 from modelhub_gateway.store import GatewayStore
 
 ADMIN = "admin"

@@ -6,8 +6,12 @@ sends the registry commands to change them. A deployment document is split like 
 object: the gateway writes its spec, the deployer writes its status.
 """
 
+from typing import cast
+
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+
+from modelhub_contracts.documents import Deployment, Model, User, Version
 
 from modelhub_gateway.recent import Recent
 
@@ -31,25 +35,25 @@ class GatewayStore:
         await self.jobs.create_index([("dataset", ASCENDING), ("created_at", DESCENDING)])
         await self.ledger.create_index([("job_id", ASCENDING), ("ok", ASCENDING)])
 
-    async def model(self, name: str) -> dict | None:
-        return await self.models.find_one({"_id": name.lower()})
+    async def model(self, name: str) -> Model | None:
+        return cast(Model | None, await self.models.find_one({"_id": name.lower()}))
 
     # The hot path of online predict reads through `recent` (see recent.py for what that costs).
-    async def user_by_token_hash(self, digest: str) -> dict | None:
+    async def user_by_token_hash(self, digest: str) -> User | None:
         return await self.recent.get(("token", digest), lambda: self.users.find_one({"token_hash": digest}))
 
-    async def recent_deployment(self, name: str) -> dict | None:
+    async def recent_deployment(self, name: str) -> Deployment | None:
         return await self.recent.get(("deployment", name), lambda: self.deployments.find_one({"_id": name}))
 
-    async def recent_model(self, name: str) -> dict | None:
+    async def recent_model(self, name: str) -> Model | None:
         return await self.recent.get(("model", name.lower()), lambda: self.model(name))
 
-    async def versions_of(self, name: str) -> list[dict]:
+    async def versions_of(self, name: str) -> list[Version]:
         cursor = self.versions.find({"model_id": name.lower()}, sort=[("version", ASCENDING)])
-        return [doc async for doc in cursor]
+        return [cast(Version, doc) async for doc in cursor]
 
-    async def version(self, name: str, version: int | None) -> dict | None:
-        query = {"model_id": name.lower()}
+    async def version(self, name: str, version: int | None) -> Version | None:
+        query: dict[str, object] = {"model_id": name.lower()}
         if version is not None:
             query["version"] = version
-        return await self.versions.find_one(query, sort=[("version", DESCENDING)])
+        return cast(Version | None, await self.versions.find_one(query, sort=[("version", DESCENDING)]))

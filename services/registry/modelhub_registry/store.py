@@ -10,7 +10,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-ACTIVE_DEPLOYMENT_STATES = ("pending", "deploying", "running", "stopping")
+from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES
 
 
 class NameTaken(Exception):

@@ -1,13 +1,14 @@
 """Datasets and their samples. A dataset is visible to its owner and the admin."""
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from bson import ObjectId
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 
+from modelhub_contracts.documents import Dataset, User
 from modelhub_contracts.events import utcnow
 
 from modelhub_gateway import access, lifecycle, media, samples
@@ -19,9 +20,9 @@ from modelhub_gateway.schemas import (FIELD_NAME_PATTERN, NamePath, IdPath, Fiel
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 
 
-async def owned_dataset(store: Store, user: dict, name: str) -> dict:
+async def owned_dataset(store: Store, user: User, name: str) -> Dataset:
     """The dataset if the caller owns it (or is admin); 404 otherwise."""
-    doc = await store.datasets.find_one({"_id": name})
+    doc = cast(Dataset | None, await store.datasets.find_one({"_id": name}))
     if doc is None or not access.owns(doc, user):
         raise HTTPException(404, f"dataset '{name}' not found")
     return doc

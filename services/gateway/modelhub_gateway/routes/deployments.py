@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts import queue, subjects
+from modelhub_contracts.documents import REUSABLE, Deployment, DeploymentStatus, User
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, utcnow
 from modelhub_contracts.messaging import publish_event
 
@@ -13,7 +14,6 @@ from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
 from modelhub_gateway.schemas import (NamePath, DeploymentCreate, DeploymentList, DeploymentPublic)
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
-REUSABLE = ("stopped", "failed")
 
 
 @router.post("/models/{name}/deployments", status_code=202, response_model=DeploymentPublic, responses=errors(404, 409, 413))
@@ -31,7 +31,7 @@ async def create_deployment(name: NamePath, body: DeploymentCreate, user: Curren
         body = body.model_copy(update={"min_replicas": 1})
     now = utcnow()
     doc = {**body.model_dump(), "_id": body.name, "model": model["name"], "version": version["version"],
-           "status": "pending", "error": None, "ready_replicas": 0, "created_by": user["username"],
+           "status": DeploymentStatus.PENDING, "error": None, "ready_replicas": 0, "created_by": user["username"],
            "created_at": now, "updated_at": now, "package_object": version["package_object"],
            "package_sha256": version["sha256"]}
     # A stopped or failed deployment's name may be reused; a live one's may not.
@@ -63,7 +63,7 @@ async def list_deployments(user: CurrentUser, store: Store) -> DeploymentList:
     return DeploymentList(items=items)
 
 
-async def visible_deployment(store: Store, user: dict, name: str, need: str = "run", recent: bool = False) -> dict:
+async def visible_deployment(store: Store, user: User, name: str, need: str = "run", recent: bool = False) -> Deployment:
     """The deployment if the caller may see its model (404 otherwise, 403 when `need` is missing).
     `recent`: read through the store's short-lived cache (online predict's hot path)."""
     if recent:
@@ -92,9 +92,9 @@ async def delete_deployment(name: NamePath, user: CurrentUser, store: Store, bro
     model = await store.model(doc["model"])
     if doc["created_by"] != user["username"] and access.level(model, user) < access.RANK["edit"]:
         raise HTTPException(403, f"only its creator or an editor of '{doc['model']}' may stop '{name}'")
-    if doc["status"] != "stopped":
+    if doc["status"] != DeploymentStatus.STOPPED:
         doc = await store.deployments.find_one_and_update(
-            {"_id": name}, {"$set": {"status": "stopping", "updated_at": utcnow()}}, return_document=True)
+            {"_id": name}, {"$set": {"status": DeploymentStatus.STOPPING, "updated_at": utcnow()}}, return_document=True)
         await publish_event(broker, subjects.DEPLOYMENT_STOP_REQUESTED,
                             DeploymentStopRequested(deployment=name, requested_by=user["username"]))
     return DeploymentPublic.model_validate(doc)

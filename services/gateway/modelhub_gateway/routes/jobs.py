@@ -1,11 +1,13 @@
 """Jobs: run a model over a dataset (the seed's suitcase button and "Execution" tab)."""
 
 import asyncio
+from typing import cast
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts import queue, subjects
+from modelhub_contracts.documents import TERMINAL, DeploymentStatus, Job, JobStatus, User
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
@@ -27,7 +29,7 @@ def public(doc: dict, queue_: dict | None = None) -> JobPublic:
 async def with_queue(store: Store, doc: dict) -> JobPublic:
     """The job with its queue: its tasks waiting and in flight (the scheduler's task queue). An
     ended job has none: tasks the scheduler has yet to clear are not the user's concern."""
-    if doc["status"] in jobs.TERMINAL:
+    if doc["status"] in TERMINAL:
         return public(doc)
     return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
 
@@ -38,7 +40,7 @@ async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: 
     into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
     await owned_dataset(store, user, name)
     deployment = await visible_deployment(store, user, body.deployment, need="run")
-    if deployment["status"] != "running":
+    if deployment["status"] != DeploymentStatus.RUNNING:
         raise HTTPException(422, f"deployment '{body.deployment}' is {deployment['status']}, not running")
     schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
     output_types = jobs.check_outputs(schema, body.outputs)
@@ -56,8 +58,8 @@ async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: 
     return public(job)
 
 
-async def visible_job(store: Store, user: dict, job_id: str) -> dict:
-    doc = await store.jobs.find_one({"_id": job_id})
+async def visible_job(store: Store, user: User, job_id: str) -> Job:
+    doc = cast(Job | None, await store.jobs.find_one({"_id": job_id}))
     if doc is None or not access.owns(doc, user):
         raise HTTPException(404, f"job '{job_id}' not found")
     return doc
@@ -74,7 +76,7 @@ async def list_jobs(name: NamePath, user: CurrentUser, store: Store) -> JobList:
     """The dataset's jobs, newest first (the Execution tab)."""
     await owned_dataset(store, user, name)
     docs = await store.jobs.find({"dataset": name}, sort=[("created_at", -1)]).to_list()
-    queues = await queue.counts_by_job(store.db, [d["_id"] for d in docs if d["status"] not in jobs.TERMINAL])
+    queues = await queue.counts_by_job(store.db, [d["_id"] for d in docs if d["status"] not in TERMINAL])
     return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
 
 
@@ -98,7 +100,7 @@ async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> Streami
             if payload != last:
                 yield f"event: job\ndata: {payload}\n\n"
                 last = payload
-            if doc["status"] in jobs.TERMINAL:
+            if doc["status"] in TERMINAL:
                 return
             await asyncio.sleep(SSE_POLL_SECONDS)
 
@@ -111,9 +113,9 @@ async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Br
     """Stop the job. Once this answers `cancelled`, no sample of the job gets a field written;
     the samples annotated before keep theirs (and are counted)."""
     job = await visible_job(store, user, job_id)
-    if job["status"] == "completed":
+    if job["status"] == JobStatus.COMPLETED:
         raise HTTPException(409, "the job has already completed")
-    if job["status"] not in jobs.TERMINAL:
+    if job["status"] not in TERMINAL:
         await jobs.cancel(store, job_id, lambda: publish_event(
             broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
     return public(await store.jobs.find_one({"_id": job_id}))
@@ -124,7 +126,7 @@ async def retry_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Bro
     """Run again only the samples that failed."""
     job = await visible_job(store, user, job_id)
     deployment = await visible_deployment(store, user, job["deployment"], need="run")
-    if deployment["status"] != "running":
+    if deployment["status"] != DeploymentStatus.RUNNING:
         raise HTTPException(422, f"deployment '{job['deployment']}' is {deployment['status']}, not running")
     failed = await jobs.failed_samples(store, job)
     schema = (await store.version(deployment["model"], deployment["version"]))["schema"]

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from modelhub_contracts import subjects
+from modelhub_contracts.documents import User, Version
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 
 from modelhub_gateway import access
@@ -146,7 +147,7 @@ async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, s
                         background=BackgroundTask(os.unlink, handle.name))
 
 
-async def _version(store: Store, user: dict, name: str, version: int) -> dict:
+async def _version(store: Store, user: User, name: str, version: int) -> Version:
     access.require(await store.model(name), user, "run", name)
     doc = await store.version(name, version)
     if doc is None or doc["version"] != version:
