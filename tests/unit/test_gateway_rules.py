@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.errors import Conflict, DomainError
 from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_gateway.online import InFlight, check_predict_inputs
 from modelhub_gateway.rpc import call
@@ -80,21 +81,27 @@ def Broker(reply: RpcReply | None = None, error: Exception | None = None) -> Nat
 
 
 async def test_a_worker_that_is_full_makes_a_429_with_retry_after():
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(DomainError) as refused:
         await call(Broker(RpcReply(status=429, detail="worker full", retry_after=0.5)), subjects.RPC_PREDICT,
                    PredictIn(inputs={}))
-    assert (refused.value.status_code, refused.value.detail) == (429, "worker full")
-    assert refused.value.headers == {"Retry-After": "1"}  # whole seconds, rounded up
+    assert (refused.value.status, refused.value.message, refused.value.retry_after) == (429, "worker full", 0.5)
+
+
+async def test_a_refusal_of_a_named_kind_comes_back_as_that_kind():
+    with pytest.raises(Conflict) as refused:
+        await call(Broker(RpcReply(status=409, detail="a model named 'm' already exists")), subjects.RPC_PREDICT,
+                   PredictIn(inputs={}))
+    assert refused.value.message == "a model named 'm' already exists"
 
 
 async def test_no_answer_in_time_is_504_for_predict_and_503_when_no_worker_listens():
-    with pytest.raises(HTTPException) as late:
+    with pytest.raises(DomainError) as late:
         await call(Broker(error=NatsTimeout()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout=65,
                    timeout_status=504)
-    assert (late.value.status_code, late.value.detail) == (504, "no answer from worker within 65 s")
-    with pytest.raises(HTTPException) as nobody:
+    assert (late.value.status, late.value.message) == (504, "no answer from worker within 65 s")
+    with pytest.raises(DomainError) as nobody:
         await call(Broker(error=NoRespondersError()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout_status=504)
-    assert nobody.value.status_code == 503
+    assert nobody.value.status == 503
 
 
 def test_half_surrogates_in_a_body_become_replacement_characters_not_a_server_error():

@@ -11,6 +11,7 @@ from typing import Any, cast
 from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts.documents import Actor, Model
+from modelhub_contracts.errors import DomainError, Forbidden, NotFound
 
 RANK = {"none": 0, "run": 1, "edit": 2, "owner": 3}
 
@@ -24,13 +25,13 @@ def level(model: Model, user: Actor) -> int:
     return max(RANK[sharing.get("everyone", "none")], RANK[personal])
 
 
-def refusal(model: Model | None, user: Actor | None, need: str, name: str) -> tuple[int, str] | None:
-    """None when allowed; else (404, ...) when the model is invisible to the user (so names do not
-    leak) or (403, ...) when it is visible but `need` is missing."""
+def refusal(model: Model | None, user: Actor | None, need: str, name: str) -> DomainError | None:
+    """None when allowed; else NotFound when the model is invisible to the user (so names do not
+    leak) or Forbidden when it is visible but `need` is missing."""
     if model is None or user is None or level(model, user) == 0:
-        return 404, f"model '{name}' not found"
+        return NotFound(f"model '{name}' not found")
     if level(model, user) < RANK[need]:
-        return 403, f"you may not {'run' if need == 'run' else 'change'} model '{name}'"
+        return Forbidden(f"you may not {'run' if need == 'run' else 'change'} model '{name}'")
     return None
 
 

@@ -16,9 +16,11 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError, WrapValidator
 
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import RpcReply
 from modelhub_contracts.external import (INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob,
                                          lenient)
+from modelhub_contracts.messaging import refused
 
 from modelhub_gateway import auth
 from modelhub_gateway.routes import datasets, jobs
@@ -42,6 +44,8 @@ async def answer(store: GatewayStore, authorization: str | None, command: Any, w
         return RpcReply(status=401, detail=f"missing or invalid token: send '{TOKEN_HEADER}: Bearer <API token>'")
     try:
         return RpcReply(status=status, data=jsonable_encoder(await work(user)))
+    except DomainError as exc:
+        return refused(exc)
     except HTTPException as exc:
         return RpcReply(status=exc.status_code, detail=str(exc.detail))
     except ValidationError as exc:

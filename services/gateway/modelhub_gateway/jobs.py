@@ -11,9 +11,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException
-
 from modelhub_contracts.documents import OPEN, TERMINAL, JobStatus
+from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 from modelhub_contracts.telemetry import current_traceparent
@@ -35,11 +34,11 @@ def resolve_inputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     types = input_types(schema)
     unknown = sorted(set(mapping) - set(types))
     if unknown:
-        raise HTTPException(422, f"inputs not in the model schema: {', '.join(unknown)}")
+        raise Invalid(f"inputs not in the model schema: {', '.join(unknown)}")
     resolved = {name: mapping.get(name, "filepath" if kind == "local" else name) for name, kind in types.items()}
     for field in resolved.values():
         if field != "filepath" and (problem := check_field_name(field)):
-            raise HTTPException(422, f"input field '{field}': {problem}")
+            raise Invalid(f"input field '{field}': {problem}")
     return resolved
 
 
@@ -48,13 +47,13 @@ def check_outputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     types = output_types(schema)
     unknown = sorted(set(mapping) - set(types))
     if unknown:
-        raise HTTPException(422, f"outputs not in the model schema: {', '.join(unknown)} "
-                                 f"(it declares: {', '.join(sorted(types))})")
+        raise Invalid(f"outputs not in the model schema: {', '.join(unknown)} "
+                      f"(it declares: {', '.join(sorted(types))})")
     for field in mapping.values():
         if problem := check_field_name(field):
-            raise HTTPException(422, f"output field '{field}': {problem}")
+            raise Invalid(f"output field '{field}': {problem}")
     if len(set(mapping.values())) != len(mapping):
-        raise HTTPException(422, "two outputs are mapped to the same field")
+        raise Invalid("two outputs are mapped to the same field")
     return {name: types[name] for name in mapping}
 
 
@@ -88,12 +87,12 @@ def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids:
 async def failed_samples(store: GatewayStore, job: dict) -> list[str]:
     """The samples a retry runs again; 409 while the job runs, after a cancel, or with none failed."""
     if job["status"] == JobStatus.CANCELLED:
-        raise HTTPException(409, "a cancelled job cannot be retried; submit a new job")
+        raise Conflict("a cancelled job cannot be retried; submit a new job")
     if job["status"] not in TERMINAL:
-        raise HTTPException(409, f"job is {job['status']}; retry it once it has ended")
+        raise Conflict(f"job is {job['status']}; retry it once it has ended")
     failed = [d["sample_id"] async for d in store.ledger.find({"job_id": job["_id"], "ok": False})]
     if not failed:
-        raise HTTPException(409, "the job has no failed samples to retry")
+        raise Conflict("the job has no failed samples to retry")
     return failed
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import re
 
+from modelhub_contracts.errors import Invalid
+
 from modelhub_gateway.store import GatewayStore
 
 EXPORT_BATCH = 1000
@@ -21,7 +23,7 @@ FIELD_NAME = re.compile("^[^.$\x00][^.\x00]{0,255}$")  # addressable as a MongoD
 LABELS_SHOWN = 50  # per field in the summary: the most frequent labels
 
 
-class InvalidFilter(ValueError):
+class InvalidFilter(Invalid):
     """A filter names a bad field or an impossible range (the route answers 422)."""
 
 

@@ -12,6 +12,7 @@ from starlette.background import BackgroundTask
 
 from modelhub_contracts import subjects
 from modelhub_contracts.documents import User, Version
+from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 
 from modelhub_gateway import access
@@ -107,8 +108,8 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
         data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
             name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
             acting_user=user["username"]))
-    except HTTPException as exc:
-        if exc.status_code == 503:  # the registry never answered: do not leave the bytes behind
+    except DomainError as exc:
+        if exc.status == 503:  # the registry never answered: do not leave the bytes behind
             await packages.delete(object_name)
         raise
     return VersionPublic.model_validate(data)
