@@ -1,4 +1,6 @@
-"""Shared route dependencies: the current user, the store, the broker."""
+"""Shared route dependencies: the current user, the store, the broker, and the resources a route
+works on as the caller may see them (`VisibleDeployment`, `OwnedDataset`): declaring one is the
+route's authorization, the lookup and its 404/403 happen before the route body runs."""
 
 from typing import Annotated
 
@@ -6,10 +8,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
-from modelhub_contracts.documents import User
+from modelhub_contracts.documents import Dataset, Deployment, User
 
-from modelhub_gateway import auth
+from modelhub_gateway import auth, datasets, deployments
 from modelhub_gateway.online import OnlinePredict
+from modelhub_gateway.schemas import NamePath
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -60,3 +63,17 @@ async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]
+
+
+async def visible_deployment(name: NamePath, user: CurrentUser, store: Store) -> Deployment:
+    """The deployment `{name}` if the caller may run its model (404 when it may not see it)."""
+    return await deployments.visible_deployment(store, user, name)
+
+
+async def owned_dataset(name: NamePath, user: CurrentUser, store: Store) -> Dataset:
+    """The dataset `{name}` if the caller owns it or is the admin (404 otherwise)."""
+    return await datasets.owned_dataset(store, user, name)
+
+
+VisibleDeployment = Annotated[Deployment, Depends(visible_deployment)]
+OwnedDataset = Annotated[Dataset, Depends(owned_dataset)]

@@ -8,10 +8,14 @@ object: the gateway writes its spec, the deployer writes its status.
 
 from typing import cast
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_contracts.documents import Deployment, Model, User, Version
+from modelhub_contracts import queue
+from modelhub_contracts.documents import (REUSABLE, Dataset, Deployment, DeploymentStatus, Model, Sample, User,
+                                          Version)
+from modelhub_contracts.events import utcnow
 
 from modelhub_gateway.recent import Recent
 
@@ -57,3 +61,64 @@ class GatewayStore:
         if version is not None:
             query["version"] = version
         return cast(Version | None, await self.versions.find_one(query, sort=[("version", DESCENDING)]))
+
+    # --- deployments (deployments.py's DeploymentStore) ---
+
+    async def deployment(self, name: str) -> Deployment | None:
+        return cast(Deployment | None, await self.deployments.find_one({"_id": name}))
+
+    async def deployments_newest_first(self) -> list[Deployment]:
+        return cast(list[Deployment], await self.deployments.find(sort=[("created_at", -1)]).to_list())
+
+    async def put_deployment(self, doc: Deployment) -> bool:
+        """Store a new deployment under its name, replacing a stopped or failed one of that name;
+        False when a live one holds the name."""
+        result = await self.deployments.replace_one({"_id": doc["_id"], "status": {"$in": list(REUSABLE)}}, doc)
+        if result.matched_count:
+            return True
+        try:
+            await self.deployments.insert_one(doc)
+        except DuplicateKeyError:  # a live one, or another request took the name a moment ago
+            return False
+        return True
+
+    async def mark_stopping(self, name: str) -> Deployment | None:
+        return cast(Deployment | None, await self.deployments.find_one_and_update(
+            {"_id": name}, {"$set": {"status": DeploymentStatus.STOPPING, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER))
+
+    async def deployment_queue(self, name: str) -> dict[str, int]:
+        """The deployment's tasks waiting and in flight (every job's)."""
+        return await queue.counts(self.db, {"deployment": name})
+
+    # --- datasets (datasets.py's DatasetStore) ---
+
+    async def dataset(self, name: str) -> Dataset | None:
+        return cast(Dataset | None, await self.datasets.find_one({"_id": name}))
+
+    async def datasets_of(self, owner: str | None) -> list[Dataset]:
+        """The datasets of `owner`, or every one (None)."""
+        return cast(list[Dataset], await self.datasets.find({} if owner is None else {"owner": owner}).to_list())
+
+    async def insert_dataset(self, doc: Dataset) -> bool:
+        """False when the name is taken."""
+        try:
+            await self.datasets.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def add_samples(self, dataset: str, samples: list[Sample]) -> bool:
+        """False when a sample is over MongoDB's document limit."""
+        try:
+            await self.samples.insert_many(samples, ordered=True)
+        except DocumentTooLarge:
+            return False
+        await self.datasets.update_one({"_id": dataset}, {"$inc": {"num_samples": len(samples)}})
+        return True
+
+    async def has_job(self, dataset: str, job_id: str) -> bool:
+        return await self.jobs.find_one({"_id": job_id, "dataset": dataset}, {"_id": 1}) is not None
+
+    async def failed_sample_ids(self, job_id: str) -> list[str]:
+        return [d["sample_id"] async for d in self.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})]

@@ -3,20 +3,19 @@
 import asyncio
 from typing import cast
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts import queue, subjects
 from modelhub_contracts.documents import TERMINAL, DeploymentStatus, Job, JobStatus, User
+from modelhub_contracts.errors import Conflict, Invalid, NotFound
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
-from modelhub_gateway import access, jobs, observability
+from modelhub_gateway import access, deployments, jobs, observability
 from modelhub_gateway.errors import errors
-from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
-from modelhub_gateway.routes.datasets import owned_dataset
-from modelhub_gateway.routes.deployments import visible_deployment
-from modelhub_gateway.schemas import NamePath, IdPath, FailureList, JobCreate, JobList, JobPublic
+from modelhub_gateway.deps import Broker, CurrentUser, OwnedDataset, Store, current_user
+from modelhub_gateway.schemas import IdPath, FailureList, JobCreate, JobList, JobPublic
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
@@ -35,13 +34,13 @@ async def with_queue(store: Store, doc: dict) -> JobPublic:
 
 
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
-async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+async def submit_job(dataset: OwnedDataset, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Run a running deployment over every sample of the dataset, writing the mapped outputs
     into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
-    await owned_dataset(store, user, name)
-    deployment = await visible_deployment(store, user, body.deployment, need="run")
+    name = dataset["_id"]
+    deployment = await deployments.visible_deployment(store, user, body.deployment, need="run")
     if deployment["status"] != DeploymentStatus.RUNNING:
-        raise HTTPException(422, f"deployment '{body.deployment}' is {deployment['status']}, not running")
+        raise Invalid(f"deployment '{body.deployment}' is {deployment['status']}, not running")
     schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
     output_types = jobs.check_outputs(schema, body.outputs)
     inputs = jobs.resolve_inputs(schema, body.inputs)
@@ -61,7 +60,7 @@ async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: 
 async def visible_job(store: Store, user: User, job_id: str) -> Job:
     doc = cast(Job | None, await store.jobs.find_one({"_id": job_id}))
     if doc is None or not access.owns(doc, user):
-        raise HTTPException(404, f"job '{job_id}' not found")
+        raise NotFound(f"job '{job_id}' not found")
     return doc
 
 
@@ -72,10 +71,9 @@ async def get_job(job_id: IdPath, user: CurrentUser, store: Store) -> JobPublic:
 
 
 @router.get("/datasets/{name}/jobs", response_model=JobList, responses=errors(404))
-async def list_jobs(name: NamePath, user: CurrentUser, store: Store) -> JobList:
+async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
     """The dataset's jobs, newest first (the Execution tab)."""
-    await owned_dataset(store, user, name)
-    docs = await store.jobs.find({"dataset": name}, sort=[("created_at", -1)]).to_list()
+    docs = await store.jobs.find({"dataset": dataset["_id"]}, sort=[("created_at", -1)]).to_list()
     queues = await queue.counts_by_job(store.db, [d["_id"] for d in docs if d["status"] not in TERMINAL])
     return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
 
@@ -114,7 +112,7 @@ async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Br
     the samples annotated before keep theirs (and are counted)."""
     job = await visible_job(store, user, job_id)
     if job["status"] == JobStatus.COMPLETED:
-        raise HTTPException(409, "the job has already completed")
+        raise Conflict("the job has already completed")
     if job["status"] not in TERMINAL:
         await jobs.cancel(store, job_id, lambda: publish_event(
             broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
@@ -125,9 +123,9 @@ async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Br
 async def retry_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Run again only the samples that failed."""
     job = await visible_job(store, user, job_id)
-    deployment = await visible_deployment(store, user, job["deployment"], need="run")
+    deployment = await deployments.visible_deployment(store, user, job["deployment"], need="run")
     if deployment["status"] != DeploymentStatus.RUNNING:
-        raise HTTPException(422, f"deployment '{job['deployment']}' is {deployment['status']}, not running")
+        raise Invalid(f"deployment '{job['deployment']}' is {deployment['status']}, not running")
     failed = await jobs.failed_samples(store, job)
     schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
     events = jobs.retry_events(job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed)
