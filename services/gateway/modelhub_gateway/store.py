@@ -122,3 +122,12 @@ class GatewayStore:
 
     async def failed_sample_ids(self, job_id: str) -> list[str]:
         return [d["sample_id"] async for d in self.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})]
+
+    # --- models (models.py's ModelStore; the registry writes them) ---
+
+    async def all_models(self) -> list[Model]:
+        return cast(list[Model], await self.models.find(sort=[("_id", 1)]).to_list())
+
+    async def username_as_spelled(self, username: str) -> str | None:
+        found = await self.users.find_one({"_id": username.lower()}, projection={"username": 1})
+        return None if found is None else found["username"]

@@ -1,6 +1,8 @@
 """Users and tokens."""
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Response
+
+from modelhub_contracts.errors import Conflict
 
 from modelhub_gateway import auth, lifecycle
 from modelhub_gateway.errors import errors
@@ -15,7 +17,7 @@ async def create_user(body: UserCreate, _: AdminUser, store: Store) -> UserToken
     """Create a user and return its token (admin only; 409 if the name is taken)."""
     token = await auth.create_user(store, body.username)
     if token is None:
-        raise HTTPException(409, f"user '{body.username}' already exists")
+        raise Conflict(f"user '{body.username}' already exists")
     return UserToken(username=body.username, token=token)
 
 
