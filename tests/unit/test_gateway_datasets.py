@@ -1,10 +1,11 @@
 """Dataset use cases on an in-memory store: ownership, names, adding samples."""
 
 from datetime import datetime, timezone
+from typing import cast
 
 import pytest
 
-from modelhub_contracts.documents import Dataset, Sample, User
+from modelhub_contracts.documents import Dataset, Job, Sample, User
 from modelhub_contracts.errors import Conflict, NotFound
 from modelhub_gateway import datasets
 from modelhub_gateway.schemas import DatasetCreate, SampleIn
@@ -23,6 +24,7 @@ class FakeStore:
         self.datasets: dict[str, Dataset] = {}
         self.samples: list[Sample] = []
         self.jobs: dict[str, str] = {}  # job id -> dataset
+        self.job_docs: dict[str, Job] = {}
         self.failed: dict[str, list[str]] = {}
         self.limit = limit
 
@@ -41,6 +43,9 @@ class FakeStore:
         self.samples += samples
         self.datasets[dataset]["num_samples"] += len(samples)
         return True
+
+    async def job(self, job_id: str) -> Job | None:
+        return self.job_docs.get(job_id)
 
     async def has_job(self, dataset: str, job_id: str) -> bool:
         return self.jobs.get(job_id) == dataset
@@ -97,3 +102,13 @@ async def test_a_failed_job_filter_names_only_a_job_of_this_dataset():
     assert await datasets.failed_ids(store, "cats", "j1") == ("s2",)
     with pytest.raises(NotFound, match="job 'j1' not found on dataset 'dogs'"):
         await datasets.failed_ids(store, "dogs", "j1")
+
+
+async def test_a_job_is_its_owners_and_the_admins_and_not_found_by_anyone_else():
+    store = FakeStore()
+    store.job_docs["j1"] = cast(Job, {"_id": "j1", "owner": "ann", "dataset": "cats"})
+    assert (await datasets.owned_job(store, user("ann"), "j1"))["_id"] == "j1"
+    assert (await datasets.owned_job(store, user("root", is_admin=True), "j1"))["_id"] == "j1"
+    for who, job_id in (("bob", "j1"), ("ann", "j2")):
+        with pytest.raises(NotFound, match=f"job '{job_id}' not found"):
+            await datasets.owned_job(store, user(who), job_id)

@@ -1,6 +1,7 @@
-"""Dataset use cases: create, see, list datasets and add samples, over a small store port.
+"""Dataset use cases: create, see, list datasets and add samples, see the jobs run over them,
+over a small store port.
 
-A dataset (and its samples) belongs to its owner; the admin may use every one. Anyone else is
+A dataset (its samples, and the jobs run over it) belongs to its owner; the admin may use every one. Anyone else is
 told it is not found, so names do not leak. Removals are in lifecycle.py, filters and exports in
 samples.py. These functions raise domain errors and know nothing of HTTP;
 `tests/unit/test_gateway_datasets.py` runs them on an in-memory store.
@@ -11,7 +12,7 @@ from typing import Protocol
 from bson import ObjectId
 
 from modelhub_contracts.access import owns
-from modelhub_contracts.documents import Dataset, Sample, User
+from modelhub_contracts.documents import Dataset, Job, Sample, User
 from modelhub_contracts.errors import Conflict, DomainError, NotFound
 from modelhub_contracts.events import utcnow
 
@@ -28,6 +29,7 @@ class DatasetStore(Protocol):
     """What these use cases read and write (`GatewayStore` in the app)."""
 
     async def dataset(self, name: str) -> Dataset | None: ...
+    async def job(self, job_id: str) -> Job | None: ...
     async def datasets_of(self, owner: str | None) -> list[Dataset]: ...
     async def insert_dataset(self, doc: Dataset) -> bool: ...
     async def add_samples(self, dataset: str, samples: list[Sample]) -> bool: ...
@@ -40,6 +42,14 @@ async def owned_dataset(store: DatasetStore, user: User, name: str) -> Dataset:
     doc = await store.dataset(name)
     if doc is None or not owns(doc, user):
         raise NotFound(f"dataset '{name}' not found")
+    return doc
+
+
+async def owned_job(store: DatasetStore, user: User, job_id: str) -> Job:
+    """The job if the caller owns it (or is the admin); NotFound otherwise."""
+    doc = await store.job(job_id)
+    if doc is None or not owns(doc, user):
+        raise NotFound(f"job '{job_id}' not found")
     return doc
 
 

@@ -1,5 +1,5 @@
 """Shared route dependencies: the current user, the store, the broker, and the resources a route
-works on as the caller may see them (`VisibleDeployment`, `OwnedDataset`): declaring one is the
+works on as the caller may see them (`VisibleDeployment`, `OwnedDataset`, `OwnedJob`): declaring one is the
 route's authorization, the lookup and its 404/403 happen before the route body runs."""
 
 from typing import Annotated
@@ -8,11 +8,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
-from modelhub_contracts.documents import Dataset, Deployment, User
+from modelhub_contracts.documents import Dataset, Deployment, Job, User
 
 from modelhub_gateway import auth, datasets, deployments
 from modelhub_gateway.online import OnlinePredict
-from modelhub_gateway.schemas import NamePath
+from modelhub_gateway.schemas import IdPath, NamePath
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -75,5 +75,11 @@ async def owned_dataset(name: NamePath, user: CurrentUser, store: Store) -> Data
     return await datasets.owned_dataset(store, user, name)
 
 
+async def owned_job(job_id: IdPath, user: CurrentUser, store: Store) -> Job:
+    """The job `{job_id}` if the caller owns it or is the admin (404 otherwise)."""
+    return await datasets.owned_job(store, user, job_id)
+
+
 VisibleDeployment = Annotated[Deployment, Depends(visible_deployment)]
 OwnedDataset = Annotated[Dataset, Depends(owned_dataset)]
+OwnedJob = Annotated[Job, Depends(owned_job)]

@@ -24,7 +24,7 @@ from modelhub_contracts.external import (INBOX_PREFIX, TOKEN_HEADER, AddSamples,
 from modelhub_contracts.messaging import refused
 
 from modelhub_gateway import auth
-from modelhub_gateway.datasets import owned_dataset
+from modelhub_gateway.datasets import owned_dataset, owned_job
 from modelhub_gateway.routes import datasets, jobs
 from modelhub_gateway.schemas import JobCreate, JobPublic, SamplesAdded, SamplesIn
 from modelhub_gateway.store import GatewayStore
@@ -91,4 +91,6 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
     @subscriber(subjects.EXT_GET_JOB, "a job's status and counts, as the user; data: the job")
     async def on_get_job(command: Annotated[GetJob, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As GET /jobs/{id}: how the caller follows its job's progress."""
-        await respond(message, command, lambda user: jobs.get_job(command.job_id, user, store))
+        async def get(user: User) -> JobPublic:
+            return await jobs.get_job(await owned_job(store, user, command.job_id), store)
+        await respond(message, command, get)

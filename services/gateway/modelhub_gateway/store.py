@@ -13,8 +13,8 @@ from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import queue
-from modelhub_contracts.documents import (REUSABLE, Dataset, Deployment, DeploymentStatus, Model, Sample, User,
-                                          Version)
+from modelhub_contracts.documents import (REUSABLE, Dataset, Deployment, DeploymentStatus, Job, Model, Sample,
+                                          User, Version)
 from modelhub_contracts.events import utcnow
 
 from modelhub_gateway.recent import Recent
@@ -116,6 +116,9 @@ class GatewayStore:
             return False
         await self.datasets.update_one({"_id": dataset}, {"$inc": {"num_samples": len(samples)}})
         return True
+
+    async def job(self, job_id: str) -> Job | None:
+        return cast(Job | None, await self.jobs.find_one({"_id": job_id}))
 
     async def has_job(self, dataset: str, job_id: str) -> bool:
         return await self.jobs.find_one({"_id": job_id, "dataset": dataset}, {"_id": 1}) is not None

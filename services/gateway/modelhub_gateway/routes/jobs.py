@@ -1,20 +1,19 @@
 """Jobs: run a model over a dataset (the seed's suitcase button and "Execution" tab)."""
 
 import asyncio
-from typing import cast
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts import queue, subjects
-from modelhub_contracts.documents import TERMINAL, DeploymentStatus, Job, JobStatus, User
-from modelhub_contracts.errors import Conflict, Invalid, NotFound
+from modelhub_contracts.documents import TERMINAL, DeploymentStatus, JobStatus
+from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
 
-from modelhub_gateway import access, deployments, jobs, observability
+from modelhub_gateway import deployments, jobs, observability
 from modelhub_gateway.errors import errors
-from modelhub_gateway.deps import Broker, CurrentUser, OwnedDataset, Store, current_user
+from modelhub_gateway.deps import Broker, CurrentUser, OwnedDataset, OwnedJob, Store, current_user
 from modelhub_gateway.schemas import IdPath, FailureList, JobCreate, JobList, JobPublic
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
@@ -57,17 +56,10 @@ async def submit_job(dataset: OwnedDataset, body: JobCreate, user: CurrentUser, 
     return public(job)
 
 
-async def visible_job(store: Store, user: User, job_id: str) -> Job:
-    doc = cast(Job | None, await store.jobs.find_one({"_id": job_id}))
-    if doc is None or not access.owns(doc, user):
-        raise NotFound(f"job '{job_id}' not found")
-    return doc
-
-
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=errors(404))
-async def get_job(job_id: IdPath, user: CurrentUser, store: Store) -> JobPublic:
+async def get_job(job: OwnedJob, store: Store) -> JobPublic:
     """A job's status and counts."""
-    return await with_queue(store, await visible_job(store, user, job_id))
+    return await with_queue(store, job)
 
 
 @router.get("/datasets/{name}/jobs", response_model=JobList, responses=errors(404))
@@ -86,10 +78,8 @@ async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
                                         "contentSchema": {"$ref": "#/components/schemas/JobPublic"}}}}}},
                              "description": "Server-Sent Events: `event: job`, the job object as data"},
                        **errors(404)})
-async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> StreamingResponse:
+async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResponse:
     """Server-Sent Events: the job object each time it changes, until it ends."""
-    await visible_job(store, user, job_id)
-
     async def stream():
         last = None
         while True:
@@ -107,10 +97,9 @@ async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> Streami
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic, responses=errors(404, 409))
-async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Stop the job. Once this answers `cancelled`, no sample of the job gets a field written;
     the samples annotated before keep theirs (and are counted)."""
-    job = await visible_job(store, user, job_id)
     if job["status"] == JobStatus.COMPLETED:
         raise Conflict("the job has already completed")
     if job["status"] not in TERMINAL:
@@ -120,9 +109,8 @@ async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Br
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
-async def retry_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Run again only the samples that failed."""
-    job = await visible_job(store, user, job_id)
     deployment = await deployments.visible_deployment(store, user, job["deployment"], need="run")
     if deployment["status"] != DeploymentStatus.RUNNING:
         raise Invalid(f"deployment '{job['deployment']}' is {deployment['status']}, not running")
@@ -136,9 +124,8 @@ async def retry_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Bro
 
 
 @router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))
-async def failures(job_id: IdPath, user: CurrentUser, store: Store) -> FailureList:
+async def failures(job_id: IdPath, _: OwnedJob, store: Store) -> FailureList:
     """Each failed sample with the reason it failed."""
-    await visible_job(store, user, job_id)
     cursor = store.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)])
     return FailureList(items=[{"sample_id": d["sample_id"], "error": d["error"] or "unknown error"}
                               async for d in cursor])
