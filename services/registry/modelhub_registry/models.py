@@ -8,6 +8,7 @@ from pathlib import Path
 from modelhub_contracts import access
 from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, RpcReply, SetSharing, UpdateModel, utcnow
+from modelhub_contracts.documents import Model, Version
 from modelhub_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from modelhub_contracts.messaging import ok, refuse, refused
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
@@ -18,7 +19,7 @@ from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 log = logging.getLogger(__name__)
 
 
-def public_model(doc: dict) -> dict:
+def public_model(doc: Model) -> dict:
     """The API's model shape (without versions, which the gateway joins in)."""
     return {k: doc[k] for k in ("name", "description", "tags", "owner", "created_at", "updated_at", "sharing")}
 
@@ -37,9 +38,9 @@ async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
     if not is_valid_name(cmd.name):
         return refused(Invalid(f"name must be {NAME_RULE}"))
     now = utcnow()
-    doc = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
-           "owner": cmd.owner, "created_at": now, "updated_at": now,
-           "sharing": {"everyone": "none", "users": {}}, "version_count": 0}
+    doc: Model = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
+                  "owner": cmd.owner, "created_at": now, "updated_at": now,
+                  "sharing": {"everyone": "none", "users": {}}, "version_count": 0}
     try:
         await store.insert_model(doc)
     except NameTaken:
@@ -121,9 +122,9 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
         return refused(NotFound(f"model '{cmd.name}' not found"))
-    doc = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
-           "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
-           "created_by": cmd.acting_user, "package_object": cmd.upload_object}
+    doc: Version = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
+                    "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
+                    "created_by": cmd.acting_user, "package_object": cmd.upload_object}
     await store.insert_version(doc)
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
 
