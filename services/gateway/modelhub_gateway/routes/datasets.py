@@ -11,7 +11,7 @@ from modelhub_contracts.errors import NotFound
 from modelhub_gateway import datasets, lifecycle, media, samples
 from modelhub_gateway.deps import CurrentUser, OwnedDataset, Settings, Store, current_user
 from modelhub_gateway.errors import errors
-from modelhub_gateway.schemas import (FIELD_NAME_PATTERN, IdPath, FieldPath, DatasetCreate, DatasetList, DatasetPublic, FieldRemoved, FieldSummaryList,
+from modelhub_gateway.schemas import (FIELD_NAME_PATTERN, IdPath, NamePath, FieldPath, DatasetCreate, DatasetList, DatasetPublic, FieldRemoved, FieldSummaryList,
                                       SampleIds, SamplePage, SamplePublic, SamplesAdded, SamplesDeleted, SamplesIn)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
@@ -44,8 +44,9 @@ async def delete_dataset(dataset: OwnedDataset, store: Store) -> Response:
 
 
 @router.delete("/{name}/fields/{field}", response_model=FieldRemoved, responses=errors(404, 409))
-async def remove_field(dataset: OwnedDataset, field: FieldPath, store: Store) -> FieldRemoved:
+async def remove_field(name: NamePath, field: FieldPath, dataset: OwnedDataset, store: Store) -> FieldRemoved:
     """Take a field and its lineage off every sample (undo a run); 409 while a running job writes it."""
+    # `name` is declared first so that the path parameters keep their order (name, field) in openapi.json
     return FieldRemoved(removed=await lifecycle.remove_field(store, dataset["_id"], field))
 
 
@@ -115,12 +116,11 @@ async def export_dataset(dataset: OwnedDataset, store: Store,
             responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
                              "description": "the sample's image, re-encoded"},
                        **errors(403, 404, 413, 415)})
-async def sample_thumbnail(dataset: OwnedDataset, sample_id: IdPath, store: Store, settings: Settings,
+async def sample_thumbnail(name: NamePath, sample_id: IdPath, dataset: OwnedDataset, store: Store, settings: Settings,
                            size: int = Query(256, ge=media.SIZES[0], le=media.SIZES[1])) -> Response:
     """A JPEG of an image sample whose longer edge is `size` pixels (the web UI's grid and sample
     view): decoded and re-encoded, never the file's bytes; only for a file the dataset holds, under
     the configured media roots, outside the hub's data dir."""
-    name = dataset["_id"]
     sample = await store.samples.find_one({"_id": sample_id, "dataset": name}, {"filepath": 1})
     if sample is None:
         raise NotFound(f"sample '{sample_id}' not found in dataset '{name}'")
