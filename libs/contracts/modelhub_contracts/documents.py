@@ -76,9 +76,9 @@ ON_CLUSTER: tuple[DeploymentStatus, ...] = (
 
 Actor = TypedDict("Actor", {
     "username": str,            # gateway
-    "is_admin": NotRequired[bool],  # gateway
+    "is_admin": bool,           # gateway
 })
-"""What the access rule needs of a user (`access.load_user` reads just this)."""
+"""What the access rule needs of a user (`access.load_user` reads just this); a User is one."""
 
 User = TypedDict("User", {
     "_id": str,                 # gateway: the lower-cased username
