@@ -41,9 +41,9 @@ class FakeStore:
 
     recent_model = model
 
-    async def version(self, name: str, number: int | None) -> Version | None:
+    async def version(self, name: str, version: int | None) -> Version | None:
         found = sorted((v for v in self.versions if v["model_id"] == name.lower()
-                        and number in (None, v["version"])), key=lambda v: v["version"])
+                        and version in (None, v["version"])), key=lambda v: v["version"])
         return found[-1] if found else None
 
     async def deployment(self, name: str) -> Deployment | None:

@@ -34,8 +34,8 @@ class FakeStore:
     async def all_models(self) -> list[Model]:
         return [self.models[k] for k in sorted(self.models)]
 
-    async def version(self, name: str, number: int | None) -> Version | None:
-        found = [v for v in self.versions if v["model_id"] == name.lower() and number in (None, v["version"])]
+    async def version(self, name: str, version: int | None) -> Version | None:
+        found = [v for v in self.versions if v["model_id"] == name.lower() and version in (None, v["version"])]
         return found[-1] if found else None
 
     async def username_as_spelled(self, username: str) -> str | None:

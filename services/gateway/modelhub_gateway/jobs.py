@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from modelhub_contracts.documents import OPEN, TERMINAL, JobStatus
+from modelhub_contracts.documents import OPEN, TERMINAL, Deployment, Job, JobStatus
 from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
@@ -57,8 +57,8 @@ def check_outputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     return {name: types[name] for name in mapping}
 
 
-def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: int, user: str,
-            until_sample_id: str | None) -> dict:
+def new_job(dataset: str, deployment: Deployment, inputs: dict, outputs: dict, total: int, user: str,
+            until_sample_id: str | None) -> Job:
     now = utcnow()
     done = total == 0
     return {"_id": uuid.uuid4().hex, "dataset": dataset, "until_sample_id": until_sample_id,
@@ -74,7 +74,7 @@ def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: 
 RETRY_PART_SIZE = 10_000
 
 
-def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids: list[str] | None = None,
+def submitted_event(job: Job, output_types_: dict, mini_batch: int, sample_ids: list[str] | None = None,
                     attempt: int | None = None, part: int = 0) -> JobSubmitted:
     attempt = attempt or job["attempt"]
     return JobSubmitted(
@@ -84,7 +84,7 @@ def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids:
         until_sample_id=job.get("until_sample_id"), part=part, traceparent=current_traceparent())
 
 
-async def failed_samples(store: GatewayStore, job: dict) -> list[str]:
+async def failed_samples(store: GatewayStore, job: Job) -> list[str]:
     """The samples a retry runs again; 409 while the job runs, after a cancel, or with none failed."""
     if job["status"] == JobStatus.CANCELLED:
         raise Conflict("a cancelled job cannot be retried; submit a new job")
@@ -96,13 +96,13 @@ async def failed_samples(store: GatewayStore, job: dict) -> list[str]:
     return failed
 
 
-def retry_events(job: dict, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
+def retry_events(job: Job, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
     attempt = job["attempt"] + 1
     return [submitted_event(job, output_types_, mini_batch, failed[i:i + RETRY_PART_SIZE], attempt, part)
             for part, i in enumerate(range(0, len(failed), RETRY_PART_SIZE))]
 
 
-async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
+async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
     """After the retry's events are out: the earlier attempts' failures stop counting, the job runs.
 
     Called after publishing, so a failed publish changes nothing; outcomes of the new attempt that

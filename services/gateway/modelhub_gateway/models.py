@@ -4,7 +4,8 @@ the same access rule). These functions raise domain errors and know nothing of H
 `tests/unit/test_gateway_models.py` runs them on an in-memory store.
 """
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Protocol, TypeVar
 
 from modelhub_contracts.access import level, refusal
 from modelhub_contracts.documents import Model, User, Version
@@ -44,10 +45,14 @@ async def version_of(store: ModelStore, user: User, name: str, number: int) -> V
     return doc
 
 
-async def shares(store: ModelStore, grants: dict[str, str]) -> dict[str, str]:
+Grant = TypeVar("Grant", bound=str)
+
+
+async def shares(store: ModelStore, grants: Mapping[str, Grant]) -> dict[str, Grant]:
     """The grants keyed by each user's own spelling (usernames are case-insensitive); Invalid
     naming every user that does not exist."""
-    spelled, unknown = {}, []
+    spelled: dict[str, Grant] = {}
+    unknown: list[str] = []
     for username, grant in grants.items():
         found = await store.username_as_spelled(username)
         if found is None:

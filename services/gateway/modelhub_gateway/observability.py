@@ -17,6 +17,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelhub_contracts import telemetry
+from modelhub_contracts.documents import Job
 from modelhub_contracts.events import SampleAnnotated
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -31,7 +32,7 @@ def instrument(app: FastAPI, tel: telemetry.Telemetry) -> None:
         FastAPIInstrumentor.instrument_app(app, tracer_provider=tel.tracer_provider, excluded_urls=EXCLUDED_URLS)
 
 
-def submitted(job: dict) -> None:
+def submitted(job: Job) -> None:
     """Mark the submit's span (the job trace's root) with what the job is."""
     telemetry.annotate_current({telemetry.JOB_ID: job["_id"], telemetry.DATASET: job["dataset"],
                                 telemetry.DEPLOYMENT: job["deployment"], telemetry.MODEL: job.get("model"),

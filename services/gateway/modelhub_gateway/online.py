@@ -18,6 +18,7 @@ from faststream.nats import NatsBroker
 from nats.errors import MaxPayloadError
 
 from modelhub_contracts import subjects
+from modelhub_contracts.documents import Deployment
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest
 from modelhub_contracts.model_schema import input_types, output_types
 
@@ -77,7 +78,7 @@ class OnlinePredict:
         self.in_flight = InFlight()
         self._schemas: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
 
-    async def schema(self, store: GatewayStore, deployment: dict) -> tuple[dict[str, str], dict[str, str]]:
+    async def schema(self, store: GatewayStore, deployment: Deployment) -> tuple[dict[str, str], dict[str, str]]:
         """(input types, output types) of the deployment's version, read once per package."""
         key = deployment["package_object"]
         if key not in self._schemas:
@@ -87,7 +88,7 @@ class OnlinePredict:
             self._schemas[key] = (input_types(version["schema"]), output_types(version["schema"]))
         return self._schemas[key]
 
-    async def predict(self, store: GatewayStore, broker: NatsBroker, deployment: dict, body: PredictIn) -> PredictOut:
+    async def predict(self, store: GatewayStore, broker: NatsBroker, deployment: Deployment, body: PredictIn) -> PredictOut:
         """Run the inputs through a running deployment and return its checked outputs in order."""
         inputs, outputs = await self.schema(store, deployment)
         samples = check_predict_inputs(body, inputs)

@@ -1,6 +1,8 @@
 """Jobs: run a model over a dataset (the seed's suitcase button and "Execution" tab)."""
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
@@ -20,11 +22,11 @@ router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], response
 SSE_POLL_SECONDS = 0.5
 
 
-def public(doc: dict, queue_: dict | None = None) -> JobPublic:
+def public(doc: Mapping[str, Any], queue_: dict | None = None) -> JobPublic:
     return JobPublic.model_validate({**doc, "id": doc["_id"], "queue": queue_ or {}})
 
 
-async def with_queue(store: Store, doc: dict) -> JobPublic:
+async def with_queue(store: Store, doc: Mapping[str, Any]) -> JobPublic:
     """The job with its queue: its tasks waiting and in flight (the scheduler's task queue). An
     ended job has none: tasks the scheduler has yet to clear are not the user's concern."""
     if doc["status"] in TERMINAL:
