@@ -6,7 +6,7 @@ sends the registry commands to change them. A deployment document is split like 
 object: the gateway writes its spec, the deployer writes its status.
 """
 
-from typing import cast
+from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError
@@ -122,6 +122,39 @@ class GatewayStore:
 
     async def has_job(self, dataset: str, job_id: str) -> bool:
         return await self.jobs.find_one({"_id": job_id, "dataset": dataset}, {"_id": 1}) is not None
+
+    async def sample_page(self, query: dict[str, Any], offset: int, limit: int) -> list[Sample]:
+        """Samples matching `query` in insertion order, a page of them."""
+        return cast(list[Sample], await self.samples.find(query, sort=[("_id", 1)], skip=offset, limit=limit).to_list())
+
+    async def count_samples(self, query: dict[str, Any]) -> int:
+        return await self.samples.count_documents(query)
+
+    async def sample_filepath(self, dataset: str, sample_id: str) -> str | None:
+        """The file of one of the dataset's samples (only that: a sample may hold megabytes of fields)."""
+        doc = await self.samples.find_one({"_id": sample_id, "dataset": dataset}, {"filepath": 1})
+        return None if doc is None else doc["filepath"]
+
+    # --- jobs (the gateway writes them; jobs.py holds their logic) ---
+
+    async def samples_now(self, dataset: str) -> tuple[str | None, int]:
+        """The dataset's last sample id and how many samples there are up to it: what a job
+        submitted now covers (later additions are not counted in, nor run)."""
+        last = await self.samples.find_one({"dataset": dataset}, projection={"_id": 1}, sort=[("_id", -1)])
+        if last is None:
+            return None, 0
+        return last["_id"], await self.samples.count_documents({"dataset": dataset, "_id": {"$lte": last["_id"]}})
+
+    async def insert_job(self, job: Job) -> None:
+        await self.jobs.insert_one(job)
+
+    async def jobs_of(self, dataset: str) -> list[Job]:
+        """The dataset's jobs, newest first."""
+        return cast(list[Job], await self.jobs.find({"dataset": dataset}, sort=[("created_at", -1)]).to_list())
+
+    async def failures(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's failed samples with their errors, by sample id."""
+        return await self.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)]).to_list()
 
     async def failed_sample_ids(self, job_id: str) -> list[str]:
         return [d["sample_id"] async for d in self.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})]

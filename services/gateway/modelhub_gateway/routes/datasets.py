@@ -81,10 +81,9 @@ async def list_samples(dataset: OwnedDataset, store: Store, limit: int = Query(1
     name = dataset["_id"]
     failed = await datasets.failed_ids(store, name, failed_job) if failed_job else None
     query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)
-    cursor = store.samples.find(query, sort=[("_id", 1)], skip=offset, limit=limit)
     items = [SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {}),
-                          lineage=d.get("lineage", {})) async for d in cursor]
-    return SamplePage(items=items, total=await store.samples.count_documents(query))
+                          lineage=d.get("lineage", {})) for d in await store.sample_page(query, offset, limit)]
+    return SamplePage(items=items, total=await store.count_samples(query))
 
 
 @router.get("/{name}/fields", response_model=FieldSummaryList, responses=errors(404))
@@ -121,9 +120,9 @@ async def sample_thumbnail(name: NamePath, sample_id: IdPath, dataset: OwnedData
     """A JPEG of an image sample whose longer edge is `size` pixels (the web UI's grid and sample
     view): decoded and re-encoded, never the file's bytes; only for a file the dataset holds, under
     the configured media roots, outside the hub's data dir."""
-    sample = await store.samples.find_one({"_id": sample_id, "dataset": name}, {"filepath": 1})
-    if sample is None:
+    filepath = await store.sample_filepath(name, sample_id)
+    if filepath is None:
         raise NotFound(f"sample '{sample_id}' not found in dataset '{name}'")
-    path = media.allowed_file(sample["filepath"], media.parse_roots(settings.media_roots), settings.data_dir)
+    path = media.allowed_file(filepath, media.parse_roots(settings.media_roots), settings.data_dir)
     data = await asyncio.to_thread(media.picture, path, size, settings.data_dir / "cache" / "thumbnails")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts import queue, subjects
-from modelhub_contracts.documents import TERMINAL, DeploymentStatus, JobStatus
+from modelhub_contracts.documents import TERMINAL, Deployment, DeploymentStatus, JobStatus
 from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
@@ -16,7 +16,7 @@ from modelhub_contracts.messaging import publish_event
 from modelhub_gateway import deployments, jobs, observability
 from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, OwnedDataset, OwnedJob, Store, current_user
-from modelhub_gateway.schemas import IdPath, FailureList, JobCreate, JobList, JobPublic
+from modelhub_gateway.schemas import IdPath, Failure, FailureList, JobCreate, JobList, JobPublic
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
@@ -34,6 +34,15 @@ async def with_queue(store: Store, doc: Mapping[str, Any]) -> JobPublic:
     return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
 
 
+async def version_schema(store: Store, deployment: Deployment) -> dict:
+    """The schema of the version a deployment runs (Conflict if the version is gone, which the
+    registry refuses while a deployment uses it)."""
+    version = await store.version(deployment["model"], deployment["version"])
+    if version is None:
+        raise Conflict(f"version {deployment['version']} of '{deployment['model']}' is gone")
+    return version["schema"]
+
+
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
 async def submit_job(dataset: OwnedDataset, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
     """Run a running deployment over every sample of the dataset, writing the mapped outputs
@@ -42,16 +51,13 @@ async def submit_job(dataset: OwnedDataset, body: JobCreate, user: CurrentUser, 
     deployment = await deployments.visible_deployment(store, user, body.deployment, need="run")
     if deployment["status"] != DeploymentStatus.RUNNING:
         raise Invalid(f"deployment '{body.deployment}' is {deployment['status']}, not running")
-    schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
+    schema = await version_schema(store, deployment)
     output_types = jobs.check_outputs(schema, body.outputs)
     inputs = jobs.resolve_inputs(schema, body.inputs)
-    # the job covers the samples there now: later additions are not counted in, nor run
-    last = await store.samples.find_one({"dataset": name}, projection={"_id": 1}, sort=[("_id", -1)])
-    until = last["_id"] if last else None
-    total = await store.samples.count_documents({"dataset": name, "_id": {"$lte": until}}) if until else 0
+    until, total = await store.samples_now(name)  # the job covers the samples there now
     job = jobs.new_job(name, deployment, inputs, body.outputs, total, user["username"], until)
     observability.submitted(job)
-    await store.jobs.insert_one(job)
+    await store.insert_job(job)
     if total:
         await publish_event(broker, subjects.JOB_SUBMITTED,
                             jobs.submitted_event(job, output_types, deployment["mini_batch"]))
@@ -67,7 +73,7 @@ async def get_job(job: OwnedJob, store: Store) -> JobPublic:
 @router.get("/datasets/{name}/jobs", response_model=JobList, responses=errors(404))
 async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
     """The dataset's jobs, newest first (the Execution tab)."""
-    docs = await store.jobs.find({"dataset": dataset["_id"]}, sort=[("created_at", -1)]).to_list()
+    docs = await store.jobs_of(dataset["_id"])
     queues = await queue.counts_by_job(store.db, [d["_id"] for d in docs if d["status"] not in TERMINAL])
     return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
 
@@ -85,7 +91,9 @@ async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResp
     async def stream():
         last = None
         while True:
-            doc = await store.jobs.find_one({"_id": job_id})
+            doc = await store.job(job_id)
+            if doc is None:  # deleted with its dataset: the stream ends
+                return
             payload = (await with_queue(store, doc)).model_dump_json()
             if payload != last:
                 yield f"event: job\ndata: {payload}\n\n"
@@ -107,7 +115,7 @@ async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: St
     if job["status"] not in TERMINAL:
         await jobs.cancel(store, job_id, lambda: publish_event(
             broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
-    return public(await store.jobs.find_one({"_id": job_id}))
+    return public(await store.job(job_id) or job)
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
@@ -117,17 +125,16 @@ async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Sto
     if deployment["status"] != DeploymentStatus.RUNNING:
         raise Invalid(f"deployment '{job['deployment']}' is {deployment['status']}, not running")
     failed = await jobs.failed_samples(store, job)
-    schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
+    schema = await version_schema(store, deployment)
     events = jobs.retry_events(job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed)
     for event in events:
         await publish_event(broker, subjects.JOB_SUBMITTED, event)
     await jobs.reopen(store, job, events[0].attempt)
-    return public(await store.jobs.find_one({"_id": job_id}))
+    return public(await store.job(job_id) or job)
 
 
 @router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))
 async def failures(job_id: IdPath, _: OwnedJob, store: Store) -> FailureList:
     """Each failed sample with the reason it failed."""
-    cursor = store.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)])
-    return FailureList(items=[{"sample_id": d["sample_id"], "error": d["error"] or "unknown error"}
-                              async for d in cursor])
+    return FailureList(items=[Failure(sample_id=d["sample_id"], error=d["error"] or "unknown error")
+                              for d in await store.failures(job_id)])
