@@ -5,8 +5,16 @@ import tokenize
 from pathlib import Path
 from typing import get_args
 
-from modelhub_contracts.documents import (ACTIVE_DEPLOYMENT_STATES, CLOSED, GONE, OPEN, REUSABLE, TERMINAL,
-                                          DeploymentStatus, JobStatus)
+from modelhub_contracts.documents import (
+    ACTIVE_DEPLOYMENT_STATES,
+    CLOSED,
+    GONE,
+    OPEN,
+    REUSABLE,
+    TERMINAL,
+    DeploymentStatus,
+    JobStatus,
+)
 from modelhub_gateway.schemas import DeploymentPublic, JobPublic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,15 +26,17 @@ HTTP_MODELS = ROOT / "services/gateway/modelhub_gateway/schemas.py"
 
 def _sources() -> list[Path]:
     packages = [*ROOT.glob("services/*/modelhub_*"), ROOT / "libs/contracts/modelhub_contracts"]
-    return [p for pkg in packages for p in pkg.rglob("*.py")
-            if p.name != "documents.py" and p != HTTP_MODELS]
+    return [p for pkg in packages for p in pkg.rglob("*.py") if p.name != "documents.py" and p != HTTP_MODELS]
 
 
 def status_literals(source: str) -> list[tuple[int, str]]:
     """Quoted status values used as values (a comparison, a query, an assignment); a dict key or a
     subscript (`job["failed"]`, the count) is a field name, not a status."""
-    tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
-              if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)]
+    tokens = [
+        t
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+        if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
+    ]
     found = []
     for i, tok in enumerate(tokens):
         if tok.type != tokenize.STRING or tok.string[0] not in "'\"":
@@ -41,8 +51,11 @@ def status_literals(source: str) -> list[tuple[int, str]]:
 
 
 def test_no_status_literal_appears_outside_the_documents_module():
-    offenders = [f"{path.relative_to(ROOT)}:{line}: {value!r}"
-                 for path in _sources() for line, value in status_literals(path.read_text())]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}: {value!r}"
+        for path in _sources()
+        for line, value in status_literals(path.read_text())
+    ]
     assert offenders == [], "use JobStatus/DeploymentStatus from modelhub_contracts.documents:\n" + "\n".join(offenders)
 
 

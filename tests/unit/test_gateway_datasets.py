@@ -1,6 +1,6 @@
 """Dataset use cases on an in-memory store: ownership, names, adding samples."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import cast
 
 import pytest
@@ -10,7 +10,7 @@ from modelhub_contracts.errors import Conflict, NotFound
 from modelhub_gateway import datasets
 from modelhub_gateway.schemas import DatasetCreate, SampleIn
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def user(name: str, is_admin: bool = False) -> User:

@@ -1,6 +1,6 @@
 """Deployment use cases on an in-memory store: who may deploy, see and stop, and what goes out."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequest
 from modelhub_gateway import deployments
 from modelhub_gateway.schemas import DeploymentCreate
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def user(name: str, is_admin: bool = False) -> User:
@@ -19,13 +19,31 @@ def user(name: str, is_admin: bool = False) -> User:
 
 
 def model(name: str, owner: str, **users: str) -> Model:
-    return Model(_id=name.lower(), name=name, description="", tags=[], owner=owner,
-                 sharing={"everyone": "none", "users": users}, version_count=1, created_at=NOW, updated_at=NOW)
+    return Model(
+        _id=name.lower(),
+        name=name,
+        description="",
+        tags=[],
+        owner=owner,
+        sharing={"everyone": "none", "users": users},
+        version_count=1,
+        created_at=NOW,
+        updated_at=NOW,
+    )
 
 
 def version(model_id: str, number: int) -> Version:
-    return Version(_id=f"{model_id}/{number}", model_id=model_id, version=number, sha256=f"sha{number}",
-                   size_bytes=1, schema={}, package_object=f"obj{number}", created_at=NOW, created_by="ann")
+    return Version(
+        _id=f"{model_id}/{number}",
+        model_id=model_id,
+        version=number,
+        sha256=f"sha{number}",
+        size_bytes=1,
+        schema={},
+        package_object=f"obj{number}",
+        created_at=NOW,
+        created_by="ann",
+    )
 
 
 class FakeStore:
@@ -42,8 +60,10 @@ class FakeStore:
     recent_model = model
 
     async def version(self, name: str, version: int | None) -> Version | None:
-        found = sorted((v for v in self.versions if v["model_id"] == name.lower()
-                        and version in (None, v["version"])), key=lambda v: v["version"])
+        found = sorted(
+            (v for v in self.versions if v["model_id"] == name.lower() and version in (None, v["version"])),
+            key=lambda v: v["version"],
+        )
         return found[-1] if found else None
 
     async def deployment(self, name: str) -> Deployment | None:
@@ -75,8 +95,11 @@ class Sent(list):
 
 @pytest.fixture
 def store() -> FakeStore:
-    return FakeStore(model("Digits", "ann", bob="run", eve="edit"), model("secret", "ann"),
-                     versions=(version("digits", 1), version("digits", 2), version("secret", 1)))
+    return FakeStore(
+        model("Digits", "ann", bob="run", eve="edit"),
+        model("secret", "ann"),
+        versions=(version("digits", 1), version("digits", 2), version("secret", 1)),
+    )
 
 
 async def test_a_runner_deploys_the_latest_version_and_the_deployer_is_asked(store):
@@ -106,13 +129,16 @@ async def test_a_live_deployments_name_is_taken_but_a_stopped_ones_may_be_reused
     with pytest.raises(Conflict, match="a deployment named 'd' already exists"):
         await deployments.create_deployment(store, Sent(), user("ann"), "digits", DeploymentCreate(name="d"))
     store.deployments["d"]["status"] = DeploymentStatus.STOPPED
-    again = await deployments.create_deployment(store, Sent(), user("ann"), "digits", DeploymentCreate(name="d", version=1))
+    again = await deployments.create_deployment(
+        store, Sent(), user("ann"), "digits", DeploymentCreate(name="d", version=1)
+    )
     assert (again["status"], again["version"]) == ("pending", 1)
 
 
 async def test_autoscaling_with_only_a_maximum_starts_from_one(store):
-    doc = await deployments.create_deployment(store, Sent(), user("ann"), "digits",
-                                              DeploymentCreate(name="d", max_replicas=4))
+    doc = await deployments.create_deployment(
+        store, Sent(), user("ann"), "digits", DeploymentCreate(name="d", max_replicas=4)
+    )
     assert (doc["min_replicas"], doc["max_replicas"]) == (1, 4)
 
 
@@ -122,7 +148,10 @@ async def test_a_deployment_of_an_invisible_model_is_not_found_and_not_listed(st
     with pytest.raises(NotFound, match="deployment 'hidden' not found"):
         await deployments.visible_deployment(store, user("bob"), "hidden")
     assert [d["_id"] for d in await deployments.list_deployments(store, user("bob"))] == ["shown"]
-    assert {d["_id"] for d in await deployments.list_deployments(store, user("root", is_admin=True))} == {"hidden", "shown"}
+    assert {d["_id"] for d in await deployments.list_deployments(store, user("root", is_admin=True))} == {
+        "hidden",
+        "shown",
+    }
 
 
 async def test_a_runner_who_did_not_create_it_may_not_stop_it_but_an_editor_may(store):

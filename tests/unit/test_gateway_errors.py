@@ -20,9 +20,14 @@ def client_raising(error: Exception) -> TestClient:
     return TestClient(app)
 
 
-@pytest.mark.parametrize("error, status", [(NotFound("dataset 'd' not found"), 404),
-                                           (Forbidden("you may not change model 'm'"), 403),
-                                           (Conflict("a dataset named 'd' already exists"), 409)])
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (NotFound("dataset 'd' not found"), 404),
+        (Forbidden("you may not change model 'm'"), 403),
+        (Conflict("a dataset named 'd' already exists"), 409),
+    ],
+)
 def test_each_kind_answers_its_status_with_its_sentence_as_detail(error, status):
     answer = client_raising(error).get("/x")
     assert (answer.status_code, answer.json()) == (status, {"detail": str(error)})
@@ -31,9 +36,10 @@ def test_each_kind_answers_its_status_with_its_sentence_as_detail(error, status)
 def test_invalid_answers_422_in_the_validation_shape():
     answer = client_raising(Invalid("two outputs are mapped to the same field")).get("/x")
     assert answer.status_code == 422
-    assert answer.json() == {"detail": "two outputs are mapped to the same field",
-                             "errors": [{"loc": [], "msg": "two outputs are mapped to the same field",
-                                         "type": "value_error"}]}
+    assert answer.json() == {
+        "detail": "two outputs are mapped to the same field",
+        "errors": [{"loc": [], "msg": "two outputs are mapped to the same field", "type": "value_error"}],
+    }
 
 
 def test_a_refusal_that_says_when_to_retry_carries_retry_after_in_whole_seconds():

@@ -1,6 +1,6 @@
 """Model use cases on an in-memory store: what the caller may see, and shares by each user's spelling."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,7 +8,7 @@ from modelhub_contracts.documents import Model, User, Version
 from modelhub_contracts.errors import Forbidden, Invalid, NotFound
 from modelhub_gateway import models
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def user(name: str, is_admin: bool = False) -> User:
@@ -16,8 +16,17 @@ def user(name: str, is_admin: bool = False) -> User:
 
 
 def model(name: str, owner: str, everyone: str = "none", **users: str) -> Model:
-    return Model(_id=name.lower(), name=name, description="", tags=[], owner=owner,
-                 sharing={"everyone": everyone, "users": users}, version_count=1, created_at=NOW, updated_at=NOW)
+    return Model(
+        _id=name.lower(),
+        name=name,
+        description="",
+        tags=[],
+        owner=owner,
+        sharing={"everyone": everyone, "users": users},
+        version_count=1,
+        created_at=NOW,
+        updated_at=NOW,
+    )
 
 
 class FakeStore:
@@ -42,10 +51,25 @@ class FakeStore:
         return self.users.get(username.lower())
 
 
-STORE = FakeStore(model("Digits", "ann", bob="run"), model("open", "ann", everyone="run"), model("secret", "ann"),
-                  versions=(Version(_id="digits/1", model_id="digits", version=1, sha256="s", size_bytes=1, schema={},
-                                    package_object="o", created_at=NOW, created_by="ann"),),
-                  users=("Bob", "carol"))
+STORE = FakeStore(
+    model("Digits", "ann", bob="run"),
+    model("open", "ann", everyone="run"),
+    model("secret", "ann"),
+    versions=(
+        Version(
+            _id="digits/1",
+            model_id="digits",
+            version=1,
+            sha256="s",
+            size_bytes=1,
+            schema={},
+            package_object="o",
+            created_at=NOW,
+            created_by="ann",
+        ),
+    ),
+    users=("Bob", "carol"),
+)
 
 
 async def test_a_model_shared_with_nobody_is_not_found_by_others_so_its_name_does_not_leak():
@@ -61,7 +85,11 @@ async def test_a_runner_sees_the_model_but_may_not_change_it():
 
 async def test_each_caller_lists_the_models_it_may_see():
     assert [m["name"] for m in await models.list_models(STORE, user("bob"))] == ["Digits", "open"]
-    assert [m["name"] for m in await models.list_models(STORE, user("root", is_admin=True))] == ["Digits", "open", "secret"]
+    assert [m["name"] for m in await models.list_models(STORE, user("root", is_admin=True))] == [
+        "Digits",
+        "open",
+        "secret",
+    ]
 
 
 async def test_a_version_that_does_not_exist_is_not_found():

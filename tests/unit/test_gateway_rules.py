@@ -4,10 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 from fastapi import HTTPException
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-from pydantic import ValidationError
-
 from faststream.nats import NatsBroker
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import ValidationError
 
 from modelhub_contracts import bus, subjects
 from modelhub_contracts.errors import Conflict, DomainError
@@ -76,7 +76,7 @@ def Broker(reply: RpcReply | None = None, error: Exception | None = None) -> Nat
             raise error
         return SimpleNamespace(body=reply.model_dump_json())
 
-    publisher.request = request
+    publisher.request = request  # pyright: ignore[reportAttributeAccessIssue]  (the test double answers instead of NATS)
     return broker
 
 

@@ -11,14 +11,13 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.errors import DomainError
-
 from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
@@ -89,8 +88,9 @@ async def open_ui() -> RedirectResponse:
 def map_errors(app: FastAPI) -> None:
     """Every error answer's one source: domain errors, HTTP errors and refused requests, each in
     the shape docs/API.md promises (`{"detail"}`; a 422 also carries `errors`)."""
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Starlette types a handler as taking any Exception; each of these takes the one it is registered for.
+    app.add_exception_handler(RequestValidationError, _validation_error)  # pyright: ignore[reportArgumentType]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # pyright: ignore[reportArgumentType]
     app.add_exception_handler(DomainError, _refused)
 
 
@@ -102,7 +102,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         # Starlette lists only the first matching route's methods; a path served by several routes
         # (GET and DELETE /datasets/{name}) must name them all
         allowed = sorted({m for r in request.app.router.routes if isinstance(r, APIRoute)
-                          and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
+                          and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods or ()})
         return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 

@@ -10,7 +10,6 @@ from pymongo.errors import DuplicateKeyError
 
 from modelhub_contracts.documents import User
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway.store import GatewayStore
 
 ADMIN = "admin"

@@ -15,7 +15,6 @@ from modelhub_contracts.access import owns
 from modelhub_contracts.documents import Dataset, Job, Sample, User
 from modelhub_contracts.errors import Conflict, DomainError, NotFound
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway.schemas import DatasetCreate, SampleIn
 
 
@@ -55,8 +54,14 @@ async def owned_job(store: DatasetStore, user: User, job_id: str) -> Job:
 
 async def create_dataset(store: DatasetStore, user: User, body: DatasetCreate) -> Dataset:
     """An empty dataset owned by the caller; Conflict when the name is taken."""
-    doc = Dataset(_id=body.name, name=body.name, description=body.description, owner=user["username"],
-                  num_samples=0, created_at=utcnow())
+    doc = Dataset(
+        _id=body.name,
+        name=body.name,
+        description=body.description,
+        owner=user["username"],
+        num_samples=0,
+        created_at=utcnow(),
+    )
     if not await store.insert_dataset(doc):
         raise Conflict(f"a dataset named '{body.name}' already exists")
     return doc
@@ -70,8 +75,7 @@ async def list_datasets(store: DatasetStore, user: User) -> list[Dataset]:
 async def add_samples(store: DatasetStore, dataset: Dataset, samples: list[SampleIn]) -> int:
     """Add the samples to a dataset the caller owns, each with a fresh insertion-ordered id; all
     or none (SampleTooLarge when one is over MongoDB's 16 MiB document limit)."""
-    docs = [Sample(_id=str(ObjectId()), dataset=dataset["_id"], filepath=s.filepath, fields=s.fields)
-            for s in samples]
+    docs = [Sample(_id=str(ObjectId()), dataset=dataset["_id"], filepath=s.filepath, fields=s.fields) for s in samples]
     if not await store.add_samples(dataset["_id"], docs):
         raise SampleTooLarge("a sample is over MongoDB's 16 MiB document limit; nothing was added")
     return len(docs)

@@ -15,7 +15,6 @@ from modelhub_contracts.access import RANK, level, refusal
 from modelhub_contracts.documents import Deployment, DeploymentStatus, Model, User, Version
 from modelhub_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, Event, utcnow
-
 from modelhub_gateway.schemas import DeploymentCreate
 
 Publish = Callable[[str, Event], Awaitable[None]]
@@ -35,8 +34,9 @@ class DeploymentStore(Protocol):
     async def mark_stopping(self, name: str) -> Deployment | None: ...
 
 
-async def visible_deployment(store: DeploymentStore, user: User, name: str, need: str = "run",
-                             recent: bool = False) -> Deployment:
+async def visible_deployment(
+    store: DeploymentStore, user: User, name: str, need: str = "run", recent: bool = False
+) -> Deployment:
     """The deployment if the caller may see its model (NotFound otherwise, Forbidden when `need`
     is missing). `recent`: read through the store's short-lived cache (online predict's hot path)."""
     if recent:
@@ -52,8 +52,9 @@ async def visible_deployment(store: DeploymentStore, user: User, name: str, need
     return doc
 
 
-async def create_deployment(store: DeploymentStore, publish: Publish, user: User, model_name: str,
-                            body: DeploymentCreate) -> Deployment:
+async def create_deployment(
+    store: DeploymentStore, publish: Publish, user: User, model_name: str, body: DeploymentCreate
+) -> Deployment:
     """Record a pending deployment of a version (needs run on the model) and ask the deployer to
     start it. A stopped or failed deployment's name may be reused; a live one's may not (Conflict)."""
     model = await store.model(model_name)
@@ -64,30 +65,57 @@ async def create_deployment(store: DeploymentStore, publish: Publish, user: User
         raise Invalid(f"model_type '{body.model_type}' is not supported yet (only 'inference')")
     version = await store.version(model_name, body.version)
     if version is None:
-        raise Invalid(f"model '{model_name}' has no version {body.version}" if body.version
-                      else f"model '{model_name}' has no versions yet; upload one first")
+        raise Invalid(
+            f"model '{model_name}' has no version {body.version}"
+            if body.version
+            else f"model '{model_name}' has no versions yet; upload one first"
+        )
     if body.max_replicas is not None and body.min_replicas is None:
         body = body.model_copy(update={"min_replicas": 1})
     doc = new_deployment(body, model, version, user)
     if not await store.put_deployment(doc):
         raise Conflict(f"a deployment named '{body.name}' already exists")
-    await publish(subjects.DEPLOYMENT_REQUESTED, DeploymentRequested(
-        deployment=body.name, model=model["name"], version=version["version"],
-        package_object=version["package_object"], package_sha256=version["sha256"],
-        mini_batch=body.mini_batch, num_replicas=body.num_replicas, num_gpus=body.num_gpus,
-        custom_env=body.custom_env, requested_by=user["username"], batch_wait_ms=body.batch_wait_ms,
-        min_replicas=body.min_replicas, max_replicas=body.max_replicas))
+    await publish(
+        subjects.DEPLOYMENT_REQUESTED,
+        DeploymentRequested(
+            deployment=body.name,
+            model=model["name"],
+            version=version["version"],
+            package_object=version["package_object"],
+            package_sha256=version["sha256"],
+            mini_batch=body.mini_batch,
+            num_replicas=body.num_replicas,
+            num_gpus=body.num_gpus,
+            custom_env=body.custom_env,
+            requested_by=user["username"],
+            batch_wait_ms=body.batch_wait_ms,
+            min_replicas=body.min_replicas,
+            max_replicas=body.max_replicas,
+        ),
+    )
     return doc
 
 
 def new_deployment(body: DeploymentCreate, model: Model, version: Version, user: User) -> Deployment:
     """The document of a deployment the gateway has just been asked for: its spec, pending."""
     now = utcnow()
-    return cast(Deployment, {
-        **body.model_dump(), "_id": body.name, "model": model["name"], "version": version["version"],
-        "status": DeploymentStatus.PENDING, "error": None, "ready_replicas": 0, "created_by": user["username"],
-        "created_at": now, "updated_at": now, "package_object": version["package_object"],
-        "package_sha256": version["sha256"]})
+    return cast(
+        Deployment,
+        {
+            **body.model_dump(),
+            "_id": body.name,
+            "model": model["name"],
+            "version": version["version"],
+            "status": DeploymentStatus.PENDING,
+            "error": None,
+            "ready_replicas": 0,
+            "created_by": user["username"],
+            "created_at": now,
+            "updated_at": now,
+            "package_object": version["package_object"],
+            "package_sha256": version["sha256"],
+        },
+    )
 
 
 async def list_deployments(store: DeploymentStore, user: User) -> list[Deployment]:
@@ -113,6 +141,7 @@ async def stop_deployment(store: DeploymentStore, publish: Publish, user: User, 
     stopping = await store.mark_stopping(name)
     if stopping is None:  # deleted a moment ago (its model was deleted)
         raise NotFound(f"deployment '{name}' not found")
-    await publish(subjects.DEPLOYMENT_STOP_REQUESTED,
-                  DeploymentStopRequested(deployment=name, requested_by=user["username"]))
+    await publish(
+        subjects.DEPLOYMENT_STOP_REQUESTED, DeploymentStopRequested(deployment=name, requested_by=user["username"])
+    )
     return stopping

@@ -9,7 +9,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
 from modelhub_contracts.documents import Dataset, Deployment, Job, User
-
 from modelhub_gateway import auth, datasets, deployments
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.schemas import IdPath, NamePath

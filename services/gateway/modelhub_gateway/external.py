@@ -19,10 +19,8 @@ from modelhub_contracts import bus, subjects
 from modelhub_contracts.documents import User
 from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import RpcReply
-from modelhub_contracts.external import (INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob,
-                                         lenient)
+from modelhub_contracts.external import INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob, lenient
 from modelhub_contracts.messaging import refused
-
 from modelhub_gateway import auth
 from modelhub_gateway.datasets import owned_dataset, owned_job
 from modelhub_gateway.routes import datasets, jobs

@@ -8,7 +8,6 @@ changed last, so repeating the call finishes the work; a second call on somethin
 from modelhub_contracts.documents import TERMINAL
 from modelhub_contracts.errors import Conflict, NotFound
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway import auth
 from modelhub_gateway.store import GatewayStore
 

@@ -2,7 +2,8 @@
 stands for (the app's one handler answers it)."""
 
 from faststream.nats import NatsBroker
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from modelhub_contracts.errors import from_status

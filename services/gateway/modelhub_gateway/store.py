@@ -9,14 +9,22 @@ object: the gateway writes its spec, the deployer writes its status.
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 
 from modelhub_contracts import queue
-from modelhub_contracts.documents import (REUSABLE, Dataset, Deployment, DeploymentStatus, Job, Model, Sample,
-                                          User, Version)
+from modelhub_contracts.documents import (
+    REUSABLE,
+    Dataset,
+    Deployment,
+    DeploymentStatus,
+    Job,
+    Model,
+    Sample,
+    User,
+    Version,
+)
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway.recent import Recent
 
 

@@ -6,14 +6,22 @@ import shutil
 from pathlib import Path
 
 from modelhub_contracts import access
-from modelhub_contracts.names import NAME_RULE, is_valid_name
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, RpcReply, SetSharing, UpdateModel, utcnow
 from modelhub_contracts.documents import Model, Version
 from modelhub_contracts.errors import Conflict, Forbidden, Invalid, NotFound
+from modelhub_contracts.events import (
+    AddVersion,
+    CreateModel,
+    DeleteModel,
+    DeleteVersion,
+    RpcReply,
+    SetSharing,
+    UpdateModel,
+    utcnow,
+)
 from modelhub_contracts.messaging import ok, refuse, refused
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
+from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
-
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 
 log = logging.getLogger(__name__)

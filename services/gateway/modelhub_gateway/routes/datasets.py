@@ -7,12 +7,26 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts.errors import NotFound
-
 from modelhub_gateway import datasets, lifecycle, media, samples
 from modelhub_gateway.deps import CurrentUser, OwnedDataset, Settings, Store, current_user
 from modelhub_gateway.errors import errors
-from modelhub_gateway.schemas import (FIELD_NAME_PATTERN, IdPath, NamePath, FieldPath, DatasetCreate, DatasetList, DatasetPublic, FieldRemoved, FieldSummaryList,
-                                      SampleIds, SamplePage, SamplePublic, SamplesAdded, SamplesDeleted, SamplesIn)
+from modelhub_gateway.schemas import (
+    FIELD_NAME_PATTERN,
+    DatasetCreate,
+    DatasetList,
+    DatasetPublic,
+    FieldPath,
+    FieldRemoved,
+    FieldSummaryList,
+    IdPath,
+    NamePath,
+    SampleIds,
+    SamplePage,
+    SamplePublic,
+    SamplesAdded,
+    SamplesDeleted,
+    SamplesIn,
+)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 
@@ -90,7 +104,7 @@ async def list_samples(dataset: OwnedDataset, store: Store, limit: int = Query(1
 async def list_fields(dataset: OwnedDataset, store: Store) -> FieldSummaryList:
     """Each field on the dataset's samples: how many samples have it, its most frequent labels with
     their counts, and the jobs that wrote it (which model, version and deployment, when)."""
-    return FieldSummaryList(items=await samples.field_summary(store, dataset["_id"]))
+    return FieldSummaryList.model_validate({"items": await samples.field_summary(store, dataset["_id"])})
 
 
 @router.get("/{name}/export", response_class=StreamingResponse,

@@ -2,9 +2,9 @@
 modelhub_gateway/deployments.py."""
 
 from fastapi import APIRouter, Depends
+
 from modelhub_contracts.events import Event
 from modelhub_contracts.messaging import publish_event
-
 from modelhub_gateway import deployments
 from modelhub_gateway.deployments import Publish
 from modelhub_gateway.deps import Broker, CurrentUser, Store, VisibleDeployment, current_user

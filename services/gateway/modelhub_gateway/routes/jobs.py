@@ -12,11 +12,10 @@ from modelhub_contracts.documents import TERMINAL, Deployment, DeploymentStatus,
 from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobCancelled
 from modelhub_contracts.messaging import publish_event
-
-from modelhub_gateway import deployments, jobs, observability
-from modelhub_gateway.errors import errors
+from modelhub_gateway import datasets, deployments, jobs, observability
 from modelhub_gateway.deps import Broker, CurrentUser, OwnedDataset, OwnedJob, Store, current_user
-from modelhub_gateway.schemas import IdPath, Failure, FailureList, JobCreate, JobList, JobPublic
+from modelhub_gateway.errors import errors
+from modelhub_gateway.schemas import Failure, FailureList, IdPath, JobCreate, JobList, JobPublic
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
@@ -35,11 +34,10 @@ async def with_queue(store: Store, doc: Mapping[str, Any]) -> JobPublic:
 
 
 async def version_schema(store: Store, deployment: Deployment) -> dict:
-    """The schema of the version a deployment runs (Conflict if the version is gone, which the
-    registry refuses while a deployment uses it)."""
+    """The model schema of the version the deployment runs; 422 when that version was deleted."""
     version = await store.version(deployment["model"], deployment["version"])
     if version is None:
-        raise Conflict(f"version {deployment['version']} of '{deployment['model']}' is gone")
+        raise Invalid(f"model '{deployment['model']}' version {deployment['version']} no longer exists")
     return version["schema"]
 
 
@@ -115,7 +113,7 @@ async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: St
     if job["status"] not in TERMINAL:
         await jobs.cancel(store, job_id, lambda: publish_event(
             broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
-    return public(await store.job(job_id) or job)
+    return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
@@ -130,7 +128,7 @@ async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Sto
     for event in events:
         await publish_event(broker, subjects.JOB_SUBMITTED, event)
     await jobs.reopen(store, job, events[0].attempt)
-    return public(await store.job(job_id) or job)
+    return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
 @router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))

@@ -14,12 +14,21 @@ from modelhub_contracts import subjects
 from modelhub_contracts.documents import Model
 from modelhub_contracts.errors import DomainError, Invalid, NotFound
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
-
 from modelhub_gateway import models
-from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
+from modelhub_gateway.errors import errors
 from modelhub_gateway.rpc import call
-from modelhub_gateway.schemas import valid_unicode, NamePath, VersionPath, ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
+from modelhub_gateway.schemas import (
+    ModelCreate,
+    ModelList,
+    ModelPatch,
+    ModelPublic,
+    NamePath,
+    Sharing,
+    VersionPath,
+    VersionPublic,
+    valid_unicode,
+)
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503))
 
@@ -93,7 +102,8 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
     object_name = f"upload-{uuid.uuid4().hex}"
     packages = await broker.object_storage(subjects.PACKAGES_BUCKET)
-    await packages.put(object_name, file.file)
+    # nats-py types `data` as BufferedIOBase but only calls read(): Starlette's spooled file does.
+    await packages.put(object_name, file.file)  # pyright: ignore[reportArgumentType]
     try:
         data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
             name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
@@ -127,12 +137,12 @@ async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser
 async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
     doc = await models.version_of(store, user, name, version)
-    handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)
+    fd, path = tempfile.mkstemp(suffix=".zip")
     try:
-        with handle:
+        with os.fdopen(fd, "wb") as handle:
             await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
     except Exception as exc:
-        os.unlink(handle.name)
+        os.unlink(path)
         raise NotFound(f"model '{name}' version {version} is no longer stored") from exc
-    return FileResponse(handle.name, media_type="application/zip", filename=f"{name}-v{version}.zip",
-                        background=BackgroundTask(os.unlink, handle.name))
+    return FileResponse(path, media_type="application/zip", filename=f"{name}-v{version}.zip",
+                        background=BackgroundTask(os.unlink, path))

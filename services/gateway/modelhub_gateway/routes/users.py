@@ -3,10 +3,9 @@
 from fastapi import APIRouter, Depends, Response
 
 from modelhub_contracts.errors import Conflict
-
 from modelhub_gateway import auth, lifecycle
-from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import AdminUser, CurrentUser, Store, current_user
+from modelhub_gateway.errors import errors
 from modelhub_gateway.schemas import NamePath, UserCreate, UserList, UserPublic, UserToken
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
