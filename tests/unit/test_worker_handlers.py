@@ -12,6 +12,8 @@ from test_worker_tasks import FakeStore, chunked, task
 
 
 class FakeServe:
+    tel = None  # ServeClient's telemetry: none here
+
     def __init__(self, predict) -> None:
         self.predict_chunk, self.forgotten = chunked(predict), []
         self.predict_batch = self.predict_chunk

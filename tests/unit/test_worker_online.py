@@ -178,3 +178,21 @@ async def test_a_call_cancelled_before_it_starts_gives_its_slot_back():
     await asyncio.gather(call, return_exceptions=True)
     assert lane.calls == {} and replica.calls == []
     assert await batcher.run("dep", [{"x": "b"}], shape) == [{"y": "b!"}]  # the only slot is free
+
+
+async def test_the_nats_py_subscription_answers_as_the_declared_subscriber_does():
+    """predict_sub.py's path: the same reply as the FastStream subscriber's for a request, and a
+    422 (not a crash, not silence) for a body that is no PredictRequest."""
+    from modelhub_worker.predict_sub import PredictSubscription
+
+    async def predict(deployment, inputs):
+        return {"n": len(inputs["text"])}
+
+    request = PredictRequest(deployment="d", inputs={"text": ["a", "bb"]}, output_types={"n": "number"}, mini_batch=2)
+    batcher = OnlineBatcher(FakeServe(predict).predict_batch, str)
+    subscription = PredictSubscription(lambda r: handlers.predict_reply(r, batcher.run, lambda d: None))
+    reply = await subscription.answer(request.model_dump_json().encode(), None)
+    assert (reply.status, reply.data) == (200, {"outputs": {"n": [1, 2]}})
+    assert reply == await reply_to(request, predict)
+    refused = await subscription.answer(b'{"deployment": "d"}', {})
+    assert refused.status == 422 and "not a PredictRequest" in refused.detail
