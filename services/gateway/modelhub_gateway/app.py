@@ -21,6 +21,7 @@ from modelhub_gateway import (auth, errors, external, handlers, history, lifecyc
                               samples, sends)
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
+from modelhub_gateway.predict_asgi import LeanPredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
 from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
@@ -74,6 +75,8 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for refusal in (lifecycle.Refused, media.MediaRefused, samples.InvalidFilter):
         app.add_exception_handler(refusal, _refused)
+    # innermost of these: the body caps, the read cache and the concurrency bound apply to it
+    app.add_middleware(LeanPredict, prefix=API_PREFIX, store=store, broker=broker, online=lambda: app.state.online)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
