@@ -196,3 +196,18 @@ async def test_the_nats_py_subscription_answers_as_the_declared_subscriber_does(
     assert reply == await reply_to(request, predict)
     refused = await subscription.answer(b'{"deployment": "d"}', {})
     assert refused.status == 422 and "not a PredictRequest" in refused.detail
+
+
+async def test_stopping_the_subscription_waits_a_grace_period_then_cancels():
+    from modelhub_worker.predict_sub import PredictSubscription
+
+    async def never(request):
+        await asyncio.Event().wait()
+
+    subscription = PredictSubscription(never)
+    request = PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"})
+    pending = asyncio.create_task(subscription.answer(request.model_dump_json().encode(), None))
+    subscription._tasks.add(pending)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(subscription.stop(grace_s=0.05), 5)
+    assert pending.cancelled()

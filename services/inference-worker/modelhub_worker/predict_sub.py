@@ -33,6 +33,7 @@ QUEUE = "inference-worker"
 # nats-py's pending limit per subscription (messages not yet handed to the callback): well over
 # what admission lets in (OnlineBatcher.max_samples), so a burst is answered 429, never dropped.
 PENDING_MESSAGES = 65_536
+STOP_GRACE_S = 10.0  # how long a stopping worker lets requests in progress finish
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -57,12 +58,17 @@ class PredictSubscription:
         if self._replaces is not None:
             await self._replaces.stop()
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """No new requests; those in progress get `grace_s` to be answered, then are cancelled
+        (their callers get no reply and answer 504 at their deadline)."""
         if self._subscription is not None:
             await self._subscription.unsubscribe()
             self._subscription = None
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, late = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def _received(self, msg: Msg) -> None:
         # nats-py awaits this callback before it hands over the next message: answer in a task
