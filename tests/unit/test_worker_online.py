@@ -211,3 +211,22 @@ async def test_stopping_the_subscription_waits_a_grace_period_then_cancels():
     await asyncio.sleep(0)
     await asyncio.wait_for(subscription.stop(grace_s=0.05), 5)
     assert pending.cancelled()
+
+
+async def test_a_failing_answer_still_gets_a_reply():
+    from modelhub_worker.predict_sub import PredictSubscription
+
+    async def broken(request):
+        raise KeyError("bug")
+
+    replies = []
+
+    class Msg:
+        reply, headers = "inbox", None
+        data = PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"}).model_dump_json().encode()
+
+        async def respond(self, data):
+            replies.append(RpcReply.model_validate_json(data))
+
+    await PredictSubscription(broken)._handle(Msg())
+    assert [r.status for r in replies] == [500]

@@ -16,11 +16,13 @@ subscription, in the same queue group, once the broker is connected.
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from faststream.nats import NatsBroker
 from faststream.nats.subscriber.usecases.basic import LogicSubscriber
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import ValidationError
@@ -28,6 +30,8 @@ from pydantic import ValidationError
 from modelhub_contracts import subjects, telemetry
 from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_contracts.messaging import refuse
+
+log = logging.getLogger(__name__)
 
 QUEUE = "inference-worker"
 # nats-py's pending limit per subscription (messages not yet handed to the callback): well over
@@ -79,8 +83,15 @@ class PredictSubscription:
     async def _handle(self, msg: Msg) -> None:
         if not msg.reply:
             return  # a request without a reply subject: nobody to answer
-        reply = await self.answer(msg.data, msg.headers)
-        await msg.respond(reply.model_dump_json().encode())
+        try:
+            reply = await self.answer(msg.data, msg.headers)
+        except Exception:  # a bug, not a verdict: logged, and the caller gets a 500 now, not a 504 later
+            log.exception("online predict failed")
+            reply = refuse(500, "the inference worker failed on this request")
+        try:
+            await msg.respond(reply.model_dump_json().encode())
+        except NatsError as exc:  # the connection is gone: the caller answers 504 at its deadline
+            log.warning("online predict reply not sent: %s", exc)
 
     async def answer(self, data: bytes, headers: dict[str, str] | None) -> RpcReply:
         """The reply to one raw request, in a consumer span of the caller's trace."""
