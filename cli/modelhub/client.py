@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Generator, Iterable, Iterator
 from urllib.parse import quote
 
 import click
@@ -162,7 +162,7 @@ class ApiClient:
         except ValueError:
             return response.text
 
-    def events(self, path: str) -> Iterator[Any]:
+    def events(self, path: str) -> Generator[Any, None, None]:
         """Follow a Server-Sent Events stream, yielding each event's JSON payload."""
         with self._transport_errors(), self._http.stream("GET", path, timeout=self.STREAM_TIMEOUT) as response:
             if response.is_error:
@@ -213,7 +213,7 @@ class Output:
     def __init__(self, as_json: bool):
         self.as_json = as_json
 
-    def emit(self, data: Any, render: Callable[[Any], None]) -> None:
+    def emit(self, data: Any, render: Callable[[Any], object]) -> None:
         if self.as_json:
             click.echo(json.dumps(data, indent=2, default=str))
         else:
@@ -253,7 +253,9 @@ def api_command(fn: Callable[..., None]) -> Callable[..., None]:
         except GatewayError as exc:
             fail(str(exc))
 
-    params = wrapper.__click_params__  # list --url/--json after the command's own options in --help
+    # list --url/--json after the command's own options in --help; click's option decorators keep
+    # them on the function, an attribute its types do not declare
+    params = wrapper.__click_params__  # pyright: ignore[reportAttributeAccessIssue]
     params[:] = params[-2:] + params[:-2]
     return wrapper
 
@@ -342,7 +344,7 @@ def echo_table(headers: list[str], rows: Iterable[list[Any]], empty: str = "(non
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     width = terminal_width()
     for row in cells:
-        click.echo(truncate("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), width))
+        click.echo(truncate("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), width))
 
 
 def echo_record(record: dict, keys: Iterable[str]) -> None:
@@ -756,8 +758,9 @@ def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, ou
     try:
         with ApiClient(url or click.get_current_context().meta.get("modelhub.url")) as api:
             if output is None:
+                stdout = sys.stdout.buffer  # (click.get_binary_stream is deprecated)
                 for chunk in api.download(f"/datasets/{seg(name)}/export", params):
-                    click.get_binary_stream("stdout").write(chunk)
+                    stdout.write(chunk)
                 return
             tmp = output.with_name(output.name + ".part")
             lines = 0

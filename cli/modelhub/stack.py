@@ -41,6 +41,7 @@ from modelhub.supervisor import (
     ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
     read_supervisor_pid, sweep, wait_gone, write_json_atomic,
 )
+import contextlib
 
 DEFAULT_PORT = 8000
 DEFAULT_UP_TIMEOUT = 180.0
@@ -765,10 +766,8 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
                        if s.get("state") in ("running", "restarting") and pid_alive(s.get("pid"))]
     sup = read_supervisor_pid(d)
     if sup is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(sup, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         if not quiet:
             click.echo(f"stopping the supervisor (pid {sup}) and what it started ...")
         if wait_gone([sup], wait):
@@ -800,10 +799,8 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
     swept = sweep(d, grace=2.0)
     if swept:
         stopped.append(f"{len(swept)} leftover process(es)")
-    try:
+    with contextlib.suppress(FileNotFoundError):
         (d / "supervisor.pid").unlink()
-    except FileNotFoundError:
-        pass
     if state:
         _mark_stopped(d, state)
     return stopped

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import click
 import httpx
@@ -21,12 +21,13 @@ class FakeGateway:
     """Routes (METHOD, path below /api/v1) to handlers and records every request."""
 
     def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], Handler | list[Handler]] = {}
+        self.routes: dict[tuple[str, str], list[Handler]] = {}
         self.requests: list[httpx.Request] = []
 
     def on(self, method: str, path: str, *responses: Any, status: int = 200) -> None:
         """Answer with each response in turn (the last one repeats); a response is JSON or a handler."""
-        handlers = [r if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body)) for r in responses]
+        handlers: list[Handler] = [cast(Handler, r) if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body))
+                                   for r in responses]
         self.routes[(method, path)] = handlers
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
