@@ -2,13 +2,17 @@
 what it hands on, body intact, to the FastAPI route (which then answers 401/422 as before)."""
 
 import json
+from typing import cast
 
 import pytest
 from fastapi import HTTPException
+from faststream.nats import NatsBroker
 
 from modelhub_gateway import predict_asgi
+from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.predict_asgi import LeanPredict
 from modelhub_gateway.schemas import PredictOut
+from modelhub_gateway.store import GatewayStore
 
 PATH = "/api/v1/deployments/dep/predict"
 BODY = json.dumps({"inputs": {"text": ["a", "bb"]}}).encode()
@@ -59,8 +63,13 @@ def deployments(monkeypatch):
     return docs
 
 
-async def post(layer: LeanPredict, body: bytes = BODY, token: str | None = "good", path: str = PATH,
-               content_type: bytes = b"application/json") -> tuple[int, dict, bytes]:
+async def post(
+    layer: LeanPredict,
+    body: bytes = BODY,
+    token: str | None = "good",
+    path: str = PATH,
+    content_type: bytes = b"application/json",
+) -> tuple[int, dict, bytes]:
     headers = [(b"content-type", content_type)]
     if token:
         headers.append((b"authorization", f"Bearer {token}".encode()))
@@ -79,7 +88,14 @@ async def post(layer: LeanPredict, body: bytes = BODY, token: str | None = "good
 
 
 def layer(inner: Inner, online: Online) -> LeanPredict:
-    return LeanPredict(inner, "/api/v1", store=None, broker=None, online=lambda: online)
+    # the store and broker reach only the functions replaced by the fixture and the fake Online
+    return LeanPredict(
+        inner,
+        "/api/v1",
+        store=cast(GatewayStore, None),
+        broker=cast(NatsBroker, None),
+        online=lambda: cast(OnlinePredict, online),
+    )
 
 
 async def test_a_valid_request_is_answered_without_the_route(deployments):
@@ -89,9 +105,17 @@ async def test_a_valid_request_is_answered_without_the_route(deployments):
     assert online.requests == [("dep", {"text": ["a", "bb"]})] and inner.bodies == []
 
 
-@pytest.mark.parametrize("change", [{"token": None}, {"token": "wrong"}, {"body": b'{"inputs": 3}'},
-                                    {"body": b"not json"}, {"path": "/api/v1/deployments/b@d/predict"},
-                                    {"content_type": b"text/plain"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"token": None},
+        {"token": "wrong"},
+        {"body": b'{"inputs": 3}'},
+        {"body": b"not json"},
+        {"path": "/api/v1/deployments/b@d/predict"},
+        {"content_type": b"text/plain"},
+    ],
+)
 async def test_what_it_does_not_answer_goes_to_the_route_with_its_body(deployments, change):
     inner, online = Inner(), Online()
     status, _, _ = await post(layer(inner, online), **change)
@@ -112,8 +136,10 @@ async def test_refusals_keep_the_apps_shapes_and_headers(deployments):
     assert (status, headers["retry-after"], json.loads(body)) == (429, "1", {"detail": "full"})
 
     status, _, body = await post(layer(Inner(), Online(HTTPException(422, "inputs must be exactly the model's"))))
-    assert status == 422 and json.loads(body) == {"detail": "inputs must be exactly the model's", "errors": [
-        {"loc": [], "msg": "inputs must be exactly the model's", "type": "value_error"}]}
+    assert status == 422 and json.loads(body) == {
+        "detail": "inputs must be exactly the model's",
+        "errors": [{"loc": [], "msg": "inputs must be exactly the model's", "type": "value_error"}],
+    }
 
 
 async def test_other_paths_and_methods_pass_through(deployments):

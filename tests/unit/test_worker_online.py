@@ -5,17 +5,17 @@ from typing import cast
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
+from nats.aio.msg import Msg as NatsMsg
+from test_worker_handlers import FakeServe
+from test_worker_tasks import FakeStore
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
+from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
-from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
-
-from test_worker_handlers import FakeServe
-from test_worker_tasks import FakeStore
 
 
 class Replica:
@@ -199,14 +199,15 @@ async def test_the_nats_py_subscription_answers_as_the_declared_subscriber_does(
     assert (reply.status, reply.data) == (200, {"outputs": {"n": [1, 2]}})
     assert reply == await reply_to(request, predict)
     refused = await subscription.answer(b'{"deployment": "d"}', {})
-    assert refused.status == 422 and "not a PredictRequest" in refused.detail
+    assert refused.status == 422 and "not a PredictRequest" in (refused.detail or "")
 
 
 async def test_stopping_the_subscription_waits_a_grace_period_then_cancels():
     from modelhub_worker.predict_sub import PredictSubscription
 
-    async def never(request):
+    async def never(request: PredictRequest) -> RpcReply:
         await asyncio.Event().wait()
+        raise AssertionError("never answers")
 
     subscription = PredictSubscription(never)
     request = PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"})
@@ -220,7 +221,7 @@ async def test_stopping_the_subscription_waits_a_grace_period_then_cancels():
 async def test_a_failing_answer_still_gets_a_reply():
     from modelhub_worker.predict_sub import PredictSubscription
 
-    async def broken(request):
+    async def broken(request: PredictRequest) -> RpcReply:
         raise KeyError("bug")
 
     replies = []
@@ -232,5 +233,5 @@ async def test_a_failing_answer_still_gets_a_reply():
         async def respond(self, data):
             replies.append(RpcReply.model_validate_json(data))
 
-    await PredictSubscription(broken)._handle(Msg())
+    await PredictSubscription(broken)._handle(cast(NatsMsg, Msg()))
     assert [r.status for r in replies] == [500]

@@ -10,15 +10,25 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from modelhub_contracts import mongo, ops, telemetry
-
-from modelhub_gateway import (auth, errors, external, handlers, history, lifecycle, listen, media, observability,
-                              samples, sends)
+from modelhub_gateway import (
+    auth,
+    errors,
+    external,
+    handlers,
+    history,
+    lifecycle,
+    listen,
+    media,
+    observability,
+    samples,
+    sends,
+)
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.predict_asgi import LeanPredict

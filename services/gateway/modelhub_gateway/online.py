@@ -22,7 +22,6 @@ from pydantic import BaseModel
 from modelhub_contracts import bus, subjects
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest, RpcReply
 from modelhub_contracts.model_schema import input_types, output_types
-
 from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DEFAULT_MAX_IN_FLIGHT, PredictIn, PredictOut
 from modelhub_gateway.store import GatewayStore

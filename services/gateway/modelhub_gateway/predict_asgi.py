@@ -19,7 +19,7 @@ middlewares and inside the tracing middleware, so those apply to it as to the ro
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import HTTPException
 from faststream.nats import NatsBroker
@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelhub_contracts.names import NAME_PATTERN
-
 from modelhub_gateway import auth, errors
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.routes.deployments import visible_deployment
@@ -41,8 +40,9 @@ _JSON = b"application/json"
 class LeanPredict:
     """ASGI middleware: answers `POST {prefix}/deployments/{name}/predict` (see the module doc)."""
 
-    def __init__(self, app: ASGIApp, prefix: str, store: GatewayStore, broker: NatsBroker,
-                 online: Callable[[], OnlinePredict]) -> None:
+    def __init__(
+        self, app: ASGIApp, prefix: str, store: GatewayStore, broker: NatsBroker, online: Callable[[], OnlinePredict]
+    ) -> None:
         self.app, self.store, self.broker, self.online = app, store, broker, online
         self._path = re.compile(rf"^{re.escape(prefix)}/deployments/([^/]+)/predict$")
 
@@ -110,17 +110,21 @@ def _replay(body: bytes, receive: Receive) -> Receive:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
+
     return replay
 
 
 def _error_body(exc: HTTPException) -> bytes:
     """As the app's HTTPException handler: `{"detail": ...}`, and the validation shape for a 422."""
-    content = (errors.validation_body(exc.detail) if exc.status_code == 422 and isinstance(exc.detail, str)
-               else {"detail": exc.detail})
+    content = (
+        errors.validation_body(exc.detail)
+        if exc.status_code == 422 and isinstance(exc.detail, str)
+        else {"detail": exc.detail}
+    )
     return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-async def _answer(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+async def _answer(send: Send, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
     raw = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -5,7 +5,8 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException
 from faststream.nats import NatsBroker
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel
 
 from modelhub_contracts.events import RpcReply

@@ -11,7 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
-
 from modelhub_worker import handlers
 from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore

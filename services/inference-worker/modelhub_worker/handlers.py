@@ -18,11 +18,19 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from modelhub_contracts import bus, subjects, telemetry
-from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
-from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, current_message, deliveries, keep_alive,
-                                          ok, publish_event, refuse, settle)
-
+from modelhub_contracts.logs import log_ids
+from modelhub_contracts.messaging import (
+    EVENTS_STREAM,
+    consumer_config,
+    current_message,
+    deliveries,
+    keep_alive,
+    ok,
+    publish_event,
+    refuse,
+    settle,
+)
 from modelhub_worker import predict_sub
 from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error

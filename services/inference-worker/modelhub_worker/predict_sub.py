@@ -47,8 +47,9 @@ Answer = Callable[[PredictRequest], Awaitable[RpcReply]]
 class PredictSubscription:
     """`modelhub.rpc.predict` in the queue group `inference-worker`, each request in a task."""
 
-    def __init__(self, answer: Answer, tel: telemetry.Telemetry | None = None,
-                 replaces: LogicSubscriber | None = None) -> None:
+    def __init__(
+        self, answer: Answer, tel: telemetry.Telemetry | None = None, replaces: LogicSubscriber | None = None
+    ) -> None:
         self._answer, self._tel, self._replaces = answer, tel, replaces
         self._tasks: set[asyncio.Task] = set()
         self._subscription = None
@@ -57,8 +58,9 @@ class PredictSubscription:
         """Subscribe on the broker's connection (call once it is connected), then stop `replaces`
         (the FastStream subscriber of the same subject and queue group): both answer alike, so no
         request goes unanswered while they swap."""
-        self._subscription = await broker.connection.subscribe(subjects.RPC_PREDICT, queue=QUEUE, cb=self._received,
-                                                               pending_msgs_limit=PENDING_MESSAGES)
+        self._subscription = await broker.connection.subscribe(
+            subjects.RPC_PREDICT, queue=QUEUE, cb=self._received, pending_msgs_limit=PENDING_MESSAGES
+        )
         if self._replaces is not None:
             await self._replaces.stop()
 
@@ -102,9 +104,15 @@ class PredictSubscription:
         if self._tel is None or not self._tel.enabled:
             return await self._answer(request)
         with self._tel.tracer.start_as_current_span(
-                f"{subjects.RPC_PREDICT} process", context=_PROPAGATOR.extract(headers or {}), kind=SpanKind.CONSUMER,
-                attributes={"messaging.system": "nats", "messaging.destination.name": subjects.RPC_PREDICT,
-                            telemetry.DEPLOYMENT: request.deployment}) as span:
+            f"{subjects.RPC_PREDICT} process",
+            context=_PROPAGATOR.extract(headers or {}),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": subjects.RPC_PREDICT,
+                telemetry.DEPLOYMENT: request.deployment,
+            },
+        ) as span:
             reply = await self._answer(request)
             if reply.status >= 500:
                 span.set_status(Status(StatusCode.ERROR, (reply.detail or "")[:200]))
