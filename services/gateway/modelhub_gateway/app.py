@@ -1,7 +1,6 @@
 """Gateway service: the public HTTP API (FastAPI) and the job-progress aggregator."""
 
 import asyncio
-import math
 import re
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from modelhub_contracts.errors import DomainError
 from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
+from modelhub_gateway.predict_asgi import LeanPredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
 from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
@@ -71,6 +71,8 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.add_api_route("/metrics", observability.metrics, include_in_schema=False)
     app.openapi = _closed_openapi(app.openapi)
     map_errors(app)
+    # innermost of these: the body caps, the read cache and the concurrency bound apply to it
+    app.add_middleware(LeanPredict, prefix=API_PREFIX, store=store, broker=broker, online=lambda: app.state.online)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
@@ -113,8 +115,7 @@ async def _refused(request: Request, exc: Exception) -> Response:
     the answer goes through the same path as a route's HTTPException (a 422 gets the validation
     shape), with Retry-After when the refusal said when to retry."""
     assert isinstance(exc, DomainError)
-    headers = {"Retry-After": str(math.ceil(exc.retry_after))} if exc.retry_after else None
-    return await _http_error(request, StarletteHTTPException(exc.status, exc.message, headers=headers))
+    return await _http_error(request, errors.as_http(exc))
 
 
 def _closed_openapi(generate):

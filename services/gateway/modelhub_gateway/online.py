@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from fastapi import HTTPException
 from faststream.nats import NatsBroker
 from nats.errors import MaxPayloadError
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic import BaseModel
 
-from modelhub_contracts import subjects
+from modelhub_contracts import bus, subjects
 from modelhub_contracts.documents import Deployment
-from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest, RpcReply
 from modelhub_contracts.model_schema import input_types, output_types
-
 from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DEFAULT_MAX_IN_FLIGHT, PredictIn, PredictOut
 from modelhub_gateway.store import GatewayStore
@@ -30,6 +31,21 @@ MAX_PREDICT_VALUES = 10_000
 RETRY_AFTER_S = 1
 # The worker answers 504 at the request's deadline; the gateway waits this much longer for it.
 REPLY_MARGIN_S = 5.0
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+async def lean_request(broker: NatsBroker, subject: str, command: BaseModel, timeout: float) -> RpcReply:
+    """`messaging.request` without FastStream's publish path, for the one request sent per online
+    predict: py-spy showed that path (tracing and Prometheus middleware, the middleware stack
+    built for each call) as 20 % of the gateway's CPU under 64 clients. The subject must still be
+    declared (the bus contract); the trace goes on to the worker in a `traceparent` header."""
+    bus.publisher(broker, subject)  # Undeclared when the bus contract does not show it
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers)
+    message = await broker.connection.request(subject, command.model_dump_json().encode(), timeout=timeout,
+                                              headers=headers or None)
+    return RpcReply.model_validate_json(message.data)
 
 
 def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> int:
@@ -100,7 +116,7 @@ class OnlinePredict:
         with self.in_flight.hold(name, samples, deployment.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)):
             try:
                 data = await call(broker, subjects.RPC_PREDICT, command, timeout=body.timeout_s + REPLY_MARGIN_S,
-                                  timeout_status=504)
+                                  timeout_status=504, requester=lean_request)
             except MaxPayloadError as exc:
                 raise HTTPException(413, "the request is too large for one message to the inference worker; "
                                          "send fewer samples per request") from exc

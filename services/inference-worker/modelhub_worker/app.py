@@ -3,8 +3,7 @@
 It holds the hub's credentials, so it is no Ray driver: replicas are called over HTTP with JSON
 through Serve's proxy (serving.py), and nothing a model returns is unpickled here."""
 
-import asyncio
-
+import uvloop
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
@@ -12,7 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
-
 from modelhub_worker import handlers
 from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
@@ -26,7 +24,7 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
     _, db = mongo.connect(settings)
     store = WorkerStore(db)
     serve = ServeClient(settings.serve_url, store.serve_secret, tel=tel)
-    handlers.register(broker, store, serve, tel.metrics)
+    predict = handlers.register(broker, store, serve, tel.metrics)
     # answers only once started: subscribers start after the start-up hooks
     answer_pings(broker, "inference-worker")
     app = FastStream(broker)
@@ -35,8 +33,13 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
     async def connect_serve() -> None:
         await serve.connect()
 
+    @app.after_startup
+    async def predict_on_nats() -> None:
+        await predict.start(broker)
+
     @app.on_shutdown
     async def close_serve() -> None:
+        await predict.stop()
         await serve.close()
 
     return app, broker, db
@@ -47,4 +50,6 @@ def main() -> None:
     settings = ServiceSettings()
     tel = telemetry.setup("inference-worker", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
-    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
+    # uvloop, as uvicorn gives the gateway: the worker's loop runs a NATS message and a Serve HTTP
+    # call per online request, and the default loop's Python-level transports cost more per call.
+    uvloop.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
