@@ -8,6 +8,7 @@ import pytest
 from fastapi import HTTPException
 from faststream.nats import NatsBroker
 
+from modelhub_contracts.errors import NotFound, from_status
 from modelhub_gateway import predict_asgi
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.predict_asgi import LeanPredict
@@ -35,7 +36,7 @@ class Inner:
 
 
 class Online:
-    def __init__(self, refusal: HTTPException | None = None) -> None:
+    def __init__(self, refusal: Exception | None = None) -> None:
         self.refusal, self.requests = refusal, []
 
     async def predict(self, store, broker, deployment, body):
@@ -55,7 +56,7 @@ def deployments(monkeypatch):
     async def visible(store, user, name, need="run", recent=False):
         assert recent  # the read cache, as the route uses it
         if name not in docs:
-            raise HTTPException(404, f"deployment '{name}' not found")
+            raise NotFound(f"deployment '{name}' not found")  # as the use case does
         return docs[name]
 
     monkeypatch.setattr(predict_asgi.auth, "authenticate", authenticate)
@@ -134,6 +135,11 @@ async def test_refusals_keep_the_apps_shapes_and_headers(deployments):
     busy = HTTPException(429, "full", headers={"Retry-After": "1"})
     status, headers, body = await post(layer(Inner(), Online(busy)))
     assert (status, headers["retry-after"], json.loads(body)) == (429, "1", {"detail": "full"})
+
+    # a worker's refusal comes back from rpc.call as a domain error, Retry-After in whole seconds
+    worker_full = from_status(429, "worker full", retry_after=0.2)
+    status, headers, body = await post(layer(Inner(), Online(worker_full)))
+    assert (status, headers["retry-after"], json.loads(body)) == (429, "1", {"detail": "worker full"})
 
     status, _, body = await post(layer(Inner(), Online(HTTPException(422, "inputs must be exactly the model's"))))
     assert status == 422 and json.loads(body) == {
