@@ -37,6 +37,7 @@ from pathlib import Path
 import click
 
 from modelhub import gateways, integration, ops, sandbox
+from modelhub.settings import CliSettings
 from modelhub.supervisor import (
     ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
     read_supervisor_pid, sweep, wait_gone, write_json_atomic,
@@ -89,8 +90,7 @@ PORT_RANGE = (20000, 32000)  # below the usual ephemeral range (32768+)
 # ---------------------------------------------------------------------------- paths, ports
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    raw = data_dir or os.environ.get("MODELHUB_DATA_DIR") or "~/.modelhub"
-    return Path(raw).expanduser().resolve()
+    return CliSettings().data_path(data_dir)
 
 
 def port_free(port: int) -> bool:
@@ -174,7 +174,7 @@ def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replic
 
 def admin_token(data_dir: Path) -> tuple[str, Path | None]:
     """(token, file it lives in or None when it comes from MODELHUB_ADMIN_TOKEN)."""
-    env = os.environ.get("MODELHUB_ADMIN_TOKEN")
+    env = CliSettings().admin_token
     if env:
         return env, None
     path = data_dir / "admin-token"
@@ -309,7 +309,7 @@ def ray_node_env(ray_env: dict) -> dict:
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
     env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-                "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"})
+                "HOME": ray_env.get("HOME", "/"), "LANG": "C.UTF-8"})
     return env
 
 
@@ -620,36 +620,6 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
         listener.close()
 
 
-# ---------------------------------------------------------------------------- commands
-
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False), default=None, envvar="MODELHUB_DATA_DIR",
-    help="Where the stack keeps its data (default ~/.modelhub, env MODELHUB_DATA_DIR).")
-
-
-@click.command()
-@data_dir_option
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True,
-              help="Gateway port on 127.0.0.1.")
-@click.option("--detach", is_flag=True, help="Run in the background; return once healthy.")
-@click.option("--timeout", type=float, default=DEFAULT_UP_TIMEOUT, show_default=True,
-              help="With --detach: seconds to wait for the stack to become healthy.")
-@click.option("--replica-nodes", type=click.IntRange(0, 16), default=DEFAULT_REPLICA_NODES,
-              show_default=True,
-              help="Sealed Ray nodes for replicas (0: only nodes you add with "
-                   "`ray start --address ... --resources '{\"modelhub_replica\": 1}'`).")
-@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="inference-worker processes sharing the job tasks.")
-@click.option("--gateways", "gateway_count", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="gateway processes sharing the port and the job progress.")
-def up(data_dir, port, detach, timeout, replica_nodes, workers, gateway_count):
-    """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
-    d = resolve_data_dir(data_dir)
-    if not detach:
-        sys.exit(run_supervisor(d, port, services_table(workers, gateway_count), replica_nodes=replica_nodes))
-    sys.exit(_up_detached(d, port, timeout, replica_nodes, workers, gateway_count))
-
-
 def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES,
                  workers: int = 1, gateway_count: int = 1) -> int:
     pid = read_supervisor_pid(d)
@@ -824,18 +794,6 @@ def _mark_stopped(d: Path, state: dict) -> None:
         write_json_atomic(d / "state.json", state)
 
 
-@click.command()
-@data_dir_option
-def down(data_dir):
-    """Stop every process that `up` started for DIR (and nothing else)."""
-    d = resolve_data_dir(data_dir)
-    stopped = _stop(d)
-    if stopped:
-        click.echo("stopped: " + ", ".join(stopped))
-    else:
-        click.echo(f"nothing running for {d}")
-
-
 def live_status(d: Path) -> dict:
     state = _read_state(d)
     out: dict = {}
@@ -873,51 +831,11 @@ def live_status(d: Path) -> dict:
     return out
 
 
-def _all_running(st: dict) -> bool:
+def all_running(st: dict) -> bool:
     parts = [st["nats"], st["mongo"], st["ray"], *st["replica_nodes"].values(), *st["services"].values()]
     return st["supervisor"]["state"] == "running" and all(
         p.get("state") in ("running", "external") for p in parts)
 
-
-@click.command()
-@data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(data_dir, as_json):
-    """Show what runs for DIR. Exit 0 when everything runs, 3 otherwise."""
-    d = resolve_data_dir(data_dir)
-    st = live_status(d)
-    ok = _all_running(st)
-    if as_json:
-        click.echo(json.dumps(st))
-    else:
-        rows = [("supervisor", st["supervisor"]["pid"], st["supervisor"]["state"], "")]
-        for name in ("nats", "mongo", "ray"):
-            e = st[name]
-            info = e.get("url") or e.get("address") or ""
-            if name == "ray" and "sealed" in e:
-                info += " sealed" if e["sealed"] else " UNSEALED (see the warning below)"
-            rows.append((name, e.get("pid"), e["state"], info))
-        for name, e in st["replica_nodes"].items():
-            rows.append((name, e.get("pid"), e["state"],
-                         "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
-        for name, e in st["services"].items():
-            extra = st["gateway_url"] if gateways.is_gateway(name) and st["gateway_url"] else ""
-            if e.get("metrics_url") and not gateways.is_gateway(name):  # a gateway's is on its URL
-                extra = (extra + " " if extra else "") + e["metrics_url"]
-            if e.get("restarts"):
-                extra = (extra + " " if extra else "") + f"restarts={e['restarts']}"
-            rows.append((name, e.get("pid"), e["state"], extra))
-        click.echo(f"data dir: {d}")
-        click.echo(f"{'NAME':<18}{'PID':>8}  {'STATE':<11}INFO")
-        for name, pid, state, extra in rows:
-            click.echo(f"{name:<18}{pid if pid else '-':>8}  {state:<11}{extra}")
-        unsealed = [e for e in [st["ray"], *st["replica_nodes"].values()] if e.get("sealed") is False]
-        if unsealed:
-            click.echo(seal_warning(unsealed[0].get("seal_error")), err=True)
-    sys.exit(0 if ok else 3)
-
-
-COMMANDS = [up, down, status]
 
 
 # ---------------------------------------------------------------------------- `python -m modelhub.stack`
@@ -940,8 +858,9 @@ def _supervise(data_dir, port, quiet, replica_nodes, workers, gateway_count):
                             replica_nodes=replica_nodes))
 
 
-for _cmd in COMMANDS:
-    _internal.add_command(_cmd)
-
 if __name__ == "__main__":
+    from modelhub.commands.stack import COMMANDS  # `python -m modelhub.stack up` works as it did
+
+    for _cmd in COMMANDS:
+        _internal.add_command(_cmd)
     _internal()

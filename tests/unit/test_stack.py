@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelhub import stack
+from modelhub.commands import stack as stack_commands
 from modelhub.supervisor import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
@@ -184,7 +185,7 @@ def test_restart_killed_child_and_status(tmp_path, supervisor):
 
     info = stack.stack_info(tmp_path)
     assert info["running"] is True
-    result = CliRunner().invoke(stack.status, ["--data-dir", str(tmp_path), "--json"])
+    result = CliRunner().invoke(stack_commands.status, ["--data-dir", str(tmp_path), "--json"])
     st = json.loads(result.output)
     port = st["services"]["registry"]["http_port"]
     assert st["services"]["registry"] == {
@@ -205,7 +206,7 @@ def test_second_supervisor_refused(tmp_path, supervisor):
     out, _ = second.communicate(timeout=20)
     assert second.returncode == 1
     assert b"already running" in out
-    result = CliRunner().invoke(stack.up, ["--data-dir", str(tmp_path), "--detach",
+    result = CliRunner().invoke(stack_commands.up, ["--data-dir", str(tmp_path), "--detach",
                                            "--port", str(free_port())])
     assert result.exit_code == 1 and "already running" in result.output
 
@@ -213,7 +214,7 @@ def test_second_supervisor_refused(tmp_path, supervisor):
 def test_down_stops_everything_and_is_idempotent(tmp_path, supervisor):
     proc, pids = supervisor()
     runner = CliRunner()
-    result = runner.invoke(stack.down, ["--data-dir", str(tmp_path)])
+    result = runner.invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "stopped" in result.output
     assert proc.wait(timeout=5) == 0
@@ -222,9 +223,9 @@ def test_down_stops_everything_and_is_idempotent(tmp_path, supervisor):
     assert not (tmp_path / "supervisor.pid").exists()
     st = state(tmp_path)
     assert all(s["state"] == "stopped" for s in st["services"].values())
-    result = runner.invoke(stack.down, ["--data-dir", str(tmp_path)])
+    result = runner.invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
     assert result.exit_code == 0 and "nothing running" in result.output
-    result = runner.invoke(stack.status, ["--data-dir", str(tmp_path), "--json"])
+    result = runner.invoke(stack_commands.status, ["--data-dir", str(tmp_path), "--json"])
     assert result.exit_code == 3
     assert json.loads(result.output)["services"]["registry"]["state"] == "stopped"
 
@@ -234,7 +235,7 @@ def test_down_fallback_kills_orphans_of_a_dead_supervisor(tmp_path, supervisor):
     proc.kill()  # supervisor dies hard, its children survive
     proc.wait(timeout=5)
     assert all(pid_alive(p) for p in pids.values())
-    result = CliRunner().invoke(stack.down, ["--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     poll(lambda: not any(pid_alive(p) for p in pids.values()), timeout=5)
 
@@ -245,7 +246,7 @@ def test_down_leaves_a_recycled_pid_alone(tmp_path, external_env):
     try:
         (tmp_path / "state.json").write_text(json.dumps({"services": {"gateway": {
             "pid": other.pid, "state": "running", "argv": [sys.executable, "-m", "modelhub_gateway"]}}}))
-        result = CliRunner().invoke(stack.down, ["--data-dir", str(tmp_path)])
+        result = CliRunner().invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
         assert result.exit_code == 0
         assert other.poll() is None
     finally:
