@@ -52,7 +52,8 @@ def datasets_show(api: ApiClient, out: Output, name: str) -> None:
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--field", default=None, help="The field that --label / --min-confidence / --max-confidence read.")
-@click.option("--label", default=None, help="Only samples whose --field has this label (classification or a detection).")
+@click.option("--label", default=None,
+              help="Only samples whose --field has this label (classification or a detection).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None)
 @click.option("--max-confidence", type=click.FloatRange(0, 1), default=None)
 @click.option("--missing", default=None, metavar="FIELD", help="Only samples without this field.")
@@ -106,7 +107,9 @@ def render_fields(page: dict) -> None:
 
     def writer(field: dict) -> str:
         jobs = field.get("jobs") or []
-        return f"{jobs[0]['model']} v{jobs[0]['version']} ({jobs[0]['deployment']}, job {jobs[0]['job_id']})" if jobs else ""
+        if not jobs:
+            return ""
+        return f"{jobs[0]['model']} v{jobs[0]['version']} ({jobs[0]['deployment']}, job {jobs[0]['job_id']})"
 
     echo_table(["FIELD", "SAMPLES", "TOP LABELS", "LAST WRITTEN BY"],
                ([f["name"], f["samples"], labels(f), writer(f)] for f in items(page)), empty="no fields")

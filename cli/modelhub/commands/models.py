@@ -117,9 +117,9 @@ def models_delete_version(api: ApiClient, out: Output, name: str, version: int) 
               help="The model schema: a path to a JSON file, or inline JSON text.")
 def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema: Any) -> None:
     """Upload ZIPFILE (the packed model) as a new version of model NAME."""
-    out.emit(api.upload_version(name, zipfile, schema), lambda v: (click.echo(f"uploaded {name} version {v.get('version')}"),
-                                 echo_record({**v, "size": human_size(v.get("size_bytes"))},
-                                             ("sha256", "size", "size_bytes"))))
+    out.emit(api.upload_version(name, zipfile, schema),
+             lambda v: (click.echo(f"uploaded {name} version {v.get('version')}"),
+                        echo_record({**v, "size": human_size(v.get("size_bytes"))}, ("sha256", "size", "size_bytes"))))
 
 
 @models.command("deploy")

@@ -35,7 +35,8 @@ data_dir_option = click.option(
               help="inference-worker processes sharing the job tasks.")
 @click.option("--gateways", "gateway_count", type=click.IntRange(1, 32), default=1, show_default=True,
               help="gateway processes sharing the port and the job progress.")
-def up(data_dir, port, detach, timeout, replica_nodes, workers, gateway_count):
+def up(data_dir: str | None, port: int, detach: bool, timeout: float, replica_nodes: int, workers: int,
+       gateway_count: int) -> None:
     """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
     d = resolve_data_dir(data_dir)
     if not detach:
@@ -47,7 +48,7 @@ def up(data_dir, port, detach, timeout, replica_nodes, workers, gateway_count):
 
 @click.command()
 @data_dir_option
-def down(data_dir):
+def down(data_dir: str | None) -> None:
     """Stop every process that `up` started for DIR (and nothing else)."""
     d = resolve_data_dir(data_dir)
     stopped = _stop(d)
@@ -62,7 +63,7 @@ def down(data_dir):
 @click.command()
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(data_dir, as_json):
+def status(data_dir: str | None, as_json: bool) -> None:
     """Show what runs for DIR. Exit 0 when everything runs, 3 otherwise."""
     d = resolve_data_dir(data_dir)
     st = live_status(d)
