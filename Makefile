@@ -26,8 +26,13 @@ demo: install
 
 test: install lint unit integration
 
+# The architecture (import-linter), style (ruff: lint and format) and types (pyright, basic); the
+# configuration of each is in the root pyproject.toml.
 lint: install
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
 
 # docs/asyncapi.yaml (and the gateway's copy) from the services' brokers; tests/unit/test_asyncapi.py
 # fails while either is stale.

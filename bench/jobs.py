@@ -245,7 +245,8 @@ def fairness(hub: Hub) -> dict:
     while hub.job(first)["status"] not in TERMINAL:
         time.sleep(0.05)
     at_first_done = hub.job(second)["progress"]
-    hub.wait(first), hub.wait(second)
+    hub.wait(first)
+    hub.wait(second)
     return {"second_progress_when_first_completes": at_first_done}
 
 

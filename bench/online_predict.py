@@ -15,6 +15,7 @@ small shared machine are noisy: compare within one run (the ratios), not across 
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -151,7 +152,7 @@ def serve_runs(data_dir: Path, seconds: float) -> dict:
     import ray
     from ray import serve
 
-    ray.init(address=state["ray"]["address"], namespace="serve", log_to_driver=False, logging_level="ERROR")
+    ray.init(address=state["ray"]["address"], namespace="serve", log_to_driver=False, logging_level=logging.ERROR)
     handle = serve.get_app_handle("bench")
 
     async def call(text: str) -> tuple[str, None]:

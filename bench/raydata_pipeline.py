@@ -12,6 +12,7 @@ MongoDB URL (with the hub's password) comes in MODELHUB_BENCH_MONGO_URL.
 
 import argparse
 import json
+import logging
 import os
 import time
 
@@ -61,7 +62,7 @@ def main() -> None:
     args.mongo_url = os.environ["MODELHUB_BENCH_MONGO_URL"]  # holds a password: not on the command line
 
     # address="local": a new Ray of its own, never a cluster another `ray start` left on the machine
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     ray.data.DataContext.get_current().enable_progress_bars = False
     samples = pymongo.MongoClient(args.mongo_url)[args.db]["samples"]
     query = ({"dataset": args.dataset}, {"fields.text": 1})

@@ -13,6 +13,7 @@ machine are noisy: compare the ratio within one run, not absolute numbers across
 import argparse
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -89,7 +90,10 @@ def http_path(data_dir: Path, samples: int, mini_batch: int) -> float:
 
     creds = json.loads((data_dir / "credentials.json").read_text())
     mongo = MongoClient(creds["mongo_url"])
-    secret = mongo["modelhub"]["deployments"].find_one({"_id": "bench"})["serve_secret"]
+    doc = mongo["modelhub"]["deployments"].find_one({"_id": "bench"})
+    if doc is None:
+        raise SystemExit("no deployment 'bench' (the benchmark deploys it first)")
+    secret = doc["serve_secret"]
     mongo.close()
     port = json.loads((data_dir / "stack.json").read_text())["ports"]["ray"]["serve_http"]
     inputs = [{"text": f"sample {i}"} for i in range(samples)]
@@ -116,7 +120,7 @@ def serve_paths(data_dir: Path, samples: int, mini_batch: int) -> tuple[float, f
     import ray
     from ray import serve
 
-    ray.init(address=state["ray"]["address"], namespace="serve", log_to_driver=False, logging_level="ERROR")
+    ray.init(address=state["ray"]["address"], namespace="serve", log_to_driver=False, logging_level=logging.ERROR)
     handle = serve.get_app_handle("bench")
     inputs = [{"text": f"sample {i}"} for i in range(samples)]
 

@@ -85,29 +85,31 @@ def import_replica():
                 return fn
             return wrap
 
-        serve.deployment = lambda cls=None, **_kw: cls if cls is not None else (lambda c: c)
-        serve.batch = batch
+        vars(serve).update(deployment=lambda cls=None, **_kw: cls if cls is not None else (lambda c: c),
+                           batch=batch)
         ray = types.ModuleType("ray")
-        ray.serve = serve
+        vars(ray).update(serve=serve)
         sys.modules.update({"ray": ray, "ray.serve": serve})
         print("ray: not installed here; ray.serve's decorators stood in (Serve's batching is not measured)")
     spec = importlib.util.spec_from_file_location("modelhub_replica_under_test", REPLICA)
+    assert spec is not None and spec.loader is not None, f"{REPLICA} is a Python file"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     # A replica fetches its package from the Ray cluster (by id and sha-256); here there is no
     # cluster: the package is the folder the check stands in.
-    module.fetch_package = lambda _package_id, _sha256: os.getcwd()
+    vars(module).update(fetch_package=lambda _package_id, _sha256: os.getcwd())
     cls = module.ModelReplica
     return getattr(cls, "func_or_class", cls)
 
 
 def build_package(work: Path, size: int) -> Path:
-    import torch
+    import torch  # pyright: ignore[reportMissingImports] -- only where gpu-check.sh finds a Python with torch
     sys.path.insert(0, str(work))
     source = work / "src"
     source.mkdir()
     (source / "model.py").write_text(MODEL_PY)
     spec = importlib.util.spec_from_file_location("gpu_check_model", source / "model.py")
+    assert spec is not None and spec.loader is not None, "model.py is a Python file"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     torch.manual_seed(0)
@@ -145,6 +147,7 @@ class GpuSampler:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             try:
                 util, mem = (int(v) for v in line.split(",")[:2])
@@ -180,7 +183,7 @@ async def run_job(replica, paths: list[str], mini_batch: int, in_flight: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--size", type=int, default=160, help="image side in pixels")
     parser.add_argument("--mini-batch", type=int, nargs="+", default=[1, 16, 64])
@@ -188,7 +191,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    import torch
+    import torch  # pyright: ignore[reportMissingImports] -- only where gpu-check.sh finds a Python with torch
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, "
           f"torch.cuda.is_available() in the check process: {torch.cuda.is_available()}")
     ModelReplica = import_replica()

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -104,8 +105,7 @@ class ApiClient:
     TIMEOUT = httpx.Timeout(300.0, connect=10.0)
     STREAM_TIMEOUT = httpx.Timeout(300.0, connect=10.0, read=60.0)
 
-    def __init__(self, url: str | None = None, token: str | None = None,
-                 transport: httpx.BaseTransport | None = None):
+    def __init__(self, url: str | None = None, token: str | None = None, transport: httpx.BaseTransport | None = None):
         if url is None or token is None:
             settings = CliSettings()
             url = settings.gateway_url(url)
@@ -113,8 +113,9 @@ class ApiClient:
         self.url: str = url.rstrip("/").removesuffix(API_PREFIX)
         self.token: str | None = token
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.url + API_PREFIX, headers=headers,
-                                  timeout=self.TIMEOUT, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url + API_PREFIX, headers=headers, timeout=self.TIMEOUT, transport=transport
+        )
 
     def __enter__(self) -> ApiClient:
         return self
@@ -140,7 +141,7 @@ class ApiClient:
         except ValueError:
             return response.text
 
-    def events(self, path: str) -> Iterator[Any]:
+    def events(self, path: str) -> Generator[Any, None, None]:
         """Follow a Server-Sent Events stream, yielding each event's JSON payload."""
         with self._transport_errors(), self._http.stream("GET", path, timeout=self.STREAM_TIMEOUT) as response:
             if response.is_error:
@@ -148,10 +149,12 @@ class ApiClient:
                 raise ApiError(response.status_code, error_detail(response))
             yield from parse_sse(response.iter_lines())
 
-    def download(self, path: str, params: dict[str, Any]) -> Iterator[bytes]:
+    def download(self, path: str, params: dict[str, Any]) -> Generator[bytes, None, None]:
         """Stream a response body in chunks (exports), raising ApiError on an error status."""
-        with self._transport_errors(), self._http.stream("GET", path, params=params,
-                                                         timeout=self.STREAM_TIMEOUT) as response:
+        with (
+            self._transport_errors(),
+            self._http.stream("GET", path, params=params, timeout=self.STREAM_TIMEOUT) as response,
+        ):
             if response.is_error:
                 response.read()
                 raise ApiError(response.status_code, error_detail(response))
@@ -198,9 +201,12 @@ class ApiClient:
     def upload_version(self, name: str, zipfile: Path, schema: Any) -> Any:
         """Upload a packed model (a .zip) as the model's next version, with its schema."""
         with zipfile.open("rb") as stream:
-            return self.request("POST", self.model_path(name, "versions"),
-                                files={"file": (zipfile.name, stream, "application/zip")},
-                                data={"schema": json.dumps(schema)})
+            return self.request(
+                "POST",
+                self.model_path(name, "versions"),
+                files={"file": (zipfile.name, stream, "application/zip")},
+                data={"schema": json.dumps(schema)},
+            )
 
     def set_sharing(self, name: str, sharing: dict[str, Any]) -> Any:
         """Replace who may run/edit the model: {"everyone": level, "users": {user: level}}."""
@@ -223,8 +229,9 @@ class ApiClient:
 
     def predict(self, name: str, inputs: dict[str, list[Any]], timeout_s: float | None = None) -> Any:
         """Online inference: {input name: [values]} in, {"outputs": {...}} out."""
-        return self.request("POST", f"/deployments/{seg(name)}/predict",
-                            json={"inputs": inputs, **given(timeout_s=timeout_s)})
+        return self.request(
+            "POST", f"/deployments/{seg(name)}/predict", json={"inputs": inputs, **given(timeout_s=timeout_s)}
+        )
 
     # ------------------------------------------------------------------ datasets
 
@@ -242,13 +249,15 @@ class ApiClient:
 
     def list_samples(self, name: str, limit: int = 20, offset: int = 0, **filters: Any) -> Any:
         """A page of samples; filters: field, label, min_confidence, max_confidence, missing, failed_job."""
-        return self.request("GET", f"/datasets/{seg(name)}/samples",
-                            params={"limit": limit, "offset": offset, **given(**filters)})
+        return self.request(
+            "GET", f"/datasets/{seg(name)}/samples", params={"limit": limit, "offset": offset, **given(**filters)}
+        )
 
     def add_samples(self, name: str, filepaths: list[str]) -> Any:
         """Add files as samples (at most 10,000 per call)."""
-        return self.request("POST", f"/datasets/{seg(name)}/samples",
-                            json={"samples": [{"filepath": f} for f in filepaths]})
+        return self.request(
+            "POST", f"/datasets/{seg(name)}/samples", json={"samples": [{"filepath": f} for f in filepaths]}
+        )
 
     def delete_samples(self, name: str, ids: list[str]) -> Any:
         return self.request("POST", f"/datasets/{seg(name)}/samples/delete", json={"ids": ids})
@@ -259,14 +268,15 @@ class ApiClient:
     def fields(self, name: str) -> Any:
         return self.request("GET", f"/datasets/{seg(name)}/fields")
 
-    def export(self, name: str, fmt: str = "jsonl", fields: str | None = None) -> Iterator[bytes]:
+    def export(self, name: str, fmt: str = "jsonl", fields: str | None = None) -> Generator[bytes, None, None]:
         """The dataset's samples as JSON Lines or CSV, streamed in chunks."""
         return self.download(f"/datasets/{seg(name)}/export", {"format": fmt, **given(fields=fields)})
 
     # ------------------------------------------------------------------ jobs
 
-    def submit_job(self, dataset: str, deployment: str, outputs: dict[str, str],
-                   inputs: dict[str, str] | None = None) -> Any:
+    def submit_job(
+        self, dataset: str, deployment: str, outputs: dict[str, str], inputs: dict[str, str] | None = None
+    ) -> Any:
         """Run `deployment` over every sample of `dataset`; outputs: {model output: field}."""
         body = {"deployment": deployment, "outputs": outputs, **({"inputs": inputs} if inputs else {})}
         return self.request("POST", f"/datasets/{seg(dataset)}/jobs", json=body)
@@ -277,7 +287,7 @@ class ApiClient:
     def get_job(self, job_id: str) -> Any:
         return self.request("GET", f"/jobs/{seg(job_id)}")
 
-    def job_events(self, job_id: str) -> Iterator[Any]:
+    def job_events(self, job_id: str) -> Generator[Any, None, None]:
         """The job's progress as it happens (Server-Sent Events), each a partial job."""
         return self.events(f"/jobs/{seg(job_id)}/events")
 

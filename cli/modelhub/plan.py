@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from modelhub import gateways, integration, ops, sandbox
 from modelhub.supervisor import ChildSpec
@@ -41,16 +42,27 @@ def sealed(argv: list[str], hide: list[str], seal_error: str | None) -> list[str
 
 def _ray_node_ports(ports: dict[str, int]) -> list[str]:
     """The `ray start` port flags a head and a replica node share."""
-    return ["--node-manager-port", str(ports["node_manager"]),
-            "--object-manager-port", str(ports["object_manager"]),
-            "--min-worker-port", str(ports["min_worker"]),
-            "--max-worker-port", str(ports["max_worker"]),
-            "--dashboard-agent-listen-port", str(ports["dashboard_agent_listen"]),
-            "--dashboard-agent-grpc-port", str(ports["dashboard_agent_grpc"]),
-            "--metrics-export-port", str(ports["metrics_export"]),
-            "--runtime-env-agent-port", str(ports["runtime_env_agent"]),
-            "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
-            "--disable-usage-stats"]
+    return [
+        "--node-manager-port",
+        str(ports["node_manager"]),
+        "--object-manager-port",
+        str(ports["object_manager"]),
+        "--min-worker-port",
+        str(ports["min_worker"]),
+        "--max-worker-port",
+        str(ports["max_worker"]),
+        "--dashboard-agent-listen-port",
+        str(ports["dashboard_agent_listen"]),
+        "--dashboard-agent-grpc-port",
+        str(ports["dashboard_agent_grpc"]),
+        "--metrics-export-port",
+        str(ports["metrics_export"]),
+        "--runtime-env-agent-port",
+        str(ports["runtime_env_agent"]),
+        "--object-store-memory",
+        str(RAY_OBJECT_STORE_BYTES),
+        "--disable-usage-stats",
+    ]
 
 
 @dataclass(frozen=True)
@@ -80,12 +92,25 @@ class NatsServer:
         return f"nats://{integration.NATS_USER}:{self.integration_password}@{LOOPBACK}:{self.port}"
 
     def argv(self) -> list[str]:
-        return [self.binary, "-c", str(self.config), "-a", LOOPBACK, "-p", str(self.port), "-js",
-                "-sd", str(self.store_dir), "-n", f"modelhub-{self.port}"]
+        return [
+            self.binary,
+            "-c",
+            str(self.config),
+            "-a",
+            LOOPBACK,
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store_dir),
+            "-n",
+            f"modelhub-{self.port}",
+        ]
 
     def child(self, env: dict[str, str]) -> ChildSpec:
-        return ChildSpec("nats", self.argv(), env, kind="nats", ready_ports=[self.port], ready_timeout=30,
-                         info={"url": self.url})
+        return ChildSpec(
+            "nats", self.argv(), env, kind="nats", ready_ports=[self.port], ready_timeout=30, info={"url": self.url}
+        )
 
 
 @dataclass(frozen=True)
@@ -106,12 +131,31 @@ class MongoServer:
         return f"mongodb://{HUB_USER}:{self.password}@{LOOPBACK}:{self.port}/?authSource=admin"
 
     def argv(self) -> list[str]:
-        return [self.binary, "--dbpath", str(self.dbpath), "--bind_ip", LOOPBACK, "--port", str(self.port),
-                "--nounixsocket", "--wiredTigerCacheSizeGB", "1", "--auth"]
+        return [
+            self.binary,
+            "--dbpath",
+            str(self.dbpath),
+            "--bind_ip",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--nounixsocket",
+            "--wiredTigerCacheSizeGB",
+            "1",
+            "--auth",
+        ]
 
     def child(self, env: dict[str, str], after_ready: Callable[[], None]) -> ChildSpec:
-        return ChildSpec("mongo", self.argv(), env, kind="mongo", ready_ports=[self.port], ready_timeout=60,
-                         info={"url": self.url}, after_ready=after_ready)
+        return ChildSpec(
+            "mongo",
+            self.argv(),
+            env,
+            kind="mongo",
+            ready_ports=[self.port],
+            ready_timeout=60,
+            info={"url": self.url},
+            after_ready=after_ready,
+        )
 
 
 @dataclass(frozen=True)
@@ -141,19 +185,39 @@ class RayHead:
         return f"http://{LOOPBACK}:{self.ports['serve_http']}"
 
     def argv(self) -> list[str]:
-        return [self.binary, "start", "--head", "--block", "--node-ip-address", LOOPBACK,
-                "--port", str(self.ports["gcs"]),
-                # the dashboard serves Serve's REST API, the deployer's only way to Serve
-                "--include-dashboard", "true", "--dashboard-host", LOOPBACK,
-                "--dashboard-port", str(self.ports["dashboard"]),
-                "--temp-dir", self.temp_dir,
-                "--ray-client-server-port", str(self.ports["client_server"]),
-                *_ray_node_ports(self.ports)]
+        return [
+            self.binary,
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            LOOPBACK,
+            "--port",
+            str(self.ports["gcs"]),
+            # the dashboard serves Serve's REST API, the deployer's only way to Serve
+            "--include-dashboard",
+            "true",
+            "--dashboard-host",
+            LOOPBACK,
+            "--dashboard-port",
+            str(self.ports["dashboard"]),
+            "--temp-dir",
+            self.temp_dir,
+            "--ray-client-server-port",
+            str(self.ports["client_server"]),
+            *_ray_node_ports(self.ports),
+        ]
 
     def child(self, env: dict[str, str]) -> ChildSpec:
-        return ChildSpec("ray", sealed(self.argv(), [str(self.data_dir)], self.seal_error), env, kind="ray",
-                         ready_ports=[self.ports["gcs"], self.ports["node_manager"]], ready_timeout=120,
-                         info={"address": self.address, "sealed": self.seal_error is None})
+        return ChildSpec(
+            "ray",
+            sealed(self.argv(), [str(self.data_dir)], self.seal_error),
+            env,
+            kind="ray",
+            ready_ports=[self.ports["gcs"], self.ports["node_manager"]],
+            ready_timeout=120,
+            info={"address": self.address, "sealed": self.seal_error is None},
+        )
 
 
 @dataclass(frozen=True)
@@ -170,21 +234,38 @@ class ReplicaNode:
         return f"replica-node-{self.index}"
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "modelhub.raynode", "start", "--address", self.head.address, "--block",
-                "--node-ip-address", LOOPBACK,
-                "--temp-dir", f"{self.head.temp_dir}r{self.index}",
-                "--resources", json.dumps({REPLICA_RESOURCE: 1}),
-                *_ray_node_ports(self.ports)]
+        return [
+            sys.executable,
+            "-m",
+            "modelhub.raynode",
+            "start",
+            "--address",
+            self.head.address,
+            "--block",
+            "--node-ip-address",
+            LOOPBACK,
+            "--temp-dir",
+            f"{self.head.temp_dir}r{self.index}",
+            "--resources",
+            json.dumps({REPLICA_RESOURCE: 1}),
+            *_ray_node_ports(self.ports),
+        ]
 
     def child(self, env: dict[str, str]) -> ChildSpec:
         # `ray start --address` refuses to join with it off; --node-ip-address keeps it on 127.0.0.1
         env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
         seal_error = self.head.seal_error
         argv = sealed(self.argv(), [str(self.head.data_dir), self.head.temp_dir], seal_error)
-        return ChildSpec(self.name, argv, env, kind="replica-node", ready_ports=[self.ports["node_manager"]],
-                         ready_timeout=240, restart_with="ray",
-                         info={"sealed": seal_error is None, "seal_error": seal_error,
-                               "resources": {REPLICA_RESOURCE: 1}})
+        return ChildSpec(
+            self.name,
+            argv,
+            env,
+            kind="replica-node",
+            ready_ports=[self.ports["node_manager"]],
+            ready_timeout=240,
+            restart_with="ray",
+            info={"sealed": seal_error is None, "seal_error": seal_error, "resources": {REPLICA_RESOURCE: 1}},
+        )
 
 
 @dataclass(frozen=True)
@@ -202,9 +283,12 @@ class ServiceProcess:
         return gateways.is_gateway(self.name)
 
     def child(self, env: dict[str, str]) -> ChildSpec:
-        return ChildSpec(self.name, list(self.argv), {**env, **ops.service_env(self.name, self.data_dir,
-                                                                              self.http_port)},
-                         info=ops.service_info(self.name, self.http_port))
+        return ChildSpec(
+            self.name,
+            list(self.argv),
+            {**env, **ops.service_env(self.name, self.data_dir, self.http_port)},
+            info=ops.service_info(self.name, self.http_port),
+        )
 
 
 @dataclass

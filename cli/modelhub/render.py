@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -48,7 +49,7 @@ def echo_table(headers: list[str], rows: Iterable[list[Any]], empty: str = "(non
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     width = terminal_width()
     for row in cells:
-        click.echo(truncate("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), width))
+        click.echo(truncate("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), width))
 
 
 def echo_record(record: dict, keys: Iterable[str]) -> None:

@@ -12,6 +12,7 @@ The only other use of `os.environ` is handing an environment to child processes 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
@@ -31,17 +32,21 @@ class CliSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MODELHUB_", env_ignore_empty=True, extra="ignore")
 
-    url: str | None = Field(None, description="The gateway URL the API commands talk to.")
-    token: str | None = Field(None, repr=False, description="The API token (else DIR/admin-token).")
-    data_dir: str = Field(DEFAULT_DATA_DIR, description="The stack's data dir DIR.")
-    admin_token: str | None = Field(None, repr=False,
-                                    description="`up`: the admin's token, instead of DIR/admin-token.")
-    nats_url: str | None = Field(None, repr=False, description="`up`: an external NATS (no embedded one).")
-    mongo_url: str | None = Field(None, repr=False, description="`up`: an external MongoDB.")
-    ray_address: str | None = Field(None, validation_alias=AliasChoices("RAY_ADDRESS"),
-                                    description="`up`: an external Ray cluster (Ray's own variable).")
-    log_max_bytes: int = Field(20 * 1024 * 1024, description="Rotate a log file past this size.")
-    log_keep: int = Field(3, description="Rotated log files kept besides the live one.")
+    url: str | None = Field(default=None, description="The gateway URL the API commands talk to.")
+    token: str | None = Field(default=None, repr=False, description="The API token (else DIR/admin-token).")
+    data_dir: str = Field(default=DEFAULT_DATA_DIR, description="The stack's data dir DIR.")
+    admin_token: str | None = Field(
+        default=None, repr=False, description="`up`: the admin's token, instead of DIR/admin-token."
+    )
+    nats_url: str | None = Field(default=None, repr=False, description="`up`: an external NATS (no embedded one).")
+    mongo_url: str | None = Field(default=None, repr=False, description="`up`: an external MongoDB.")
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAY_ADDRESS"),
+        description="`up`: an external Ray cluster (Ray's own variable).",
+    )
+    log_max_bytes: int = Field(default=20 * 1024 * 1024, description="Rotate a log file past this size.")
+    log_keep: int = Field(default=3, description="Rotated log files kept besides the live one.")
 
     @field_validator("token", mode="after")
     @classmethod
@@ -49,7 +54,7 @@ class CliSettings(BaseSettings):
         value = value.strip() if value is not None else None
         return value or None
 
-    def data_path(self, given: str | Path | None = None) -> Path:
+    def data_path(self, given: str | os.PathLike[str] | None = None) -> Path:
         """DIR: `given` (a --data-dir), else MODELHUB_DATA_DIR, else ~/.modelhub (absolute)."""
         return Path(given or self.data_dir).expanduser().resolve()
 

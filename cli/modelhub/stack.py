@@ -20,6 +20,7 @@ a fresh /proc, no MODELHUB_* variables.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -32,19 +33,34 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
 from modelhub import gateways, integration, ops, sandbox
 from modelhub.plan import (
-    HUB_USER, REPLICA_RESOURCE, MongoServer, NatsServer, RayHead, ReplicaNode, ServiceProcess, StackPlan,
+    HUB_USER,
+    REPLICA_RESOURCE,
+    MongoServer,
+    NatsServer,
+    RayHead,
+    ReplicaNode,
+    ServiceProcess,
+    StackPlan,
 )
 from modelhub.settings import CliSettings
 from modelhub.supervisor import (
-    ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
-    read_supervisor_pid, sweep, wait_gone, write_json_atomic,
+    ChildSpec,
+    StackError,
+    Supervisor,
+    cmdline_matches,
+    kill_pids,
+    pid_alive,
+    read_supervisor_pid,
+    sweep,
+    wait_gone,
+    write_json_atomic,
 )
 
 DEFAULT_PORT = 8000
@@ -90,7 +106,7 @@ PORT_RANGE = (20000, 32000)  # below the usual ephemeral range (32768+)
 
 # ---------------------------------------------------------------------------- paths, ports
 
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return CliSettings().data_path(data_dir)
 
 
@@ -682,10 +698,8 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
                        if s.get("state") in ("running", "restarting") and pid_alive(s.get("pid"))]
     sup = read_supervisor_pid(d)
     if sup is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(sup, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         if not quiet:
             click.echo(f"stopping the supervisor (pid {sup}) and what it started ...")
         if wait_gone([sup], wait):
@@ -717,10 +731,8 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
     swept = sweep(d, grace=2.0)
     if swept:
         stopped.append(f"{len(swept)} leftover process(es)")
-    try:
+    with contextlib.suppress(FileNotFoundError):
         (d / "supervisor.pid").unlink()
-    except FileNotFoundError:
-        pass
     if state:
         _mark_stopped(d, state)
     return stopped

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from modelhub import logfiles
+import contextlib
 
 MARKER_ENV = "MODELHUB_SUPERVISOR_DIR"
 
@@ -119,10 +120,8 @@ def marked_pids(data_dir: Path, session: int | None = None) -> list[int]:
 
 def kill_pids(pids: list[int], sig: int) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:
@@ -214,10 +213,8 @@ class Child:
 
     def stop_begin(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def stop_finish(self, deadline: float, data_dir: Path) -> None:
         if self.proc is None:
@@ -227,10 +224,8 @@ class Child:
             self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         # whatever the child left behind in its session (Ray's raylet, workers, ...)
         sweep(data_dir, session=self.proc.pid, grace=1.0)
         self.state = "stopped"
@@ -296,10 +291,8 @@ class Supervisor:
         (self.data_dir / "supervisor.pid").write_text(f"{os.getpid()}\n")
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             (self.data_dir / "supervisor.pid").unlink()
-        except FileNotFoundError:
-            pass
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -312,11 +305,13 @@ class Supervisor:
             signal.signal(sig, handler)
 
     def _wait_ready(self, child: Child) -> None:
-        spec = child.spec
+        spec, proc = child.spec, child.proc
+        if proc is None:
+            raise StackError(f"{spec.name} was not started")
         deadline = time.monotonic() + spec.ready_timeout
         while True:
-            if child.proc.poll() is not None:
-                raise StackError(f"{spec.name} exited with code {child.proc.returncode} while "
+            if proc.poll() is not None:
+                raise StackError(f"{spec.name} exited with code {proc.returncode} while "
                                  f"starting; see {child.log_path}")
             if all(port_open(p) for p in spec.ready_ports):
                 if spec.after_ready is not None:

@@ -51,6 +51,16 @@ def _label(span: dict[str, Any]) -> str:
     return text
 
 
+def _walk(lines: list[str], children: dict[str | None, list[dict[str, Any]]], start: int,
+          span: dict[str, Any], prefix: str, last: bool) -> None:
+    """Append `span` (offset from the trace's `start`) and, below it, its children."""
+    offset, took = (span["start_ns"] - start) / 1e6, (span["end_ns"] - span["start_ns"]) / 1e6
+    lines.append(f"{offset:>10.1f} ms {took:>9.1f} ms  {prefix}{'└─ ' if last else '├─ '}{_label(span)}")
+    kids = children.get(span["span_id"], [])
+    for i, kid in enumerate(kids):
+        _walk(lines, children, start, kid, prefix + ("   " if last else "│  "), i == len(kids) - 1)
+
+
 def render_tree(spans: list[dict[str, Any]]) -> list[str]:
     """One block per trace: each span with its start offset and duration, children indented."""
     lines: list[str] = []
@@ -67,15 +77,7 @@ def render_tree(spans: list[dict[str, Any]]) -> list[str]:
         services = sorted({str(s.get("service", "?")).removeprefix("modelhub-") for s in members})
         lines.append(f"trace {trace_id}: {len(members)} spans, {(end - start) / 1e9:.3f} s, "
                      f"services: {', '.join(services)}")
-
-        def walk(span: dict[str, Any], prefix: str, last: bool) -> None:
-            offset, took = (span["start_ns"] - start) / 1e6, (span["end_ns"] - span["start_ns"]) / 1e6
-            lines.append(f"{offset:>10.1f} ms {took:>9.1f} ms  {prefix}{'└─ ' if last else '├─ '}{_label(span)}")
-            kids = children.get(span["span_id"], [])
-            for i, kid in enumerate(kids):
-                walk(kid, prefix + ("   " if last else "│  "), i == len(kids) - 1)
-
         roots = children.get(None, [])
         for i, root in enumerate(roots):
-            walk(root, "", i == len(roots) - 1)
+            _walk(lines, children, start, root, "", i == len(roots) - 1)
     return lines

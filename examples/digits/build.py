@@ -91,7 +91,7 @@ def write_dataset(images: np.ndarray, labels: np.ndarray, out: Path) -> dict[str
     for old in out.glob("digit-*.png"):
         old.unlink()
     truth = {}
-    for i, (img, label) in enumerate(zip(images, labels)):
+    for i, (img, label) in enumerate(zip(images, labels, strict=True)):
         name = f"digit-{i:04d}.png"
         pixels = np.rint(img * (255.0 / 16.0)).astype(np.uint8)
         Image.fromarray(pixels, "L").resize((PNG_SIDE, PNG_SIDE), Image.Resampling.NEAREST).save(out / name)
@@ -106,6 +106,7 @@ def evaluate(package: Path, dataset: Path, truth: dict[str, str]) -> float:
         with zipfile.ZipFile(package) as zf:
             zf.extractall(tmp)
         spec = importlib.util.spec_from_file_location("digits_package_model", Path(tmp) / "model.py")
+        assert spec is not None and spec.loader is not None, "model.py is a Python file"
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         model = module.Model(tmp)
@@ -115,19 +116,19 @@ def evaluate(package: Path, dataset: Path, truth: dict[str, str]) -> float:
             chunk = [str(dataset / n) for n in names[start:start + 64]]
             preds += model.predict({"image_paths": chunk})["predictions"]
     assert len(preds) == len(names)
-    return sum(p["label"] == truth[n] for n, p in zip(names, preds)) / len(names)
+    return sum(p["label"] == truth[n] for n, p in zip(names, preds, strict=True)) / len(names)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=HERE / "build", help="output folder (default: %(default)s)")
     args = ap.parse_args(argv)
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
-    digits = load_digits()
-    images, labels = digits.images, digits.target
+    data, labels = load_digits(return_X_y=True)
+    images = data.reshape(-1, 8, 8)  # the 8x8 images, flattened in `data`
     weights = train(images[:N_TRAIN], labels[:N_TRAIN])
 
     package = out / "digits-classifier.zip"

@@ -78,7 +78,7 @@ def render(rows: list[tuple], totals: dict, shown: int = SHOWN) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--url", default=os.environ.get("MODELHUB_URL", "http://127.0.0.1:8000"))
     ap.add_argument("--token", default=os.environ.get("MODELHUB_TOKEN"))
     ap.add_argument("--dataset", required=True)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         with httpx.Client(base_url=args.url, headers=headers, timeout=30) as client:
             samples = fetch_samples(client, args.dataset)
     except httpx.HTTPError as exc:
-        raise SystemExit(f"cannot reach modelhub at {args.url}: {exc}")
+        raise SystemExit(f"cannot reach modelhub at {args.url}: {exc}") from exc
     rows, totals = summarize(samples, labels, args.field)
     print(render(rows, totals))
     if totals["annotated"] == 0:

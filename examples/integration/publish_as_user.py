@@ -65,7 +65,7 @@ async def run(url: str, token: str, dataset: str, deployment: str, outputs: dict
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("MODELHUB_DATA_DIR", "~/.modelhub"),
                         help="the stack's data dir, for DIR/credentials.json (or give --nats-url)")
     parser.add_argument("--nats-url", help="the integration user's NATS URL, password included")

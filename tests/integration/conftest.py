@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -64,7 +65,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
+def stack(tmp_path_factory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
     port = free_port()
     env = {k: v for k, v in os.environ.items()

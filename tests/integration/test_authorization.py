@@ -171,7 +171,7 @@ def test_matrix_covers_every_route(stack):
 
 @pytest.mark.parametrize("method, path, call, expected", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
 def test_route_answers_each_role_as_expected(world, method, path, call, expected):
-    for role, status in zip(ROLES, expected):
+    for role, status in zip(ROLES, expected, strict=True):
         if status is None:
             continue
         client = world.clients[role]

@@ -32,7 +32,7 @@ def labelled(stack, tmp_path_factory):
     client = stack.client
     assert client.post("/datasets", json={"name": name}).status_code == 201
     added = client.post(f"/datasets/{name}/samples", json={"samples": [
-        {"filepath": str(p), "fields": f} for p, f in zip(paths, fields)]})
+        {"filepath": str(p), "fields": f} for p, f in zip(paths, fields, strict=True)]})
     assert added.status_code == 201, added.text
     items = client.get(f"/datasets/{name}/samples").json()["items"]
     return name, items

@@ -38,7 +38,7 @@ def two_gateways(tmp_path_factory):
         stop_stack(data_dir)
 
 
-def job_doc(stack: Stack, job_id: str) -> dict:
+def job_doc(stack: Stack, job_id: str) -> dict | None:
     with MongoClient(stack.mongo_url) as client:
         return client["modelhub"]["jobs"].find_one({"_id": job_id})
 
@@ -46,13 +46,13 @@ def job_doc(stack: Stack, job_id: str) -> dict:
 def sse_until_ended(stack: Stack, job_id: str) -> list[dict]:
     """Follow GET /jobs/{id}/events until the job ends; the job objects it sent."""
     seen = []
-    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"},
-                      timeout=httpx.Timeout(10, read=120)) as client:
-        with client.stream("GET", f"/jobs/{job_id}/events") as response:
-            assert response.status_code == 200
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    seen.append(json.loads(line[len("data: "):]))
+    with (httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"},
+                       timeout=httpx.Timeout(10, read=120)) as client,
+          client.stream("GET", f"/jobs/{job_id}/events") as response):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line[len("data: "):]))
     return seen
 
 
@@ -133,7 +133,8 @@ async def test_two_gateways_folding_one_job_at_once_count_each_sample_once(two_g
                                 "failed": 0, "started_at": utcnow(), "dataset": "d", "deployment": "x",
                                 "inputs": {}, "outputs": {}, "created_by": "admin"})
     reached, go = asyncio.Event(), asyncio.Event()
-    slow.jobs = HeldCounts(slow.jobs, reached, go)
+    # a test double around the collection: it holds the counts update until told to go
+    slow.jobs = HeldCounts(slow.jobs, reached, go)  # pyright: ignore[reportAttributeAccessIssue]
     try:
         held = asyncio.create_task(jobs.record_annotations(slow, outcomes(job, ["a", "b"]), "gateway-a"))
         await asyncio.wait_for(reached.wait(), 30)  # its rows are in, its +2 not yet

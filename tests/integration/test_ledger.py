@@ -43,6 +43,7 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
 
         # retry c: its old failure stops counting, the job reopens, the new attempt's result counts once
         doc = await store.jobs.find_one({"_id": job})
+        assert doc is not None
         assert await jobs.failed_samples(store, doc) == ["c"]
         await jobs.reopen(store, doc, attempt=2)
         assert await counts(store, job) == ("queued", 2, 0)

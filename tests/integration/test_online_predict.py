@@ -83,7 +83,8 @@ def test_bounds_answer_at_once_and_leave_nothing_held(stack, gated, tmp_path):
     doc = deploy(client, gated, name, mini_batch=2, max_in_flight=2, batch_wait_ms=0)
     assert (doc["status"], doc["max_in_flight"], doc["batch_wait_ms"]) == ("running", 2, 0), doc
     first, second = tmp_path / "first", tmp_path / "second"
-    first.mkdir(), second.mkdir()
+    first.mkdir()
+    second.mkdir()
     predict = f"/deployments/{name}/predict"
     try:
         # two samples held in the model fill the deployment's max_in_flight ...

@@ -76,7 +76,7 @@ def test_one_job_is_one_trace_across_four_services(stack, job):
     assert root["attributes"]["modelhub.job_id"] == job["id"]
     assert root["attributes"]["modelhub.deployment"] == job["deployment"]
 
-    def ancestry(span: dict) -> list[str]:
+    def ancestry(span: dict | None) -> list[str]:
         chain = []
         while span is not None:
             chain.append(span["service"])

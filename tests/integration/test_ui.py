@@ -6,6 +6,7 @@ literal method and a template-literal path; this test follows the module graph f
 collects those calls, and fails on any call it cannot read that way."""
 
 import re
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -48,7 +49,7 @@ def _normalise(path: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def web(stack) -> httpx.Client:
+def web(stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"http://127.0.0.1:{stack.port}", timeout=30) as client:
         yield client
 

@@ -33,7 +33,7 @@ async def pulls_waiting(url: str) -> int:
     """Pull requests waiting on the task consumer: each worker process keeps one open when idle."""
     nc = await nats.connect(url)
     try:
-        return (await nc.jetstream().consumer_info("MODELHUB", "worker-tasks")).num_waiting
+        return (await nc.jetstream().consumer_info("MODELHUB", "worker-tasks")).num_waiting or 0
     finally:
         await nc.close()
 

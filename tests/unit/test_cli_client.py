@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from modelhub import api, render
 from modelhub.cli import main as cli
 from modelhub.commands import base
 from modelhub.settings import API_PREFIX, DEFAULT_URL, CliSettings
+
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -22,12 +24,13 @@ class FakeGateway:
     """Routes (METHOD, path below /api/v1) to handlers and records every request."""
 
     def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], Handler | list[Handler]] = {}
+        self.routes: dict[tuple[str, str], list[Handler]] = {}
         self.requests: list[httpx.Request] = []
 
     def on(self, method: str, path: str, *responses: Any, status: int = 200) -> None:
         """Answer with each response in turn (the last one repeats); a response is JSON or a handler."""
-        handlers = [r if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body)) for r in responses]
+        handlers: list[Handler] = [cast(Handler, r) if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body))
+                                   for r in responses]
         self.routes[(method, path)] = handlers
 
     def __call__(self, request: httpx.Request) -> httpx.Response:

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+
 from modelhub.api import ApiClient, ApiError
 from modelhub.cli import main
 from modelhub.settings import CliSettings
@@ -26,8 +27,7 @@ def test_help_names_the_environment_variables_of_the_options() -> None:
     assert "[env var: MODELHUB_DATA_DIR]" in up.output
 
 
-def test_settings_read_every_variable_and_treat_empty_as_unset(monkeypatch: pytest.MonkeyPatch,
-                                                               tmp_path: Path) -> None:
+def test_settings_read_every_variable_and_treat_empty_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MODELHUB_NATS_URL", "nats://bus:4222")
     monkeypatch.setenv("MODELHUB_MONGO_URL", "")
     monkeypatch.setenv("RAY_ADDRESS", "ray-head:6379")
@@ -44,14 +44,19 @@ def test_settings_read_every_variable_and_treat_empty_as_unset(monkeypatch: pyte
 
 def test_no_module_but_settings_reads_the_environment() -> None:
     reads = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[")
-    offenders = [str(path.relative_to(CLI_DIR)) for path in CLI_DIR.rglob("*.py")
-                 if path.name != "settings.py" and reads.search(path.read_text())]
+    offenders = [
+        str(path.relative_to(CLI_DIR))
+        for path in CLI_DIR.rglob("*.py")
+        if path.name != "settings.py" and reads.search(path.read_text())
+    ]
     assert offenders == []
 
 
 def test_the_cli_imports_neither_the_contracts_nor_a_service() -> None:
-    code = ("import sys, modelhub.cli, modelhub.api, modelhub.stack\n"
-            "print(sorted(m for m in sys.modules if m.startswith('modelhub_')))")
+    code = (
+        "import sys, modelhub.cli, modelhub.api, modelhub.stack\n"
+        "print(sorted(m for m in sys.modules if m.startswith('modelhub_')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -2,6 +2,7 @@
 
 import asyncio
 from types import SimpleNamespace
+from typing import Any
 
 from modelhub_gateway import jobs
 
@@ -29,7 +30,8 @@ class FakeJobs:
         return dict(self.doc) if self._matches(query) else None
 
 
-def store_with(**job) -> SimpleNamespace:
+def store_with(**job) -> Any:
+    """A stand-in for GatewayStore with just its `jobs` collection."""
     return SimpleNamespace(jobs=FakeJobs({"_id": "j", "status": "running", **job}))
 
 

@@ -23,7 +23,7 @@ def test_autoscaling_bounds():
         DeploymentCreate(name="d", min_replicas=2)
     for bad in ({"max_replicas": 0}, {"max_replicas": 65}, {"min_replicas": -1, "max_replicas": 2}):
         with pytest.raises(ValidationError):
-            DeploymentCreate(name="d", **bad)
+            DeploymentCreate.model_validate({"name": "d", **bad})
 
 
 def test_the_public_view_never_carries_the_serve_secret():

@@ -75,7 +75,7 @@ def Broker(reply: RpcReply | None = None, error: Exception | None = None) -> Nat
             raise error
         return SimpleNamespace(body=reply.model_dump_json())
 
-    publisher.request = request
+    publisher.request = request  # pyright: ignore[reportAttributeAccessIssue]  (the test double answers instead of NATS)
     return broker
 
 

@@ -60,7 +60,8 @@ def test_only_gateways_inherit_the_socket_each_with_its_own_name():
         assert (first.env["MODELHUB_GATEWAY_INSTANCE"], second.env["MODELHUB_GATEWAY_INSTANCE"]) == \
             ("gateway", "gateway-2")
         # the settings the gateway reads are those names
-        settings = GatewaySettings(_env_file=None, **{"gateway_fd": 3, "gateway_instance": "gateway-2"})
+        # pydantic-settings' __init__ takes _env_file; the signature pyright builds from the fields does not
+        settings = GatewaySettings(_env_file=None, **{"gateway_fd": 3, "gateway_instance": "gateway-2"})  # pyright: ignore[reportCallIssue]
         assert (settings.gateway_fd, settings.gateway_instance) == (3, "gateway-2")
     finally:
         sock.close()

@@ -164,7 +164,8 @@ def test_reserved_field_names(name):
 
 
 def test_non_string_field_name():
-    assert check_field_name(3) == "field name must be a string, got int"
+    # on purpose not a str: a schema is JSON, and JSON may name a field with a number
+    assert check_field_name(3) == "field name must be a string, got int"  # pyright: ignore[reportArgumentType]
 
 
 # --- check_output -------------------------------------------------------------------------

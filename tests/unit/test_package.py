@@ -45,9 +45,9 @@ def patch_central(path: Path, name: str, offset: int, fmt: str, value: int) -> N
     path.write_bytes(bytes(data))
 
 
-def refusal(path: Path, limits: PackageLimits = PackageLimits()) -> str:
+def refusal(path: Path, limits: PackageLimits | None = None) -> str:
     with pytest.raises(PackageError) as caught:
-        inspect_package(path, limits)
+        inspect_package(path, limits or PackageLimits())
     return str(caught.value)
 
 

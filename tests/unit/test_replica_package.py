@@ -5,6 +5,7 @@ package root (as the registry does)."""
 import hashlib
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_verified_package_is_unpacked_once_with_a_zipped_folder_as_root(kv):
     sha = hashlib.sha256(data).hexdigest()
     kv[sha] = data
     root = replica.fetch_package("pkg/m/1.zip", sha)
-    assert open(f"{root}/model.py").read() == "X = 1\n" and open(f"{root}/w/a.txt").read() == "a"
+    assert Path(root, "model.py").read_text() == "X = 1\n" and Path(root, "w", "a.txt").read_text() == "a"
     del kv[sha]
     assert replica.fetch_package("pkg/m/1.zip", sha) == root  # the node's cache
 

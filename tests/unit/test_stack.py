@@ -330,6 +330,7 @@ def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
         sup.start_all()
         head_child, node_child = sup.servers
         old_node = node_child.pid
+        assert head_child.pid is not None
         os.kill(head_child.pid, signal.SIGKILL)
         def both_back():
             sup._check_children()

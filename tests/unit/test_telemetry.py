@@ -4,6 +4,7 @@ trace context carried by a stored task, health pings kept out of traces, and the
 import json
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from prometheus_client import generate_latest
 
 from modelhub import trace as cli_trace
@@ -58,7 +59,9 @@ def test_spans_go_to_json_lines_with_their_service_and_attributes(tmp_path, monk
         traceparent = telemetry.current_traceparent()
         with telemetry.attached(None):
             pass
-    tel.tracer_provider.force_flush()
+    provider = tel.tracer_provider
+    assert isinstance(provider, TracerProvider)  # the SDK's: an exporter is configured
+    provider.force_flush()
     [record] = [json.loads(line) for p in tmp_path.glob("*.jsonl") for line in p.read_text().splitlines()]
     assert record["service"] == "modelhub-scheduler" and record["name"] == "plan job"
     assert record["attributes"] == {"modelhub.job_id": "j1", "modelhub.batch_size": 4}
@@ -150,6 +153,7 @@ def test_the_worker_counts_every_chunk_of_a_tasks_outcomes(tmp_path, monkeypatch
             event = SampleAnnotated(job_id="j", attempt=1, task_id="j.1.0", chunk=chunk, chunks=2,
                                     samples=[SampleOutcome(sample_id=f"s{chunk}{i}", ok=ok) for i, ok in enumerate(oks)])
             count_outcomes(tel.metrics, task, event, totals)
+    assert isinstance(span, ReadableSpan) and span.attributes is not None  # a recording span
     assert span.attributes[telemetry.SAMPLES_OK] == 3 and span.attributes[telemetry.SAMPLES_FAILED] == 3
     text = generate_latest(tel.registry).decode()
     assert 'modelhub_samples_annotated_total{deployment="dep"} 3.0' in text

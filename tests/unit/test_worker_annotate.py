@@ -44,7 +44,7 @@ async def test_wrongly_typed_output_and_missing_sample_fail_with_reasons():
         return {"pred": {"label": "cat", "confidence": 3}}
 
     outcomes = await annotate(task(["s1", "gone"]), docs("s1"), predict, str)
-    assert "not a valid classification" in outcomes["s1"].error
+    assert "not a valid classification" in (outcomes["s1"].error or "")
     assert outcomes["gone"].error == "sample no longer exists"
     events = events_for(task(["s1", "gone"]), outcomes)
     assert [(o.sample_id, o.ok) for e in events for o in e.samples] == [("s1", False), ("gone", False)]
@@ -64,7 +64,7 @@ async def test_inputs_come_from_named_fields():
                               {"s1": sample, "s2": {"_id": "s2", "filepath": "/y", "fields": {}}}, predict, str)
     assert seen == [{"text": "hello"}]
     assert outcomes["s1"].fields == {"prediction": {"label": "hello", "confidence": 1.0}}
-    assert "no field 'caption'" in outcomes["s2"].error
+    assert "no field 'caption'" in (outcomes["s2"].error or "")
 
 
 

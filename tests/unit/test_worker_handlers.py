@@ -1,5 +1,7 @@
 """The worker's task subscriber on FastStream's TestNatsBroker: what it publishes, and what not."""
 
+from typing import cast
+
 from faststream.nats import NatsBroker, TestNatsBroker
 
 from modelhub_contracts import subjects
@@ -7,6 +9,8 @@ from modelhub_contracts.events import SampleAnnotated
 from modelhub_contracts.messaging import EVENTS_STREAM
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
+from modelhub_worker.serving import ServeClient
+from modelhub_worker.store import WorkerStore
 
 from test_worker_tasks import FakeStore, chunked, task
 
@@ -22,7 +26,8 @@ class FakeServe:
 
 async def run(store: FakeStore, predict) -> list[SampleAnnotated]:
     broker = NatsBroker()
-    handlers.register(broker, store, FakeServe(predict))
+    # the fakes stand in for the MongoDB store and the Serve client
+    handlers.register(broker, cast(WorkerStore, store), cast(ServeClient, FakeServe(predict)))
     annotated: list[SampleAnnotated] = []
 
     @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM)

@@ -1,6 +1,7 @@
 """Online predict in the worker without Ray: shared batches, order, isolation, bounds, deadlines."""
 
 import asyncio
+from typing import cast
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
@@ -9,6 +10,8 @@ from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
+from modelhub_worker.serving import ServeClient
+from modelhub_worker.store import WorkerStore
 from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 
 from test_worker_handlers import FakeServe
@@ -132,7 +135,8 @@ async def test_serving_lost_reaches_every_request_of_the_batch():
 
 async def reply_to(request: PredictRequest, predict) -> RpcReply:
     broker = NatsBroker()
-    handlers.register(broker, FakeStore(), FakeServe(predict))
+    # the fakes stand in for the MongoDB store and the Serve client
+    handlers.register(broker, cast(WorkerStore, FakeStore()), cast(ServeClient, FakeServe(predict)))
     async with TestNatsBroker(broker) as test_broker:
         message = await test_broker.request(request, subjects.RPC_PREDICT)
         return RpcReply.model_validate_json(message.body)
@@ -153,12 +157,12 @@ async def test_the_worker_answers_504_when_the_deadline_passes():
 
     reply = await reply_to(PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"},
                                           timeout_s=0.05), predict)
-    assert reply.status == 504 and "did not answer within 0.05 s; the request was cancelled" in reply.detail
+    assert reply.status == 504 and "did not answer within 0.05 s; the request was cancelled" in (reply.detail or "")
 
 
 def test_a_reply_too_large_for_nats_is_refused_with_413():
     reply = handlers.sized(RpcReply(data={"outputs": {"y": ["x" * 100]}}), max_bytes=50)
-    assert reply.status == 413 and "send fewer samples per request" in reply.detail
+    assert reply.status == 413 and "send fewer samples per request" in (reply.detail or "")
     small = RpcReply(data={"outputs": {"y": ["x"]}})
     assert handlers.sized(small, max_bytes=1000) is small
 

@@ -23,6 +23,7 @@ class Proxy:
         self.most = 0
         self.gate: asyncio.Event | None = None
         self.disconnected = asyncio.Event()
+        self.url = ""  # set once it listens
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -60,7 +61,7 @@ async def proxy():
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    p.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    p.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     yield p
     await runner.cleanup()
 
@@ -164,7 +165,7 @@ async def test_a_job_call_waits_out_a_restarting_serve_while_the_deployment_is_w
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     wanted = {"d": "s1"}
 
     async def secret(name: str) -> str | None:

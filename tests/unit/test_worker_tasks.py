@@ -1,11 +1,12 @@
 """One delivery of a task: the write lease, retries for serving failures, and dead letters."""
 
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 
 from modelhub_contracts.events import OUTCOMES_PER_EVENT, TaskScheduled
-from modelhub_worker.annotate import annotate
+from modelhub_worker.annotate import PredictChunk, annotate
 from modelhub_worker.errors import ServingLost
 from modelhub_worker.store import REFUSED, Lease
 from modelhub_worker.tasks import (MAX_DELIVER, NO_ACK, MaxDeliveriesAdvisory, attempt, dead_letter_advised,
@@ -29,8 +30,8 @@ class FakeStore:
     async def is_cancelled(self, job_id):
         return self.cancelled
 
-    async def load(self, ids, dataset):
-        return {i: self.docs[i] for i in ids if i in self.docs}
+    async def load(self, sample_ids, dataset):
+        return {i: self.docs[i] for i in sample_ids if i in self.docs}
 
     @asynccontextmanager
     async def write_lease(self, task):
@@ -43,10 +44,10 @@ class FakeStore:
         finally:
             self.leases_held -= 1
 
-    async def write_fields(self, fields, lease):
+    async def write_fields(self, fields_by_sample, lease):
         assert self.leases_held == 1 and lease, "fields written outside the write lease"
         assert lease.writer["job_id"] and lease.writer["deployment"]  # the lineage goes with them
-        self.written.update(fields)
+        self.written.update(fields_by_sample)
 
     async def note_failure(self, task_id, error):
         self.failures[task_id] = error
@@ -55,10 +56,10 @@ class FakeStore:
         return self.failures.get(task_id)
 
 
-def chunked(per_sample):
+def chunked(per_sample: Callable[[str, dict], Awaitable[dict]]) -> PredictChunk:
     """A chunk call built from a per-sample fake: like one Model.predict call, it fails as a whole
     when any of its samples raises."""
-    async def predict_chunk(deployment, samples):
+    async def predict_chunk(deployment: str, samples: list[dict]) -> list[dict]:
         return [await per_sample(deployment, inputs) for inputs in samples]
     return predict_chunk
 
@@ -107,7 +108,11 @@ async def test_a_dead_replica_fails_no_sample_it_raises_for_a_retry():
 async def test_a_failed_delivery_is_retried_later_with_growing_delays():
     store, published = FakeStore("a"), Published()
     work = lambda: run_task(task("a"), store, replica_died, published, str)  # noqa: E731
-    delays = [await attempt(task("a"), n, work, store, published, str) for n in range(1, MAX_DELIVER)]
+    delays: list[float] = []
+    for n in range(1, MAX_DELIVER):
+        delay = await attempt(task("a"), n, work, store, published, str)
+        assert delay is not None  # retried later, not given up before MAX_DELIVER
+        delays.append(delay)
     assert delays == sorted(delays) and delays[0] > 0 and len(set(delays)) > 1
     assert published == [] and "ActorDiedError" in store.failures["j.1.0"]
 

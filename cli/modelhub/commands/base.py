@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import click
 import httpx
@@ -91,15 +92,16 @@ def api_command(fn: Callable[..., None]) -> Callable[..., None]:
         except GatewayError as exc:
             fail(str(exc))
 
-    params = wrapper.__click_params__  # type: ignore[attr-defined]  # --url/--json after the command's own options
+    # list --url/--json after the command's own options in --help; click's option decorators keep
+    # them on the function, an attribute its types do not declare
+    params = wrapper.__click_params__  # pyright: ignore[reportAttributeAccessIssue]
     params[:] = params[-2:] + params[:-2]
     return wrapper
 
 
 def auth_hint(api: ApiClient, exc: ApiError) -> str:
     if exc.status == 401 and not api.token:
-        return (f"\n(no token found: set {TOKEN_ENV} or start the stack so that "
-                f"{CliSettings().token_file()} exists)")
+        return f"\n(no token found: set {TOKEN_ENV} or start the stack so that {CliSettings().token_file()} exists)"
     return ""
 
 
@@ -115,8 +117,9 @@ def parse_pairs(values: Iterable[str], metavar: str) -> dict[str, str]:
 
 def pairs_option(*decls: str, metavar: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A repeatable KEY=VALUE option collected into a dict."""
-    return click.option(*decls, multiple=True, metavar=metavar,
-                        callback=lambda _ctx, _param, values: parse_pairs(values, metavar), **kw)
+    return click.option(
+        *decls, multiple=True, metavar=metavar, callback=lambda _ctx, _param, values: parse_pairs(values, metavar), **kw
+    )
 
 
 def load_json(text: str | None) -> Any:

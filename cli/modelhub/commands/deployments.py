@@ -10,10 +10,26 @@ from modelhub.api import ApiClient
 from modelhub.commands.base import api_command, api_group, json_list_pairs, json_option
 from modelhub.render import Output, cell, echo_table, items, record_renderer
 
-DEPLOYMENT_KEYS = ("name", "model", "version", "model_type", "mini_batch", "num_replicas", "num_gpus",
-                   "min_replicas", "max_replicas", "custom_env", "batch_wait_ms", "max_in_flight", "status",
-                   "ready_replicas", "error",
-                   "created_by", "created_at", "updated_at")
+DEPLOYMENT_KEYS = (
+    "name",
+    "model",
+    "version",
+    "model_type",
+    "mini_batch",
+    "num_replicas",
+    "num_gpus",
+    "min_replicas",
+    "max_replicas",
+    "custom_env",
+    "batch_wait_ms",
+    "max_in_flight",
+    "status",
+    "ready_replicas",
+    "error",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
 
 deployments = api_group("deployments", "List, inspect, stop and query deployments.")
 
@@ -22,11 +38,25 @@ deployments = api_group("deployments", "List, inspect, stop and query deployment
 @api_command
 def deployments_list(api: ApiClient, out: Output) -> None:
     """List deployments."""
-    out.emit(api.list_deployments(), lambda page: echo_table(
-        ["NAME", "MODEL", "VERSION", "STATUS", "REPLICAS", "GPUS", "ERROR"],
-        ([d.get("name"), d.get("model"), d.get("version"), d.get("status"),
-          f"{d.get('ready_replicas', 0)}/{d.get('num_replicas')}", d.get("num_gpus"), d.get("error")]
-         for d in items(page)), empty="no deployments"))
+    out.emit(
+        api.list_deployments(),
+        lambda page: echo_table(
+            ["NAME", "MODEL", "VERSION", "STATUS", "REPLICAS", "GPUS", "ERROR"],
+            (
+                [
+                    d.get("name"),
+                    d.get("model"),
+                    d.get("version"),
+                    d.get("status"),
+                    f"{d.get('ready_replicas', 0)}/{d.get('num_replicas')}",
+                    d.get("num_gpus"),
+                    d.get("error"),
+                ]
+                for d in items(page)
+            ),
+            empty="no deployments",
+        ),
+    )
 
 
 @deployments.command("show")
@@ -43,21 +73,35 @@ def deployments_show(api: ApiClient, out: Output, name: str) -> None:
 def deployments_delete(api: ApiClient, out: Output, name: str) -> None:
     """Stop and remove a deployment."""
     result = api.delete_deployment(name)
-    out.emit(result if result is not None else {"name": name},
-             lambda _: click.echo(f"deployment {name} is stopping"))
+    out.emit(result if result is not None else {"name": name}, lambda _: click.echo(f"deployment {name} is stopping"))
 
 
 @deployments.command("predict")
 @api_command
 @click.argument("name")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=JSON_LIST", callback=json_list_pairs,
-              help="""A model input and its values as a JSON list, e.g. image_paths='["/a.png"]' (repeatable).""")
-@click.option("--inputs-json", default=None, callback=json_option,
-              help="All inputs as a JSON object {name: [values]} (inline or a file path).")
-@click.option("--timeout", type=float, default=None,
-              help="Seconds before the server gives up and answers 504 (default 60, at most 300).")
-def deployments_predict(api: ApiClient, out: Output, name: str, inputs: dict, inputs_json: Any,
-                        timeout: float | None) -> None:
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=JSON_LIST",
+    callback=json_list_pairs,
+    help="""A model input and its values as a JSON list, e.g. image_paths='["/a.png"]' (repeatable).""",
+)
+@click.option(
+    "--inputs-json",
+    default=None,
+    callback=json_option,
+    help="All inputs as a JSON object {name: [values]} (inline or a file path).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Seconds before the server gives up and answers 504 (default 60, at most 300).",
+)
+def deployments_predict(
+    api: ApiClient, out: Output, name: str, inputs: dict, inputs_json: Any, timeout: float | None
+) -> None:
     """Run online inference on a running deployment."""
     if inputs_json is not None and not isinstance(inputs_json, dict):
         raise click.BadParameter("must be a JSON object {input name: [values]}", param_hint="--inputs-json")
@@ -72,5 +116,3 @@ def render_outputs(result: dict) -> None:
         click.echo(f"{output}:")
         for value in values if isinstance(values, list) else [values]:
             click.echo("  " + cell(value))
-
-

@@ -20,8 +20,22 @@ JOB_DONE = frozenset({"completed", "failed", "cancelled"})
 MAX_FAILURES_SHOWN = 5
 
 jobs = api_group("jobs", "Inspect, cancel and retry jobs (runs of a deployment over a dataset).")
-JOB_KEYS = ("id", "dataset", "deployment", "model", "version", "outputs", "status", "total", "succeeded",
-            "failed", "progress", "created_at", "started_at", "finished_at")
+JOB_KEYS = (
+    "id",
+    "dataset",
+    "deployment",
+    "model",
+    "version",
+    "outputs",
+    "status",
+    "total",
+    "succeeded",
+    "failed",
+    "progress",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
 
 
 def follow_job(api: ApiClient, job: dict) -> dict:
@@ -66,15 +80,21 @@ def render_job_result(api: ApiClient, job: dict) -> None:
         for failure in failures[:MAX_FAILURES_SHOWN]:
             click.echo(f"  sample {failure.get('sample_id')}: {cell(failure.get('error'))}")
         if len(failures) > MAX_FAILURES_SHOWN:
-            click.echo(f"  ... and {len(failures) - MAX_FAILURES_SHOWN} more "
-                       f"(see `modelhub jobs failures {job['id']}`)")
+            click.echo(
+                f"  ... and {len(failures) - MAX_FAILURES_SHOWN} more (see `modelhub jobs failures {job['id']}`)"
+            )
 
 
 def finish_job(api: ApiClient, out: Output, job: dict, wait: bool) -> None:
     """Print a submitted job, or follow it to the end; exit 2 unless every sample succeeded."""
     if not wait:
-        out.emit(job, lambda j: click.echo(f"job {j['id']} {j.get('status', 'submitted')} "
-                                           f"(dataset {j.get('dataset')}, deployment {j.get('deployment')})"))
+        out.emit(
+            job,
+            lambda j: click.echo(
+                f"job {j['id']} {j.get('status', 'submitted')} "
+                f"(dataset {j.get('dataset')}, deployment {j.get('deployment')})"
+            ),
+        )
         return
     Output.note(f"job {job['id']} submitted")
     job = follow_job(api, job)
@@ -89,13 +109,21 @@ def finish_job(api: ApiClient, out: Output, job: dict, wait: bool) -> None:
 @api_command
 @click.argument("dataset")
 @click.option("--deployment", required=True, help="A running deployment.")
-@pairs_option("--output", "outputs", metavar="MODEL_OUTPUT=FIELD", required=True,
-              help="Store a model output in a sample field (repeatable).")
-@pairs_option("--input", "inputs", metavar="MODEL_INPUT=FIELD",
-              help="Feed a sample field to a model input (default: `local` inputs read the filepath).")
+@pairs_option(
+    "--output",
+    "outputs",
+    metavar="MODEL_OUTPUT=FIELD",
+    required=True,
+    help="Store a model output in a sample field (repeatable).",
+)
+@pairs_option(
+    "--input",
+    "inputs",
+    metavar="MODEL_INPUT=FIELD",
+    help="Feed a sample field to a model input (default: `local` inputs read the filepath).",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job until it ends.")
-def run(api: ApiClient, out: Output, dataset: str, deployment: str, outputs: dict, inputs: dict,
-        wait: bool) -> None:
+def run(api: ApiClient, out: Output, dataset: str, deployment: str, outputs: dict, inputs: dict, wait: bool) -> None:
     """Run a deployment over every sample of DATASET.
 
     With --wait, exits 0 only when every sample succeeded, 2 otherwise.
@@ -116,10 +144,25 @@ def jobs_show(api: ApiClient, out: Output, job_id: str) -> None:
 @click.argument("dataset")
 def jobs_list(api: ApiClient, out: Output, dataset: str) -> None:
     """List a dataset's jobs, newest first."""
-    out.emit(api.list_jobs(dataset), lambda page: echo_table(
-        ["ID", "STATUS", "DEPLOYMENT", "SUCCEEDED", "FAILED", "TOTAL", "CREATED_AT"],
-        ([j.get("id"), j.get("status"), j.get("deployment"), j.get("succeeded"), j.get("failed"), j.get("total"),
-          j.get("created_at")] for j in items(page)), empty="no jobs"))
+    out.emit(
+        api.list_jobs(dataset),
+        lambda page: echo_table(
+            ["ID", "STATUS", "DEPLOYMENT", "SUCCEEDED", "FAILED", "TOTAL", "CREATED_AT"],
+            (
+                [
+                    j.get("id"),
+                    j.get("status"),
+                    j.get("deployment"),
+                    j.get("succeeded"),
+                    j.get("failed"),
+                    j.get("total"),
+                    j.get("created_at"),
+                ]
+                for j in items(page)
+            ),
+            empty="no jobs",
+        ),
+    )
 
 
 @jobs.command("failures")
@@ -127,23 +170,33 @@ def jobs_list(api: ApiClient, out: Output, dataset: str) -> None:
 @click.argument("job_id", metavar="ID")
 def jobs_failures(api: ApiClient, out: Output, job_id: str) -> None:
     """List the samples a job failed on, with their errors."""
-    out.emit(api.job_failures(job_id), lambda page: echo_table(
-        ["SAMPLE", "ERROR"], ([f.get("sample_id"), f.get("error")] for f in items(page)), empty="no failures"))
+    out.emit(
+        api.job_failures(job_id),
+        lambda page: echo_table(
+            ["SAMPLE", "ERROR"], ([f.get("sample_id"), f.get("error")] for f in items(page)), empty="no failures"
+        ),
+    )
 
 
 @jobs.command("trace")
 @api_command
 @click.argument("job_id", metavar="ID")
-@click.option("--telemetry-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the stack writes spans (default DIR/telemetry).")
+@click.option(
+    "--telemetry-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the stack writes spans (default DIR/telemetry).",
+)
 def jobs_trace(api: ApiClient, out: Output, job_id: str, telemetry_dir: Path | None) -> None:
     """Print the job's trace: its spans as a tree, with start offsets and durations (--json: the spans)."""
     api.get_job(job_id)  # the job exists and you may see it
     telemetry_dir = telemetry_dir or CliSettings().client_dir() / "telemetry"
     spans = trace.job_spans(trace.read_spans(telemetry_dir), job_id)
     if not spans and not out.as_json:
-        fail(f"no spans of job {job_id} under {telemetry_dir} (yet: spans are "
-             "written every few seconds; with an OTLP exporter they are in your tracing backend)")
+        fail(
+            f"no spans of job {job_id} under {telemetry_dir} (yet: spans are "
+            "written every few seconds; with an OTLP exporter they are in your tracing backend)"
+        )
     out.emit(spans, lambda s: click.echo("\n".join(trace.render_tree(s))))
 
 
@@ -153,8 +206,10 @@ def jobs_trace(api: ApiClient, out: Output, job_id: str, telemetry_dir: Path | N
 def jobs_cancel(api: ApiClient, out: Output, job_id: str) -> None:
     """Cancel a job."""
     result = api.cancel_job(job_id)
-    out.emit(result if result is not None else {"id": job_id},
-             lambda _: click.echo(f"cancellation of job {job_id} requested"))
+    out.emit(
+        result if result is not None else {"id": job_id},
+        lambda _: click.echo(f"cancellation of job {job_id} requested"),
+    )
 
 
 @jobs.command("retry")
@@ -167,5 +222,3 @@ def jobs_retry(api: ApiClient, out: Output, job_id: str, wait: bool) -> None:
     if not (isinstance(job, dict) and "id" in job):
         job = api.get_job(job_id)
     finish_job(api, out, job, wait)
-
-

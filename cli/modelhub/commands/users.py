@@ -23,9 +23,13 @@ def users_create(api: ApiClient, out: Output, username: str) -> None:
 @api_command
 def users_list(api: ApiClient, out: Output) -> None:
     """List every user, disabled ones included (admin only)."""
-    out.emit(api.list_users(), lambda page: echo_table(
-        ["USERNAME", "ADMIN", "DISABLED", "CREATED_AT"],
-        ([u["username"], u["is_admin"], u["disabled"], u.get("created_at")] for u in items(page))))
+    out.emit(
+        api.list_users(),
+        lambda page: echo_table(
+            ["USERNAME", "ADMIN", "DISABLED", "CREATED_AT"],
+            ([u["username"], u["is_admin"], u["disabled"], u.get("created_at")] for u in items(page)),
+        ),
+    )
 
 
 @users.command("delete")
@@ -43,4 +47,3 @@ def users_delete(api: ApiClient, out: Output, username: str) -> None:
 def users_me(api: ApiClient, out: Output) -> None:
     """Show the user the token belongs to."""
     out.emit(api.me(), record_renderer("username"))
-

@@ -56,6 +56,6 @@ class Model:
         return {
             "predictions": [
                 {"label": self.classes[i], "confidence": min(1.0, max(0.0, float(p[i])))}
-                for i, p in zip(best.tolist(), probs)
+                for i, p in zip(best.tolist(), probs, strict=True)
             ]
         }

@@ -32,7 +32,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    schema_version: int = Field(SCHEMA_VERSION, ge=1,
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1,
                                 description="version of this event's contract; bumped only by incompatible changes")
     event_id: str = Field(default_factory=_new_id, description="unique id; also the Nats-Msg-Id")
     occurred_at: datetime = Field(default_factory=utcnow, description="when it happened (UTC)")
@@ -41,7 +41,7 @@ class Event(BaseModel):
 class DeploymentRequested(Event):
     # 2: num_gpus became a number from 0 to 1 (was 0 or 1); min_replicas/max_replicas added.
     # A version-1 event reads the same (its num_gpus is an integer, no autoscaling).
-    schema_version: int = Field(2, ge=1, description="version of this event's contract; bumped only by incompatible changes")
+    schema_version: int = Field(default=2, ge=1, description="version of this event's contract; bumped only by incompatible changes")
     deployment: str = Field(description="deployment name, also the Ray Serve application name")
     model: str = Field(description="model name")
     version: int = Field(description="model version number")
@@ -52,10 +52,10 @@ class DeploymentRequested(Event):
     num_gpus: float = Field(description="GPUs per replica, 0 to 1 (a fraction shares a GPU)")
     custom_env: bool = Field(description="build runtime_env from requirements.txt / environment.yml")
     requested_by: str = Field(description="acting user")
-    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS,
+    batch_wait_ms: float = Field(default=DEFAULT_BATCH_WAIT_MS,
                                  description="longest a batch that is not full waits for more samples")
-    min_replicas: int | None = Field(None, description="autoscaling: fewest replicas (with max_replicas)")
-    max_replicas: int | None = Field(None, description="autoscaling: most replicas; None: num_replicas, fixed")
+    min_replicas: int | None = Field(default=None, description="autoscaling: fewest replicas (with max_replicas)")
+    max_replicas: int | None = Field(default=None, description="autoscaling: most replicas; None: num_replicas, fixed")
 
 
 class DeploymentStopRequested(Event):
@@ -65,18 +65,18 @@ class DeploymentStopRequested(Event):
 
 class JobSubmitted(Event):
     job_id: str = Field(description="job id")
-    attempt: int = Field(1, description="1 for the first run, +1 per retry")
+    attempt: int = Field(default=1, description="1 for the first run, +1 per retry")
     dataset: str = Field(description="dataset name")
     deployment: str = Field(description="deployment (Serve application) to call")
     inputs: dict[str, str] = Field(description="model input name -> sample field ('filepath' included)")
     outputs: dict[str, str] = Field(description="model output name -> sample field to write")
     output_types: dict[str, str] = Field(description="model output name -> schema type")
     mini_batch: int = Field(description="samples per task")
-    sample_ids: list[str] | None = Field(None, description="only these samples (retry); None: all")
+    sample_ids: list[str] | None = Field(default=None, description="only these samples (retry); None: all")
     submitted_by: str = Field(description="acting user")
-    until_sample_id: str | None = Field(None, description="the dataset's last sample id at submission")
-    part: int = Field(0, description="a retry's sample ids travel in parts; tasks of each part get its number")
-    traceparent: str | None = Field(None, description="W3C trace context of the submit: the job's trace")
+    until_sample_id: str | None = Field(default=None, description="the dataset's last sample id at submission")
+    part: int = Field(default=0, description="a retry's sample ids travel in parts; tasks of each part get its number")
+    traceparent: str | None = Field(default=None, description="W3C trace context of the submit: the job's trace")
 
 
 class JobScheduled(Event):
@@ -112,10 +112,10 @@ class TaskScheduled(Event):
     inputs: dict[str, str] = Field(description="model input name -> sample field")
     outputs: dict[str, str] = Field(description="model output name -> sample field")
     output_types: dict[str, str] = Field(description="model output name -> schema type")
-    mini_batch: int | None = Field(None, description="samples per Model.predict call: the task's samples "
+    mini_batch: int | None = Field(default=None, description="samples per Model.predict call: the task's samples "
                                                      "go to the deployment in calls of at most this many "
                                                      "(None: all of them in one call)")
-    traceparent: str | None = Field(None, description="W3C trace context of the job's trace (tasks are "
+    traceparent: str | None = Field(default=None, description="W3C trace context of the job's trace (tasks are "
                                     "published long after the submit, from a stored queue)")
 
 
@@ -124,7 +124,7 @@ class SampleOutcome(BaseModel):
 
     sample_id: str = Field(description="sample id")
     ok: bool = Field(description="True: fields written; False: failed with error")
-    error: str | None = Field(None, description="why it failed")
+    error: str | None = Field(default=None, description="why it failed")
 
 
 # Outcomes one SampleAnnotated carries at most: with errors capped at MAX_ERROR_CHARS, a full
@@ -143,17 +143,17 @@ class SampleAnnotated(Event):
     attempt: int = Field(description="attempt number")
     task_id: str = Field(description="task that produced it")
     samples: list[SampleOutcome] = Field(description="each sample's outcome")
-    chunk: int = Field(0, description="which part of the task's outcomes this is (0-based)")
-    chunks: int = Field(1, description="how many parts the task's outcomes travel in")
+    chunk: int = Field(default=0, description="which part of the task's outcomes this is (0-based)")
+    chunks: int = Field(default=1, description="how many parts the task's outcomes travel in")
 
 
 class RpcReply(BaseModel):
     """Reply to a request/reply command: `status` mirrors the HTTP status the gateway returns."""
 
-    status: int = Field(200, description="HTTP-like status code")
-    detail: str | None = Field(None, description="error message when status >= 400")
-    data: Any = Field(None, description="the command's result document")
-    retry_after: float | None = Field(None, description="seconds to wait before retrying (with 429)")
+    status: int = Field(default=200, description="HTTP-like status code")
+    detail: str | None = Field(default=None, description="error message when status >= 400")
+    data: Any = Field(default=None, description="the command's result document")
+    retry_after: float | None = Field(default=None, description="seconds to wait before retrying (with 429)")
 
 
 class PredictRequest(BaseModel):
@@ -162,11 +162,11 @@ class PredictRequest(BaseModel):
     deployment: str = Field(description="deployment name")
     inputs: dict[str, list[Any]] = Field(description="input name -> values, one per sample")
     output_types: dict[str, str] = Field(description="declared output types, checked per value")
-    mini_batch: int = Field(1, description="the deployment's largest Model.predict batch")
-    num_replicas: int = Field(1, description="the deployment's replicas (bounds its calls in flight)")
-    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS,
+    mini_batch: int = Field(default=1, description="the deployment's largest Model.predict batch")
+    num_replicas: int = Field(default=1, description="the deployment's replicas (bounds its calls in flight)")
+    batch_wait_ms: float = Field(default=DEFAULT_BATCH_WAIT_MS,
                                  description="longest a batch that is not full waits for more samples")
-    timeout_s: float = Field(60.0, description="answer 504 and cancel the Serve calls after this")
+    timeout_s: float = Field(default=60.0, description="answer 504 and cancel the Serve calls after this")
 
 
 class CreateModel(BaseModel):
@@ -204,6 +204,6 @@ class SetSharing(BaseModel):
 class AddVersion(BaseModel):
     name: str = Field(description="model name")
     upload_object: str = Field(description="object name of the uploaded zip in the packages store")
-    filename: str = Field("package.zip", description="the uploaded file's name, used in error messages")
+    filename: str = Field(default="package.zip", description="the uploaded file's name, used in error messages")
     model_schema: dict[str, Any] = Field(description="the model schema (API.md section 4)")
     acting_user: str

@@ -18,4 +18,5 @@ def apply() -> None:
     service imports messaging)."""
     from faststream.nats.subscriber.usecases import stream_pull_subscriber
 
-    stream_pull_subscriber.TimeoutError = builtins.TimeoutError
+    # the patch rebinds a name the module imported (pyright reads that as using a private import)
+    stream_pull_subscriber.TimeoutError = builtins.TimeoutError  # pyright: ignore[reportPrivateImportUsage]

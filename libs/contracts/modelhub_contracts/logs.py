@@ -96,7 +96,7 @@ def _is_health(record: logging.LogRecord) -> bool:
     return record.name == "uvicorn.access" and len(args) >= 3 and str(args[2]).split("?")[0].endswith("/health")
 
 
-def handler(service: str, stream: TextIO | None = None) -> logging.Handler:
+def handler(service: str, stream: TextIO | None = None) -> logging.StreamHandler:
     """A handler writing JSON lines to `stream` (stdout by default: the supervisor or the
     container runtime files them)."""
     out = _JsonHandler(stream or sys.stdout)

@@ -5,7 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
-from faststream.message import StreamMessage
+from faststream.nats.message import NatsMessage
 from faststream.nats import JStream, NatsBroker
 from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
@@ -72,7 +72,7 @@ def consumer_config(ack_wait: float, max_deliver: int) -> ConsumerConfig:
                           max_ack_pending=1024)
 
 
-def deliveries(message: StreamMessage) -> int:
+def deliveries(message: NatsMessage) -> int:
     """How many times JetStream has delivered this message (1 the first time)."""
     raw = message.raw_message
     first = raw[0] if isinstance(raw, list) else raw
@@ -88,7 +88,7 @@ def retry_delay(delivered: int) -> float:
 
 
 @asynccontextmanager
-async def keep_alive(message: StreamMessage, every: float = KEEP_ALIVE_SECONDS) -> AsyncIterator[None]:
+async def keep_alive(message: NatsMessage, every: float = KEEP_ALIVE_SECONDS) -> AsyncIterator[None]:
     """Tell JetStream the message is still being worked on, so a long handler is not redelivered
     to another consumer while it runs (a crashed one stops heartbeating and is redelivered)."""
 
@@ -107,7 +107,7 @@ async def keep_alive(message: StreamMessage, every: float = KEEP_ALIVE_SECONDS) 
             await beating
 
 
-def current_message(broker: NatsBroker) -> StreamMessage:
+def current_message(broker: NatsBroker) -> NatsMessage:
     """The message the calling handler is handling. Hot handlers take it from FastStream's context
     instead of declaring `message: NatsMessage`: fast-depends resolves such a parameter in a worker
     thread, a thread hop and two GIL hand-offs per message (py-spy: ~5 % of the scheduler's and
@@ -115,7 +115,7 @@ def current_message(broker: NatsBroker) -> StreamMessage:
     return broker.context.get_local("message")
 
 
-async def settle(message: StreamMessage, work: Awaitable[None]) -> None:
+async def settle(message: NatsMessage, work: Awaitable[None]) -> None:
     """Ack once `work` is done; on any error NAK with a growing delay (and re-raise for the log)."""
     try:
         async with keep_alive(message):

@@ -87,13 +87,15 @@ def validate_model_schema(schema: object) -> None:
 def _describe(error: ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
     kind = error.validator
+    # the keyword's value in the schema: a list for "required" and "enum"
+    expected = list(error.validator_value) if isinstance(error.validator_value, list | tuple) else []
     if kind == "required":
-        missing = next(k for k in error.validator_value if k not in error.instance)
+        missing = next(k for k in expected if k not in error.instance)
         return f"{_join(path, missing)}: is required"
     if kind == "minProperties":
         return f"{path}: must declare at least one {_SECTION_NOUNS[path.split('.')[0]]}"
     if kind == "enum":
-        return f"{path}: {error.instance!r} is not one of {list(error.validator_value)}"
+        return f"{path}: {error.instance!r} is not one of {expected}"
     if kind == "pattern":
         # Only property names have a pattern; jsonschema reports them at the properties object.
         return f"{path}: {error.instance!r} is not a valid name ({_NAME_RULE})"
@@ -145,7 +147,7 @@ def check_output(output_type: str, value: object) -> str | None:
     try:
         check = _OUTPUT_CHECKS[output_type]
     except KeyError:
-        raise ValueError(f"unknown output type {output_type!r}, not one of {list(OUTPUT_TYPES)}")
+        raise ValueError(f"unknown output type {output_type!r}, not one of {list(OUTPUT_TYPES)}") from None
     return check(value)
 
 

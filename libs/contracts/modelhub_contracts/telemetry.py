@@ -141,6 +141,7 @@ async def replicas_ready(db: Any) -> dict[str, float]:
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """One span as the JSON object `modelhub jobs trace` reads."""
     ctx = span.get_span_context()
+    assert ctx is not None  # a span made by the SDK always has its context
     parent = span.parent
     return {
         "trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}",
@@ -150,7 +151,7 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "instance": span.resource.attributes.get("service.instance.id"),
         "start_ns": span.start_time, "end_ns": span.end_time,
         "status": span.status.status_code.name, "error": span.status.description,
-        "attributes": {k: v if isinstance(v, (str, int, float, bool)) else list(v)
+        "attributes": {k: v if isinstance(v, (str, int, float, bool)) else list(v) if isinstance(v, Sequence) else str(v)
                        for k, v in (span.attributes or {}).items()},
         "links": [{"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
                   for link in span.links],
@@ -287,11 +288,11 @@ def _tracer_provider(resource: Resource, exporters: list[SpanExporter]) -> trace
 def _meter_provider(resource: Resource, registry: CollectorRegistry) -> MeterProvider:
     readers: list[Any] = [PrometheusMetricReader(registry=registry, disable_target_info=True,
                                                   scope_info_enabled=False)]
-    if _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
-        if _env("OTEL_METRICS_EXPORTER").lower() != "none":
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    otlp = _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    if otlp and _env("OTEL_METRICS_EXPORTER").lower() != "none":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     return MeterProvider(resource=resource, metric_readers=readers)
 
 

@@ -7,6 +7,7 @@ import asyncio
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
@@ -22,7 +23,7 @@ from modelhub_deployer.watch import watch_deployments
 
 
 def build_app(settings: ServiceSettings | None = None,
-              tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
+              tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """The deployer's FastStream app; subscribers (and the ping) start once Mongo is up. Returns
     the app, its broker and the database (the HTTP probes ping both)."""
     settings = settings or ServiceSettings()

@@ -101,7 +101,7 @@ class DeploySpec:
     @property
     def initial_replicas(self) -> int:
         """Replicas at the start: num_replicas, kept between min_replicas and max_replicas."""
-        if not self.autoscaling:
+        if self.max_replicas is None:  # not autoscaling
             return self.num_replicas
         return max(self.min_replicas or 0, min(self.num_replicas, self.max_replicas))
 
@@ -237,7 +237,7 @@ class Deployer:
         """Drop a stopped deployment's zip from the cluster's store (it lives in the head's memory)
         unless another live deployment runs the same package; a later deploy puts it back."""
         doc = await self._store.get(name)
-        sha = doc and doc.get("package_sha256")
+        sha = doc.get("package_sha256") if doc else None
         live = await self._store.with_status(("pending", "deploying", "running", "stopping"))
         if sha and not any(d.get("package_sha256") == sha for d in live):
             await self._serve.drop_package(sha)

@@ -20,8 +20,9 @@ class ObjectStorePackages:
     Replicas never read these paths: they fetch the zip from the Ray cluster by sha-256."""
 
     def __init__(self, broker: NatsBroker, data_dir: Path,
-                 limits: PackageLimits = PackageLimits()) -> None:
-        self._broker, self._root, self._limits = broker, Path(data_dir) / "deployments", limits
+                 limits: PackageLimits | None = None) -> None:
+        self._broker, self._root = broker, Path(data_dir) / "deployments"
+        self._limits = limits or PackageLimits()
 
     async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
         """Stream the zip to disk, check its sha256, and extract it safely (a fresh copy)."""

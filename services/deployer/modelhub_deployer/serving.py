@@ -19,6 +19,7 @@ import importlib.util
 import io
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,12 @@ class RayApiError(Exception):
     """The Ray dashboard refused a request or did not answer."""
 
 
-def ray_auth_token(env: dict[str, str] | None = None) -> str | None:
+def ray_auth_token(env: Mapping[str, str] | None = None) -> str | None:
     """The cluster's Ray auth token, from Ray's own settings (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH)."""
-    env = os.environ if env is None else env
-    if token := env.get("RAY_AUTH_TOKEN"):
+    source: Mapping[str, str] = os.environ if env is None else env
+    if token := source.get("RAY_AUTH_TOKEN"):
         return token.strip()
-    if path := env.get("RAY_AUTH_TOKEN_PATH"):
+    if path := source.get("RAY_AUTH_TOKEN_PATH"):
         return Path(path).read_text().strip()
     return None
 

@@ -72,9 +72,10 @@ class ModelReplica:
         module = importlib.import_module(module_name)
         self._model = getattr(module, class_name or "Model")(model_dir)
         self._mini_batch = mini_batch
-        self.predict_one.set_max_batch_size(mini_batch)
+        # @serve.batch adds these setters to the method at run time; Ray's types do not show them.
+        self.predict_one.set_max_batch_size(mini_batch)  # pyright: ignore[reportAttributeAccessIssue]
         # The deployment's batch_wait_ms: a lone predict_one call waits this long for company.
-        self.predict_one.set_batch_wait_timeout_s(batch_wait_s)
+        self.predict_one.set_batch_wait_timeout_s(batch_wait_s)  # pyright: ignore[reportAttributeAccessIssue]
 
     async def __call__(self, request) -> Any:
         """The HTTP entry (Serve's proxy): `{"samples": [{input: value}, ...]}` in; 200 with
@@ -172,7 +173,10 @@ def _cache_root() -> str:
     """This node's package cache: in the node's Ray session dir (gone with the node)."""
     try:
         from ray._private.worker import global_worker
-        root = os.path.join(global_worker.node.get_session_dir_path(), "modelhub-packages")
+        node = global_worker.node
+        if node is None:
+            raise RuntimeError("not connected to Ray")
+        root = os.path.join(node.get_session_dir_path(), "modelhub-packages")
     except Exception:  # an internal Ray API: fall back to a temp dir of this node
         root = os.path.join(tempfile.gettempdir(), "modelhub-packages")
     os.makedirs(root, exist_ok=True)

@@ -12,4 +12,5 @@ def require(model: dict | None, user: dict, need: str, name: str) -> dict:
     """Return the model if the caller has `need` on it; 404 when it is invisible, 403 when not enough."""
     if refused := refusal(model, user, need, name):
         raise HTTPException(*refused)
+    assert model is not None  # refusal() answers 404 for a missing model
     return model

@@ -70,8 +70,9 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.add_api_route("/", open_ui, include_in_schema=False)
     app.add_api_route("/metrics", observability.metrics, include_in_schema=False)
     app.openapi = _closed_openapi(app.openapi)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Starlette types a handler as taking any Exception; each of these takes the one it is registered for.
+    app.add_exception_handler(RequestValidationError, _validation_error)  # pyright: ignore[reportArgumentType]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # pyright: ignore[reportArgumentType]
     for refusal in (lifecycle.Refused, media.MediaRefused, samples.InvalidFilter):
         app.add_exception_handler(refusal, _refused)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
@@ -96,7 +97,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         # Starlette lists only the first matching route's methods; a path served by several routes
         # (GET and DELETE /datasets/{name}) must name them all
         allowed = sorted({m for r in request.app.router.routes if isinstance(r, APIRoute)
-                          and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods})
+                          and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods or ()})
         return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 

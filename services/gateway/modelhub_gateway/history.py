@@ -63,6 +63,8 @@ async def compact(store: GatewayStore, job_id: str, attempt: int) -> None:
             {"_id": job_id, "compacting": {"$exists": False}},
             {"$set": {"compacting": {"attempt": attempt, "succeeded": job.get("compacted_succeeded", 0) + rows}}})
         job = await store.jobs.find_one({"_id": job_id})  # whichever gateway set it first, its count
+        if job is None:  # deleted with its dataset meanwhile
+            return
     compacting = job["compacting"]
     await store.ledger.delete_many({"job_id": job_id, "ok": True, "attempt": {"$lte": compacting["attempt"]}})
     await store.jobs.update_one({"_id": job_id}, {

@@ -110,18 +110,20 @@ async def _writers(store: GatewayStore, dataset: str) -> dict[str, list[dict[str
 async def export_lines(store: GatewayStore, dataset: str, fmt: str, fields: list[str] | None) -> AsyncIterator[str]:
     """The dataset as JSON Lines (`{"id", "filepath", "fields"}` per sample) or CSV (a header row,
     then `id`, `filepath` and one column per field, objects as JSON), in insertion order."""
-    if fmt == "csv" and fields is None:
-        fields = [f["name"] for f in await _field_names(store, dataset)]
+    columns: list[str] = []  # CSV's field columns: the asked ones, else every field of the dataset
+    if fmt == "csv":
+        columns = fields if fields is not None else [f["name"] for f in await _field_names(store, dataset)]
+        fields = columns
     cursor = store.samples.find({"dataset": dataset}, sort=[("_id", 1)], batch_size=EXPORT_BATCH)
     if fmt == "csv":
-        yield _csv_row(["id", "filepath", *fields])
+        yield _csv_row(["id", "filepath", *columns])
     batch: list[str] = []
     async for doc in cursor:
         values = doc.get("fields") or {}
         if fields is not None:
             values = {k: values[k] for k in fields if k in values}
         if fmt == "csv":
-            batch.append(_csv_row([doc["_id"], doc["filepath"], *(_cell(values.get(k)) for k in fields)]))
+            batch.append(_csv_row([doc["_id"], doc["filepath"], *(_cell(values.get(k)) for k in columns)]))
         else:
             batch.append(json.dumps({"id": doc["_id"], "filepath": doc["filepath"], "fields": values},
                                     default=str) + "\n")

@@ -83,13 +83,13 @@ class UserToken(BaseModel):
 
 class ModelCreate(Request):
     name: Name
-    description: str = Field("", max_length=10_000)
+    description: str = Field(default="", max_length=10_000)
     tags: list[str] = Field(default_factory=list, max_length=100)
 
 
 class ModelPatch(Request):
-    description: str | None = Field(None, max_length=10_000)
-    tags: list[str] | None = Field(None, max_length=100)
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: list[str] | None = Field(default=None, max_length=100)
 
 
 class Sharing(Request):
@@ -134,16 +134,16 @@ MAX_PREDICT_TIMEOUT_S = 300.0
 
 class DeploymentCreate(Request):
     name: Name
-    version: int | None = Field(None, ge=1, le=2**63 - 1)
+    version: int | None = Field(default=None, ge=1, le=2**63 - 1)
     model_type: str = "inference"
-    mini_batch: int = Field(1, ge=1, le=4096)
-    num_replicas: int = Field(1, ge=1, le=64, description="replicas (with autoscaling: how many to start with)")
-    num_gpus: float = Field(0, ge=0, le=1, description="GPUs per replica: 0 to 1 (0.5: two replicas share a GPU)")
+    mini_batch: int = Field(default=1, ge=1, le=4096)
+    num_replicas: int = Field(default=1, ge=1, le=64, description="replicas (with autoscaling: how many to start with)")
+    num_gpus: float = Field(default=0, ge=0, le=1, description="GPUs per replica: 0 to 1 (0.5: two replicas share a GPU)")
     custom_env: bool = False
-    batch_wait_ms: float = Field(DEFAULT_BATCH_WAIT_MS, ge=0, le=1000, description=BATCH_WAIT_RULE)
-    max_in_flight: int = Field(DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
-    min_replicas: int | None = Field(None, ge=0, le=64, description=AUTOSCALING_RULE)
-    max_replicas: int | None = Field(None, ge=1, le=64, description=AUTOSCALING_RULE)
+    batch_wait_ms: float = Field(default=DEFAULT_BATCH_WAIT_MS, ge=0, le=1000, description=BATCH_WAIT_RULE)
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
+    min_replicas: int | None = Field(default=None, ge=0, le=64, description=AUTOSCALING_RULE)
+    max_replicas: int | None = Field(default=None, ge=1, le=64, description=AUTOSCALING_RULE)
 
     @model_validator(mode="after")
     def _autoscaling_bounds(self) -> "DeploymentCreate":
@@ -191,7 +191,7 @@ class DeploymentList(BaseModel):
 
 class PredictIn(Request):
     inputs: dict[str, list[Any]]
-    timeout_s: float = Field(DEFAULT_PREDICT_TIMEOUT_S, gt=0, le=MAX_PREDICT_TIMEOUT_S,
+    timeout_s: float = Field(default=DEFAULT_PREDICT_TIMEOUT_S, gt=0, le=MAX_PREDICT_TIMEOUT_S,
                              description="answer 504 and cancel the request after this many seconds")
 
 
@@ -201,7 +201,7 @@ class PredictOut(BaseModel):
 
 class DatasetCreate(Request):
     name: Name
-    description: str = Field("", max_length=10_000)
+    description: str = Field(default="", max_length=10_000)
 
 
 class DatasetPublic(BaseModel):

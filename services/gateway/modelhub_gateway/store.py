@@ -6,6 +6,8 @@ sends the registry commands to change them. A deployment document is split like 
 object: the gateway writes its spec, the deployer writes its status.
 """
 
+from typing import Any
+
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -49,7 +51,7 @@ class GatewayStore:
         return [doc async for doc in cursor]
 
     async def version(self, name: str, version: int | None) -> dict | None:
-        query = {"model_id": name.lower()}
+        query: dict[str, Any] = {"model_id": name.lower()}
         if version is not None:
             query["version"] = version
         return await self.versions.find_one(query, sort=[("version", DESCENDING)])

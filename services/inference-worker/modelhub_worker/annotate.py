@@ -1,8 +1,8 @@
 """Worker use cases: run a task's samples through the deployment, check and keep the outputs."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 from modelhub_contracts.events import (MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, SampleOutcome,
                                        TaskScheduled)
@@ -11,6 +11,7 @@ from modelhub_contracts.model_schema import check_output
 from modelhub_worker.errors import ServingLost
 
 PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # one mini-batch in one call
+K = TypeVar("K", bound=Hashable)  # whatever names a sample: a sample id, or a request's index
 
 
 class Outcome:
@@ -47,8 +48,8 @@ def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -
     return Outcome(fields=fields)
 
 
-async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[str, dict],
-                       describe: Callable[[BaseException], str], mini_batch: int | None = None) -> dict[str, Any]:
+async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[K, dict],
+                       describe: Callable[[BaseException], str], mini_batch: int | None = None) -> dict[K, Any]:
     """Run the samples through the deployment in calls of at most `mini_batch` (all at once, each
     one Model.predict; None: one call). When a call raises, its samples are split in halves and
     each half is called on its own, down to single samples: only the samples that really fail are
@@ -63,8 +64,8 @@ async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[str,
     return {sid: result for part in parts for sid, result in part.items()}
 
 
-async def _bisect(predict: PredictChunk, deployment: str, inputs: dict[str, dict], ids: list[str],
-                  describe: Callable[[BaseException], str]) -> dict[str, Any]:
+async def _bisect(predict: PredictChunk, deployment: str, inputs: dict[K, dict], ids: list[K],
+                  describe: Callable[[BaseException], str]) -> dict[K, Any]:
     if not ids:
         return {}
     try:
@@ -108,10 +109,13 @@ def event_id(task: TaskScheduled, chunk: int) -> str:
 def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[SampleAnnotated]:
     """The task's outcomes in its sample order, OUTCOMES_PER_EVENT per event (one event for any
     mini_batch up to that): one JetStream publish per task instead of one per sample."""
-    ordered = [SampleOutcome(sample_id=sid, ok=outcomes[sid].error is None,
-                             error=None if outcomes[sid].error is None else outcomes[sid].error[:MAX_ERROR_CHARS])
-               for sid in task.sample_ids if sid in outcomes]
+    ordered = [_sample_outcome(sid, outcomes[sid]) for sid in task.sample_ids if sid in outcomes]
     return chunked_events(task, ordered)
+
+
+def _sample_outcome(sample_id: str, outcome: Outcome) -> SampleOutcome:
+    error = outcome.error
+    return SampleOutcome(sample_id=sample_id, ok=error is None, error=None if error is None else error[:MAX_ERROR_CHARS])
 
 
 def chunked_events(task: TaskScheduled, ordered: list[SampleOutcome]) -> list[SampleAnnotated]:

@@ -7,6 +7,7 @@ import asyncio
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
@@ -17,7 +18,7 @@ from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, store, Serve client and handlers; the one place configuration enters.
     Returns the app, its broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("inference-worker", settings.telemetry_dir)

@@ -104,7 +104,7 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
 
         async def fetch(stream: str, seq: int) -> TaskScheduled | None:
             try:
-                fetched.append(TaskScheduled.model_validate_json((await js.get_msg(stream, seq)).data))
+                fetched.append(TaskScheduled.model_validate_json((await js.get_msg(stream, seq)).data or b""))
                 return fetched[-1]
             except (NotFoundError, ValidationError):  # gone, or never was a task: nothing to fail
                 return None

@@ -75,7 +75,7 @@ class OnlineBatcher:
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in samples]
         lane = self._lane(deployment, shape)
-        lane.queue.extend(zip(samples, futures))
+        lane.queue.extend(zip(samples, futures, strict=True))
         if lane.pump is None or lane.pump.done():
             lane.pump = asyncio.create_task(self._pump(deployment, lane))
         self.in_flight += len(samples)
@@ -161,6 +161,7 @@ async def predict_online(run: Callable, deployment: str, inputs: dict[str, list]
         checked = result if isinstance(result, Outcome) else check_outputs(result, {t: t for t in types}, types)
         if checked.error:
             raise RuntimeError(f"sample {i}: {checked.error}")
+        assert checked.fields is not None  # an outcome without an error has its fields
         for name in types:
             outputs[name].append(checked.fields[name])
     return outputs

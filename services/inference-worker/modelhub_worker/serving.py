@@ -61,10 +61,12 @@ class ServeClient:
         self.known: dict[str, str] = {}  # deployment -> its secret
         self._session: aiohttp.ClientSession | None = None
 
-    async def connect(self) -> None:
+    async def connect(self) -> aiohttp.ClientSession:
+        """The open HTTP session (a new one when there is none or it was closed)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=60)
             self._session = aiohttp.ClientSession(connector=connector, json_serialize=json.dumps)
+        return self._session
 
     async def close(self) -> None:
         if self._session is not None:
@@ -158,13 +160,13 @@ class ServeClient:
         raise ServingLost(f"deployment '{deployment}' gave no answer: HTTP {status}: {detail}")
 
     async def _post(self, deployment: str, samples: list[dict], traceparent: str | None) -> tuple[int, object]:
-        await self.connect()
+        session = await self.connect()
         headers = {SECRET_HEADER: await self._secret(deployment)}
         if traceparent:
             headers["traceparent"] = traceparent
         try:
             async with asyncio.timeout(self.call_timeout):
-                async with self._session.post(f"{self.serve_url}/{deployment}", json={"samples": samples},
+                async with session.post(f"{self.serve_url}/{deployment}", json={"samples": samples},
                                               headers=headers) as response:
                     text = await response.text()
                     try:

@@ -7,6 +7,8 @@ are failed with "task failed after N deliveries: <last error>" (the dead letter)
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,7 +16,7 @@ from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, SampleOu
 from modelhub_contracts.messaging import retry_delay
 
 from modelhub_worker.annotate import PredictChunk, annotate, chunked_events, events_for
-from modelhub_worker.store import WorkerStore
+from modelhub_worker.store import Lease
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,19 @@ Publish = Callable[[SampleAnnotated], Awaitable[None]]
 Describe = Callable[[BaseException], str]
 
 
-async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChunk, publish: Publish,
+class TaskStore(Protocol):
+    """What these use cases need of the worker's store (modelhub_worker.store.WorkerStore; the
+    unit tests' fake)."""
+
+    async def load(self, sample_ids: list[str], dataset: str) -> dict[str, dict]: ...
+    async def is_cancelled(self, job_id: str) -> bool: ...
+    def write_lease(self, task: TaskScheduled) -> AbstractAsyncContextManager[Lease]: ...
+    async def write_fields(self, fields_by_sample: dict[str, dict], lease: Lease) -> None: ...
+    async def note_failure(self, task_id: str, error: str) -> None: ...
+    async def last_failure(self, task_id: str) -> str | None: ...
+
+
+async def run_task(task: TaskScheduled, store: TaskStore, predict: PredictChunk, publish: Publish,
                    describe: Describe) -> None:
     """Annotate the task's samples, write their fields under the job's write lease, then publish
     their outcomes (one SampleAnnotated for the task). A job being cancelled gets no write and no event.
@@ -39,7 +53,8 @@ async def run_task(task: TaskScheduled, store: WorkerStore, predict: PredictChun
     async with store.write_lease(task) as granted:
         if not granted:
             return
-        await store.write_fields({sid: o.fields for sid, o in outcomes.items() if o.error is None}, granted)
+        await store.write_fields({sid: o.fields for sid, o in outcomes.items()
+                                  if o.error is None and o.fields is not None}, granted)
         # Published under the lease: a cancel waits for these too, so counts settle with it.
         await publish_in_order(publish, events_for(task, outcomes))
 
@@ -52,7 +67,7 @@ async def publish_in_order(publish: Publish, events: list[SampleAnnotated]) -> N
 
 
 async def attempt(task: TaskScheduled, delivered: int, work: Callable[[], Awaitable[None]],
-                  store: WorkerStore, publish: Publish, describe: Describe) -> float | None:
+                  store: TaskStore, publish: Publish, describe: Describe) -> float | None:
     """Run one delivery. Returns None when the message is done with (ack), else the seconds to
     wait before JetStream delivers it again (nak). The last delivery that fails is dead-lettered."""
     try:
@@ -83,7 +98,7 @@ def dead_letter_events(task: TaskScheduled, reason: str) -> list[SampleAnnotated
     return chunked_events(task, [SampleOutcome(sample_id=sid, ok=False, error=reason) for sid in task.sample_ids])
 
 
-async def dead_letter(task: TaskScheduled, delivered: int, store: WorkerStore, publish: Publish) -> None:
+async def dead_letter(task: TaskScheduled, delivered: int, store: TaskStore, publish: Publish) -> None:
     """Fail every sample of a task that will not be delivered again, saying why."""
     reason = give_up_reason(delivered, await store.last_failure(task.task_id))
     log.error("giving up task %s: %s", task.task_id, reason)
@@ -103,7 +118,7 @@ class MaxDeliveriesAdvisory(BaseModel):
 
 async def dead_letter_advised(advisory: MaxDeliveriesAdvisory,
                               fetch: Callable[[str, int], Awaitable[TaskScheduled | None]],
-                              store: WorkerStore, publish: Publish) -> None:
+                              store: TaskStore, publish: Publish) -> None:
     """JetStream gave up on a task message: fetch it from the stream and dead-letter it."""
     task = await fetch(advisory.stream, advisory.stream_seq)
     if task is None:

@@ -2,6 +2,7 @@
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.package import PackageLimits
@@ -12,7 +13,7 @@ from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, stores and handlers; the one place configuration enters. Returns the app, its
     broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("registry", settings.telemetry_dir)

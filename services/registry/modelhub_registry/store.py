@@ -1,5 +1,6 @@
 """MongoDB and object-store access for the registry: models, versions and package bytes."""
 
+import contextlib
 import hashlib
 import re
 import tempfile
@@ -92,15 +93,20 @@ class PackageBlobs:
         returns (path, sha256, size). The caller removes path.parent."""
         safe = Path(filename).name
         path = Path(tempfile.mkdtemp(dir=self.tmp_dir)) / (safe if safe not in ("", ".", "..") else "package.zip")
+        bucket = self._bucket()
         with path.open("wb") as handle:
-            await self.store.get(name, writeinto=handle)
+            await bucket.get(name, writeinto=handle)
         return path, *file_digest(path)
 
     async def delete(self, name: str) -> None:
-        try:
-            await self.store.delete(name)
-        except Exception:  # already gone: deleting is idempotent
-            pass
+        bucket = self._bucket()
+        with contextlib.suppress(Exception):  # already gone: deleting is idempotent
+            await bucket.delete(name)
+
+    def _bucket(self) -> ObjectStore:
+        if self.store is None:
+            raise RuntimeError("the package bucket is attached when the broker starts (build_app's startup)")
+        return self.store
 
 
 def file_digest(path: Path) -> tuple[str, int]:

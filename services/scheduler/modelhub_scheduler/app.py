@@ -5,6 +5,7 @@ import asyncio
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
+from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.runtime import answer_pings, configure_logging
@@ -14,7 +15,7 @@ from modelhub_scheduler import handlers
 from modelhub_scheduler.store import SchedulerStore
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, object]:
+def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, store and handlers; the one place configuration enters. Returns the app, its
     broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("scheduler", settings.telemetry_dir)

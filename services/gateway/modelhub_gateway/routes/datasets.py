@@ -126,7 +126,7 @@ async def list_fields(name: NamePath, user: CurrentUser, store: Store) -> FieldS
     """Each field on the dataset's samples: how many samples have it, its most frequent labels with
     their counts, and the jobs that wrote it (which model, version and deployment, when)."""
     await owned_dataset(store, user, name)
-    return FieldSummaryList(items=await samples.field_summary(store, name))
+    return FieldSummaryList.model_validate({"items": await samples.field_summary(store, name)})
 
 
 @router.get("/{name}/export", response_class=StreamingResponse,

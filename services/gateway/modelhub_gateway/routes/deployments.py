@@ -90,7 +90,7 @@ async def delete_deployment(name: NamePath, user: CurrentUser, store: Store, bro
     """Stop a deployment; its status goes stopping → stopped (needs run and being its creator, or edit)."""
     doc = await visible_deployment(store, user, name)
     model = await store.model(doc["model"])
-    if doc["created_by"] != user["username"] and access.level(model, user) < access.RANK["edit"]:
+    if doc["created_by"] != user["username"] and (model is None or access.level(model, user) < access.RANK["edit"]):
         raise HTTPException(403, f"only its creator or an editor of '{doc['model']}' may stop '{name}'")
     if doc["status"] != "stopped":
         doc = await store.deployments.find_one_and_update(

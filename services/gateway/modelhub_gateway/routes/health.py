@@ -59,7 +59,7 @@ async def health(broker: Broker, store: Store) -> JSONResponse:
     missing otherwise."""
     others = [s for s in subjects.SERVICES if s != "gateway"]
     *ready, nats_ok, mongo_ok = await asyncio.gather(*(_ping(broker, s) for s in others), _nats(broker), _mongo(store))
-    services = {"gateway": True, **dict(zip(others, ready))}
+    services = {"gateway": True, **dict(zip(others, ready, strict=True))}
     missing = [name for name, ok in services.items() if not ok]
     missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
     body = HealthOut(status="degraded" if missing else "ok", services=services, nats=nats_ok, mongo=mongo_ok,

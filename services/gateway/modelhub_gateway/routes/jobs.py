@@ -14,7 +14,7 @@ from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import Broker, CurrentUser, Store, current_user
 from modelhub_gateway.routes.datasets import owned_dataset
 from modelhub_gateway.routes.deployments import visible_deployment
-from modelhub_gateway.schemas import NamePath, IdPath, FailureList, JobCreate, JobList, JobPublic
+from modelhub_gateway.schemas import NamePath, IdPath, Failure, FailureList, JobCreate, JobList, JobPublic
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
@@ -40,7 +40,7 @@ async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: 
     deployment = await visible_deployment(store, user, body.deployment, need="run")
     if deployment["status"] != "running":
         raise HTTPException(422, f"deployment '{body.deployment}' is {deployment['status']}, not running")
-    schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
+    schema = await _schema(store, deployment)
     output_types = jobs.check_outputs(schema, body.outputs)
     inputs = jobs.resolve_inputs(schema, body.inputs)
     # the job covers the samples there now: later additions are not counted in, nor run
@@ -54,6 +54,14 @@ async def submit_job(name: NamePath, body: JobCreate, user: CurrentUser, store: 
         await publish_event(broker, subjects.JOB_SUBMITTED,
                             jobs.submitted_event(job, output_types, deployment["mini_batch"]))
     return public(job)
+
+
+async def _schema(store: Store, deployment: dict) -> dict:
+    """The model schema of the version the deployment runs; 422 when that version was deleted."""
+    version = await store.version(deployment["model"], deployment["version"])
+    if version is None:
+        raise HTTPException(422, f"model '{deployment['model']}' version {deployment['version']} no longer exists")
+    return version["schema"]
 
 
 async def visible_job(store: Store, user: dict, job_id: str) -> dict:
@@ -94,6 +102,8 @@ async def job_events(job_id: IdPath, user: CurrentUser, store: Store) -> Streami
         last = None
         while True:
             doc = await store.jobs.find_one({"_id": job_id})
+            if doc is None:  # deleted with its dataset while followed
+                return
             payload = (await with_queue(store, doc)).model_dump_json()
             if payload != last:
                 yield f"event: job\ndata: {payload}\n\n"
@@ -116,7 +126,7 @@ async def cancel_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Br
     if job["status"] not in jobs.TERMINAL:
         await jobs.cancel(store, job_id, lambda: publish_event(
             broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
-    return public(await store.jobs.find_one({"_id": job_id}))
+    return public(await visible_job(store, user, job_id))
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
@@ -127,12 +137,12 @@ async def retry_job(job_id: IdPath, user: CurrentUser, store: Store, broker: Bro
     if deployment["status"] != "running":
         raise HTTPException(422, f"deployment '{job['deployment']}' is {deployment['status']}, not running")
     failed = await jobs.failed_samples(store, job)
-    schema = (await store.version(deployment["model"], deployment["version"]))["schema"]
+    schema = await _schema(store, deployment)
     events = jobs.retry_events(job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed)
     for event in events:
         await publish_event(broker, subjects.JOB_SUBMITTED, event)
     await jobs.reopen(store, job, events[0].attempt)
-    return public(await store.jobs.find_one({"_id": job_id}))
+    return public(await visible_job(store, user, job_id))
 
 
 @router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))
@@ -140,5 +150,5 @@ async def failures(job_id: IdPath, user: CurrentUser, store: Store) -> FailureLi
     """Each failed sample with the reason it failed."""
     await visible_job(store, user, job_id)
     cursor = store.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)])
-    return FailureList(items=[{"sample_id": d["sample_id"], "error": d["error"] or "unknown error"}
+    return FailureList(items=[Failure(sample_id=d["sample_id"], error=d["error"] or "unknown error")
                               async for d in cursor])

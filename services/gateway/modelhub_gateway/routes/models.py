@@ -31,7 +31,7 @@ async def _public(store: Store, doc: dict) -> ModelPublic:
 async def create_model(body: ModelCreate, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
     """Create a model owned by the caller; names are unique case-insensitively."""
     await call(broker, subjects.RPC_CREATE_MODEL, CreateModel(**body.model_dump(), owner=user["username"]))
-    return await _public(store, await store.model(body.name))
+    return await _public(store, await _stored(store, body.name))
 
 
 @router.get("", response_model=ModelList)
@@ -53,7 +53,7 @@ async def update_model(name: NamePath, body: ModelPatch, user: CurrentUser, stor
     access.require(await store.model(name), user, "edit", name)
     await call(broker, subjects.RPC_UPDATE_MODEL,
                UpdateModel(name=name, **body.model_dump(), acting_user=user["username"]))
-    return await _public(store, await store.model(name))
+    return await _public(store, await _stored(store, name))
 
 
 @router.delete("/{name}", status_code=204, responses=errors(403, 404, 409))
@@ -101,7 +101,8 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
     object_name = f"upload-{uuid.uuid4().hex}"
     packages = await broker.object_storage(subjects.PACKAGES_BUCKET)
-    await packages.put(object_name, file.file)
+    # nats-py types `data` as BufferedIOBase but only calls read(): Starlette's spooled file does.
+    await packages.put(object_name, file.file)  # pyright: ignore[reportArgumentType]
     try:
         data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
             name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
@@ -135,15 +136,23 @@ async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser
 async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
     doc = await _version(store, user, name, version)
-    handle = tempfile.NamedTemporaryFile(suffix=".zip", delete=False)
+    fd, path = tempfile.mkstemp(suffix=".zip")
     try:
-        with handle:
+        with os.fdopen(fd, "wb") as handle:
             await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
     except Exception as exc:
-        os.unlink(handle.name)
+        os.unlink(path)
         raise HTTPException(404, f"model '{name}' version {version} is no longer stored") from exc
-    return FileResponse(handle.name, media_type="application/zip", filename=f"{name}-v{version}.zip",
-                        background=BackgroundTask(os.unlink, handle.name))
+    return FileResponse(path, media_type="application/zip", filename=f"{name}-v{version}.zip",
+                        background=BackgroundTask(os.unlink, path))
+
+
+async def _stored(store: Store, name: str) -> dict:
+    """The model as stored now; 404 when another request deleted it meanwhile."""
+    doc = await store.model(name)
+    if doc is None:
+        raise HTTPException(404, f"model '{name}' not found")
+    return doc
 
 
 async def _version(store: Store, user: dict, name: str, version: int) -> dict:
