@@ -50,16 +50,14 @@ def test_predict_inputs_that_match_pass():
 def test_a_deployment_over_its_in_flight_limit_answers_429_at_once_and_frees_what_it_held():
     in_flight = InFlight()
     with in_flight.hold("d", 3, limit=4):
-        with pytest.raises(HTTPException) as refused:
-            with in_flight.hold("d", 2, limit=4):
-                pass
+        with pytest.raises(HTTPException) as refused, in_flight.hold("d", 2, limit=4):
+            pass
         assert refused.value.status_code == 429 and refused.value.headers == {"Retry-After": "1"}
         assert "3 samples in flight (its max_in_flight is 4)" in refused.value.detail
         with in_flight.hold("other", 2, limit=4):  # the limit is per deployment
             pass
-    with pytest.raises(RuntimeError):
-        with in_flight.hold("d", 4, limit=4):
-            raise RuntimeError("the worker failed")
+    with pytest.raises(RuntimeError), in_flight.hold("d", 4, limit=4):
+        raise RuntimeError("the worker failed")
     assert in_flight.counts == {}  # released on success and on error alike
     with in_flight.hold("d", 10, limit=4):  # larger than the limit: runs when the deployment is idle
         assert in_flight.counts == {"d": 10}

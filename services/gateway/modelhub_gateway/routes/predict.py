@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends
 
 from modelhub_contracts.documents import DeploymentStatus
 from modelhub_contracts.errors import Conflict
-
 from modelhub_gateway.deployments import visible_deployment
 from modelhub_gateway.deps import Broker, CurrentUser, Online, Store, current_user
 from modelhub_gateway.errors import errors
