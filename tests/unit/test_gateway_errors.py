@@ -4,7 +4,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from modelhub_contracts.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, from_status
+from modelhub_contracts.errors import (
+    Busy,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooLarge,
+    from_status,
+)
 from modelhub_contracts.messaging import refused
 from modelhub_gateway.app import map_errors
 
@@ -54,5 +63,11 @@ def test_an_rpc_reply_carries_the_kind_and_the_sentence_back_as_the_same_error()
 
 
 def test_a_status_of_no_named_kind_keeps_its_code():
-    error = from_status(413, "too large")
-    assert type(error) is DomainError and error.status == 413
+    error = from_status(503, "the registry did not answer")
+    assert type(error) is DomainError and error.status == 503
+
+
+def test_the_bounds_come_back_as_their_own_kinds_with_when_to_retry():
+    busy = from_status(429, "worker full", retry_after=0.5)
+    assert (type(busy), busy.retry_after) == (Busy, 0.5)
+    assert type(from_status(413, "too large")) is TooLarge

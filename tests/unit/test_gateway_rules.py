@@ -3,15 +3,15 @@
 from types import SimpleNamespace
 
 import pytest
-from fastapi import HTTPException
 from faststream.nats import NatsBroker
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
 from modelhub_contracts import bus, subjects
-from modelhub_contracts.errors import Conflict, DomainError
+from modelhub_contracts.errors import Busy, Conflict, DomainError, Invalid
 from modelhub_contracts.events import PredictRequest, RpcReply
+from modelhub_gateway.errors import as_http
 from modelhub_gateway.online import InFlight, check_predict_inputs
 from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DatasetCreate, DeploymentCreate, ModelCreate, PredictIn, UserCreate
@@ -38,9 +38,10 @@ def test_ordinary_names_pass(name):
     ({"text": [], "n": []}, "1 to 10000"),
 ])
 def test_predict_inputs_must_match_the_schema(inputs, message):
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(Invalid) as refused:
         check_predict_inputs(PredictIn(inputs=inputs), {"text": "text", "n": "number"})
-    assert refused.value.status_code == 422 and message in refused.value.detail
+    answer = as_http(refused.value)
+    assert answer.status_code == 422 and message in answer.detail
 
 
 def test_predict_inputs_that_match_pass():
@@ -50,10 +51,11 @@ def test_predict_inputs_that_match_pass():
 def test_a_deployment_over_its_in_flight_limit_answers_429_at_once_and_frees_what_it_held():
     in_flight = InFlight()
     with in_flight.hold("d", 3, limit=4):
-        with pytest.raises(HTTPException) as refused, in_flight.hold("d", 2, limit=4):
+        with pytest.raises(Busy) as refused, in_flight.hold("d", 2, limit=4):
             pass
-        assert refused.value.status_code == 429 and refused.value.headers == {"Retry-After": "1"}
-        assert "3 samples in flight (its max_in_flight is 4)" in refused.value.detail
+        answer = as_http(refused.value)
+        assert answer.status_code == 429 and answer.headers == {"Retry-After": "1"}
+        assert "3 samples in flight (its max_in_flight is 4)" in answer.detail
         with in_flight.hold("other", 2, limit=4):  # the limit is per deployment
             pass
     with pytest.raises(RuntimeError), in_flight.hold("d", 4, limit=4):

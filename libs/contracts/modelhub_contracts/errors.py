@@ -2,7 +2,9 @@
 
 The kinds are few on purpose (cosmicpython's `InvalidSku`, widened): the thing is not there or may
 not be seen (`NotFound`), it may be seen but not done (`Forbidden`), it conflicts with the current
-state (`Conflict`), or the request's values are not acceptable (`Invalid`). Each carries the status
+state (`Conflict`), or the request's values are not acceptable (`Invalid`); two more say the request
+met a bound rather than a rule: it is too large for one message (`TooLarge`), or too much is in flight
+(`Busy`, with when to retry). Each carries the status
 code that RPC replies (`RpcReply.status`) and the gateway's HTTP answers use for it, so an error
 raised in the registry reaches the HTTP caller as the same kind, with the same sentence: the
 registry replies with `messaging.refused(error)`, the gateway's `rpc.call` raises `from_reply`
@@ -48,12 +50,26 @@ class Invalid(DomainError):
     status = 422
 
 
-KINDS: dict[int, type[DomainError]] = {kind.status: kind for kind in (NotFound, Forbidden, Conflict, Invalid)}
+class TooLarge(DomainError):
+    """The request is larger than one message may carry: send less per request."""
+
+    status = 413
+
+
+class Busy(DomainError):
+    """Over a bound on work in flight: refused at once, to retry after `retry_after` seconds."""
+
+    status = 429
+
+
+KINDS: dict[int, type[DomainError]] = {
+    kind.status: kind for kind in (NotFound, Forbidden, Conflict, Invalid, TooLarge, Busy)
+}
 
 
 def from_status(status: int, message: str, retry_after: float | None = None) -> DomainError:
-    """The domain error an RPC reply's status stands for; a status of no named kind (413, 429,
-    500, ...) keeps its code on a plain `DomainError`."""
+    """The domain error an RPC reply's status stands for; a status of no named kind (500, 503, ...)
+    keeps its code on a plain `DomainError`."""
     kind = KINDS.get(status)
     if kind is not None:
         return kind(message, retry_after=retry_after)

@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import HTTPException
 from faststream.nats import NatsBroker
 from nats.errors import MaxPayloadError
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 
 from modelhub_contracts import bus, subjects
 from modelhub_contracts.documents import Deployment
+from modelhub_contracts.errors import Busy, Conflict, Invalid, TooLarge
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest, RpcReply
 from modelhub_contracts.model_schema import input_types, output_types
 from modelhub_gateway.rpc import call
@@ -52,14 +52,14 @@ def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> int:
     """Every declared input, nothing else, as lists of one equal length (1 to 10,000); else 422.
     Returns that length: the number of samples."""
     if set(body.inputs) != set(declared):
-        raise HTTPException(422, f"inputs must be exactly the model's: {', '.join(sorted(declared))} "
+        raise Invalid(f"inputs must be exactly the model's: {', '.join(sorted(declared))} "
                                  f"(got: {', '.join(sorted(body.inputs)) or 'none'})")
     lengths = {len(values) for values in body.inputs.values()}
     if len(lengths) != 1:
-        raise HTTPException(422, "every input list must have the same length")
+        raise Invalid("every input list must have the same length")
     n = lengths.pop()
     if not 1 <= n <= MAX_PREDICT_VALUES:
-        raise HTTPException(422, f"each input list must hold 1 to {MAX_PREDICT_VALUES} values")
+        raise Invalid(f"each input list must hold 1 to {MAX_PREDICT_VALUES} values")
     return n
 
 
@@ -75,9 +75,8 @@ class InFlight:
         `limit` (a request larger than the limit still runs when the deployment is idle)."""
         held = self.counts[deployment]
         if held and held + samples > limit:
-            raise HTTPException(429, f"deployment '{deployment}' has {held} samples in flight (its max_in_flight "
-                                     f"is {limit}); retry after {RETRY_AFTER_S} s",
-                                headers={"Retry-After": str(RETRY_AFTER_S)})
+            raise Busy(f"deployment '{deployment}' has {held} samples in flight (its max_in_flight "
+                       f"is {limit}); retry after {RETRY_AFTER_S} s", retry_after=RETRY_AFTER_S)
         self.counts[deployment] = held + samples
         try:
             yield
@@ -100,7 +99,7 @@ class OnlinePredict:
         if key not in self._schemas:
             version = await store.version(deployment["model"], deployment["version"])
             if version is None:
-                raise HTTPException(409, f"version {deployment['version']} of '{deployment['model']}' is gone")
+                raise Conflict(f"version {deployment['version']} of '{deployment['model']}' is gone")
             self._schemas[key] = (input_types(version["schema"]), output_types(version["schema"]))
         return self._schemas[key]
 
@@ -118,6 +117,6 @@ class OnlinePredict:
                 data = await call(broker, subjects.RPC_PREDICT, command, timeout=body.timeout_s + REPLY_MARGIN_S,
                                   timeout_status=504, requester=lean_request)
             except MaxPayloadError as exc:
-                raise HTTPException(413, "the request is too large for one message to the inference worker; "
-                                         "send fewer samples per request") from exc
+                raise TooLarge("the request is too large for one message to the inference worker; "
+                               "send fewer samples per request") from exc
         return PredictOut.model_validate(data)
