@@ -219,7 +219,9 @@ def main() -> None:
             results.update(serve_runs(data_dir, args.seconds))
         finally:
             modelhub("down", "--data-dir", str(data_dir))
-    header = (f"online predict, 1 sample per request, mini_batch {args.mini_batch}, 1 replica, "
+    replicas = args.deployment_options.get("num_replicas", 1)
+    header = (f"online predict, 1 sample per request, mini_batch {args.mini_batch}, {replicas} "
+              f"replica{'s' if replicas != 1 else ''}, "
               f"{args.seconds:g} s per run, {os.cpu_count()} cores")
     text = table(results, args.crowd)
     print(header + "\n" + text)

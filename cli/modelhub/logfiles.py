@@ -15,8 +15,11 @@ import shutil
 import time
 from pathlib import Path
 
-MAX_BYTES = int(os.environ.get("MODELHUB_LOG_MAX_BYTES", str(20 * 1024 * 1024)))
-KEEP = int(os.environ.get("MODELHUB_LOG_KEEP", "3"))  # rotated files kept besides the live one
+from modelhub.settings import CliSettings
+
+_SETTINGS = CliSettings()  # MODELHUB_LOG_MAX_BYTES, MODELHUB_LOG_KEEP (read once: the supervisor's life)
+MAX_BYTES = _SETTINGS.log_max_bytes
+KEEP = _SETTINGS.log_keep  # rotated files kept besides the live one
 CHECK_EVERY_S = 5.0
 
 

@@ -20,6 +20,7 @@ a fresh /proc, no MODELHUB_* variables.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -32,16 +33,35 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from modelhub import gateways, integration, ops, sandbox
-from modelhub.supervisor import (
-    ChildSpec, StackError, Supervisor, cmdline_matches, kill_pids, pid_alive,
-    read_supervisor_pid, sweep, wait_gone, write_json_atomic,
+from modelhub.plan import (
+    HUB_USER,
+    REPLICA_RESOURCE,
+    MongoServer,
+    NatsServer,
+    RayHead,
+    ReplicaNode,
+    ServiceProcess,
+    StackPlan,
 )
-import contextlib
+from modelhub.settings import CliSettings
+from modelhub.supervisor import (
+    ChildSpec,
+    StackError,
+    Supervisor,
+    cmdline_matches,
+    kill_pids,
+    pid_alive,
+    read_supervisor_pid,
+    sweep,
+    wait_gone,
+    write_json_atomic,
+)
 
 DEFAULT_PORT = 8000
 DEFAULT_UP_TIMEOUT = 180.0
@@ -77,21 +97,17 @@ RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "das
                   "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
                   "runtime_env_agent", "autoscaler_metrics", "dashboard_metrics", "serve_http")
 RAY_WORKER_PORTS = 200
-# The Ray resource that marks a node as one for replicas (the deployer asks for a share of it).
-REPLICA_RESOURCE = "modelhub_replica"
 REPLICA_NODE_PORT_NAMES = ("node_manager", "object_manager", "dashboard_agent_listen",
                            "dashboard_agent_grpc", "metrics_export", "runtime_env_agent")
 REPLICA_NODE_WORKER_PORTS = 100
 DEFAULT_REPLICA_NODES = 1
-RAY_OBJECT_STORE_BYTES = 300 * 1024 * 1024
 PORT_RANGE = (20000, 32000)  # below the usual ephemeral range (32768+)
 
 
 # ---------------------------------------------------------------------------- paths, ports
 
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    raw = data_dir or os.environ.get("MODELHUB_DATA_DIR") or "~/.modelhub"
-    return Path(raw).expanduser().resolve()
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
+    return CliSettings().data_path(data_dir)
 
 
 def port_free(port: int) -> bool:
@@ -175,7 +191,7 @@ def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replic
 
 def admin_token(data_dir: Path) -> tuple[str, Path | None]:
     """(token, file it lives in or None when it comes from MODELHUB_ADMIN_TOKEN)."""
-    env = os.environ.get("MODELHUB_ADMIN_TOKEN")
+    env = CliSettings().admin_token
     if env:
         return env, None
     path = data_dir / "admin-token"
@@ -204,7 +220,6 @@ def _secret_file(path: Path) -> Path:
     return path
 
 
-HUB_USER = "modelhub"  # the one NATS and MongoDB user of the embedded servers: the services
 
 
 def write_secret_json(path: Path, obj: dict) -> None:
@@ -310,191 +325,138 @@ def ray_node_env(ray_env: dict) -> dict:
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
     env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-                "HOME": os.environ.get("HOME", "/"), "LANG": "C.UTF-8"})
+                "HOME": ray_env.get("HOME", "/"), "LANG": "C.UTF-8"})
     return env
 
 
-def sealed(argv: list[str], hide: list[str], seal_error: str | None) -> list[str]:
-    """`argv` run through modelhub.sandbox (own mount and PID namespaces, tmpfs over `hide`),
-    or as it is when the kernel refused namespaces (`seal_error`, reported by up and status)."""
-    if seal_error is not None:
-        return argv
-    hides = [a for path in hide for a in ("--hide", path)]
-    return [*sandbox.unshare_argv(), sys.executable, "-m", "modelhub.sandbox", *hides, "--", *argv]
+def nats_server(data_dir: Path, port: int) -> NatsServer:
+    """The embedded NATS: its store, its two users' passwords (created once, 0600) and its config."""
+    (data_dir / "nats").mkdir(exist_ok=True)
+    password = _secret_file(data_dir / "nats-password").read_text().strip()
+    integration_password = _secret_file(data_dir / "nats-integration-password").read_text().strip()
+    return NatsServer(find_nats_server(), port, data_dir / "nats",
+                      write_nats_config(data_dir, password, integration_password), password, integration_password)
 
 
-def replica_node_spec(data_dir: Path, index: int, ports: dict, gcs_address: str, ray_env: dict,
-                      seal_error: str | None) -> ChildSpec:
-    """One replica node: `ray start` joining the head with the replica resource, sealed off from
-    the hub (see modelhub.sandbox) unless the kernel refused namespaces (`seal_error`)."""
-    head_tmp = ray_temp_dir(data_dir)
-    ray_argv = [sys.executable, "-m", "modelhub.raynode", "start", "--address", gcs_address, "--block",
-                "--node-ip-address", "127.0.0.1",
-                "--temp-dir", f"{head_tmp}r{index}",
-                "--resources", json.dumps({REPLICA_RESOURCE: 1}),
-                "--node-manager-port", str(ports["node_manager"]),
-                "--object-manager-port", str(ports["object_manager"]),
-                "--min-worker-port", str(ports["min_worker"]),
-                "--max-worker-port", str(ports["max_worker"]),
-                "--dashboard-agent-listen-port", str(ports["dashboard_agent_listen"]),
-                "--dashboard-agent-grpc-port", str(ports["dashboard_agent_grpc"]),
-                "--metrics-export-port", str(ports["metrics_export"]),
-                "--runtime-env-agent-port", str(ports["runtime_env_agent"]),
-                "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
-                "--disable-usage-stats"]
-    env = ray_node_env(ray_env)
-    # `ray start --address` refuses to join with it off; --node-ip-address keeps it on 127.0.0.1
-    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "1"
-    argv = sealed(ray_argv, [str(data_dir), head_tmp], seal_error)
-    return ChildSpec(f"replica-node-{index}", argv, env, kind="replica-node",
-                     ready_ports=[ports["node_manager"]], ready_timeout=240, restart_with="ray",
-                     info={"sealed": seal_error is None, "seal_error": seal_error,
-                           "resources": {REPLICA_RESOURCE: 1}})
+def mongo_server(data_dir: Path, port: int) -> MongoServer:
+    """The embedded mongod: its database directory and the services' password (created once, 0600)."""
+    (data_dir / "mongo").mkdir(exist_ok=True)
+    password = _secret_file(data_dir / "mongo-password").read_text().strip()
+    return MongoServer(find_mongod(), port, data_dir / "mongo", password)
 
 
-def build_plan(data_dir: Path, port: int, services=None, replica_nodes: int = DEFAULT_REPLICA_NODES,
-               probe=sandbox.probe) -> dict:
-    """Everything `up` will start, as data: {"servers": [ChildSpec], "services": [ChildSpec],
-    "stack": <stack.json>, "token": str}."""
-    services = SERVICES if services is None else services
-    ext_nats = os.environ.get("MODELHUB_NATS_URL")
-    ext_mongo = os.environ.get("MODELHUB_MONGO_URL")
-    ext_ray = os.environ.get("RAY_ADDRESS")
-    ports = allocate_ports(data_dir, nats=not ext_nats, mongo=not ext_mongo, ray=not ext_ray,
-                           replica_nodes=replica_nodes)
-    seal_error = probe() if not ext_ray else None
+def credentials(settings: CliSettings, nats: NatsServer | None, mongo: MongoServer | None) -> dict[str, str]:
+    """credentials.json: the credential-bearing URLs (the services' environment; nothing else sees them:
+    stack.json, state.json and `modelhub status` show URLs without them)."""
+    creds = {"nats_url": nats.credentials_url if nats else settings.nats_url or ""}
+    if nats:
+        creds["integration_nats_url"] = nats.integration_url
+    creds["mongo_url"] = mongo.credentials_url if mongo else settings.mongo_url or ""
+    return creds
+
+
+def ray_auth(data_dir: Path) -> dict[str, str]:
+    """A per-stack Ray auth token (otherwise Ray 2.60 picks ~/.ray/auth_token when present)."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(_secret_file(data_dir / "ray-auth-token"))}
+
+
+def ray_env(base_env: dict[str, str], ports: dict, auth: dict[str, str]) -> dict[str, str]:
+    """The embedded Ray's settings on top of `up`'s environment (ray_node_env then cleans it)."""
+    env = {k: v for k, v in base_env.items() if k not in ("RAY_AUTH_TOKEN", "RAY_ADDRESS")}
+    env.update({
+        # Linux otherwise replaces 127.0.0.1 with the machine's routable IP, and binds there
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        # fixed defaults (44217/44227) would clash between two stacks
+        "AUTOSCALER_METRIC_PORT": str(ports["autoscaler_metrics"]),
+        "DASHBOARD_METRIC_PORT": str(ports["dashboard_metrics"]),
+        # SIGTERM drains for up to 30 s by default while actors are alive
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "5",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        **auth,
+    })
+    return env
+
+
+def service_processes(services: list[tuple[str, list[str]]], ports: dict, port: int,
+                      data_dir: Path) -> list[ServiceProcess]:
+    http = ops.http_ports([name for name, _ in services], ports, port, _pick_port)
+    return [ServiceProcess(name, list(argv), http[name], data_dir) for name, argv in services]
+
+
+def stack_record(data_dir: Path, port: int, token_path: Path | None, ports: dict, nats_url: str, mongo_url: str,
+                 ray_address: str, external: dict[str, bool], seal_error: str | None) -> dict:
+    """stack.json: where everything is, without credentials."""
+    return {
+        "data_dir": str(data_dir),
+        "gateway_port": port,
+        "gateway_url": f"http://127.0.0.1:{port}",
+        "token_path": str(token_path) if token_path else None,
+        "nats_url": nats_url,
+        "mongo_url": mongo_url,
+        "ray_address": ray_address,
+        "external": external,
+        "ray_temp_dir": None if external["ray"] else ray_temp_dir(data_dir),
+        "ports": ports,
+        "replica_nodes": len(ports["replica_nodes"]),
+        "sealed": None if external["ray"] else seal_error is None,
+        "seal_error": seal_error,
+    }
+
+
+def build_plan(data_dir: Path, port: int, services: list[tuple[str, list[str]]] | None = None,
+               replica_nodes: int = DEFAULT_REPLICA_NODES,
+               probe: Callable[[], str | None] = sandbox.probe) -> StackPlan:
+    """Everything `up` will start (modelhub.plan): the embedded servers that no MODELHUB_NATS_URL /
+    MODELHUB_MONGO_URL / RAY_ADDRESS replaces, then the services with the credential-bearing URLs."""
+    settings = CliSettings()
+    external = {"nats": bool(settings.nats_url), "mongo": bool(settings.mongo_url), "ray": bool(settings.ray_address)}
+    ports = allocate_ports(data_dir, nats=not external["nats"], mongo=not external["mongo"],
+                           ray=not external["ray"], replica_nodes=replica_nodes)
+    seal_error = None if external["ray"] else probe()
     token, token_path = admin_token(data_dir)
-    logs = data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    base_env = dict(os.environ)
-    base_env.pop("MODELHUB_SUPERVISOR_DIR", None)
-    if not ext_ray:
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    base_env = {k: v for k, v in os.environ.items() if k != "MODELHUB_SUPERVISOR_DIR"}
+    if not external["ray"]:
         base_env.pop("RAY_AUTH_TOKEN", None)
-    servers: list[ChildSpec] = []
 
-    # Shown in stack.json, state.json and `modelhub status`: without credentials. The services get
-    # the credential-bearing URLs (services' environment, credentials.json), nothing else does.
-    nats_url = mongo_url = ""
-    credentials: dict = {}
-    if ext_nats:
-        nats_url = credentials["nats_url"] = ext_nats
+    nats = None if external["nats"] else nats_server(data_dir, ports["nats"])
+    mongo = None if external["mongo"] else mongo_server(data_dir, ports["mongo"])
+    creds = credentials(settings, nats, mongo)
+    write_secret_json(data_dir / "credentials.json", creds)
+    servers: list[ChildSpec] = []
+    if nats:
+        servers.append(nats.child(base_env))
+    if mongo:
+        servers.append(mongo.child(base_env,
+                                   after_ready=lambda m=mongo: ensure_mongo_user(data_dir, m.port, m.password)))
+    svc_env = dict(base_env)
+    if settings.ray_address:
+        ray_address = settings.ray_address
     else:
-        (data_dir / "nats").mkdir(exist_ok=True)
-        p = ports["nats"]
-        nats_url = f"nats://127.0.0.1:{p}"
-        password = _secret_file(data_dir / "nats-password").read_text().strip()
-        credentials["nats_url"] = f"nats://{HUB_USER}:{password}@127.0.0.1:{p}"
-        ext_password = _secret_file(data_dir / "nats-integration-password").read_text().strip()
-        credentials["integration_nats_url"] = f"nats://{integration.NATS_USER}:{ext_password}@127.0.0.1:{p}"
-        servers.append(ChildSpec(
-            "nats", [find_nats_server(), "-c", str(write_nats_config(data_dir, password, ext_password)),
-                     "-a", "127.0.0.1", "-p", str(p), "-js",
-                     "-sd", str(data_dir / "nats"), "-n", f"modelhub-{p}"],
-            base_env, kind="nats", ready_ports=[p], ready_timeout=30, info={"url": nats_url}))
-    if ext_mongo:
-        mongo_url = credentials["mongo_url"] = ext_mongo
-    else:
-        (data_dir / "mongo").mkdir(exist_ok=True)
-        p = ports["mongo"]
-        mongo_url = f"mongodb://127.0.0.1:{p}"
-        password = _secret_file(data_dir / "mongo-password").read_text().strip()
-        credentials["mongo_url"] = f"mongodb://{HUB_USER}:{password}@127.0.0.1:{p}/?authSource=admin"
-        servers.append(ChildSpec(
-            "mongo", [find_mongod(), "--dbpath", str(data_dir / "mongo"), "--bind_ip", "127.0.0.1",
-                      "--port", str(p), "--nounixsocket", "--wiredTigerCacheSizeGB", "1", "--auth"],
-            base_env, kind="mongo", ready_ports=[p], ready_timeout=60, info={"url": mongo_url},
-            after_ready=lambda p=p, password=password: ensure_mongo_user(data_dir, p, password)))
-    write_secret_json(data_dir / "credentials.json", credentials)
-    service_env_extra: dict[str, str] = {}
-    if ext_ray:
-        ray_address = ext_ray
-    else:
-        rp = ports["ray"]
-        ray_address = f"127.0.0.1:{rp['gcs']}"
-        # a per-stack Ray auth token (otherwise Ray 2.60 picks ~/.ray/auth_token when present)
-        ray_auth = {"RAY_AUTH_MODE": "token",
-                    "RAY_AUTH_TOKEN_PATH": str(_secret_file(data_dir / "ray-auth-token"))}
-        ray_env = dict(base_env)
-        ray_env.pop("RAY_AUTH_TOKEN", None)
-        ray_env.update({
-            # Linux otherwise replaces 127.0.0.1 with the machine's routable IP, and binds there
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-            # fixed defaults (44217/44227) would clash between two stacks
-            "AUTOSCALER_METRIC_PORT": str(rp["autoscaler_metrics"]),
-            "DASHBOARD_METRIC_PORT": str(rp["dashboard_metrics"]),
-            # SIGTERM drains for up to 30 s by default while actors are alive
-            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "5",
-            "RAY_USAGE_STATS_ENABLED": "0",
-        })
-        ray_env.update(ray_auth)
-        ray_env.pop("RAY_ADDRESS", None)
-        argv = [find_ray(), "start", "--head", "--block",
-                "--node-ip-address", "127.0.0.1",
-                "--port", str(rp["gcs"]),
-                # the dashboard serves Serve's REST API, the deployer's only way to Serve
-                "--include-dashboard", "true",
-                "--dashboard-host", "127.0.0.1",
-                "--dashboard-port", str(rp["dashboard"]),
-                "--temp-dir", ray_temp_dir(data_dir),
-                "--node-manager-port", str(rp["node_manager"]),
-                "--object-manager-port", str(rp["object_manager"]),
-                "--ray-client-server-port", str(rp["client_server"]),
-                "--min-worker-port", str(rp["min_worker"]),
-                "--max-worker-port", str(rp["max_worker"]),
-                "--dashboard-agent-listen-port", str(rp["dashboard_agent_listen"]),
-                "--dashboard-agent-grpc-port", str(rp["dashboard_agent_grpc"]),
-                "--metrics-export-port", str(rp["metrics_export"]),
-                "--runtime-env-agent-port", str(rp["runtime_env_agent"]),
-                "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
-                "--disable-usage-stats"]
-        # The head is sealed too (DIR hidden, its own /proc, a clean environment): a replica is a
-        # Ray member and can start Ray tasks on the head, so the head's workers must not see the hub
-        # either. No service is a Ray driver: they reach Ray over HTTP (the dashboard, Serve's proxy).
-        servers.append(ChildSpec("ray", sealed(argv, [str(data_dir)], seal_error),
-                                 ray_node_env(ray_env), kind="ray",
-                                 ready_ports=[rp["gcs"], rp["node_manager"]], ready_timeout=120,
-                                 info={"address": ray_address, "sealed": seal_error is None}))
-        servers += [replica_node_spec(data_dir, i, node_ports, ray_address, ray_env, seal_error)
+        head = RayHead(find_ray(), ports["ray"], ray_temp_dir(data_dir), data_dir, seal_error)
+        auth = ray_auth(data_dir)
+        node_env = ray_node_env(ray_env(base_env, ports["ray"], auth))
+        servers.append(head.child(node_env))
+        servers += [ReplicaNode(i, node_ports, head).child(node_env)
                     for i, node_ports in enumerate(ports["replica_nodes"])]
+        ray_address = head.address
         # the deployer reaches Serve through the dashboard's REST API (with the Ray token), the
         # inference worker the replicas through Serve's HTTP proxy, bound to 127.0.0.1 on the head
-        service_env_extra.update(ray_auth)
-        service_env_extra["MODELHUB_RAY_DASHBOARD_URL"] = f"http://127.0.0.1:{rp['dashboard']}"
-        service_env_extra["MODELHUB_SERVE_URL"] = f"http://127.0.0.1:{rp['serve_http']}"
-
-    svc_env = dict(base_env)
-    svc_env.update(service_env_extra)
+        svc_env.update({**auth, "MODELHUB_RAY_DASHBOARD_URL": head.dashboard_url,
+                        "MODELHUB_SERVE_URL": head.serve_url})
     svc_env.update({
-        "MODELHUB_NATS_URL": credentials["nats_url"],
-        "MODELHUB_MONGO_URL": credentials["mongo_url"],
+        "MODELHUB_NATS_URL": creds["nats_url"],
+        "MODELHUB_MONGO_URL": creds["mongo_url"],
         "RAY_ADDRESS": ray_address,
         "MODELHUB_DATA_DIR": str(data_dir),
         "MODELHUB_GATEWAY_PORT": str(port),
         "MODELHUB_ADMIN_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
     })
-    http = ops.http_ports([name for name, _ in services], ports, port, _pick_port)
-    service_specs = [ChildSpec(name, list(argv), {**svc_env, **ops.service_env(name, data_dir, http[name])},
-                               info=ops.service_info(name, http[name])) for name, argv in services]
-
-    gateway_url = f"http://127.0.0.1:{port}"
-    stack = {
-        "data_dir": str(data_dir),
-        "gateway_port": port,
-        "gateway_url": gateway_url,
-        "token_path": str(token_path) if token_path else None,
-        "nats_url": nats_url,
-        "mongo_url": mongo_url,
-        "ray_address": ray_address,
-        "external": {"nats": bool(ext_nats), "mongo": bool(ext_mongo), "ray": bool(ext_ray)},
-        "ray_temp_dir": None if ext_ray else ray_temp_dir(data_dir),
-        "ports": ports,
-        "replica_nodes": len(ports["replica_nodes"]),
-        "sealed": None if ext_ray else seal_error is None,
-        "seal_error": seal_error,
-    }
-    return {"servers": servers, "services": service_specs, "stack": stack, "token": token,
-            "token_path": token_path}
+    processes = service_processes(SERVICES if services is None else services, ports, port, data_dir)
+    stack = stack_record(data_dir, port, token_path, ports, nats.url if nats else creds["nats_url"],
+                         mongo.url if mongo else creds["mongo_url"], ray_address, external, seal_error)
+    return StackPlan(servers, [p.child(svc_env) for p in processes], stack, token, token_path)
 
 
 def stack_info(data_dir=None) -> dict:
@@ -563,16 +525,16 @@ def _ready_message(stack: dict, token_path) -> str:
 # ---------------------------------------------------------------------------- supervisor entry
 
 def prepare(data_dir: Path, port: int, services=None,
-            replica_nodes: int = DEFAULT_REPLICA_NODES) -> tuple[Supervisor, dict]:
+            replica_nodes: int = DEFAULT_REPLICA_NODES) -> tuple[Supervisor, StackPlan]:
     if read_supervisor_pid(data_dir) is not None:
         raise StackError(f"a modelhub supervisor is already running for {data_dir} (pid "
                          f"{read_supervisor_pid(data_dir)}); run `modelhub down --data-dir "
                          f"{data_dir}` first")
     data_dir.mkdir(parents=True, exist_ok=True)
     plan = build_plan(data_dir, port, services, replica_nodes)
-    stack = plan["stack"]
+    stack = plan.stack
     base_state = {"data_dir": str(data_dir), "gateway_url": stack["gateway_url"]}
-    sup = Supervisor(data_dir, plan["servers"], plan["services"], base_state)
+    sup = Supervisor(data_dir, plan.servers, plan.services, base_state)
     for name in ("nats", "mongo", "ray"):
         if stack["external"][name]:
             key = "address" if name == "ray" else "url"
@@ -598,9 +560,9 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
     except StackError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    gateways.share(plan["services"], listener)
-    write_json_atomic(data_dir / "stack.json", plan["stack"])
-    stack = plan["stack"]
+    gateways.share(plan.services, listener)
+    write_json_atomic(data_dir / "stack.json", plan.stack)
+    stack = plan.stack
 
     def echo(msg: str) -> None:
         click.echo(f"[modelhub {time.strftime('%H:%M:%S')}] {msg}", err=True)
@@ -610,7 +572,7 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
         echo(seal_warning(stack.get("seal_error")))
     if announce:
         sup.ready_check = lambda: health(stack["gateway_url"])[0]
-        sup.on_ready = lambda s: click.echo(_ready_message(stack, plan["token_path"]))
+        sup.on_ready = lambda s: click.echo(_ready_message(stack, plan.token_path))
     sup.install_signal_handlers()
     try:
         return sup.run()
@@ -619,36 +581,6 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
         return 1
     finally:
         listener.close()
-
-
-# ---------------------------------------------------------------------------- commands
-
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False), default=None, envvar="MODELHUB_DATA_DIR",
-    help="Where the stack keeps its data (default ~/.modelhub, env MODELHUB_DATA_DIR).")
-
-
-@click.command()
-@data_dir_option
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True,
-              help="Gateway port on 127.0.0.1.")
-@click.option("--detach", is_flag=True, help="Run in the background; return once healthy.")
-@click.option("--timeout", type=float, default=DEFAULT_UP_TIMEOUT, show_default=True,
-              help="With --detach: seconds to wait for the stack to become healthy.")
-@click.option("--replica-nodes", type=click.IntRange(0, 16), default=DEFAULT_REPLICA_NODES,
-              show_default=True,
-              help="Sealed Ray nodes for replicas (0: only nodes you add with "
-                   "`ray start --address ... --resources '{\"modelhub_replica\": 1}'`).")
-@click.option("--workers", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="inference-worker processes sharing the job tasks.")
-@click.option("--gateways", "gateway_count", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="gateway processes sharing the port and the job progress.")
-def up(data_dir, port, detach, timeout, replica_nodes, workers, gateway_count):
-    """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
-    d = resolve_data_dir(data_dir)
-    if not detach:
-        sys.exit(run_supervisor(d, port, services_table(workers, gateway_count), replica_nodes=replica_nodes))
-    sys.exit(_up_detached(d, port, timeout, replica_nodes, workers, gateway_count))
 
 
 def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES,
@@ -821,18 +753,6 @@ def _mark_stopped(d: Path, state: dict) -> None:
         write_json_atomic(d / "state.json", state)
 
 
-@click.command()
-@data_dir_option
-def down(data_dir):
-    """Stop every process that `up` started for DIR (and nothing else)."""
-    d = resolve_data_dir(data_dir)
-    stopped = _stop(d)
-    if stopped:
-        click.echo("stopped: " + ", ".join(stopped))
-    else:
-        click.echo(f"nothing running for {d}")
-
-
 def live_status(d: Path) -> dict:
     state = _read_state(d)
     out: dict = {}
@@ -870,51 +790,11 @@ def live_status(d: Path) -> dict:
     return out
 
 
-def _all_running(st: dict) -> bool:
+def all_running(st: dict) -> bool:
     parts = [st["nats"], st["mongo"], st["ray"], *st["replica_nodes"].values(), *st["services"].values()]
     return st["supervisor"]["state"] == "running" and all(
         p.get("state") in ("running", "external") for p in parts)
 
-
-@click.command()
-@data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(data_dir, as_json):
-    """Show what runs for DIR. Exit 0 when everything runs, 3 otherwise."""
-    d = resolve_data_dir(data_dir)
-    st = live_status(d)
-    ok = _all_running(st)
-    if as_json:
-        click.echo(json.dumps(st))
-    else:
-        rows = [("supervisor", st["supervisor"]["pid"], st["supervisor"]["state"], "")]
-        for name in ("nats", "mongo", "ray"):
-            e = st[name]
-            info = e.get("url") or e.get("address") or ""
-            if name == "ray" and "sealed" in e:
-                info += " sealed" if e["sealed"] else " UNSEALED (see the warning below)"
-            rows.append((name, e.get("pid"), e["state"], info))
-        for name, e in st["replica_nodes"].items():
-            rows.append((name, e.get("pid"), e["state"],
-                         "sealed" if e.get("sealed") else "UNSEALED (see the warning below)"))
-        for name, e in st["services"].items():
-            extra = st["gateway_url"] if gateways.is_gateway(name) and st["gateway_url"] else ""
-            if e.get("metrics_url") and not gateways.is_gateway(name):  # a gateway's is on its URL
-                extra = (extra + " " if extra else "") + e["metrics_url"]
-            if e.get("restarts"):
-                extra = (extra + " " if extra else "") + f"restarts={e['restarts']}"
-            rows.append((name, e.get("pid"), e["state"], extra))
-        click.echo(f"data dir: {d}")
-        click.echo(f"{'NAME':<18}{'PID':>8}  {'STATE':<11}INFO")
-        for name, pid, state, extra in rows:
-            click.echo(f"{name:<18}{pid if pid else '-':>8}  {state:<11}{extra}")
-        unsealed = [e for e in [st["ray"], *st["replica_nodes"].values()] if e.get("sealed") is False]
-        if unsealed:
-            click.echo(seal_warning(unsealed[0].get("seal_error")), err=True)
-    sys.exit(0 if ok else 3)
-
-
-COMMANDS = [up, down, status]
 
 
 # ---------------------------------------------------------------------------- `python -m modelhub.stack`
@@ -937,8 +817,9 @@ def _supervise(data_dir, port, quiet, replica_nodes, workers, gateway_count):
                             replica_nodes=replica_nodes))
 
 
-for _cmd in COMMANDS:
-    _internal.add_command(_cmd)
-
 if __name__ == "__main__":
+    from modelhub.commands.stack import COMMANDS  # `python -m modelhub.stack up` works as it did
+
+    for _cmd in COMMANDS:
+        _internal.add_command(_cmd)
     _internal()

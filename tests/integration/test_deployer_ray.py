@@ -8,16 +8,17 @@ import shutil
 import signal
 import socket
 import tempfile
-import time
 import textwrap
+import time
 import uuid
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from modelhub_contracts.documents import Deployment
 from modelhub_deployer.deploy import Deployer, DeploySpec, PreparedPackage
 from modelhub_deployer.serving import DashboardServe, ray_auth_token
 from modelhub_worker.serving import ModelFailed, ServeClient
@@ -51,8 +52,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
 
-    async def get(self, name: str) -> dict[str, Any] | None:
-        return self.docs.get(name)
+    async def get(self, name: str) -> Deployment | None:
+        return cast(Deployment | None, self.docs.get(name))  # a test's document holds just the spec
 
     async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool:
         doc = self.docs.get(name)
@@ -68,8 +69,8 @@ class MemoryStore:
         doc.update(fields)
         return True
 
-    async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
-        return [d for d in self.docs.values() if d["status"] in set(statuses)]
+    async def with_status(self, statuses: Iterable[str]) -> list[Deployment]:
+        return [cast(Deployment, d) for d in self.docs.values() if d["status"] in set(statuses)]
 
 
 class LocalPackages:

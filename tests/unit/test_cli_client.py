@@ -1,19 +1,22 @@
-"""The CLI's HTTP client commands (modelhub.client) against a mocked gateway (httpx.MockTransport)."""
+"""The CLI's HTTP client commands (modelhub.commands, over modelhub.api) against a mocked gateway
+(httpx.MockTransport)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, cast
 
-import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
-from modelhub import client
+from modelhub import api, render
+from modelhub.cli import main as cli
+from modelhub.commands import base
+from modelhub.settings import API_PREFIX, DEFAULT_URL, CliSettings
 
-cli = click.Group("modelhub", commands=client.COMMANDS)
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -33,7 +36,7 @@ class FakeGateway:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
         self.requests.append(request)
-        path = request.url.path.removeprefix(client.API_PREFIX)
+        path = request.url.path.removeprefix(API_PREFIX)
         handlers = self.routes.get((request.method, path))
         if handlers is None:
             return httpx.Response(404, json={"detail": f"no route {request.method} {path}"})
@@ -41,7 +44,7 @@ class FakeGateway:
 
     def sent(self, method: str, path: str) -> list[httpx.Request]:
         return [r for r in self.requests
-                if r.method == method and r.url.path == client.API_PREFIX + path]
+                if r.method == method and r.url.path == API_PREFIX + path]
 
     def body(self, method: str, path: str) -> Any:
         (request,) = self.sent(method, path)
@@ -51,8 +54,8 @@ class FakeGateway:
 @pytest.fixture
 def gateway(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeGateway:
     fake = FakeGateway()
-    monkeypatch.setattr(client, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(fake))
-    monkeypatch.setattr(client, "POLL_INTERVAL", 0)
+    monkeypatch.setattr(base, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(fake))
+    monkeypatch.setattr(base, "POLL_INTERVAL", 0)
     monkeypatch.setenv("MODELHUB_URL", "http://gateway.test")
     monkeypatch.setenv("MODELHUB_TOKEN", "tok-123")
     monkeypatch.setenv("MODELHUB_DATA_DIR", str(tmp_path / "data"))
@@ -84,15 +87,15 @@ def test_url_and_token_come_from_the_data_dir(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.delenv("MODELHUB_URL", raising=False)
     monkeypatch.delenv("MODELHUB_TOKEN", raising=False)
     monkeypatch.setenv("MODELHUB_DATA_DIR", str(tmp_path))
-    assert client.resolve_url() == client.DEFAULT_URL
-    assert client.resolve_token() is None
+    assert CliSettings().gateway_url() == DEFAULT_URL
+    assert CliSettings().api_token() is None
     (tmp_path / "state.json").write_text(json.dumps({"gateway_url": "http://127.0.0.1:9123/"}))
     (tmp_path / "admin-token").write_text("admintok\n")
-    assert client.resolve_url() == "http://127.0.0.1:9123"
-    assert client.resolve_token() == "admintok"
+    assert CliSettings().gateway_url() == "http://127.0.0.1:9123"
+    assert CliSettings().api_token() == "admintok"
     monkeypatch.setenv("MODELHUB_URL", "http://env:1/api/v1")
-    assert client.resolve_url() == "http://env:1"
-    assert client.resolve_url("http://flag:2") == "http://flag:2"
+    assert CliSettings().gateway_url() == "http://env:1"
+    assert CliSettings().gateway_url("http://flag:2") == "http://flag:2"
 
 
 def test_url_option_on_the_group_and_the_command(gateway: FakeGateway) -> None:
@@ -240,7 +243,7 @@ def test_connection_refused_suggests_modelhub_up(monkeypatch: pytest.MonkeyPatch
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
-    monkeypatch.setattr(client, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(refuse))
+    monkeypatch.setattr(base, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(refuse))
     result = invoke("datasets", "list")
     assert result.exit_code == 1
     assert "modelhub up" in result.stderr and "http://gateway.test" in result.stderr
@@ -283,7 +286,7 @@ def test_datasets_add_expands_directories_and_posts_in_chunks(gateway: FakeGatew
 
 
 def test_samples_table_truncates_fields_to_the_terminal(gateway: FakeGateway, monkeypatch) -> None:
-    monkeypatch.setattr(client, "terminal_width", lambda: 60)
+    monkeypatch.setattr(render, "terminal_width", lambda: 60)
     fields = {"predictions": {"label": "cat" * 30, "confidence": 0.5}}
     gateway.on("GET", "/datasets/pics/samples", {"items": [{"id": "s1", "filepath": "/a.png", "fields": fields}],
                                                  "total": 7})
@@ -370,7 +373,7 @@ def test_users_create_prints_the_token(gateway: FakeGateway) -> None:
 
 def test_parse_sse_handles_multiline_comments_and_garbage() -> None:
     lines = [": keep-alive", "event: progress", 'data: {"a":', "data: 1}", "", "data: not json", "", 'data: {"b": 2}']
-    assert list(client.parse_sse(lines)) == [{"a": 1}, {"b": 2}]
+    assert list(api.parse_sse(lines)) == [{"a": 1}, {"b": 2}]
 
 
 def test_export_streams_to_a_file_and_counts_the_samples(gateway: FakeGateway, tmp_path: Path) -> None:

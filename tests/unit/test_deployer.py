@@ -5,13 +5,14 @@ import dataclasses
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
 from pydantic import ValidationError
 
 from modelhub_contracts import subjects
+from modelhub_contracts.documents import Deployment
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested, DeploymentStopRequested
 from modelhub_deployer.deploy import AppState, Deployer, DeploySpec, PreparedPackage, ReplicaConfig
 from modelhub_deployer.handlers import register
@@ -33,8 +34,8 @@ class MemoryStore:
             "min_replicas": spec.min_replicas, "max_replicas": spec.max_replicas}
         self.history[spec.name] = [status]
 
-    async def get(self, name: str) -> dict[str, Any] | None:
-        return self.docs.get(name)
+    async def get(self, name: str) -> Deployment | None:
+        return cast(Deployment | None, self.docs.get(name))  # a test's document holds just the spec
 
     async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool:
         doc = self.docs.get(name)
@@ -51,8 +52,8 @@ class MemoryStore:
         doc.update(fields)
         return True
 
-    async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]:
-        return [d for d in self.docs.values() if d["status"] in set(statuses)]
+    async def with_status(self, statuses: Iterable[str]) -> list[Deployment]:
+        return [cast(Deployment, d) for d in self.docs.values() if d["status"] in set(statuses)]
 
 
 class FakeServe:
@@ -349,7 +350,7 @@ async def test_the_batch_window_reaches_the_replicas_and_older_documents_get_the
     assert store.docs[spec.name]["status"] == "running"
     assert serve.submitted[0].batch_wait_ms == 7.5
     older = {k: v for k, v in store.docs[spec.name].items() if k != "batch_wait_ms"}
-    assert DeploySpec.from_doc(older).batch_wait_ms == DEFAULT_BATCH_WAIT_MS
+    assert DeploySpec.from_doc(cast(Deployment, older)).batch_wait_ms == DEFAULT_BATCH_WAIT_MS
 
 
 async def test_a_stopped_deployment_s_package_leaves_the_cluster_store_unless_still_in_use(world):

@@ -3,14 +3,15 @@
 from types import SimpleNamespace
 
 import pytest
-from fastapi import HTTPException
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from faststream.nats import NatsBroker
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
-from faststream.nats import NatsBroker
-
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.errors import Busy, Conflict, DomainError, Invalid
 from modelhub_contracts.events import PredictRequest, RpcReply
+from modelhub_gateway.errors import as_http
 from modelhub_gateway.online import InFlight, check_predict_inputs
 from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DatasetCreate, DeploymentCreate, ModelCreate, PredictIn, UserCreate
@@ -37,9 +38,10 @@ def test_ordinary_names_pass(name):
     ({"text": [], "n": []}, "1 to 10000"),
 ])
 def test_predict_inputs_must_match_the_schema(inputs, message):
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(Invalid) as refused:
         check_predict_inputs(PredictIn(inputs=inputs), {"text": "text", "n": "number"})
-    assert refused.value.status_code == 422 and message in refused.value.detail
+    answer = as_http(refused.value)
+    assert answer.status_code == 422 and message in answer.detail
 
 
 def test_predict_inputs_that_match_pass():
@@ -49,16 +51,15 @@ def test_predict_inputs_that_match_pass():
 def test_a_deployment_over_its_in_flight_limit_answers_429_at_once_and_frees_what_it_held():
     in_flight = InFlight()
     with in_flight.hold("d", 3, limit=4):
-        with pytest.raises(HTTPException) as refused:
-            with in_flight.hold("d", 2, limit=4):
-                pass
-        assert refused.value.status_code == 429 and refused.value.headers == {"Retry-After": "1"}
-        assert "3 samples in flight (its max_in_flight is 4)" in refused.value.detail
+        with pytest.raises(Busy) as refused, in_flight.hold("d", 2, limit=4):
+            pass
+        answer = as_http(refused.value)
+        assert answer.status_code == 429 and answer.headers == {"Retry-After": "1"}
+        assert "3 samples in flight (its max_in_flight is 4)" in answer.detail
         with in_flight.hold("other", 2, limit=4):  # the limit is per deployment
             pass
-    with pytest.raises(RuntimeError):
-        with in_flight.hold("d", 4, limit=4):
-            raise RuntimeError("the worker failed")
+    with pytest.raises(RuntimeError), in_flight.hold("d", 4, limit=4):
+        raise RuntimeError("the worker failed")
     assert in_flight.counts == {}  # released on success and on error alike
     with in_flight.hold("d", 10, limit=4):  # larger than the limit: runs when the deployment is idle
         assert in_flight.counts == {"d": 10}
@@ -80,21 +81,27 @@ def Broker(reply: RpcReply | None = None, error: Exception | None = None) -> Nat
 
 
 async def test_a_worker_that_is_full_makes_a_429_with_retry_after():
-    with pytest.raises(HTTPException) as refused:
+    with pytest.raises(DomainError) as refused:
         await call(Broker(RpcReply(status=429, detail="worker full", retry_after=0.5)), subjects.RPC_PREDICT,
                    PredictIn(inputs={}))
-    assert (refused.value.status_code, refused.value.detail) == (429, "worker full")
-    assert refused.value.headers == {"Retry-After": "1"}  # whole seconds, rounded up
+    assert (refused.value.status, refused.value.message, refused.value.retry_after) == (429, "worker full", 0.5)
+
+
+async def test_a_refusal_of_a_named_kind_comes_back_as_that_kind():
+    with pytest.raises(Conflict) as refused:
+        await call(Broker(RpcReply(status=409, detail="a model named 'm' already exists")), subjects.RPC_PREDICT,
+                   PredictIn(inputs={}))
+    assert refused.value.message == "a model named 'm' already exists"
 
 
 async def test_no_answer_in_time_is_504_for_predict_and_503_when_no_worker_listens():
-    with pytest.raises(HTTPException) as late:
+    with pytest.raises(DomainError) as late:
         await call(Broker(error=NatsTimeout()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout=65,
                    timeout_status=504)
-    assert (late.value.status_code, late.value.detail) == (504, "no answer from worker within 65 s")
-    with pytest.raises(HTTPException) as nobody:
+    assert (late.value.status, late.value.message) == (504, "no answer from worker within 65 s")
+    with pytest.raises(DomainError) as nobody:
         await call(Broker(error=NoRespondersError()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout_status=504)
-    assert nobody.value.status_code == 503
+    assert nobody.value.status == 503
 
 
 def test_half_surrogates_in_a_body_become_replacement_characters_not_a_server_error():

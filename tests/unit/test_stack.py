@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelhub import stack
+from modelhub.commands import stack as stack_commands
 from modelhub.supervisor import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
@@ -121,8 +122,8 @@ def test_ports_recorded_and_reused(tmp_path, monkeypatch):
 
 def test_plan_env_and_no_servers_when_external(tmp_path, external_env):
     plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
-    assert plan["servers"] == []
-    env = plan["services"][0].env
+    assert plan.servers == []
+    env = plan.services[0].env
     assert env["MODELHUB_NATS_URL"] == "nats://127.0.0.1:1"
     assert env["RAY_ADDRESS"] == "127.0.0.1:1"
     assert env["MODELHUB_GATEWAY_PORT"] == "8123"
@@ -137,15 +138,15 @@ def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
     monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
     plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], probe=lambda: None)
-    names = [s.name for s in plan["servers"]]
+    names = [s.name for s in plan.servers]
     assert names == ["nats", "mongo", "ray", "replica-node-0"]
-    nats, mongo, ray, _ = plan["servers"]
+    nats, mongo, ray, _ = plan.servers
     assert nats.argv[nats.argv.index("-a") + 1] == "127.0.0.1"
     assert mongo.argv[mongo.argv.index("--bind_ip") + 1] == "127.0.0.1"
     assert "--block" in ray.argv and ray.argv[ray.argv.index("--node-ip-address") + 1] == "127.0.0.1"
     assert len(stack.ray_temp_dir(tmp_path)) < 30
-    env = plan["services"][0].env
-    assert env["RAY_ADDRESS"] == f"127.0.0.1:{plan['stack']['ports']['ray']['gcs']}"
+    env = plan.services[0].env
+    assert env["RAY_ADDRESS"] == f"127.0.0.1:{plan.stack['ports']['ray']['gcs']}"
     # the services get credentials; what is shown (state.json, status) has none
     assert env["MODELHUB_NATS_URL"].startswith("nats://modelhub:")
     assert env["MODELHUB_NATS_URL"].endswith(nats.info["url"].split("//")[1])
@@ -184,7 +185,7 @@ def test_restart_killed_child_and_status(tmp_path, supervisor):
 
     info = stack.stack_info(tmp_path)
     assert info["running"] is True
-    result = CliRunner().invoke(stack.status, ["--data-dir", str(tmp_path), "--json"])
+    result = CliRunner().invoke(stack_commands.status, ["--data-dir", str(tmp_path), "--json"])
     st = json.loads(result.output)
     port = st["services"]["registry"]["http_port"]
     assert st["services"]["registry"] == {
@@ -205,7 +206,7 @@ def test_second_supervisor_refused(tmp_path, supervisor):
     out, _ = second.communicate(timeout=20)
     assert second.returncode == 1
     assert b"already running" in out
-    result = CliRunner().invoke(stack.up, ["--data-dir", str(tmp_path), "--detach",
+    result = CliRunner().invoke(stack_commands.up, ["--data-dir", str(tmp_path), "--detach",
                                            "--port", str(free_port())])
     assert result.exit_code == 1 and "already running" in result.output
 
@@ -213,7 +214,7 @@ def test_second_supervisor_refused(tmp_path, supervisor):
 def test_down_stops_everything_and_is_idempotent(tmp_path, supervisor):
     proc, pids = supervisor()
     runner = CliRunner()
-    result = runner.invoke(stack.down, ["--data-dir", str(tmp_path)])
+    result = runner.invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "stopped" in result.output
     assert proc.wait(timeout=5) == 0
@@ -222,9 +223,9 @@ def test_down_stops_everything_and_is_idempotent(tmp_path, supervisor):
     assert not (tmp_path / "supervisor.pid").exists()
     st = state(tmp_path)
     assert all(s["state"] == "stopped" for s in st["services"].values())
-    result = runner.invoke(stack.down, ["--data-dir", str(tmp_path)])
+    result = runner.invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
     assert result.exit_code == 0 and "nothing running" in result.output
-    result = runner.invoke(stack.status, ["--data-dir", str(tmp_path), "--json"])
+    result = runner.invoke(stack_commands.status, ["--data-dir", str(tmp_path), "--json"])
     assert result.exit_code == 3
     assert json.loads(result.output)["services"]["registry"]["state"] == "stopped"
 
@@ -234,7 +235,7 @@ def test_down_fallback_kills_orphans_of_a_dead_supervisor(tmp_path, supervisor):
     proc.kill()  # supervisor dies hard, its children survive
     proc.wait(timeout=5)
     assert all(pid_alive(p) for p in pids.values())
-    result = CliRunner().invoke(stack.down, ["--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     poll(lambda: not any(pid_alive(p) for p in pids.values()), timeout=5)
 
@@ -245,7 +246,7 @@ def test_down_leaves_a_recycled_pid_alone(tmp_path, external_env):
     try:
         (tmp_path / "state.json").write_text(json.dumps({"services": {"gateway": {
             "pid": other.pid, "state": "running", "argv": [sys.executable, "-m", "modelhub_gateway"]}}}))
-        result = CliRunner().invoke(stack.down, ["--data-dir", str(tmp_path)])
+        result = CliRunner().invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
         assert result.exit_code == 0
         assert other.poll() is None
     finally:
@@ -267,15 +268,15 @@ def _embedded_plan(tmp_path, monkeypatch, **kwargs):
 
 def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_path, monkeypatch):
     plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=2, probe=lambda: None)
-    head = next(s for s in plan["servers"] if s.name == "ray")
-    nodes = [s for s in plan["servers"] if s.kind == "replica-node"]
+    head = next(s for s in plan.servers if s.name == "ray")
+    nodes = [s for s in plan.servers if s.kind == "replica-node"]
     assert [n.name for n in nodes] == ["replica-node-0", "replica-node-1"]
     assert "--resources" not in head.argv  # the head never offers the replica resource
     # the head is sealed too (a replica can start Ray tasks there), but keeps its own temp dir
     assert head.argv[:2] == ["unshare", "--mount"] and head.info["sealed"] is True
     assert [head.argv[i + 1] for i, a in enumerate(head.argv) if a == "--hide"] == [str(tmp_path)]
     assert not [k for k in head.env if k.startswith("MODELHUB_")] and "RAY_AUTH_TOKEN_PATH" not in head.env
-    gcs = plan["stack"]["ray_address"]
+    gcs = plan.stack["ray_address"]
     for node in nodes:
         argv = node.argv
         assert argv[:2] == ["unshare", "--mount"] and "--pid" in argv and "--mount-proc" in argv
@@ -291,26 +292,26 @@ def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_pat
         assert node.restart_with == "ray" and node.info["sealed"] is True
     temp_dirs = [n.argv[n.argv.index("--temp-dir") + 1] for n in nodes]
     assert len(set(temp_dirs)) == 2 and stack.ray_temp_dir(tmp_path) not in temp_dirs
-    assert plan["stack"]["sealed"] is True and plan["stack"]["replica_nodes"] == 2
+    assert plan.stack["sealed"] is True and plan.stack["replica_nodes"] == 2
 
 
 def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
     plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: "unshare: Operation not permitted")
-    (node,) = [s for s in plan["servers"] if s.kind == "replica-node"]
+    (node,) = [s for s in plan.servers if s.kind == "replica-node"]
     assert node.argv[0] != "unshare" and node.info == {
         "sealed": False, "seal_error": "unshare: Operation not permitted",
         "resources": {"modelhub_replica": 1}}
-    message = stack._ready_message(plan["stack"], None)
+    message = stack._ready_message(plan.stack, None)
     assert "WARNING: the Ray head and replica nodes run UNSEALED" in message and "Operation not permitted" in message
-    head = next(s for s in plan["servers"] if s.name == "ray")
+    head = next(s for s in plan.servers if s.name == "ray")
     assert head.argv[0] != "unshare" and head.info["sealed"] is False
 
 
 def test_no_replica_nodes_means_no_node(tmp_path, monkeypatch):
     plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=lambda: None)
-    assert [s.name for s in plan["servers"]] == ["nats", "mongo", "ray"]
+    assert [s.name for s in plan.servers] == ["nats", "mongo", "ray"]
     assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(
-        plan["stack"], None)
+        plan.stack, None)
 
 
 def test_the_sandbox_probe_passes_on_this_machine():
@@ -354,16 +355,16 @@ def test_bus_and_database_credentials_are_0600_and_reach_only_the_services(tmp_p
     conf = (tmp_path / "nats.conf").read_text()
     assert f'password: "{nats_pw}"' in conf and 'user: "modelhub"' in conf
     creds = json.loads((tmp_path / "credentials.json").read_text())
-    env = plan["services"][0].env
+    env = plan.services[0].env
     assert env["MODELHUB_NATS_URL"] == creds["nats_url"] and nats_pw in creds["nats_url"]
     assert env["MODELHUB_MONGO_URL"] == creds["mongo_url"] and mongo_pw in creds["mongo_url"]
-    shown = json.dumps(plan["stack"]) + json.dumps([s.argv for s in plan["servers"]])
+    shown = json.dumps(plan.stack) + json.dumps([s.argv for s in plan.servers])
     assert nats_pw not in shown and mongo_pw not in shown
-    node = next(s for s in plan["servers"] if s.kind == "replica-node")
+    node = next(s for s in plan.servers if s.kind == "replica-node")
     assert nats_pw not in json.dumps(node.env) and mongo_pw not in json.dumps(node.env)
     again = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)  # the next `up` reuses them
-    assert again["services"][0].env["MODELHUB_MONGO_URL"] == creds["mongo_url"].replace(
-        str(plan["stack"]["ports"]["mongo"]), str(again["stack"]["ports"]["mongo"]))
+    assert again.services[0].env["MODELHUB_MONGO_URL"] == creds["mongo_url"].replace(
+        str(plan.stack["ports"]["mongo"]), str(again.stack["ports"]["mongo"]))
 
 
 def test_the_sandbox_drops_every_modelhub_variable():

@@ -3,6 +3,7 @@
 from typing import cast
 
 from faststream.nats import NatsBroker, TestNatsBroker
+from test_worker_tasks import FakeStore, chunked, task
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import SampleAnnotated
@@ -12,10 +13,10 @@ from modelhub_worker.errors import ServingLost
 from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
 
-from test_worker_tasks import FakeStore, chunked, task
-
 
 class FakeServe:
+    tel = None  # ServeClient's telemetry: none here
+
     def __init__(self, predict) -> None:
         self.predict_chunk, self.forgotten = chunked(predict), []
         self.predict_batch = self.predict_chunk

@@ -5,17 +5,17 @@ from typing import cast
 
 import pytest
 from faststream.nats import NatsBroker, TestNatsBroker
+from nats.aio.msg import Msg as NatsMsg
+from test_worker_handlers import FakeServe
+from test_worker_tasks import FakeStore
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
+from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
-from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
-
-from test_worker_handlers import FakeServe
-from test_worker_tasks import FakeStore
 
 
 class Replica:
@@ -182,3 +182,56 @@ async def test_a_call_cancelled_before_it_starts_gives_its_slot_back():
     await asyncio.gather(call, return_exceptions=True)
     assert lane.calls == {} and replica.calls == []
     assert await batcher.run("dep", [{"x": "b"}], shape) == [{"y": "b!"}]  # the only slot is free
+
+
+async def test_the_nats_py_subscription_answers_as_the_declared_subscriber_does():
+    """predict_sub.py's path: the same reply as the FastStream subscriber's for a request, and a
+    422 (not a crash, not silence) for a body that is no PredictRequest."""
+    from modelhub_worker.predict_sub import PredictSubscription
+
+    async def predict(deployment, inputs):
+        return {"n": len(inputs["text"])}
+
+    request = PredictRequest(deployment="d", inputs={"text": ["a", "bb"]}, output_types={"n": "number"}, mini_batch=2)
+    batcher = OnlineBatcher(FakeServe(predict).predict_batch, str)
+    subscription = PredictSubscription(lambda r: handlers.predict_reply(r, batcher.run, lambda d: None))
+    reply = await subscription.answer(request.model_dump_json().encode(), None)
+    assert (reply.status, reply.data) == (200, {"outputs": {"n": [1, 2]}})
+    assert reply == await reply_to(request, predict)
+    refused = await subscription.answer(b'{"deployment": "d"}', {})
+    assert refused.status == 422 and "not a PredictRequest" in (refused.detail or "")
+
+
+async def test_stopping_the_subscription_waits_a_grace_period_then_cancels():
+    from modelhub_worker.predict_sub import PredictSubscription
+
+    async def never(request: PredictRequest) -> RpcReply:
+        await asyncio.Event().wait()
+        raise AssertionError("never answers")
+
+    subscription = PredictSubscription(never)
+    request = PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"})
+    pending = asyncio.create_task(subscription.answer(request.model_dump_json().encode(), None))
+    subscription._tasks.add(pending)
+    await asyncio.sleep(0)
+    await asyncio.wait_for(subscription.stop(grace_s=0.05), 5)
+    assert pending.cancelled()
+
+
+async def test_a_failing_answer_still_gets_a_reply():
+    from modelhub_worker.predict_sub import PredictSubscription
+
+    async def broken(request: PredictRequest) -> RpcReply:
+        raise KeyError("bug")
+
+    replies = []
+
+    class Msg:
+        reply, headers = "inbox", None
+        data = PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"}).model_dump_json().encode()
+
+        async def respond(self, data):
+            replies.append(RpcReply.model_validate_json(data))
+
+    await PredictSubscription(broken)._handle(cast(NatsMsg, Msg()))
+    assert [r.status for r in replies] == [500]

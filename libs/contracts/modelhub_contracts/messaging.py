@@ -5,13 +5,14 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
-from faststream.nats.message import NatsMessage
 from faststream.nats import JStream, NatsBroker
+from faststream.nats.message import NatsMessage
 from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
 from pydantic import BaseModel
 
 from modelhub_contracts import bus, faststream_fix, subjects
+from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import Event, RpcReply
 
 faststream_fix.apply()
@@ -52,6 +53,12 @@ def ok(data: object = None, status: int = 200) -> RpcReply:
 
 def refuse(status: int, detail: str) -> RpcReply:
     return RpcReply(status=status, detail=detail)
+
+
+def refused(error: DomainError) -> RpcReply:
+    """The reply for a use case's domain error: its kind's status and its sentence (the gateway's
+    `rpc.call` raises the same kind again)."""
+    return RpcReply(status=error.status, detail=error.message, retry_after=error.retry_after)
 
 
 # ------------------------------------------------------------------ durable consumer hardening

@@ -39,6 +39,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, S
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry
 
+from modelhub_contracts.documents import ON_CLUSTER
+
 log = logging.getLogger(__name__)
 
 SERVICE_PREFIX = "modelhub-"
@@ -131,7 +133,7 @@ async def jobs_by_status(db: Any) -> dict[str, float]:
 
 async def replicas_ready(db: Any) -> dict[str, float]:
     """{deployment: ready replicas} for deployments that hold replicas (the deployer's gauge)."""
-    cursor = db["deployments"].find({"status": {"$in": ["deploying", "running", "stopping"]}},
+    cursor = db["deployments"].find({"status": {"$in": list(ON_CLUSTER)}},
                                     projection={"ready_replicas": 1})
     return {doc["_id"]: doc.get("ready_replicas", 0) or 0 async for doc in cursor}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, DEPLOYABLE, STOPPABLE, Deployment, DeploymentStatus
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class DeploySpec:
                    event.min_replicas, event.max_replicas)
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> "DeploySpec":
+    def from_doc(cls, doc: Deployment) -> "DeploySpec":
         return cls(doc["_id"], doc["package_object"], doc["package_sha256"], doc["mini_batch"],
                    doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")),
                    float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)),
@@ -119,10 +120,10 @@ class PreparedPackage:
 
 
 class Store(Protocol):
-    async def get(self, name: str) -> dict[str, Any] | None: ...
-    async def move(self, name: str, *, from_: Iterable[str], to: str, **fields: Any) -> bool: ...
-    async def note(self, name: str, *, status: str, **fields: Any) -> bool: ...
-    async def with_status(self, statuses: Iterable[str]) -> list[dict[str, Any]]: ...
+    async def get(self, name: str) -> Deployment | None: ...
+    async def move(self, name: str, *, from_: Iterable[DeploymentStatus], to: DeploymentStatus, **fields: Any) -> bool: ...
+    async def note(self, name: str, *, status: DeploymentStatus, **fields: Any) -> bool: ...
+    async def with_status(self, statuses: Iterable[DeploymentStatus]) -> list[Deployment]: ...
 
 
 class Serve(Protocol):
@@ -208,11 +209,11 @@ class Deployer:
                         spec.name)
             return
         status = doc["status"]
-        if status not in ("pending", "deploying", "running"):
+        if status not in DEPLOYABLE:
             return
-        if status == "running" and await self._is_live(spec.name):
+        if status == DeploymentStatus.RUNNING and await self._is_live(spec.name):
             return
-        moved = await self._store.move(spec.name, from_=(status,), to="deploying",
+        moved = await self._store.move(spec.name, from_=(status,), to=DeploymentStatus.DEPLOYING,
                                        error=None, ready_replicas=0)
         if moved and not self._in_flight(spec.name):
             self._tasks[spec.name] = asyncio.create_task(self._deploy(spec),
@@ -220,17 +221,17 @@ class Deployer:
 
     async def refuse(self, name: str, reason: str) -> None:
         """A request its acting user was not allowed to make: pending -> failed, nothing deployed."""
-        await self._store.move(name, from_=("pending",), to="failed", error=reason, ready_replicas=0)
+        await self._store.move(name, from_=(DeploymentStatus.PENDING,), to=DeploymentStatus.FAILED, error=reason, ready_replicas=0)
 
     async def stop(self, name: str) -> None:
         """Delete the Serve application and record `stopped`; cancels a deploy in flight."""
         moved = await self._store.move(
-            name, from_=("pending", "deploying", "running", "failed", "stopping"), to="stopping")
+            name, from_=STOPPABLE, to=DeploymentStatus.STOPPING)
         if not moved:
             return  # unknown or already stopped: a redelivered stop
         await self._cancel(name)
         await self._serve.delete(name)
-        await self._store.move(name, from_=("stopping",), to="stopped", ready_replicas=0)
+        await self._store.move(name, from_=(DeploymentStatus.STOPPING,), to=DeploymentStatus.STOPPED, ready_replicas=0)
         await self._release_package(name)
 
     async def _release_package(self, name: str) -> None:
@@ -238,15 +239,15 @@ class Deployer:
         unless another live deployment runs the same package; a later deploy puts it back."""
         doc = await self._store.get(name)
         sha = doc.get("package_sha256") if doc else None
-        live = await self._store.with_status(("pending", "deploying", "running", "stopping"))
+        live = await self._store.with_status(ACTIVE_DEPLOYMENT_STATES)
         if sha and not any(d.get("package_sha256") == sha for d in live):
             await self._serve.drop_package(sha)
 
     async def reconcile(self) -> None:
         """After a restart: finish stops, redo deploys that were in flight or whose app is gone."""
-        for doc in await self._store.with_status(("pending", "deploying", "running", "stopping")):
+        for doc in await self._store.with_status(ACTIVE_DEPLOYMENT_STATES):
             try:
-                if doc["status"] == "stopping":
+                if doc["status"] == DeploymentStatus.STOPPING:
                     await self.stop(doc["_id"])
                 else:
                     await self.request(DeploySpec.from_doc(doc))
@@ -258,7 +259,7 @@ class Deployer:
         ready replicas and, while Serve reports trouble (a replica lost and not coming back), its
         reason as `error` (cleared once healthy). An application that is gone (the Ray head
         restarted, or someone deleted it) is deployed again."""
-        for doc in await self._store.with_status(("running",)):
+        for doc in await self._store.with_status((DeploymentStatus.RUNNING,)):
             name = doc["_id"]
             if self._in_flight(name):
                 continue
@@ -280,7 +281,7 @@ class Deployer:
             else:
                 error = None if state.status == "DEPLOYING" else f"Serve reports {state.status}"
             if (doc.get("ready_replicas"), doc.get("error")) != (state.ready_replicas, error):
-                await self._store.note(name, status="running", ready_replicas=state.ready_replicas,
+                await self._store.note(name, status=DeploymentStatus.RUNNING, ready_replicas=state.ready_replicas,
                                        error=error)
 
     async def join(self, name: str) -> None:
@@ -311,7 +312,7 @@ class Deployer:
     async def _deploy(self, spec: DeploySpec) -> None:
         try:
             state = await self._run(spec)
-            await self._store.move(spec.name, from_=("deploying",), to="running",
+            await self._store.move(spec.name, from_=(DeploymentStatus.DEPLOYING,), to=DeploymentStatus.RUNNING,
                                    ready_replicas=state.ready_replicas)
         except asyncio.CancelledError:
             raise
@@ -329,7 +330,7 @@ class Deployer:
         # A fresh secret per deploy, recorded before Serve has it: the inference worker reads it
         # from the deployment's document and sends it with every call (never shown by the API).
         secret = secrets.token_urlsafe(32)
-        await self._store.note(spec.name, status="deploying", serve_secret=secret)
+        await self._store.note(spec.name, status=DeploymentStatus.DEPLOYING, serve_secret=secret)
         config = ReplicaConfig(
             name=spec.name, package_id=spec.package_object, package_sha256=spec.package_sha256,
             package_zip=package.zip, entrypoint=package.entrypoint,
@@ -376,5 +377,5 @@ class Deployer:
             await _uninterrupted(self._serve.delete(name))
         except Exception:
             log.exception("could not delete the Serve application of failed deployment %s", name)
-        await self._store.move(name, from_=("deploying",), to="failed", error=message,
+        await self._store.move(name, from_=(DeploymentStatus.DEPLOYING,), to=DeploymentStatus.FAILED, error=message,
                                ready_replicas=0)

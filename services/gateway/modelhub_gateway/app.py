@@ -10,17 +10,17 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from modelhub_contracts import mongo, ops, telemetry
-
-from modelhub_gateway import (auth, errors, external, handlers, history, lifecycle, listen, media, observability,
-                              samples, sends)
+from modelhub_contracts.errors import DomainError
+from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
+from modelhub_gateway.predict_asgi import LeanPredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
 from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
@@ -70,11 +70,9 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.add_api_route("/", open_ui, include_in_schema=False)
     app.add_api_route("/metrics", observability.metrics, include_in_schema=False)
     app.openapi = _closed_openapi(app.openapi)
-    # Starlette types a handler as taking any Exception; each of these takes the one it is registered for.
-    app.add_exception_handler(RequestValidationError, _validation_error)  # pyright: ignore[reportArgumentType]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # pyright: ignore[reportArgumentType]
-    for refusal in (lifecycle.Refused, media.MediaRefused, samples.InvalidFilter):
-        app.add_exception_handler(refusal, _refused)
+    map_errors(app)
+    # innermost of these: the body caps, the read cache and the concurrency bound apply to it
+    app.add_middleware(LeanPredict, prefix=API_PREFIX, store=store, broker=broker, online=lambda: app.state.online)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
                        advice="send fewer samples per request")
@@ -87,6 +85,15 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
 async def open_ui() -> RedirectResponse:
     """Public: the web UI (its pages ask for a token before calling the API)."""
     return RedirectResponse("/ui/")
+
+
+def map_errors(app: FastAPI) -> None:
+    """Every error answer's one source: domain errors, HTTP errors and refused requests, each in
+    the shape docs/API.md promises (`{"detail"}`; a 422 also carries `errors`)."""
+    # Starlette types a handler as taking any Exception; each of these takes the one it is registered for.
+    app.add_exception_handler(RequestValidationError, _validation_error)  # pyright: ignore[reportArgumentType]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # pyright: ignore[reportArgumentType]
+    app.add_exception_handler(DomainError, _refused)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -103,9 +110,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
-    """Use cases refuse with their own errors and know nothing of HTTP; they become answers here,
-    through the same path as a route's HTTPException (a 422 gets the validation shape)."""
-    return await _http_error(request, StarletteHTTPException(getattr(exc, "status", 422), str(exc)))
+    """The one place domain errors become HTTP: use cases raise NotFound, Forbidden, Conflict,
+    Invalid (or a service's refusal of another code, through rpc.call) and know nothing of HTTP;
+    the answer goes through the same path as a route's HTTPException (a 422 gets the validation
+    shape), with Retry-After when the refusal said when to retry."""
+    assert isinstance(exc, DomainError)
+    return await _http_error(request, errors.as_http(exc))
 
 
 def _closed_openapi(generate):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pymongo.errors import DuplicateKeyError
 
+from modelhub_contracts.documents import User
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway.store import GatewayStore
 
 ADMIN = "admin"
@@ -23,7 +23,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-async def authenticate(store: GatewayStore, token: str) -> dict | None:
+async def authenticate(store: GatewayStore, token: str) -> User | None:
     """The user whose token this is, or None. The final comparison is constant-time."""
     digest = hash_token(token)
     user = await store.user_by_token_hash(digest)

@@ -1,4 +1,6 @@
-"""Shared route dependencies: the current user, the store, the broker."""
+"""Shared route dependencies: the current user, the store, the broker, and the resources a route
+works on as the caller may see them (`VisibleDeployment`, `OwnedDataset`, `OwnedJob`): declaring one is the
+route's authorization, the lookup and its 404/403 happen before the route body runs."""
 
 from typing import Annotated
 
@@ -6,8 +8,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
-from modelhub_gateway import auth
+from modelhub_contracts.documents import Dataset, Deployment, Job, User
+from modelhub_gateway import auth, datasets, deployments
 from modelhub_gateway.online import OnlinePredict
+from modelhub_gateway.schemas import IdPath, NamePath
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
@@ -39,7 +43,7 @@ Online = Annotated[OnlinePredict, Depends(get_online)]
 
 
 async def current_user(store: Store,
-                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> dict:
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
     """The authenticated caller; 401 without a valid bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
@@ -49,12 +53,32 @@ async def current_user(store: Store,
     return user
 
 
-async def admin_user(user: Annotated[dict, Depends(current_user)]) -> dict:
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
     """The caller, who must be an admin (403 otherwise)."""
     if not user.get("is_admin"):
         raise HTTPException(403, "only the admin may do this")
     return user
 
 
-CurrentUser = Annotated[dict, Depends(current_user)]
-AdminUser = Annotated[dict, Depends(admin_user)]
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+async def visible_deployment(name: NamePath, user: CurrentUser, store: Store) -> Deployment:
+    """The deployment `{name}` if the caller may run its model (404 when it may not see it)."""
+    return await deployments.visible_deployment(store, user, name)
+
+
+async def owned_dataset(name: NamePath, user: CurrentUser, store: Store) -> Dataset:
+    """The dataset `{name}` if the caller owns it or is the admin (404 otherwise)."""
+    return await datasets.owned_dataset(store, user, name)
+
+
+async def owned_job(job_id: IdPath, user: CurrentUser, store: Store) -> Job:
+    """The job `{job_id}` if the caller owns it or is the admin (404 otherwise)."""
+    return await datasets.owned_job(store, user, job_id)
+
+
+VisibleDeployment = Annotated[Deployment, Depends(visible_deployment)]
+OwnedDataset = Annotated[Dataset, Depends(owned_dataset)]
+OwnedJob = Annotated[Job, Depends(owned_job)]

@@ -6,9 +6,13 @@ request FastAPI refuses and a value a route refuses with a sentence answer in th
 generated client sees one shape per status.
 """
 
+import math
 from typing import Any
 
+from fastapi import HTTPException
 from pydantic import BaseModel, Field
+
+from modelhub_contracts.errors import DomainError
 
 
 class ErrorOut(BaseModel):
@@ -53,3 +57,11 @@ def validation_body(message: str, issues: list[dict[str, Any]] | None = None) ->
     """A 422 answer: the sentence, and the issues (a route's own sentence is its one issue)."""
     return {"detail": message, "errors": issues if issues is not None else
             [{"loc": [], "msg": message, "type": "value_error"}]}
+
+
+def as_http(error: DomainError) -> HTTPException:
+    """The HTTP answer a domain error stands for: its status and sentence, and Retry-After (whole
+    seconds, rounded up) when it said when to retry. The app's handler and online predict's lean
+    path both answer through this."""
+    headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after else None
+    return HTTPException(error.status, error.message, headers=headers)

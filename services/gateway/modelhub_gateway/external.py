@@ -16,18 +16,20 @@ from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError, WrapValidator
 
 from modelhub_contracts import bus, subjects
+from modelhub_contracts.documents import User
+from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import RpcReply
-from modelhub_contracts.external import (INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob,
-                                         lenient)
-
+from modelhub_contracts.external import INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob, lenient
+from modelhub_contracts.messaging import refused
 from modelhub_gateway import auth
+from modelhub_gateway.datasets import owned_dataset, owned_job
 from modelhub_gateway.routes import datasets, jobs
-from modelhub_gateway.schemas import JobCreate, SamplesIn
+from modelhub_gateway.schemas import JobCreate, JobPublic, SamplesAdded, SamplesIn
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
 SERVICE = "gateway"
-Work = Callable[[dict], Awaitable[Any]]
+Work = Callable[[User], Awaitable[Any]]
 
 
 async def answer(store: GatewayStore, authorization: str | None, command: Any, work: Work,
@@ -42,6 +44,8 @@ async def answer(store: GatewayStore, authorization: str | None, command: Any, w
         return RpcReply(status=401, detail=f"missing or invalid token: send '{TOKEN_HEADER}: Bearer <API token>'")
     try:
         return RpcReply(status=status, data=jsonable_encoder(await work(user)))
+    except DomainError as exc:
+        return refused(exc)
     except HTTPException as exc:
         return RpcReply(status=exc.status_code, detail=str(exc.detail))
     except ValidationError as exc:
@@ -69,18 +73,22 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
     @subscriber(subjects.EXT_ADD_SAMPLES, "add samples to a dataset, as the user whose token the command carries")
     async def on_add_samples(command: Annotated[AddSamples, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As POST /datasets/{name}/samples; data: {"added": n}."""
-        await respond(message, command, lambda user: datasets.add_samples(
-            command.dataset, SamplesIn.model_validate({"samples": [s.model_dump() for s in command.samples]}),
-            user, store), status=201)
+        async def add(user: User) -> SamplesAdded:
+            samples = SamplesIn.model_validate({"samples": [s.model_dump() for s in command.samples]})
+            return await datasets.add_samples(await owned_dataset(store, user, command.dataset), samples, store)
+        await respond(message, command, add, status=201)
 
     @subscriber(subjects.EXT_SUBMIT_JOB, "run a deployment over a dataset, as the user; data: the job")
     async def on_submit_job(command: Annotated[SubmitJob, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As POST /datasets/{name}/jobs: JobSubmitted goes out once the job is recorded."""
-        await respond(message, command, lambda user: jobs.submit_job(
-            command.dataset, JobCreate(deployment=command.deployment, outputs=command.outputs, inputs=command.inputs),
-            user, store, broker), status=202)
+        async def submit(user: User) -> JobPublic:
+            body = JobCreate(deployment=command.deployment, outputs=command.outputs, inputs=command.inputs)
+            return await jobs.submit_job(await owned_dataset(store, user, command.dataset), body, user, store, broker)
+        await respond(message, command, submit, status=202)
 
     @subscriber(subjects.EXT_GET_JOB, "a job's status and counts, as the user; data: the job")
     async def on_get_job(command: Annotated[GetJob, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As GET /jobs/{id}: how the caller follows its job's progress."""
-        await respond(message, command, lambda user: jobs.get_job(command.job_id, user, store))
+        async def get(user: User) -> JobPublic:
+            return await jobs.get_job(await owned_job(store, user, command.job_id), store)
+        await respond(message, command, get)

@@ -18,13 +18,14 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from modelhub_contracts.documents import TERMINAL
 from modelhub_contracts.events import utcnow
 
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
 
-ENDED = ["completed", "failed", "cancelled"]
+ENDED = list(TERMINAL)
 SETTLE_SECONDS = 600.0
 SWEEP_SECONDS = 60.0
 

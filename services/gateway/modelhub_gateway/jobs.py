@@ -11,8 +11,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException
-
+from modelhub_contracts.documents import OPEN, TERMINAL, Deployment, Job, JobStatus
+from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 from modelhub_contracts.telemetry import current_traceparent
@@ -21,7 +21,6 @@ from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("completed", "failed", "cancelled")
 # How long a cancel waits for the workers' in-flight writes (each a single bulk write and a few
 # publishes, so milliseconds) before it reports cancelled anyway.
 CANCEL_DRAIN_SECONDS = 30.0
@@ -34,11 +33,11 @@ def resolve_inputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     types = input_types(schema)
     unknown = sorted(set(mapping) - set(types))
     if unknown:
-        raise HTTPException(422, f"inputs not in the model schema: {', '.join(unknown)}")
+        raise Invalid(f"inputs not in the model schema: {', '.join(unknown)}")
     resolved = {name: mapping.get(name, "filepath" if kind == "local" else name) for name, kind in types.items()}
     for field in resolved.values():
         if field != "filepath" and (problem := check_field_name(field)):
-            raise HTTPException(422, f"input field '{field}': {problem}")
+            raise Invalid(f"input field '{field}': {problem}")
     return resolved
 
 
@@ -47,24 +46,24 @@ def check_outputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     types = output_types(schema)
     unknown = sorted(set(mapping) - set(types))
     if unknown:
-        raise HTTPException(422, f"outputs not in the model schema: {', '.join(unknown)} "
-                                 f"(it declares: {', '.join(sorted(types))})")
+        raise Invalid(f"outputs not in the model schema: {', '.join(unknown)} "
+                      f"(it declares: {', '.join(sorted(types))})")
     for field in mapping.values():
         if problem := check_field_name(field):
-            raise HTTPException(422, f"output field '{field}': {problem}")
+            raise Invalid(f"output field '{field}': {problem}")
     if len(set(mapping.values())) != len(mapping):
-        raise HTTPException(422, "two outputs are mapped to the same field")
+        raise Invalid("two outputs are mapped to the same field")
     return {name: types[name] for name in mapping}
 
 
-def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: int, user: str,
-            until_sample_id: str | None) -> dict:
+def new_job(dataset: str, deployment: Deployment, inputs: dict, outputs: dict, total: int, user: str,
+            until_sample_id: str | None) -> Job:
     now = utcnow()
     done = total == 0
     return {"_id": uuid.uuid4().hex, "dataset": dataset, "until_sample_id": until_sample_id,
             "deployment": deployment["_id"],
             "model": deployment["model"], "version": deployment["version"], "inputs": inputs,
-            "outputs": outputs, "status": "completed" if done else "queued", "attempt": 1, "total": total,
+            "outputs": outputs, "status": JobStatus.COMPLETED if done else JobStatus.QUEUED, "attempt": 1, "total": total,
             "succeeded": 0, "failed": 0, "progress": 1.0 if done else 0.0, "error": None, "created_by": user,
             "owner": user, "created_at": now, "started_at": now if done else None,
             "finished_at": now if done else None}
@@ -74,7 +73,7 @@ def new_job(dataset: str, deployment: dict, inputs: dict, outputs: dict, total: 
 RETRY_PART_SIZE = 10_000
 
 
-def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids: list[str] | None = None,
+def submitted_event(job: Job, output_types_: dict, mini_batch: int, sample_ids: list[str] | None = None,
                     attempt: int | None = None, part: int = 0) -> JobSubmitted:
     attempt = attempt or job["attempt"]
     return JobSubmitted(
@@ -84,25 +83,25 @@ def submitted_event(job: dict, output_types_: dict, mini_batch: int, sample_ids:
         until_sample_id=job.get("until_sample_id"), part=part, traceparent=current_traceparent())
 
 
-async def failed_samples(store: GatewayStore, job: dict) -> list[str]:
+async def failed_samples(store: GatewayStore, job: Job) -> list[str]:
     """The samples a retry runs again; 409 while the job runs, after a cancel, or with none failed."""
-    if job["status"] == "cancelled":
-        raise HTTPException(409, "a cancelled job cannot be retried; submit a new job")
+    if job["status"] == JobStatus.CANCELLED:
+        raise Conflict("a cancelled job cannot be retried; submit a new job")
     if job["status"] not in TERMINAL:
-        raise HTTPException(409, f"job is {job['status']}; retry it once it has ended")
+        raise Conflict(f"job is {job['status']}; retry it once it has ended")
     failed = [d["sample_id"] async for d in store.ledger.find({"job_id": job["_id"], "ok": False})]
     if not failed:
-        raise HTTPException(409, "the job has no failed samples to retry")
+        raise Conflict("the job has no failed samples to retry")
     return failed
 
 
-def retry_events(job: dict, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
+def retry_events(job: Job, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
     attempt = job["attempt"] + 1
     return [submitted_event(job, output_types_, mini_batch, failed[i:i + RETRY_PART_SIZE], attempt, part)
             for part, i in enumerate(range(0, len(failed), RETRY_PART_SIZE))]
 
 
-async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
+async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
     """After the retry's events are out: the earlier attempts' failures stop counting, the job runs.
 
     Called after publishing, so a failed publish changes nothing; outcomes of the new attempt that
@@ -114,7 +113,7 @@ async def reopen(store: GatewayStore, job: dict, attempt: int) -> None:
         await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
                                        {"$set": {"ok": None, "attempt": attempt}})
         await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
-            "attempt": attempt, "status": "queued", "finished_at": None, "error": None, "cancel_requested": False}})
+            "attempt": attempt, "status": JobStatus.QUEUED, "finished_at": None, "error": None, "cancel_requested": False}})
         await refresh_counts(store, job["_id"])
 
 
@@ -164,14 +163,14 @@ async def _count_fold(store: GatewayStore, job_id: str, change: tuple[int, int],
         await ledger.unmark(store, job_id, who)
         return False
     job = await ledger.add_counts(store, job_id, change, who, folder)
-    return bool(job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in ("queued", "running"))
+    return bool(job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in OPEN)
 
 
 async def refused(store: GatewayStore, event: JobRefused) -> None:
     """The scheduler would not run the job's attempt (its acting user lacks the rights): it failed."""
     await store.jobs.update_one(
-        {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": ["queued", "running"]}},
-        {"$set": {"status": "failed", "error": event.reason, "finished_at": utcnow()}})
+        {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": list(OPEN)}},
+        {"$set": {"status": JobStatus.FAILED, "error": event.reason, "finished_at": utcnow()}})
 
 
 async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
@@ -207,15 +206,15 @@ async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = 
     # completion follows the stored counts, whichever gateway stored the last of them
     now = utcnow()
     await store.jobs.update_one(
-        {"_id": job_id, "status": {"$in": ["queued", "running"]},
+        {"_id": job_id, "status": {"$in": list(OPEN)},
          "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]}},
-        [{"$set": {"status": "completed", "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
+        [{"$set": {"status": JobStatus.COMPLETED, "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
 
 
 async def mark_started(store: GatewayStore, job_id: str) -> None:
     """The scheduler published the job's tasks: queued → running."""
-    await store.jobs.update_one({"_id": job_id, "status": "queued"},
-                                {"$set": {"status": "running", "started_at": utcnow()}})
+    await store.jobs.update_one({"_id": job_id, "status": JobStatus.QUEUED},
+                                {"$set": {"status": JobStatus.RUNNING, "started_at": utcnow()}})
 
 
 async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaitable[None]],
@@ -234,7 +233,7 @@ async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaita
     if not await _writes_drained(store, job_id, drain_seconds):
         log.warning("job %s: workers still held write leases after %.0f s; marking it cancelled anyway",
                     job_id, drain_seconds)
-    await store.jobs.update_one(open_job, {"$set": {"status": "cancelled", "finished_at": utcnow()}})
+    await store.jobs.update_one(open_job, {"$set": {"status": JobStatus.CANCELLED, "finished_at": utcnow()}})
 
 
 async def _writes_drained(store: GatewayStore, job_id: str, timeout: float) -> bool:

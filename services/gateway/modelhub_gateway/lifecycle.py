@@ -5,21 +5,13 @@ deletes in an order that a crash can resume: the record users address (the datas
 changed last, so repeating the call finishes the work; a second call on something gone answers 404.
 """
 
+from modelhub_contracts.documents import TERMINAL
+from modelhub_contracts.errors import Conflict, NotFound
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway import auth
-from modelhub_gateway.jobs import TERMINAL
 from modelhub_gateway.store import GatewayStore
 
 ADMIN = "admin"
-
-
-class Refused(Exception):
-    """The removal cannot happen now (`status` 409) or here (403/404)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 async def running_job(store: GatewayStore, dataset: str, field: str | None = None) -> dict | None:
@@ -31,9 +23,9 @@ async def running_job(store: GatewayStore, dataset: str, field: str | None = Non
     return None
 
 
-def _busy(job: dict, what: str) -> Refused:
-    return Refused(409, f"job {job['_id']} is {job['status']} on this dataset and {what}; "
-                        "cancel it or wait for it to end first")
+def _busy(job: dict, what: str) -> Conflict:
+    return Conflict(f"job {job['_id']} is {job['status']} on this dataset and {what}; "
+                    "cancel it or wait for it to end first")
 
 
 async def delete_dataset(store: GatewayStore, name: str) -> None:
@@ -77,9 +69,9 @@ async def disable_user(store: GatewayStore, username: str) -> None:
     (no one else can become them), and what they own stays for the admin to keep or delete."""
     user = await store.users.find_one({"_id": username.lower()})
     if user is None or user.get("disabled"):
-        raise Refused(404, f"user '{username}' not found")
+        raise NotFound(f"user '{username}' not found")
     if user.get("is_admin"):
-        raise Refused(409, "the admin cannot be disabled")
+        raise Conflict("the admin cannot be disabled")
     # a fresh random hash: no token in anyone's hands matches it any more
     await store.users.update_one({"_id": user["_id"]}, {"$set": {
         "disabled": True, "disabled_at": utcnow(), "token_hash": auth.hash_token(auth.new_token())}})

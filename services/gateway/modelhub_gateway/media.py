@@ -17,14 +17,17 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from modelhub_contracts.errors import DomainError
+
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # Pillow warns past MAX_IMAGE_PIXELS (~89 Mpx) and raises past twice that; both are refused here.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 SIZES = (64, 1024)  # smallest and largest edge a caller may ask for
 
 
-class MediaRefused(Exception):
-    """The picture cannot be made; `status` says how the route answers (404, 403, 413, 415)."""
+class MediaRefused(DomainError):
+    """The picture cannot be made; `status` says how the route answers (404, 403, 413, 415: the
+    last two are kinds of their own, of no use outside this module)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

@@ -8,12 +8,12 @@ Export streams from a cursor in batches, so a dataset of any size is never held 
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import re
-
+from modelhub_contracts.errors import Invalid
 from modelhub_gateway.store import GatewayStore
 
 EXPORT_BATCH = 1000
@@ -21,7 +21,7 @@ FIELD_NAME = re.compile("^[^.$\x00][^.\x00]{0,255}$")  # addressable as a MongoD
 LABELS_SHOWN = 50  # per field in the summary: the most frequent labels
 
 
-class InvalidFilter(ValueError):
+class InvalidFilter(Invalid):
     """A filter names a bad field or an impossible range (the route answers 422)."""
 
 

@@ -6,11 +6,25 @@ sends the registry commands to change them. A deployment document is split like 
 object: the gateway writes its spec, the deployer writes its status.
 """
 
-from typing import Any
+from typing import Any, cast
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError
 
+from modelhub_contracts import queue
+from modelhub_contracts.documents import (
+    REUSABLE,
+    Dataset,
+    Deployment,
+    DeploymentStatus,
+    Job,
+    Model,
+    Sample,
+    User,
+    Version,
+)
+from modelhub_contracts.events import utcnow
 from modelhub_gateway.recent import Recent
 
 
@@ -33,25 +47,131 @@ class GatewayStore:
         await self.jobs.create_index([("dataset", ASCENDING), ("created_at", DESCENDING)])
         await self.ledger.create_index([("job_id", ASCENDING), ("ok", ASCENDING)])
 
-    async def model(self, name: str) -> dict | None:
-        return await self.models.find_one({"_id": name.lower()})
+    async def model(self, name: str) -> Model | None:
+        return cast(Model | None, await self.models.find_one({"_id": name.lower()}))
 
     # The hot path of online predict reads through `recent` (see recent.py for what that costs).
-    async def user_by_token_hash(self, digest: str) -> dict | None:
+    async def user_by_token_hash(self, digest: str) -> User | None:
         return await self.recent.get(("token", digest), lambda: self.users.find_one({"token_hash": digest}))
 
-    async def recent_deployment(self, name: str) -> dict | None:
+    async def recent_deployment(self, name: str) -> Deployment | None:
         return await self.recent.get(("deployment", name), lambda: self.deployments.find_one({"_id": name}))
 
-    async def recent_model(self, name: str) -> dict | None:
+    async def recent_model(self, name: str) -> Model | None:
         return await self.recent.get(("model", name.lower()), lambda: self.model(name))
 
-    async def versions_of(self, name: str) -> list[dict]:
+    async def versions_of(self, name: str) -> list[Version]:
         cursor = self.versions.find({"model_id": name.lower()}, sort=[("version", ASCENDING)])
-        return [doc async for doc in cursor]
+        return [cast(Version, doc) async for doc in cursor]
 
-    async def version(self, name: str, version: int | None) -> dict | None:
-        query: dict[str, Any] = {"model_id": name.lower()}
+    async def version(self, name: str, version: int | None) -> Version | None:
+        query: dict[str, object] = {"model_id": name.lower()}
         if version is not None:
             query["version"] = version
-        return await self.versions.find_one(query, sort=[("version", DESCENDING)])
+        return cast(Version | None, await self.versions.find_one(query, sort=[("version", DESCENDING)]))
+
+    # --- deployments (deployments.py's DeploymentStore) ---
+
+    async def deployment(self, name: str) -> Deployment | None:
+        return cast(Deployment | None, await self.deployments.find_one({"_id": name}))
+
+    async def deployments_newest_first(self) -> list[Deployment]:
+        return cast(list[Deployment], await self.deployments.find(sort=[("created_at", -1)]).to_list())
+
+    async def put_deployment(self, doc: Deployment) -> bool:
+        """Store a new deployment under its name, replacing a stopped or failed one of that name;
+        False when a live one holds the name."""
+        result = await self.deployments.replace_one({"_id": doc["_id"], "status": {"$in": list(REUSABLE)}}, doc)
+        if result.matched_count:
+            return True
+        try:
+            await self.deployments.insert_one(doc)
+        except DuplicateKeyError:  # a live one, or another request took the name a moment ago
+            return False
+        return True
+
+    async def mark_stopping(self, name: str) -> Deployment | None:
+        return cast(Deployment | None, await self.deployments.find_one_and_update(
+            {"_id": name}, {"$set": {"status": DeploymentStatus.STOPPING, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER))
+
+    async def deployment_queue(self, name: str) -> dict[str, int]:
+        """The deployment's tasks waiting and in flight (every job's)."""
+        return await queue.counts(self.db, {"deployment": name})
+
+    # --- datasets (datasets.py's DatasetStore) ---
+
+    async def dataset(self, name: str) -> Dataset | None:
+        return cast(Dataset | None, await self.datasets.find_one({"_id": name}))
+
+    async def datasets_of(self, owner: str | None) -> list[Dataset]:
+        """The datasets of `owner`, or every one (None)."""
+        return cast(list[Dataset], await self.datasets.find({} if owner is None else {"owner": owner}).to_list())
+
+    async def insert_dataset(self, doc: Dataset) -> bool:
+        """False when the name is taken."""
+        try:
+            await self.datasets.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def add_samples(self, dataset: str, samples: list[Sample]) -> bool:
+        """False when a sample is over MongoDB's document limit."""
+        try:
+            await self.samples.insert_many(samples, ordered=True)
+        except DocumentTooLarge:
+            return False
+        await self.datasets.update_one({"_id": dataset}, {"$inc": {"num_samples": len(samples)}})
+        return True
+
+    async def job(self, job_id: str) -> Job | None:
+        return cast(Job | None, await self.jobs.find_one({"_id": job_id}))
+
+    async def has_job(self, dataset: str, job_id: str) -> bool:
+        return await self.jobs.find_one({"_id": job_id, "dataset": dataset}, {"_id": 1}) is not None
+
+    async def sample_page(self, query: dict[str, Any], offset: int, limit: int) -> list[Sample]:
+        """Samples matching `query` in insertion order, a page of them."""
+        return cast(list[Sample], await self.samples.find(query, sort=[("_id", 1)], skip=offset, limit=limit).to_list())
+
+    async def count_samples(self, query: dict[str, Any]) -> int:
+        return await self.samples.count_documents(query)
+
+    async def sample_filepath(self, dataset: str, sample_id: str) -> str | None:
+        """The file of one of the dataset's samples (only that: a sample may hold megabytes of fields)."""
+        doc = await self.samples.find_one({"_id": sample_id, "dataset": dataset}, {"filepath": 1})
+        return None if doc is None else doc["filepath"]
+
+    # --- jobs (the gateway writes them; jobs.py holds their logic) ---
+
+    async def samples_now(self, dataset: str) -> tuple[str | None, int]:
+        """The dataset's last sample id and how many samples there are up to it: what a job
+        submitted now covers (later additions are not counted in, nor run)."""
+        last = await self.samples.find_one({"dataset": dataset}, projection={"_id": 1}, sort=[("_id", -1)])
+        if last is None:
+            return None, 0
+        return last["_id"], await self.samples.count_documents({"dataset": dataset, "_id": {"$lte": last["_id"]}})
+
+    async def insert_job(self, job: Job) -> None:
+        await self.jobs.insert_one(job)
+
+    async def jobs_of(self, dataset: str) -> list[Job]:
+        """The dataset's jobs, newest first."""
+        return cast(list[Job], await self.jobs.find({"dataset": dataset}, sort=[("created_at", -1)]).to_list())
+
+    async def failures(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's failed samples with their errors, by sample id."""
+        return await self.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)]).to_list()
+
+    async def failed_sample_ids(self, job_id: str) -> list[str]:
+        return [d["sample_id"] async for d in self.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})]
+
+    # --- models (models.py's ModelStore; the registry writes them) ---
+
+    async def all_models(self) -> list[Model]:
+        return cast(list[Model], await self.models.find(sort=[("_id", 1)]).to_list())
+
+    async def username_as_spelled(self, username: str) -> str | None:
+        found = await self.users.find_one({"_id": username.lower()}, projection={"username": 1})
+        return None if found is None else found["username"]

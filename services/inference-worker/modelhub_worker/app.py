@@ -23,7 +23,7 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
     _, db = mongo.connect(settings)
     store = WorkerStore(db)
     serve = ServeClient(settings.serve_url, store.serve_secret, tel=tel)
-    handlers.register(broker, store, serve, tel.metrics)
+    predict = handlers.register(broker, store, serve, tel.metrics)
     # answers only once started: subscribers start after the start-up hooks
     answer_pings(broker, "inference-worker")
     app = FastStream(broker)
@@ -32,8 +32,13 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
     async def connect_serve() -> None:
         await serve.connect()
 
+    @app.after_startup
+    async def predict_on_nats() -> None:
+        await predict.start(broker)
+
     @app.on_shutdown
     async def close_serve() -> None:
+        await predict.stop()
         await serve.close()
 
     return app, broker, db
@@ -44,4 +49,7 @@ def main() -> None:
     settings = ServiceSettings()
     tel = telemetry.setup("inference-worker", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
+    # on uvloop (run_service), as uvicorn gives the gateway: the worker's loop runs a NATS message
+    # and a Serve HTTP call per online request and per job task, and the default loop's
+    # Python-level transports cost more per call.
     run_service(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

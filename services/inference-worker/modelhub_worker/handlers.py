@@ -18,11 +18,20 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from modelhub_contracts import bus, subjects, telemetry
-from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
-from modelhub_contracts.messaging import (EVENTS_STREAM, consumer_config, current_message, deliveries, keep_alive,
-                                          ok, publish_event, refuse, settle)
-
+from modelhub_contracts.logs import log_ids
+from modelhub_contracts.messaging import (
+    EVENTS_STREAM,
+    consumer_config,
+    current_message,
+    deliveries,
+    keep_alive,
+    ok,
+    publish_event,
+    refuse,
+    settle,
+)
+from modelhub_worker import predict_sub
 from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_online
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
 from modelhub_worker.store import WorkerStore
@@ -54,8 +63,9 @@ SERVICE = "inference-worker"
 
 
 def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
-             metrics: telemetry.Metrics | None = None) -> None:
-    """Wire the task consumer, its dead-letter consumer and online predict."""
+             metrics: telemetry.Metrics | None = None) -> predict_sub.PredictSubscription:
+    """Wire the task consumer, its dead-letter consumer and online predict; returns online
+    predict's nats-py subscription, for the app to start once the broker is connected."""
 
     bus.declare(broker, SERVICE, subjects.SAMPLE_ANNOTATED, SampleAnnotated,
                 "a task's sample outcomes (annotated or failed, with why)")
@@ -116,12 +126,20 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
 
     batcher = OnlineBatcher(serve.predict_batch, short_error)
 
-    @broker.subscriber(subjects.RPC_PREDICT, queue="inference-worker", max_workers=ONLINE_CONCURRENCY,
-                       title=bus.receiving(SERVICE, subjects.RPC_PREDICT))
+    async def answer(request: PredictRequest) -> RpcReply:
+        return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
+
+    # The declared subscriber (the bus contract); predict_sub.py takes its place once connected.
+    subscriber = broker.subscriber(subjects.RPC_PREDICT, queue=predict_sub.QUEUE, max_workers=ONLINE_CONCURRENCY,
+                                   title=bus.receiving(SERVICE, subjects.RPC_PREDICT))
+
+    @subscriber
     async def on_predict(request: PredictRequest) -> RpcReply:
         """Online inference: the samples go through the deployment in shared batches, outputs
         checked by type; 429 when this worker is full, 504 (calls cancelled) past the deadline."""
-        return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
+        return await answer(request)
+
+    return predict_sub.PredictSubscription(answer, serve.tel, replaces=subscriber)
 
 
 def count_outcomes(metrics: telemetry.Metrics | None, task: TaskScheduled, event: SampleAnnotated,

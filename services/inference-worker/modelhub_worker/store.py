@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelhub_contracts.documents import CLOSED, SERVING, JobStatus
 from modelhub_contracts.events import TaskScheduled, utcnow
-
-# A job in one of these states takes no more writes.
-CLOSED = ["cancelled", "completed"]
 
 
 def _matching(task: TaskScheduled) -> dict:
@@ -44,7 +42,7 @@ class WorkerStore:
 
     async def serve_secret(self, deployment: str) -> str | None:
         """The secret a running deployment's replicas want with each call (set by the deployer)."""
-        doc = await self.deployments.find_one({"_id": deployment, "status": {"$in": ["deploying", "running"]}},
+        doc = await self.deployments.find_one({"_id": deployment, "status": {"$in": list(SERVING)}},
                                               projection={"serve_secret": 1})
         return doc.get("serve_secret") if doc else None
 
@@ -60,7 +58,7 @@ class WorkerStore:
     async def is_cancelled(self, job_id: str) -> bool:
         """A cheap early exit before running the model; the write lease is what guarantees."""
         doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
-        return doc is None or doc["status"] == "cancelled" or bool(doc.get("cancel_requested"))
+        return doc is None or doc["status"] == JobStatus.CANCELLED or bool(doc.get("cancel_requested"))
 
     @asynccontextmanager
     async def write_lease(self, task: TaskScheduled) -> AsyncIterator[Lease]:
@@ -74,7 +72,7 @@ class WorkerStore:
         """
         job_id = task.job_id
         granted = await self.jobs.find_one_and_update(
-            {"_id": job_id, "status": {"$nin": CLOSED}, "cancel_requested": {"$ne": True}, **_matching(task)},
+            {"_id": job_id, "status": {"$nin": list(CLOSED)}, "cancel_requested": {"$ne": True}, **_matching(task)},
             {"$inc": {"active_writes": 1}}, projection={"model": 1, "version": 1, "deployment": 1})
         if granted is None:
             yield REFUSED

@@ -6,18 +6,28 @@ import shutil
 from pathlib import Path
 
 from modelhub_contracts import access
-from modelhub_contracts.names import NAME_RULE, is_valid_name
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, RpcReply, SetSharing, UpdateModel, utcnow
-from modelhub_contracts.messaging import ok, refuse
+from modelhub_contracts.documents import Model, Version
+from modelhub_contracts.errors import Conflict, Forbidden, Invalid, NotFound
+from modelhub_contracts.events import (
+    AddVersion,
+    CreateModel,
+    DeleteModel,
+    DeleteVersion,
+    RpcReply,
+    SetSharing,
+    UpdateModel,
+    utcnow,
+)
+from modelhub_contracts.messaging import ok, refuse, refused
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
+from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
-
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 
 log = logging.getLogger(__name__)
 
 
-def public_model(doc: dict) -> dict:
+def public_model(doc: Model) -> dict:
     """The API's model shape (without versions, which the gateway joins in)."""
     return {k: doc[k] for k in ("name", "description", "tags", "owner", "created_at", "updated_at", "sharing")}
 
@@ -25,24 +35,24 @@ def public_model(doc: dict) -> dict:
 async def authorize(store: ModelStore, name: str, username: str, need: str) -> RpcReply | None:
     """The same rule as over HTTP: None when allowed, else the refusal (404 hides the model)."""
     model, user = await store.get_model(name), await access.load_user(store.db, username)
-    refused = access.refusal(model, user, need, name)
-    return refuse(*refused) if refused else None
+    refusal = access.refusal(model, user, need, name)
+    return refused(refusal) if refusal else None
 
 
 async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
     """Create a model owned by `cmd.owner`; names are unique case-insensitively (409)."""
     if await access.load_user(store.db, cmd.owner) is None:
-        return refuse(403, f"unknown user '{cmd.owner}'")
+        return refused(Forbidden(f"unknown user '{cmd.owner}'"))
     if not is_valid_name(cmd.name):
-        return refuse(422, f"name must be {NAME_RULE}")
+        return refused(Invalid(f"name must be {NAME_RULE}"))
     now = utcnow()
-    doc = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
-           "owner": cmd.owner, "created_at": now, "updated_at": now,
-           "sharing": {"everyone": "none", "users": {}}, "version_count": 0}
+    doc: Model = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
+                  "owner": cmd.owner, "created_at": now, "updated_at": now,
+                  "sharing": {"everyone": "none", "users": {}}, "version_count": 0}
     try:
         await store.insert_model(doc)
     except NameTaken:
-        return refuse(409, f"a model named '{cmd.name}' already exists")
+        return refused(Conflict(f"a model named '{cmd.name}' already exists"))
     return ok(public_model(doc), status=201)
 
 
@@ -52,7 +62,7 @@ async def update_model(store: ModelStore, cmd: UpdateModel) -> RpcReply:
         return refusal
     changes = {k: v for k, v in (("description", cmd.description), ("tags", cmd.tags)) if v is not None}
     doc = await store.update_model(cmd.name, {**changes, "updated_at": utcnow()})
-    return ok(public_model(doc)) if doc else refuse(404, f"model '{cmd.name}' not found")
+    return ok(public_model(doc)) if doc else refused(NotFound(f"model '{cmd.name}' not found"))
 
 
 async def set_sharing(store: ModelStore, cmd: SetSharing) -> RpcReply:
@@ -61,7 +71,7 @@ async def set_sharing(store: ModelStore, cmd: SetSharing) -> RpcReply:
         return refusal
     sharing = {"everyone": cmd.everyone, "users": cmd.users}
     doc = await store.update_model(cmd.name, {"sharing": sharing, "updated_at": utcnow()})
-    return ok(sharing) if doc else refuse(404, f"model '{cmd.name}' not found")
+    return ok(sharing) if doc else refused(NotFound(f"model '{cmd.name}' not found"))
 
 
 async def delete_model(store: ModelStore, blobs: PackageBlobs, cmd: DeleteModel) -> RpcReply:
@@ -69,7 +79,7 @@ async def delete_model(store: ModelStore, blobs: PackageBlobs, cmd: DeleteModel)
     if refusal := await authorize(store, cmd.name, cmd.acting_user, "owner"):
         return refusal
     if await store.has_active_deployment(cmd.name):
-        return refuse(409, f"model '{cmd.name}' has an active deployment; delete the deployment first")
+        return refused(Conflict(f"model '{cmd.name}' has an active deployment; delete the deployment first"))
     for name in await store.delete_model(cmd.name):
         await blobs.delete(name)
     return ok(status=204)
@@ -81,11 +91,11 @@ async def delete_version(store: ModelStore, blobs: PackageBlobs, cmd: DeleteVers
     if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
         return refusal
     if using := await store.deployments_using(cmd.name, cmd.version):
-        return refuse(409, f"version {cmd.version} of model '{cmd.name}' is used by deployment(s) "
-                           f"{', '.join(using)}; stop them first")
+        return refused(Conflict(f"version {cmd.version} of model '{cmd.name}' is used by deployment(s) "
+                                    f"{', '.join(using)}; stop them first"))
     package = await store.delete_version(cmd.name, cmd.version)
     if package is None:
-        return refuse(404, f"model '{cmd.name}' has no version {cmd.version}")
+        return refused(NotFound(f"model '{cmd.name}' has no version {cmd.version}"))
     await blobs.delete(package)
     return ok(status=204)
 
@@ -119,10 +129,10 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
     version = await store.next_version(cmd.name)
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
-        return refuse(404, f"model '{cmd.name}' not found")
-    doc = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
-           "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
-           "created_by": cmd.acting_user, "package_object": cmd.upload_object}
+        return refused(NotFound(f"model '{cmd.name}' not found"))
+    doc: Version = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
+                    "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
+                    "created_by": cmd.acting_user, "package_object": cmd.upload_object}
     await store.insert_version(doc)
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
 
@@ -131,7 +141,7 @@ async def _problem(path: Path, limits: PackageLimits, schema: dict) -> RpcReply 
     try:
         validate_model_schema(schema)
     except SchemaError as exc:
-        return refuse(422, f"invalid model schema: {exc}")
+        return refused(Invalid(f"invalid model schema: {exc}"))
     try:
         # zip inspection streams the whole archive: keep it off the event loop
         await asyncio.to_thread(inspect_package, path, limits)

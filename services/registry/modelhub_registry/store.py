@@ -5,13 +5,14 @@ import hashlib
 import re
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from nats.js.object_store import ObjectStore
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-ACTIVE_DEPLOYMENT_STATES = ("pending", "deploying", "running", "stopping")
+from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, Model, Version
 
 
 class NameTaken(Exception):
@@ -30,18 +31,18 @@ class ModelStore:
     async def ensure_indexes(self) -> None:
         await self.versions.create_index([("model_id", 1), ("version", 1)], unique=True)
 
-    async def insert_model(self, doc: dict) -> None:
+    async def insert_model(self, doc: Model) -> None:
         try:
             await self.models.insert_one(doc)
         except DuplicateKeyError as exc:
             raise NameTaken(doc["name"]) from exc
 
-    async def get_model(self, name: str) -> dict | None:
-        return await self.models.find_one({"_id": name.lower()})
+    async def get_model(self, name: str) -> Model | None:
+        return cast(Model | None, await self.models.find_one({"_id": name.lower()}))
 
-    async def update_model(self, name: str, changes: dict) -> dict | None:
-        return await self.models.find_one_and_update(
-            {"_id": name.lower()}, {"$set": changes}, return_document=ReturnDocument.AFTER)
+    async def update_model(self, name: str, changes: dict) -> Model | None:
+        return cast(Model | None, await self.models.find_one_and_update(
+            {"_id": name.lower()}, {"$set": changes}, return_document=ReturnDocument.AFTER))
 
     async def next_version(self, name: str) -> int | None:
         """Reserve the next version number atomically, so concurrent uploads never share one."""
@@ -49,7 +50,7 @@ class ModelStore:
             {"_id": name.lower()}, {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER)
         return doc["version_count"] if doc else None
 
-    async def insert_version(self, doc: dict) -> None:
+    async def insert_version(self, doc: Version) -> None:
         await self.versions.insert_one(doc)
 
     async def has_active_deployment(self, name: str) -> bool:

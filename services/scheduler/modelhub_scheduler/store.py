@@ -10,12 +10,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from modelhub_contracts import queue
+from modelhub_contracts.documents import GONE, JobStatus
 from modelhub_contracts.events import TaskScheduled
 from modelhub_contracts.queue import TaskState
 
 DUPLICATE_KEY = 11000
 WINDOW_TTL = 10.0
-GONE = ("stopping", "stopped", "failed")  # deployment states that will not run tasks again
 UNBOUNDED = 1024  # the worker consumer's max_ack_pending
 ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
 
@@ -61,7 +61,7 @@ class SchedulerStore:
 
     async def is_cancelled(self, job_id: str) -> bool:
         doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
-        return doc is None or doc["status"] == "cancelled" or bool(doc.get("cancel_requested"))
+        return doc is None or doc["status"] == JobStatus.CANCELLED or bool(doc.get("cancel_requested"))
 
     # ------------------------------------------------------------------ planning
 
@@ -111,7 +111,7 @@ class SchedulerStore:
     async def closed_jobs(self, job_ids: list[str]) -> list[str]:
         """Jobs that take no more tasks: cancelled (or being cancelled), or gone."""
         open_ = {d["_id"] async for d in self.jobs.find(
-            {"_id": {"$in": job_ids}, "status": {"$ne": "cancelled"}, "cancel_requested": {"$ne": True}},
+            {"_id": {"$in": job_ids}, "status": {"$ne": JobStatus.CANCELLED}, "cancel_requested": {"$ne": True}},
             projection={"_id": 1})}
         return [j for j in job_ids if j not in open_]
 

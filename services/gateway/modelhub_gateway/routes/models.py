@@ -11,18 +11,29 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from modelhub_contracts import subjects
+from modelhub_contracts.documents import Model
+from modelhub_contracts.errors import DomainError, Invalid, NotFound
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
-
-from modelhub_gateway import access
-from modelhub_gateway.errors import errors
+from modelhub_gateway import models
 from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
+from modelhub_gateway.errors import errors
 from modelhub_gateway.rpc import call
-from modelhub_gateway.schemas import valid_unicode, NamePath, VersionPath, ModelCreate, ModelList, ModelPatch, ModelPublic, Sharing, VersionPublic
+from modelhub_gateway.schemas import (
+    ModelCreate,
+    ModelList,
+    ModelPatch,
+    ModelPublic,
+    NamePath,
+    Sharing,
+    VersionPath,
+    VersionPublic,
+    valid_unicode,
+)
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503))
 
 
-async def _public(store: Store, doc: dict) -> ModelPublic:
+async def _public(store: Store, doc: Model) -> ModelPublic:
     versions = [VersionPublic.model_validate(v) for v in await store.versions_of(doc["name"])]
     return ModelPublic.model_validate({**doc, "versions": versions})
 
@@ -31,35 +42,34 @@ async def _public(store: Store, doc: dict) -> ModelPublic:
 async def create_model(body: ModelCreate, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
     """Create a model owned by the caller; names are unique case-insensitively."""
     await call(broker, subjects.RPC_CREATE_MODEL, CreateModel(**body.model_dump(), owner=user["username"]))
-    return await _public(store, await _stored(store, body.name))
+    return await _public(store, await models.visible_model(store, user, body.name))
 
 
 @router.get("", response_model=ModelList)
 async def list_models(user: CurrentUser, store: Store) -> ModelList:
     """Every model the caller may see."""
-    docs = [doc async for doc in store.models.find(sort=[("_id", 1)])]
-    return ModelList(items=[await _public(store, d) for d in docs if access.level(d, user) > 0])
+    return ModelList(items=[await _public(store, d) for d in await models.list_models(store, user)])
 
 
 @router.get("/{name}", response_model=ModelPublic, responses=errors(404))
 async def get_model(name: NamePath, user: CurrentUser, store: Store) -> ModelPublic:
     """One model with its versions (404 if the caller may not see it)."""
-    return await _public(store, access.require(await store.model(name), user, "run", name))
+    return await _public(store, await models.visible_model(store, user, name))
 
 
 @router.patch("/{name}", response_model=ModelPublic, responses=errors(403, 404, 413))
 async def update_model(name: NamePath, body: ModelPatch, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
     """Change description/tags (needs edit)."""
-    access.require(await store.model(name), user, "edit", name)
+    await models.visible_model(store, user, name, "edit")
     await call(broker, subjects.RPC_UPDATE_MODEL,
                UpdateModel(name=name, **body.model_dump(), acting_user=user["username"]))
-    return await _public(store, await _stored(store, name))
+    return await _public(store, await models.visible_model(store, user, name))
 
 
 @router.delete("/{name}", status_code=204, responses=errors(403, 404, 409))
 async def delete_model(name: NamePath, user: CurrentUser, store: Store, broker: Broker) -> Response:
     """Delete a model (owner only; 409 while a deployment of it is active)."""
-    access.require(await store.model(name), user, "owner", name)
+    await models.visible_model(store, user, name, "owner")
     await call(broker, subjects.RPC_DELETE_MODEL, DeleteModel(name=name, acting_user=user["username"]))
     return Response(status_code=204)
 
@@ -67,17 +77,8 @@ async def delete_model(name: NamePath, user: CurrentUser, store: Store, broker: 
 @router.put("/{name}/sharing", response_model=Sharing, responses=errors(403, 404, 413))
 async def set_sharing(name: NamePath, body: Sharing, user: CurrentUser, store: Store, broker: Broker) -> Sharing:
     """Replace who may run/edit the model (owner only)."""
-    access.require(await store.model(name), user, "owner", name)
-    # usernames are case-insensitive: store each share under the user's own spelling
-    users, unknown = {}, []
-    for username, grant in body.users.items():
-        found = await store.users.find_one({"_id": username.lower()}, projection={"username": 1})
-        if found is None:
-            unknown.append(username)
-        else:
-            users[found["username"]] = grant
-    if unknown:
-        raise HTTPException(422, f"unknown users: {', '.join(sorted(unknown))}")
+    await models.visible_model(store, user, name, "owner")
+    users = await models.shares(store, body.users)
     data = await call(broker, subjects.RPC_SET_SHARING,
                       SetSharing(name=name, everyone=body.everyone, users=users, acting_user=user["username"]))
     return Sharing.model_validate(data)
@@ -89,13 +90,13 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
                                                           json_schema_extra={"format": "binary"})],
                          schema: Annotated[str, Form(min_length=2, description="the model schema, as JSON")]) -> VersionPublic:
     """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
-    access.require(await store.model(name), user, "edit", name)
+    await models.visible_model(store, user, name, "edit")
     try:
         parsed = valid_unicode(json.loads(schema))
     except json.JSONDecodeError as exc:
-        raise HTTPException(422, f"schema is not valid JSON: {exc}") from exc
+        raise Invalid(f"schema is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
-        raise HTTPException(422, "invalid model schema: schema must be a JSON object")
+        raise Invalid("invalid model schema: schema must be a JSON object")
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise HTTPException(413, f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
@@ -107,8 +108,8 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
         data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
             name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
             acting_user=user["username"]))
-    except HTTPException as exc:
-        if exc.status_code == 503:  # the registry never answered: do not leave the bytes behind
+    except DomainError as exc:
+        if exc.status == 503:  # the registry never answered: do not leave the bytes behind
             await packages.delete(object_name)
         raise
     return VersionPublic.model_validate(data)
@@ -117,14 +118,14 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
 @router.get("/{name}/versions/{version}", response_model=VersionPublic, responses=errors(404))
 async def get_version(name: NamePath, version: VersionPath, user: CurrentUser, store: Store) -> VersionPublic:
     """One version's metadata and schema."""
-    return VersionPublic.model_validate(await _version(store, user, name, version))
+    return VersionPublic.model_validate(await models.version_of(store, user, name, version))
 
 
 @router.delete("/{name}/versions/{version}", status_code=204, responses=errors(403, 404, 409))
 async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> Response:
     """Delete a version and its package (needs edit); 409 naming the deployments that use it.
     Version numbers are not reused."""
-    access.require(await store.model(name), user, "edit", name)
+    await models.visible_model(store, user, name, "edit")
     await call(broker, subjects.RPC_DELETE_VERSION, DeleteVersion(name=name, version=version,
                                                                   acting_user=user["username"]))
     return Response(status_code=204)
@@ -135,29 +136,13 @@ async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser
                              "description": "the version's package"}, **errors(404)})
 async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
-    doc = await _version(store, user, name, version)
+    doc = await models.version_of(store, user, name, version)
     fd, path = tempfile.mkstemp(suffix=".zip")
     try:
         with os.fdopen(fd, "wb") as handle:
             await (await broker.object_storage(subjects.PACKAGES_BUCKET)).get(doc["package_object"], writeinto=handle)
     except Exception as exc:
         os.unlink(path)
-        raise HTTPException(404, f"model '{name}' version {version} is no longer stored") from exc
+        raise NotFound(f"model '{name}' version {version} is no longer stored") from exc
     return FileResponse(path, media_type="application/zip", filename=f"{name}-v{version}.zip",
                         background=BackgroundTask(os.unlink, path))
-
-
-async def _stored(store: Store, name: str) -> dict:
-    """The model as stored now; 404 when another request deleted it meanwhile."""
-    doc = await store.model(name)
-    if doc is None:
-        raise HTTPException(404, f"model '{name}' not found")
-    return doc
-
-
-async def _version(store: Store, user: dict, name: str, version: int) -> dict:
-    access.require(await store.model(name), user, "run", name)
-    doc = await store.version(name, version)
-    if doc is None or doc["version"] != version:
-        raise HTTPException(404, f"model '{name}' has no version {version}")
-    return doc

@@ -5,11 +5,13 @@ for the one route that carries load (py-spy: 16 % of the gateway's time under 64
 went to matching it after every other route), that walk is now one step.
 """
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
+from modelhub_contracts.documents import DeploymentStatus
+from modelhub_contracts.errors import Conflict
+from modelhub_gateway.deployments import visible_deployment
 from modelhub_gateway.deps import Broker, CurrentUser, Online, Store, current_user
 from modelhub_gateway.errors import errors
-from modelhub_gateway.routes.deployments import visible_deployment
 from modelhub_gateway.schemas import NamePath, PredictIn, PredictOut
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
@@ -22,6 +24,6 @@ async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Sto
     """Online inference on a running deployment (needs run). 429 with Retry-After when the
     deployment already has `max_in_flight` samples in flight, 504 after `timeout_s`."""
     doc = await visible_deployment(store, user, name, recent=True)
-    if doc["status"] != "running":
-        raise HTTPException(409, f"deployment '{name}' is {doc['status']}, not running")
+    if doc["status"] != DeploymentStatus.RUNNING:
+        raise Conflict(f"deployment '{name}' is {doc['status']}, not running")
     return await online.predict(store, broker, doc, body)

@@ -1,10 +1,11 @@
 """Users and tokens."""
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Response
 
+from modelhub_contracts.errors import Conflict
 from modelhub_gateway import auth, lifecycle
-from modelhub_gateway.errors import errors
 from modelhub_gateway.deps import AdminUser, CurrentUser, Store, current_user
+from modelhub_gateway.errors import errors
 from modelhub_gateway.schemas import NamePath, UserCreate, UserList, UserPublic, UserToken
 
 router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
@@ -15,7 +16,7 @@ async def create_user(body: UserCreate, _: AdminUser, store: Store) -> UserToken
     """Create a user and return its token (admin only; 409 if the name is taken)."""
     token = await auth.create_user(store, body.username)
     if token is None:
-        raise HTTPException(409, f"user '{body.username}' already exists")
+        raise Conflict(f"user '{body.username}' already exists")
     return UserToken(username=body.username, token=token)
 
 

@@ -1,0 +1,316 @@
+"""The modelhub HTTP API (base path /api/v1) as a small synchronous Python SDK.
+
+The `modelhub` commands are one user of it; scripts and notebooks are another. One method per API
+call (docs/API.md is the contract), each returning the decoded JSON body. An error status raises
+`ApiError` (with `.status` and `.message`); a gateway that cannot be reached raises `GatewayError`.
+
+    >>> from modelhub.api import ApiClient
+    >>> with ApiClient("http://127.0.0.1:8000", token="...") as hub:       # doctest: +SKIP
+    ...     hub.create_dataset("digits")
+    ...     hub.add_samples("digits", ["/data/digits/0001.png"])
+    ...     job = hub.submit_job("digits", deployment="digits-demo", outputs={"predictions": "predictions"})
+    ...     hub.get_job(job["id"])["status"]
+
+With no `url` / `token`, the client takes them as the CLI does (see modelhub.settings.CliSettings:
+MODELHUB_URL, else the running stack's URL; MODELHUB_TOKEN, else DIR/admin-token).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Generator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from modelhub.settings import API_PREFIX, CliSettings
+
+
+class ApiError(Exception):
+    """The gateway answered with an error status: `status` (e.g. 404) and its `message`."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"Error ({status}): {message}")
+        self.status = status
+        self.message = message
+
+    @property
+    def detail(self) -> str:
+        """The server's `detail`, as one line (the same as `message`)."""
+        return self.message
+
+
+class GatewayError(Exception):
+    """The gateway could not be reached or the connection broke."""
+
+
+def format_detail(detail: Any) -> str:
+    """Turn an error `detail` (a string, or FastAPI's 422 list of issues) into one readable line."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list):
+        return "; ".join(_format_issue(issue) for issue in detail)
+    return json.dumps(detail)
+
+
+def _format_issue(issue: Any) -> str:
+    if not isinstance(issue, dict):
+        return str(issue)
+    loc = [str(part) for part in issue.get("loc", ())]
+    where = ".".join(loc[1:] if loc[:1] == ["body"] else loc)
+    msg = issue.get("msg") or json.dumps(issue)
+    return f"{where}: {msg}" if where else msg
+
+
+def error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    return format_detail(body.get("detail", body) if isinstance(body, dict) else body)
+
+
+def parse_sse(lines: Iterable[str]) -> Iterator[Any]:
+    """Yield the JSON payload of each Server-Sent Event (`data:` lines up to a blank line)."""
+    data: list[str] = []
+    for line in _with_trailing_blank(lines):
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif not line and data:
+            payload, data = "\n".join(data), []
+            with contextlib.suppress(ValueError):
+                yield json.loads(payload)
+
+
+def _with_trailing_blank(lines: Iterable[str]) -> Iterator[str]:
+    yield from lines
+    yield ""
+
+
+def seg(value: Any) -> str:
+    """A value quoted for use as one URL path segment."""
+    return quote(str(value), safe="")
+
+
+def given(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+class ApiClient:
+    """A small synchronous client of the gateway API (use it as a context manager, or `close()`)."""
+
+    TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+    STREAM_TIMEOUT = httpx.Timeout(300.0, connect=10.0, read=60.0)
+
+    def __init__(self, url: str | None = None, token: str | None = None, transport: httpx.BaseTransport | None = None):
+        if url is None or token is None:
+            settings = CliSettings()
+            url = settings.gateway_url(url)
+            token = token if token is not None else settings.api_token()
+        self.url: str = url.rstrip("/").removesuffix(API_PREFIX)
+        self.token: str | None = token
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(
+            base_url=self.url + API_PREFIX, headers=headers, timeout=self.TIMEOUT, transport=transport
+        )
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        """Send a request; return the decoded JSON body (None when empty); raise ApiError on errors."""
+        with self._transport_errors():
+            response = self._http.request(method, path, **kw)
+        if response.is_error:
+            raise ApiError(response.status_code, error_detail(response))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    def events(self, path: str) -> Generator[Any, None, None]:
+        """Follow a Server-Sent Events stream, yielding each event's JSON payload."""
+        with self._transport_errors(), self._http.stream("GET", path, timeout=self.STREAM_TIMEOUT) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError(response.status_code, error_detail(response))
+            yield from parse_sse(response.iter_lines())
+
+    def download(self, path: str, params: dict[str, Any]) -> Generator[bytes, None, None]:
+        """Stream a response body in chunks (exports), raising ApiError on an error status."""
+        with (
+            self._transport_errors(),
+            self._http.stream("GET", path, params=params, timeout=self.STREAM_TIMEOUT) as response,
+        ):
+            if response.is_error:
+                response.read()
+                raise ApiError(response.status_code, error_detail(response))
+            yield from response.iter_bytes()
+
+    @contextlib.contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except httpx.ConnectError as exc:
+            raise GatewayError(
+                f"Error: cannot connect to the modelhub gateway at {self.url} ({exc}).\n"
+                "Is the stack running? Start it with `modelhub up` (or pass --url / set MODELHUB_URL)."
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise GatewayError(f"Error: the gateway at {self.url} did not answer in time ({exc!r}).") from exc
+        except httpx.TransportError as exc:
+            raise GatewayError(f"Error: connection to the gateway at {self.url} failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ models
+
+    @staticmethod
+    def model_path(name: str, *rest: Any) -> str:
+        return "/".join([f"/models/{seg(name)}", *(seg(part) for part in rest)])
+
+    def create_model(self, name: str, description: str | None = None, tags: list[str] | None = None) -> Any:
+        return self.request("POST", "/models", json={"name": name, **given(description=description, tags=tags)})
+
+    def list_models(self) -> Any:
+        return self.request("GET", "/models")
+
+    def get_model(self, name: str) -> Any:
+        return self.request("GET", self.model_path(name))
+
+    def update_model(self, name: str, description: str | None = None, tags: list[str] | None = None) -> Any:
+        return self.request("PATCH", self.model_path(name), json=given(description=description, tags=tags))
+
+    def delete_model(self, name: str) -> Any:
+        return self.request("DELETE", self.model_path(name))
+
+    def delete_version(self, name: str, version: int) -> Any:
+        return self.request("DELETE", f"{self.model_path(name)}/versions/{version}")
+
+    def upload_version(self, name: str, zipfile: Path, schema: Any) -> Any:
+        """Upload a packed model (a .zip) as the model's next version, with its schema."""
+        with zipfile.open("rb") as stream:
+            return self.request(
+                "POST",
+                self.model_path(name, "versions"),
+                files={"file": (zipfile.name, stream, "application/zip")},
+                data={"schema": json.dumps(schema)},
+            )
+
+    def set_sharing(self, name: str, sharing: dict[str, Any]) -> Any:
+        """Replace who may run/edit the model: {"everyone": level, "users": {user: level}}."""
+        return self.request("PUT", self.model_path(name, "sharing"), json=sharing)
+
+    def deploy(self, model: str, spec: dict[str, Any]) -> Any:
+        """Create a deployment of `model` (spec: name, version, mini_batch, num_replicas, ...)."""
+        return self.request("POST", self.model_path(model, "deployments"), json=spec)
+
+    # ------------------------------------------------------------------ deployments
+
+    def list_deployments(self) -> Any:
+        return self.request("GET", "/deployments")
+
+    def get_deployment(self, name: str) -> Any:
+        return self.request("GET", f"/deployments/{seg(name)}")
+
+    def delete_deployment(self, name: str) -> Any:
+        return self.request("DELETE", f"/deployments/{seg(name)}")
+
+    def predict(self, name: str, inputs: dict[str, list[Any]], timeout_s: float | None = None) -> Any:
+        """Online inference: {input name: [values]} in, {"outputs": {...}} out."""
+        return self.request(
+            "POST", f"/deployments/{seg(name)}/predict", json={"inputs": inputs, **given(timeout_s=timeout_s)}
+        )
+
+    # ------------------------------------------------------------------ datasets
+
+    def create_dataset(self, name: str, description: str | None = None) -> Any:
+        return self.request("POST", "/datasets", json={"name": name, **given(description=description)})
+
+    def list_datasets(self) -> Any:
+        return self.request("GET", "/datasets")
+
+    def get_dataset(self, name: str) -> Any:
+        return self.request("GET", f"/datasets/{seg(name)}")
+
+    def delete_dataset(self, name: str) -> Any:
+        return self.request("DELETE", f"/datasets/{seg(name)}")
+
+    def list_samples(self, name: str, limit: int = 20, offset: int = 0, **filters: Any) -> Any:
+        """A page of samples; filters: field, label, min_confidence, max_confidence, missing, failed_job."""
+        return self.request(
+            "GET", f"/datasets/{seg(name)}/samples", params={"limit": limit, "offset": offset, **given(**filters)}
+        )
+
+    def add_samples(self, name: str, filepaths: list[str]) -> Any:
+        """Add files as samples (at most 10,000 per call)."""
+        return self.request(
+            "POST", f"/datasets/{seg(name)}/samples", json={"samples": [{"filepath": f} for f in filepaths]}
+        )
+
+    def delete_samples(self, name: str, ids: list[str]) -> Any:
+        return self.request("POST", f"/datasets/{seg(name)}/samples/delete", json={"ids": ids})
+
+    def remove_field(self, name: str, field: str) -> Any:
+        return self.request("DELETE", f"/datasets/{seg(name)}/fields/{seg(field)}")
+
+    def fields(self, name: str) -> Any:
+        return self.request("GET", f"/datasets/{seg(name)}/fields")
+
+    def export(self, name: str, fmt: str = "jsonl", fields: str | None = None) -> Generator[bytes, None, None]:
+        """The dataset's samples as JSON Lines or CSV, streamed in chunks."""
+        return self.download(f"/datasets/{seg(name)}/export", {"format": fmt, **given(fields=fields)})
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit_job(
+        self, dataset: str, deployment: str, outputs: dict[str, str], inputs: dict[str, str] | None = None
+    ) -> Any:
+        """Run `deployment` over every sample of `dataset`; outputs: {model output: field}."""
+        body = {"deployment": deployment, "outputs": outputs, **({"inputs": inputs} if inputs else {})}
+        return self.request("POST", f"/datasets/{seg(dataset)}/jobs", json=body)
+
+    def list_jobs(self, dataset: str) -> Any:
+        return self.request("GET", f"/datasets/{seg(dataset)}/jobs")
+
+    def get_job(self, job_id: str) -> Any:
+        return self.request("GET", f"/jobs/{seg(job_id)}")
+
+    def job_events(self, job_id: str) -> Generator[Any, None, None]:
+        """The job's progress as it happens (Server-Sent Events), each a partial job."""
+        return self.events(f"/jobs/{seg(job_id)}/events")
+
+    def job_failures(self, job_id: str) -> Any:
+        return self.request("GET", f"/jobs/{seg(job_id)}/failures")
+
+    def cancel_job(self, job_id: str) -> Any:
+        return self.request("POST", f"/jobs/{seg(job_id)}/cancel")
+
+    def retry_job(self, job_id: str) -> Any:
+        """Run the job again on its failed samples only."""
+        return self.request("POST", f"/jobs/{seg(job_id)}/retry")
+
+    # ------------------------------------------------------------------ users
+
+    def create_user(self, username: str) -> Any:
+        return self.request("POST", "/users", json={"username": username})
+
+    def list_users(self) -> Any:
+        return self.request("GET", "/users")
+
+    def delete_user(self, username: str) -> Any:
+        return self.request("DELETE", f"/users/{seg(username)}")
+
+    def me(self) -> Any:
+        return self.request("GET", "/users/me")

@@ -1,0 +1,29 @@
+"""The `modelhub` commands, one module per resource; `modelhub.cli` adds them to the group.
+
+stack.py        up, down, status (the embedded stack; the plan is modelhub.stack / modelhub.plan)
+models.py       models create/list/show/update/delete/upload/delete-version/deploy/share
+deployments.py  deployments list/show/delete/predict
+datasets.py     datasets create/list/show/samples/add/delete/delete-samples/fields/remove-field/export
+jobs.py         run, jobs show/list/failures/trace/cancel/retry
+users.py        users create/list/delete/me
+base.py         what the API commands share (--url, --json, errors, option parsing)
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def all_commands() -> list[click.Command]:
+    """Every top-level command, in the order `modelhub --help` lists them."""
+    from modelhub.commands import datasets, deployments, jobs, models, stack, users
+
+    return [
+        *stack.COMMANDS,
+        models.models,
+        deployments.deployments,
+        datasets.datasets,
+        jobs.run,
+        jobs.jobs,
+        users.users,
+    ]

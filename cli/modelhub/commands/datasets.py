@@ -1,0 +1,227 @@
+"""`modelhub datasets ...`: create, list, show and delete datasets; add, list, filter and delete
+samples; fields (what each holds, who wrote it); remove a field; export as JSON Lines or CSV."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modelhub.api import ApiClient, ApiError, GatewayError
+from modelhub.commands.base import api_command, api_group, connect, fail, url_option
+from modelhub.render import Output, byte_progress, count_progress, echo_table, items, record_renderer
+
+SAMPLES_PER_REQUEST = 10_000  # the API's limit per POST /datasets/{name}/samples
+
+datasets = api_group("datasets", "Create datasets, add and list their samples.")
+DATASET_KEYS = ("name", "description", "owner", "num_samples", "created_at")
+
+
+@datasets.command("create")
+@api_command
+@click.argument("name")
+@click.option("--description", default=None)
+def datasets_create(api: ApiClient, out: Output, name: str, description: str | None) -> None:
+    """Create a dataset."""
+    out.emit(api.create_dataset(name, description), lambda d: click.echo(f"created dataset {d['name']}"))
+
+
+@datasets.command("list")
+@api_command
+def datasets_list(api: ApiClient, out: Output) -> None:
+    """List datasets."""
+    out.emit(
+        api.list_datasets(),
+        lambda page: echo_table(
+            ["NAME", "OWNER", "SAMPLES", "CREATED_AT", "DESCRIPTION"],
+            (
+                [d.get("name"), d.get("owner"), d.get("num_samples"), d.get("created_at"), d.get("description")]
+                for d in items(page)
+            ),
+            empty="no datasets",
+        ),
+    )
+
+
+@datasets.command("show")
+@api_command
+@click.argument("name")
+def datasets_show(api: ApiClient, out: Output, name: str) -> None:
+    """Show a dataset."""
+    out.emit(api.get_dataset(name), record_renderer(*DATASET_KEYS))
+
+
+@datasets.command("samples")
+@api_command
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--field", default=None, help="The field that --label / --min-confidence / --max-confidence read.")
+@click.option(
+    "--label", default=None, help="Only samples whose --field has this label (classification or a detection)."
+)
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None)
+@click.option("--max-confidence", type=click.FloatRange(0, 1), default=None)
+@click.option("--missing", default=None, metavar="FIELD", help="Only samples without this field.")
+@click.option("--failed-job", default=None, metavar="JOB_ID", help="Only the samples this job failed.")
+def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset: int, **filters: Any) -> None:
+    """List a dataset's samples (id, filepath, fields), optionally filtered."""
+    page = api.list_samples(name, limit, offset, **filters)
+    out.emit(page, lambda p: render_samples(p, offset))
+
+
+@datasets.command("delete")
+@api_command
+@click.argument("name")
+def datasets_delete(api: ApiClient, out: Output, name: str) -> None:
+    """Delete a dataset with its samples, jobs and their ledgers (refused while a job runs on it)."""
+    api.delete_dataset(name)
+    out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted dataset {name}"))
+
+
+@datasets.command("remove-field")
+@api_command
+@click.argument("name")
+@click.argument("field")
+def datasets_remove_field(api: ApiClient, out: Output, name: str, field: str) -> None:
+    """Take a field (and its lineage) off every sample: the undo of a run."""
+    out.emit(
+        api.remove_field(name, field), lambda r: click.echo(f"removed {field} from {r['removed']} samples of {name}")
+    )
+
+
+@datasets.command("delete-samples")
+@api_command
+@click.argument("name")
+@click.argument("ids", nargs=-1, required=True)
+def datasets_delete_samples(api: ApiClient, out: Output, name: str, ids: tuple[str, ...]) -> None:
+    """Delete samples by id."""
+    out.emit(api.delete_samples(name, list(ids)), lambda r: click.echo(f"deleted {r['deleted']} samples of {name}"))
+
+
+@datasets.command("fields")
+@api_command
+@click.argument("name")
+def datasets_fields(api: ApiClient, out: Output, name: str) -> None:
+    """Each field on the dataset's samples: how many have it, its top labels, the jobs that wrote it."""
+    out.emit(api.fields(name), render_fields)
+
+
+def render_fields(page: dict) -> None:
+    def labels(field: dict) -> str:
+        return ", ".join(f"{lab['label']} ×{lab['count']}" for lab in field.get("labels", [])[:8])
+
+    def writer(field: dict) -> str:
+        jobs = field.get("jobs") or []
+        if not jobs:
+            return ""
+        return f"{jobs[0]['model']} v{jobs[0]['version']} ({jobs[0]['deployment']}, job {jobs[0]['job_id']})"
+
+    echo_table(
+        ["FIELD", "SAMPLES", "TOP LABELS", "LAST WRITTEN BY"],
+        ([f["name"], f["samples"], labels(f), writer(f)] for f in items(page)),
+        empty="no fields",
+    )
+
+
+@datasets.command("export")
+@url_option()
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--fields", default=None, help="Comma-separated field names (default: every field).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (default: standard output).",
+)
+def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, output: Path | None) -> None:
+    """Export a dataset's samples and fields, streamed: JSON Lines or CSV."""
+    try:
+        with connect(url) as api:
+            if output is None:
+                stdout = sys.stdout.buffer  # (click.get_binary_stream is deprecated)
+                for chunk in api.export(name, fmt, fields):
+                    stdout.write(chunk)
+                return
+            tmp = output.with_name(output.name + ".part")
+            lines = 0
+            with tmp.open("wb") as fh, byte_progress("export") as bar:
+                for chunk in api.export(name, fmt, fields):
+                    fh.write(chunk)
+                    lines += chunk.count(b"\n")
+                    bar.update(len(chunk))
+            tmp.replace(output)
+    except (ApiError, GatewayError) as exc:
+        if output is not None:
+            output.with_name(output.name + ".part").unlink(missing_ok=True)
+        fail(str(exc))
+        return
+    samples = lines - 1 if fmt == "csv" else lines
+    click.echo(f"exported {samples} samples of {name} to {output}", err=True)
+
+
+def render_samples(page: dict, offset: int) -> None:
+    rows = page.get("items", [])
+    echo_table(
+        ["ID", "FILEPATH", "FIELDS"],
+        ([s.get("id"), s.get("filepath"), s.get("fields") or {}] for s in rows),
+        empty="no samples",
+    )
+    if rows:
+        click.echo(f"samples {offset + 1}-{offset + len(rows)} of {page.get('total', '?')}")
+
+
+def collect_files(paths: Iterable[Path], pattern: str, recursive: bool) -> list[str]:
+    """Absolute paths: files as given, directories expanded to their (non-hidden) files matching pattern."""
+    files: list[str] = []
+    for path in (Path(os.path.abspath(p)) for p in paths):
+        if path.is_dir():
+            matches = path.rglob(pattern) if recursive else path.glob(pattern)
+            files.extend(
+                sorted(
+                    str(m)
+                    for m in matches
+                    if m.is_file() and not any(part.startswith(".") for part in m.relative_to(path).parts)
+                )
+            )
+        else:
+            files.append(str(path))
+    return list(dict.fromkeys(files))
+
+
+def add_samples(api: ApiClient, name: str, files: list[str], chunk_size: int) -> int:
+    added = 0
+    with count_progress(len(files), f"adding to {name}") as bar:
+        for start in range(0, len(files), chunk_size):
+            chunk = files[start : start + chunk_size]
+            try:
+                result = api.add_samples(name, chunk)
+            except ApiError as exc:
+                raise ApiError(exc.status, f"{exc.detail} ({added} samples were added before this error)") from exc
+            added += (result or {}).get("added", len(chunk))
+            bar.update(len(chunk))
+    return added
+
+
+@datasets.command("add")
+@api_command
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--glob", "pattern", default="*", show_default=True, help="Files to take from directories.")
+@click.option("--recursive", is_flag=True, help="Look into subdirectories too.")
+@click.option("--chunk-size", type=click.IntRange(1, SAMPLES_PER_REQUEST), default=SAMPLES_PER_REQUEST, hidden=True)
+def datasets_add(
+    api: ApiClient, out: Output, name: str, paths: tuple[Path, ...], pattern: str, recursive: bool, chunk_size: int
+) -> None:
+    """Add files (PATH: a file or a directory) to dataset NAME as samples."""
+    files = collect_files(paths, pattern, recursive)
+    if not files:
+        fail(f"Error: no files matching {pattern!r} found in {', '.join(map(str, paths))}")
+    added = add_samples(api, name, files, chunk_size)
+    out.emit({"added": added}, lambda r: click.echo(f"added {r['added']} samples to dataset {name}"))
