@@ -1,12 +1,14 @@
 """Registry service: models, versions and schemas in MongoDB; package zips in NATS's object store."""
 
+import asyncio
+
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.package import PackageLimits
-from modelhub_contracts.runtime import answer_pings, configure_logging, run_service
+from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
@@ -40,4 +42,4 @@ def main() -> None:
     settings = ServiceSettings()
     tel = telemetry.setup("registry", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
-    run_service(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
+    asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
