@@ -39,15 +39,15 @@ from pathlib import Path
 
 import httpx
 
-ZERO_COST = '''
+ZERO_COST = """
 class Model:
     def __init__(self, model_dir):
         pass
 
     def predict(self, batch):
         return {"n": [len(t) for t in batch["text"]]}
-'''
-GPU_LIKE = '''
+"""
+GPU_LIKE = """
 import threading
 import time
 
@@ -61,9 +61,11 @@ class Model:
         with LOCK:  # one batch at a time per replica, like a GPU
             time.sleep(0.1)
         return {"n": [len(t) for t in batch["text"]]}
-'''
-SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-          "outputs": {"type": "object", "properties": {"n": {"type": "number"}}}}
+"""
+SCHEMA = {
+    "inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+    "outputs": {"type": "object", "properties": {"n": {"type": "number"}}},
+}
 RESULTS = Path(__file__).with_name("results.json")
 BENCH = Path(__file__).parent
 RAYDATA_VENV = Path(os.environ.get("MODELHUB_BENCH_RAYDATA_VENV", BENCH / ".raydata-venv"))
@@ -71,8 +73,7 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 def modelhub(*args: str) -> str:
-    return subprocess.run([sys.executable, "-m", "modelhub", *args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run([sys.executable, "-m", "modelhub", *args], check=True, capture_output=True, text=True).stdout
 
 
 def free_port() -> int:
@@ -94,13 +95,15 @@ class Hub:
             zf.writestr("model.py", code)
         assert self.client.post("/models", json={"name": name}).status_code == 201
         with package.open("rb") as fh:
-            response = self.client.post(f"/models/{name}/versions", files={"file": (package.name, fh)},
-                                        data={"schema": json.dumps(SCHEMA)})
+            response = self.client.post(
+                f"/models/{name}/versions", files={"file": (package.name, fh)}, data={"schema": json.dumps(SCHEMA)}
+            )
         assert response.status_code == 201, response.text
 
     def deploy(self, model: str, name: str, mini_batch: int, replicas: int) -> None:
-        response = self.client.post(f"/models/{model}/deployments",
-                                    json={"name": name, "mini_batch": mini_batch, "num_replicas": replicas})
+        response = self.client.post(
+            f"/models/{model}/deployments", json={"name": name, "mini_batch": mini_batch, "num_replicas": replicas}
+        )
         assert response.status_code == 202, response.text
         while (doc := self.client.get(f"/deployments/{name}").json())["status"] not in ("running", "failed"):
             time.sleep(0.2)
@@ -109,15 +112,16 @@ class Hub:
     def dataset(self, name: str, samples: int) -> None:
         assert self.client.post("/datasets", json={"name": name}).status_code == 201
         for start in range(0, samples, 10_000):
-            rows = [{"filepath": f"/bench/{name}/{i}", "fields": {"text": f"sample {i}"}}
-                    for i in range(start, min(samples, start + 10_000))]
+            rows = [
+                {"filepath": f"/bench/{name}/{i}", "fields": {"text": f"sample {i}"}}
+                for i in range(start, min(samples, start + 10_000))
+            ]
             assert self.client.post(f"/datasets/{name}/samples", json={"samples": rows}).status_code == 201
 
     def submit(self, dataset: str, deployment: str) -> tuple[str, float]:
         """The job's id and the seconds its POST took (to the 202)."""
         start = time.perf_counter()
-        response = self.client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                                      "outputs": {"n": "n"}})
+        response = self.client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"n": "n"}})
         assert response.status_code == 202, response.text
         return response.json()["id"], time.perf_counter() - start
 
@@ -150,8 +154,14 @@ class PeakRss(threading.Thread):
     def __init__(self, data_dir: Path) -> None:
         super().__init__(daemon=True)
         state = json.loads((data_dir / "state.json").read_text())
-        self.pids = {name: part["pid"] for name, part in [*((n, state.get(n) or {}) for n in ("nats", "mongo", "ray")),
-                                                            *state.get("services", {}).items()] if part.get("pid")}
+        self.pids = {
+            name: part["pid"]
+            for name, part in [
+                *((n, state.get(n) or {}) for n in ("nats", "mongo", "ray")),
+                *state.get("services", {}).items(),
+            ]
+            if part.get("pid")
+        }
         self.peak = dict.fromkeys(self.pids, 0.0)
         self.cpu_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.done = threading.Event()
@@ -199,8 +209,13 @@ def raydata(data_dir: Path, dataset: str) -> dict:
     mongo_url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # a Ray of its own
     env["MODELHUB_BENCH_MONGO_URL"] = mongo_url
-    done = subprocess.run([raydata_python(), str(BENCH / "raydata_pipeline.py"), "--dataset", dataset,
-                           "--batch-size", "64"], capture_output=True, text=True, env=env, timeout=900)
+    done = subprocess.run(
+        [raydata_python(), str(BENCH / "raydata_pipeline.py"), "--dataset", dataset, "--batch-size", "64"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -212,17 +227,27 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     job_id, post = hub.submit(dataset, "zero")
     doc = hub.wait(job_id)
     peak, cpu = rss.stop()
-    return {"samples": samples, "seconds": round(seconds(doc), 2), "samples_per_s": round(samples / seconds(doc)),
-            "post_seconds": round(post, 3), "peak_rss_mb": peak, "cpu_seconds": cpu,
-            "cpu_ms_per_1000_samples": round(sum(cpu.values()) / samples * 1e6)}
+    return {
+        "samples": samples,
+        "seconds": round(seconds(doc), 2),
+        "samples_per_s": round(samples / seconds(doc)),
+        "post_seconds": round(post, 3),
+        "peak_rss_mb": peak,
+        "cpu_seconds": cpu,
+        "cpu_ms_per_1000_samples": round(sum(cpu.values()) / samples * 1e6),
+    }
 
 
 def efficiency(hub: Hub, dataset: str, samples: int) -> dict:
     job_id, _ = hub.submit(dataset, "gpu")
     took = seconds(hub.wait(job_id))
     limit = -(-samples // 32) * 0.1 / 4
-    return {"samples": samples, "seconds": round(took, 2), "physical_limit_s": round(limit, 2),
-            "efficiency": round(limit / took, 3)}
+    return {
+        "samples": samples,
+        "seconds": round(took, 2),
+        "physical_limit_s": round(limit, 2),
+        "efficiency": round(limit / took, 3),
+    }
 
 
 def isolation(hub: Hub) -> dict:
@@ -234,8 +259,12 @@ def isolation(hub: Hub) -> dict:
     beside = seconds(hub.wait(small))
     big_at_small_done = hub.job(big)["progress"]
     hub.wait(big)
-    return {"small_alone_s": round(alone, 2), "small_beside_big_s": round(beside, 2),
-            "ratio": round(beside / alone, 2), "big_progress_when_small_done": big_at_small_done}
+    return {
+        "small_alone_s": round(alone, 2),
+        "small_beside_big_s": round(beside, 2),
+        "ratio": round(beside / alone, 2),
+        "big_progress_when_small_done": big_at_small_done,
+    }
 
 
 def fairness(hub: Hub) -> dict:
@@ -253,12 +282,24 @@ def fairness(hub: Hub) -> dict:
 def main() -> None:
     scale = os.environ.get("MODELHUB_BENCH_SCALE") == "1"
     workers = os.environ.get("MODELHUB_BENCH_WORKERS", "1")
-    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-                     "workers": int(workers)}
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "workers": int(workers),
+    }
     with tempfile.TemporaryDirectory(prefix="modelhub-bench-jobs-") as tmp:
         data_dir, port = Path(tmp) / "stack", free_port()
-        modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300",
-                 *(["--workers", workers] if workers != "1" else []))
+        modelhub(
+            "up",
+            "--detach",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--timeout",
+            "300",
+            *(["--workers", workers] if workers != "1" else []),
+        )
         try:
             hub = Hub(f"http://127.0.0.1:{port}/api/v1", (data_dir / "admin-token").read_text().strip(), Path(tmp))
             hub.model("zero-cost", ZERO_COST)
@@ -266,8 +307,13 @@ def main() -> None:
             hub.deploy("zero-cost", "zero", mini_batch=64, replicas=2)
             hub.deploy("zero-cost", "zero-b", mini_batch=64, replicas=2)
             hub.deploy("gpu-like", "gpu", mini_batch=32, replicas=4)
-            for name, n in (("twenty", 20_000), ("twenty-a", 20_000), ("twenty-b", 20_000), ("small", 2_000),
-                            ("big", 60_000)):
+            for name, n in (
+                ("twenty", 20_000),
+                ("twenty-a", 20_000),
+                ("twenty-b", 20_000),
+                ("small", 2_000),
+                ("big", 60_000),
+            ):
                 hub.dataset(name, n)
             hub.wait(hub.submit("small", "zero")[0])  # warm-up: handles, connections, indexes
             results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
@@ -275,7 +321,8 @@ def main() -> None:
                 results["raydata"] = raydata(data_dir, "twenty")
                 if "samples_per_s" in results["raydata"]:
                     results["overhead"]["vs_raydata"] = round(
-                        results["overhead"]["samples_per_s"] / results["raydata"]["samples_per_s"], 2)
+                        results["overhead"]["samples_per_s"] / results["raydata"]["samples_per_s"], 2
+                    )
             results["efficiency"] = efficiency(hub, "twenty", 20_000)
             results["isolation"] = isolation(hub)
             results["fairness"] = fairness(hub)
@@ -283,10 +330,12 @@ def main() -> None:
                 hub.dataset("million", 1_000_000)
                 results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
                 results["scale"]["vs_20k_samples_per_s"] = round(
-                    results["scale"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2)
+                    results["scale"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2
+                )
                 results["scale"]["rss_growth_mb_vs_20k"] = {
                     name: round(mb - results["overhead"]["peak_rss_mb"].get(name, 0.0), 1)
-                    for name, mb in results["scale"]["peak_rss_mb"].items()}
+                    for name, mb in results["scale"]["peak_rss_mb"].items()
+                }
         finally:
             modelhub("down", "--data-dir", str(data_dir))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -297,26 +346,39 @@ def table(r: dict) -> str:
     o, e, i, f = r["overhead"], r["efficiency"], r["isolation"], r["fairness"]
     rss = o["peak_rss_mb"]
     others = ", ".join(f"{k} {v:.0f}" for k, v in rss.items() if k != "mongo")
-    lines = [f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs, {r.get('workers', 1)} inference worker(s)",
-             f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
-             f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
-             *([f"              Ray Data map_batches + MongoDB bulk writes, same work   {r['raydata']['samples_per_s']:>8}"
-                f" samples/s  (modelhub / Ray Data {o['vs_raydata']:.2f}x)"] if "vs_raydata" in o else []),
-             *([f"              Ray Data pipeline failed: {r['raydata']['error']}"]
-               if "error" in r.get("raydata", {}) else []),
-             f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",
-             f"              CPU ms per 1,000 samples, all stack processes but the replicas: "
-             f"{o['cpu_ms_per_1000_samples']} ({', '.join(f'{k} {v:.1f} s' for k, v in o['cpu_seconds'].items())})",
-             f"  efficiency  GPU-like, 20,000 samples, mini_batch 32, 4 replicas    {e['efficiency']:>8.2f}"
-             f"  ({e['physical_limit_s']} s limit / {e['seconds']} s)",
-             f"  isolation   2,000 beside 60,000 on another deployment / alone   {i['ratio']:>8.2f}x"
-             f"  ({i['small_beside_big_s']} s / {i['small_alone_s']} s; big at {i['big_progress_when_small_done']:.0%})",
-             f"  fairness    2nd of two 20,000 jobs on one deployment, done when 1st completes "
-             f"{f['second_progress_when_first_completes']:.0%}"]
+    lines = [
+        f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs, {r.get('workers', 1)} inference worker(s)",
+        f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
+        f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
+        *(
+            [
+                f"              Ray Data map_batches + MongoDB bulk writes, same work   {r['raydata']['samples_per_s']:>8}"
+                f" samples/s  (modelhub / Ray Data {o['vs_raydata']:.2f}x)"
+            ]
+            if "vs_raydata" in o
+            else []
+        ),
+        *(
+            [f"              Ray Data pipeline failed: {r['raydata']['error']}"]
+            if "error" in r.get("raydata", {})
+            else []
+        ),
+        f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",
+        f"              CPU ms per 1,000 samples, all stack processes but the replicas: "
+        f"{o['cpu_ms_per_1000_samples']} ({', '.join(f'{k} {v:.1f} s' for k, v in o['cpu_seconds'].items())})",
+        f"  efficiency  GPU-like, 20,000 samples, mini_batch 32, 4 replicas    {e['efficiency']:>8.2f}"
+        f"  ({e['physical_limit_s']} s limit / {e['seconds']} s)",
+        f"  isolation   2,000 beside 60,000 on another deployment / alone   {i['ratio']:>8.2f}x"
+        f"  ({i['small_beside_big_s']} s / {i['small_alone_s']} s; big at {i['big_progress_when_small_done']:.0%})",
+        f"  fairness    2nd of two 20,000 jobs on one deployment, done when 1st completes "
+        f"{f['second_progress_when_first_completes']:.0%}",
+    ]
     if s := r.get("scale"):
         growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
-        lines.append(f"  scale       1,000,000 samples: {s['samples_per_s']} samples/s ({s['vs_20k_samples_per_s']}x the 20k job),"
-                     f" POST {s['post_seconds']:.2f} s")
+        lines.append(
+            f"  scale       1,000,000 samples: {s['samples_per_s']} samples/s ({s['vs_20k_samples_per_s']}x the 20k job),"
+            f" POST {s['post_seconds']:.2f} s"
+        )
         lines.append(f"              peak RSS growth over the 20k job, MB: {growth}")
     return "\n".join(lines)
 

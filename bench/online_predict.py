@@ -29,16 +29,18 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-MODEL = '''
+MODEL = """
 class Model:
     def __init__(self, model_dir):
         pass
 
     def predict(self, batch):
         return {"n": [len(t) for t in batch["text"]]}
-'''
-SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-          "outputs": {"type": "object", "properties": {"n": {"type": "number"}}}}
+"""
+SCHEMA = {
+    "inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+    "outputs": {"type": "object", "properties": {"n": {"type": "number"}}},
+}
 RESULTS = Path(__file__).with_name("online_predict.json")
 
 
@@ -52,8 +54,12 @@ def setup(client: httpx.Client, workdir: Path, mini_batch: int, options: dict) -
         zf.writestr("model.py", MODEL)
     assert client.post("/models", json={"name": "bench"}).status_code == 201
     with package.open("rb") as fh:
-        assert client.post("/models/bench/versions", files={"file": ("bench.zip", fh)},
-                           data={"schema": json.dumps(SCHEMA)}).status_code == 201
+        assert (
+            client.post(
+                "/models/bench/versions", files={"file": ("bench.zip", fh)}, data={"schema": json.dumps(SCHEMA)}
+            ).status_code
+            == 201
+        )
     created = client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch, **options})
     assert created.status_code == 202, created.text
     while (status := client.get("/deployments/bench").json()["status"]) not in ("running", "failed"):
@@ -81,9 +87,15 @@ class Tally:
         def pct(p: float) -> float | None:
             return round(ok[min(len(ok) - 1, int(p * len(ok)))] * 1000, 1) if ok else None
 
-        return {"ok": len(ok), "per_s": round(len(ok) / elapsed, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-                "max_ms": round(self.max_latency * 1000, 1),
-                "errors": sum(n for s, n in self.statuses.items() if s != "200"), "statuses": self.statuses}
+        return {
+            "ok": len(ok),
+            "per_s": round(len(ok) / elapsed, 1),
+            "p50_ms": pct(0.50),
+            "p99_ms": pct(0.99),
+            "max_ms": round(self.max_latency * 1000, 1),
+            "errors": sum(n for s, n in self.statuses.items() if s != "200"),
+            "statuses": self.statuses,
+        }
 
 
 def note(name: str, row: dict) -> dict:
@@ -121,15 +133,19 @@ def http_caller(session: aiohttp.ClientSession):
             assert body["outputs"]["n"] == [len(text)], body
         retry = response.headers.get("Retry-After")
         return str(response.status), float(retry) if retry else None
+
     return call
 
 
 def session(url: str, token: str, clients: int) -> aiohttp.ClientSession:
     # aiohttp, not httpx: with 64 connections httpx's pool took most of a core in this process,
     # and the benchmark measured its own client (about 60 req/s) instead of the server.
-    return aiohttp.ClientSession(url + "/", headers={"Authorization": f"Bearer {token}"},
-                                 connector=aiohttp.TCPConnector(limit=clients),
-                                 timeout=aiohttp.ClientTimeout(total=120))
+    return aiohttp.ClientSession(
+        url + "/",
+        headers={"Authorization": f"Bearer {token}"},
+        connector=aiohttp.TCPConnector(limit=clients),
+        timeout=aiohttp.ClientTimeout(total=120),
+    )
 
 
 async def http_runs(url: str, token: str, seconds: float, crowd: int) -> dict:
@@ -140,15 +156,19 @@ async def http_runs(url: str, token: str, seconds: float, crowd: int) -> dict:
             row = await closed_loop(http_caller(client), clients, seconds)
             results[f"http_{clients}"] = note(f"http_{clients}", row)
     async with session(url, token, crowd) as client:
-        results[f"http_{crowd}_crowd"] = note(f"http_{crowd}_crowd", await closed_loop(
-            http_caller(client), crowd, seconds, honour_retry_after=True))
+        results[f"http_{crowd}_crowd"] = note(
+            f"http_{crowd}_crowd", await closed_loop(http_caller(client), crowd, seconds, honour_retry_after=True)
+        )
     return results
 
 
 def serve_runs(data_dir: Path, seconds: float) -> dict:
     state = json.loads((data_dir / "state.json").read_text())
-    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token",
-                      RAY_AUTH_TOKEN_PATH=str(data_dir / "ray-auth-token"))
+    os.environ.update(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(data_dir / "ray-auth-token"),
+    )
     import ray
     from ray import serve
 
@@ -173,19 +193,22 @@ def serve_runs(data_dir: Path, seconds: float) -> dict:
 
 
 def table(results: dict, crowd: int) -> str:
-    lines = [f"{'path':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}",
-             "-" * 69]
+    lines = [f"{'path':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}", "-" * 69]
     for clients in (1, 8, 64):
         for kind, label in (("http", "HTTP predict"), ("serve", "Serve handle, direct")):
             r = results[f"{kind}_{clients}"]
-            lines.append(f"{label + f', {clients} clients':<34}{r['per_s']:>9.0f}{r['p50_ms'] or 0:>9.1f}"
-                         f"{r['p99_ms'] or 0:>9.1f}{r['errors']:>8}")
+            lines.append(
+                f"{label + f', {clients} clients':<34}{r['per_s']:>9.0f}{r['p50_ms'] or 0:>9.1f}"
+                f"{r['p99_ms'] or 0:>9.1f}{r['errors']:>8}"
+            )
         ratio = results[f"http_{clients}"]["per_s"] / max(results[f"serve_{clients}"]["per_s"], 1e-9)
         lines.append(f"{'  HTTP / Serve':<34}{ratio:>9.2f}")
     r = results[f"http_{crowd}_crowd"]
     other = {s: n for s, n in r["statuses"].items() if s not in ("200", "429")}
-    lines.append(f"{crowd} clients: max latency {r['max_ms']:.0f} ms, {r['statuses'].get('200', 0)} x 200, "
-                 f"{r['statuses'].get('429', 0)} x 429, other errors: {other or 'none'}")
+    lines.append(
+        f"{crowd} clients: max latency {r['max_ms']:.0f} ms, {r['statuses'].get('200', 0)} x 200, "
+        f"{r['statuses'].get('429', 0)} x 429, other errors: {other or 'none'}"
+    )
     return "\n".join(lines)
 
 
@@ -193,7 +216,9 @@ def code() -> str:
     """The commit measured, and whether the working tree had changes."""
     git = ["git", "-C", str(Path(__file__).parent)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout
     return f"{head or 'unknown'}{' with changes' if dirty.strip() else ''}"
 
 
@@ -202,8 +227,12 @@ def main() -> None:
     parser.add_argument("--mini-batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured run")
     parser.add_argument("--crowd", type=int, default=1000, help="clients in the overload run")
-    parser.add_argument("--deployment-options", type=json.loads, default={},
-                        help='extra deployment fields as JSON, e.g. \'{"batch_wait_ms": 2}\'')
+    parser.add_argument(
+        "--deployment-options",
+        type=json.loads,
+        default={},
+        help="extra deployment fields as JSON, e.g. '{\"batch_wait_ms\": 2}'",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modelhub-bench-") as tmp:
@@ -220,16 +249,29 @@ def main() -> None:
         finally:
             modelhub("down", "--data-dir", str(data_dir))
     replicas = args.deployment_options.get("num_replicas", 1)
-    header = (f"online predict, 1 sample per request, mini_batch {args.mini_batch}, {replicas} "
-              f"replica{'s' if replicas != 1 else ''}, "
-              f"{args.seconds:g} s per run, {os.cpu_count()} cores")
+    header = (
+        f"online predict, 1 sample per request, mini_batch {args.mini_batch}, {replicas} "
+        f"replica{'s' if replicas != 1 else ''}, "
+        f"{args.seconds:g} s per run, {os.cpu_count()} cores"
+    )
     text = table(results, args.crowd)
     print(header + "\n" + text)
-    args.out.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "code": code(),
-                                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                                    "mini_batch": args.mini_batch, "seconds_per_run": args.seconds,
-                                    "deployment_options": args.deployment_options,
-                                    "results": results, "table": text}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "code": code(),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                "mini_batch": args.mini_batch,
+                "seconds_per_run": args.seconds,
+                "deployment_options": args.deployment_options,
+                "results": results,
+                "table": text,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

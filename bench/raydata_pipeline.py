@@ -37,8 +37,12 @@ def mongo_writer(url: str, db: str, field: str):
         if url not in _clients:
             _clients[url] = pymongo.MongoClient(url, journal=True)
         _clients[url][db]["samples"].bulk_write(
-            [pymongo.UpdateOne({"_id": str(i)}, {"$set": {f"fields.{field}": int(n)}})
-             for i, n in zip(batch["id"], batch["n"], strict=True)], ordered=False)
+            [
+                pymongo.UpdateOne({"_id": str(i)}, {"$set": {f"fields.{field}": int(n)}})
+                for i, n in zip(batch["id"], batch["n"], strict=True)
+            ],
+            ordered=False,
+        )
         return {"written": np.array([len(batch["id"])])}
 
     return write
@@ -46,9 +50,11 @@ def mongo_writer(url: str, db: str, field: str):
 
 def run(rows: list[dict], args: argparse.Namespace) -> int:
     """The pipeline: rows -> model -> MongoDB, in batches of args.batch_size; returns samples written."""
-    ds = (ray.data.from_items(rows)
-          .map_batches(zero_cost, batch_size=args.batch_size)
-          .map_batches(mongo_writer(args.mongo_url, args.db, args.field), batch_size=args.batch_size))
+    ds = (
+        ray.data.from_items(rows)
+        .map_batches(zero_cost, batch_size=args.batch_size)
+        .map_batches(mongo_writer(args.mongo_url, args.db, args.field), batch_size=args.batch_size)
+    )
     return int(sum(b["written"].sum() for b in ds.iter_batches(batch_size=None)))
 
 

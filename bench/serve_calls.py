@@ -24,16 +24,18 @@ from pathlib import Path
 
 import httpx
 
-MODEL = '''
+MODEL = """
 class Model:
     def __init__(self, model_dir):
         pass
 
     def predict(self, batch):
         return {"n": [len(t) for t in batch["text"]]}
-'''
-SCHEMA = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-          "outputs": {"type": "object", "properties": {"n": {"type": "number"}}}}
+"""
+SCHEMA = {
+    "inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+    "outputs": {"type": "object", "properties": {"n": {"type": "number"}}},
+}
 
 
 def modelhub(*args: str) -> None:
@@ -46,8 +48,12 @@ def setup(client: httpx.Client, workdir: Path, mini_batch: int, samples: int) ->
         zf.writestr("model.py", MODEL)
     assert client.post("/models", json={"name": "bench"}).status_code == 201
     with package.open("rb") as fh:
-        assert client.post("/models/bench/versions", files={"file": ("bench.zip", fh)},
-                           data={"schema": json.dumps(SCHEMA)}).status_code == 201
+        assert (
+            client.post(
+                "/models/bench/versions", files={"file": ("bench.zip", fh)}, data={"schema": json.dumps(SCHEMA)}
+            ).status_code
+            == 201
+        )
     assert client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch}).status_code == 202
     while (doc := client.get("/deployments/bench").json())["status"] not in ("running", "failed"):
         time.sleep(0.2)
@@ -71,7 +77,7 @@ async def per_sample(handle, inputs: list[dict], in_flight: int) -> float:
 
 async def per_chunk(handle, inputs: list[dict], mini_batch: int, in_flight: int) -> float:
     limit = asyncio.Semaphore(in_flight)
-    chunks = [inputs[i:i + mini_batch] for i in range(0, len(inputs), mini_batch)]
+    chunks = [inputs[i : i + mini_batch] for i in range(0, len(inputs), mini_batch)]
 
     async def one(chunk):
         async with limit:
@@ -101,8 +107,9 @@ def http_path(data_dir: Path, samples: int, mini_batch: int) -> float:
     async def run() -> float:
         async def known(name: str) -> str:
             return secret
+
         client = ServeClient(f"http://127.0.0.1:{port}", known, max_in_flight=8)
-        chunks = [inputs[i:i + mini_batch] for i in range(0, len(inputs), mini_batch)]
+        chunks = [inputs[i : i + mini_batch] for i in range(0, len(inputs), mini_batch)]
         await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks[:4]))  # warm up
         start = time.perf_counter()
         await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks))
@@ -115,8 +122,11 @@ def http_path(data_dir: Path, samples: int, mini_batch: int) -> float:
 
 def serve_paths(data_dir: Path, samples: int, mini_batch: int) -> tuple[float, float]:
     state = json.loads((data_dir / "state.json").read_text())
-    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token",
-                      RAY_AUTH_TOKEN_PATH=str(data_dir / "ray-auth-token"))
+    os.environ.update(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(data_dir / "ray-auth-token"),
+    )
     import ray
     from ray import serve
 
@@ -125,7 +135,7 @@ def serve_paths(data_dir: Path, samples: int, mini_batch: int) -> tuple[float, f
     inputs = [{"text": f"sample {i}"} for i in range(samples)]
 
     async def both() -> tuple[float, float]:
-        await per_chunk(handle, inputs[:mini_batch * 4], mini_batch, 8)  # warm up
+        await per_chunk(handle, inputs[: mini_batch * 4], mini_batch, 8)  # warm up
         a = await per_sample(handle, inputs, in_flight=64)
         b = await per_chunk(handle, inputs, mini_batch, in_flight=8)
         return a, b
@@ -155,8 +165,9 @@ def main() -> None:
         modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", port)
         try:
             token = (data_dir / "admin-token").read_text().strip()
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=60)
+            client = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60
+            )
             setup(client, Path(tmp), args.mini_batch, args.samples)
             job_rate = whole_job(client, args.samples)
             http = http_path(data_dir, args.samples, args.mini_batch)
@@ -167,8 +178,10 @@ def main() -> None:
     print(f"  A. Serve, one call per sample (64 in flight):    {one:8.0f} samples/s")
     print(f"  B. Serve, one call per mini-batch (8 in flight): {chunk:8.0f} samples/s")
     print(f"  C. modelhub job, end to end:                     {job_rate:8.0f} samples/s")
-    print(f"  D. HTTP+JSON per mini-batch (8 in flight):       {http:8.0f} samples/s "
-          f"({http / args.mini_batch:.0f} calls/s; B: {chunk / args.mini_batch:.0f} calls/s)")
+    print(
+        f"  D. HTTP+JSON per mini-batch (8 in flight):       {http:8.0f} samples/s "
+        f"({http / args.mini_batch:.0f} calls/s; B: {chunk / args.mini_batch:.0f} calls/s)"
+    )
     print(f"  B/A = {chunk / one:.1f}x   D/B = {http / chunk:.2f}x")
 
 

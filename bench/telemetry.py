@@ -61,8 +61,10 @@ def one_stack(mode: str, keep_example: bool) -> float:
                 job_id = hub.submit("eight", "example")[0]
                 hub.wait(job_id)
                 subprocess.run(["sleep", "8"], check=True)  # the span processors flush every 5 s
-                EXAMPLE.write_text(f"$ modelhub jobs trace {job_id}\n" + modelhub(
-                    {**env, "MODELHUB_DATA_DIR": str(data_dir)}, "jobs", "trace", job_id))
+                EXAMPLE.write_text(
+                    f"$ modelhub jobs trace {job_id}\n"
+                    + modelhub({**env, "MODELHUB_DATA_DIR": str(data_dir)}, "jobs", "trace", job_id)
+                )
             return rate
         finally:
             modelhub(env, "down", "--data-dir", str(data_dir))
@@ -75,9 +77,15 @@ def main() -> None:
         rates[mode].append(round(rate, 1))
         print(f"telemetry {mode:<3}: {rate:8.1f} samples/s", flush=True)
     on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-               "samples": SAMPLES, "samples_per_s": rates, "median_on": on, "median_off": off,
-               "on_over_off": round(on / off, 3)}
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "samples": SAMPLES,
+        "samples_per_s": rates,
+        "median_on": on,
+        "median_off": off,
+        "on_over_off": round(on / off, 3),
+    }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"median on {on:.1f}, off {off:.1f} samples/s: on/off = {on / off:.3f}")
 

@@ -58,22 +58,26 @@ def document() -> dict:
     with warnings.catch_warnings():
         # two endpoints under one name would hide one of them: fail instead
         warnings.filterwarnings("error", message="Overwrit", category=RuntimeWarning)
-        spec = AsyncAPI(*brokers(), title="modelhub bus", version="1", description=DESCRIPTION,
-                        schema_version="3.0.0").to_specification()
+        spec = AsyncAPI(
+            *brokers(), title="modelhub bus", version="1", description=DESCRIPTION, schema_version="3.0.0"
+        ).to_specification()
     return json.loads(spec.to_json())
 
 
 def rendered(doc: dict) -> tuple[str, str]:
     """(YAML text, JSON text) as committed."""
-    return (yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100),
-            json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return (
+        yaml.safe_dump(doc, sort_keys=True, allow_unicode=True, width=100),
+        json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+    )
 
 
 def stale() -> list[Path]:
     """The committed copies that differ from what the code declares now."""
     yaml_text, json_text = rendered(document())
-    return [p for p, text in ((YAML_PATH, yaml_text), (JSON_PATH, json_text))
-            if not p.exists() or p.read_text() != text]
+    return [
+        p for p, text in ((YAML_PATH, yaml_text), (JSON_PATH, json_text)) if not p.exists() or p.read_text() != text
+    ]
 
 
 def main() -> int:

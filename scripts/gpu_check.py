@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REPLICA = ROOT / "services/deployer/modelhub_replica/__init__.py"
 
-MODEL_PY = '''
+MODEL_PY = """
 import numpy as np
 import torch
 from torch import nn
@@ -68,7 +68,7 @@ class Model:
         conf, idx = probs.max(1)
         preds = [{"label": LABELS[i], "confidence": float(c)} for i, c in zip(idx.tolist(), conf.tolist())]
         return {"predictions": preds, "device": [self.seen] * len(preds)}
-'''
+"""
 
 
 def import_replica():
@@ -83,10 +83,10 @@ def import_replica():
                 fn.set_max_batch_size = lambda _n: None
                 fn.set_batch_wait_timeout_s = lambda _s: None
                 return fn
+
             return wrap
 
-        vars(serve).update(deployment=lambda cls=None, **_kw: cls if cls is not None else (lambda c: c),
-                           batch=batch)
+        vars(serve).update(deployment=lambda cls=None, **_kw: cls if cls is not None else (lambda c: c), batch=batch)
         ray = types.ModuleType("ray")
         vars(ray).update(serve=serve)
         sys.modules.update({"ray": ray, "ray.serve": serve})
@@ -104,6 +104,7 @@ def import_replica():
 
 def build_package(work: Path, size: int) -> Path:
     import torch  # pyright: ignore[reportMissingImports] -- only where gpu-check.sh finds a Python with torch
+
     sys.path.insert(0, str(work))
     source = work / "src"
     source.mkdir()
@@ -126,6 +127,7 @@ def build_package(work: Path, size: int) -> Path:
 
 def write_images(folder: Path, count: int, size: int) -> list[str]:
     import numpy as np
+
     folder.mkdir()
     rng = np.random.default_rng(0)
     paths = []
@@ -142,8 +144,10 @@ class GpuSampler:
     def __init__(self) -> None:
         self.samples: list[tuple[float, int, int]] = []
         self.proc = subprocess.Popen(
-            ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
-             "-lms", "100"], stdout=subprocess.PIPE, text=True)
+            ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "-lms", "100"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -160,8 +164,11 @@ class GpuSampler:
         if not window:
             return {"gpu_util_mean": None, "gpu_util_max": None, "gpu_mem_mib_max": None}
         utils = [u for u, _ in window]
-        return {"gpu_util_mean": round(sum(utils) / len(utils), 1), "gpu_util_max": max(utils),
-                "gpu_mem_mib_max": max(m for _, m in window)}
+        return {
+            "gpu_util_mean": round(sum(utils) / len(utils), 1),
+            "gpu_util_max": max(utils),
+            "gpu_mem_mib_max": max(m for _, m in window),
+        }
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -170,7 +177,7 @@ class GpuSampler:
 async def run_job(replica, paths: list[str], mini_batch: int, in_flight: int) -> float:
     """Like the worker: one predict_chunk per mini-batch, at most `in_flight` calls at once."""
     limit = asyncio.Semaphore(in_flight)
-    chunks = [paths[i:i + mini_batch] for i in range(0, len(paths), mini_batch)]
+    chunks = [paths[i : i + mini_batch] for i in range(0, len(paths), mini_batch)]
 
     async def call(chunk):
         async with limit:
@@ -192,8 +199,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch  # pyright: ignore[reportMissingImports] -- only where gpu-check.sh finds a Python with torch
-    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, "
-          f"torch.cuda.is_available() in the check process: {torch.cuda.is_available()}")
+
+    print(
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, "
+        f"torch.cuda.is_available() in the check process: {torch.cuda.is_available()}"
+    )
     ModelReplica = import_replica()
     results = {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,12 +219,17 @@ def main() -> None:
             finally:
                 os.chdir(cwd)
             seen = asyncio.run(replica.predict_chunk([{"image_paths": paths[0]}]))[0]["device"]
-            asyncio.run(run_job(replica, paths[:mini_batch * args.in_flight], mini_batch, args.in_flight))  # warm-up
+            asyncio.run(run_job(replica, paths[: mini_batch * args.in_flight], mini_batch, args.in_flight))  # warm-up
             start = time.monotonic()
             elapsed = asyncio.run(run_job(replica, paths, mini_batch, args.in_flight))
-            run = {"mini_batch": mini_batch, "samples": len(paths), "seconds": round(elapsed, 3),
-                   "samples_per_s": round(len(paths) / elapsed, 1), "model_saw": seen,
-                   **(sampler.between(start, time.monotonic()) if sampler else {})}
+            run = {
+                "mini_batch": mini_batch,
+                "samples": len(paths),
+                "seconds": round(elapsed, 3),
+                "samples_per_s": round(len(paths) / elapsed, 1),
+                "model_saw": seen,
+                **(sampler.between(start, time.monotonic()) if sampler else {}),
+            }
             results["runs"].append(run)
             print(json.dumps(run))
             del replica
@@ -226,8 +241,10 @@ def main() -> None:
     print("\n| mini_batch | samples/s | GPU busy (mean / max %) | GPU memory (MiB) | model saw |")
     print("|---|---|---|---|---|")
     for r in results["runs"]:
-        print(f"| {r['mini_batch']} | {r['samples_per_s']} | {r.get('gpu_util_mean')} / {r.get('gpu_util_max')} "
-              f"| {r.get('gpu_mem_mib_max')} | {r['model_saw']} |")
+        print(
+            f"| {r['mini_batch']} | {r['samples_per_s']} | {r.get('gpu_util_mean')} / {r.get('gpu_util_max')} "
+            f"| {r.get('gpu_mem_mib_max')} | {r['model_saw']} |"
+        )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

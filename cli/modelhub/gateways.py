@@ -30,7 +30,7 @@ def names(count: int) -> list[str]:
 
 
 def is_gateway(name: str) -> bool:
-    return name == GATEWAY or (name.startswith(f"{GATEWAY}-") and name[len(GATEWAY) + 1:].isdigit())
+    return name == GATEWAY or (name.startswith(f"{GATEWAY}-") and name[len(GATEWAY) + 1 :].isdigit())
 
 
 def with_gateways(table: list[tuple[str, list[str]]], count: int) -> list[tuple[str, list[str]]]:
@@ -49,8 +49,9 @@ def listen(port: int, host: str = "127.0.0.1") -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise StackError(f"port {port} on {host} is already in use ({exc.strerror}); pick another "
-                         "with --port") from None
+        raise StackError(
+            f"port {port} on {host} is already in use ({exc.strerror}); pick another with --port"
+        ) from None
     sock.listen(BACKLOG)
     return sock
 

@@ -17,5 +17,7 @@ INBOX_PREFIX = f"_INBOX_ext.{NATS_USER}"
 def nats_user_entry(password: str) -> str:
     """The user's entry in nats.conf's `authorization.users`."""
     permissions = {"publish": {"allow": [COMMANDS]}, "subscribe": {"allow": [f"{INBOX_PREFIX}.>"]}}
-    return (f"    {{user: {json.dumps(NATS_USER)}, password: {json.dumps(password)}, "
-            f"permissions: {json.dumps(permissions)}}}")
+    return (
+        f"    {{user: {json.dumps(NATS_USER)}, password: {json.dumps(password)}, "
+        f"permissions: {json.dumps(permissions)}}}"
+    )

@@ -49,5 +49,15 @@ def rotate_all(logs: Path, max_bytes: int = MAX_BYTES, keep: int = KEEP) -> list
 def banner(name: str, message: str) -> bytes:
     """The supervisor's own line in a child's log, in the services' JSON-lines shape."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    return (json.dumps({"timestamp": f"{stamp}+00:00", "level": "INFO", "service": name,
-                        "logger": "modelhub.supervisor", "message": message}) + "\n").encode()
+    return (
+        json.dumps(
+            {
+                "timestamp": f"{stamp}+00:00",
+                "level": "INFO",
+                "service": name,
+                "logger": "modelhub.supervisor",
+                "message": message,
+            }
+        )
+        + "\n"
+    ).encode()

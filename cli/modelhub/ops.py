@@ -37,5 +37,9 @@ def service_info(name: str, http_port: int) -> dict:
     base = f"http://127.0.0.1:{http_port}"
     if is_gateway(name):
         return {"metrics_url": f"{base}/metrics", "ready_url": f"{base}/api/v1/health"}
-    return {"http_port": http_port, "metrics_url": f"{base}/metrics",
-            "live_url": f"{base}/health/live", "ready_url": f"{base}/health/ready"}
+    return {
+        "http_port": http_port,
+        "metrics_url": f"{base}/metrics",
+        "live_url": f"{base}/health/live",
+        "ready_url": f"{base}/health/ready",
+    }

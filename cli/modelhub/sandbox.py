@@ -38,8 +38,12 @@ def unshare_argv() -> list[str]:
 def probe() -> str | None:
     """None when a sealed node can start here, else why not (the kernel's or unshare's words)."""
     try:
-        out = subprocess.run([*unshare_argv(), sys.executable, "-m", "modelhub.sandbox", "--probe"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [*unshare_argv(), sys.executable, "-m", "modelhub.sandbox", "--probe"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run unshare: {exc}"
     if out.returncode != 0:
@@ -96,8 +100,11 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"refusing to start unsealed: {exc}", file=sys.stderr)
         return 1
-    print(f"sealed: pid namespace, fresh /proc, tmpfs over {', '.join(hidden) or 'nothing'}; "
-          f"starting {command[0]}", file=sys.stderr, flush=True)
+    print(
+        f"sealed: pid namespace, fresh /proc, tmpfs over {', '.join(hidden) or 'nothing'}; starting {command[0]}",
+        file=sys.stderr,
+        flush=True,
+    )
     os.execvpe(command[0], command, clean_env(dict(os.environ)))
 
 

@@ -78,7 +78,6 @@ SERVICES: list[tuple[str, list[str]]] = [
 ]
 
 
-
 def services_table(workers: int = 1, gateway_count: int = 1) -> list[tuple[str, list[str]]]:
     """SERVICES with `workers` inference-worker processes: `inference-worker`, then
     `inference-worker-2` ... They share the task consumer (each task goes to one of them, a dead
@@ -93,18 +92,36 @@ def services_table(workers: int = 1, gateway_count: int = 1) -> list[tuple[str, 
 
 
 # Ray ports we pin (besides the GCS port) so two stacks never collide.
-RAY_PORT_NAMES = ("gcs", "node_manager", "object_manager", "client_server", "dashboard",
-                  "dashboard_agent_listen", "dashboard_agent_grpc", "metrics_export",
-                  "runtime_env_agent", "autoscaler_metrics", "dashboard_metrics", "serve_http")
+RAY_PORT_NAMES = (
+    "gcs",
+    "node_manager",
+    "object_manager",
+    "client_server",
+    "dashboard",
+    "dashboard_agent_listen",
+    "dashboard_agent_grpc",
+    "metrics_export",
+    "runtime_env_agent",
+    "autoscaler_metrics",
+    "dashboard_metrics",
+    "serve_http",
+)
 RAY_WORKER_PORTS = 200
-REPLICA_NODE_PORT_NAMES = ("node_manager", "object_manager", "dashboard_agent_listen",
-                           "dashboard_agent_grpc", "metrics_export", "runtime_env_agent")
+REPLICA_NODE_PORT_NAMES = (
+    "node_manager",
+    "object_manager",
+    "dashboard_agent_listen",
+    "dashboard_agent_grpc",
+    "metrics_export",
+    "runtime_env_agent",
+)
 REPLICA_NODE_WORKER_PORTS = 100
 DEFAULT_REPLICA_NODES = 1
 PORT_RANGE = (20000, 32000)  # below the usual ephemeral range (32768+)
 
 
 # ---------------------------------------------------------------------------- paths, ports
+
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return CliSettings().data_path(data_dir)
@@ -171,9 +188,13 @@ def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replic
         ports["ray"] = {name: reuse_or_pick(old_ray.get(name)) for name in RAY_PORT_NAMES}
         lo = old_ray.get("min_worker")
         hi = old_ray.get("max_worker")
-        if (isinstance(lo, int) and isinstance(hi, int) and hi - lo + 1 == RAY_WORKER_PORTS
-                and not taken.intersection(range(lo, hi + 1))
-                and all(port_free(p) for p in range(lo, hi + 1))):
+        if (
+            isinstance(lo, int)
+            and isinstance(hi, int)
+            and hi - lo + 1 == RAY_WORKER_PORTS
+            and not taken.intersection(range(lo, hi + 1))
+            and all(port_free(p) for p in range(lo, hi + 1))
+        ):
             taken.update(range(lo, hi + 1))
         else:
             lo = _pick_range(RAY_WORKER_PORTS, taken)
@@ -220,8 +241,6 @@ def _secret_file(path: Path) -> Path:
     return path
 
 
-
-
 def write_secret_json(path: Path, obj: dict) -> None:
     """Write `path` (mode 0600 from the start, replaced atomically)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -242,8 +261,10 @@ def write_nats_config(data_dir: Path, password: str, integration_password: str |
         users.append(integration.nats_user_entry(integration_password))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("# written by `modelhub up` from nats-password and nats-integration-password; edits are overwritten\n"
-                "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n")
+        f.write(
+            "# written by `modelhub up` from nats-password and nats-integration-password; edits are overwritten\n"
+            "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n"
+        )
     os.replace(tmp, path)
     return path
 
@@ -266,9 +287,11 @@ def ensure_mongo_user(data_dir: Path, port: int, password: str) -> None:
         with MongoClient(url, username=HUB_USER, password=password, authSource="admin") as client:
             client.admin.command("listDatabases", nameOnly=True)
     except PyMongoError as exc:
-        raise StackError(f"mongod in {data_dir / 'mongo'} does not accept the credentials in "
-                         f"{data_dir / 'mongo-password'} ({exc}); a database made with other "
-                         "credentials needs its own password file back") from None
+        raise StackError(
+            f"mongod in {data_dir / 'mongo'} does not accept the credentials in "
+            f"{data_dir / 'mongo-password'} ({exc}); a database made with other "
+            "credentials needs its own password file back"
+        ) from None
 
 
 def ray_temp_dir(data_dir: Path) -> str:
@@ -311,21 +334,42 @@ def find_ray() -> str:
 
 # What a Ray node takes from `up`'s environment besides Ray's own settings: what building a custom
 # env (pip/conda behind a proxy or a private index) and GPUs need. Nothing of the hub's.
-NODE_ENV_PASS = ("PIP_", "UV_", "CONDA_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-                 "https_proxy", "no_proxy", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CUDA_", "NVIDIA_",
-                 "LD_LIBRARY_PATH", "TZ")
+NODE_ENV_PASS = (
+    "PIP_",
+    "UV_",
+    "CONDA_",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_",
+    "REQUESTS_CA_BUNDLE",
+    "CUDA_",
+    "NVIDIA_",
+    "LD_LIBRARY_PATH",
+    "TZ",
+)
 
 
 def ray_node_env(ray_env: dict) -> dict:
     """A clean environment for a Ray node: nothing of the hub's (no MODELHUB_*), only what Ray needs;
     the auth token itself, as its file lies under DIR, which a sealed node cannot see."""
-    env = {k: v for k, v in ray_env.items()
-           if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_", *NODE_ENV_PASS))
-           and not k.startswith("MODELHUB_")}
+    env = {
+        k: v
+        for k, v in ray_env.items()
+        if k.startswith(("RAY_", "AUTOSCALER_", "DASHBOARD_", *NODE_ENV_PASS)) and not k.startswith("MODELHUB_")
+    }
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     env["RAY_AUTH_TOKEN"] = Path(ray_env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
-    env.update({"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-                "HOME": ray_env.get("HOME", "/"), "LANG": "C.UTF-8"})
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": ray_env.get("HOME", "/"),
+            "LANG": "C.UTF-8",
+        }
+    )
     return env
 
 
@@ -334,8 +378,14 @@ def nats_server(data_dir: Path, port: int) -> NatsServer:
     (data_dir / "nats").mkdir(exist_ok=True)
     password = _secret_file(data_dir / "nats-password").read_text().strip()
     integration_password = _secret_file(data_dir / "nats-integration-password").read_text().strip()
-    return NatsServer(find_nats_server(), port, data_dir / "nats",
-                      write_nats_config(data_dir, password, integration_password), password, integration_password)
+    return NatsServer(
+        find_nats_server(),
+        port,
+        data_dir / "nats",
+        write_nats_config(data_dir, password, integration_password),
+        password,
+        integration_password,
+    )
 
 
 def mongo_server(data_dir: Path, port: int) -> MongoServer:
@@ -363,28 +413,40 @@ def ray_auth(data_dir: Path) -> dict[str, str]:
 def ray_env(base_env: dict[str, str], ports: dict, auth: dict[str, str]) -> dict[str, str]:
     """The embedded Ray's settings on top of `up`'s environment (ray_node_env then cleans it)."""
     env = {k: v for k, v in base_env.items() if k not in ("RAY_AUTH_TOKEN", "RAY_ADDRESS")}
-    env.update({
-        # Linux otherwise replaces 127.0.0.1 with the machine's routable IP, and binds there
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        # fixed defaults (44217/44227) would clash between two stacks
-        "AUTOSCALER_METRIC_PORT": str(ports["autoscaler_metrics"]),
-        "DASHBOARD_METRIC_PORT": str(ports["dashboard_metrics"]),
-        # SIGTERM drains for up to 30 s by default while actors are alive
-        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "5",
-        "RAY_USAGE_STATS_ENABLED": "0",
-        **auth,
-    })
+    env.update(
+        {
+            # Linux otherwise replaces 127.0.0.1 with the machine's routable IP, and binds there
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+            # fixed defaults (44217/44227) would clash between two stacks
+            "AUTOSCALER_METRIC_PORT": str(ports["autoscaler_metrics"]),
+            "DASHBOARD_METRIC_PORT": str(ports["dashboard_metrics"]),
+            # SIGTERM drains for up to 30 s by default while actors are alive
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "5",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **auth,
+        }
+    )
     return env
 
 
-def service_processes(services: list[tuple[str, list[str]]], ports: dict, port: int,
-                      data_dir: Path) -> list[ServiceProcess]:
+def service_processes(
+    services: list[tuple[str, list[str]]], ports: dict, port: int, data_dir: Path
+) -> list[ServiceProcess]:
     http = ops.http_ports([name for name, _ in services], ports, port, _pick_port)
     return [ServiceProcess(name, list(argv), http[name], data_dir) for name, argv in services]
 
 
-def stack_record(data_dir: Path, port: int, token_path: Path | None, ports: dict, nats_url: str, mongo_url: str,
-                 ray_address: str, external: dict[str, bool], seal_error: str | None) -> dict:
+def stack_record(
+    data_dir: Path,
+    port: int,
+    token_path: Path | None,
+    ports: dict,
+    nats_url: str,
+    mongo_url: str,
+    ray_address: str,
+    external: dict[str, bool],
+    seal_error: str | None,
+) -> dict:
     """stack.json: where everything is, without credentials."""
     return {
         "data_dir": str(data_dir),
@@ -403,15 +465,24 @@ def stack_record(data_dir: Path, port: int, token_path: Path | None, ports: dict
     }
 
 
-def build_plan(data_dir: Path, port: int, services: list[tuple[str, list[str]]] | None = None,
-               replica_nodes: int = DEFAULT_REPLICA_NODES,
-               probe: Callable[[], str | None] = sandbox.probe) -> StackPlan:
+def build_plan(
+    data_dir: Path,
+    port: int,
+    services: list[tuple[str, list[str]]] | None = None,
+    replica_nodes: int = DEFAULT_REPLICA_NODES,
+    probe: Callable[[], str | None] = sandbox.probe,
+) -> StackPlan:
     """Everything `up` will start (modelhub.plan): the embedded servers that no MODELHUB_NATS_URL /
     MODELHUB_MONGO_URL / RAY_ADDRESS replaces, then the services with the credential-bearing URLs."""
     settings = CliSettings()
     external = {"nats": bool(settings.nats_url), "mongo": bool(settings.mongo_url), "ray": bool(settings.ray_address)}
-    ports = allocate_ports(data_dir, nats=not external["nats"], mongo=not external["mongo"],
-                           ray=not external["ray"], replica_nodes=replica_nodes)
+    ports = allocate_ports(
+        data_dir,
+        nats=not external["nats"],
+        mongo=not external["mongo"],
+        ray=not external["ray"],
+        replica_nodes=replica_nodes,
+    )
     seal_error = None if external["ray"] else probe()
     token, token_path = admin_token(data_dir)
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -427,8 +498,9 @@ def build_plan(data_dir: Path, port: int, services: list[tuple[str, list[str]]] 
     if nats:
         servers.append(nats.child(base_env))
     if mongo:
-        servers.append(mongo.child(base_env,
-                                   after_ready=lambda m=mongo: ensure_mongo_user(data_dir, m.port, m.password)))
+        servers.append(
+            mongo.child(base_env, after_ready=lambda m=mongo: ensure_mongo_user(data_dir, m.port, m.password))
+        )
     svc_env = dict(base_env)
     if settings.ray_address:
         ray_address = settings.ray_address
@@ -437,25 +509,36 @@ def build_plan(data_dir: Path, port: int, services: list[tuple[str, list[str]]] 
         auth = ray_auth(data_dir)
         node_env = ray_node_env(ray_env(base_env, ports["ray"], auth))
         servers.append(head.child(node_env))
-        servers += [ReplicaNode(i, node_ports, head).child(node_env)
-                    for i, node_ports in enumerate(ports["replica_nodes"])]
+        servers += [
+            ReplicaNode(i, node_ports, head).child(node_env) for i, node_ports in enumerate(ports["replica_nodes"])
+        ]
         ray_address = head.address
         # the deployer reaches Serve through the dashboard's REST API (with the Ray token), the
         # inference worker the replicas through Serve's HTTP proxy, bound to 127.0.0.1 on the head
-        svc_env.update({**auth, "MODELHUB_RAY_DASHBOARD_URL": head.dashboard_url,
-                        "MODELHUB_SERVE_URL": head.serve_url})
-    svc_env.update({
-        "MODELHUB_NATS_URL": creds["nats_url"],
-        "MODELHUB_MONGO_URL": creds["mongo_url"],
-        "RAY_ADDRESS": ray_address,
-        "MODELHUB_DATA_DIR": str(data_dir),
-        "MODELHUB_GATEWAY_PORT": str(port),
-        "MODELHUB_ADMIN_TOKEN": token,
-        "PYTHONUNBUFFERED": "1",
-    })
+        svc_env.update({**auth, "MODELHUB_RAY_DASHBOARD_URL": head.dashboard_url, "MODELHUB_SERVE_URL": head.serve_url})
+    svc_env.update(
+        {
+            "MODELHUB_NATS_URL": creds["nats_url"],
+            "MODELHUB_MONGO_URL": creds["mongo_url"],
+            "RAY_ADDRESS": ray_address,
+            "MODELHUB_DATA_DIR": str(data_dir),
+            "MODELHUB_GATEWAY_PORT": str(port),
+            "MODELHUB_ADMIN_TOKEN": token,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     processes = service_processes(SERVICES if services is None else services, ports, port, data_dir)
-    stack = stack_record(data_dir, port, token_path, ports, nats.url if nats else creds["nats_url"],
-                         mongo.url if mongo else creds["mongo_url"], ray_address, external, seal_error)
+    stack = stack_record(
+        data_dir,
+        port,
+        token_path,
+        ports,
+        nats.url if nats else creds["nats_url"],
+        mongo.url if mongo else creds["mongo_url"],
+        ray_address,
+        external,
+        seal_error,
+    )
     return StackPlan(servers, [p.child(svc_env) for p in processes], stack, token, token_path)
 
 
@@ -467,14 +550,20 @@ def stack_info(data_dir=None) -> dict:
     token_path = rec.get("token_path")
     if token_path is None and not rec and (d / "admin-token").exists():
         token_path = str(d / "admin-token")
-    return {"data_dir": str(d), "gateway_url": url, "token_path": token_path,
-            "running": read_supervisor_pid(d) is not None}
+    return {
+        "data_dir": str(d),
+        "gateway_url": url,
+        "token_path": token_path,
+        "running": read_supervisor_pid(d) is not None,
+    }
 
 
 # ---------------------------------------------------------------------------- health
 
+
 def health(url: str, timeout: float = 2.0) -> tuple[bool, dict | None]:
     import httpx
+
     try:
         r = httpx.get(f"{url}/api/v1/health", timeout=timeout)
     except httpx.HTTPError:
@@ -502,34 +591,41 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def seal_warning(seal_error: str | None) -> str:
-    return ("WARNING: the Ray head and replica nodes run UNSEALED: the kernel refused a mount/PID "
-            f"namespace ({seal_error}); model code can read the hub's data dir and processes")
+    return (
+        "WARNING: the Ray head and replica nodes run UNSEALED: the kernel refused a mount/PID "
+        f"namespace ({seal_error}); model code can read the hub's data dir and processes"
+    )
 
 
 def _ready_message(stack: dict, token_path) -> str:
     where = token_path if token_path else "the MODELHUB_ADMIN_TOKEN environment variable"
-    msg = (f"modelhub is up: {stack['gateway_url']}\n"
-           f"admin token: {where}\n"
-           f"data dir: {stack['data_dir']}  (stop with: modelhub down --data-dir {stack['data_dir']})")
+    msg = (
+        f"modelhub is up: {stack['gateway_url']}\n"
+        f"admin token: {where}\n"
+        f"data dir: {stack['data_dir']}  (stop with: modelhub down --data-dir {stack['data_dir']})"
+    )
     nodes = stack.get("replica_nodes", 0)
     if stack.get("sealed") is False:
         msg += "\n" + seal_warning(stack.get("seal_error"))
     elif nodes:
         msg += f"\nreplica nodes: {nodes}, sealed (own mount and PID namespaces)"
     elif not stack.get("external", {}).get("ray"):
-        msg += ("\nreplica nodes: none; replicas wait for a Ray node with the "
-                f"{REPLICA_RESOURCE} resource")
+        msg += f"\nreplica nodes: none; replicas wait for a Ray node with the {REPLICA_RESOURCE} resource"
     return msg
 
 
 # ---------------------------------------------------------------------------- supervisor entry
 
-def prepare(data_dir: Path, port: int, services=None,
-            replica_nodes: int = DEFAULT_REPLICA_NODES) -> tuple[Supervisor, StackPlan]:
+
+def prepare(
+    data_dir: Path, port: int, services=None, replica_nodes: int = DEFAULT_REPLICA_NODES
+) -> tuple[Supervisor, StackPlan]:
     if read_supervisor_pid(data_dir) is not None:
-        raise StackError(f"a modelhub supervisor is already running for {data_dir} (pid "
-                         f"{read_supervisor_pid(data_dir)}); run `modelhub down --data-dir "
-                         f"{data_dir}` first")
+        raise StackError(
+            f"a modelhub supervisor is already running for {data_dir} (pid "
+            f"{read_supervisor_pid(data_dir)}); run `modelhub down --data-dir "
+            f"{data_dir}` first"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     plan = build_plan(data_dir, port, services, replica_nodes)
     stack = plan.stack
@@ -538,13 +634,17 @@ def prepare(data_dir: Path, port: int, services=None,
     for name in ("nats", "mongo", "ray"):
         if stack["external"][name]:
             key = "address" if name == "ray" else "url"
-            base_state[name] = {"pid": None, "state": "external",
-                                key: stack["ray_address" if name == "ray" else f"{name}_url"]}
+            base_state[name] = {
+                "pid": None,
+                "state": "external",
+                key: stack["ray_address" if name == "ray" else f"{name}_url"],
+            }
     return sup, plan
 
 
-def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = True,
-                   replica_nodes: int = DEFAULT_REPLICA_NODES) -> int:
+def run_supervisor(
+    data_dir: Path, port: int, services=None, announce: bool = True, replica_nodes: int = DEFAULT_REPLICA_NODES
+) -> int:
     """Run the supervisor in this process until SIGTERM/SIGINT; returns an exit code."""
     data_dir = resolve_data_dir(data_dir)
     try:
@@ -583,16 +683,24 @@ def run_supervisor(data_dir: Path, port: int, services=None, announce: bool = Tr
         listener.close()
 
 
-def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAULT_REPLICA_NODES,
-                 workers: int = 1, gateway_count: int = 1) -> int:
+def _up_detached(
+    d: Path,
+    port: int,
+    timeout: float,
+    replica_nodes: int = DEFAULT_REPLICA_NODES,
+    workers: int = 1,
+    gateway_count: int = 1,
+) -> int:
     pid = read_supervisor_pid(d)
     if pid is not None:
-        click.echo(f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
-                   f"run `modelhub down --data-dir {d}` first", err=True)
+        click.echo(
+            f"error: a modelhub supervisor is already running for {d} (pid {pid}); "
+            f"run `modelhub down --data-dir {d}` first",
+            err=True,
+        )
         return 1
     if not port_free(port):
-        click.echo(f"error: port {port} on 127.0.0.1 is already in use; pick another with --port",
-                   err=True)
+        click.echo(f"error: port {port} on 127.0.0.1 is already in use; pick another with --port", err=True)
         return 1
     d.mkdir(parents=True, exist_ok=True)
     logs = d / "logs"
@@ -601,11 +709,29 @@ def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAUL
     with open(sup_log, "ab", buffering=0) as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} modelhub up --detach\n".encode())
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modelhub.stack", "supervise", "--data-dir", str(d),
-             "--port", str(port), "--replica-nodes", str(replica_nodes), "--workers", str(workers),
-             "--gateways", str(gateway_count), "--quiet"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True)
+            [
+                sys.executable,
+                "-m",
+                "modelhub.stack",
+                "supervise",
+                "--data-dir",
+                str(d),
+                "--port",
+                str(port),
+                "--replica-nodes",
+                str(replica_nodes),
+                "--workers",
+                str(workers),
+                "--gateways",
+                str(gateway_count),
+                "--quiet",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     start = time.monotonic()
@@ -614,8 +740,10 @@ def _up_detached(d: Path, port: int, timeout: float, replica_nodes: int = DEFAUL
     while True:
         if proc.poll() is not None:
             _clear(tty)
-            click.echo(f"error: the supervisor exited with code {proc.returncode}; "
-                       f"last lines of {sup_log}:\n{_tail(sup_log)}", err=True)
+            click.echo(
+                f"error: the supervisor exited with code {proc.returncode}; last lines of {sup_log}:\n{_tail(sup_log)}",
+                err=True,
+            )
             return 1
         ok, body = health(url)
         if ok:
@@ -660,8 +788,11 @@ def _waiting_for(d: Path, body) -> str:
         if missing:
             return "waiting for " + ", ".join(missing)
     state = _read_state(d)
-    up_ = [n for n in ("nats", "mongo", "ray")
-           if isinstance(state.get(n), dict) and state[n].get("state") in ("running", "external")]
+    up_ = [
+        n
+        for n in ("nats", "mongo", "ray")
+        if isinstance(state.get(n), dict) and state[n].get("state") in ("running", "external")
+    ]
     if state.get("services", {}).get("gateway", {}).get("pid"):
         return "waiting for the gateway"
     return "starting servers" + (f" ({', '.join(up_)} up)" if up_ else "")
@@ -674,9 +805,13 @@ def _failing_logs(d: Path, body) -> list[Path]:
         names = [k for k, v in body["services"].items() if v is not True]
     if not names:
         state = _read_state(d)
-        names = [n for n in ("nats", "mongo", "ray")
-                 if isinstance(state.get(n), dict) and state[n].get("state") != "running"
-                 and state[n].get("state") != "external"]
+        names = [
+            n
+            for n in ("nats", "mongo", "ray")
+            if isinstance(state.get(n), dict)
+            and state[n].get("state") != "running"
+            and state[n].get("state") != "external"
+        ]
         names += [n for n, s in state.get("replica_nodes", {}).items() if s.get("state") != "running"]
         names += [n for n, s in state.get("services", {}).items() if s.get("state") != "running"]
         if not names:
@@ -689,13 +824,19 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
     """Stop everything started for d; returns descriptions of what was stopped."""
     stopped: list[str] = []
     state = _read_state(d)
-    running_before = [n for n in ("nats", "mongo", "ray")
-                      if isinstance(state.get(n), dict) and state[n].get("state") == "running"
-                      and pid_alive(state[n].get("pid"))]
-    running_before += [n for n, s in state.get("replica_nodes", {}).items()
-                       if s.get("state") == "running" and pid_alive(s.get("pid"))]
-    running_before += [n for n, s in state.get("services", {}).items()
-                       if s.get("state") in ("running", "restarting") and pid_alive(s.get("pid"))]
+    running_before = [
+        n
+        for n in ("nats", "mongo", "ray")
+        if isinstance(state.get(n), dict) and state[n].get("state") == "running" and pid_alive(state[n].get("pid"))
+    ]
+    running_before += [
+        n for n, s in state.get("replica_nodes", {}).items() if s.get("state") == "running" and pid_alive(s.get("pid"))
+    ]
+    running_before += [
+        n
+        for n, s in state.get("services", {}).items()
+        if s.get("state") in ("running", "restarting") and pid_alive(s.get("pid"))
+    ]
     sup = read_supervisor_pid(d)
     if sup is not None:
         with contextlib.suppress(ProcessLookupError):
@@ -703,8 +844,7 @@ def _stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
         if not quiet:
             click.echo(f"stopping the supervisor (pid {sup}) and what it started ...")
         if wait_gone([sup], wait):
-            click.echo(f"warning: the supervisor (pid {sup}) did not exit within {wait:.0f} s; "
-                       "killing it", err=True)
+            click.echo(f"warning: the supervisor (pid {sup}) did not exit within {wait:.0f} s; killing it", err=True)
             kill_pids([sup], signal.SIGKILL)
             wait_gone([sup], 5)
         stopped.append(f"supervisor (pid {sup})")
@@ -792,12 +932,11 @@ def live_status(d: Path) -> dict:
 
 def all_running(st: dict) -> bool:
     parts = [st["nats"], st["mongo"], st["ray"], *st["replica_nodes"].values(), *st["services"].values()]
-    return st["supervisor"]["state"] == "running" and all(
-        p.get("state") in ("running", "external") for p in parts)
-
+    return st["supervisor"]["state"] == "running" and all(p.get("state") in ("running", "external") for p in parts)
 
 
 # ---------------------------------------------------------------------------- `python -m modelhub.stack`
+
 
 @click.group()
 def _internal():
@@ -812,9 +951,15 @@ def _internal():
 @click.option("--workers", type=click.IntRange(1, 32), default=1)
 @click.option("--gateways", "gateway_count", type=click.IntRange(1, 32), default=1)
 def _supervise(data_dir, port, quiet, replica_nodes, workers, gateway_count):
-    sys.exit(run_supervisor(resolve_data_dir(data_dir), port, services_table(workers, gateway_count),
-                            announce=not quiet,
-                            replica_nodes=replica_nodes))
+    sys.exit(
+        run_supervisor(
+            resolve_data_dir(data_dir),
+            port,
+            services_table(workers, gateway_count),
+            announce=not quiet,
+            replica_nodes=replica_nodes,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ inherit the environment -- can be found again (and only that) when stopping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,12 +16,11 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from modelhub import logfiles
-import contextlib
 
 MARKER_ENV = "MODELHUB_SUPERVISOR_DIR"
 
@@ -36,6 +36,7 @@ class StackError(RuntimeError):
 
 # ---------------------------------------------------------------------------- /proc helpers
 
+
 def pid_alive(pid: int | None) -> bool:
     if not pid or pid <= 0:
         return False
@@ -49,7 +50,7 @@ def pid_alive(pid: int | None) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        return stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] != b"Z"
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
     except OSError:
         return False
 
@@ -78,9 +79,9 @@ def cmdline_matches(pid: int, argv: list[str]) -> bool:
     if actual == argv:
         return True
     rest = argv[1:]
-    if rest and actual[-len(rest):] != rest:
+    if rest and actual[-len(rest) :] != rest:
         return False
-    head = actual[:len(actual) - len(rest)]
+    head = actual[: len(actual) - len(rest)]
     base = os.path.basename(argv[0])
     return any(h == argv[0] or os.path.basename(h) == base for h in head)
 
@@ -89,7 +90,7 @@ def _proc_session(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
-        fields = stat[stat.rindex(b")") + 2:].split()
+        fields = stat[stat.rindex(b")") + 2 :].split()
         return int(fields[3])  # state ppid pgrp session
     except (OSError, ValueError, IndexError):
         return None
@@ -162,6 +163,7 @@ def write_json_atomic(path: Path, obj: dict) -> None:
 
 # ---------------------------------------------------------------------------- children
 
+
 @dataclass
 class ChildSpec:
     """One supervised process: a plain data record (argv and env fully spelled out)."""
@@ -204,9 +206,15 @@ class Child:
         with open(self.log_path, "ab", buffering=0) as log:
             log.write(logfiles.banner(self.spec.name, f"starting {self.spec.name}: {' '.join(self.spec.argv)}"))
             self.proc = subprocess.Popen(
-                self.spec.argv, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                pass_fds=self.spec.pass_fds)
+                self.spec.argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=self.spec.pass_fds,
+            )
         self.started_at = time.monotonic()
         self.state = "running"
         self.restart_at = None
@@ -233,10 +241,18 @@ class Child:
 
 # ---------------------------------------------------------------------------- supervisor
 
+
 class Supervisor:
-    def __init__(self, data_dir: Path, servers: list[ChildSpec], services: list[ChildSpec],
-                 base_state: dict, on_ready: Callable[["Supervisor"], None] | None = None,
-                 ready_check: Callable[[], bool] | None = None, echo: Callable[[str], None] = print):
+    def __init__(
+        self,
+        data_dir: Path,
+        servers: list[ChildSpec],
+        services: list[ChildSpec],
+        base_state: dict,
+        on_ready: Callable[[Supervisor], None] | None = None,
+        ready_check: Callable[[], bool] | None = None,
+        echo: Callable[[str], None] = print,
+    ):
         self.data_dir = data_dir
         self.logs = data_dir / "logs"
         self.servers = [Child(s, self.logs / f"{s.name}.log") for s in servers]
@@ -253,20 +269,31 @@ class Supervisor:
     # -- state file
     def state(self) -> dict:
         st = dict(self.base_state)
-        st["supervisor"] = {"pid": os.getpid(),
-                            "state": "running" if self._lock_fd is not None else "stopped"}
+        st["supervisor"] = {"pid": os.getpid(), "state": "running" if self._lock_fd is not None else "stopped"}
         for c in self.servers:
-            entry = {"pid": c.pid, "state": c.state, "restarts": c.restarts, "argv": c.spec.argv,
-                     "log": str(c.log_path)}
+            entry = {
+                "pid": c.pid,
+                "state": c.state,
+                "restarts": c.restarts,
+                "argv": c.spec.argv,
+                "log": str(c.log_path),
+            }
             entry.update(c.spec.info)
             if c.spec.kind == "replica-node":
                 st.setdefault("replica_nodes", {})[c.spec.name] = entry
             else:
                 st[c.spec.name] = entry
         st["services"] = {
-            c.spec.name: {"pid": c.pid, "state": c.state, "restarts": c.restarts,
-                          "argv": c.spec.argv, "log": str(c.log_path), **c.spec.info}
-            for c in self.services}
+            c.spec.name: {
+                "pid": c.pid,
+                "state": c.state,
+                "restarts": c.restarts,
+                "argv": c.spec.argv,
+                "log": str(c.log_path),
+                **c.spec.info,
+            }
+            for c in self.services
+        }
         st["updated_at"] = time.time()
         return st
 
@@ -276,6 +303,7 @@ class Supervisor:
     # -- single-instance lock
     def acquire(self) -> None:
         import fcntl
+
         self.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -285,8 +313,10 @@ class Supervisor:
             pid = read_supervisor_pid(self.data_dir)
             raise StackError(
                 f"a modelhub supervisor is already running for {self.data_dir}"
-                + (f" (pid {pid})" if pid else "") + "; run `modelhub down"
-                f" --data-dir {self.data_dir}` first") from None
+                + (f" (pid {pid})" if pid else "")
+                + "; run `modelhub down"
+                f" --data-dir {self.data_dir}` first"
+            ) from None
         self._lock_fd = fd
         (self.data_dir / "supervisor.pid").write_text(f"{os.getpid()}\n")
 
@@ -301,6 +331,7 @@ class Supervisor:
     def install_signal_handlers(self) -> None:
         def handler(signum, frame):
             self.stop_event.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, handler)
 
@@ -311,8 +342,7 @@ class Supervisor:
         deadline = time.monotonic() + spec.ready_timeout
         while True:
             if proc.poll() is not None:
-                raise StackError(f"{spec.name} exited with code {proc.returncode} while "
-                                 f"starting; see {child.log_path}")
+                raise StackError(f"{spec.name} exited with code {proc.returncode} while starting; see {child.log_path}")
             if all(port_open(p) for p in spec.ready_ports):
                 if spec.after_ready is not None:
                     spec.after_ready()
@@ -323,7 +353,8 @@ class Supervisor:
                 raise StackError(
                     f"{spec.name} did not accept connections on 127.0.0.1:"
                     f"{','.join(map(str, spec.ready_ports))} within {spec.ready_timeout:.0f} s;"
-                    f" see {child.log_path}")
+                    f" see {child.log_path}"
+                )
             time.sleep(0.2)
 
     def start_all(self) -> None:
@@ -345,8 +376,10 @@ class Supervisor:
                 lived = now - child.started_at
                 child.failures = 1 if lived >= STABLE_AFTER_S else child.failures + 1
                 delay = min(RESTART_BASE_DELAY_S * 2 ** (child.failures - 1), RESTART_MAX_DELAY_S)
-                self.echo(f"{child.spec.name} (pid {child.proc.pid}) exited with code {code}; "
-                          f"restarting in {delay:.1f} s (see {child.log_path})")
+                self.echo(
+                    f"{child.spec.name} (pid {child.proc.pid}) exited with code {code}; "
+                    f"restarting in {delay:.1f} s (see {child.log_path})"
+                )
                 sweep(self.data_dir, session=child.proc.pid, grace=1.0)
                 child.state = "restarting"
                 child.restart_at = now + delay
@@ -461,6 +494,7 @@ def read_supervisor_pid(data_dir: Path) -> int | None:
     # the supervisor holds an flock on supervisor.lock for its whole life: a free lock means
     # the recorded pid is stale (possibly recycled by an unrelated process)
     import fcntl
+
     try:
         fd = os.open(data_dir / "supervisor.lock", os.O_RDWR)
     except OSError:

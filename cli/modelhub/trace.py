@@ -41,7 +41,7 @@ def job_spans(spans: Iterable[dict[str, Any]], job_id: str) -> list[dict[str, An
 
 
 def _label(span: dict[str, Any]) -> str:
-    attrs = {k[len(SHOWN_PREFIX):]: v for k, v in (span.get("attributes") or {}).items() if k.startswith(SHOWN_PREFIX)}
+    attrs = {k[len(SHOWN_PREFIX) :]: v for k, v in (span.get("attributes") or {}).items() if k.startswith(SHOWN_PREFIX)}
     service = str(span.get("service", "?")).removeprefix("modelhub-")
     text = f"{span['name']} [{service}]"
     if span.get("status") == "ERROR":
@@ -51,8 +51,14 @@ def _label(span: dict[str, Any]) -> str:
     return text
 
 
-def _walk(lines: list[str], children: dict[str | None, list[dict[str, Any]]], start: int,
-          span: dict[str, Any], prefix: str, last: bool) -> None:
+def _walk(
+    lines: list[str],
+    children: dict[str | None, list[dict[str, Any]]],
+    start: int,
+    span: dict[str, Any],
+    prefix: str,
+    last: bool,
+) -> None:
     """Append `span` (offset from the trace's `start`) and, below it, its children."""
     offset, took = (span["start_ns"] - start) / 1e6, (span["end_ns"] - span["start_ns"]) / 1e6
     lines.append(f"{offset:>10.1f} ms {took:>9.1f} ms  {prefix}{'└─ ' if last else '├─ '}{_label(span)}")
@@ -75,8 +81,9 @@ def render_tree(spans: list[dict[str, Any]]) -> list[str]:
         start = min(s["start_ns"] for s in members)
         end = max(s["end_ns"] for s in members)
         services = sorted({str(s.get("service", "?")).removeprefix("modelhub-") for s in members})
-        lines.append(f"trace {trace_id}: {len(members)} spans, {(end - start) / 1e9:.3f} s, "
-                     f"services: {', '.join(services)}")
+        lines.append(
+            f"trace {trace_id}: {len(members)} spans, {(end - start) / 1e9:.3f} s, services: {', '.join(services)}"
+        )
         roots = children.get(None, [])
         for i, root in enumerate(roots):
             _walk(lines, children, start, root, "", i == len(roots) - 1)

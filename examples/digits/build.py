@@ -47,8 +47,9 @@ def shifted(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     out = [images]
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         moved = np.zeros_like(images)
-        moved[:, max(dy, 0):8 + min(dy, 0), max(dx, 0):8 + min(dx, 0)] = \
-            images[:, max(-dy, 0):8 + min(-dy, 0), max(-dx, 0):8 + min(-dx, 0)]
+        moved[:, max(dy, 0) : 8 + min(dy, 0), max(dx, 0) : 8 + min(dx, 0)] = images[
+            :, max(-dy, 0) : 8 + min(-dy, 0), max(-dx, 0) : 8 + min(-dx, 0)
+        ]
         out.append(moved)
     return np.concatenate(out), np.tile(labels, len(out))
 
@@ -59,8 +60,10 @@ def train(images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     clf.fit(x.reshape(len(x), -1) / 16.0, y)
     return {
         "x_scale": np.array(1.0 / 16.0),
-        "w1": clf.coefs_[0], "b1": clf.intercepts_[0],
-        "w2": clf.coefs_[1], "b2": clf.intercepts_[1],
+        "w1": clf.coefs_[0],
+        "b1": clf.intercepts_[0],
+        "w2": clf.coefs_[1],
+        "b2": clf.intercepts_[1],
         "classes": clf.classes_.astype(np.int64),
     }
 
@@ -113,7 +116,7 @@ def evaluate(package: Path, dataset: Path, truth: dict[str, str]) -> float:
         names = sorted(truth)
         preds = []
         for start in range(0, len(names), 64):
-            chunk = [str(dataset / n) for n in names[start:start + 64]]
+            chunk = [str(dataset / n) for n in names[start : start + 64]]
             preds += model.predict({"image_paths": chunk})["predictions"]
     assert len(preds) == len(names)
     return sum(p["label"] == truth[n] for n, p in zip(names, preds, strict=True)) / len(names)
@@ -132,11 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     weights = train(images[:N_TRAIN], labels[:N_TRAIN])
 
     package = out / "digits-classifier.zip"
-    package.write_bytes(zip_bytes({
-        "model.py": MODEL_PY.read_bytes(),
-        "weights.npz": npz_bytes(weights),
-        "manifest.json": json.dumps({"entrypoint": "model:Model"}, indent=2).encode() + b"\n",
-    }))
+    package.write_bytes(
+        zip_bytes(
+            {
+                "model.py": MODEL_PY.read_bytes(),
+                "weights.npz": npz_bytes(weights),
+                "manifest.json": json.dumps({"entrypoint": "model:Model"}, indent=2).encode() + b"\n",
+            }
+        )
+    )
     schema = out / "schema.json"
     schema.write_text(json.dumps(SCHEMA, indent=2) + "\n")
     dataset = out / "dataset"

@@ -34,20 +34,21 @@ class Refused(Exception):
 
 async def command(nc, subject: str, token: str, body: dict, timeout: float = 30) -> dict:
     """Send one command as the token's user; the reply's data, or Refused with the reply."""
-    msg = await nc.request(subject, json.dumps(body).encode(), timeout=timeout,
-                           headers={"Authorization": f"Bearer {token}"})
+    msg = await nc.request(
+        subject, json.dumps(body).encode(), timeout=timeout, headers={"Authorization": f"Bearer {token}"}
+    )
     reply = json.loads(msg.data)
     if reply["status"] >= 400:
         raise Refused(f"{subject}: {reply['status']} {reply['detail']}")
     return reply["data"]
 
 
-async def run(url: str, token: str, dataset: str, deployment: str, outputs: dict, files: list[str],
-              timeout: float) -> int:
+async def run(
+    url: str, token: str, dataset: str, deployment: str, outputs: dict, files: list[str], timeout: float
+) -> int:
     nc = await nats.connect(url, inbox_prefix=INBOX_PREFIX)
     try:
-        added = await command(nc, ADD_SAMPLES, token,
-                              {"dataset": dataset, "samples": [{"filepath": f} for f in files]})
+        added = await command(nc, ADD_SAMPLES, token, {"dataset": dataset, "samples": [{"filepath": f} for f in files]})
         print(f"added {added['added']} samples to {dataset}")
         job = await command(nc, SUBMIT_JOB, token, {"dataset": dataset, "deployment": deployment, "outputs": outputs})
         print(f"job {job['id']} submitted: {job['status']}, {job['total']} samples")
@@ -66,18 +67,27 @@ async def run(url: str, token: str, dataset: str, deployment: str, outputs: dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--data-dir", default=os.environ.get("MODELHUB_DATA_DIR", "~/.modelhub"),
-                        help="the stack's data dir, for DIR/credentials.json (or give --nats-url)")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("MODELHUB_DATA_DIR", "~/.modelhub"),
+        help="the stack's data dir, for DIR/credentials.json (or give --nats-url)",
+    )
     parser.add_argument("--nats-url", help="the integration user's NATS URL, password included")
-    parser.add_argument("--token", default=os.environ.get("MODELHUB_TOKEN"), help="the user's API token (better: MODELHUB_TOKEN, out of the process list; as an option write --token=TOKEN, since a token may begin with \"-\")")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("MODELHUB_TOKEN"),
+        help='the user\'s API token (better: MODELHUB_TOKEN, out of the process list; as an option write --token=TOKEN, since a token may begin with "-")',
+    )
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--deployment", required=True)
     parser.add_argument("--output", action="append", required=True, help="MODEL_OUTPUT=FIELD")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("files", nargs="+", help="absolute paths of the samples' files")
     args = parser.parse_args()
-    url = args.nats_url or json.loads((Path(args.data_dir).expanduser() / "credentials.json").read_text())[
-        "integration_nats_url"]
+    url = (
+        args.nats_url
+        or json.loads((Path(args.data_dir).expanduser() / "credentials.json").read_text())["integration_nats_url"]
+    )
     outputs = dict(o.split("=", 1) for o in args.output)
     return asyncio.run(run(url, args.token, args.dataset, args.deployment, outputs, args.files, args.timeout))
 

@@ -30,8 +30,7 @@ class Stack:
         self.data_dir, self.port = data_dir, port
         self.url = f"http://127.0.0.1:{port}/api/v1"
         self.token = (data_dir / "admin-token").read_text().strip()
-        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"},
-                                   timeout=60)
+        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
 
     def state(self) -> dict:
         return json.loads((self.data_dir / "state.json").read_text())
@@ -50,8 +49,12 @@ class Stack:
 
     def status(self) -> dict:
         """`modelhub status --json` for this stack."""
-        out = subprocess.run([*MODELHUB, "status", "--data-dir", str(self.data_dir), "--json"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [*MODELHUB, "status", "--data-dir", str(self.data_dir), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return json.loads(out.stdout)
 
     def user_client(self, token: str) -> httpx.Client:
@@ -68,10 +71,18 @@ class Stack:
 def stack(tmp_path_factory) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS", "MODELHUB_ADMIN_TOKEN")}
-    up = subprocess.run([*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port),
-                         "--timeout", "300"], env=env, capture_output=True, text=True, timeout=360)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS", "MODELHUB_ADMIN_TOKEN")
+    }
+    up = subprocess.run(
+        [*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
     try:
         assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
         instance = Stack(data_dir, port)
@@ -103,14 +114,16 @@ def make_zip(path: Path, files: dict[str, str | bytes]) -> Path:
     return path
 
 
-SCHEMA_TEXT_TO_CLASS = {"inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
-                        "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}}}
+SCHEMA_TEXT_TO_CLASS = {
+    "inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+    "outputs": {"type": "object", "properties": {"label": {"type": "classification"}}},
+}
 
 
 def slow_model(seconds_per_batch: float) -> str:
     """model.py of a text model that takes `seconds_per_batch` per predict call: jobs on it are
     still running when a test acts on them mid-run."""
-    return f'''
+    return f"""
 import time
 
 class Model:
@@ -120,27 +133,36 @@ class Model:
     def predict(self, batch):
         time.sleep({seconds_per_batch})
         return {{"label": [{{"label": t, "confidence": 0.5}} for t in batch["text"]]}}
-'''
+"""
 
 
-SCHEMA_LOCAL_TO_CLASS = {"inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
-                         "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}}}
+SCHEMA_LOCAL_TO_CLASS = {
+    "inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
+    "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}},
+}
 
 
 @pytest.fixture(scope="session")
 def digits(tmp_path_factory) -> Path:
     """The example package and dataset, built the way `make demo` builds them."""
     out = tmp_path_factory.mktemp("digits")
-    subprocess.run([sys.executable, str(ROOT / "examples/digits/build.py"), "--out", str(out)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples/digits/build.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return out
 
 
 def create_model(client: httpx.Client, name: str, package: Path, schema: dict) -> dict:
     assert client.post("/models", json={"name": name}).status_code == 201
     with package.open("rb") as fh:
-        response = client.post(f"/models/{name}/versions", files={"file": (package.name, fh, "application/zip")},
-                               data={"schema": json.dumps(schema)})
+        response = client.post(
+            f"/models/{name}/versions",
+            files={"file": (package.name, fh, "application/zip")},
+            data={"schema": json.dumps(schema)},
+        )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -170,8 +192,7 @@ def run_job(client: httpx.Client, dataset: str, deployment: str, outputs: dict, 
 
 def add_files(client: httpx.Client, dataset: str, paths: list[Path]) -> None:
     assert client.post("/datasets", json={"name": dataset}).status_code == 201
-    response = client.post(f"/datasets/{dataset}/samples",
-                           json={"samples": [{"filepath": str(p)} for p in paths]})
+    response = client.post(f"/datasets/{dataset}/samples", json={"samples": [{"filepath": str(p)} for p in paths]})
     assert response.status_code == 201, response.text
 
 
@@ -181,16 +202,25 @@ def all_samples(client: httpx.Client, dataset: str) -> list[dict]:
 
 # ---------------------------------------------------------------- stacks of their own, and chaos
 
+
 def _stack_env() -> dict:
-    return {k: v for k, v in os.environ.items()
-            if k not in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS", "MODELHUB_ADMIN_TOKEN")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS", "MODELHUB_ADMIN_TOKEN")
+    }
 
 
 def start_stack(data_dir: Path) -> Stack:
     """`modelhub up --detach` a separate embedded stack in `data_dir` (stop it with stop_stack)."""
     port = free_port()
-    up = subprocess.run([*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port),
-                         "--timeout", "300"], env=_stack_env(), capture_output=True, text=True, timeout=360)
+    up = subprocess.run(
+        [*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300"],
+        env=_stack_env(),
+        capture_output=True,
+        text=True,
+        timeout=360,
+    )
     assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
     return Stack(data_dir, port)
 
@@ -201,8 +231,13 @@ def stop_stack(data_dir: Path) -> None:
 
 def part_pid(data_dir: Path, part: str) -> int | None:
     """The pid `modelhub status --json` gives for a server ("nats", "mongo") or a service."""
-    out = subprocess.run([*MODELHUB, "status", "--data-dir", str(data_dir), "--json"], env=_stack_env(),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [*MODELHUB, "status", "--data-dir", str(data_dir), "--json"],
+        env=_stack_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     status = json.loads(out.stdout)
     entry = status.get(part) or status.get("services", {}).get(part) or {}
     return entry.get("pid") if entry.get("state") == "running" else None
@@ -220,6 +255,8 @@ def get_json(client: httpx.Client, path: str) -> dict | None:
 def add_text_samples(client: httpx.Client, dataset: str, texts: list[str], create: bool = True) -> None:
     if create:
         assert client.post("/datasets", json={"name": dataset}).status_code == 201
-    response = client.post(f"/datasets/{dataset}/samples", json={
-        "samples": [{"filepath": f"/data/{i}.txt", "fields": {"text": t}} for i, t in enumerate(texts)]})
+    response = client.post(
+        f"/datasets/{dataset}/samples",
+        json={"samples": [{"filepath": f"/data/{i}.txt", "fields": {"text": t}} for i, t in enumerate(texts)]},
+    )
     assert response.status_code == 201, response.text

@@ -6,22 +6,21 @@ A route added without a row here fails `test_matrix_covers_every_route`.
 import json
 
 import httpx
-from PIL import Image
 import pytest
-
 from conftest import SCHEMA_TEXT_TO_CLASS, create_model, deploy, make_zip, run_job, unique, wait_for
+from PIL import Image
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 ROLES = ("anonymous", "admin", "owner", "runner", "editor", "stranger")
-MODEL = '''
+MODEL = """
 class Model:
     def __init__(self, model_dir):
         pass
 
     def predict(self, batch):
         return {"label": [{"label": t, "confidence": 1.0} for t in batch["text"]]}
-'''
+"""
 SCHEMA = SCHEMA_TEXT_TO_CLASS
 
 
@@ -42,19 +41,27 @@ class World:
         self.package = make_zip(tmp_path / "m.zip", {"model.py": MODEL})
         self.model, self.deployment, self.dataset = unique("model"), unique("dep"), unique("ds")
         create_model(owner, self.model, self.package, SCHEMA)
-        shared = owner.put(f"/models/{self.model}/sharing", json={
-            "everyone": "none", "users": {self.names["runner"]: "run", self.names["editor"]: "edit"}})
+        shared = owner.put(
+            f"/models/{self.model}/sharing",
+            json={"everyone": "none", "users": {self.names["runner"]: "run", self.names["editor"]: "edit"}},
+        )
         assert shared.status_code == 200, shared.text
         assert deploy(owner, self.model, self.deployment)["status"] == "running"
         assert owner.post("/datasets", json={"name": self.dataset}).status_code == 201
-        assert owner.post(f"/datasets/{self.dataset}/samples",
-                          json={"samples": [{"filepath": "/x/a", "fields": {"text": "a"}}]}).status_code == 201
+        assert (
+            owner.post(
+                f"/datasets/{self.dataset}/samples", json={"samples": [{"filepath": "/x/a", "fields": {"text": "a"}}]}
+            ).status_code
+            == 201
+        )
         self.job = run_job(owner, self.dataset, self.deployment, {"label": "label"})["id"]
         # an image sample for the thumbnail route, added after the job so the job's counts stay as they are
         image = tmp_path / "pixel.png"
         Image.new("RGB", (4, 4)).save(image)
-        assert owner.post(f"/datasets/{self.dataset}/samples",
-                          json={"samples": [{"filepath": str(image)}]}).status_code == 201
+        assert (
+            owner.post(f"/datasets/{self.dataset}/samples", json={"samples": [{"filepath": str(image)}]}).status_code
+            == 201
+        )
         samples = owner.get(f"/datasets/{self.dataset}/samples").json()["items"]
         self.image_sample = next(s["id"] for s in samples if s["filepath"] == str(image))
 
@@ -70,8 +77,9 @@ class World:
 
     def upload(self, client: httpx.Client) -> httpx.Response:
         with self.package.open("rb") as fh:
-            return client.post(f"/models/{self.model}/versions", files={"file": ("m.zip", fh)},
-                               data={"schema": json.dumps(SCHEMA)})
+            return client.post(
+                f"/models/{self.model}/versions", files={"file": ("m.zip", fh)}, data={"schema": json.dumps(SCHEMA)}
+            )
 
 
 @pytest.fixture(scope="module")
@@ -95,63 +103,118 @@ MATRIX = [
     ("GET", "/asyncapi.json", _get("/asyncapi.json"), (200, 200, 200, 200, 200, 200)),
     ("GET", "/asyncapi", _get("/asyncapi"), (200, 200, 200, 200, 200, 200)),
     ("GET", "/users/me", _get("/users/me"), (401, 200, 200, 200, 200, 200)),
-    ("POST", "/users", _json("POST", "/users", lambda w, r: {"username": unique("u")}),
-     (401, 201, 403, 403, 403, 403)),
-    ("POST", "/models", _json("POST", "/models", lambda w, r: {"name": unique("m")}),
-     (401, 201, 201, 201, 201, 201)),
+    ("POST", "/users", _json("POST", "/users", lambda w, r: {"username": unique("u")}), (401, 201, 403, 403, 403, 403)),
+    ("POST", "/models", _json("POST", "/models", lambda w, r: {"name": unique("m")}), (401, 201, 201, 201, 201, 201)),
     ("GET", "/models", _get("/models"), (401, 200, 200, 200, 200, 200)),
     ("GET", "/models/{name}", _get("/models/{model}"), (401, 200, 200, 200, 200, 404)),
-    ("PATCH", "/models/{name}", _json("PATCH", "/models/{model}", {"description": "changed"}),
-     (401, 200, 200, 403, 200, 404)),
-    ("PUT", "/models/{name}/sharing", _json("PUT", "/models/{model}/sharing", lambda w, r: {
-        "everyone": "none", "users": {w.names["runner"]: "run", w.names["editor"]: "edit"}}),
-     (401, 200, 200, 403, 403, 404)),
+    (
+        "PATCH",
+        "/models/{name}",
+        _json("PATCH", "/models/{model}", {"description": "changed"}),
+        (401, 200, 200, 403, 200, 404),
+    ),
+    (
+        "PUT",
+        "/models/{name}/sharing",
+        _json(
+            "PUT",
+            "/models/{model}/sharing",
+            lambda w, r: {"everyone": "none", "users": {w.names["runner"]: "run", w.names["editor"]: "edit"}},
+        ),
+        (401, 200, 200, 403, 403, 404),
+    ),
     ("POST", "/models/{name}/versions", lambda w, c, r: w.upload(c), (401, 201, 201, 403, 201, 404)),
-    ("GET", "/models/{name}/versions/{version}", _get("/models/{model}/versions/1"),
-     (401, 200, 200, 200, 200, 404)),
-    ("GET", "/models/{name}/versions/{version}/archive", _get("/models/{model}/versions/1/archive"),
-     (401, 200, 200, 200, 200, 404)),
+    ("GET", "/models/{name}/versions/{version}", _get("/models/{model}/versions/1"), (401, 200, 200, 200, 200, 404)),
+    (
+        "GET",
+        "/models/{name}/versions/{version}/archive",
+        _get("/models/{model}/versions/1/archive"),
+        (401, 200, 200, 200, 200, 404),
+    ),
     # model_type 'training' is refused (422) only after the authorization decision: nothing deploys
-    ("POST", "/models/{name}/deployments", _json("POST", "/models/{model}/deployments",
-                                                 lambda w, r: {"name": unique("d"), "model_type": "training"}),
-     (401, 422, 422, 422, 422, 404)),
+    (
+        "POST",
+        "/models/{name}/deployments",
+        _json("POST", "/models/{model}/deployments", lambda w, r: {"name": unique("d"), "model_type": "training"}),
+        (401, 422, 422, 422, 422, 404),
+    ),
     # owner and admin pass the authorization but the model has a running deployment: 409
     ("DELETE", "/models/{name}", lambda w, c, r: c.delete(f"/models/{w.model}"), (401, 409, 409, 403, 403, 404)),
     ("GET", "/deployments", _get("/deployments"), (401, 200, 200, 200, 200, 200)),
     ("GET", "/deployments/{name}", _get("/deployments/{deployment}"), (401, 200, 200, 200, 200, 404)),
-    ("POST", "/deployments/{name}/predict", _json("POST", "/deployments/{deployment}/predict",
-                                                  {"inputs": {"text": ["hi"]}}), (401, 200, 200, 200, 200, 404)),
+    (
+        "POST",
+        "/deployments/{name}/predict",
+        _json("POST", "/deployments/{deployment}/predict", {"inputs": {"text": ["hi"]}}),
+        (401, 200, 200, 200, 200, 404),
+    ),
     # stopping is for its creator and the model's editors; the allowed case runs last, in its own test
     ("DELETE", "/deployments/{name}", None, (401, None, None, 403, None, 404)),
-    ("POST", "/datasets", _json("POST", "/datasets", lambda w, r: {"name": unique("ds")}),
-     (401, 201, 201, 201, 201, 201)),
+    (
+        "POST",
+        "/datasets",
+        _json("POST", "/datasets", lambda w, r: {"name": unique("ds")}),
+        (401, 201, 201, 201, 201, 201),
+    ),
     ("GET", "/datasets", _get("/datasets"), (401, 200, 200, 200, 200, 200)),
     ("GET", "/datasets/{name}", _get("/datasets/{dataset}"), (401, 200, 200, 404, 404, 404)),
     ("GET", "/datasets/{name}/samples", _get("/datasets/{dataset}/samples"), (401, 200, 200, 404, 404, 404)),
-    ("POST", "/datasets/{name}/samples", _json("POST", "/datasets/{dataset}/samples",
-                                               {"samples": [{"filepath": "/x/b", "fields": {"text": "b"}}]}),
-     (401, 201, 201, 404, 404, 404)),
+    (
+        "POST",
+        "/datasets/{name}/samples",
+        _json("POST", "/datasets/{dataset}/samples", {"samples": [{"filepath": "/x/b", "fields": {"text": "b"}}]}),
+        (401, 201, 201, 404, 404, 404),
+    ),
     ("GET", "/datasets/{name}/fields", _get("/datasets/{dataset}/fields"), (401, 200, 200, 404, 404, 404)),
     ("GET", "/datasets/{name}/export", _get("/datasets/{dataset}/export"), (401, 200, 200, 404, 404, 404)),
-    ("GET", "/datasets/{name}/samples/{sample_id}/thumbnail",
-     _get("/datasets/{dataset}/samples/{image_sample}/thumbnail"), (401, 200, 200, 404, 404, 404)),
+    (
+        "GET",
+        "/datasets/{name}/samples/{sample_id}/thumbnail",
+        _get("/datasets/{dataset}/samples/{image_sample}/thumbnail"),
+        (401, 200, 200, 404, 404, 404),
+    ),
     ("GET", "/datasets/{name}/jobs", _get("/datasets/{dataset}/jobs"), (401, 200, 200, 404, 404, 404)),
     # each call deletes a dataset of the owner's made for it
-    ("DELETE", "/datasets/{name}", lambda w, c, r: c.delete(f"/datasets/{w.fresh_dataset()}"),
-     (401, 204, 204, 404, 404, 404)),
-    ("DELETE", "/datasets/{name}/fields/{field}", lambda w, c, r: c.delete(f"/datasets/{w.dataset}/fields/nothing"),
-     (401, 200, 200, 404, 404, 404)),
-    ("POST", "/datasets/{name}/samples/delete", _json("POST", "/datasets/{dataset}/samples/delete", {"ids": ["none"]}),
-     (401, 200, 200, 404, 404, 404)),
+    (
+        "DELETE",
+        "/datasets/{name}",
+        lambda w, c, r: c.delete(f"/datasets/{w.fresh_dataset()}"),
+        (401, 204, 204, 404, 404, 404),
+    ),
+    (
+        "DELETE",
+        "/datasets/{name}/fields/{field}",
+        lambda w, c, r: c.delete(f"/datasets/{w.dataset}/fields/nothing"),
+        (401, 200, 200, 404, 404, 404),
+    ),
+    (
+        "POST",
+        "/datasets/{name}/samples/delete",
+        _json("POST", "/datasets/{dataset}/samples/delete", {"ids": ["none"]}),
+        (401, 200, 200, 404, 404, 404),
+    ),
     # version 1 runs in the world's deployment: allowed callers are told so (409)
-    ("DELETE", "/models/{name}/versions/{version}", lambda w, c, r: c.delete(f"/models/{w.model}/versions/1"),
-     (401, 409, 409, 403, 409, 404)),
+    (
+        "DELETE",
+        "/models/{name}/versions/{version}",
+        lambda w, c, r: c.delete(f"/models/{w.model}/versions/1"),
+        (401, 409, 409, 403, 409, 404),
+    ),
     ("GET", "/users", _get("/users"), (401, 200, 403, 403, 403, 403)),
-    ("DELETE", "/users/{username}", lambda w, c, r: c.delete(f"/users/{w.fresh_user()}"),
-     (401, 204, 403, 403, 403, 403)),
-    ("POST", "/datasets/{name}/jobs", _json("POST", "/datasets/{dataset}/jobs",
-                                            lambda w, r: {"deployment": w.deployment, "outputs": {"label": "l2"}}),
-     (401, 202, 202, 404, 404, 404)),
+    (
+        "DELETE",
+        "/users/{username}",
+        lambda w, c, r: c.delete(f"/users/{w.fresh_user()}"),
+        (401, 204, 403, 403, 403, 403),
+    ),
+    (
+        "POST",
+        "/datasets/{name}/jobs",
+        _json(
+            "POST", "/datasets/{dataset}/jobs", lambda w, r: {"deployment": w.deployment, "outputs": {"label": "l2"}}
+        ),
+        (401, 202, 202, 404, 404, 404),
+    ),
     ("GET", "/jobs/{job_id}", _get("/jobs/{job}"), (401, 200, 200, 404, 404, 404)),
     ("GET", "/jobs/{job_id}/events", _get("/jobs/{job}/events"), (401, 200, 200, 404, 404, 404)),
     ("GET", "/jobs/{job_id}/failures", _get("/jobs/{job}/failures"), (401, 200, 200, 404, 404, 404)),
@@ -175,8 +238,11 @@ def test_route_answers_each_role_as_expected(world, method, path, call, expected
         if status is None:
             continue
         client = world.clients[role]
-        response = (call(world, client, role) if call else
-                    client.request(method, path.format(name=world.deployment, job_id=world.job)))
+        response = (
+            call(world, client, role)
+            if call
+            else client.request(method, path.format(name=world.deployment, job_id=world.job))
+        )
         assert response.status_code == status, f"{role}: {response.status_code} {response.text[:200]}"
         if status == 404:
             detail = response.json()["detail"]
@@ -194,34 +260,58 @@ def test_lists_show_exactly_what_each_role_may_see(world):
         assert (world.deployment in deployments) == sees_model, role
         assert (world.dataset in datasets) == (role in ("admin", "owner")), role
         for item in client.get("/models").json()["items"]:
-            assert role == "admin" or item["owner"] == world.names[role] or \
-                world.names[role] in item["sharing"]["users"] or item["sharing"]["everyone"] != "none", item
+            assert (
+                role == "admin"
+                or item["owner"] == world.names[role]
+                or world.names[role] in item["sharing"]["users"]
+                or item["sharing"]["everyone"] != "none"
+            ), item
 
 
 def test_run_share_runs_the_model_on_its_own_dataset_and_revoking_is_immediate(world):
     runner = world.clients["runner"]
     dataset = unique("runner-ds")
     assert runner.post("/datasets", json={"name": dataset}).status_code == 201
-    assert runner.post(f"/datasets/{dataset}/samples",
-                       json={"samples": [{"filepath": "/y", "fields": {"text": "mine"}}]}).status_code == 201
+    assert (
+        runner.post(
+            f"/datasets/{dataset}/samples", json={"samples": [{"filepath": "/y", "fields": {"text": "mine"}}]}
+        ).status_code
+        == 201
+    )
     job = run_job(runner, dataset, world.deployment, {"label": "label"})
     assert (job["status"], job["succeeded"]) == ("completed", 1)
     # on someone else's dataset: 404, and nothing runs
-    assert runner.post(f"/datasets/{world.dataset}/jobs", json={
-        "deployment": world.deployment, "outputs": {"label": "x"}}).status_code == 404
+    assert (
+        runner.post(
+            f"/datasets/{world.dataset}/jobs", json={"deployment": world.deployment, "outputs": {"label": "x"}}
+        ).status_code
+        == 404
+    )
 
     owner = world.clients["owner"]
-    assert owner.put(f"/models/{world.model}/sharing", json={
-        "everyone": "none", "users": {world.names["editor"]: "edit"}}).status_code == 200
+    assert (
+        owner.put(
+            f"/models/{world.model}/sharing", json={"everyone": "none", "users": {world.names["editor"]: "edit"}}
+        ).status_code
+        == 200
+    )
     assert runner.get(f"/models/{world.model}").status_code == 404
-    assert runner.post(f"/deployments/{world.deployment}/predict",
-                       json={"inputs": {"text": ["x"]}}).status_code == 404
-    assert owner.put(f"/models/{world.model}/sharing", json={
-        "everyone": "run", "users": {world.names["editor"]: "edit"}}).status_code == 200
+    assert runner.post(f"/deployments/{world.deployment}/predict", json={"inputs": {"text": ["x"]}}).status_code == 404
+    assert (
+        owner.put(
+            f"/models/{world.model}/sharing", json={"everyone": "run", "users": {world.names["editor"]: "edit"}}
+        ).status_code
+        == 200
+    )
     assert world.clients["stranger"].get(f"/models/{world.model}").status_code == 200
     assert world.clients["stranger"].patch(f"/models/{world.model}", json={"tags": ["x"]}).status_code == 403
-    assert owner.put(f"/models/{world.model}/sharing", json={
-        "everyone": "none", "users": {world.names["runner"]: "run", world.names["editor"]: "edit"}}).status_code == 200
+    assert (
+        owner.put(
+            f"/models/{world.model}/sharing",
+            json={"everyone": "none", "users": {world.names["runner"]: "run", world.names["editor"]: "edit"}},
+        ).status_code
+        == 200
+    )
     assert owner.put(f"/models/{world.model}/sharing", json={"users": {"no-such-user": "run"}}).status_code == 422
 
 
@@ -238,8 +328,11 @@ def test_token_rotation_retires_the_old_token(stack):
 
 def test_an_editor_may_stop_a_deployment_it_did_not_create(world):
     assert world.clients["editor"].delete(f"/deployments/{world.deployment}").status_code == 202
-    assert wait_for(lambda: world.clients["owner"].get(f"/deployments/{world.deployment}").json()["status"]
-                    == "stopped", 120, "the deployment to stop")
+    assert wait_for(
+        lambda: world.clients["owner"].get(f"/deployments/{world.deployment}").json()["status"] == "stopped",
+        120,
+        "the deployment to stop",
+    )
     assert world.clients["owner"].delete(f"/models/{world.model}").status_code == 204
     assert world.clients["admin"].get(f"/models/{world.model}").status_code == 404
 
@@ -264,25 +357,54 @@ def test_forged_deployment_event_from_a_stranger_deploys_nothing(world, stack):
         from pymongo import AsyncMongoClient
 
         from modelhub_contracts.events import utcnow
+
         mongo = AsyncMongoClient(stack.mongo_url)
         doc = await mongo["modelhub"]["versions"].find_one({"model_id": model.lower(), "version": 1})
         now = utcnow()
-        await mongo["modelhub"]["deployments"].insert_one({
-            "_id": name, "name": name, "model": model, "version": 1, "model_type": "inference", "mini_batch": 1,
-            "num_replicas": 1, "num_gpus": 0, "custom_env": False, "status": "pending", "error": None,
-            "ready_replicas": 0, "created_by": world.names["stranger"], "created_at": now, "updated_at": now,
-            "package_object": doc["package_object"], "package_sha256": doc["sha256"]})
+        await mongo["modelhub"]["deployments"].insert_one(
+            {
+                "_id": name,
+                "name": name,
+                "model": model,
+                "version": 1,
+                "model_type": "inference",
+                "mini_batch": 1,
+                "num_replicas": 1,
+                "num_gpus": 0,
+                "custom_env": False,
+                "status": "pending",
+                "error": None,
+                "ready_replicas": 0,
+                "created_by": world.names["stranger"],
+                "created_at": now,
+                "updated_at": now,
+                "package_object": doc["package_object"],
+                "package_sha256": doc["sha256"],
+            }
+        )
         await mongo.close()
         nc = await nats.connect(stack.nats_url)
-        event = DeploymentRequested(deployment=name, model=model, version=1, package_object=doc["package_object"],
-                                    package_sha256=version["sha256"], mini_batch=1, num_replicas=1, num_gpus=0,
-                                    custom_env=False, requested_by=world.names["stranger"])
+        event = DeploymentRequested(
+            deployment=name,
+            model=model,
+            version=1,
+            package_object=doc["package_object"],
+            package_sha256=version["sha256"],
+            mini_batch=1,
+            num_replicas=1,
+            num_gpus=0,
+            custom_env=False,
+            requested_by=world.names["stranger"],
+        )
         await nc.jetstream().publish(subjects.DEPLOYMENT_REQUESTED, event.model_dump_json().encode())
         await nc.close()
 
     asyncio.run(forge())
-    failed = wait_for(lambda: (d := stack.client.get(f"/deployments/{name}").json())["status"] == "failed" and d,
-                      60, "the forged deployment to be refused")
+    failed = wait_for(
+        lambda: (d := stack.client.get(f"/deployments/{name}").json())["status"] == "failed" and d,
+        60,
+        "the forged deployment to be refused",
+    )
     assert "may not run" in failed["error"]
 
 
@@ -313,8 +435,12 @@ def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
     owner = world.clients["owner"]
     dataset = unique("victim")
     assert owner.post("/datasets", json={"name": dataset}).status_code == 201
-    assert owner.post(f"/datasets/{dataset}/samples",
-                      json={"samples": [{"filepath": "/v", "fields": {"text": "v"}}]}).status_code == 201
+    assert (
+        owner.post(
+            f"/datasets/{dataset}/samples", json={"samples": [{"filepath": "/v", "fields": {"text": "v"}}]}
+        ).status_code
+        == 201
+    )
     # its own model: an earlier test in this module deletes the shared one
     model, deployment = unique("victim-model"), unique("dep")
     create_model(owner, model, world.package, SCHEMA)
@@ -325,16 +451,26 @@ def test_forged_job_event_from_a_stranger_annotates_nothing(world, stack):
         # a live job document, as if the gateway had accepted it, then the event naming the stranger
         await insert_live_job(stack, job_id, dataset, deployment, model, world.names["owner"])
         nc = await nats.connect(stack.nats_url)
-        event = JobSubmitted(job_id=job_id, attempt=1, dataset=dataset, deployment=deployment,
-                             inputs={"text": "text"}, outputs={"label": "forged"},
-                             output_types={"label": "classification"}, mini_batch=1,
-                             submitted_by=world.names["stranger"])
+        event = JobSubmitted(
+            job_id=job_id,
+            attempt=1,
+            dataset=dataset,
+            deployment=deployment,
+            inputs={"text": "text"},
+            outputs={"label": "forged"},
+            output_types={"label": "classification"},
+            mini_batch=1,
+            submitted_by=world.names["stranger"],
+        )
         await nc.jetstream().publish(subjects.JOB_SUBMITTED, event.model_dump_json().encode())
         await nc.close()
 
     asyncio.run(forge())
-    failed = wait_for(lambda: (j := owner.get(f"/jobs/{job_id}").json())["status"] == "failed" and j,
-                      60, "the forged job to be refused")
+    failed = wait_for(
+        lambda: (j := owner.get(f"/jobs/{job_id}").json())["status"] == "failed" and j,
+        60,
+        "the forged job to be refused",
+    )
     assert "may not annotate" in failed["error"] and failed["succeeded"] == 0
     samples = owner.get(f"/datasets/{dataset}/samples").json()["items"]
     assert "forged" not in samples[0]["fields"]
@@ -358,8 +494,12 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
     mine, theirs = unique("mine"), unique("theirs")
     for client, dataset in ((owner, mine), (runner, theirs)):
         assert client.post("/datasets", json={"name": dataset}).status_code == 201
-        assert client.post(f"/datasets/{dataset}/samples",
-                           json={"samples": [{"filepath": "/s", "fields": {"text": "t"}}]}).status_code == 201
+        assert (
+            client.post(
+                f"/datasets/{dataset}/samples", json={"samples": [{"filepath": "/s", "fields": {"text": "t"}}]}
+            ).status_code
+            == 201
+        )
     victim = runner.get(f"/datasets/{theirs}/samples").json()["items"][0]["id"]
     job_id = unique("live-job")
 
@@ -369,9 +509,17 @@ def test_forged_tasks_cannot_write_into_another_users_dataset(world, stack):
         js = nc.jetstream()
         last = 0
         for index, dataset in enumerate((mine, theirs)):  # naming the victim's sample, under either dataset
-            task = TaskScheduled(task_id=f"{job_id}.1.{index}", job_id=job_id, attempt=1, dataset=dataset,
-                                 deployment=deployment, sample_ids=[victim], inputs={"text": "text"},
-                                 outputs={"label": "forged"}, output_types={"label": "classification"})
+            task = TaskScheduled(
+                task_id=f"{job_id}.1.{index}",
+                job_id=job_id,
+                attempt=1,
+                dataset=dataset,
+                deployment=deployment,
+                sample_ids=[victim],
+                inputs={"text": "text"},
+                outputs={"label": "forged"},
+                output_types={"label": "classification"},
+            )
             last = (await js.publish(subjects.TASK_SCHEDULED, task.model_dump_json().encode())).seq
         await nc.close()
         return last
@@ -399,9 +547,27 @@ async def insert_live_job(stack, job_id: str, dataset: str, deployment: str, mod
 
     mongo = AsyncMongoClient(stack.mongo_url)
     now = utcnow()
-    await mongo["modelhub"]["jobs"].insert_one({
-        "_id": job_id, "dataset": dataset, "deployment": deployment, "model": model, "version": 1,
-        "inputs": {"text": "text"}, "outputs": {"label": "forged"}, "status": "running", "attempt": 1,
-        "total": 1, "succeeded": 0, "failed": 0, "progress": 0.0, "error": None,
-        "created_by": owner, "owner": owner, "created_at": now, "started_at": now, "finished_at": None})
+    await mongo["modelhub"]["jobs"].insert_one(
+        {
+            "_id": job_id,
+            "dataset": dataset,
+            "deployment": deployment,
+            "model": model,
+            "version": 1,
+            "inputs": {"text": "text"},
+            "outputs": {"label": "forged"},
+            "status": "running",
+            "attempt": 1,
+            "total": 1,
+            "succeeded": 0,
+            "failed": 0,
+            "progress": 0.0,
+            "error": None,
+            "created_by": owner,
+            "owner": owner,
+            "created_at": now,
+            "started_at": now,
+            "finished_at": None,
+        }
+    )
     await mongo.close()

@@ -4,9 +4,17 @@ and every field that was written is counted in `succeeded`."""
 import time
 
 import pytest
-
-from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, make_zip,
-                      slow_model, unique, wait_for)
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    make_zip,
+    slow_model,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -27,10 +35,10 @@ def test_no_field_is_written_after_a_job_reports_cancelled(stack, tmp_path):
     create_model(client, model, make_zip(tmp_path / "slow.zip", {"model.py": SLOW_MODEL}), TEXT_SCHEMA)
     assert deploy(client, model, deployment, mini_batch=4)["status"] == "running"
     add_text_samples(client, dataset, [f"sample-{i}" for i in range(200)])
-    job_id = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                            "outputs": {"label": "label"}}).json()["id"]
-    wait_for(lambda: client.get(f"/jobs/{job_id}").json()["succeeded"] >= 8, 180, "the job to get going",
-             interval=0.1)
+    job_id = client.post(
+        f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"label": "label"}}
+    ).json()["id"]
+    wait_for(lambda: client.get(f"/jobs/{job_id}").json()["succeeded"] >= 8, 180, "the job to get going", interval=0.1)
 
     cancelled = client.post(f"/jobs/{job_id}/cancel")
     assert cancelled.status_code == 202 and cancelled.json()["status"] == "cancelled", cancelled.text
@@ -44,8 +52,11 @@ def test_no_field_is_written_after_a_job_reports_cancelled(stack, tmp_path):
         time.sleep(0.25)
 
     # Every written field was published under the lease, so the counts catch up to exactly it.
-    job = wait_for(lambda: (j := client.get(f"/jobs/{job_id}").json())["succeeded"] >= at_cancel and j,
-                   60, "the counts to include every written field")
+    job = wait_for(
+        lambda: (j := client.get(f"/jobs/{job_id}").json())["succeeded"] >= at_cancel and j,
+        60,
+        "the counts to include every written field",
+    )
     assert job["status"] == "cancelled"
     assert job["succeeded"] == at_cancel, job
     assert job["succeeded"] + job["failed"] < job["total"] == 200

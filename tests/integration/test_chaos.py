@@ -11,9 +11,21 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, get_json,
-                      make_zip, part_pid, slow_model, start_stack, stop_stack, unique, wait_for)
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    get_json,
+    make_zip,
+    part_pid,
+    slow_model,
+    start_stack,
+    stop_stack,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -26,7 +38,7 @@ SLOW_MODEL = slow_model(0.1)
 
 # Kills its own replica process the first time it sees a sample naming a marker file that does
 # not exist yet: the crash happens once, and the restarted replica then annotates that sample.
-CRASHING_MODEL = '''
+CRASHING_MODEL = """
 import os
 import time
 
@@ -43,7 +55,7 @@ class Model:
                     os._exit(1)
         time.sleep(0.05)
         return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +79,14 @@ def slow_deployment(chaos_stack, tmp_path_factory) -> str:
 def start_job(stack, deployment: str, texts: list[str]) -> tuple[str, str]:
     client, dataset = stack.client, unique("ds")
     add_text_samples(client, dataset, texts)
-    response = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                              "outputs": {"label": OUTPUT}})
+    response = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"label": OUTPUT}})
     assert response.status_code == 202, response.text
     return dataset, response.json()["id"]
 
 
 def wait_mid_run(stack, job_id: str) -> dict:
     """Wait until some samples are done but not all: a kill now lands in the middle of the job."""
+
     def mid_run():
         job = get_json(stack.client, f"/jobs/{job_id}")
         return job if job and job["succeeded"] >= 8 else None
@@ -88,8 +100,12 @@ def kill_and_wait_restart(stack, part: str) -> None:
     pid = part_pid(stack.data_dir, part)
     assert pid, f"no running pid for {part}"
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: (new := part_pid(stack.data_dir, part)) and new != pid, 60,
-             f"the supervisor to restart {part}", interval=0.5)
+    wait_for(
+        lambda: (new := part_pid(stack.data_dir, part)) and new != pid,
+        60,
+        f"the supervisor to restart {part}",
+        interval=0.5,
+    )
 
 
 def assert_completed_exactly_once(stack, dataset: str, job_id: str, total: int) -> None:

@@ -1,12 +1,11 @@
 """custom_env: the replica's environment is built from the package's requirements.txt (Ray runtime_env)."""
 
 import pytest
-
 from conftest import create_model, deploy, make_zip, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-MODEL = '''
+MODEL = """
 import humanize  # not installed in modelhub's own environment: only the custom env has it
 
 
@@ -16,9 +15,11 @@ class Model:
 
     def predict(self, batch):
         return {"text": [humanize.intcomma(n) for n in batch["n"]]}
-'''
-SCHEMA = {"inputs": {"type": "object", "properties": {"n": {"type": "number"}}},
-          "outputs": {"type": "object", "properties": {"text": {"type": "text"}}}}
+"""
+SCHEMA = {
+    "inputs": {"type": "object", "properties": {"n": {"type": "number"}}},
+    "outputs": {"type": "object", "properties": {"text": {"type": "text"}}},
+}
 
 
 def test_requirements_txt_builds_the_replica_environment(stack, tmp_path):
@@ -41,9 +42,17 @@ def test_requirements_txt_builds_the_replica_environment(stack, tmp_path):
 def test_custom_env_without_requirements_is_refused_with_a_reason(stack, tmp_path):
     client = stack.client
     model = unique("noenv")
-    create_model(client, model, make_zip(tmp_path / "n.zip", {
-        "model.py": "class Model:\n    def __init__(self, d): pass\n    def predict(self, b): return {'text': []}\n"}),
-        SCHEMA)
+    create_model(
+        client,
+        model,
+        make_zip(
+            tmp_path / "n.zip",
+            {
+                "model.py": "class Model:\n    def __init__(self, d): pass\n    def predict(self, b): return {'text': []}\n"
+            },
+        ),
+        SCHEMA,
+    )
     failed = deploy(client, model, unique("dep"), custom_env=True)
     assert failed["status"] == "failed"
     assert "requirements.txt" in failed["error"] and "environment.yml" in failed["error"]

@@ -9,14 +9,17 @@ import subprocess
 import sys
 
 import pytest
-from PIL import Image
-
 from conftest import unique
+from PIL import Image
 
 CAT = {"label": "cat", "confidence": 0.9}
 DOG = {"label": "dog", "confidence": 0.4}
-BOXES = {"detections": [{"label": "cat", "confidence": 0.3, "bounding_box": [0, 0, 0.5, 0.5]},
-                        {"label": "car", "confidence": 0.8, "bounding_box": [0.5, 0.5, 0.5, 0.5]}]}
+BOXES = {
+    "detections": [
+        {"label": "cat", "confidence": 0.3, "bounding_box": [0, 0, 0.5, 0.5]},
+        {"label": "car", "confidence": 0.8, "bounding_box": [0.5, 0.5, 0.5, 0.5]},
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +34,10 @@ def labelled(stack, tmp_path_factory):
     name = unique("view")
     client = stack.client
     assert client.post("/datasets", json={"name": name}).status_code == 201
-    added = client.post(f"/datasets/{name}/samples", json={"samples": [
-        {"filepath": str(p), "fields": f} for p, f in zip(paths, fields, strict=True)]})
+    added = client.post(
+        f"/datasets/{name}/samples",
+        json={"samples": [{"filepath": str(p), "fields": f} for p, f in zip(paths, fields, strict=True)]},
+    )
     assert added.status_code == 201, added.text
     items = client.get(f"/datasets/{name}/samples").json()["items"]
     return name, items
@@ -85,8 +90,13 @@ def test_the_cli_exports_to_a_file(stack, labelled, tmp_path):
     name, items = labelled
     out = tmp_path / "export.csv"
     env = {"MODELHUB_URL": f"http://127.0.0.1:{stack.port}", "MODELHUB_TOKEN": stack.token, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "modelhub", "datasets", "export", name, "--format", "csv",
-                           "-o", str(out)], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "modelhub", "datasets", "export", name, "--format", "csv", "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert f"exported {len(items)} samples" in done.stderr
     header = out.read_text().splitlines()[0]
@@ -99,8 +109,10 @@ def test_a_thumbnail_is_a_reencoded_jpeg_of_the_asked_size(stack, labelled):
     assert answer.status_code == 200 and answer.headers["content-type"] == "image/jpeg"
     image = Image.open(io.BytesIO(answer.content))
     assert image.format == "JPEG" and image.size == (128, 64)
-    assert stack.client.get(f"/datasets/{name}/samples/{items[0]['id']}/thumbnail",
-                            params={"size": 10_000}).status_code == 422
+    assert (
+        stack.client.get(f"/datasets/{name}/samples/{items[0]['id']}/thumbnail", params={"size": 10_000}).status_code
+        == 422
+    )
 
 
 def test_thumbnails_refuse_non_images_and_the_hubs_own_files(stack):
@@ -110,8 +122,15 @@ def test_thumbnails_refuse_non_images_and_the_hubs_own_files(stack):
     token_file = stack.data_dir / "admin-token"
     readme = stack.data_dir.parent / "notes.txt"
     readme.write_text("plain text")
-    assert client.post(f"/datasets/{name}/samples", json={"samples": [
-        {"filepath": str(token_file)}, {"filepath": str(readme)}, {"filepath": "/no/such/file.png"}]}).status_code == 201
+    assert (
+        client.post(
+            f"/datasets/{name}/samples",
+            json={
+                "samples": [{"filepath": str(token_file)}, {"filepath": str(readme)}, {"filepath": "/no/such/file.png"}]
+            },
+        ).status_code
+        == 201
+    )
     items = client.get(f"/datasets/{name}/samples").json()["items"]
     answers = [client.get(f"/datasets/{name}/samples/{s['id']}/thumbnail") for s in items]
     assert [a.status_code for a in answers] == [403, 415, 404]

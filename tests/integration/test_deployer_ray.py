@@ -88,8 +88,9 @@ class LocalPackages:
         return name
 
     async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
-        return PreparedPackage(self.root / package_object, self.root / f"{package_object}.zip",
-                               "model:Model", False, False)
+        return PreparedPackage(
+            self.root / package_object, self.root / f"{package_object}.zip", "model:Model", False, False
+        )
 
 
 def _free_port() -> int:
@@ -110,12 +111,23 @@ def ray_cluster():
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
     dashboard, proxy = _free_port(), _free_port()
     import ray  # here: Ray reads RAY_AUTH_MODE when it is first imported
+
     # address="local": always a fresh cluster, even if RAY_ADDRESS points at the embedded stack.
     # one node that is also a replica node (the embedded stack keeps them apart)
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=dashboard, _temp_dir=temp_dir, resources={"modelhub_replica": 1})
-    yield {"dashboard": f"http://127.0.0.1:{dashboard}", "serve": f"http://127.0.0.1:{proxy}",
-           "token": ray_auth_token()}
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=dashboard,
+        _temp_dir=temp_dir,
+        resources={"modelhub_replica": 1},
+    )
+    yield {
+        "dashboard": f"http://127.0.0.1:{dashboard}",
+        "serve": f"http://127.0.0.1:{proxy}",
+        "token": ray_auth_token(),
+    }
     ray.shutdown()
     for k, v in saved.items():
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -130,6 +142,7 @@ async def world(ray_cluster, tmp_path):
 
     async def secret(name: str) -> str | None:
         return (store.docs.get(name) or {}).get("serve_secret")
+
     client = ServeClient(ray_cluster["serve"], secret)
     yield store, packages, deployer, serve, client
     await client.close()
@@ -138,15 +151,28 @@ async def world(ray_cluster, tmp_path):
 
 def new_deployment(store: MemoryStore, packages: LocalPackages, source: str, **spec: Any) -> DeploySpec:
     package = packages.add(source)
-    s = DeploySpec(name=f"it-{uuid.uuid4().hex[:8]}", package_object=package,
-                   package_sha256=packages.sha256[package],
-                   mini_batch=spec.get("mini_batch", 1), num_replicas=spec.get("num_replicas", 1),
-                   num_gpus=spec.get("num_gpus", 0), custom_env=False)
-    store.docs[s.name] = {"_id": s.name, "name": s.name, "package_object": s.package_object,
-                          "package_sha256": s.package_sha256, "mini_batch": s.mini_batch,
-                          "num_replicas": s.num_replicas, "num_gpus": s.num_gpus,
-                          "custom_env": False, "status": "pending", "error": None,
-                          "ready_replicas": 0}
+    s = DeploySpec(
+        name=f"it-{uuid.uuid4().hex[:8]}",
+        package_object=package,
+        package_sha256=packages.sha256[package],
+        mini_batch=spec.get("mini_batch", 1),
+        num_replicas=spec.get("num_replicas", 1),
+        num_gpus=spec.get("num_gpus", 0),
+        custom_env=False,
+    )
+    store.docs[s.name] = {
+        "_id": s.name,
+        "name": s.name,
+        "package_object": s.package_object,
+        "package_sha256": s.package_sha256,
+        "mini_batch": s.mini_batch,
+        "num_replicas": s.num_replicas,
+        "num_gpus": s.num_gpus,
+        "custom_env": False,
+        "status": "pending",
+        "error": None,
+        "ready_replicas": 0,
+    }
     return s
 
 
@@ -175,6 +201,7 @@ async def test_deploy_predict_over_http_beside_another_app_and_stop(world):
 
     async def wrong(name: str) -> str:
         return store.docs[other.name]["serve_secret"]
+
     stranger = ServeClient(client.serve_url, wrong)
     with pytest.raises(Exception, match="403"):
         await stranger.predict_chunk(spec.name, [{"x": 1}])

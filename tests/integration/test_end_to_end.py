@@ -6,9 +6,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import (SCHEMA_LOCAL_TO_CLASS, SCHEMA_TEXT_TO_CLASS, add_files, all_samples, create_model, deploy,
-                      make_zip, run_job, unique, wait_for)
+from conftest import (
+    SCHEMA_LOCAL_TO_CLASS,
+    SCHEMA_TEXT_TO_CLASS,
+    add_files,
+    all_samples,
+    create_model,
+    deploy,
+    make_zip,
+    run_job,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -59,17 +68,19 @@ def test_digits_classifier_annotates_every_sample(stack, digits):
 
     # undeploy
     assert client.delete(f"/deployments/{deployment}").status_code == 202
-    stopped = wait_for(lambda: client.get(f"/deployments/{deployment}").json()["status"] == "stopped",
-                       120, "the deployment to stop")
+    stopped = wait_for(
+        lambda: client.get(f"/deployments/{deployment}").json()["status"] == "stopped", 120, "the deployment to stop"
+    )
     assert stopped
     refused = client.post(f"/deployments/{deployment}/predict", json={"inputs": {"image_paths": [one]}})
     assert refused.status_code == 409
-    late = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                          "outputs": {"predictions": "again"}})
+    late = client.post(
+        f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"predictions": "again"}}
+    )
     assert late.status_code == 422 and "not running" in late.json()["detail"]
 
 
-POISON_MODEL = '''
+POISON_MODEL = """
 class Model:
     def __init__(self, model_dir):
         self.model_dir = model_dir
@@ -86,7 +97,7 @@ class Model:
             # a wrongly typed output for one sample: confidence outside [0, 1]
             out.append({"label": t.upper(), "confidence": 7.0 if "badtype" in t else 0.5})
         return {"label": out}
-'''
+"""
 
 TEXT_SCHEMA = SCHEMA_TEXT_TO_CLASS
 
@@ -103,8 +114,10 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     poison = texts[7] = f"poison:{record}"
     texts[23] = "badtype-23"
     assert client.post("/datasets", json={"name": dataset}).status_code == 201
-    response = client.post(f"/datasets/{dataset}/samples", json={
-        "samples": [{"filepath": f"/data/{t}.txt", "fields": {"text": t}} for t in texts]})
+    response = client.post(
+        f"/datasets/{dataset}/samples",
+        json={"samples": [{"filepath": f"/data/{t}.txt", "fields": {"text": t}} for t in texts]},
+    )
     assert response.status_code == 201
 
     job = run_job(client, dataset, deployment, {"label": "label"})
@@ -128,8 +141,11 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     # retry re-runs only the two failed samples; they fail again, the rest stay untouched
     retried = client.post(f"/jobs/{job['id']}/retry")
     assert retried.status_code == 202
-    again = wait_for(lambda: (d := client.get(f"/jobs/{job['id']}").json())["status"] == "completed" and d,
-                     120, "the retry to finish")
+    again = wait_for(
+        lambda: (d := client.get(f"/jobs/{job['id']}").json())["status"] == "completed" and d,
+        120,
+        "the retry to finish",
+    )
     assert (again["succeeded"], again["failed"], again["attempt"]) == (98, 2, 2)
     client.delete(f"/deployments/{deployment}")
 
@@ -141,14 +157,11 @@ def test_job_requests_are_checked_before_anything_runs(stack, tmp_path):
     assert client.post("/datasets", json={"name": dataset}).status_code == 201
     assert deploy(client, model, deployment)["status"] == "running"
 
-    unknown = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                             "outputs": {"nope": "x"}})
+    unknown = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"nope": "x"}})
     assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
-    bad_field = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                               "outputs": {"label": "a.b"}})
+    bad_field = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"label": "a.b"}})
     assert bad_field.status_code == 422 and "a.b" in bad_field.json()["detail"]
-    missing = client.post(f"/datasets/{dataset}/jobs", json={"deployment": unique("none"),
-                                                             "outputs": {"label": "x"}})
+    missing = client.post(f"/datasets/{dataset}/jobs", json={"deployment": unique("none"), "outputs": {"label": "x"}})
     assert missing.status_code == 404
     assert client.get(f"/datasets/{dataset}/jobs").json()["items"] == []
     client.delete(f"/deployments/{deployment}")
@@ -157,9 +170,18 @@ def test_job_requests_are_checked_before_anything_runs(stack, tmp_path):
 def test_deployment_failures_are_reported_not_hung(stack, tmp_path):
     client = stack.client
     broken = unique("broken")
-    create_model(client, broken, make_zip(tmp_path / "b.zip", {
-        "model.py": "class Model:\n    def __init__(self, d):\n        raise RuntimeError('weights missing: w.bin')\n"
-                    "    def predict(self, b):\n        return {}\n"}), TEXT_SCHEMA)
+    create_model(
+        client,
+        broken,
+        make_zip(
+            tmp_path / "b.zip",
+            {
+                "model.py": "class Model:\n    def __init__(self, d):\n        raise RuntimeError('weights missing: w.bin')\n"
+                "    def predict(self, b):\n        return {}\n"
+            },
+        ),
+        TEXT_SCHEMA,
+    )
     failed = deploy(client, broken, unique("dep"))
     assert failed["status"] == "failed" and "weights missing: w.bin" in failed["error"]
 
@@ -171,14 +193,21 @@ def test_deployment_failures_are_reported_not_hung(stack, tmp_path):
     quad = deploy(client, four, unique("dep"), num_replicas=4)
     assert quad["status"] == "running" and quad["ready_replicas"] == 4, quad
     client.delete(f"/deployments/{quad['name']}")
-    assert client.post(f"/models/{four}/deployments",
-                       json={"name": unique("x"), "model_type": "training"}).status_code == 422
+    assert (
+        client.post(f"/models/{four}/deployments", json={"name": unique("x"), "model_type": "training"}).status_code
+        == 422
+    )
 
 
 def test_anonymous_requests_are_refused(stack):
     anonymous = httpx.Client(base_url=stack.url)
     assert anonymous.get("/health").status_code == 200
-    for method, path in [("GET", "/models"), ("POST", "/models"), ("GET", "/deployments"),
-                         ("GET", "/datasets"), ("GET", "/users/me")]:
+    for method, path in [
+        ("GET", "/models"),
+        ("POST", "/models"),
+        ("GET", "/deployments"),
+        ("GET", "/datasets"),
+        ("GET", "/users/me"),
+    ]:
         assert anonymous.request(method, path).status_code == 401, path
     assert stack.user_client("not-a-token").get("/models").status_code == 401

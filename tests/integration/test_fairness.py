@@ -8,14 +8,13 @@ at its milestones shows how the deployment was shared.
 """
 
 import pytest
+from conftest import SCHEMA_TEXT_TO_CLASS, add_text_samples, create_model, deploy, make_zip, unique, wait_for
 
 from modelhub_contracts.queue import window
 
-from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, create_model, deploy, make_zip, unique, wait_for)
-
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-GPU_LIKE_MODEL = '''
+GPU_LIKE_MODEL = """
 import threading
 import time
 
@@ -29,15 +28,19 @@ class Model:
         with LOCK:  # one batch at a time, like a GPU
             time.sleep(0.05)
         return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-'''
+"""
 MINI_BATCH = 4
 
 
 @pytest.fixture(scope="module")
 def gpu_like_model(stack, tmp_path_factory) -> str:
     model = unique("gpu-like")
-    create_model(stack.client, model, make_zip(tmp_path_factory.mktemp("gpu") / "m.zip", {"model.py": GPU_LIKE_MODEL}),
-                 SCHEMA_TEXT_TO_CLASS)
+    create_model(
+        stack.client,
+        model,
+        make_zip(tmp_path_factory.mktemp("gpu") / "m.zip", {"model.py": GPU_LIKE_MODEL}),
+        SCHEMA_TEXT_TO_CLASS,
+    )
     return model
 
 
@@ -50,8 +53,9 @@ def deployed(stack, model: str) -> str:
 def submit(stack, deployment: str, n: int) -> str:
     dataset = unique("ds")
     add_text_samples(stack.client, dataset, [f"t{i}" for i in range(n)])
-    response = stack.client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment,
-                                                                     "outputs": {"label": "label"}})
+    response = stack.client.post(
+        f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"label": "label"}}
+    )
     assert response.status_code == 202, response.text
     return response.json()["id"]
 
@@ -65,8 +69,12 @@ def started(stack, job_id: str) -> dict:
 
 
 def completed(stack, job_id: str) -> dict:
-    doc = wait_for(lambda: (doc := job(stack, job_id))["status"] in ("completed", "failed", "cancelled") and doc,
-                   300, f"job {job_id} to end", interval=0.1)
+    doc = wait_for(
+        lambda: (doc := job(stack, job_id))["status"] in ("completed", "failed", "cancelled") and doc,
+        300,
+        f"job {job_id} to end",
+        interval=0.1,
+    )
     assert doc["status"] == "completed" and doc["succeeded"] == doc["total"], doc
     return doc
 
@@ -88,8 +96,11 @@ def test_two_jobs_on_one_deployment_share_it(stack, gpu_like_model):
     first = submit(stack, shared, 400)
     started(stack, first)
     second = submit(stack, shared, 400)
-    queue = wait_for(lambda: (d := stack.client.get(f"/deployments/{shared}").json()["queue"])["waiting"] and d,
-                     60, "the deployment's queue to show waiting tasks")
+    queue = wait_for(
+        lambda: (d := stack.client.get(f"/deployments/{shared}").json()["queue"])["waiting"] and d,
+        60,
+        "the deployment's queue to show waiting tasks",
+    )
     assert 0 < queue["in_flight"] <= window(1), queue  # the window of a one-replica deployment
     completed(stack, first)
     at_first_done = job(stack, second)
@@ -97,5 +108,8 @@ def test_two_jobs_on_one_deployment_share_it(stack, gpu_like_model):
     assert at_first_done["progress"] >= 0.5, at_first_done
     assert completed(stack, second)["queue"] == {"waiting": 0, "in_flight": 0}
     # every place is given back: nothing stays counted in flight on the deployment
-    wait_for(lambda: stack.client.get(f"/deployments/{shared}").json()["queue"] == {"waiting": 0, "in_flight": 0},
-             60, "the deployment's queue to empty")
+    wait_for(
+        lambda: stack.client.get(f"/deployments/{shared}").json()["queue"] == {"waiting": 0, "in_flight": 0},
+        60,
+        "the deployment's queue to empty",
+    )

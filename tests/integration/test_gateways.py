@@ -13,10 +13,25 @@ import uuid
 
 import httpx
 import pytest
+from conftest import (
+    MODELHUB,
+    SCHEMA_TEXT_TO_CLASS,
+    Stack,
+    _stack_env,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    free_port,
+    get_json,
+    make_zip,
+    slow_model,
+    stop_stack,
+    unique,
+    wait_for,
+)
 from pymongo import AsyncMongoClient, MongoClient
 
-from conftest import (MODELHUB, SCHEMA_TEXT_TO_CLASS, Stack, _stack_env, add_text_samples, all_samples, create_model,
-                      deploy, free_port, get_json, make_zip, slow_model, stop_stack, unique, wait_for)
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
 from modelhub_gateway import jobs
 from modelhub_gateway.store import GatewayStore
@@ -29,9 +44,25 @@ TOTAL = 400
 def two_gateways(tmp_path_factory):
     data_dir, port = tmp_path_factory.mktemp("gateways-stack"), free_port()
     try:
-        up = subprocess.run([*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port),
-                             "--timeout", "300", "--gateways", "2"], env=_stack_env(), capture_output=True,
-                            text=True, timeout=360)
+        up = subprocess.run(
+            [
+                *MODELHUB,
+                "up",
+                "--detach",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--timeout",
+                "300",
+                "--gateways",
+                "2",
+            ],
+            env=_stack_env(),
+            capture_output=True,
+            text=True,
+            timeout=360,
+        )
         assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
         yield Stack(data_dir, port)
     finally:
@@ -46,13 +77,16 @@ def job_doc(stack: Stack, job_id: str) -> dict | None:
 def sse_until_ended(stack: Stack, job_id: str) -> list[dict]:
     """Follow GET /jobs/{id}/events until the job ends; the job objects it sent."""
     seen = []
-    with (httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"},
-                       timeout=httpx.Timeout(10, read=120)) as client,
-          client.stream("GET", f"/jobs/{job_id}/events") as response):
+    with (
+        httpx.Client(
+            base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=httpx.Timeout(10, read=120)
+        ) as client,
+        client.stream("GET", f"/jobs/{job_id}/events") as response,
+    ):
         assert response.status_code == 200
         for line in response.iter_lines():
             if line.startswith("data: "):
-                seen.append(json.loads(line[len("data: "):]))
+                seen.append(json.loads(line[len("data: ") :]))
     return seen
 
 
@@ -61,8 +95,13 @@ def test_status_shows_both_gateways_on_one_port(two_gateways):
     assert status["gateways"] == ["gateway", "gateway-2"]
     pids = {status["services"][n]["pid"] for n in status["gateways"]}
     assert len(pids) == 2 and all(status["services"][n]["state"] == "running" for n in status["gateways"])
-    text = subprocess.run([*MODELHUB, "status", "--data-dir", str(two_gateways.data_dir)], env=_stack_env(),
-                          capture_output=True, text=True, timeout=60).stdout
+    text = subprocess.run(
+        [*MODELHUB, "status", "--data-dir", str(two_gateways.data_dir)],
+        env=_stack_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert text.count(f"http://127.0.0.1:{two_gateways.port}") == 2, text
 
 
@@ -74,11 +113,17 @@ def test_two_gateways_fold_one_job_and_one_killed_mid_job_loses_nothing(two_gate
     assert deploy(client, model, name, mini_batch=1, num_replicas=2)["status"] == "running"
     dataset = unique("ds")
     add_text_samples(client, dataset, [f"s{i}" for i in range(TOTAL)])
-    job_id = client.post(f"/datasets/{dataset}/jobs", json={"deployment": name, "outputs": {"label": "label"}}).json()["id"]
+    job_id = client.post(f"/datasets/{dataset}/jobs", json={"deployment": name, "outputs": {"label": "label"}}).json()[
+        "id"
+    ]
 
     # both gateways have folded some of this job's outcomes, and it is far from done
-    doc = wait_for(lambda: (d := job_doc(stack, job_id)) and set(d.get("folded_by", [])) == {"gateway", "gateway-2"}
-                   and d, 180, "both gateways to fold the job's progress", interval=0.1)
+    doc = wait_for(
+        lambda: (d := job_doc(stack, job_id)) and set(d.get("folded_by", [])) == {"gateway", "gateway-2"} and d,
+        180,
+        "both gateways to fold the job's progress",
+        interval=0.1,
+    )
     assert doc["status"] == "running" and doc["succeeded"] < TOTAL, doc
     victim = stack.status()["services"]["gateway-2"]["pid"]
     os.kill(victim, signal.SIGKILL)  # its unacked batches are redelivered to the other gateway
@@ -86,12 +131,18 @@ def test_two_gateways_fold_one_job_and_one_killed_mid_job_loses_nothing(two_gate
     # the port keeps answering (the survivor accepts while gateway-2 is dead or starting), SSE too.
     # New connections from here on: a kept-alive one to the killed gateway is gone with it (a
     # browser retries such a request on a new connection; httpx does not)
-    client = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=60,
-                          limits=httpx.Limits(max_keepalive_connections=0))
+    client = httpx.Client(
+        base_url=stack.url,
+        headers={"Authorization": f"Bearer {stack.token}"},
+        timeout=60,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
     assert get_json(client, f"/jobs/{job_id}") is not None
     events = sse_until_ended(stack, job_id)
     final = events[-1]
-    assert (final["status"], final["total"], final["succeeded"], final["failed"]) == ("completed", TOTAL, TOTAL, 0), final
+    assert (final["status"], final["total"], final["succeeded"], final["failed"]) == ("completed", TOTAL, TOTAL, 0), (
+        final
+    )
     counts = [e["succeeded"] for e in events]
     assert counts == sorted(counts), "progress never goes back"
     job = get_json(client, f"/jobs/{job_id}")
@@ -99,8 +150,11 @@ def test_two_gateways_fold_one_job_and_one_killed_mid_job_loses_nothing(two_gate
     samples = all_samples(client, dataset)
     assert len(samples) == TOTAL and all(s["fields"]["label"]["label"] == s["fields"]["text"] for s in samples)
     # the killed gateway came back (a process of its own, restarted alone)
-    assert wait_for(lambda: (s := stack.status()["services"]["gateway-2"])["state"] == "running"
-                    and s["pid"] != victim, 60, "gateway-2 to be restarted")
+    assert wait_for(
+        lambda: (s := stack.status()["services"]["gateway-2"])["state"] == "running" and s["pid"] != victim,
+        60,
+        "gateway-2 to be restarted",
+    )
 
 
 class HeldCounts:
@@ -121,17 +175,32 @@ class HeldCounts:
 
 
 def outcomes(job: str, ids: list[str]) -> list[SampleAnnotated]:
-    return [SampleAnnotated(job_id=job, attempt=1, task_id=f"t{i}", samples=[SampleOutcome(sample_id=i, ok=True)])
-            for i in ids]
+    return [
+        SampleAnnotated(job_id=job, attempt=1, task_id=f"t{i}", samples=[SampleOutcome(sample_id=i, ok=True)])
+        for i in ids
+    ]
 
 
 async def test_two_gateways_folding_one_job_at_once_count_each_sample_once(two_gateways):
     clients = [AsyncMongoClient(two_gateways.mongo_url, tz_aware=True) for _ in range(2)]
     slow, fast = (GatewayStore(c["modelhub"]) for c in clients)
     job = uuid.uuid4().hex
-    await fast.jobs.insert_one({"_id": job, "status": "running", "attempt": 1, "total": 4, "succeeded": 0,
-                                "failed": 0, "started_at": utcnow(), "dataset": "d", "deployment": "x",
-                                "inputs": {}, "outputs": {}, "created_by": "admin"})
+    await fast.jobs.insert_one(
+        {
+            "_id": job,
+            "status": "running",
+            "attempt": 1,
+            "total": 4,
+            "succeeded": 0,
+            "failed": 0,
+            "started_at": utcnow(),
+            "dataset": "d",
+            "deployment": "x",
+            "inputs": {},
+            "outputs": {},
+            "created_by": "admin",
+        }
+    )
     reached, go = asyncio.Event(), asyncio.Event()
     # a test double around the collection: it holds the counts update until told to go
     slow.jobs = HeldCounts(slow.jobs, reached, go)  # pyright: ignore[reportAttributeAccessIssue]

@@ -7,7 +7,6 @@ import signal
 
 import httpx
 import pytest
-
 from conftest import part_pid, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

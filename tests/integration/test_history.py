@@ -5,18 +5,26 @@ job leave nothing behind. Runs the gateway's compaction on the stack's real Mong
 does the same every minute, for jobs that ended ten minutes ago)."""
 
 import pytest
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    make_zip,
+    run_job,
+    unique,
+    wait_for,
+)
 from pymongo import AsyncMongoClient
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome
 from modelhub_gateway import history, jobs
 from modelhub_gateway.store import GatewayStore
 
-from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, make_zip,
-                      run_job, unique, wait_for)
-
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-BOOM_MODEL = '''
+BOOM_MODEL = """
 class Model:
     def __init__(self, model_dir):
         pass
@@ -25,7 +33,7 @@ class Model:
         if any(t.startswith("boom") for t in batch["text"]):
             raise ValueError("boom")
         return {"label": [{"label": t, "confidence": 1.0} for t in batch["text"]]}
-'''
+"""
 
 
 @pytest.fixture()
@@ -38,8 +46,13 @@ async def store(stack):
 
 
 def late(job_id: str, attempt: int, sample_id: str, ok: bool) -> SampleAnnotated:
-    return SampleAnnotated(event_id=f"late-{unique('e')}", job_id=job_id, attempt=attempt, task_id="late",
-                           samples=[SampleOutcome(sample_id=sample_id, ok=ok, error=None if ok else "late")])
+    return SampleAnnotated(
+        event_id=f"late-{unique('e')}",
+        job_id=job_id,
+        attempt=attempt,
+        task_id="late",
+        samples=[SampleOutcome(sample_id=sample_id, ok=ok, error=None if ok else "late")],
+    )
 
 
 async def test_an_ended_job_keeps_its_failures_and_its_counts(stack, store, tmp_path):
@@ -68,8 +81,11 @@ async def test_an_ended_job_keeps_its_failures_and_its_counts(stack, store, tmp_
 
     # a retry runs the two failures again and counts on top of the compacted successes
     assert client.post(f"/jobs/{job['id']}/retry").status_code == 202
-    retried = wait_for(lambda: (d := client.get(f"/jobs/{job['id']}").json())["status"] != "queued"
-                       and d["status"] != "running" and d, 240, "the retry to end")
+    retried = wait_for(
+        lambda: (d := client.get(f"/jobs/{job['id']}").json())["status"] != "queued" and d["status"] != "running" and d,
+        240,
+        "the retry to end",
+    )
     assert (retried["attempt"], retried["succeeded"], retried["failed"]) == (2, 40, 2)
     await history.compact_ended_jobs(store, settle_seconds=0)
     final = client.get(f"/jobs/{job['id']}").json()

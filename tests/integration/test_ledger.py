@@ -14,8 +14,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def outcome(job: str, sample: str, ok: bool, attempt: int = 1) -> SampleAnnotated:
-    return SampleAnnotated(job_id=job, attempt=attempt, task_id="t", samples=[
-        SampleOutcome(sample_id=sample, ok=ok, error=None if ok else f"boom {sample}")])
+    return SampleAnnotated(
+        job_id=job,
+        attempt=attempt,
+        task_id="t",
+        samples=[SampleOutcome(sample_id=sample, ok=ok, error=None if ok else f"boom {sample}")],
+    )
 
 
 async def counts(store: GatewayStore, job: str) -> tuple:
@@ -27,12 +31,27 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
     client = AsyncMongoClient(stack.mongo_url, tz_aware=True)
     store = GatewayStore(client["modelhub"])
     job = uuid.uuid4().hex
-    await store.jobs.insert_one({"_id": job, "status": "running", "attempt": 1, "total": 3, "succeeded": 0,
-                                 "failed": 0, "started_at": utcnow(), "dataset": "d", "deployment": "x",
-                                 "inputs": {}, "outputs": {}, "created_by": "admin"})
+    await store.jobs.insert_one(
+        {
+            "_id": job,
+            "status": "running",
+            "attempt": 1,
+            "total": 3,
+            "succeeded": 0,
+            "failed": 0,
+            "started_at": utcnow(),
+            "dataset": "d",
+            "deployment": "x",
+            "inputs": {},
+            "outputs": {},
+            "created_by": "admin",
+        }
+    )
     try:
-        await jobs.record_annotations(store, [outcome(job, "a", True), outcome(job, "b", False),
-                                              outcome(job, "a", True), outcome(job, "b", False)])
+        await jobs.record_annotations(
+            store,
+            [outcome(job, "a", True), outcome(job, "b", False), outcome(job, "a", True), outcome(job, "b", False)],
+        )
         assert await counts(store, job) == ("running", 1, 1)
         # b succeeds on a redelivered task; then b's stale failure arrives again: the success stays
         await jobs.record_annotations(store, [outcome(job, "b", True)])

@@ -33,15 +33,35 @@ class LedgerCommands(monitoring.CommandListener):
 
 
 def task(job: str, first: int, n: int, ok: bool = True, attempt: int = 1) -> SampleAnnotated:
-    return SampleAnnotated(job_id=job, attempt=attempt, task_id=f"t{first}", samples=[
-        SampleOutcome(sample_id=f"s{i:06d}", ok=ok, error=None if ok else "boom") for i in range(first, first + n)])
+    return SampleAnnotated(
+        job_id=job,
+        attempt=attempt,
+        task_id=f"t{first}",
+        samples=[
+            SampleOutcome(sample_id=f"s{i:06d}", ok=ok, error=None if ok else "boom") for i in range(first, first + n)
+        ],
+    )
 
 
 async def new_job(store: GatewayStore, total: int) -> str:
     job = uuid.uuid4().hex
-    await store.jobs.insert_one({"_id": job, "status": "running", "attempt": 1, "total": total, "succeeded": 0,
-                                 "failed": 0, "progress": 0.0, "started_at": utcnow(), "dataset": "d",
-                                 "deployment": "x", "inputs": {}, "outputs": {}, "created_by": "admin"})
+    await store.jobs.insert_one(
+        {
+            "_id": job,
+            "status": "running",
+            "attempt": 1,
+            "total": total,
+            "succeeded": 0,
+            "failed": 0,
+            "progress": 0.0,
+            "started_at": utcnow(),
+            "dataset": "d",
+            "deployment": "x",
+            "inputs": {},
+            "outputs": {},
+            "created_by": "admin",
+        }
+    )
     return job
 
 

@@ -5,9 +5,17 @@ while something still depends on it, leaves nothing behind, and a second delete 
 import json
 
 import pytest
-
-from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, make_zip,
-                      run_job, slow_model, unique)
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    make_zip,
+    run_job,
+    slow_model,
+    unique,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -72,8 +80,12 @@ def test_removing_a_field_undoes_a_run_and_is_refused_while_a_job_writes_it(stac
     model, dep = deployments["quick"]
     for sample in all_samples(client, dataset):
         lineage = sample["lineage"]["wrong"]
-        assert (lineage["job_id"], lineage["model"], lineage["version"], lineage["deployment"]) == \
-            (job["id"], model, 1, dep) and lineage["at"]
+        assert (lineage["job_id"], lineage["model"], lineage["version"], lineage["deployment"]) == (
+            job["id"],
+            model,
+            1,
+            dep,
+        ) and lineage["at"]
 
     removed = client.delete(f"/datasets/{dataset}/fields/wrong")
     assert removed.status_code == 200 and removed.json() == {"removed": 3}
@@ -110,8 +122,11 @@ def test_a_version_in_use_is_kept_and_an_unused_one_is_deleted_with_its_package(
     model, dep = deployments["quick"]
     make_zip(tmp_path / "v.zip", {"model.py": QUICK})
     with (tmp_path / "v.zip").open("rb") as fh:
-        v2 = client.post(f"/models/{model}/versions", files={"file": ("v.zip", fh)},
-                         data={"schema": json.dumps(SCHEMA_TEXT_TO_CLASS)}).json()["version"]
+        v2 = client.post(
+            f"/models/{model}/versions",
+            files={"file": ("v.zip", fh)},
+            data={"schema": json.dumps(SCHEMA_TEXT_TO_CLASS)},
+        ).json()["version"]
     refused = client.delete(f"/models/{model}/versions/1")
     assert refused.status_code == 409 and dep in refused.json()["detail"]
     assert client.get(f"/models/{model}/versions/1/archive").status_code == 200
@@ -122,8 +137,11 @@ def test_a_version_in_use_is_kept_and_an_unused_one_is_deleted_with_its_package(
     assert client.delete(f"/models/{model}/versions/{v2}").status_code == 404
     assert [v["version"] for v in client.get(f"/models/{model}").json()["versions"]] == [1]
     with (tmp_path / "v.zip").open("rb") as fh:  # numbers are not reused
-        again = client.post(f"/models/{model}/versions", files={"file": ("v.zip", fh)},
-                            data={"schema": json.dumps(SCHEMA_TEXT_TO_CLASS)})
+        again = client.post(
+            f"/models/{model}/versions",
+            files={"file": ("v.zip", fh)},
+            data={"schema": json.dumps(SCHEMA_TEXT_TO_CLASS)},
+        )
     assert again.json()["version"] == v2 + 1
 
 

@@ -7,14 +7,13 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import SCHEMA_TEXT_TO_CLASS, create_model, deploy, make_zip, unique, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 
 # A text starting with "/" is a gate: the model announces it (PATH.started) and holds that batch
 # until PATH's folder has a file named "release". Other texts are answered reversed.
-GATED_MODEL = '''
+GATED_MODEL = """
 import os
 import time
 
@@ -30,7 +29,7 @@ class Model:
                 while not os.path.exists(os.path.join(os.path.dirname(text), "release")):
                     time.sleep(0.02)
         return {"label": [{"label": t[::-1], "confidence": 1.0} for t in batch["text"]]}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +59,15 @@ def test_many_inputs_per_request_and_many_requests_keep_their_order(stack, gated
     assert deploy(client, gated, name, mini_batch=8)["status"] == "running"
     try:
         texts = [f"t{i}" for i in range(100)]
-        assert labels(client.post(f"/deployments/{name}/predict", json={"inputs": {"text": texts}})) == \
-            [t[::-1] for t in texts]
+        assert labels(client.post(f"/deployments/{name}/predict", json={"inputs": {"text": texts}})) == [
+            t[::-1] for t in texts
+        ]
 
         def one(k: int):
             mine = [f"r{k}s{i}" for i in range(5)]
-            return mine, stack.user_client(stack.token).post(f"/deployments/{name}/predict",
-                                                             json={"inputs": {"text": mine}})
+            return mine, stack.user_client(stack.token).post(
+                f"/deployments/{name}/predict", json={"inputs": {"text": mine}}
+            )
 
         threads = [in_thread(lambda k=k: one(k)) for k in range(20)]
         for thread, _ in threads:

@@ -11,15 +11,15 @@ import sys
 
 import nats
 import pytest
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
 from conftest import ROOT, SCHEMA_LOCAL_TO_CLASS, create_model, deploy, make_zip, unique, wait_for
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 
 pytestmark = pytest.mark.integration
 EXAMPLE = ROOT / "examples" / "integration" / "publish_as_user.py"
 SERVICES = ("registry", "deployer", "scheduler", "inference-worker", "gateway")
 
-NAME_LENGTH_MODEL = '''
+NAME_LENGTH_MODEL = """
 import os
 
 class Model:
@@ -29,16 +29,31 @@ class Model:
     def predict(self, batch):
         return {"predictions": [{"label": str(len(os.path.basename(p))), "confidence": 1.0}
                                 for p in batch["image_paths"]]}
-'''
+"""
 
 
 def example(stack, token: str, dataset: str, deployment: str, files) -> subprocess.CompletedProcess:
     # the token through the environment, as the README shows: a token may begin with "-", which
     # argparse would read as an option after "--token" (and argv is visible to every local user)
-    return subprocess.run([sys.executable, str(EXAMPLE), "--data-dir", str(stack.data_dir),
-                           "--dataset", dataset, "--deployment", deployment, "--output", "predictions=guess",
-                           *map(str, files)], capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "MODELHUB_TOKEN": token})
+    return subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            "--data-dir",
+            str(stack.data_dir),
+            "--dataset",
+            dataset,
+            "--deployment",
+            deployment,
+            "--output",
+            "predictions=guess",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "MODELHUB_TOKEN": token},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +69,15 @@ def world(stack, tmp_path_factory):
     files = [tmp / f"{'x' * i}.png" for i in range(1, 8)]
     for f in files:
         f.write_bytes(b"not really a png")
-    return {"bob": bob, "carol": carol, "tokens": tokens, "client": client, "deployment": deployment,
-            "dataset": dataset, "files": files}
+    return {
+        "bob": bob,
+        "carol": carol,
+        "tokens": tokens,
+        "client": client,
+        "deployment": deployment,
+        "dataset": dataset,
+        "files": files,
+    }
 
 
 def test_a_system_adds_samples_and_runs_a_job_as_a_user(stack, world):
@@ -103,8 +125,12 @@ def test_the_integration_user_can_only_send_commands_and_read_its_own_inbox(stac
         with pytest.raises((NoRespondersError, NatsTimeout)):
             await nc.request("modelhub.rpc.registry.create_model", b"{}", timeout=2)
         # a command whose reply subject is an internal one: the gateway must not answer there
-        await nc.publish("modelhub.ext.cmd.jobs.get", b'{"job_id": "x"}', reply="modelhub.evt.jobs.refused",
-                         headers={"Authorization": f"Bearer {stack.token}"})
+        await nc.publish(
+            "modelhub.ext.cmd.jobs.get",
+            b'{"job_id": "x"}',
+            reply="modelhub.evt.jobs.refused",
+            headers={"Authorization": f"Bearer {stack.token}"},
+        )
         await nc.flush()
         await asyncio.sleep(0.5)
         await nc.close()
@@ -114,8 +140,14 @@ def test_the_integration_user_can_only_send_commands_and_read_its_own_inbox(stac
     assert 'permissions violation for publish to "modelhub.evt.jobs.submitted"' in errors, errors
     assert 'permissions violation for subscription to "modelhub.>"' in errors, errors
     assert 'permissions violation for subscription to "_inbox.>"' in errors, errors
-    wait_for(lambda: "'modelhub.evt.jobs.refused' is not under _INBOX_ext" in
-             (stack.data_dir / "logs" / "gateway.log").read_text(), 10, "the gateway to drop the command")
+    wait_for(
+        lambda: (
+            "'modelhub.evt.jobs.refused' is not under _INBOX_ext"
+            in (stack.data_dir / "logs" / "gateway.log").read_text()
+        ),
+        10,
+        "the gateway to drop the command",
+    )
 
 
 def test_service_logs_are_json_lines_with_no_info_for_health_pings(stack, world):
@@ -135,9 +167,13 @@ def test_service_logs_are_json_lines_with_no_info_for_health_pings(stack, world)
         assert not any("\x1b[" in line for line in lines), service
         pings = [r for r in records if str(r.get("subject", "")).startswith("modelhub.rpc.ping.")]
         assert all(r["level"] == "DEBUG" for r in pings), pings[:2]
-    gateway = [json.loads(line) for line in (stack.data_dir / "logs" / "gateway.log").read_text().splitlines()
-               if line.strip()]
+    gateway = [
+        json.loads(line) for line in (stack.data_dir / "logs" / "gateway.log").read_text().splitlines() if line.strip()
+    ]
     assert not [r for r in gateway if r["level"] == "INFO" and "/health" in r["message"]]
-    worker = [json.loads(line) for line in (stack.data_dir / "logs" / "inference-worker.log").read_text().splitlines()
-              if line.strip()]
+    worker = [
+        json.loads(line)
+        for line in (stack.data_dir / "logs" / "inference-worker.log").read_text().splitlines()
+        if line.strip()
+    ]
     assert any(r.get("subject") == "modelhub.evt.tasks.scheduled" for r in worker)  # the job's tasks were logged

@@ -11,9 +11,16 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import (SCHEMA_TEXT_TO_CLASS, add_text_samples, all_samples, create_model, deploy, make_zip,
-                      run_job, unique)
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    make_zip,
+    run_job,
+    unique,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -195,7 +202,7 @@ def test_a_hostile_model_finds_nothing_and_the_job_still_completes(stack, tmp_pa
 
 # An output object that runs a command when it is unpickled: it reports the environment of
 # whichever process deserialises it.
-PICKLED_OUTPUT = '''
+PICKLED_OUTPUT = """
 import os
 
 class Evil:
@@ -208,7 +215,7 @@ class Model:
 
     def predict(self, batch):
         return {{"label": [Evil() for _ in batch["text"]]}}
-'''
+"""
 
 
 def test_a_model_output_is_never_unpickled_in_a_service(stack, tmp_path):
@@ -216,8 +223,9 @@ def test_a_model_output_is_never_unpickled_in_a_service(stack, tmp_path):
     output that would run a command when unpickled is refused in the replica as not JSON."""
     client, model, name = stack.client, unique("pickled"), unique("pickled-dep")
     out = Path("/tmp") / f"mh-pickled-{unique('out')}"
-    create_model(client, model, make_zip(tmp_path / "p.zip", {"model.py": PICKLED_OUTPUT.format(out=out)}),
-                 SCHEMA_TEXT_TO_CLASS)
+    create_model(
+        client, model, make_zip(tmp_path / "p.zip", {"model.py": PICKLED_OUTPUT.format(out=out)}), SCHEMA_TEXT_TO_CLASS
+    )
     assert deploy(client, model, name)["status"] == "running"
     try:
         answer = client.post(f"/deployments/{name}/predict", json={"inputs": {"text": ["x"]}})

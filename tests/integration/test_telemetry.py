@@ -12,13 +12,21 @@ import subprocess
 
 import httpx
 import pytest
-
-from conftest import (MODELHUB, SCHEMA_TEXT_TO_CLASS, add_text_samples, create_model, deploy, make_zip,
-                      run_job, unique, wait_for)
+from conftest import (
+    MODELHUB,
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    create_model,
+    deploy,
+    make_zip,
+    run_job,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-PICKY_MODEL = '''
+PICKY_MODEL = """
 class Model:
     def __init__(self, model_dir):
         pass
@@ -27,7 +35,7 @@ class Model:
         if any(t.startswith("bad") for t in batch["text"]):
             raise ValueError("bad input")
         return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-'''
+"""
 FOUR_SERVICES = {"modelhub-gateway", "modelhub-scheduler", "modelhub-inference-worker", "modelhub-replica"}
 
 
@@ -50,8 +58,9 @@ def trace_cli(stack, job_id: str, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MODELHUB_DATA_DIR": str(stack.data_dir)}
     env.pop("MODELHUB_URL", None)
     env.pop("MODELHUB_TOKEN", None)
-    return subprocess.run([*MODELHUB, "jobs", "trace", job_id, *extra], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [*MODELHUB, "jobs", "trace", job_id, *extra], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def job_trace(stack, job_id: str) -> list[dict] | None:
@@ -62,7 +71,7 @@ def job_trace(stack, job_id: str) -> list[dict] | None:
     spans = json.loads(out.stdout)
     services = {s["service"] for s in spans}
     tasks_folded = [s for s in spans if s["name"] == "fold progress"]
-    return spans if FOUR_SERVICES <= services and tasks_folded else None
+    return spans if services >= FOUR_SERVICES and tasks_folded else None
 
 
 def test_one_job_is_one_trace_across_four_services(stack, job):
@@ -93,7 +102,9 @@ def test_one_job_is_one_trace_across_four_services(stack, job):
         assert span["attributes"]["modelhub.deployment"] == job["deployment"]
         assert 1 <= span["attributes"]["modelhub.batch_size"] <= 4
     # the task spans carry their outcome counts, which add up to the job's
-    tasks = [s for s in spans if s["service"] == "modelhub-inference-worker" and "modelhub.samples_ok" in s["attributes"]]
+    tasks = [
+        s for s in spans if s["service"] == "modelhub-inference-worker" and "modelhub.samples_ok" in s["attributes"]
+    ]
     assert sum(s["attributes"]["modelhub.samples_ok"] for s in tasks) == 9
     assert sum(s["attributes"]["modelhub.samples_failed"] for s in tasks) == 3
     assert all(s["attributes"]["modelhub.job_id"] == job["id"] for s in tasks)
@@ -132,17 +143,33 @@ def test_metrics_count_the_jobs_samples_and_every_service_has_probes(stack, job)
     assert "faststream_received_messages_total" in worker.text  # FastStream's own
 
     gateway = httpx.get(services["gateway"]["metrics_url"], timeout=10).text
-    assert wait_for(lambda: metric(httpx.get(services["gateway"]["metrics_url"], timeout=10).text,
-                                   "modelhub_jobs", status="completed"), 30, "the jobs gauge") >= 1
+    assert (
+        wait_for(
+            lambda: metric(
+                httpx.get(services["gateway"]["metrics_url"], timeout=10).text, "modelhub_jobs", status="completed"
+            ),
+            30,
+            "the jobs gauge",
+        )
+        >= 1
+    )
     assert stack.token not in gateway and "password" not in gateway
+
     def scrape(service: str) -> str:
         return httpx.get(services[service]["metrics_url"], timeout=10).text
 
-    assert wait_for(lambda: metric(scrape("deployer"), "modelhub_replicas_ready", **labels), 30,
-                    "the ready replicas gauge") == 1
+    assert (
+        wait_for(
+            lambda: metric(scrape("deployer"), "modelhub_replicas_ready", **labels), 30, "the ready replicas gauge"
+        )
+        == 1
+    )
     # the queue gauges read 0 for the deployment once its job is done (if a sweep saw it queued at all)
-    scheduler = wait_for(lambda: metric(scrape("scheduler"), "modelhub_tasks_waiting", **labels) in (None, 0)
-                         and scrape("scheduler"), 30, "the queue gauges to empty")
+    scheduler = wait_for(
+        lambda: metric(scrape("scheduler"), "modelhub_tasks_waiting", **labels) in (None, 0) and scrape("scheduler"),
+        30,
+        "the queue gauges to empty",
+    )
     assert metric(scheduler, "modelhub_tasks_in_flight", **labels) in (None, 0)
 
     for name in ("registry", "deployer", "scheduler", "inference-worker"):

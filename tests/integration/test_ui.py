@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 API_CALL = re.compile(r'\bapi\(\s*"(GET|POST|PUT|PATCH|DELETE)"\s*,\s*`([^`]*)`')
-ANY_API_CALL = re.compile(r'(?<![\w.])api\(')
-IMPORT = re.compile(r'''\b(?:import|from)\s*["'](\./[\w\-./]+\.js)["']''')
+ANY_API_CALL = re.compile(r"(?<![\w.])api\(")
+IMPORT = re.compile(r"""\b(?:import|from)\s*["'](\./[\w\-./]+\.js)["']""")
 MODULE_SCRIPT = re.compile(r'<script\s+type="module"\s+src="([^"]+)"')
 PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 PATH_PARAM = re.compile(r"\{[^}]*\}")
@@ -65,16 +65,18 @@ def test_root_redirects_to_the_ui_and_its_files_are_served(web):
 def test_every_api_call_in_the_ui_exists_in_the_openapi_document(web, stack):
     spec = web.get("/api/v1/openapi.json").json()
     prefix = "/api/v1"
-    routes = {(method.upper(), _normalise(path.removeprefix(prefix)))
-              for path, ops in spec["paths"].items() for method in ops}
+    routes = {
+        (method.upper(), _normalise(path.removeprefix(prefix))) for path, ops in spec["paths"].items() for method in ops
+    }
     calls = []
     for name, source in _ui_modules(web).items():
         code = _code_only(source)
         found = API_CALL.findall(code)
         # every call of api( must be one this test can read (literal method, template path) ...
         helper_defs = len(re.findall(r"function\s+api\(", code))
-        assert len(ANY_API_CALL.findall(code)) - helper_defs == len(found), \
+        assert len(ANY_API_CALL.findall(code)) - helper_defs == len(found), (
             f"{name}: an api(...) call without a literal method and template-literal path"
+        )
         # ... and nothing talks to the server behind the helper's back
         if name != "api.js":
             assert "fetch(" not in code and "XMLHttpRequest" not in code, f"{name} calls the server directly"
@@ -90,9 +92,21 @@ def test_every_api_call_in_the_ui_exists_in_the_openapi_document(web, stack):
     assert not missing, "UI calls with no such route in /api/v1/openapi.json:\n" + "\n".join(missing)
 
     used = {(method, _normalise(PLACEHOLDER.sub("{}", t.split("?", 1)[0]))) for _, method, t in calls}
-    for needed in [("POST", "/models"), ("PATCH", "/models/{}"), ("POST", "/models/{}/versions"),
-                   ("PUT", "/models/{}/sharing"), ("POST", "/models/{}/deployments"), ("DELETE", "/deployments/{}"),
-                   ("GET", "/datasets/{}/samples"), ("POST", "/datasets/{}/samples"), ("POST", "/datasets/{}/jobs"),
-                   ("GET", "/datasets/{}/jobs"), ("GET", "/jobs/{}"), ("POST", "/jobs/{}/cancel"),
-                   ("POST", "/jobs/{}/retry"), ("GET", "/jobs/{}/failures"), ("GET", "/users/me")]:
+    for needed in [
+        ("POST", "/models"),
+        ("PATCH", "/models/{}"),
+        ("POST", "/models/{}/versions"),
+        ("PUT", "/models/{}/sharing"),
+        ("POST", "/models/{}/deployments"),
+        ("DELETE", "/deployments/{}"),
+        ("GET", "/datasets/{}/samples"),
+        ("POST", "/datasets/{}/samples"),
+        ("POST", "/datasets/{}/jobs"),
+        ("GET", "/datasets/{}/jobs"),
+        ("GET", "/jobs/{}"),
+        ("POST", "/jobs/{}/cancel"),
+        ("POST", "/jobs/{}/retry"),
+        ("GET", "/jobs/{}/failures"),
+        ("GET", "/users/me"),
+    ]:
         assert needed in used, f"the UI never calls {needed[0]} {needed[1]}"

@@ -14,9 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import make_zip, unique
+from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api")
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 # A model of type local -> classification + detections: a picture's label is its colour, and one
 # box covers its left half.
-MODEL_PY = '''
+MODEL_PY = """
 from PIL import Image
 
 COLOURS = {(220, 30, 30): "red", (30, 160, 60): "green", (40, 60, 220): "blue"}
@@ -39,10 +38,14 @@ class Model:
         return {"predictions": [{"label": label, "confidence": 0.9} for label in labels],
                 "objects": [{"detections": [{"label": f"{label} half", "confidence": 0.8,
                                              "bounding_box": [0.0, 0.0, 0.5, 1.0]}]} for label in labels]}
-'''
-SCHEMA = {"inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
-          "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"},
-                                                       "objects": {"type": "detections"}}}}
+"""
+SCHEMA = {
+    "inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
+    "outputs": {
+        "type": "object",
+        "properties": {"predictions": {"type": "classification"}, "objects": {"type": "detections"}},
+    },
+}
 SHOTS = os.environ.get("MODELHUB_SCREENSHOTS")
 WAIT_MS = 240_000
 
@@ -56,13 +59,25 @@ def page(stack):
         page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(f"pageerror: {exc}"))
         # a failed HTTP call shows as a console error too; those are checked one by one as responses
-        page.on("console", lambda msg: page.errors.append(f"console.{msg.type}: {msg.text}")
-                if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+        page.on(
+            "console",
+            lambda msg: (
+                page.errors.append(f"console.{msg.type}: {msg.text}")
+                if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+                else None
+            ),
+        )
         page.calls = []
         page.on("request", lambda r: page.calls.append((r.method, r.url.split("/api/v1")[-1])))
         page.failed_calls = []
-        page.on("response", lambda r: page.failed_calls.append((r.request.method, r.url.split("/api/v1")[-1], r.status))
-                if r.status >= 400 else None)
+        page.on(
+            "response",
+            lambda r: (
+                page.failed_calls.append((r.request.method, r.url.split("/api/v1")[-1], r.status))
+                if r.status >= 400
+                else None
+            ),
+        )
         page.goto(f"http://127.0.0.1:{stack.port}/ui/#token={stack.token}&next=/models")
         yield page
         browser.close()
@@ -198,7 +213,6 @@ def test_a_user_walks_the_seed_page_from_create_model_to_labelled_pictures(page,
         page.get_by_label("Export the dataset").select_option("csv")
     exported = Path(download.value.path()).read_text().splitlines()
     assert exported[0] == "id,filepath,colour,objects" and len(exported) == 4, exported
-
 
     # Undo part of the run: remove the detections field; the boxes leave the grid
     page.get_by_role("button", name="Clear filters").click()

@@ -8,9 +8,24 @@ import subprocess
 
 import nats
 import pytest
-
-from conftest import (MODELHUB, SCHEMA_TEXT_TO_CLASS, Stack, _stack_env, add_text_samples, all_samples, create_model,
-                      deploy, free_port, get_json, make_zip, part_pid, slow_model, stop_stack, unique, wait_for)
+from conftest import (
+    MODELHUB,
+    SCHEMA_TEXT_TO_CLASS,
+    Stack,
+    _stack_env,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    free_port,
+    get_json,
+    make_zip,
+    part_pid,
+    slow_model,
+    stop_stack,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 TOTAL = 300
@@ -20,9 +35,25 @@ TOTAL = 300
 def two_workers(tmp_path_factory):
     data_dir, port = tmp_path_factory.mktemp("workers-stack"), free_port()
     try:
-        up = subprocess.run([*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port),
-                             "--timeout", "300", "--workers", "2"], env=_stack_env(), capture_output=True, text=True,
-                            timeout=360)
+        up = subprocess.run(
+            [
+                *MODELHUB,
+                "up",
+                "--detach",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--timeout",
+                "300",
+                "--workers",
+                "2",
+            ],
+            env=_stack_env(),
+            capture_output=True,
+            text=True,
+            timeout=360,
+        )
         assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
         yield Stack(data_dir, port)
     finally:
@@ -42,18 +73,25 @@ def test_two_workers_share_the_tasks_and_counts_stay_exact(two_workers, tmp_path
     stack = two_workers
     first, second = part_pid(stack.data_dir, "inference-worker"), part_pid(stack.data_dir, "inference-worker-2")
     assert first and second and first != second
-    assert wait_for(lambda: asyncio.run(pulls_waiting(stack.nats_url)) >= 2, 60,
-                    "both workers to pull tasks")
+    assert wait_for(lambda: asyncio.run(pulls_waiting(stack.nats_url)) >= 2, 60, "both workers to pull tasks")
     client, model, name = stack.client, unique("slow"), unique("slow-dep")
     create_model(client, model, make_zip(tmp_path / "slow.zip", {"model.py": slow_model(0.05)}), SCHEMA_TEXT_TO_CLASS)
     assert deploy(client, model, name, mini_batch=4, num_replicas=2)["status"] == "running"
     dataset = unique("ds")
     add_text_samples(client, dataset, [f"s{i}" for i in range(TOTAL)])
-    job_id = client.post(f"/datasets/{dataset}/jobs", json={"deployment": name, "outputs": {"label": "label"}}).json()["id"]
-    wait_for(lambda: (job := get_json(client, f"/jobs/{job_id}")) and job["succeeded"] >= 8, 180, "the job to get going")
+    job_id = client.post(f"/datasets/{dataset}/jobs", json={"deployment": name, "outputs": {"label": "label"}}).json()[
+        "id"
+    ]
+    wait_for(
+        lambda: (job := get_json(client, f"/jobs/{job_id}")) and job["succeeded"] >= 8, 180, "the job to get going"
+    )
     os.kill(second, signal.SIGKILL)  # its tasks in flight are redelivered to the other worker
-    job = wait_for(lambda: (j := get_json(client, f"/jobs/{job_id}")) and j["status"] in ("completed", "failed") and j,
-                   300, "the job to end", interval=0.5)
+    job = wait_for(
+        lambda: (j := get_json(client, f"/jobs/{job_id}")) and j["status"] in ("completed", "failed") and j,
+        300,
+        "the job to end",
+        interval=0.5,
+    )
     assert (job["status"], job["total"], job["succeeded"], job["failed"]) == ("completed", TOTAL, TOTAL, 0), job
     samples = all_samples(client, dataset)
     assert len(samples) == TOTAL and all(s["fields"]["label"]["label"] == s["fields"]["text"] for s in samples)

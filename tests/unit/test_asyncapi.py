@@ -54,9 +54,16 @@ def test_every_event_is_sent_by_someone_and_every_subscriber_is_visible(generate
     ops = _operations(doc)
     sent = {s for _, action, s in ops if action == "send"}
     received = {s for _, action, s in ops if action == "receive"}
-    for subject in (subjects.DEPLOYMENT_REQUESTED, subjects.DEPLOYMENT_STOP_REQUESTED, subjects.JOB_SUBMITTED,
-                    subjects.JOB_SCHEDULED, subjects.JOB_REFUSED, subjects.JOB_CANCELLED,
-                    subjects.TASK_SCHEDULED, subjects.SAMPLE_ANNOTATED):
+    for subject in (
+        subjects.DEPLOYMENT_REQUESTED,
+        subjects.DEPLOYMENT_STOP_REQUESTED,
+        subjects.JOB_SUBMITTED,
+        subjects.JOB_SCHEDULED,
+        subjects.JOB_REFUSED,
+        subjects.JOB_CANCELLED,
+        subjects.TASK_SCHEDULED,
+        subjects.SAMPLE_ANNOTATED,
+    ):
         assert subject in sent, subject
     # the registry registered its handlers in a start-up hook once, where no document could see them
     assert ("registry", "receive", subjects.RPC_CREATE_MODEL) in ops
@@ -70,8 +77,11 @@ def test_every_event_is_sent_by_someone_and_every_subscriber_is_visible(generate
 def test_every_event_payload_carries_its_schema_version(generated):
     _, doc = generated
     schemas = doc["components"]["schemas"]
-    event_classes = [c for _, c in inspect.getmembers(events, inspect.isclass)
-                     if issubclass(c, events.Event) and c is not events.Event]
+    event_classes = [
+        c
+        for _, c in inspect.getmembers(events, inspect.isclass)
+        if issubclass(c, events.Event) and c is not events.Event
+    ]
     assert len(event_classes) >= 8
     for cls in event_classes:
         assert "schema_version" in schemas[cls.__name__]["properties"], cls.__name__
@@ -90,14 +100,22 @@ def test_the_gateway_serves_the_document_and_a_page_without_a_token(tmp_path):
 
 
 def test_the_page_lists_who_sends_and_who_receives_each_subject():
-    doc = {"asyncapi": "3.0.0", "info": {"title": "t", "version": "1"},
-           "channels": {"a:send:s": {"address": "s", "messages": {"M": {"$ref": "#/components/messages/m1"}}},
-                        "b:receive:s": {"address": "s", "description": "b <folds> it", "messages": {}}},
-           "operations": {"a:send:s": {"action": "send", "channel": {"$ref": "#/channels/a:send:s"}},
-                          "b:receive:s": {"action": "receive", "channel": {"$ref": "#/channels/b:receive:s"}}},
-           "components": {"messages": {"m1": {"payload": {"$ref": "#/components/schemas/P"}}},
-                          "schemas": {"P": {"properties": {"x": {"type": "integer", "default": 1,
-                                                                  "description": "an x"}}}}}}
+    doc = {
+        "asyncapi": "3.0.0",
+        "info": {"title": "t", "version": "1"},
+        "channels": {
+            "a:send:s": {"address": "s", "messages": {"M": {"$ref": "#/components/messages/m1"}}},
+            "b:receive:s": {"address": "s", "description": "b <folds> it", "messages": {}},
+        },
+        "operations": {
+            "a:send:s": {"action": "send", "channel": {"$ref": "#/channels/a:send:s"}},
+            "b:receive:s": {"action": "receive", "channel": {"$ref": "#/channels/b:receive:s"}},
+        },
+        "components": {
+            "messages": {"m1": {"payload": {"$ref": "#/components/schemas/P"}}},
+            "schemas": {"P": {"properties": {"x": {"type": "integer", "default": 1, "description": "an x"}}}},
+        },
+    }
     html = asyncapi_page.render(doc)
     row = html.split("<code>s</code>")[1].split("</tr>")[0]
     assert "class='send'>a<" in row and "class='receive'>b<" in row and "href='#P'" in row

@@ -29,8 +29,10 @@ class FakeGateway:
 
     def on(self, method: str, path: str, *responses: Any, status: int = 200) -> None:
         """Answer with each response in turn (the last one repeats); a response is JSON or a handler."""
-        handlers: list[Handler] = [cast(Handler, r) if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body))
-                                   for r in responses]
+        handlers: list[Handler] = [
+            cast(Handler, r) if callable(r) else (lambda _req, body=r: httpx.Response(status, json=body))
+            for r in responses
+        ]
         self.routes[(method, path)] = handlers
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -43,8 +45,7 @@ class FakeGateway:
         return (handlers.pop(0) if len(handlers) > 1 else handlers[0])(request)
 
     def sent(self, method: str, path: str) -> list[httpx.Request]:
-        return [r for r in self.requests
-                if r.method == method and r.url.path == API_PREFIX + path]
+        return [r for r in self.requests if r.method == method and r.url.path == API_PREFIX + path]
 
     def body(self, method: str, path: str) -> Any:
         (request,) = self.sent(method, path)
@@ -66,13 +67,23 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
-SCHEMA = {"inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
-          "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}}}
+SCHEMA = {
+    "inputs": {"type": "object", "properties": {"image_paths": {"type": "local"}}},
+    "outputs": {"type": "object", "properties": {"predictions": {"type": "classification"}}},
+}
 
 
 def job(**kw: Any) -> dict:
-    return {"id": "j1", "dataset": "pics", "deployment": "dep", "status": "running", "total": 3,
-            "succeeded": 0, "failed": 0, **kw}
+    return {
+        "id": "j1",
+        "dataset": "pics",
+        "deployment": "dep",
+        "status": "running",
+        "total": 3,
+        "succeeded": 0,
+        "failed": 0,
+        **kw,
+    }
 
 
 def sse(*events: dict) -> Handler:
@@ -127,8 +138,7 @@ def test_json_flag_prints_the_raw_response(gateway: FakeGateway) -> None:
 
 
 @pytest.mark.parametrize("schema_as_file", [False, True])
-def test_upload_is_multipart_with_file_and_schema(gateway: FakeGateway, tmp_path: Path,
-                                                  schema_as_file: bool) -> None:
+def test_upload_is_multipart_with_file_and_schema(gateway: FakeGateway, tmp_path: Path, schema_as_file: bool) -> None:
     archive = tmp_path / "model.zip"
     archive.write_bytes(b"PK\x03\x04fake-zip-bytes")
     schema_arg = json.dumps(SCHEMA)
@@ -162,15 +172,25 @@ def test_upload_refuses_bad_schema_before_sending(gateway: FakeGateway, tmp_path
 def test_deploy_sends_defaults_and_waits_until_running(gateway: FakeGateway) -> None:
     dep = {"name": "dep", "model": "m", "status": "pending", "num_replicas": 2, "ready_replicas": 0}
     gateway.on("POST", "/models/m/deployments", dep, status=202)
-    gateway.on("GET", "/deployments/dep", {**dep, "status": "deploying"}, {**dep, "status": "deploying"},
-               {**dep, "status": "running", "ready_replicas": 2})
+    gateway.on(
+        "GET",
+        "/deployments/dep",
+        {**dep, "status": "deploying"},
+        {**dep, "status": "deploying"},
+        {**dep, "status": "running", "ready_replicas": 2},
+    )
 
     result = invoke("models", "deploy", "m", "--name", "dep", "--num-replicas", "2", "--custom-env")
 
     assert result.exit_code == 0, result.output
     assert gateway.body("POST", "/models/m/deployments") == {
-        "name": "dep", "model_type": "inference", "mini_batch": 1, "num_replicas": 2, "num_gpus": 0,
-        "custom_env": True}
+        "name": "dep",
+        "model_type": "inference",
+        "mini_batch": 1,
+        "num_replicas": 2,
+        "num_gpus": 0,
+        "custom_env": True,
+    }
     assert len(gateway.sent("GET", "/deployments/dep")) == 3
     assert "deploying" in result.stderr and "running (2/2 replicas ready)" in result.stdout
 
@@ -198,8 +218,7 @@ def test_share_merges_into_the_current_sharing(gateway: FakeGateway) -> None:
     result = invoke("models", "share", "m", "--user", "bob=edit", "--user", "carol=run", "--user", "dave=none")
 
     assert result.exit_code == 0, result.output
-    assert gateway.body("PUT", "/models/m/sharing") == {"everyone": "run",
-                                                        "users": {"bob": "edit", "carol": "run"}}
+    assert gateway.body("PUT", "/models/m/sharing") == {"everyone": "run", "users": {"bob": "edit", "carol": "run"}}
     assert "everyone: run" in result.stdout and "bob: edit" in result.stdout
     invoke("models", "share", "m", "--everyone", "none")
     assert json.loads(gateway.sent("PUT", "/models/m/sharing")[-1].content)["everyone"] == "none"
@@ -222,13 +241,16 @@ def test_api_error_is_printed_and_exits_1(gateway: FakeGateway) -> None:
 
 
 def test_validation_errors_are_joined_readably(gateway: FakeGateway) -> None:
-    detail = [{"loc": ["body", "name"], "msg": "String should have at least 1 character", "type": "x"},
-              {"loc": ["body", "tags", 0], "msg": "Input should be a valid string", "type": "y"}]
+    detail = [
+        {"loc": ["body", "name"], "msg": "String should have at least 1 character", "type": "x"},
+        {"loc": ["body", "tags", 0], "msg": "Input should be a valid string", "type": "y"},
+    ]
     gateway.on("POST", "/models", {"detail": detail}, status=422)
     result = invoke("models", "create", "m")
     assert result.exit_code == 1
-    assert result.stderr.strip() == ("Error (422): name: String should have at least 1 character; "
-                                     "tags.0: Input should be a valid string")
+    assert result.stderr.strip() == (
+        "Error (422): name: String should have at least 1 character; tags.0: Input should be a valid string"
+    )
 
 
 def test_missing_resource_and_non_json_errors(gateway: FakeGateway) -> None:
@@ -253,8 +275,7 @@ def test_connection_refused_suggests_modelhub_up(monkeypatch: pytest.MonkeyPatch
 
 
 def test_predict_sends_inputs(gateway: FakeGateway) -> None:
-    gateway.on("POST", "/deployments/dep/predict",
-               {"outputs": {"predictions": [{"label": "cat", "confidence": 0.9}]}})
+    gateway.on("POST", "/deployments/dep/predict", {"outputs": {"predictions": [{"label": "cat", "confidence": 0.9}]}})
     result = invoke("deployments", "predict", "dep", "--input", 'image_paths=["/a.png"]', "--input", "k=3")
     assert result.exit_code == 0, result.output
     assert gateway.body("POST", "/deployments/dep/predict") == {"inputs": {"image_paths": ["/a.png"], "k": [3]}}
@@ -263,23 +284,30 @@ def test_predict_sends_inputs(gateway: FakeGateway) -> None:
     assert json.loads(gateway.sent("POST", "/deployments/dep/predict")[-1].content) == {"inputs": {"text": ["hi"]}}
 
 
-def test_datasets_add_expands_directories_and_posts_in_chunks(gateway: FakeGateway, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_datasets_add_expands_directories_and_posts_in_chunks(
+    gateway: FakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     images = tmp_path / "imgs"
     (images / "sub").mkdir(parents=True)
     for name in ("b.png", "a.png", "c.png", "notes.txt", ".hidden.png", "sub/d.png"):
         (images / name).write_bytes(b"x")
     (tmp_path / "extra.jpg").write_bytes(b"x")
-    gateway.on("POST", "/datasets/pics/samples",
-               lambda req: httpx.Response(201, json={"added": len(json.loads(req.content)["samples"])}))
+    gateway.on(
+        "POST",
+        "/datasets/pics/samples",
+        lambda req: httpx.Response(201, json={"added": len(json.loads(req.content)["samples"])}),
+    )
     monkeypatch.chdir(tmp_path)
 
-    result = invoke("datasets", "add", "pics", "imgs", "extra.jpg", "--glob", "*.png", "--recursive",
-                    "--chunk-size", "2")
+    result = invoke(
+        "datasets", "add", "pics", "imgs", "extra.jpg", "--glob", "*.png", "--recursive", "--chunk-size", "2"
+    )
 
     assert result.exit_code == 0, result.output
-    chunks = [[s["filepath"] for s in json.loads(r.content)["samples"]]
-              for r in gateway.sent("POST", "/datasets/pics/samples")]
+    chunks = [
+        [s["filepath"] for s in json.loads(r.content)["samples"]]
+        for r in gateway.sent("POST", "/datasets/pics/samples")
+    ]
     expected = [str(images / n) for n in ("a.png", "b.png", "c.png", "sub/d.png")] + [str(tmp_path / "extra.jpg")]
     assert chunks == [expected[0:2], expected[2:4], expected[4:]]
     assert "added 5 samples" in result.stdout
@@ -288,8 +316,9 @@ def test_datasets_add_expands_directories_and_posts_in_chunks(gateway: FakeGatew
 def test_samples_table_truncates_fields_to_the_terminal(gateway: FakeGateway, monkeypatch) -> None:
     monkeypatch.setattr(render, "terminal_width", lambda: 60)
     fields = {"predictions": {"label": "cat" * 30, "confidence": 0.5}}
-    gateway.on("GET", "/datasets/pics/samples", {"items": [{"id": "s1", "filepath": "/a.png", "fields": fields}],
-                                                 "total": 7})
+    gateway.on(
+        "GET", "/datasets/pics/samples", {"items": [{"id": "s1", "filepath": "/a.png", "fields": fields}], "total": 7}
+    )
     result = invoke("datasets", "samples", "pics", "--limit", "1", "--offset", "3")
     (request,) = gateway.sent("GET", "/datasets/pics/samples")
     assert dict(request.url.params) == {"limit": "1", "offset": "3"}
@@ -304,15 +333,22 @@ def test_samples_table_truncates_fields_to_the_terminal(gateway: FakeGateway, mo
 
 def test_run_follows_the_event_stream_and_reports_failures(gateway: FakeGateway) -> None:
     gateway.on("POST", "/datasets/pics/jobs", job(status="queued", total=3), status=202)
-    gateway.on("GET", "/jobs/j1/events", sse(job(succeeded=1), job(succeeded=2),
-                                             job(status="completed", succeeded=2, failed=1)))
+    gateway.on(
+        "GET",
+        "/jobs/j1/events",
+        sse(job(succeeded=1), job(succeeded=2), job(status="completed", succeeded=2, failed=1)),
+    )
     gateway.on("GET", "/jobs/j1/failures", {"items": [{"sample_id": "s3", "error": "output is not a label"}]})
 
-    result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions=pred",
-                    "--input", "image_paths=filepath")
+    result = invoke(
+        "run", "pics", "--deployment", "dep", "--output", "predictions=pred", "--input", "image_paths=filepath"
+    )
 
     assert gateway.body("POST", "/datasets/pics/jobs") == {
-        "deployment": "dep", "outputs": {"predictions": "pred"}, "inputs": {"image_paths": "filepath"}}
+        "deployment": "dep",
+        "outputs": {"predictions": "pred"},
+        "inputs": {"image_paths": "filepath"},
+    }
     assert result.exit_code == 2
     assert "job j1 completed: 2 succeeded, 1 failed" in result.stdout
     assert "s3: output is not a label" in result.stdout
@@ -380,8 +416,9 @@ def test_export_streams_to_a_file_and_counts_the_samples(gateway: FakeGateway, t
     body = "id,filepath,pet\n1,/a.png,cat\n2,/b.png,dog\n"
     gateway.on("GET", "/datasets/pets/export", lambda req: httpx.Response(200, text=body))
     out = tmp_path / "pets.csv"
-    result = CliRunner().invoke(cli, ["datasets", "export", "pets", "--format", "csv", "--fields", "pet",
-                                      "-o", str(out)])
+    result = CliRunner().invoke(
+        cli, ["datasets", "export", "pets", "--format", "csv", "--fields", "pet", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert out.read_text() == body and "exported 2 samples of pets" in result.output
     (request,) = gateway.sent("GET", "/datasets/pets/export")
@@ -399,18 +436,39 @@ def test_export_failure_leaves_no_file_and_exits_1(gateway: FakeGateway, tmp_pat
 
 def test_samples_filters_become_query_parameters(gateway: FakeGateway) -> None:
     gateway.on("GET", "/datasets/pets/samples", {"items": [], "total": 0})
-    result = CliRunner().invoke(cli, ["datasets", "samples", "pets", "--field", "pred", "--label", "cat",
-                                      "--min-confidence", "0.5", "--missing", "other"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "datasets",
+            "samples",
+            "pets",
+            "--field",
+            "pred",
+            "--label",
+            "cat",
+            "--min-confidence",
+            "0.5",
+            "--missing",
+            "other",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (request,) = gateway.sent("GET", "/datasets/pets/samples")
-    assert dict(request.url.params) == {"limit": "20", "offset": "0", "field": "pred", "label": "cat",
-                                        "min_confidence": "0.5", "missing": "other"}
+    assert dict(request.url.params) == {
+        "limit": "20",
+        "offset": "0",
+        "field": "pred",
+        "label": "cat",
+        "min_confidence": "0.5",
+        "missing": "other",
+    }
 
 
 def test_lifecycle_commands_call_their_routes(gateway: FakeGateway) -> None:
     gateway.on("DELETE", "/users/bob", lambda req: httpx.Response(204))
-    gateway.on("GET", "/users", {"items": [{"username": "bob", "is_admin": False, "disabled": True,
-                                            "created_at": None}]})
+    gateway.on(
+        "GET", "/users", {"items": [{"username": "bob", "is_admin": False, "disabled": True, "created_at": None}]}
+    )
     gateway.on("DELETE", "/datasets/pets/fields/pred", {"removed": 7})
     gateway.on("POST", "/datasets/pets/samples/delete", {"deleted": 2})
     gateway.on("DELETE", "/models/m/versions/3", lambda req: httpx.Response(204))

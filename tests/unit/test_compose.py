@@ -17,9 +17,9 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-from jsonschema.validators import validator_for
 import pytest
 import yaml
+from jsonschema.validators import validator_for
 from pydantic_settings import BaseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +40,16 @@ RAY_NODES = ("ray-head", "ray-cpu-worker", "ray-gpu-worker")
 # Ray's client reads its auth settings.
 NOT_SETTINGS = re.compile(r"^(OTEL_[A-Z_]+|RAY_AUTH_MODE|RAY_AUTH_TOKEN|PYTHONUNBUFFERED)$")
 # The metrics the services export (issue #8), the only ones the dashboard may chart.
-METRICS = {"modelhub_samples_annotated_total", "modelhub_samples_failed_total", "modelhub_task_duration_seconds",
-           "modelhub_serve_call_duration_seconds", "modelhub_tasks_waiting", "modelhub_tasks_in_flight",
-           "modelhub_replicas_ready", "modelhub_jobs"}
+METRICS = {
+    "modelhub_samples_annotated_total",
+    "modelhub_samples_failed_total",
+    "modelhub_task_duration_seconds",
+    "modelhub_serve_call_duration_seconds",
+    "modelhub_tasks_waiting",
+    "modelhub_tasks_in_flight",
+    "modelhub_replicas_ready",
+    "modelhub_jobs",
+}
 INTERPOLATION = re.compile(r"\$\{[A-Z_][A-Z0-9_]*(:?[-?][^}]*)?\}")
 
 
@@ -88,10 +95,13 @@ def not_read(env: dict, cls: type[BaseSettings]) -> list[str]:
 
 def test_a_renamed_setting_is_caught():
     from modelhub_gateway.settings import GatewaySettings
+
     good = {"MODELHUB_NATS_URL": "x", "RAY_ADDRESS": "y", "MODELHUB_GATEWAY_PORT": "1", "OTEL_SERVICE_NAME": "z"}
     assert not_read(good, GatewaySettings) == []
-    assert not_read({**good, "MODELHUB_NATS_URI": "x", "MODELHUB_PORT": "1"}, GatewaySettings) == \
-        ["MODELHUB_NATS_URI", "MODELHUB_PORT"]
+    assert not_read({**good, "MODELHUB_NATS_URI": "x", "MODELHUB_PORT": "1"}, GatewaySettings) == [
+        "MODELHUB_NATS_URI",
+        "MODELHUB_PORT",
+    ]
 
 
 def dummy(value: str) -> str:
@@ -117,7 +127,9 @@ def test_every_compose_file_follows_the_compose_spec(path):
 def test_the_schema_check_can_fail():
     schema = json.loads((resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text())
     validator = validator_for(schema)(schema)
-    broken = {"services": {"x": {"image": "a:1", "depends_on": {"y": {"condition": "when_ready"}}, "restart_policy": 1}}}
+    broken = {
+        "services": {"x": {"image": "a:1", "depends_on": {"y": {"condition": "when_ready"}}, "restart_policy": 1}}
+    }
     assert len(list(validator.iter_errors(broken))) >= 1
 
 
@@ -127,11 +139,25 @@ def test_docker_compose_config_accepts_it_when_a_docker_cli_is_there(tmp_path):
     if probe.returncode != 0:
         pytest.skip("docker CLI without the compose plugin")
     env_file = tmp_path / ".env"
-    env_file.write_text("".join(f"{v}=x0\n" for v in ("NATS_PASSWORD", "NATS_INTEGRATION_PASSWORD", "MONGO_PASSWORD",
-                                                        "MODELHUB_ADMIN_TOKEN",
-                                                        "RAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD")))
-    done = subprocess.run(["docker", "compose", "--env-file", str(env_file), "-f", str(COMPOSE), "config", "-q"],
-                          capture_output=True, text=True, timeout=60)
+    env_file.write_text(
+        "".join(
+            f"{v}=x0\n"
+            for v in (
+                "NATS_PASSWORD",
+                "NATS_INTEGRATION_PASSWORD",
+                "MONGO_PASSWORD",
+                "MODELHUB_ADMIN_TOKEN",
+                "RAY_AUTH_TOKEN",
+                "GRAFANA_ADMIN_PASSWORD",
+            )
+        )
+    )
+    done = subprocess.run(
+        ["docker", "compose", "--env-file", str(env_file), "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -139,11 +165,16 @@ def test_docker_compose_config_accepts_it_when_a_docker_cli_is_there(tmp_path):
 
 
 def test_every_modelhub_service_is_checked(compose):
-    built = {n for n, s in compose["services"].items() if "Dockerfile" in str(s.get("build", {}).get("dockerfile", ""))
-             and s["build"]["dockerfile"].endswith("/Dockerfile")}
+    built = {
+        n
+        for n, s in compose["services"].items()
+        if "Dockerfile" in str(s.get("build", {}).get("dockerfile", ""))
+        and s["build"]["dockerfile"].endswith("/Dockerfile")
+    }
     assert built == set(SERVICES)
-    assert {p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists()} == \
-        {folder for folder, _ in SERVICES.values()}
+    assert {p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists()} == {
+        folder for folder, _ in SERVICES.values()
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -152,8 +183,9 @@ def test_the_command_runs_the_services_own_package(compose, name):
     assert service["build"]["args"]["SERVICE"] == folder
     python, flag, module = service["command"]
     assert (python, flag) == ("python", "-m")
-    assert (ROOT / "services" / folder / module / "__main__.py").exists(), \
+    assert (ROOT / "services" / folder / module / "__main__.py").exists(), (
         f"{name} runs `python -m {module}`, which services/{folder} does not provide"
+    )
     assert importlib.util.find_spec(f"{module}.__main__") is not None
 
 
@@ -162,7 +194,9 @@ def test_the_command_runs_the_services_own_package(compose, name):
 # exists to catch, so it is expected to fail, strictly, until the setting exists.
 HTTP_PORT_PENDING = pytest.mark.xfail(
     "http_port" not in importlib.import_module("modelhub_contracts.settings").ServiceSettings.model_fields,
-    reason="MODELHUB_HTTP_PORT is not a setting yet (issue #8 metrics, another branch)", strict=True)
+    reason="MODELHUB_HTTP_PORT is not a setting yet (issue #8 metrics, another branch)",
+    strict=True,
+)
 
 
 @HTTP_PORT_PENDING
@@ -236,6 +270,7 @@ def test_images_are_pinned_to_the_embedded_servers_versions(compose):
 
 def test_the_embedded_mongod_is_the_version_compose_pins():
     from modelhub import stack
+
     try:
         mongod = stack.find_mongod()
     except stack.StackError:
@@ -298,13 +333,16 @@ def test_mongo_is_a_replica_set_with_auth_and_nats_keeps_jetstream_on_a_volume(c
 
 def test_other_systems_get_the_embedded_stacks_integration_permissions(compose):
     from modelhub import integration
+
     conf = (COMPOSE_DIR / "nats/nats.conf").read_text()
     entry = re.search(r"\{user: integration, password: \$(\w+),\s*permissions: (\{.*\})\}\s*$", conf, re.M)
     assert entry, "no integration user in nats.conf"
     assert entry.group(1) in compose["services"]["nats"]["environment"]
     as_json = re.sub(r"(\w+):", r'"\1":', entry.group(2))
-    assert json.loads(as_json) == {"publish": {"allow": [integration.COMMANDS]},
-                                   "subscribe": {"allow": [f"{integration.INBOX_PREFIX}.>"]}}
+    assert json.loads(as_json) == {
+        "publish": {"allow": [integration.COMMANDS]},
+        "subscribe": {"allow": [f"{integration.INBOX_PREFIX}.>"]},
+    }
 
 
 # ------------------------------------------------------------------ Ray: replicas off the control plane
@@ -312,6 +350,7 @@ def test_other_systems_get_the_embedded_stacks_integration_permissions(compose):
 
 def test_ray_workers_offer_the_replica_resource_and_the_gpu_one_reserves_gpus(compose):
     from modelhub_deployer.deploy import REPLICA_RESOURCE
+
     services = compose["services"]
     for name in ("ray-cpu-worker", "ray-gpu-worker"):
         command = services[name]["command"]

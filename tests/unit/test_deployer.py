@@ -27,11 +27,20 @@ class MemoryStore:
 
     def add(self, spec: DeploySpec, status: str = "pending") -> None:
         self.docs[spec.name] = {
-            "_id": spec.name, "name": spec.name, "package_object": spec.package_object,
-            "package_sha256": spec.package_sha256, "mini_batch": spec.mini_batch,
-            "num_replicas": spec.num_replicas, "num_gpus": spec.num_gpus,
-            "custom_env": spec.custom_env, "status": status, "error": None, "ready_replicas": 0,
-            "min_replicas": spec.min_replicas, "max_replicas": spec.max_replicas}
+            "_id": spec.name,
+            "name": spec.name,
+            "package_object": spec.package_object,
+            "package_sha256": spec.package_sha256,
+            "mini_batch": spec.mini_batch,
+            "num_replicas": spec.num_replicas,
+            "num_gpus": spec.num_gpus,
+            "custom_env": spec.custom_env,
+            "status": status,
+            "error": None,
+            "ready_replicas": 0,
+            "min_replicas": spec.min_replicas,
+            "max_replicas": spec.max_replicas,
+        }
         self.history[spec.name] = [status]
 
     async def get(self, name: str) -> Deployment | None:
@@ -91,14 +100,25 @@ class FakePackages:
     async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
         if self.gate is not None:
             await self.gate.wait()
-        return PreparedPackage(Path("/data/deployments") / name / "package",
-                               Path("/data/deployments") / name / "package.zip", "model:Model", False, False)
+        return PreparedPackage(
+            Path("/data/deployments") / name / "package",
+            Path("/data/deployments") / name / "package.zip",
+            "model:Model",
+            False,
+            False,
+        )
 
 
 def make_spec(**overrides: Any) -> DeploySpec:
-    fields: dict[str, Any] = dict(name=f"d-{uuid.uuid4().hex[:8]}", package_object="pkg/m/1.zip",
-                  package_sha256="ab" * 32, mini_batch=4, num_replicas=2, num_gpus=0,
-                  custom_env=False)
+    fields: dict[str, Any] = dict(
+        name=f"d-{uuid.uuid4().hex[:8]}",
+        package_object="pkg/m/1.zip",
+        package_sha256="ab" * 32,
+        mini_batch=4,
+        num_replicas=2,
+        num_gpus=0,
+        custom_env=False,
+    )
     return DeploySpec(**(fields | overrides))
 
 
@@ -127,8 +147,7 @@ async def test_status_flow_pending_deploying_running(world):
     assert store.history[spec.name] == ["pending", "deploying", "running"]
     assert (doc["error"], doc["ready_replicas"]) == (None, 2)
     (config,) = serve.submitted
-    assert (config.name, config.num_replicas, config.mini_batch, config.entrypoint) == (
-        spec.name, 2, 4, "model:Model")
+    assert (config.name, config.num_replicas, config.mini_batch, config.entrypoint) == (spec.name, 2, 4, "model:Model")
     assert config.num_cpus < 1  # 4 replicas on a 2-core machine must fit
 
 
@@ -154,9 +173,11 @@ async def test_too_many_replicas_for_cpus_names_cpus(world):
 
 async def test_failed_replica_ends_failed_with_the_exception_and_app_deleted(world):
     store, serve, packages, deployer = world
-    traceback = "\n".join(["Deploying app failed:", "Traceback (most recent call last):"]
-                          + [f'  File "x.py", line {i}, in f' for i in range(40)]
-                          + ["RuntimeError: weights file is missing"])
+    traceback = "\n".join(
+        ["Deploying app failed:", "Traceback (most recent call last):"]
+        + [f'  File "x.py", line {i}, in f' for i in range(40)]
+        + ["RuntimeError: weights file is missing"]
+    )
     serve.outcome = AppState("DEPLOY_FAILED", traceback, 0)
     spec = make_spec()
     store.add(spec)
@@ -277,13 +298,25 @@ async def test_events_from_users_without_rights_change_nothing_but_the_status():
     deployer = RecordingDeployer()
     broker = NatsBroker()
     register(broker, deployer, FixedAuthorizer("user 'eve' may not run model 'm'"))  # type: ignore[arg-type]
-    event = DeploymentRequested(deployment="d1", model="m", version=1, package_object="o",
-                                package_sha256="s", mini_batch=2, num_replicas=1, num_gpus=0,
-                                custom_env=False, requested_by="eve")
+    event = DeploymentRequested(
+        deployment="d1",
+        model="m",
+        version=1,
+        package_object="o",
+        package_sha256="s",
+        mini_batch=2,
+        num_replicas=1,
+        num_gpus=0,
+        custom_env=False,
+        requested_by="eve",
+    )
     async with TestNatsBroker(broker) as br:
         await br.publish(event, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
-        await br.publish(DeploymentStopRequested(deployment="d1", requested_by="eve"),
-                         subjects.DEPLOYMENT_STOP_REQUESTED, stream=subjects.STREAM)
+        await br.publish(
+            DeploymentStopRequested(deployment="d1", requested_by="eve"),
+            subjects.DEPLOYMENT_STOP_REQUESTED,
+            stream=subjects.STREAM,
+        )
     assert deployer.calls == [("refuse", "d1", "user 'eve' may not run model 'm'")]
 
 
@@ -292,16 +325,27 @@ async def test_handlers_hand_typed_events_to_the_use_cases():
     calls = recording.calls
     broker = NatsBroker()
     register(broker, recording, FixedAuthorizer(None))  # type: ignore[arg-type]
-    event = DeploymentRequested(deployment="d1", model="m", version=1, package_object="o",
-                                package_sha256="s", mini_batch=2, num_replicas=1, num_gpus=0,
-                                custom_env=False, requested_by="bob")
+    event = DeploymentRequested(
+        deployment="d1",
+        model="m",
+        version=1,
+        package_object="o",
+        package_sha256="s",
+        mini_batch=2,
+        num_replicas=1,
+        num_gpus=0,
+        custom_env=False,
+        requested_by="bob",
+    )
     async with TestNatsBroker(broker) as br:
         await br.publish(event, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
-        await br.publish(DeploymentStopRequested(deployment="d1", requested_by="bob"),
-                         subjects.DEPLOYMENT_STOP_REQUESTED, stream=subjects.STREAM)
+        await br.publish(
+            DeploymentStopRequested(deployment="d1", requested_by="bob"),
+            subjects.DEPLOYMENT_STOP_REQUESTED,
+            stream=subjects.STREAM,
+        )
         with pytest.raises(ValidationError):  # a malformed event is refused, never handed on
-            await br.publish({"deployment": "d1"}, subjects.DEPLOYMENT_REQUESTED,
-                             stream=subjects.STREAM)
+            await br.publish({"deployment": "d1"}, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
     assert calls == [("request", DeploySpec.from_event(event)), ("stop", "d1")]
 
 
@@ -367,6 +411,7 @@ async def test_a_stopped_deployment_s_package_leaves_the_cluster_store_unless_st
 
 # ------------------------------------------------- Serve's own features; following Serve after running
 
+
 async def test_autoscaling_and_a_gpu_fraction_reach_the_replica_config(world):
     store, serve, _, deployer = world
     spec = make_spec(num_replicas=5, num_gpus=0.5, min_replicas=1, max_replicas=3)
@@ -390,8 +435,18 @@ async def test_a_gpu_fraction_is_checked_against_the_cluster(world):
 
 def test_the_application_config_is_plain_json_with_autoscaling_or_a_fixed_count():
     from modelhub_deployer.serving import application_config
-    base: dict[str, Any] = dict(name="d", package_id="p", package_sha256="ab" * 32, package_zip=Path("/x.zip"),
-                entrypoint="model:Model", mini_batch=4, num_cpus=0.1, num_gpus=0.25, secret="s")
+
+    base: dict[str, Any] = dict(
+        name="d",
+        package_id="p",
+        package_sha256="ab" * 32,
+        package_zip=Path("/x.zip"),
+        entrypoint="model:Model",
+        mini_batch=4,
+        num_cpus=0.1,
+        num_gpus=0.25,
+        secret="s",
+    )
     fixed = application_config(ReplicaConfig(num_replicas=2, **base), "gcs://r.zip", "gcs://m.zip")
     (dep,) = fixed["deployments"]
     assert dep["num_replicas"] == 2 and "autoscaling_config" not in dep
@@ -399,12 +454,14 @@ def test_the_application_config_is_plain_json_with_autoscaling_or_a_fixed_count(
     assert dep["ray_actor_options"]["runtime_env"]["py_modules"] == ["gcs://r.zip", "gcs://m.zip"]
     assert fixed["import_path"] == "modelhub_replica:build" and fixed["route_prefix"] == "/d"
     assert fixed["args"]["secret"] == "s"
-    scaled = application_config(ReplicaConfig(num_replicas=1, min_replicas=0, max_replicas=4, **base),
-                                "gcs://r.zip", "gcs://m.zip")
+    scaled = application_config(
+        ReplicaConfig(num_replicas=1, min_replicas=0, max_replicas=4, **base), "gcs://r.zip", "gcs://m.zip"
+    )
     (dep,) = scaled["deployments"]
     assert "num_replicas" not in dep
     assert {"min_replicas": 0, "max_replicas": 4, "initial_replicas": 1}.items() <= dep["autoscaling_config"].items()
     import json
+
     assert json.loads(json.dumps(scaled)) == scaled
 
 

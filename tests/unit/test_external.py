@@ -15,7 +15,9 @@ class Store:
     """The users part of GatewayStore, in memory."""
 
     def __init__(self, **tokens: str) -> None:
-        self.by_hash = {auth.hash_token(t): {"username": u, "token_hash": auth.hash_token(t)} for u, t in tokens.items()}
+        self.by_hash = {
+            auth.hash_token(t): {"username": u, "token_hash": auth.hash_token(t)} for u, t in tokens.items()
+        }
 
     async def user_by_token_hash(self, digest: str):
         return self.by_hash.get(digest)

@@ -15,7 +15,9 @@ class FakeJobs:
 
     def _matches(self, query: dict) -> bool:
         status = query.get("status")
-        return query["_id"] == self.doc["_id"] and not (isinstance(status, dict) and self.doc["status"] in status["$nin"])
+        return query["_id"] == self.doc["_id"] and not (
+            isinstance(status, dict) and self.doc["status"] in status["$nin"]
+        )
 
     async def update_one(self, query, update):
         matched = self._matches(query)

@@ -27,9 +27,25 @@ def test_autoscaling_bounds():
 
 
 def test_the_public_view_never_carries_the_serve_secret():
-    doc = {"_id": "d", "name": "d", "model": "m", "version": 1, "model_type": "inference", "mini_batch": 1,
-           "num_replicas": 1, "num_gpus": 0.5, "custom_env": False, "status": "running", "error": None,
-           "ready_replicas": 1, "created_by": "u", "created_at": "2026-11-27T00:00:00Z",
-           "updated_at": "2026-11-27T00:00:00Z", "serve_secret": "s3cret", "max_replicas": 3, "min_replicas": 1}
+    doc = {
+        "_id": "d",
+        "name": "d",
+        "model": "m",
+        "version": 1,
+        "model_type": "inference",
+        "mini_batch": 1,
+        "num_replicas": 1,
+        "num_gpus": 0.5,
+        "custom_env": False,
+        "status": "running",
+        "error": None,
+        "ready_replicas": 1,
+        "created_by": "u",
+        "created_at": "2026-11-27T00:00:00Z",
+        "updated_at": "2026-11-27T00:00:00Z",
+        "serve_secret": "s3cret",
+        "max_replicas": 3,
+        "min_replicas": 1,
+    }
     shown = DeploymentPublic.model_validate(doc).model_dump_json()
     assert "s3cret" not in shown and '"max_replicas":3' in shown and '"num_gpus":0.5' in shown

@@ -1,8 +1,8 @@
 """The gateway refuses request bodies over its cap with 413, before a route reads them."""
 
 from fastapi import FastAPI, Request
-from starlette.responses import JSONResponse
 from fastapi.testclient import TestClient
+from starlette.responses import JSONResponse
 
 from modelhub_gateway.app import build_app
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
@@ -48,8 +48,11 @@ def test_a_chunked_body_is_counted_as_it_streams():
 def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
     app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", max_upload_bytes=1000))
     client = TestClient(app)  # no lifespan: the refusal must not need MongoDB or NATS
-    too_big = client.post("/api/v1/models/m/versions", content=b"x" * (1000 + UPLOAD_OVERHEAD_BYTES + 1),
-                          headers={"Content-Type": "application/zip"})
+    too_big = client.post(
+        "/api/v1/models/m/versions",
+        content=b"x" * (1000 + UPLOAD_OVERHEAD_BYTES + 1),
+        headers={"Content-Type": "application/zip"},
+    )
     assert too_big.status_code == 413
     anonymous = client.post("/api/v1/models", content=b"{}", headers={"Content-Type": "application/json"})
     assert anonymous.status_code == 401  # a small body reaches the routes (and their auth)
@@ -58,8 +61,9 @@ def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
 def test_online_predict_has_its_own_smaller_cap_that_says_what_to_do(tmp_path):
     app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", predict_max_body_bytes=500))
     client = TestClient(app)
-    refused = client.post("/api/v1/deployments/d/predict", content=b"x" * 501,
-                          headers={"Content-Type": "application/json"})
+    refused = client.post(
+        "/api/v1/deployments/d/predict", content=b"x" * 501, headers={"Content-Type": "application/json"}
+    )
     assert refused.status_code == 413
     assert refused.json()["detail"] == "request body is over the 500-byte limit; send fewer samples per request"
     other_route = client.post("/api/v1/datasets", content=b"x" * 501, headers={"Content-Type": "application/json"})
@@ -95,5 +99,6 @@ async def test_predict_requests_over_the_gateway_limit_are_refused_at_once_and_o
         release.set()
         assert [r.status_code for r in await asyncio.gather(*held, other)] == [200, 200, 200]
     assert limited.in_progress == 0
-    assert (await httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://t")
-            .post("/predict")).status_code == 200  # freed once answered
+    assert (
+        await httpx.AsyncClient(transport=httpx.ASGITransport(app=limited), base_url="http://t").post("/predict")
+    ).status_code == 200  # freed once answered

@@ -2,10 +2,10 @@
 clears it."""
 
 import asyncio
+import contextlib
 import re
 
 from modelhub_gateway.recent import ForgetOnWrite, Recent
-import contextlib
 
 
 class Loads:
@@ -32,6 +32,7 @@ def test_a_kept_read_is_served_without_loading_again_until_it_expires(monkeypatc
 def test_a_missing_document_is_kept_as_missing_and_a_zero_ttl_keeps_nothing():
     async def none():
         return None
+
     recent = Recent(ttl_s=5)
     assert asyncio.run(recent.get(("gone",), none)) is None
     load = Loads()
@@ -59,6 +60,7 @@ async def _call(middleware, method, path):
 
     async def send(message):
         pass
+
     await middleware({"type": "http", "method": method, "path": path}, receive, send)
 
 
@@ -70,9 +72,13 @@ def test_a_write_request_clears_the_cache_and_reads_and_predicts_do_not():
         seen.append(len(recent._entries))  # what the route saw: cleared before a write runs
 
     middleware = ForgetOnWrite(app, recent, reads_also=re.compile(r"^/api/v1/deployments/[^/]+/predict$"))
-    for method, path, kept in (("GET", "/api/v1/models", 1), ("POST", "/api/v1/deployments/d/predict", 1),
-                               ("PUT", "/api/v1/models/m/sharing", 0), ("DELETE", "/api/v1/deployments/d", 0),
-                               ("POST", "/api/v1/users/me/token", 0)):
+    for method, path, kept in (
+        ("GET", "/api/v1/models", 1),
+        ("POST", "/api/v1/deployments/d/predict", 1),
+        ("PUT", "/api/v1/models/m/sharing", 0),
+        ("DELETE", "/api/v1/deployments/d", 0),
+        ("POST", "/api/v1/users/me/token", 0),
+    ):
         asyncio.run(recent.get(("k",), Loads()))
         asyncio.run(_call(middleware, method, path))
         assert len(recent._entries) == kept, (method, path)

@@ -31,12 +31,15 @@ def test_ordinary_names_pass(name):
     assert ModelCreate(name=name).name == name
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ({}, "exactly the model's"),
-    ({"text": ["a"], "extra": ["b"]}, "exactly the model's"),
-    ({"text": ["a"], "n": [1, 2]}, "same length"),
-    ({"text": [], "n": []}, "1 to 10000"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({}, "exactly the model's"),
+        ({"text": ["a"], "extra": ["b"]}, "exactly the model's"),
+        ({"text": ["a"], "n": [1, 2]}, "same length"),
+        ({"text": [], "n": []}, "1 to 10000"),
+    ],
+)
 def test_predict_inputs_must_match_the_schema(inputs, message):
     with pytest.raises(Invalid) as refused:
         check_predict_inputs(PredictIn(inputs=inputs), {"text": "text", "n": "number"})
@@ -82,22 +85,29 @@ def Broker(reply: RpcReply | None = None, error: Exception | None = None) -> Nat
 
 async def test_a_worker_that_is_full_makes_a_429_with_retry_after():
     with pytest.raises(DomainError) as refused:
-        await call(Broker(RpcReply(status=429, detail="worker full", retry_after=0.5)), subjects.RPC_PREDICT,
-                   PredictIn(inputs={}))
+        await call(
+            Broker(RpcReply(status=429, detail="worker full", retry_after=0.5)),
+            subjects.RPC_PREDICT,
+            PredictIn(inputs={}),
+        )
     assert (refused.value.status, refused.value.message, refused.value.retry_after) == (429, "worker full", 0.5)
 
 
 async def test_a_refusal_of_a_named_kind_comes_back_as_that_kind():
     with pytest.raises(Conflict) as refused:
-        await call(Broker(RpcReply(status=409, detail="a model named 'm' already exists")), subjects.RPC_PREDICT,
-                   PredictIn(inputs={}))
+        await call(
+            Broker(RpcReply(status=409, detail="a model named 'm' already exists")),
+            subjects.RPC_PREDICT,
+            PredictIn(inputs={}),
+        )
     assert refused.value.message == "a model named 'm' already exists"
 
 
 async def test_no_answer_in_time_is_504_for_predict_and_503_when_no_worker_listens():
     with pytest.raises(DomainError) as late:
-        await call(Broker(error=NatsTimeout()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout=65,
-                   timeout_status=504)
+        await call(
+            Broker(error=NatsTimeout()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout=65, timeout_status=504
+        )
     assert (late.value.status, late.value.message) == (504, "no answer from worker within 65 s")
     with pytest.raises(DomainError) as nobody:
         await call(Broker(error=NoRespondersError()), subjects.RPC_PREDICT, PredictIn(inputs={}), timeout_status=504)
@@ -108,7 +118,10 @@ def test_half_surrogates_in_a_body_become_replacement_characters_not_a_server_er
     import json as _json
 
     from modelhub_gateway.schemas import SamplesIn
-    body = _json.loads('{"samples": [{"filepath": "/a\\udc00", "fields": {"k\\ud800": ["v\\udfff", {"\\ud83d\\ude0d": 1}]}}]}')
+
+    body = _json.loads(
+        '{"samples": [{"filepath": "/a\\udc00", "fields": {"k\\ud800": ["v\\udfff", {"\\ud83d\\ude0d": 1}]}}]}'
+    )
     sample = SamplesIn.model_validate(body).samples[0]
     assert sample.filepath == "/a\ufffd"
     assert sample.fields == {"k\ufffd": ["v\ufffd", {"\U0001f60d": 1}]}  # a whole pair stays what it was
@@ -117,5 +130,6 @@ def test_half_surrogates_in_a_body_become_replacement_characters_not_a_server_er
 
 def test_integers_beyond_64_bits_are_stored_as_doubles():
     from modelhub_gateway.schemas import SamplesIn
-    sample = SamplesIn.model_validate({"samples": [{"filepath": "/a", "fields": {"n": [2**70, -2**63, 7, True]}}]})
-    assert sample.samples[0].fields["n"] == [float(2**70), -2**63, 7, True]
+
+    sample = SamplesIn.model_validate({"samples": [{"filepath": "/a", "fields": {"n": [2**70, -(2**63), 7, True]}}]})
+    assert sample.samples[0].fields["n"] == [float(2**70), -(2**63), 7, True]

@@ -40,8 +40,16 @@ def ask(port: int) -> str:
 def test_gateways_table_names_and_the_first_keeps_its_name():
     assert gateways.names(3) == ["gateway", "gateway-2", "gateway-3"]
     table = stack.services_table(workers=2, gateway_count=3)
-    assert [n for n, _ in table] == ["registry", "deployer", "scheduler", "inference-worker", "inference-worker-2",
-                                     "gateway", "gateway-2", "gateway-3"]
+    assert [n for n, _ in table] == [
+        "registry",
+        "deployer",
+        "scheduler",
+        "inference-worker",
+        "inference-worker-2",
+        "gateway",
+        "gateway-2",
+        "gateway-3",
+    ]
     assert len({tuple(argv) for n, argv in table if gateways.is_gateway(n)}) == 1
     assert stack.services_table(1, 1) == stack.SERVICES
     assert not gateways.is_gateway("gateway-x") and not gateways.is_gateway("registry")
@@ -57,8 +65,10 @@ def test_only_gateways_inherit_the_socket_each_with_its_own_name():
         for spec in (first, second):
             assert spec.pass_fds == (sock.fileno(),)
             assert spec.env["MODELHUB_GATEWAY_FD"] == str(sock.fileno()) and spec.env["A"] == "1"
-        assert (first.env["MODELHUB_GATEWAY_INSTANCE"], second.env["MODELHUB_GATEWAY_INSTANCE"]) == \
-            ("gateway", "gateway-2")
+        assert (first.env["MODELHUB_GATEWAY_INSTANCE"], second.env["MODELHUB_GATEWAY_INSTANCE"]) == (
+            "gateway",
+            "gateway-2",
+        )
         # the settings the gateway reads are those names
         # pydantic-settings' __init__ takes _env_file; the signature pyright builds from the fields does not
         settings = GatewaySettings(_env_file=None, **{"gateway_fd": 3, "gateway_instance": "gateway-2"})  # pyright: ignore[reportCallIssue]
@@ -102,8 +112,10 @@ def test_two_processes_share_the_port_and_one_killed_loses_no_new_connection():
     port = sock.getsockname()[1]
     specs = [ChildSpec(n, [sys.executable, "-c", ACCEPTOR], dict(os.environ)) for n in gateways.names(2)]
     gateways.share(specs, sock)
-    procs = [subprocess.Popen(s.argv, env=s.env, pass_fds=s.pass_fds, close_fds=True, stdout=subprocess.PIPE,
-                              text=True) for s in specs]
+    procs = [
+        subprocess.Popen(s.argv, env=s.env, pass_fds=s.pass_fds, close_fds=True, stdout=subprocess.PIPE, text=True)
+        for s in specs
+    ]
     try:
         assert [p.stdout.readline().strip() for p in procs] == ["ready", "ready"]
         seen = {ask(port) for _ in range(200)}

@@ -74,8 +74,15 @@ def test_health_pings_and_health_access_lines_are_debug(captured):
     logger.info("Received", extra={"subject": "modelhub.rpc.ping.registry", "message_id": "abc"})
     logger.info("Received", extra={"subject": "modelhub.evt.jobs.submitted", "message_id": "abc"})
     access = logging.getLogger("uvicorn.access")
-    record = access.makeRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:1", "GET", "/api/v1/health", "1.1", 200), None)
+    record = access.makeRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/api/v1/health", "1.1", 200),
+        None,
+    )
     assert logs.QuietPings().filter(record) is False and record.levelname == "DEBUG"
     (line,) = lines()
     assert line["subject"] == "modelhub.evt.jobs.submitted" and line["message_id"] == "abc"
@@ -90,8 +97,12 @@ def test_rotation_keeps_a_few_bounded_files(tmp_path):
         log.write_text(f"{round_}\n" * 100)
         assert logfiles.rotate_all(tmp_path, max_bytes=50, keep=3) == [log]
     assert log.read_text() == ""
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.log", "gateway.log.1", "gateway.log.2",
-                                                          "gateway.log.3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "gateway.log",
+        "gateway.log.1",
+        "gateway.log.2",
+        "gateway.log.3",
+    ]
     assert (tmp_path / "gateway.log.1").read_text().startswith("4\n")
     assert (tmp_path / "gateway.log.3").read_text().startswith("2\n")
     log.write_text("small\n")

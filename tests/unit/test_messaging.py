@@ -14,6 +14,7 @@ def test_pull_loops_catch_the_timeout_nats_py_really_raises():
     # the name the patch rebinds in FastStream's module (pyright reads it as a private import)
     assert issubclass(asyncio.TimeoutError, stream_pull_subscriber.TimeoutError)  # pyright: ignore[reportPrivateImportUsage]
     import nats.errors
+
     assert issubclass(nats.errors.TimeoutError, stream_pull_subscriber.TimeoutError)  # pyright: ignore[reportPrivateImportUsage]
 
 

@@ -41,7 +41,6 @@ def schema_with(**changes):
     return schema
 
 
-
 def refusal(schema) -> str:
     with pytest.raises(SchemaError) as caught:
         validate_model_schema(schema)
@@ -62,9 +61,7 @@ def test_every_declared_type_is_accepted_with_extra_keys():
         "inputs": {"type": "object", "properties": {f"in_{t}": {"type": t} for t in INPUT_TYPES}},
         "outputs": {
             "type": "object",
-            "properties": {
-                f"out_{t}": {"type": t, "description": "extra keys are fine"} for t in OUTPUT_TYPES
-            },
+            "properties": {f"out_{t}": {"type": t, "description": "extra keys are fine"} for t in OUTPUT_TYPES},
         },
     }
     validate_model_schema(schema)
@@ -81,8 +78,7 @@ def test_unknown_output_type_names_path_and_lists_allowed_types():
 def test_unknown_input_type_lists_input_types():
     message = refusal(schema_with(inputs__properties__image_paths__type="classification"))
     assert message == (
-        "inputs.properties.image_paths.type: 'classification' is not one of "
-        "['local', 'text', 'number', 'json']"
+        "inputs.properties.image_paths.type: 'classification' is not one of ['local', 'text', 'number', 'json']"
     )
 
 
@@ -240,8 +236,7 @@ def test_valid_detections():
         ),
         (
             {"detections": [detection(bounding_box=[0.1, 0.2, 0.3])]},
-            "detections[0].bounding_box must be a list of 4 numbers [x, y, w, h], "
-            "got [0.1, 0.2, 0.3]",
+            "detections[0].bounding_box must be a list of 4 numbers [x, y, w, h], got [0.1, 0.2, 0.3]",
         ),
         (
             {"detections": [detection(bounding_box=[0.1, 1.2, 0.3, 0.3])]},

@@ -121,15 +121,11 @@ def test_default_entrypoint_needs_model_py(tmp_path):
 
 
 def test_manifest_entrypoint_module_must_exist(tmp_path):
-    zpath = make_zip(
-        tmp_path / "m.zip", [("manifest.json", b'{"entrypoint": "a.b:C"}'), ("model.py", MODEL_PY)]
-    )
+    zpath = make_zip(tmp_path / "m.zip", [("manifest.json", b'{"entrypoint": "a.b:C"}'), ("model.py", MODEL_PY)])
     assert refusal(zpath) == "m.zip: entrypoint 'a.b:C' needs a/b.py at the package root"
 
 
-@pytest.mark.parametrize(
-    "entrypoint", ['"model"', '"model:"', '"../x:Model"', '"a-b:Model"', '"model:Model\\n"', "3"]
-)
+@pytest.mark.parametrize("entrypoint", ['"model"', '"model:"', '"../x:Model"', '"a-b:Model"', '"model:Model\\n"', "3"])
 def test_bad_manifest_entrypoint(tmp_path, entrypoint):
     manifest = f'{{"entrypoint": {entrypoint}}}'.encode()
     zpath = make_zip(tmp_path / "m.zip", [("manifest.json", manifest), ("model.py", MODEL_PY)])
@@ -205,9 +201,7 @@ def test_declared_total_over_cap(tmp_path):
 
 def test_real_high_ratio_entry_is_a_zip_bomb(tmp_path):
     zpath = make_zip(tmp_path / "m.zip", [("model.py", MODEL_PY), ("zeros.bin", FIVE_MIB_OF_ZEROS)])
-    assert refusal(zpath) == (
-        "m.zip: entry 'zeros.bin' expands more than 200 times its compressed size (a zip bomb?)"
-    )
+    assert refusal(zpath) == ("m.zip: entry 'zeros.bin' expands more than 200 times its compressed size (a zip bomb?)")
 
 
 def test_ratio_cap_only_applies_past_the_floor(tmp_path):
@@ -228,9 +222,7 @@ def test_header_that_understates_size_is_caught(tmp_path):
 def test_header_that_overstates_size_is_caught(tmp_path):
     zpath = make_zip(tmp_path / "m.zip", [("model.py", MODEL_PY), ("w.bin", b"abc" * 1000)])
     patch_central(zpath, "w.bin", 24, "<I", 5000)
-    assert refusal(zpath) == (
-        "m.zip: entry 'w.bin' is corrupt (holds 3000 bytes, its header says 5000)"
-    )
+    assert refusal(zpath) == ("m.zip: entry 'w.bin' is corrupt (holds 3000 bytes, its header says 5000)")
 
 
 # --- unsafe entries -----------------------------------------------------------------------
@@ -311,7 +303,9 @@ def test_safe_extract_writes_the_root_files(tmp_path):
     assert (dest / "model.py").read_bytes() == MODEL_PY
     assert (dest / "w" / "weights.bin").read_bytes() == b"\x01" * 300_000
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*")) == [
-        "model.py", "w", "w/weights.bin",
+        "model.py",
+        "w",
+        "w/weights.bin",
     ]
     assert stat.S_IMODE((dest / "model.py").stat().st_mode) & 0o111 == 0
 

@@ -7,9 +7,18 @@ from modelhub_scheduler.schedule import PLAN_BATCH, plan_job, task_for, task_siz
 
 
 def job(mini_batch: int, sample_ids=None, job_id="j1", deployment="dep") -> JobSubmitted:
-    return JobSubmitted(job_id=job_id, attempt=2, dataset="ds", deployment=deployment, inputs={"x": "filepath"},
-                        outputs={"y": "y"}, output_types={"y": "text"}, mini_batch=mini_batch,
-                        sample_ids=sample_ids, submitted_by="bob")
+    return JobSubmitted(
+        job_id=job_id,
+        attempt=2,
+        dataset="ds",
+        deployment=deployment,
+        inputs={"x": "filepath"},
+        outputs={"y": "y"},
+        output_types={"y": "text"},
+        mini_batch=mini_batch,
+        sample_ids=sample_ids,
+        submitted_by="bob",
+    )
 
 
 async def ids(n: int):
@@ -55,6 +64,7 @@ async def test_same_job_twice_plans_the_same_task_ids():
     def into(target):
         async def add(tasks, part):
             target.extend(t.task_id for _, t in tasks)
+
         return add
 
     await plan_job(job(3), ids(7), into(first), never)
@@ -100,8 +110,13 @@ class FakeQueue:
         return self.windows[deployment]
 
     async def jobs_with_tasks(self, deployment):
-        return sorted({t.job_id for t in [*self.in_flight.values(), *(t for ts in self.waiting.values() for t in ts)]
-                       if t.deployment == deployment})
+        return sorted(
+            {
+                t.job_id
+                for t in [*self.in_flight.values(), *(t for ts in self.waiting.values() for t in ts)]
+                if t.deployment == deployment
+            }
+        )
 
     async def closed_jobs(self, job_ids):
         return [j for j in job_ids if j in self.closed]

@@ -10,7 +10,7 @@ import pytest
 BUILD = {
     "deployer": "from modelhub_deployer.app import build_app; build_app()",
     "inference-worker": "from modelhub_worker.app import build_app; from modelhub_contracts.settings import "
-                        "ServiceSettings; build_app(ServiceSettings())",
+    "ServiceSettings; build_app(ServiceSettings())",
     "gateway": "import modelhub_gateway.app",
     "registry": "import modelhub_registry.app",
     "scheduler": "import modelhub_scheduler.app",

@@ -57,8 +57,9 @@ def start_supervisor(data_dir: Path, names=("registry", "gateway")) -> subproces
         sys.exit(stack.run_supervisor(Path({str(data_dir)!r}), {free_port()},
                                       services={table!r}, announce=False))
     """)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ)
+    )
 
 
 def state(data_dir: Path) -> dict:
@@ -70,8 +71,7 @@ def state(data_dir: Path) -> dict:
 
 def running_services(data_dir: Path, names) -> dict | None:
     svcs = state(data_dir).get("services", {})
-    if all(svcs.get(n, {}).get("state") == "running" and pid_alive(svcs[n].get("pid"))
-           for n in names):
+    if all(svcs.get(n, {}).get("state") == "running" and pid_alive(svcs[n].get("pid")) for n in names):
         return {n: svcs[n]["pid"] for n in names}
     return None
 
@@ -98,6 +98,7 @@ def supervisor(tmp_path, external_env):
 
 
 # ---------------------------------------------------------------------------- ports, token
+
 
 def test_ports_recorded_and_reused(tmp_path, monkeypatch):
     for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
@@ -173,12 +174,17 @@ def test_stack_info_defaults(tmp_path):
 
 # ---------------------------------------------------------------------------- supervision
 
+
 def test_restart_killed_child_and_status(tmp_path, supervisor):
     proc, pids = supervisor()
     os.kill(pids["registry"], signal.SIGKILL)
-    new = poll(lambda: (running_services(tmp_path, ["registry"]) or {}).get("registry")
-               not in (None, pids["registry"]) and running_services(tmp_path, ["registry"]),
-               timeout=5)
+    new = poll(
+        lambda: (
+            (running_services(tmp_path, ["registry"]) or {}).get("registry") not in (None, pids["registry"])
+            and running_services(tmp_path, ["registry"])
+        ),
+        timeout=5,
+    )
     assert new["registry"] != pids["registry"]
     assert state(tmp_path)["services"]["registry"]["restarts"] == 1
     assert running_services(tmp_path, ["gateway"])["gateway"] == pids["gateway"]
@@ -189,9 +195,14 @@ def test_restart_killed_child_and_status(tmp_path, supervisor):
     st = json.loads(result.output)
     port = st["services"]["registry"]["http_port"]
     assert st["services"]["registry"] == {
-        "pid": new["registry"], "state": "running", "restarts": 1, "http_port": port,
-        "metrics_url": f"http://127.0.0.1:{port}/metrics", "live_url": f"http://127.0.0.1:{port}/health/live",
-        "ready_url": f"http://127.0.0.1:{port}/health/ready"}
+        "pid": new["registry"],
+        "state": "running",
+        "restarts": 1,
+        "http_port": port,
+        "metrics_url": f"http://127.0.0.1:{port}/metrics",
+        "live_url": f"http://127.0.0.1:{port}/health/live",
+        "ready_url": f"http://127.0.0.1:{port}/health/ready",
+    }
     assert st["services"]["gateway"]["metrics_url"].endswith("/metrics")  # on its API port
     assert "http_port" not in st["services"]["gateway"]
     assert st["nats"]["state"] == "external"
@@ -206,8 +217,9 @@ def test_second_supervisor_refused(tmp_path, supervisor):
     out, _ = second.communicate(timeout=20)
     assert second.returncode == 1
     assert b"already running" in out
-    result = CliRunner().invoke(stack_commands.up, ["--data-dir", str(tmp_path), "--detach",
-                                           "--port", str(free_port())])
+    result = CliRunner().invoke(
+        stack_commands.up, ["--data-dir", str(tmp_path), "--detach", "--port", str(free_port())]
+    )
     assert result.exit_code == 1 and "already running" in result.output
 
 
@@ -244,8 +256,19 @@ def test_down_leaves_a_recycled_pid_alone(tmp_path, external_env):
     # state.json names a live pid whose cmdline is not what we started
     other = subprocess.Popen([SLEEP, "30"])
     try:
-        (tmp_path / "state.json").write_text(json.dumps({"services": {"gateway": {
-            "pid": other.pid, "state": "running", "argv": [sys.executable, "-m", "modelhub_gateway"]}}}))
+        (tmp_path / "state.json").write_text(
+            json.dumps(
+                {
+                    "services": {
+                        "gateway": {
+                            "pid": other.pid,
+                            "state": "running",
+                            "argv": [sys.executable, "-m", "modelhub_gateway"],
+                        }
+                    }
+                }
+            )
+        )
         result = CliRunner().invoke(stack_commands.down, ["--data-dir", str(tmp_path)])
         assert result.exit_code == 0
         assert other.poll() is None
@@ -282,7 +305,7 @@ def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_pat
         assert argv[:2] == ["unshare", "--mount"] and "--pid" in argv and "--mount-proc" in argv
         hidden = [argv[i + 1] for i, a in enumerate(argv) if a == "--hide"]
         assert hidden == [str(tmp_path), stack.ray_temp_dir(tmp_path)]
-        ray_argv = argv[argv.index("--") + 1:]
+        ray_argv = argv[argv.index("--") + 1 :]
         assert ray_argv[ray_argv.index("--address") + 1] == gcs
         assert json.loads(ray_argv[ray_argv.index("--resources") + 1]) == {"modelhub_replica": 1}
         assert not [k for k in node.env if k.startswith("MODELHUB_")]
@@ -299,8 +322,10 @@ def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
     plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: "unshare: Operation not permitted")
     (node,) = [s for s in plan.servers if s.kind == "replica-node"]
     assert node.argv[0] != "unshare" and node.info == {
-        "sealed": False, "seal_error": "unshare: Operation not permitted",
-        "resources": {"modelhub_replica": 1}}
+        "sealed": False,
+        "seal_error": "unshare: Operation not permitted",
+        "resources": {"modelhub_replica": 1},
+    }
     message = stack._ready_message(plan.stack, None)
     assert "WARNING: the Ray head and replica nodes run UNSEALED" in message and "Operation not permitted" in message
     head = next(s for s in plan.servers if s.name == "ray")
@@ -310,18 +335,19 @@ def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
 def test_no_replica_nodes_means_no_node(tmp_path, monkeypatch):
     plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=lambda: None)
     assert [s.name for s in plan.servers] == ["nats", "mongo", "ray"]
-    assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(
-        plan.stack, None)
+    assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(plan.stack, None)
 
 
 def test_the_sandbox_probe_passes_on_this_machine():
     # the integration tests' replica nodes rely on it; a kernel without namespaces fails here first
     from modelhub import sandbox
+
     assert sandbox.probe() is None
 
 
 def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
     from modelhub.supervisor import ChildSpec, Supervisor
+
     head = ChildSpec("head", [SLEEP, "300"], dict(os.environ), kind="ray")
     node = ChildSpec("node", [SLEEP, "301"], dict(os.environ), kind="replica-node", restart_with="head")
     sup = Supervisor(tmp_path, [head, node], [], {}, echo=lambda m: None)
@@ -332,10 +358,14 @@ def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
         old_node = node_child.pid
         assert head_child.pid is not None
         os.kill(head_child.pid, signal.SIGKILL)
+
         def both_back():
             sup._check_children()
-            return (head_child.state == node_child.state == "running" and node_child.pid != old_node
-                    and pid_alive(node_child.pid))
+            return (
+                head_child.state == node_child.state == "running"
+                and node_child.pid != old_node
+                and pid_alive(node_child.pid)
+            )
 
         poll(both_back, timeout=20)
         assert not pid_alive(old_node)
@@ -364,19 +394,29 @@ def test_bus_and_database_credentials_are_0600_and_reach_only_the_services(tmp_p
     assert nats_pw not in json.dumps(node.env) and mongo_pw not in json.dumps(node.env)
     again = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None)  # the next `up` reuses them
     assert again.services[0].env["MODELHUB_MONGO_URL"] == creds["mongo_url"].replace(
-        str(plan.stack["ports"]["mongo"]), str(again.stack["ports"]["mongo"]))
+        str(plan.stack["ports"]["mongo"]), str(again.stack["ports"]["mongo"])
+    )
 
 
 def test_the_sandbox_drops_every_modelhub_variable():
     from modelhub import sandbox
-    assert sandbox.clean_env({"MODELHUB_SUPERVISOR_DIR": "/d", "MODELHUB_X": "1", "RAY_AUTH_TOKEN": "t",
-                              "PATH": "/bin"}) == {"RAY_AUTH_TOKEN": "t", "PATH": "/bin"}
+
+    assert sandbox.clean_env(
+        {"MODELHUB_SUPERVISOR_DIR": "/d", "MODELHUB_X": "1", "RAY_AUTH_TOKEN": "t", "PATH": "/bin"}
+    ) == {"RAY_AUTH_TOKEN": "t", "PATH": "/bin"}
 
 
 def test_workers_option_starts_that_many_inference_workers():
     names = [name for name, _ in stack.services_table(3)]
-    assert names == ["registry", "deployer", "scheduler", "inference-worker", "inference-worker-2",
-                     "inference-worker-3", "gateway"]
+    assert names == [
+        "registry",
+        "deployer",
+        "scheduler",
+        "inference-worker",
+        "inference-worker-2",
+        "inference-worker-3",
+        "gateway",
+    ]
     worker_argv = {tuple(argv) for name, argv in stack.services_table(3) if name.startswith("inference-worker")}
     assert len(worker_argv) == 1  # the same program, sharing one task consumer
     assert stack.services_table(1) == stack.SERVICES

@@ -14,8 +14,13 @@ from modelhub_scheduler.schedule import task_for
 
 
 def spans_on(tmp_path, monkeypatch) -> telemetry.Telemetry:
-    for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
-                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+    for name in (
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return telemetry.setup("scheduler", tmp_path)
 
@@ -32,12 +37,16 @@ def test_metric_names_are_the_published_ones(tmp_path, monkeypatch):
     telemetry.GaugeSet(m.replicas_ready, "deployment").update({"d1": 1})
     telemetry.GaugeSet(m.jobs, "status").update({"completed": 5})
     text = generate_latest(tel.registry).decode()
-    for line in ('modelhub_samples_annotated_total{deployment="d1"} 9.0',
-                 'modelhub_samples_failed_total{deployment="d1"} 3.0',
-                 'modelhub_task_duration_seconds_count{deployment="d1"} 1.0',
-                 'modelhub_serve_call_duration_seconds_sum{deployment="d1"} 0.25',
-                 'modelhub_tasks_waiting{deployment="d1"} 4.0', 'modelhub_tasks_in_flight{deployment="d1"} 2.0',
-                 'modelhub_replicas_ready{deployment="d1"} 1.0', 'modelhub_jobs{status="completed"} 5.0'):
+    for line in (
+        'modelhub_samples_annotated_total{deployment="d1"} 9.0',
+        'modelhub_samples_failed_total{deployment="d1"} 3.0',
+        'modelhub_task_duration_seconds_count{deployment="d1"} 1.0',
+        'modelhub_serve_call_duration_seconds_sum{deployment="d1"} 0.25',
+        'modelhub_tasks_waiting{deployment="d1"} 4.0',
+        'modelhub_tasks_in_flight{deployment="d1"} 2.0',
+        'modelhub_replicas_ready{deployment="d1"} 1.0',
+        'modelhub_jobs{status="completed"} 5.0',
+    ):
         assert line in text, f"{line!r} not in\n{text}"
     tel.shutdown()
 
@@ -95,6 +104,7 @@ def test_the_span_file_rotates_and_keeps_one_older_file(tmp_path):
 def trace_provider_with(exporter):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
@@ -102,6 +112,7 @@ def trace_provider_with(exporter):
 
 def test_the_dir_is_pruned_to_its_bound_oldest_first(tmp_path):
     import os
+
     for i in range(5):
         path = tmp_path / f"spans-s-{i}.jsonl"
         path.write_text("x" * 1000)
@@ -111,8 +122,17 @@ def test_the_dir_is_pruned_to_its_bound_oldest_first(tmp_path):
 
 
 def test_a_planned_task_keeps_the_trace_it_was_planned_in():
-    job = JobSubmitted(job_id="j", dataset="d", deployment="dep", inputs={}, outputs={}, output_types={},
-                       mini_batch=2, submitted_by="u", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    job = JobSubmitted(
+        job_id="j",
+        dataset="d",
+        deployment="dep",
+        inputs={},
+        outputs={},
+        output_types={},
+        mini_batch=2,
+        submitted_by="u",
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    )
     planned_in = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
     assert task_for(job, 0, ["s1"], planned_in).traceparent == planned_in
     assert task_for(job, 0, ["s1"]).traceparent == job.traceparent
@@ -122,20 +142,41 @@ def test_a_planned_task_keeps_the_trace_it_was_planned_in():
 
 def test_the_cli_prints_the_jobs_trace_as_a_tree():
     def span(sid, parent, name, service, start, end, **attrs):
-        return {"trace_id": "t1", "span_id": sid, "parent_id": parent, "name": name, "service": service,
-                "start_ns": start, "end_ns": end, "status": "UNSET", "attributes": attrs}
-    spans = [span("1", None, "POST /api/v1/datasets/{name}/jobs", "modelhub-gateway", 0, 5_000_000,
-                  **{"modelhub.job_id": "J"}),
-             span("2", "1", "jobs.submitted process", "modelhub-scheduler", 1_000_000, 3_000_000),
-             span("3", "2", "replica predict_chunk", "modelhub-replica", 2_000_000, 2_500_000,
-                  **{"modelhub.batch_size": 4}),
-             {**span("9", None, "other job", "modelhub-gateway", 0, 1), "trace_id": "t2"}]
+        return {
+            "trace_id": "t1",
+            "span_id": sid,
+            "parent_id": parent,
+            "name": name,
+            "service": service,
+            "start_ns": start,
+            "end_ns": end,
+            "status": "UNSET",
+            "attributes": attrs,
+        }
+
+    spans = [
+        span(
+            "1", None, "POST /api/v1/datasets/{name}/jobs", "modelhub-gateway", 0, 5_000_000, **{"modelhub.job_id": "J"}
+        ),
+        span("2", "1", "jobs.submitted process", "modelhub-scheduler", 1_000_000, 3_000_000),
+        span("3", "2", "replica predict_chunk", "modelhub-replica", 2_000_000, 2_500_000, **{"modelhub.batch_size": 4}),
+        {**span("9", None, "other job", "modelhub-gateway", 0, 1), "trace_id": "t2"},
+    ]
     found = cli_trace.job_spans(spans, "J")
     assert [s["span_id"] for s in found] == ["1", "2", "3"]
     lines = cli_trace.render_tree(found)
     assert lines[0] == "trace t1: 3 spans, 0.005 s, services: gateway, replica, scheduler"
-    assert lines[1].split() == ["0.0", "ms", "5.0", "ms", "└─", "POST", "/api/v1/datasets/{name}/jobs", "[gateway]",
-                                "job_id=J"]
+    assert lines[1].split() == [
+        "0.0",
+        "ms",
+        "5.0",
+        "ms",
+        "└─",
+        "POST",
+        "/api/v1/datasets/{name}/jobs",
+        "[gateway]",
+        "job_id=J",
+    ]
     assert lines[2].endswith("   └─ jobs.submitted process [scheduler]") and "2.0 ms" in lines[2]
     assert lines[3].endswith("      └─ replica predict_chunk [replica]  batch_size=4")
 
@@ -145,13 +186,28 @@ def test_the_worker_counts_every_chunk_of_a_tasks_outcomes(tmp_path, monkeypatch
     from modelhub_worker.handlers import count_outcomes
 
     tel = spans_on(tmp_path, monkeypatch)
-    task = TaskScheduled(task_id="j.1.0", job_id="j", attempt=1, dataset="d", deployment="dep", sample_ids=[],
-                         inputs={}, outputs={}, output_types={})
+    task = TaskScheduled(
+        task_id="j.1.0",
+        job_id="j",
+        attempt=1,
+        dataset="d",
+        deployment="dep",
+        sample_ids=[],
+        inputs={},
+        outputs={},
+        output_types={},
+    )
     totals = {telemetry.SAMPLES_OK: 0, telemetry.SAMPLES_FAILED: 0}
     with tel.tracer.start_as_current_span("task") as span:
         for chunk, oks in enumerate(([True, True, False], [True, False, False])):
-            event = SampleAnnotated(job_id="j", attempt=1, task_id="j.1.0", chunk=chunk, chunks=2,
-                                    samples=[SampleOutcome(sample_id=f"s{chunk}{i}", ok=ok) for i, ok in enumerate(oks)])
+            event = SampleAnnotated(
+                job_id="j",
+                attempt=1,
+                task_id="j.1.0",
+                chunk=chunk,
+                chunks=2,
+                samples=[SampleOutcome(sample_id=f"s{chunk}{i}", ok=ok) for i, ok in enumerate(oks)],
+            )
             count_outcomes(tel.metrics, task, event, totals)
     assert isinstance(span, ReadableSpan) and span.attributes is not None  # a recording span
     assert span.attributes[telemetry.SAMPLES_OK] == 3 and span.attributes[telemetry.SAMPLES_FAILED] == 3

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 STATIC = Path(__file__).resolve().parents[2] / "services/gateway/modelhub_gateway/static"
-IMPORT = re.compile(r'''\bfrom\s*["']\./([\w\-]+\.js)["']''')
+IMPORT = re.compile(r"""\bfrom\s*["']\./([\w\-]+\.js)["']""")
 SHARED = {"api.js", "dom.js", "ui.js"}
 
 

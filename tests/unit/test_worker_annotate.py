@@ -1,16 +1,23 @@
 """The worker's use cases without Ray: input resolution, type checks and poison isolation."""
 
+from test_worker_tasks import chunked
 
 from modelhub_contracts.events import TaskScheduled
 from modelhub_worker.annotate import annotate, events_for
 
-from test_worker_tasks import chunked
-
 
 def task(sample_ids, inputs=None) -> TaskScheduled:
-    return TaskScheduled(task_id="j.1.0", job_id="j", attempt=1, dataset="ds", deployment="dep",
-                         sample_ids=sample_ids, inputs=inputs or {"image": "filepath"},
-                         outputs={"pred": "prediction"}, output_types={"pred": "classification"})
+    return TaskScheduled(
+        task_id="j.1.0",
+        job_id="j",
+        attempt=1,
+        dataset="ds",
+        deployment="dep",
+        sample_ids=sample_ids,
+        inputs=inputs or {"image": "filepath"},
+        outputs={"pred": "prediction"},
+        output_types={"pred": "classification"},
+    )
 
 
 def docs(*ids):
@@ -31,10 +38,15 @@ class PoisonModel:
 
 async def test_a_poisoned_sample_fails_alone_with_its_message():
     model = chunked(PoisonModel(poison="s2"))
-    outcomes = await annotate(task(["s1", "s2", "s3", "s4"]), docs("s1", "s2", "s3", "s4"), model,
-                              lambda e: str(e).splitlines()[-1])
+    outcomes = await annotate(
+        task(["s1", "s2", "s3", "s4"]), docs("s1", "s2", "s3", "s4"), model, lambda e: str(e).splitlines()[-1]
+    )
     assert {k: o.error for k, o in outcomes.items()} == {
-        "s1": None, "s2": "ValueError: cannot read /img/s2.png", "s3": None, "s4": None}
+        "s1": None,
+        "s2": "ValueError: cannot read /img/s2.png",
+        "s3": None,
+        "s4": None,
+    }
     assert outcomes["s1"].fields == {"prediction": {"label": "cat", "confidence": 0.9}}
 
 
@@ -60,12 +72,15 @@ async def test_inputs_come_from_named_fields():
         return {"pred": {"label": inputs["text"], "confidence": 1.0}}
 
     sample = {"_id": "s1", "filepath": "/x", "fields": {"caption": "hello"}}
-    outcomes = await annotate(task(["s1", "s2"], inputs={"text": "caption"}),
-                              {"s1": sample, "s2": {"_id": "s2", "filepath": "/y", "fields": {}}}, predict, str)
+    outcomes = await annotate(
+        task(["s1", "s2"], inputs={"text": "caption"}),
+        {"s1": sample, "s2": {"_id": "s2", "filepath": "/y", "fields": {}}},
+        predict,
+        str,
+    )
     assert seen == [{"text": "hello"}]
     assert outcomes["s1"].fields == {"prediction": {"label": "hello", "confidence": 1.0}}
     assert "no field 'caption'" in (outcomes["s2"].error or "")
-
 
 
 class ChunkModel:

@@ -146,8 +146,10 @@ async def test_the_worker_answers_predict_over_request_reply():
     async def predict(deployment, inputs):
         return {"n": len(inputs["text"])}
 
-    reply = await reply_to(PredictRequest(deployment="d", inputs={"text": ["a", "bb"]}, output_types={"n": "number"},
-                                          mini_batch=2), predict)
+    reply = await reply_to(
+        PredictRequest(deployment="d", inputs={"text": ["a", "bb"]}, output_types={"n": "number"}, mini_batch=2),
+        predict,
+    )
     assert (reply.status, reply.data) == (200, {"outputs": {"n": [1, 2]}})
 
 
@@ -155,8 +157,9 @@ async def test_the_worker_answers_504_when_the_deadline_passes():
     async def predict(deployment, inputs):
         await asyncio.Event().wait()
 
-    reply = await reply_to(PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"},
-                                          timeout_s=0.05), predict)
+    reply = await reply_to(
+        PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"}, timeout_s=0.05), predict
+    )
     assert reply.status == 504 and "did not answer within 0.05 s; the request was cancelled" in (reply.detail or "")
 
 
@@ -228,7 +231,11 @@ async def test_a_failing_answer_still_gets_a_reply():
 
     class Msg:
         reply, headers = "inbox", None
-        data = PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"}).model_dump_json().encode()
+        data = (
+            PredictRequest(deployment="d", inputs={"text": ["a"]}, output_types={"n": "number"})
+            .model_dump_json()
+            .encode()
+        )
 
         async def respond(self, data):
             replies.append(RpcReply.model_validate_json(data))

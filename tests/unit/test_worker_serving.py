@@ -8,8 +8,7 @@ import json
 import pytest
 from aiohttp import web
 
-from modelhub_worker.serving import (SECRET_HEADER, DeploymentUnavailable, ModelFailed, ServeClient,
-                                     ServingLost)
+from modelhub_worker.serving import SECRET_HEADER, DeploymentUnavailable, ModelFailed, ServeClient, ServingLost
 
 
 class Proxy:
@@ -76,6 +75,7 @@ async def until(condition, timeout: float = 5.0) -> None:
 def client(proxy: Proxy, **kw) -> ServeClient:
     async def secret(name: str) -> str:
         return proxy.secret
+
     return ServeClient(proxy.url, secret, **kw)
 
 
@@ -110,6 +110,7 @@ async def test_a_new_secret_is_read_again_once(proxy):
     async def secret(name: str) -> str:
         reads.append(name)
         return proxy.secret
+
     c = ServeClient(proxy.url, secret)
     assert await c.predict_chunk("d", [{"x": 1}]) == [{"y": 2}]
     proxy.secret = "s2"  # redeployed
@@ -122,6 +123,7 @@ async def test_a_new_secret_is_read_again_once(proxy):
 async def test_an_unknown_deployment_has_no_secret():
     async def none(name: str) -> None:
         return None
+
     with pytest.raises(DeploymentUnavailable):
         await ServeClient("http://127.0.0.1:9", none).predict_chunk("d", [{"x": 1}])
 
@@ -129,8 +131,9 @@ async def test_an_unknown_deployment_has_no_secret():
 async def test_job_calls_are_bounded_per_deployment_and_traceparent_is_forwarded(proxy):
     proxy.gate = asyncio.Event()
     c = client(proxy, max_in_flight=3)
-    calls = [asyncio.create_task(c.predict_chunk("d", [{"x": i}], traceparent=f"00-{i:032x}-{i:016x}-01"))
-             for i in range(8)]
+    calls = [
+        asyncio.create_task(c.predict_chunk("d", [{"x": i}], traceparent=f"00-{i:032x}-{i:016x}-01")) for i in range(8)
+    ]
     await until(lambda: proxy.running == 3)  # `proxy.most == 3` below: never a fourth at once
     proxy.gate.set()
     assert [r[0]["y"] for r in await asyncio.gather(*calls)] == [i * 2 for i in range(8)]
@@ -158,6 +161,7 @@ async def test_a_job_call_waits_out_a_restarting_serve_while_the_deployment_is_w
     async def flaky(request):
         status = next(answers, None)
         return web.Response(status=status, text="restarting") if status else await original(request)
+
     proxy.handle = flaky
     app = web.Application()  # re-route through the flaky handler
     app.router.add_post("/{name}", lambda r: proxy.handle(r))
@@ -170,10 +174,13 @@ async def test_a_job_call_waits_out_a_restarting_serve_while_the_deployment_is_w
 
     async def secret(name: str) -> str | None:
         return wanted.get(name)
+
     c = ServeClient(url, secret, lost_wait_s=30)
     assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}]  # after two 503s and a 404
+
     async def down(request):
         return web.Response(status=503)
+
     proxy.handle = down
     with pytest.raises(ServingLost):  # online calls do not wait: the caller has its own deadline
         await c.predict_batch("d", [{"x": 2}])

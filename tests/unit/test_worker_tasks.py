@@ -9,14 +9,29 @@ from modelhub_contracts.events import OUTCOMES_PER_EVENT, TaskScheduled
 from modelhub_worker.annotate import PredictChunk, annotate
 from modelhub_worker.errors import ServingLost
 from modelhub_worker.store import REFUSED, Lease
-from modelhub_worker.tasks import (MAX_DELIVER, NO_ACK, MaxDeliveriesAdvisory, attempt, dead_letter_advised,
-                                   dead_letter_events, run_task)
+from modelhub_worker.tasks import (
+    MAX_DELIVER,
+    NO_ACK,
+    MaxDeliveriesAdvisory,
+    attempt,
+    dead_letter_advised,
+    dead_letter_events,
+    run_task,
+)
 
 
 def task(*sample_ids: str) -> TaskScheduled:
-    return TaskScheduled(task_id="j.1.0", job_id="j", attempt=1, dataset="ds", deployment="dep",
-                         sample_ids=list(sample_ids), inputs={"text": "text"}, outputs={"out": "out"},
-                         output_types={"out": "text"})
+    return TaskScheduled(
+        task_id="j.1.0",
+        job_id="j",
+        attempt=1,
+        dataset="ds",
+        deployment="dep",
+        sample_ids=list(sample_ids),
+        inputs={"text": "text"},
+        outputs={"out": "out"},
+        output_types={"out": "text"},
+    )
 
 
 class FakeStore:
@@ -59,8 +74,10 @@ class FakeStore:
 def chunked(per_sample: Callable[[str, dict], Awaitable[dict]]) -> PredictChunk:
     """A chunk call built from a per-sample fake: like one Model.predict call, it fails as a whole
     when any of its samples raises."""
+
     async def predict_chunk(deployment: str, samples: list[dict]) -> list[dict]:
         return [await per_sample(deployment, inputs) for inputs in samples]
+
     return predict_chunk
 
 
@@ -122,8 +139,11 @@ async def test_the_last_failed_delivery_fails_every_sample_with_the_reason():
     work = lambda: run_task(task("a", "b"), store, replica_died, published, str)  # noqa: E731
     assert await attempt(task("a", "b"), MAX_DELIVER, work, store, published, str) is None  # acked
     assert outcomes(published) == {("a", False, "j.1.0.annotated.0"), ("b", False, "j.1.0.annotated.0")}
-    assert all(o.error.startswith(f"task failed after {MAX_DELIVER} deliveries: ") and "ActorDiedError" in o.error
-               for e in published for o in e.samples)
+    assert all(
+        o.error.startswith(f"task failed after {MAX_DELIVER} deliveries: ") and "ActorDiedError" in o.error
+        for e in published
+        for o in e.samples
+    )
 
 
 async def test_a_successful_delivery_is_acked():
@@ -133,8 +153,10 @@ async def test_a_successful_delivery_is_acked():
     assert [o.ok for e in published for o in e.samples] == [True]
 
 
-ADVISORY = ('{"type": "io.nats.jetstream.advisory.v1.max_deliver", "id": "x", "timestamp": "2024-01-01T00:00:00Z",'
-            ' "stream": "MODELHUB", "consumer": "worker-tasks", "stream_seq": 42, "deliveries": 5}')
+ADVISORY = (
+    '{"type": "io.nats.jetstream.advisory.v1.max_deliver", "id": "x", "timestamp": "2024-01-01T00:00:00Z",'
+    ' "stream": "MODELHUB", "consumer": "worker-tasks", "stream_seq": 42, "deliveries": 5}'
+)
 
 
 async def test_the_max_deliveries_advisory_dead_letters_the_original_task():
@@ -190,5 +212,6 @@ async def test_a_big_task_announces_in_chunks_by_position_whoever_publishes():
     assert [o.sample_id for e in published for o in e.samples] == ids  # every sample once, in task order
     # the dead letter of the same task uses the same ids for the same samples: duplicates of these
     dead = dead_letter_events(task(*ids), "gave up")
-    assert [(e.event_id, [o.sample_id for o in e.samples]) for e in dead] == \
-        [(e.event_id, [o.sample_id for o in e.samples]) for e in published]
+    assert [(e.event_id, [o.sample_id for o in e.samples]) for e in dead] == [
+        (e.event_id, [o.sample_id for o in e.samples]) for e in published
+    ]

@@ -46,9 +46,14 @@ def owns(doc: Mapping[str, Any], user: Actor | None) -> bool:
 
 async def load_user(db: AsyncDatabase, username: str) -> Actor | None:
     """The acting user as the rule needs it, or None if no such user exists (any more)."""
-    return cast(Actor | None, await db["users"].find_one({"_id": username.lower()}, projection={"username": 1, "is_admin": 1}))
+    return cast(
+        Actor | None, await db["users"].find_one({"_id": username.lower()}, projection={"username": 1, "is_admin": 1})
+    )
 
 
 async def load_model(db: AsyncDatabase, name: str) -> Model | None:
     # a projection: just what the rule reads (owner, sharing, name)
-    return cast(Model | None, await db["models"].find_one({"_id": name.lower()}, projection={"owner": 1, "sharing": 1, "name": 1}))
+    return cast(
+        Model | None,
+        await db["models"].find_one({"_id": name.lower()}, projection={"owner": 1, "sharing": 1, "name": 1}),
+    )

@@ -23,8 +23,9 @@ def declare(broker: NatsBroker, service: str, subject: str, schema: Any, descrip
     """Declare that `service` sends `schema` on `subject` (idempotent per broker and subject)."""
     publishers = _DECLARED.setdefault(broker, {})
     if subject not in publishers:
-        publishers[subject] = broker.publisher(subject, schema=schema, title=f"{service}:send:{subject}",
-                                               description=description)
+        publishers[subject] = broker.publisher(
+            subject, schema=schema, title=f"{service}:send:{subject}", description=description
+        )
     return publishers[subject]
 
 
@@ -33,8 +34,10 @@ def publisher(broker: NatsBroker, subject: str) -> LogicPublisher:
     try:
         return _DECLARED[broker][subject]
     except KeyError:
-        raise Undeclared(f"no publisher is declared for '{subject}' on this broker; declare it "
-                         "with modelhub_contracts.bus.declare so that the AsyncAPI document shows it") from None
+        raise Undeclared(
+            f"no publisher is declared for '{subject}' on this broker; declare it "
+            "with modelhub_contracts.bus.declare so that the AsyncAPI document shows it"
+        ) from None
 
 
 def receiving(service: str, subject: str) -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # online.py); Serve's own @serve.batch on the replica waits at most this too.
 DEFAULT_BATCH_WAIT_MS = 2.0
 
+
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -32,8 +33,11 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1,
-                                description="version of this event's contract; bumped only by incompatible changes")
+    schema_version: int = Field(
+        default=SCHEMA_VERSION,
+        ge=1,
+        description="version of this event's contract; bumped only by incompatible changes",
+    )
     event_id: str = Field(default_factory=_new_id, description="unique id; also the Nats-Msg-Id")
     occurred_at: datetime = Field(default_factory=utcnow, description="when it happened (UTC)")
 
@@ -41,7 +45,9 @@ class Event(BaseModel):
 class DeploymentRequested(Event):
     # 2: num_gpus became a number from 0 to 1 (was 0 or 1); min_replicas/max_replicas added.
     # A version-1 event reads the same (its num_gpus is an integer, no autoscaling).
-    schema_version: int = Field(default=2, ge=1, description="version of this event's contract; bumped only by incompatible changes")
+    schema_version: int = Field(
+        default=2, ge=1, description="version of this event's contract; bumped only by incompatible changes"
+    )
     deployment: str = Field(description="deployment name, also the Ray Serve application name")
     model: str = Field(description="model name")
     version: int = Field(description="model version number")
@@ -52,8 +58,9 @@ class DeploymentRequested(Event):
     num_gpus: float = Field(description="GPUs per replica, 0 to 1 (a fraction shares a GPU)")
     custom_env: bool = Field(description="build runtime_env from requirements.txt / environment.yml")
     requested_by: str = Field(description="acting user")
-    batch_wait_ms: float = Field(default=DEFAULT_BATCH_WAIT_MS,
-                                 description="longest a batch that is not full waits for more samples")
+    batch_wait_ms: float = Field(
+        default=DEFAULT_BATCH_WAIT_MS, description="longest a batch that is not full waits for more samples"
+    )
     min_replicas: int | None = Field(default=None, description="autoscaling: fewest replicas (with max_replicas)")
     max_replicas: int | None = Field(default=None, description="autoscaling: most replicas; None: num_replicas, fixed")
 
@@ -112,11 +119,17 @@ class TaskScheduled(Event):
     inputs: dict[str, str] = Field(description="model input name -> sample field")
     outputs: dict[str, str] = Field(description="model output name -> sample field")
     output_types: dict[str, str] = Field(description="model output name -> schema type")
-    mini_batch: int | None = Field(default=None, description="samples per Model.predict call: the task's samples "
-                                                     "go to the deployment in calls of at most this many "
-                                                     "(None: all of them in one call)")
-    traceparent: str | None = Field(default=None, description="W3C trace context of the job's trace (tasks are "
-                                    "published long after the submit, from a stored queue)")
+    mini_batch: int | None = Field(
+        default=None,
+        description="samples per Model.predict call: the task's samples "
+        "go to the deployment in calls of at most this many "
+        "(None: all of them in one call)",
+    )
+    traceparent: str | None = Field(
+        default=None,
+        description="W3C trace context of the job's trace (tasks are "
+        "published long after the submit, from a stored queue)",
+    )
 
 
 class SampleOutcome(BaseModel):
@@ -164,8 +177,9 @@ class PredictRequest(BaseModel):
     output_types: dict[str, str] = Field(description="declared output types, checked per value")
     mini_batch: int = Field(default=1, description="the deployment's largest Model.predict batch")
     num_replicas: int = Field(default=1, description="the deployment's replicas (bounds its calls in flight)")
-    batch_wait_ms: float = Field(default=DEFAULT_BATCH_WAIT_MS,
-                                 description="longest a batch that is not full waits for more samples")
+    batch_wait_ms: float = Field(
+        default=DEFAULT_BATCH_WAIT_MS, description="longest a batch that is not full waits for more samples"
+    )
     timeout_s: float = Field(default=60.0, description="answer 504 and cancel the Serve calls after this")
 
 

@@ -27,8 +27,15 @@ EXTRA_KEYS = ("subject", "message_id")
 PING_PREFIX = "modelhub.rpc.ping."
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # Loggers that install their own (coloured) handlers and do not propagate: they get ours instead.
-SELF_HANDLED = ("faststream", "faststream.access.nats", "ray", "ray.serve", "uvicorn", "uvicorn.error",
-                "uvicorn.access")
+SELF_HANDLED = (
+    "faststream",
+    "faststream.access.nats",
+    "ray",
+    "ray.serve",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+)
 
 _ids: ContextVar[dict[str, str] | None] = ContextVar("modelhub_log_ids", default=None)
 
@@ -62,9 +69,13 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-                "level": record.levelname, "service": self.service, "logger": record.name,
-                "message": ANSI.sub("", record.getMessage())}
+        line = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": ANSI.sub("", record.getMessage()),
+        }
         line.update(_ids.get() or {})
         for key in (*ID_KEYS, *EXTRA_KEYS):
             value = getattr(record, key, None)
@@ -175,5 +186,13 @@ def _stray_line(service: str, text: str) -> str:
         with contextlib.suppress(ValueError):
             if isinstance(json.loads(text), dict):
                 return text
-    return json.dumps({"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), "level": "INFO",
-                       "service": service, "logger": "stdio", "message": text}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "INFO",
+            "service": service,
+            "logger": "stdio",
+            "message": text,
+        },
+        ensure_ascii=False,
+    )

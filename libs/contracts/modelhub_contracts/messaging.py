@@ -75,8 +75,9 @@ KEEP_ALIVE_SECONDS = 10.0  # in_progress() period; well under every consumer's a
 
 def consumer_config(ack_wait: float, max_deliver: int) -> ConsumerConfig:
     """An explicit-ack durable consumer config (the durable name is filled in by FastStream)."""
-    return ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_deliver=max_deliver,
-                          max_ack_pending=1024)
+    return ConsumerConfig(
+        ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_deliver=max_deliver, max_ack_pending=1024
+    )
 
 
 def deliveries(message: NatsMessage) -> int:

@@ -13,6 +13,7 @@ def connect(settings: ServiceSettings) -> tuple[AsyncMongoClient, AsyncDatabase]
     lose to a crash (kill -9), and a sample counted as annotated would have no field. A URL that
     sets its own write concern (w=majority on a replica set) keeps it.
     """
-    client: AsyncMongoClient = AsyncMongoClient(settings.mongo_url, tz_aware=True, journal=True,
-                                                serverSelectionTimeoutMS=10_000)
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongo_url, tz_aware=True, journal=True, serverSelectionTimeoutMS=10_000
+    )
     return client, client[settings.mongo_db]

@@ -24,17 +24,25 @@ class CommandSpans(monitoring.CommandListener):
         self.spans: dict[tuple[int, object], trace.Span] = {}
 
     @staticmethod
-    def _key(event: monitoring.CommandStartedEvent | monitoring.CommandSucceededEvent
-             | monitoring.CommandFailedEvent) -> tuple[int, object]:
+    def _key(
+        event: monitoring.CommandStartedEvent | monitoring.CommandSucceededEvent | monitoring.CommandFailedEvent,
+    ) -> tuple[int, object]:
         return event.request_id, event.connection_id
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if not trace.get_current_span().get_span_context().is_valid:
             return
         collection = event.command.get(event.command_name)
-        span = self.tracer.start_span(f"mongodb {event.command_name}", kind=SpanKind.CLIENT, attributes={
-            "db.system": "mongodb", "db.name": event.database_name, "db.operation": event.command_name,
-            **({"db.mongodb.collection": collection} if isinstance(collection, str) else {})})
+        span = self.tracer.start_span(
+            f"mongodb {event.command_name}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system": "mongodb",
+                "db.name": event.database_name,
+                "db.operation": event.command_name,
+                **({"db.mongodb.collection": collection} if isinstance(collection, str) else {}),
+            },
+        )
         self.spans[self._key(event)] = span
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:

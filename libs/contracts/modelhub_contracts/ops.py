@@ -31,17 +31,20 @@ READY_TIMEOUT = 2.0
 def make_broker(settings: ServiceSettings, telemetry: Telemetry) -> NatsBroker:
     """The service's broker: every publish, request and consumed message is traced (context in
     the NATS headers) and counted (FastStream's Prometheus metrics, `faststream_*`)."""
-    return NatsBroker(settings.nats_url, middlewares=(
-        NatsTelemetryMiddleware(tracer_provider=telemetry.tracer_provider),
-        NatsPrometheusMiddleware(registry=telemetry.registry, app_name=SERVICE_PREFIX + telemetry.service),
-    ))
+    return NatsBroker(
+        settings.nats_url,
+        middlewares=(
+            NatsTelemetryMiddleware(tracer_provider=telemetry.tracer_provider),
+            NatsPrometheusMiddleware(registry=telemetry.registry, app_name=SERVICE_PREFIX + telemetry.service),
+        ),
+    )
 
 
 def metrics_handler(telemetry: Telemetry):
     @get(include_in_schema=False)
     async def metrics(scope: Any) -> AsgiResponse:
-        return AsgiResponse(generate_latest(telemetry.registry), 200,
-                            headers={"content-type": CONTENT_TYPE_LATEST})
+        return AsgiResponse(generate_latest(telemetry.registry), 200, headers={"content-type": CONTENT_TYPE_LATEST})
+
     return metrics
 
 
@@ -58,21 +61,30 @@ def probe_handlers(broker: NatsBroker, mongo_ping: Callable[[], Awaitable[Any]] 
                 await asyncio.wait_for(mongo_ping(), READY_TIMEOUT)
             except Exception:
                 missing.append("mongo")
-        return AsgiResponse(b"", 204) if not missing else AsgiResponse(
-            ("not ready: " + ", ".join(missing)).encode(), 503)
+        return (
+            AsgiResponse(b"", 204) if not missing else AsgiResponse(("not ready: " + ", ".join(missing)).encode(), 503)
+        )
+
     return live, ready
 
 
-def with_http(app: FastStream, broker: NatsBroker, telemetry: Telemetry,
-              mongo_ping: Callable[[], Awaitable[Any]] | None = None) -> AsgiFastStream:
+def with_http(
+    app: FastStream, broker: NatsBroker, telemetry: Telemetry, mongo_ping: Callable[[], Awaitable[Any]] | None = None
+) -> AsgiFastStream:
     """The FastStream app as an ASGI app serving /metrics and the probes beside its handlers."""
     live, ready = probe_handlers(broker, mongo_ping)
-    return AsgiFastStream.from_app(app, asgi_routes=[
-        ("/metrics", metrics_handler(telemetry)), ("/health/live", live), ("/health/ready", ready)])
+    return AsgiFastStream.from_app(
+        app, asgi_routes=[("/metrics", metrics_handler(telemetry)), ("/health/live", live), ("/health/ready", ready)]
+    )
 
 
-async def run(app: FastStream, broker: NatsBroker, telemetry: Telemetry, settings: ServiceSettings,
-              mongo_ping: Callable[[], Awaitable[Any]] | None = None) -> None:
+async def run(
+    app: FastStream,
+    broker: NatsBroker,
+    telemetry: Telemetry,
+    settings: ServiceSettings,
+    mongo_ping: Callable[[], Awaitable[Any]] | None = None,
+) -> None:
     """Run the service: with an `http_port`, under uvicorn on `http_host` with the probes and
     /metrics; without one, as a plain FastStream app."""
     try:
@@ -80,9 +92,14 @@ async def run(app: FastStream, broker: NatsBroker, telemetry: Telemetry, setting
             await app.run()
         else:
             asgi = with_http(app, broker, telemetry, mongo_ping)
-            await asgi.run(log_level=logging.WARNING,
-                           run_extra_options={"host": settings.http_host, "port": settings.http_port,
-                                              "access_log": "false", "log_config": None})
+            await asgi.run(
+                log_level=logging.WARNING,
+                run_extra_options={
+                    "host": settings.http_host,
+                    "port": settings.http_port,
+                    "access_log": "false",
+                    "log_config": None,
+                },
+            )
     finally:
         telemetry.shutdown()
-

@@ -76,9 +76,7 @@ def inspect_package(path: str | Path, limits: PackageLimits = PackageLimits()) -
         return _inspect(zf, label, limits)
 
 
-def safe_extract(
-    path: str | Path, dest_dir: str | Path, limits: PackageLimits = PackageLimits()
-) -> PackageInfo:
+def safe_extract(path: str | Path, dest_dir: str | Path, limits: PackageLimits = PackageLimits()) -> PackageInfo:
     """Check the package as `inspect_package` does, then write its root's files into `dest_dir`.
 
     `dest_dir` is created if needed. Files are written streaming, with mode 0644, never through
@@ -134,8 +132,7 @@ def _check_counts(infos: list[zipfile.ZipInfo], label: str, limits: PackageLimit
     declared = sum(info.file_size for info in infos)
     if declared > limits.max_total_uncompressed:
         raise PackageError(
-            f"{label}: declares {declared} uncompressed bytes, "
-            f"over the {limits.max_total_uncompressed}-byte limit"
+            f"{label}: declares {declared} uncompressed bytes, over the {limits.max_total_uncompressed}-byte limit"
         )
 
 
@@ -197,9 +194,7 @@ def _parents(name: str) -> Iterator[str]:
         yield "/".join(parts[:end])
 
 
-def _verify_contents(
-    zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], label: str, limits: PackageLimits
-) -> int:
+def _verify_contents(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], label: str, limits: PackageLimits) -> int:
     total = 0
     for info in infos:
         if not info.is_dir():
@@ -228,14 +223,11 @@ def _stream(
     # zipfile stops quietly when the data ends before the size its header claims.
     if count != info.file_size:
         raise PackageError(
-            f"{label}: entry {info.filename!r} is corrupt "
-            f"(holds {count} bytes, its header says {info.file_size})"
+            f"{label}: entry {info.filename!r} is corrupt (holds {count} bytes, its header says {info.file_size})"
         )
 
 
-def _check_running(
-    info: zipfile.ZipInfo, label: str, limits: PackageLimits, count: int, total: int
-) -> None:
+def _check_running(info: zipfile.ZipInfo, label: str, limits: PackageLimits, count: int, total: int) -> None:
     if total > limits.max_total_uncompressed:
         raise PackageError(
             f"{label}: entry {info.filename!r} takes the uncompressed total past "
@@ -272,9 +264,7 @@ def _entrypoint(zf: zipfile.ZipFile, root: str, files: tuple[str, ...], label: s
         entrypoint = _read_manifest(zf, root + MANIFEST, label)
     module_path = entrypoint.split(":")[0].replace(".", "/")
     if f"{module_path}.py" not in files and f"{module_path}/__init__.py" not in files:
-        raise PackageError(
-            f"{label}: entrypoint {entrypoint!r} needs {module_path}.py at the package root"
-        )
+        raise PackageError(f"{label}: entrypoint {entrypoint!r} needs {module_path}.py at the package root")
     return entrypoint
 
 
@@ -294,15 +284,12 @@ def _read_manifest(zf: zipfile.ZipFile, name: str, label: str) -> str:
     entrypoint = manifest.get("entrypoint", DEFAULT_ENTRYPOINT)
     if not isinstance(entrypoint, str) or not _ENTRYPOINT_RE.fullmatch(entrypoint):
         raise PackageError(
-            f"{label}: {MANIFEST} entrypoint must be 'module:Class' "
-            f"(e.g. 'model:Model'), got {entrypoint!r}"
+            f"{label}: {MANIFEST} entrypoint must be 'module:Class' (e.g. 'model:Model'), got {entrypoint!r}"
         )
     return entrypoint
 
 
-def _extract(
-    zf: zipfile.ZipFile, label: str, info: PackageInfo, dest: Path, limits: PackageLimits
-) -> None:
+def _extract(zf: zipfile.ZipFile, label: str, info: PackageInfo, dest: Path, limits: PackageLimits) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     base = dest.resolve()
     total = 0

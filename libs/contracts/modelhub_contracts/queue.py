@@ -33,8 +33,9 @@ def window(num_replicas: int) -> int:
 async def counts(db: AsyncDatabase, match: dict) -> dict[str, int]:
     """{"waiting": n, "in_flight": m} over the tasks matching `match` (a job or a deployment)."""
     result = {state.value: 0 for state in TaskState}
-    async for row in await db[COLLECTION].aggregate([{"$match": match},
-                                                     {"$group": {"_id": "$state", "n": {"$sum": 1}}}]):
+    async for row in await db[COLLECTION].aggregate(
+        [{"$match": match}, {"$group": {"_id": "$state", "n": {"$sum": 1}}}]
+    ):
         if row["_id"] in result:
             result[row["_id"]] = row["n"]
     return result
@@ -43,8 +44,9 @@ async def counts(db: AsyncDatabase, match: dict) -> dict[str, int]:
 async def counts_by_deployment(db: AsyncDatabase) -> dict[str, dict[str, int]]:
     """counts() of every deployment that has tasks, in one query (the scheduler's gauges)."""
     result: dict[str, dict[str, int]] = {}
-    async for row in await db[COLLECTION].aggregate([
-            {"$group": {"_id": {"deployment": "$deployment", "state": "$state"}, "n": {"$sum": 1}}}]):
+    async for row in await db[COLLECTION].aggregate(
+        [{"$group": {"_id": {"deployment": "$deployment", "state": "$state"}, "n": {"$sum": 1}}}]
+    ):
         per = result.setdefault(row["_id"]["deployment"], {state.value: 0 for state in TaskState})
         if row["_id"]["state"] in per:
             per[row["_id"]["state"]] = row["n"]
@@ -54,9 +56,12 @@ async def counts_by_deployment(db: AsyncDatabase) -> dict[str, dict[str, int]]:
 async def counts_by_job(db: AsyncDatabase, job_ids: list[str]) -> dict[str, dict[str, int]]:
     """counts() for several jobs in one query."""
     result = {job_id: {state.value: 0 for state in TaskState} for job_id in job_ids}
-    async for row in await db[COLLECTION].aggregate([
+    async for row in await db[COLLECTION].aggregate(
+        [
             {"$match": {"job_id": {"$in": job_ids}}},
-            {"$group": {"_id": {"job": "$job_id", "state": "$state"}, "n": {"$sum": 1}}}]):
+            {"$group": {"_id": {"job": "$job_id", "state": "$state"}, "n": {"$sum": 1}}},
+        ]
+    ):
         job, state = row["_id"]["job"], row["_id"]["state"]
         if job in result and state in result[job]:
             result[job][state] = row["n"]

@@ -14,8 +14,9 @@ def answer_pings(broker: NatsBroker, service: str) -> None:
 
     subject = subjects.RPC_PING.format(service=service)
 
-    @broker.subscriber(subject, title=bus.receiving(service, subject),
-                       description="readiness ping from the gateway's health route")
+    @broker.subscriber(
+        subject, title=bus.receiving(service, subject), description="readiness ping from the gateway's health route"
+    )
     async def ping() -> dict:
         return {"service": service, "ready": True}
 

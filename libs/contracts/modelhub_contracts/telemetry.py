@@ -33,8 +33,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (BatchSpanProcessor, ConsoleSpanExporter, SpanExporter,
-                                            SpanExportResult)
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry
@@ -80,21 +79,32 @@ class Metrics:
     def __init__(self, provider: MeterProvider) -> None:
         meter = provider.get_meter("modelhub", VERSION)
         self.samples_annotated = meter.create_counter(
-            "modelhub_samples_annotated", description="samples whose outputs were written, by deployment")
+            "modelhub_samples_annotated", description="samples whose outputs were written, by deployment"
+        )
         self.samples_failed = meter.create_counter(
-            "modelhub_samples_failed", description="samples that failed (model error, bad output, gone), by deployment")
+            "modelhub_samples_failed", description="samples that failed (model error, bad output, gone), by deployment"
+        )
         self.task_duration = meter.create_histogram(
-            "modelhub_task_duration_seconds", unit="s", description="a job task in a worker, load to publish",
-            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
+            "modelhub_task_duration_seconds",
+            unit="s",
+            description="a job task in a worker, load to publish",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
         self.serve_call_duration = meter.create_histogram(
-            "modelhub_serve_call_duration_seconds", unit="s", description="one call into a deployment's replicas",
-            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS)
+            "modelhub_serve_call_duration_seconds",
+            unit="s",
+            description="one call into a deployment's replicas",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
+        )
         self.tasks_waiting = meter.create_gauge(
-            "modelhub_tasks_waiting", description="tasks queued in the scheduler, not yet published")
+            "modelhub_tasks_waiting", description="tasks queued in the scheduler, not yet published"
+        )
         self.tasks_in_flight = meter.create_gauge(
-            "modelhub_tasks_in_flight", description="tasks published to the workers and not done")
+            "modelhub_tasks_in_flight", description="tasks published to the workers and not done"
+        )
         self.replicas_ready = meter.create_gauge(
-            "modelhub_replicas_ready", description="Serve replicas running, by deployment")
+            "modelhub_replicas_ready", description="Serve replicas running, by deployment"
+        )
         self.jobs = meter.create_gauge("modelhub_jobs", description="jobs by status")
 
 
@@ -113,8 +123,7 @@ class GaugeSet:
         self.seen |= set(values)
 
 
-async def poll_gauge(read: Callable[[], Awaitable[Mapping[str, float]]], gauges: GaugeSet,
-                     every: float = 5.0) -> None:
+async def poll_gauge(read: Callable[[], Awaitable[Mapping[str, float]]], gauges: GaugeSet, every: float = 5.0) -> None:
     """Set a gauge from a fresh reading every `every` seconds, forever (a failed reading, MongoDB
     away, keeps the last values until the next one)."""
     while True:
@@ -133,12 +142,12 @@ async def jobs_by_status(db: Any) -> dict[str, float]:
 
 async def replicas_ready(db: Any) -> dict[str, float]:
     """{deployment: ready replicas} for deployments that hold replicas (the deployer's gauge)."""
-    cursor = db["deployments"].find({"status": {"$in": list(ON_CLUSTER)}},
-                                    projection={"ready_replicas": 1})
+    cursor = db["deployments"].find({"status": {"$in": list(ON_CLUSTER)}}, projection={"ready_replicas": 1})
     return {doc["_id"]: doc.get("ready_replicas", 0) or 0 async for doc in cursor}
 
 
 # ------------------------------------------------------------------ spans to JSON lines
+
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """One span as the JSON object `modelhub jobs trace` reads."""
@@ -146,17 +155,25 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
     assert ctx is not None  # a span made by the SDK always has its context
     parent = span.parent
     return {
-        "trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}",
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
         "parent_id": f"{parent.span_id:016x}" if parent else None,
-        "name": span.name, "kind": span.kind.name,
+        "name": span.name,
+        "kind": span.kind.name,
         "service": span.resource.attributes.get("service.name", "?"),
         "instance": span.resource.attributes.get("service.instance.id"),
-        "start_ns": span.start_time, "end_ns": span.end_time,
-        "status": span.status.status_code.name, "error": span.status.description,
-        "attributes": {k: v if isinstance(v, (str, int, float, bool)) else list(v) if isinstance(v, Sequence) else str(v)
-                       for k, v in (span.attributes or {}).items()},
-        "links": [{"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
-                  for link in span.links],
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "error": span.status.description,
+        "attributes": {
+            k: v if isinstance(v, (str, int, float, bool)) else list(v) if isinstance(v, Sequence) else str(v)
+            for k, v in (span.attributes or {}).items()
+        },
+        "links": [
+            {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
+            for link in span.links
+        ],
     }
 
 
@@ -190,8 +207,11 @@ def prune(directory: Path, max_total: int = MAX_DIR_BYTES) -> None:
     """Delete the oldest span files until the dir holds at most `max_total` bytes (restarted
     processes leave their files behind; this keeps the dir bounded across restarts)."""
     try:
-        files = sorted((p for p in directory.iterdir() if SPAN_FILE_SUFFIX in p.name),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
+        files = sorted(
+            (p for p in directory.iterdir() if SPAN_FILE_SUFFIX in p.name),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
         total = 0
         for path in files:
             total += path.stat().st_size
@@ -203,12 +223,14 @@ def prune(directory: Path, max_total: int = MAX_DIR_BYTES) -> None:
 
 # ------------------------------------------------------------------ sampling
 
+
 class QuietRoots(Sampler):
     """Health pings start traces of their own every few seconds; they are dropped at the root (no
     span, nothing exported). Everything else is kept; children follow their parent's decision."""
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
-                      trace_state=None) -> SamplingResult:
+    def should_sample(
+        self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None
+    ) -> SamplingResult:
         if ".rpc.ping." in name or name.startswith("GET /health"):
             return SamplingResult(Decision.DROP)
         return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
@@ -219,12 +241,19 @@ class QuietRoots(Sampler):
 
 # ------------------------------------------------------------------ set-up
 
+
 class Telemetry:
     """A process's providers; `tracer` for its own spans, `metrics` for modelhub's instruments,
     `registry` for its `/metrics` endpoint."""
 
-    def __init__(self, service: str, tracer_provider: trace.TracerProvider, meter_provider: MeterProvider,
-                 registry: CollectorRegistry, exporters: list[SpanExporter]) -> None:
+    def __init__(
+        self,
+        service: str,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: MeterProvider,
+        registry: CollectorRegistry,
+        exporters: list[SpanExporter],
+    ) -> None:
         self.service = service
         self.tracer_provider, self.meter_provider, self.registry = tracer_provider, meter_provider, registry
         self.tracer = tracer_provider.get_tracer(f"modelhub.{service}", VERSION)
@@ -256,9 +285,14 @@ def _env(name: str) -> str:
 
 
 def _resource(service: str) -> Resource:
-    return Resource.create({"service.name": SERVICE_PREFIX + service, "service.version": VERSION,
-                            "service.namespace": "modelhub",
-                            "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"})
+    return Resource.create(
+        {
+            "service.name": SERVICE_PREFIX + service,
+            "service.version": VERSION,
+            "service.namespace": "modelhub",
+            "service.instance.id": f"{socket.gethostname()}-{os.getpid()}",
+        }
+    )
 
 
 def _span_exporters(service: str, telemetry_dir: Path | None) -> list[SpanExporter]:
@@ -269,6 +303,7 @@ def _span_exporters(service: str, telemetry_dir: Path | None) -> list[SpanExport
         return []
     if chosen == "otlp" or _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
         return [OTLPSpanExporter()]
     if chosen == "console":
         return [ConsoleSpanExporter()]
@@ -288,12 +323,12 @@ def _tracer_provider(resource: Resource, exporters: list[SpanExporter]) -> trace
 
 
 def _meter_provider(resource: Resource, registry: CollectorRegistry) -> MeterProvider:
-    readers: list[Any] = [PrometheusMetricReader(registry=registry, disable_target_info=True,
-                                                  scope_info_enabled=False)]
+    readers: list[Any] = [PrometheusMetricReader(registry=registry, disable_target_info=True, scope_info_enabled=False)]
     otlp = _env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
     if otlp and _env("OTEL_METRICS_EXPORTER").lower() != "none":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     return MeterProvider(resource=resource, metric_readers=readers)
 
@@ -308,11 +343,13 @@ def setup(service: str, telemetry_dir: Path | None = None) -> Telemetry:
     telemetry = Telemetry(service, tracer_provider, _meter_provider(resource, registry), registry, exporters)
     if exporters:
         from modelhub_contracts.mongotrace import instrument
+
         instrument(telemetry.tracer)
     return telemetry
 
 
 # ------------------------------------------------------------------ context carried in events
+
 
 def current_traceparent() -> str | None:
     """The current span's context as a W3C `traceparent`, to store with an event that another

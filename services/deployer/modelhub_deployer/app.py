@@ -21,8 +21,9 @@ from modelhub_deployer.store import DeploymentStore
 from modelhub_deployer.watch import watch_deployments
 
 
-def build_app(settings: ServiceSettings | None = None,
-              tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
+def build_app(
+    settings: ServiceSettings | None = None, tel: telemetry.Telemetry | None = None
+) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """The deployer's FastStream app; subscribers (and the ping) start once Mongo is up. Returns
     the app, its broker and the database (the HTTP probes ping both)."""
     settings = settings or ServiceSettings()
@@ -45,8 +46,13 @@ def build_app(settings: ServiceSettings | None = None,
     async def reconcile() -> None:
         await deployer.reconcile()
         watchers.add(asyncio.create_task(watch_deployments(deployer)))
-        watchers.add(asyncio.create_task(telemetry.poll_gauge(
-            lambda: telemetry.replicas_ready(db), telemetry.GaugeSet(tel.metrics.replicas_ready, "deployment"))))
+        watchers.add(
+            asyncio.create_task(
+                telemetry.poll_gauge(
+                    lambda: telemetry.replicas_ready(db), telemetry.GaugeSet(tel.metrics.replicas_ready, "deployment")
+                )
+            )
+        )
 
     @app.on_shutdown
     async def close() -> None:

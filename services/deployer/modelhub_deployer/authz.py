@@ -29,6 +29,7 @@ class EventAuthorizer:
         if doc is None or user is None:
             return f"unknown deployment or user in stop of '{event.deployment}'"
         if doc["created_by"] == user["username"] or access.may(
-                await access.load_model(self.db, doc["model"]), user, "edit"):
+            await access.load_model(self.db, doc["model"]), user, "edit"
+        ):
             return None
         return f"user '{event.requested_by}' may not stop deployment '{event.deployment}'"

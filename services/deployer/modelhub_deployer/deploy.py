@@ -84,16 +84,33 @@ class DeploySpec:
 
     @classmethod
     def from_event(cls, event: DeploymentRequested) -> "DeploySpec":
-        return cls(event.deployment, event.package_object, event.package_sha256,
-                   event.mini_batch, event.num_replicas, event.num_gpus, event.custom_env, event.batch_wait_ms,
-                   event.min_replicas, event.max_replicas)
+        return cls(
+            event.deployment,
+            event.package_object,
+            event.package_sha256,
+            event.mini_batch,
+            event.num_replicas,
+            event.num_gpus,
+            event.custom_env,
+            event.batch_wait_ms,
+            event.min_replicas,
+            event.max_replicas,
+        )
 
     @classmethod
     def from_doc(cls, doc: Deployment) -> "DeploySpec":
-        return cls(doc["_id"], doc["package_object"], doc["package_sha256"], doc["mini_batch"],
-                   doc["num_replicas"], doc["num_gpus"], bool(doc.get("custom_env")),
-                   float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)),
-                   doc.get("min_replicas"), doc.get("max_replicas"))
+        return cls(
+            doc["_id"],
+            doc["package_object"],
+            doc["package_sha256"],
+            doc["mini_batch"],
+            doc["num_replicas"],
+            doc["num_gpus"],
+            bool(doc.get("custom_env")),
+            float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)),
+            doc.get("min_replicas"),
+            doc.get("max_replicas"),
+        )
 
     @property
     def autoscaling(self) -> bool:
@@ -121,7 +138,9 @@ class PreparedPackage:
 
 class Store(Protocol):
     async def get(self, name: str) -> Deployment | None: ...
-    async def move(self, name: str, *, from_: Iterable[DeploymentStatus], to: DeploymentStatus, **fields: Any) -> bool: ...
+    async def move(
+        self, name: str, *, from_: Iterable[DeploymentStatus], to: DeploymentStatus, **fields: Any
+    ) -> bool: ...
     async def note(self, name: str, *, status: DeploymentStatus, **fields: Any) -> bool: ...
     async def with_status(self, statuses: Iterable[DeploymentStatus]) -> list[Deployment]: ...
 
@@ -144,8 +163,10 @@ def check_resources(spec: DeploySpec, cluster: dict[str, float]) -> None:
     for resource, per_replica in (("GPU", spec.num_gpus), ("CPU", REPLICA_NUM_CPUS)):
         total, have = per_replica * max(spec.initial_replicas, 1), cluster.get(resource, 0.0)
         if per_replica and total > have + 1e-9:
-            missing.append(f"needs {per_replica:g} {resource} per replica ({total:g} in total) "
-                           f"but the Ray cluster has {have:g} {resource}s")
+            missing.append(
+                f"needs {per_replica:g} {resource} per replica ({total:g} in total) "
+                f"but the Ray cluster has {have:g} {resource}s"
+            )
     if missing:
         raise DeployError("; ".join(missing))
 
@@ -166,8 +187,7 @@ def runtime_env(spec: DeploySpec, package: PreparedPackage) -> dict[str, str]:
         return {"conda": str(package.root / "environment.yml")}
     if package.has_requirements:
         return {"pip": str(package.root / "requirements.txt")}
-    raise DeployError("custom_env is set but the package has neither environment.yml "
-                      "nor requirements.txt")
+    raise DeployError("custom_env is set but the package has neither environment.yml nor requirements.txt")
 
 
 async def _uninterrupted(awaitable: Awaitable[T]) -> T:
@@ -184,11 +204,17 @@ async def _uninterrupted(awaitable: Awaitable[T]) -> T:
 class Deployer:
     """Runs deployments in background tasks, one per deployment name."""
 
-    def __init__(self, store: Store, serve: Serve, packages: Packages, *,
-                 timeout_s: float = DEPLOY_TIMEOUT_S,
-                 custom_env_timeout_s: float = CUSTOM_ENV_TIMEOUT_S,
-                 replica_node_wait_s: float = REPLICA_NODE_WAIT_S,
-                 poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        serve: Serve,
+        packages: Packages,
+        *,
+        timeout_s: float = DEPLOY_TIMEOUT_S,
+        custom_env_timeout_s: float = CUSTOM_ENV_TIMEOUT_S,
+        replica_node_wait_s: float = REPLICA_NODE_WAIT_S,
+        poll_s: float = 0.5,
+    ) -> None:
         self._store, self._serve, self._packages = store, serve, packages
         self._timeout_s, self._custom_env_timeout_s = timeout_s, custom_env_timeout_s
         self._replica_node_wait_s = replica_node_wait_s
@@ -205,28 +231,28 @@ class Deployer:
             return
         doc = await self._store.get(spec.name)
         if doc is None or DeploySpec.from_doc(doc) != spec:
-            log.warning("ignoring deployment request for %s: no such deployment or another spec",
-                        spec.name)
+            log.warning("ignoring deployment request for %s: no such deployment or another spec", spec.name)
             return
         status = doc["status"]
         if status not in DEPLOYABLE:
             return
         if status == DeploymentStatus.RUNNING and await self._is_live(spec.name):
             return
-        moved = await self._store.move(spec.name, from_=(status,), to=DeploymentStatus.DEPLOYING,
-                                       error=None, ready_replicas=0)
+        moved = await self._store.move(
+            spec.name, from_=(status,), to=DeploymentStatus.DEPLOYING, error=None, ready_replicas=0
+        )
         if moved and not self._in_flight(spec.name):
-            self._tasks[spec.name] = asyncio.create_task(self._deploy(spec),
-                                                         name=f"deploy:{spec.name}")
+            self._tasks[spec.name] = asyncio.create_task(self._deploy(spec), name=f"deploy:{spec.name}")
 
     async def refuse(self, name: str, reason: str) -> None:
         """A request its acting user was not allowed to make: pending -> failed, nothing deployed."""
-        await self._store.move(name, from_=(DeploymentStatus.PENDING,), to=DeploymentStatus.FAILED, error=reason, ready_replicas=0)
+        await self._store.move(
+            name, from_=(DeploymentStatus.PENDING,), to=DeploymentStatus.FAILED, error=reason, ready_replicas=0
+        )
 
     async def stop(self, name: str) -> None:
         """Delete the Serve application and record `stopped`; cancels a deploy in flight."""
-        moved = await self._store.move(
-            name, from_=STOPPABLE, to=DeploymentStatus.STOPPING)
+        moved = await self._store.move(name, from_=STOPPABLE, to=DeploymentStatus.STOPPING)
         if not moved:
             return  # unknown or already stopped: a redelivered stop
         await self._cancel(name)
@@ -281,8 +307,9 @@ class Deployer:
             else:
                 error = None if state.status == "DEPLOYING" else f"Serve reports {state.status}"
             if (doc.get("ready_replicas"), doc.get("error")) != (state.ready_replicas, error):
-                await self._store.note(name, status=DeploymentStatus.RUNNING, ready_replicas=state.ready_replicas,
-                                       error=error)
+                await self._store.note(
+                    name, status=DeploymentStatus.RUNNING, ready_replicas=state.ready_replicas, error=error
+                )
 
     async def join(self, name: str) -> None:
         """Wait for the deploy in flight for `name`, if any (tests and shutdown)."""
@@ -312,8 +339,12 @@ class Deployer:
     async def _deploy(self, spec: DeploySpec) -> None:
         try:
             state = await self._run(spec)
-            await self._store.move(spec.name, from_=(DeploymentStatus.DEPLOYING,), to=DeploymentStatus.RUNNING,
-                                   ready_replicas=state.ready_replicas)
+            await self._store.move(
+                spec.name,
+                from_=(DeploymentStatus.DEPLOYING,),
+                to=DeploymentStatus.RUNNING,
+                ready_replicas=state.ready_replicas,
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -332,12 +363,21 @@ class Deployer:
         secret = secrets.token_urlsafe(32)
         await self._store.note(spec.name, status=DeploymentStatus.DEPLOYING, serve_secret=secret)
         config = ReplicaConfig(
-            name=spec.name, package_id=spec.package_object, package_sha256=spec.package_sha256,
-            package_zip=package.zip, entrypoint=package.entrypoint,
-            mini_batch=spec.mini_batch, num_replicas=spec.initial_replicas,
-            num_cpus=REPLICA_NUM_CPUS, num_gpus=spec.num_gpus,
-            runtime_env=runtime_env(spec, package), batch_wait_ms=spec.batch_wait_ms,
-            secret=secret, min_replicas=spec.min_replicas or 0, max_replicas=spec.max_replicas or 0)
+            name=spec.name,
+            package_id=spec.package_object,
+            package_sha256=spec.package_sha256,
+            package_zip=package.zip,
+            entrypoint=package.entrypoint,
+            mini_batch=spec.mini_batch,
+            num_replicas=spec.initial_replicas,
+            num_cpus=REPLICA_NUM_CPUS,
+            num_gpus=spec.num_gpus,
+            runtime_env=runtime_env(spec, package),
+            batch_wait_ms=spec.batch_wait_ms,
+            secret=secret,
+            min_replicas=spec.min_replicas or 0,
+            max_replicas=spec.max_replicas or 0,
+        )
         await _uninterrupted(self._serve.submit(config))
         return await self._wait_running(spec)
 
@@ -353,7 +393,8 @@ class Deployer:
                     f"no Ray node offers the {REPLICA_RESOURCE} resource, so replicas have nowhere "
                     f"to run (waited {self._replica_node_wait_s:g} s): `modelhub up` starts "
                     "--replica-nodes N; add your own with `ray start --address <head> --resources "
-                    f"'{{\"{REPLICA_RESOURCE}\": 1}}'`")
+                    f"'{{\"{REPLICA_RESOURCE}\": 1}}'`"
+                )
             await asyncio.sleep(self._poll_s)
 
     async def _wait_running(self, spec: DeploySpec) -> AppState:
@@ -377,5 +418,6 @@ class Deployer:
             await _uninterrupted(self._serve.delete(name))
         except Exception:
             log.exception("could not delete the Serve application of failed deployment %s", name)
-        await self._store.move(name, from_=(DeploymentStatus.DEPLOYING,), to=DeploymentStatus.FAILED, error=message,
-                               ready_replicas=0)
+        await self._store.move(
+            name, from_=(DeploymentStatus.DEPLOYING,), to=DeploymentStatus.FAILED, error=message, ready_replicas=0
+        )

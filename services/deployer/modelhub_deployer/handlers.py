@@ -14,10 +14,9 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
 from modelhub_contracts import bus, subjects
-from modelhub_contracts.logs import log_ids
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
+from modelhub_contracts.logs import log_ids
 from modelhub_contracts.messaging import EVENTS_STREAM, settle
-
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer, DeploySpec
 
@@ -27,9 +26,13 @@ log = logging.getLogger(__name__)
 def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> None:
     """Subscribe the deployer's durable consumers on the events stream."""
 
-    @broker.subscriber(subjects.DEPLOYMENT_REQUESTED, stream=EVENTS_STREAM,
-                       durable=subjects.DURABLE_DEPLOYER_REQUESTS, ack_policy=AckPolicy.MANUAL,
-                       title=bus.receiving("deployer", subjects.DEPLOYMENT_REQUESTED))
+    @broker.subscriber(
+        subjects.DEPLOYMENT_REQUESTED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_DEPLOYER_REQUESTS,
+        ack_policy=AckPolicy.MANUAL,
+        title=bus.receiving("deployer", subjects.DEPLOYMENT_REQUESTED),
+    )
     async def on_deployment_requested(event: DeploymentRequested, message: NatsMessage) -> None:
         """Start deploying if the acting user may run the model; acked once recorded."""
         with log_ids(deployment=event.deployment):
@@ -41,11 +44,14 @@ def register(broker: NatsBroker, deployer: Deployer, authz: EventAuthorizer) -> 
             return
         await settle(message, deployer.request(DeploySpec.from_event(event)))
 
-    @broker.subscriber(subjects.DEPLOYMENT_STOP_REQUESTED, stream=EVENTS_STREAM,
-                       durable=subjects.DURABLE_DEPLOYER_STOPS, ack_policy=AckPolicy.MANUAL,
-                       title=bus.receiving("deployer", subjects.DEPLOYMENT_STOP_REQUESTED))
-    async def on_deployment_stop_requested(event: DeploymentStopRequested,
-                                           message: NatsMessage) -> None:
+    @broker.subscriber(
+        subjects.DEPLOYMENT_STOP_REQUESTED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_DEPLOYER_STOPS,
+        ack_policy=AckPolicy.MANUAL,
+        title=bus.receiving("deployer", subjects.DEPLOYMENT_STOP_REQUESTED),
+    )
+    async def on_deployment_stop_requested(event: DeploymentStopRequested, message: NatsMessage) -> None:
         """Stop (cancelling a deploy in flight) if the acting user may; acked once `stopped`."""
         if refusal := await authz.stop_refusal(event):
             log.warning("refused a stop request: %s", refusal)

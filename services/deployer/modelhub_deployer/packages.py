@@ -9,9 +9,7 @@ from faststream.nats import NatsBroker
 
 from modelhub_contracts import subjects
 from modelhub_contracts.package import PackageLimits, safe_extract
-
 from modelhub_deployer.deploy import DeployError, PreparedPackage
-
 
 
 class ObjectStorePackages:
@@ -19,8 +17,7 @@ class ObjectStorePackages:
     reads its pip/conda files there) and keeps the verified zip beside it for the cluster's store.
     Replicas never read these paths: they fetch the zip from the Ray cluster by sha-256."""
 
-    def __init__(self, broker: NatsBroker, data_dir: Path,
-                 limits: PackageLimits | None = None) -> None:
+    def __init__(self, broker: NatsBroker, data_dir: Path, limits: PackageLimits | None = None) -> None:
         self._broker, self._root = broker, Path(data_dir) / "deployments"
         self._limits = limits or PackageLimits()
 
@@ -41,8 +38,7 @@ class ObjectStorePackages:
         except BaseException:
             zip_path.unlink(missing_ok=True)
             raise
-        return PreparedPackage(package_dir, zip_path, info.entrypoint, info.has_requirements,
-                               info.has_environment)
+        return PreparedPackage(package_dir, zip_path, info.entrypoint, info.has_requirements, info.has_environment)
 
 
 def _sha256(path: Path) -> str:

@@ -68,8 +68,7 @@ def replica_module_zip() -> tuple[str, bytes]:
 def model_package_zip(sha256: str, zip_path: Path) -> tuple[str, bytes]:
     """The verified model zip inside a folder of its own (nothing importable), as py_modules."""
     folder = MODEL_PACKAGE_DIR.format(sha256=sha256)
-    return f"_ray_pkg_{folder}.zip", _zip({f"{folder}/{MODEL_PACKAGE_FILE}": Path(zip_path).read_bytes()},
-                                           stored=True)
+    return f"_ray_pkg_{folder}.zip", _zip({f"{folder}/{MODEL_PACKAGE_FILE}": Path(zip_path).read_bytes()}, stored=True)
 
 
 def _zip(files: dict[str, bytes], stored: bool = False) -> bytes:
@@ -91,9 +90,14 @@ def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) 
     if config.max_replicas:
         # Serve adds a replica when the calls in flight per replica stay above the target (the
         # worker keeps up to 2 calls per replica in flight, each a whole mini-batch)
-        scale = {"autoscaling_config": {
-            "min_replicas": config.min_replicas, "max_replicas": config.max_replicas,
-            "initial_replicas": config.num_replicas, "target_ongoing_requests": 1}}
+        scale = {
+            "autoscaling_config": {
+                "min_replicas": config.min_replicas,
+                "max_replicas": config.max_replicas,
+                "initial_replicas": config.num_replicas,
+                "target_ongoing_requests": 1,
+            }
+        }
     else:
         scale = {"num_replicas": config.num_replicas}
     return {
@@ -102,34 +106,46 @@ def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) 
         "import_path": REPLICA_IMPORT_PATH,
         # the builder task imports only modelhub_replica; the model's own env is the replicas'
         "runtime_env": {"py_modules": [replica_uri]},
-        "args": {"package_id": config.package_id, "sha256": config.package_sha256,
-                 "entrypoint": config.entrypoint, "mini_batch": config.mini_batch,
-                 "batch_wait_s": config.batch_wait_ms / 1000, "secret": config.secret},
-        "deployments": [{
-            "name": REPLICA_DEPLOYMENT,
-            **scale,
-            "max_ongoing_requests": 2 * config.mini_batch + 8,
-            "health_check_period_s": HEALTH_CHECK_PERIOD_S,
-            "health_check_timeout_s": HEALTH_CHECK_TIMEOUT_S,
-            "ray_actor_options": {
-                "num_cpus": config.num_cpus,
-                "num_gpus": config.num_gpus,
-                # only replica nodes advertise this: never the head, next to the control plane
-                "resources": {deploy.REPLICA_RESOURCE: REPLICA_RESOURCE_SHARE},
-                "runtime_env": env,
-            },
-        }],
+        "args": {
+            "package_id": config.package_id,
+            "sha256": config.package_sha256,
+            "entrypoint": config.entrypoint,
+            "mini_batch": config.mini_batch,
+            "batch_wait_s": config.batch_wait_ms / 1000,
+            "secret": config.secret,
+        },
+        "deployments": [
+            {
+                "name": REPLICA_DEPLOYMENT,
+                **scale,
+                "max_ongoing_requests": 2 * config.mini_batch + 8,
+                "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+                "health_check_timeout_s": HEALTH_CHECK_TIMEOUT_S,
+                "ray_actor_options": {
+                    "num_cpus": config.num_cpus,
+                    "num_gpus": config.num_gpus,
+                    # only replica nodes advertise this: never the head, next to the control plane
+                    "resources": {deploy.REPLICA_RESOURCE: REPLICA_RESOURCE_SHARE},
+                    "runtime_env": env,
+                },
+            }
+        ],
     }
 
 
 class DashboardServe:
     """Deploys, inspects and deletes Serve applications named after deployments, over HTTP."""
 
-    def __init__(self, dashboard_url: str, serve_url: str, token: str | None = None,
-                 timeout: float = 60.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        dashboard_url: str,
+        serve_url: str,
+        token: str | None = None,
+        timeout: float = 60.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = client or httpx.AsyncClient(base_url=dashboard_url.rstrip("/"), headers=headers,
-                                                 timeout=timeout)
+        self._http = client or httpx.AsyncClient(base_url=dashboard_url.rstrip("/"), headers=headers, timeout=timeout)
         serve = httpx.URL(serve_url)
         self._http_options = {"host": serve.host, "port": serve.port or 80}
         self._lock = asyncio.Lock()  # PUT replaces every application: one change at a time
@@ -143,8 +159,9 @@ class DashboardServe:
         except httpx.HTTPError as exc:
             raise RayApiError(f"the Ray dashboard did not answer {method} {path}: {exc!r}") from exc
         if response.status_code >= 400:
-            raise RayApiError(f"the Ray dashboard answered {method} {path} with "
-                              f"{response.status_code}: {response.text[-2000:]}")
+            raise RayApiError(
+                f"the Ray dashboard answered {method} {path} with {response.status_code}: {response.text[-2000:]}"
+            )
         return response
 
     async def cluster_resources(self) -> dict[str, float]:
@@ -194,16 +211,20 @@ class DashboardServe:
         deployments = (app.get("deployments") or {}).values()
         ready = sum(1 for d in deployments for r in d.get("replicas") or [] if r.get("state") == "RUNNING")
         messages = [app.get("message") or ""] + [d.get("message") or "" for d in deployments]
-        return AppState(status=str(app.get("status")), message="\n".join(m for m in messages if m),
-                        ready_replicas=ready)
+        return AppState(
+            status=str(app.get("status")), message="\n".join(m for m in messages if m), ready_replicas=ready
+        )
 
     async def _details(self) -> dict[str, Any]:
         return (await self._request("GET", "/api/serve/applications/")).json()
 
     async def _deployed_configs(self) -> list[dict[str, Any]]:
         apps = (await self._details()).get("applications") or {}
-        return [app["deployed_app_config"] for app in apps.values()
-                if app.get("deployed_app_config") and app.get("status") != "DELETING"]
+        return [
+            app["deployed_app_config"]
+            for app in apps.values()
+            if app.get("deployed_app_config") and app.get("status") != "DELETING"
+        ]
 
     async def _put(self, apps: list[dict[str, Any]]) -> None:
         body = {"proxy_location": "HeadOnly", "http_options": self._http_options, "applications": apps}

@@ -35,8 +35,9 @@ class DeploymentStore:
 
     async def note(self, name: str, *, status: DeploymentStatus, **fields: Any) -> bool:
         """Set `fields` (and `updated_at`) only while the status is still `status`; True if set."""
-        result = await self._col.update_one({"_id": name, "status": status},
-                                            {"$set": {"updated_at": utcnow(), **fields}})
+        result = await self._col.update_one(
+            {"_id": name, "status": status}, {"$set": {"updated_at": utcnow(), **fields}}
+        )
         return result.matched_count == 1
 
     async def with_status(self, statuses: Iterable[DeploymentStatus]) -> list[Deployment]:

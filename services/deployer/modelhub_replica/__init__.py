@@ -48,9 +48,14 @@ REPLICA_RESOURCE_SHARE = 0.001
 def build(args: dict[str, Any]):
     """Serve's application builder (`import_path: modelhub_replica:build`): the deployment bound
     to this app's arguments (from the deployer's declarative config)."""
-    return ModelReplica.bind(args["package_id"], args["sha256"], args["entrypoint"],
-                             int(args["mini_batch"]), float(args.get("batch_wait_s", 0.002)),
-                             args["secret"])
+    return ModelReplica.bind(
+        args["package_id"],
+        args["sha256"],
+        args["entrypoint"],
+        int(args["mini_batch"]),
+        float(args.get("batch_wait_s", 0.002)),
+        args["secret"],
+    )
 
 
 @serve.deployment
@@ -59,8 +64,15 @@ class ModelReplica:
     task, or online samples the worker batched) through `predict_chunk`; `predict_one` gathers
     concurrent single-sample calls from direct Serve callers (benchmarks) into batches."""
 
-    def __init__(self, package_id: str, sha256: str, entrypoint: str, mini_batch: int,
-                 batch_wait_s: float = 0.002, secret: str = "") -> None:
+    def __init__(
+        self,
+        package_id: str,
+        sha256: str,
+        entrypoint: str,
+        mini_batch: int,
+        batch_wait_s: float = 0.002,
+        secret: str = "",
+    ) -> None:
         if not secret:
             raise ValueError("a replica needs its deployment's secret")
         self._secret = secret.encode()
@@ -101,8 +113,17 @@ class ModelReplica:
             if not request.headers.get("traceparent"):
                 return answer({"outputs": rows})
             # the caller's trace: the replica has no exporter, so it reports its span's timing
-            return answer({"outputs": rows, "span": {"start_ns": started, "end_ns": time.time_ns(),
-                                                     "batch_size": len(samples), "pid": os.getpid()}})
+            return answer(
+                {
+                    "outputs": rows,
+                    "span": {
+                        "start_ns": started,
+                        "end_ns": time.time_ns(),
+                        "batch_size": len(samples),
+                        "pid": os.getpid(),
+                    },
+                }
+            )
         except Exception as exc:  # the model's failure on these samples: a verdict, not a crash
             return answer({"error": f"{type(exc).__name__}: {exc}"[:2000]})
 
@@ -154,8 +175,9 @@ def _rows(outputs: Any, size: int) -> list[dict[str, Any]]:
     columns = {name: _as_list(name, values) for name, values in outputs.items()}
     for name, values in columns.items():
         if len(values) != size:
-            raise ValueError(f"Model.predict returned {len(values)} values for output '{name}' "
-                             f"but the batch has {size} samples")
+            raise ValueError(
+                f"Model.predict returned {len(values)} values for output '{name}' but the batch has {size} samples"
+            )
     return [{name: values[i] for name, values in columns.items()} for i in range(size)]
 
 
@@ -169,10 +191,12 @@ def _as_list(name: str, values: Any) -> list:
 
 # ---------------------------------------------------------------- the package, on this node
 
+
 def _cache_root() -> str:
     """This node's package cache: in the node's Ray session dir (gone with the node)."""
     try:
         from ray._private.worker import global_worker
+
         node = global_worker.node
         if node is None:
             raise RuntimeError("not connected to Ray")
@@ -201,18 +225,22 @@ def fetch_package(package_id: str, sha256: str) -> str:
         return target
     data = _read_package(sha256)
     if data is None:
-        raise RuntimeError(f"package {package_id} (sha256 {sha256}) is not in the cluster's package "
-                           "store; deploy it again")
+        raise RuntimeError(
+            f"package {package_id} (sha256 {sha256}) is not in the cluster's package store; deploy it again"
+        )
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
-        raise RuntimeError(f"package {package_id} from the cluster's package store has sha256 "
-                           f"{digest}, expected {sha256}: refusing to run it")
+        raise RuntimeError(
+            f"package {package_id} from the cluster's package store has sha256 "
+            f"{digest}, expected {sha256}: refusing to run it"
+        )
     staging = tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=os.path.dirname(target))
     _extract(data, staging)
     try:
         os.rename(staging, target)
     except OSError:  # another replica on this node got there first: same bytes, same content
         import shutil
+
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
@@ -231,7 +259,7 @@ def _extract(data: bytes, dest: str) -> None:
         tops = {name.split("/", 1)[0] for name in names}
         root = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
         for info in infos:
-            rel = info.filename[len(root):]
+            rel = info.filename[len(root) :]
             if not rel or info.is_dir():
                 continue
             path = os.path.join(dest, rel)

@@ -46,9 +46,14 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
         await store.ensure_indexes()
         await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
         await broker.start()
-        background = [asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),
-                      asyncio.create_task(telemetry.poll_gauge(lambda: telemetry.jobs_by_status(db),
-                                                               telemetry.GaugeSet(tel.metrics.jobs, "status")))]
+        background = [
+            asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),
+            asyncio.create_task(
+                telemetry.poll_gauge(
+                    lambda: telemetry.jobs_by_status(db), telemetry.GaugeSet(tel.metrics.jobs, "status")
+                )
+            ),
+        ]
         yield
         for task in background:
             task.cancel()
@@ -56,9 +61,14 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
         await client.close()
         tel.shutdown()
 
-    app = FastAPI(title="modelhub", version="0.1.0", lifespan=lifespan,
-                  docs_url=f"{API_PREFIX}/docs", openapi_url=f"{API_PREFIX}/openapi.json",
-                  generate_unique_id_function=operation_id)
+    app = FastAPI(
+        title="modelhub",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        generate_unique_id_function=operation_id,
+    )
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
     app.state.telemetry = tel
     app.state.online = OnlinePredict()
@@ -74,8 +84,12 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     # innermost of these: the body caps, the read cache and the concurrency bound apply to it
     app.add_middleware(LeanPredict, prefix=API_PREFIX, store=store, broker=broker, online=lambda: app.state.online)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.predict_max_body_bytes, paths=PREDICT_PATH,
-                       advice="send fewer samples per request")
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.predict_max_body_bytes,
+        paths=PREDICT_PATH,
+        advice="send fewer samples per request",
+    )
     app.add_middleware(ForgetOnWrite, recent=store.recent, reads_also=PREDICT_PATH)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
     observability.instrument(app, tel)
@@ -103,8 +117,14 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if exc.status_code == 405:
         # Starlette lists only the first matching route's methods; a path served by several routes
         # (GET and DELETE /datasets/{name}) must name them all
-        allowed = sorted({m for r in request.app.router.routes if isinstance(r, APIRoute)
-                          and r.matches(request.scope)[0] == Match.PARTIAL for m in r.methods or ()})
+        allowed = sorted(
+            {
+                m
+                for r in request.app.router.routes
+                if isinstance(r, APIRoute) and r.matches(request.scope)[0] == Match.PARTIAL
+                for m in r.methods or ()
+            }
+        )
         return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 
@@ -122,10 +142,12 @@ def _closed_openapi(generate):
     """FastAPI's document, where an object whose keys follow a pattern (pydantic writes
     `patternProperties`, which lets any other key through) says that every key must, as
     validation does."""
+
     def openapi() -> dict:
         schema = generate()  # built once and kept by FastAPI; closing it again changes nothing
         _closed_pattern_objects(schema)
         return schema
+
     return openapi
 
 
@@ -159,8 +181,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     """422: a readable line naming each bad field, and FastAPI's issues one by one in `errors`."""
     issues = exc.errors()
     message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in issues)
-    return JSONResponse(status_code=422, content=errors.validation_body(
-        message, [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in issues]))
+    return JSONResponse(
+        status_code=422,
+        content=errors.validation_body(
+            message, [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in issues]
+        ),
+    )
 
 
 def main() -> None:

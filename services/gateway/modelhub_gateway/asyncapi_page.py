@@ -16,13 +16,17 @@ padding:0 .2rem}.send{color:#0a5}.receive{color:#05a}.muted{color:#666}pre{white
 def render(doc: dict) -> str:
     """The whole page: the subjects (who sends, who receives, which payload), then each payload's fields."""
     info = doc.get("info", {})
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(info.get('title', ''))}"
-             f" — AsyncAPI</title><style>{STYLE}</style></head><body>",
-             f"<h1>{escape(info.get('title', ''))}</h1>",
-             f"<p class='muted'>AsyncAPI {escape(doc.get('asyncapi', ''))} · version {escape(str(info.get('version', '')))}"
-             f" · <a href='asyncapi.json'>asyncapi.json</a></p>",
-             f"<pre>{escape(info.get('description') or '')}</pre>",
-             _servers(doc), _subjects(doc), "<h2>Payloads</h2>"]
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(info.get('title', ''))}"
+        f" — AsyncAPI</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(info.get('title', ''))}</h1>",
+        f"<p class='muted'>AsyncAPI {escape(doc.get('asyncapi', ''))} · version {escape(str(info.get('version', '')))}"
+        f" · <a href='asyncapi.json'>asyncapi.json</a></p>",
+        f"<pre>{escape(info.get('description') or '')}</pre>",
+        _servers(doc),
+        _subjects(doc),
+        "<h2>Payloads</h2>",
+    ]
     for name, schema in sorted(doc.get("components", {}).get("schemas", {}).items()):
         parts.append(_schema(name, schema))
     parts.append("</body></html>")
@@ -30,8 +34,11 @@ def render(doc: dict) -> str:
 
 
 def _servers(doc: dict) -> str:
-    rows = "".join(f"<tr><td>{escape(n)}</td><td><code>{escape(s.get('protocol', ''))}://{escape(s.get('host', ''))}"
-                   f"</code></td></tr>" for n, s in doc.get("servers", {}).items())
+    rows = "".join(
+        f"<tr><td>{escape(n)}</td><td><code>{escape(s.get('protocol', ''))}://{escape(s.get('host', ''))}"
+        f"</code></td></tr>"
+        for n, s in doc.get("servers", {}).items()
+    )
     return f"<h2>Servers</h2><table><tr><th>name</th><th>address</th></tr>{rows}</table>"
 
 
@@ -43,8 +50,9 @@ def _subjects(doc: dict) -> str:
     for op_name, op in doc.get("operations", {}).items():
         channel_key = unquote(op["channel"]["$ref"].rsplit("/", 1)[-1])
         channel = channels.get(channel_key, {})
-        row = by_subject.setdefault(channel.get("address", channel_key),
-                                    {"send": [], "receive": [], "payloads": set(), "notes": []})
+        row = by_subject.setdefault(
+            channel.get("address", channel_key), {"send": [], "receive": [], "payloads": set(), "notes": []}
+        )
         row[op["action"]].append(op_name.split(":", 1)[0])
         if channel.get("description"):
             row["notes"].append(f"{op_name.split(':', 1)[0]}: {channel['description']}")
@@ -55,12 +63,16 @@ def _subjects(doc: dict) -> str:
     for subject, row in sorted(by_subject.items()):
         payloads = ", ".join(_link(p) for p in sorted(p for p in row["payloads"] if p))
         notes = "<br>".join(escape(n) for n in row["notes"])
-        rows.append(f"<tr><td><code>{escape(subject)}</code></td>"
-                    f"<td class='send'>{escape(', '.join(sorted(set(row['send']))))}</td>"
-                    f"<td class='receive'>{escape(', '.join(sorted(set(row['receive']))))}</td>"
-                    f"<td>{payloads}</td><td class='muted'>{notes}</td></tr>")
-    return ("<h2>Subjects</h2><table><tr><th>subject</th><th>sent by</th><th>received by</th><th>payload</th>"
-            f"<th>what it means</th></tr>{''.join(rows)}</table>")
+        rows.append(
+            f"<tr><td><code>{escape(subject)}</code></td>"
+            f"<td class='send'>{escape(', '.join(sorted(set(row['send']))))}</td>"
+            f"<td class='receive'>{escape(', '.join(sorted(set(row['receive']))))}</td>"
+            f"<td>{payloads}</td><td class='muted'>{notes}</td></tr>"
+        )
+    return (
+        "<h2>Subjects</h2><table><tr><th>subject</th><th>sent by</th><th>received by</th><th>payload</th>"
+        f"<th>what it means</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _ref_name(schema: dict) -> str:
@@ -100,7 +112,9 @@ def _schema(name: str, schema: dict) -> str:
         return head + f"<p class='muted'>{_type(schema)}</p>"
     rows = "".join(
         f"<tr><td><code>{escape(field)}</code></td><td>{_type(prop)}</td><td>{_required(field in required, prop)}"
-        f"</td><td>{escape(prop.get('description', ''))}</td></tr>" for field, prop in props.items())
+        f"</td><td>{escape(prop.get('description', ''))}</td></tr>"
+        for field, prop in props.items()
+    )
     return head + f"<table><tr><th>field</th><th>type</th><th>required</th><th>description</th></tr>{rows}</table>"
 
 

@@ -36,8 +36,15 @@ async def create_user(store: GatewayStore, username: str, is_admin: bool = False
     """Create a user and return its token, or None when the name is taken."""
     token = new_token()
     try:
-        await store.users.insert_one({"_id": username.lower(), "username": username, "is_admin": is_admin,
-                                      "token_hash": hash_token(token), "created_at": utcnow()})
+        await store.users.insert_one(
+            {
+                "_id": username.lower(),
+                "username": username,
+                "is_admin": is_admin,
+                "token_hash": hash_token(token),
+                "created_at": utcnow(),
+            }
+        )
     except DuplicateKeyError:
         return None
     return token
@@ -68,6 +75,9 @@ async def bootstrap_admin(store: GatewayStore, token: str) -> None:
     """Make sure the admin user exists and holds the configured token."""
     await store.users.update_one(
         {"_id": ADMIN},
-        {"$set": {"token_hash": hash_token(token), "is_admin": True},
-         "$setOnInsert": {"username": ADMIN, "created_at": utcnow()}},
-        upsert=True)
+        {
+            "$set": {"token_hash": hash_token(token), "is_admin": True},
+            "$setOnInsert": {"username": ADMIN, "created_at": utcnow()},
+        },
+        upsert=True,
+    )

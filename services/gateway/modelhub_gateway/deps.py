@@ -42,8 +42,9 @@ Settings = Annotated[GatewaySettings, Depends(get_settings)]
 Online = Annotated[OnlinePredict, Depends(get_online)]
 
 
-async def current_user(store: Store,
-                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+async def current_user(
+    store: Store, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
     """The authenticated caller; 401 without a valid bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})

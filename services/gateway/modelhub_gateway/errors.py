@@ -20,7 +20,9 @@ class ErrorOut(BaseModel):
 
 
 class Issue(BaseModel):
-    loc: list[str | int] = Field(description="where: e.g. ['body', 'name'] or ['query', 'limit']; empty for the request as a whole")
+    loc: list[str | int] = Field(
+        description="where: e.g. ['body', 'name'] or ['query', 'limit']; empty for the request as a whole"
+    )
     msg: str
     type: str
 
@@ -49,14 +51,18 @@ DESCRIPTIONS = {
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses, each with its model and meaning."""
-    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": DESCRIPTIONS[code]}
-            for code in codes}
+    return {
+        code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": DESCRIPTIONS[code]}
+        for code in codes
+    }
 
 
 def validation_body(message: str, issues: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A 422 answer: the sentence, and the issues (a route's own sentence is its one issue)."""
-    return {"detail": message, "errors": issues if issues is not None else
-            [{"loc": [], "msg": message, "type": "value_error"}]}
+    return {
+        "detail": message,
+        "errors": issues if issues is not None else [{"loc": [], "msg": message, "type": "value_error"}],
+    }
 
 
 def as_http(error: DomainError) -> HTTPException:

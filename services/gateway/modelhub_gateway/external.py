@@ -32,8 +32,9 @@ SERVICE = "gateway"
 Work = Callable[[User], Awaitable[Any]]
 
 
-async def answer(store: GatewayStore, authorization: str | None, command: Any, work: Work,
-                 status: int = 200) -> RpcReply:
+async def answer(
+    store: GatewayStore, authorization: str | None, command: Any, work: Work, status: int = 200
+) -> RpcReply:
     """Run `work` as the user whose bearer token came with the command; every refusal as a reply
     (`status` on success: the HTTP route's own, 201 or 202 where it answers so)."""
     if isinstance(command, Malformed):
@@ -54,41 +55,57 @@ async def answer(store: GatewayStore, authorization: str | None, command: Any, w
 
 def register(broker: NatsBroker, store: GatewayStore) -> None:
     """Subscribe the external commands (a queue group: one gateway answers each)."""
-    reply = bus.declare(broker, SERVICE, subjects.EXT_REPLIES, RpcReply,
-                        "the answer to an external command, on the caller's inbox (status as in HTTP)")
+    reply = bus.declare(
+        broker,
+        SERVICE,
+        subjects.EXT_REPLIES,
+        RpcReply,
+        "the answer to an external command, on the caller's inbox (status as in HTTP)",
+    )
 
     async def respond(message: NatsMessage, command: Any, work: Work, status: int = 200) -> None:
         inbox = message.reply_to or ""
         if not inbox.startswith(INBOX_PREFIX + "."):
-            log.warning("dropped a command on %s: its reply subject %r is not under %s.",
-                        message.raw_message.subject, inbox, INBOX_PREFIX)
+            log.warning(
+                "dropped a command on %s: its reply subject %r is not under %s.",
+                message.raw_message.subject,
+                inbox,
+                INBOX_PREFIX,
+            )
             return
         result = await answer(store, (message.headers or {}).get(TOKEN_HEADER), command, work, status)
         await reply.publish(result, subject=inbox)
 
     def subscriber(subject: str, description: str):
-        return broker.subscriber(subject, queue=SERVICE, no_reply=True, title=bus.receiving(SERVICE, subject),
-                                 description=description)
+        return broker.subscriber(
+            subject, queue=SERVICE, no_reply=True, title=bus.receiving(SERVICE, subject), description=description
+        )
 
     @subscriber(subjects.EXT_ADD_SAMPLES, "add samples to a dataset, as the user whose token the command carries")
     async def on_add_samples(command: Annotated[AddSamples, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As POST /datasets/{name}/samples; data: {"added": n}."""
+
         async def add(user: User) -> SamplesAdded:
             samples = SamplesIn.model_validate({"samples": [s.model_dump() for s in command.samples]})
             return await datasets.add_samples(await owned_dataset(store, user, command.dataset), samples, store)
+
         await respond(message, command, add, status=201)
 
     @subscriber(subjects.EXT_SUBMIT_JOB, "run a deployment over a dataset, as the user; data: the job")
     async def on_submit_job(command: Annotated[SubmitJob, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As POST /datasets/{name}/jobs: JobSubmitted goes out once the job is recorded."""
+
         async def submit(user: User) -> JobPublic:
             body = JobCreate(deployment=command.deployment, outputs=command.outputs, inputs=command.inputs)
             return await jobs.submit_job(await owned_dataset(store, user, command.dataset), body, user, store, broker)
+
         await respond(message, command, submit, status=202)
 
     @subscriber(subjects.EXT_GET_JOB, "a job's status and counts, as the user; data: the job")
     async def on_get_job(command: Annotated[GetJob, WrapValidator(lenient)], message: NatsMessage) -> None:
         """As GET /jobs/{id}: how the caller follows its job's progress."""
+
         async def get(user: User) -> JobPublic:
             return await jobs.get_job(await owned_job(store, user, command.job_id), store)
+
         await respond(message, command, get)

@@ -12,7 +12,6 @@ from faststream.nats.annotations import NatsMessage
 from modelhub_contracts import bus, subjects, telemetry
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
 from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, settle
-
 from modelhub_gateway import jobs, observability
 from modelhub_gateway.store import GatewayStore
 
@@ -36,10 +35,15 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
     JetStream hands each batch to one of them, and a killed one's unacked batches go to the others
     after ACK_WAIT; `instance` names this gateway in the jobs it folds (`folded_by`)."""
 
-    @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_PROGRESS,
-                       config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True),
-                       title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
+    @broker.subscriber(
+        subjects.SAMPLE_ANNOTATED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_GATEWAY_PROGRESS,
+        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True),
+        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED),
+    )
     async def on_annotated(events: list[SampleAnnotated]) -> None:
         """Record each task's sample outcomes and add them to the jobs' counts."""
         message = current_message(broker)
@@ -47,16 +51,28 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
         with observability.fold_spans(tel, events, message.batch_headers):
             await settle(message, jobs.record_annotations(store, events, instance))
 
-    @broker.subscriber(subjects.JOB_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_SCHEDULED,
-                       config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=16, timeout=1.0), title=bus.receiving(SERVICE, subjects.JOB_SCHEDULED))
+    @broker.subscriber(
+        subjects.JOB_SCHEDULED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_GATEWAY_SCHEDULED,
+        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=16, timeout=1.0),
+        title=bus.receiving(SERVICE, subjects.JOB_SCHEDULED),
+    )
     async def on_scheduled(event: JobScheduled, message: NatsMessage) -> None:
         """The job's tasks are out: it is running."""
         await settle(message, jobs.mark_started(store, event.job_id))
 
-    @broker.subscriber(subjects.JOB_REFUSED, stream=EVENTS_STREAM, durable=subjects.DURABLE_GATEWAY_REFUSED,
-                       config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=16, timeout=1.0), title=bus.receiving(SERVICE, subjects.JOB_REFUSED))
+    @broker.subscriber(
+        subjects.JOB_REFUSED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_GATEWAY_REFUSED,
+        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=16, timeout=1.0),
+        title=bus.receiving(SERVICE, subjects.JOB_REFUSED),
+    )
     async def on_refused(event: JobRefused, message: NatsMessage) -> None:
         """The scheduler refused the job (its acting user may not run it): it failed, with the reason."""
         await settle(message, jobs.refused(store, event))

@@ -20,7 +20,6 @@ from datetime import timedelta
 
 from modelhub_contracts.documents import TERMINAL
 from modelhub_contracts.events import utcnow
-
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
@@ -44,8 +43,11 @@ async def compact_ended_jobs(store: GatewayStore, settle_seconds: float = SETTLE
     """Compact every job that ended more than `settle_seconds` ago and is not compacted yet for
     its current attempt; returns how many were compacted."""
     cutoff = utcnow() - timedelta(seconds=settle_seconds)
-    query = {"status": {"$in": ENDED}, "finished_at": {"$lt": cutoff},
-             "$expr": {"$ne": [{"$ifNull": ["$compacted_attempt", 0]}, "$attempt"]}}
+    query = {
+        "status": {"$in": ENDED},
+        "finished_at": {"$lt": cutoff},
+        "$expr": {"$ne": [{"$ifNull": ["$compacted_attempt", 0]}, "$attempt"]},
+    }
     done = 0
     async for job in store.jobs.find(query, projection={"attempt": 1}):
         await compact(store, job["_id"], job["attempt"])
@@ -62,19 +64,25 @@ async def compact(store: GatewayStore, job_id: str, attempt: int) -> None:
         rows = await store.ledger.count_documents({"job_id": job_id, "ok": True, "attempt": {"$lte": attempt}})
         await store.jobs.update_one(
             {"_id": job_id, "compacting": {"$exists": False}},
-            {"$set": {"compacting": {"attempt": attempt, "succeeded": job.get("compacted_succeeded", 0) + rows}}})
+            {"$set": {"compacting": {"attempt": attempt, "succeeded": job.get("compacted_succeeded", 0) + rows}}},
+        )
         job = await store.jobs.find_one({"_id": job_id})  # whichever gateway set it first, its count
         if job is None:  # deleted with its dataset meanwhile
             return
     compacting = job["compacting"]
     await store.ledger.delete_many({"job_id": job_id, "ok": True, "attempt": {"$lte": compacting["attempt"]}})
-    await store.jobs.update_one({"_id": job_id}, {
-        "$set": {"compacted_succeeded": compacting["succeeded"], "compacted_attempt": compacting["attempt"]},
-        "$unset": {"compacting": ""}})
+    await store.jobs.update_one(
+        {"_id": job_id},
+        {
+            "$set": {"compacted_succeeded": compacting["succeeded"], "compacted_attempt": compacting["attempt"]},
+            "$unset": {"compacting": ""},
+        },
+    )
 
 
-async def sweep_forever(store: GatewayStore, every: float = SWEEP_SECONDS,
-                        settle_seconds: float = SETTLE_SECONDS) -> None:
+async def sweep_forever(
+    store: GatewayStore, every: float = SWEEP_SECONDS, settle_seconds: float = SETTLE_SECONDS
+) -> None:
     """The gateway's background sweep: compact what has settled, every `every` seconds."""
     while True:
         try:

@@ -46,8 +46,9 @@ def check_outputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     types = output_types(schema)
     unknown = sorted(set(mapping) - set(types))
     if unknown:
-        raise Invalid(f"outputs not in the model schema: {', '.join(unknown)} "
-                      f"(it declares: {', '.join(sorted(types))})")
+        raise Invalid(
+            f"outputs not in the model schema: {', '.join(unknown)} (it declares: {', '.join(sorted(types))})"
+        )
     for field in mapping.values():
         if problem := check_field_name(field):
             raise Invalid(f"output field '{field}': {problem}")
@@ -56,31 +57,70 @@ def check_outputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:
     return {name: types[name] for name in mapping}
 
 
-def new_job(dataset: str, deployment: Deployment, inputs: dict, outputs: dict, total: int, user: str,
-            until_sample_id: str | None) -> Job:
+def new_job(
+    dataset: str,
+    deployment: Deployment,
+    inputs: dict,
+    outputs: dict,
+    total: int,
+    user: str,
+    until_sample_id: str | None,
+) -> Job:
     now = utcnow()
     done = total == 0
-    return {"_id": uuid.uuid4().hex, "dataset": dataset, "until_sample_id": until_sample_id,
-            "deployment": deployment["_id"],
-            "model": deployment["model"], "version": deployment["version"], "inputs": inputs,
-            "outputs": outputs, "status": JobStatus.COMPLETED if done else JobStatus.QUEUED, "attempt": 1, "total": total,
-            "succeeded": 0, "failed": 0, "progress": 1.0 if done else 0.0, "error": None, "created_by": user,
-            "owner": user, "created_at": now, "started_at": now if done else None,
-            "finished_at": now if done else None}
+    return {
+        "_id": uuid.uuid4().hex,
+        "dataset": dataset,
+        "until_sample_id": until_sample_id,
+        "deployment": deployment["_id"],
+        "model": deployment["model"],
+        "version": deployment["version"],
+        "inputs": inputs,
+        "outputs": outputs,
+        "status": JobStatus.COMPLETED if done else JobStatus.QUEUED,
+        "attempt": 1,
+        "total": total,
+        "succeeded": 0,
+        "failed": 0,
+        "progress": 1.0 if done else 0.0,
+        "error": None,
+        "created_by": user,
+        "owner": user,
+        "created_at": now,
+        "started_at": now if done else None,
+        "finished_at": now if done else None,
+    }
 
 
 # A retry's failed sample ids ride in JobSubmitted events; parts keep each under NATS's 1 MiB payload.
 RETRY_PART_SIZE = 10_000
 
 
-def submitted_event(job: Job, output_types_: dict, mini_batch: int, sample_ids: list[str] | None = None,
-                    attempt: int | None = None, part: int = 0) -> JobSubmitted:
+def submitted_event(
+    job: Job,
+    output_types_: dict,
+    mini_batch: int,
+    sample_ids: list[str] | None = None,
+    attempt: int | None = None,
+    part: int = 0,
+) -> JobSubmitted:
     attempt = attempt or job["attempt"]
     return JobSubmitted(
-        event_id=f"{job['_id']}.{attempt}" + (f".p{part}" if part else ""), job_id=job["_id"], attempt=attempt,
-        dataset=job["dataset"], deployment=job["deployment"], inputs=job["inputs"], outputs=job["outputs"],
-        output_types=output_types_, mini_batch=mini_batch, sample_ids=sample_ids, submitted_by=job["created_by"],
-        until_sample_id=job.get("until_sample_id"), part=part, traceparent=current_traceparent())
+        event_id=f"{job['_id']}.{attempt}" + (f".p{part}" if part else ""),
+        job_id=job["_id"],
+        attempt=attempt,
+        dataset=job["dataset"],
+        deployment=job["deployment"],
+        inputs=job["inputs"],
+        outputs=job["outputs"],
+        output_types=output_types_,
+        mini_batch=mini_batch,
+        sample_ids=sample_ids,
+        submitted_by=job["created_by"],
+        until_sample_id=job.get("until_sample_id"),
+        part=part,
+        traceparent=current_traceparent(),
+    )
 
 
 async def failed_samples(store: GatewayStore, job: Job) -> list[str]:
@@ -97,8 +137,10 @@ async def failed_samples(store: GatewayStore, job: Job) -> list[str]:
 
 def retry_events(job: Job, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
     attempt = job["attempt"] + 1
-    return [submitted_event(job, output_types_, mini_batch, failed[i:i + RETRY_PART_SIZE], attempt, part)
-            for part, i in enumerate(range(0, len(failed), RETRY_PART_SIZE))]
+    return [
+        submitted_event(job, output_types_, mini_batch, failed[i : i + RETRY_PART_SIZE], attempt, part)
+        for part, i in enumerate(range(0, len(failed), RETRY_PART_SIZE))
+    ]
 
 
 async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
@@ -110,10 +152,21 @@ async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
     """
     # under the fold's lock: a recount between a fold's rows and its counts would count them twice
     async with ledger.one_at_a_time(store):
-        await store.ledger.update_many({"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}},
-                                       {"$set": {"ok": None, "attempt": attempt}})
-        await store.jobs.update_one({"_id": job["_id"]}, {"$set": {
-            "attempt": attempt, "status": JobStatus.QUEUED, "finished_at": None, "error": None, "cancel_requested": False}})
+        await store.ledger.update_many(
+            {"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}}, {"$set": {"ok": None, "attempt": attempt}}
+        )
+        await store.jobs.update_one(
+            {"_id": job["_id"]},
+            {
+                "$set": {
+                    "attempt": attempt,
+                    "status": JobStatus.QUEUED,
+                    "finished_at": None,
+                    "error": None,
+                    "cancel_requested": False,
+                }
+            },
+        )
         await refresh_counts(store, job["_id"])
 
 
@@ -148,14 +201,16 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
     if not job_ids:
         return
     changes = await ledger.fold(store, events)
-    done = await asyncio.gather(*(_count_fold(store, j, changes.get(j, (0, 0)), j in marked_before, who, folder)
-                                  for j in job_ids))
+    done = await asyncio.gather(
+        *(_count_fold(store, j, changes.get(j, (0, 0)), j in marked_before, who, folder) for j in job_ids)
+    )
     for job_id in (j for j, complete in zip(job_ids, done, strict=True) if complete):
         await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
 
 
-async def _count_fold(store: GatewayStore, job_id: str, change: tuple[int, int], interrupted: bool, who: str,
-                      folder: str | None) -> bool:
+async def _count_fold(
+    store: GatewayStore, job_id: str, change: tuple[int, int], interrupted: bool, who: str, folder: str | None
+) -> bool:
     """Add a folded job's change to its counts (or recount it, when this gateway's earlier fold was
     cut between rows and counts); True when its counts say it is done (to be completed on the ledger's)."""
     if interrupted:
@@ -170,7 +225,8 @@ async def refused(store: GatewayStore, event: JobRefused) -> None:
     """The scheduler would not run the job's attempt (its acting user lacks the rights): it failed."""
     await store.jobs.update_one(
         {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": list(OPEN)}},
-        {"$set": {"status": JobStatus.FAILED, "error": event.reason, "finished_at": utcnow()}})
+        {"$set": {"status": JobStatus.FAILED, "error": event.reason, "finished_at": utcnow()}},
+    )
 
 
 async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
@@ -190,15 +246,28 @@ async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = 
         return
     counts = {True: 0, False: 0}
     # ok: None (a failure a retry is running again) counts as neither
-    async for row in await store.ledger.aggregate([{"$match": {"job_id": job_id, "ok": {"$in": [True, False]}}},
-                                                   {"$group": {"_id": "$ok", "n": {"$sum": 1}}}]):
+    async for row in await store.ledger.aggregate(
+        [{"$match": {"job_id": job_id, "ok": {"$in": [True, False]}}}, {"$group": {"_id": "$ok", "n": {"$sum": 1}}}]
+    ):
         counts[row["_id"]] = row["n"]
     succeeded, failed = counts[True] + job.get("compacted_succeeded", 0), counts[False]
     done = succeeded + failed
-    changes = {"succeeded": succeeded, "failed": failed, "counted_attempt": job["attempt"],
-               "progress": round(done / job["total"], 6) if job["total"] else 1.0}
-    no_newer = {"$or": [{"counted_attempt": {"$ne": job["attempt"]}}, {"$expr": {"$and": [
-        {"$lte": ["$succeeded", succeeded]}, {"$lte": [{"$add": ["$succeeded", "$failed"]}, done]}]}}]}
+    changes = {
+        "succeeded": succeeded,
+        "failed": failed,
+        "counted_attempt": job["attempt"],
+        "progress": round(done / job["total"], 6) if job["total"] else 1.0,
+    }
+    no_newer = {
+        "$or": [
+            {"counted_attempt": {"$ne": job["attempt"]}},
+            {
+                "$expr": {
+                    "$and": [{"$lte": ["$succeeded", succeeded]}, {"$lte": [{"$add": ["$succeeded", "$failed"]}, done]}]
+                }
+            },
+        ]
+    }
     update: dict = {"$set": changes}
     if folder:
         update["$addToSet"] = {"folded_by": folder}
@@ -206,19 +275,36 @@ async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = 
     # completion follows the stored counts, whichever gateway stored the last of them
     now = utcnow()
     await store.jobs.update_one(
-        {"_id": job_id, "status": {"$in": list(OPEN)},
-         "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]}},
-        [{"$set": {"status": JobStatus.COMPLETED, "finished_at": now, "started_at": {"$ifNull": ["$started_at", now]}}}])
+        {
+            "_id": job_id,
+            "status": {"$in": list(OPEN)},
+            "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]},
+        },
+        [
+            {
+                "$set": {
+                    "status": JobStatus.COMPLETED,
+                    "finished_at": now,
+                    "started_at": {"$ifNull": ["$started_at", now]},
+                }
+            }
+        ],
+    )
 
 
 async def mark_started(store: GatewayStore, job_id: str) -> None:
     """The scheduler published the job's tasks: queued → running."""
-    await store.jobs.update_one({"_id": job_id, "status": JobStatus.QUEUED},
-                                {"$set": {"status": JobStatus.RUNNING, "started_at": utcnow()}})
+    await store.jobs.update_one(
+        {"_id": job_id, "status": JobStatus.QUEUED}, {"$set": {"status": JobStatus.RUNNING, "started_at": utcnow()}}
+    )
 
 
-async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaitable[None]],
-                 drain_seconds: float = CANCEL_DRAIN_SECONDS) -> None:
+async def cancel(
+    store: GatewayStore,
+    job_id: str,
+    announce: Callable[[], Awaitable[None]],
+    drain_seconds: float = CANCEL_DRAIN_SECONDS,
+) -> None:
     """Cancel a job that has not ended, so that no sample field is written after it reports
     `cancelled`: refuse new write leases, let the held ones finish, only then mark it cancelled.
 
@@ -231,8 +317,9 @@ async def cancel(store: GatewayStore, job_id: str, announce: Callable[[], Awaita
         return
     await announce()
     if not await _writes_drained(store, job_id, drain_seconds):
-        log.warning("job %s: workers still held write leases after %.0f s; marking it cancelled anyway",
-                    job_id, drain_seconds)
+        log.warning(
+            "job %s: workers still held write leases after %.0f s; marking it cancelled anyway", job_id, drain_seconds
+        )
     await store.jobs.update_one(open_job, {"$set": {"status": JobStatus.CANCELLED, "finished_at": utcnow()}})
 
 

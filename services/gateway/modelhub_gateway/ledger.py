@@ -40,7 +40,8 @@ MAX_ROUNDS = 5
 
 
 _locks: "weakref.WeakKeyDictionary[GatewayStore, dict[asyncio.AbstractEventLoop, asyncio.Lock]]" = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def one_at_a_time(store: GatewayStore) -> asyncio.Lock:
@@ -94,7 +95,8 @@ def outcomes_of(events: list[SampleAnnotated]) -> dict[str, list[Outcome]]:
     for event in events:
         for s in event.samples:
             by_key[f"{event.job_id}:{s.sample_id}"].append(
-                Outcome(event.job_id, s.sample_id, s.ok, event.attempt, s.error))
+                Outcome(event.job_id, s.sample_id, s.ok, event.attempt, s.error)
+            )
     return by_key
 
 
@@ -112,9 +114,12 @@ async def fold(store: GatewayStore, events: list[SampleAnnotated]) -> dict[str, 
     for _ in range(MAX_ROUNDS):
         if not pending:
             return {job: (s, f) for job, (s, f) in counts.items()}
-        rows = {doc["_id"]: Row(doc.get("ok"), doc.get("attempt", 0), doc.get("error"))
-                async for doc in store.ledger.find({"_id": {"$in": list(pending)}},
-                                                   projection={"ok": 1, "attempt": 1, "error": 1})}
+        rows = {
+            doc["_id"]: Row(doc.get("ok"), doc.get("attempt", 0), doc.get("error"))
+            async for doc in store.ledger.find(
+                {"_id": {"$in": list(pending)}}, projection={"ok": 1, "attempt": 1, "error": 1}
+            )
+        }
         changes = {}
         for key, outcomes in pending.items():
             row = rows.get(key)
@@ -133,8 +138,17 @@ async def _write(store: GatewayStore, changes: dict, counts: dict[str, list[int]
     written: set[str] = set()
     new = [(key, after, o) for key, (before, after, o) in changes.items() if before is None]
     if new:
-        docs = [{"_id": key, "job_id": o.job_id, "sample_id": o.sample_id, "attempt": after.attempt,
-                 "ok": after.ok, "error": after.error} for key, after, o in new]
+        docs = [
+            {
+                "_id": key,
+                "job_id": o.job_id,
+                "sample_id": o.sample_id,
+                "attempt": after.attempt,
+                "ok": after.ok,
+                "error": after.error,
+            }
+            for key, after, o in new
+        ]
         lost: set[int] = set()
         try:
             await store.ledger.insert_many(docs, ordered=False)
@@ -152,9 +166,13 @@ async def _write(store: GatewayStore, changes: dict, counts: dict[str, list[int]
         if before is not None:
             groups[(o.job_id, before.ok, after.ok)].append((key, before, after))
     for (job_id, _, _), items in groups.items():
-        ops = [UpdateOne({"_id": key, "ok": before.ok, "attempt": before.attempt},
-                         {"$set": {"ok": after.ok, "attempt": after.attempt, "error": after.error}})
-               for key, before, after in items]
+        ops = [
+            UpdateOne(
+                {"_id": key, "ok": before.ok, "attempt": before.attempt},
+                {"$set": {"ok": after.ok, "attempt": after.attempt, "error": after.error}},
+            )
+            for key, before, after in items
+        ]
         result = await store.ledger.bulk_write(ops, ordered=False)
         s, f = delta(items[0][1], items[0][2])
         _count(counts, job_id, (s * result.modified_count, f * result.modified_count))
@@ -178,10 +196,17 @@ def mark_key(folder: str | None) -> str:
 async def mark_and_read(store: GatewayStore, job_ids: list[str], who: str) -> dict[str, dict]:
     """mark() each job, returning each job as it was just before (what a fold needs of it: its
     compaction and its marks); a job that does not exist is absent."""
-    before = await asyncio.gather(*(store.jobs.find_one_and_update(
-        {"_id": job_id}, {"$set": {f"recount_pending.{who}": True}},
-        projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
-        return_document=ReturnDocument.BEFORE) for job_id in job_ids))
+    before = await asyncio.gather(
+        *(
+            store.jobs.find_one_and_update(
+                {"_id": job_id},
+                {"$set": {f"recount_pending.{who}": True}},
+                projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
+                return_document=ReturnDocument.BEFORE,
+            )
+            for job_id in job_ids
+        )
+    )
     return {doc["_id"]: doc for doc in before if doc is not None}
 
 
@@ -194,20 +219,37 @@ async def unmark(store: GatewayStore, job_id: str, who: str) -> None:
     await store.jobs.update_one({"_id": job_id}, {"$unset": {f"recount_pending.{who}": ""}})
 
 
-async def add_counts(store: GatewayStore, job_id: str, change: tuple[int, int], who: str,
-                     folder: str | None = None) -> dict | None:
+async def add_counts(
+    store: GatewayStore, job_id: str, change: tuple[int, int], who: str, folder: str | None = None
+) -> dict | None:
     """Add a job's change, recompute its progress and clear this gateway's mark, in one update;
     returns the job's counts after it (None: the job is gone)."""
     s, f = change
     stages: list[dict] = [
-        {"$set": {"succeeded": {"$add": [{"$ifNull": ["$succeeded", 0]}, s]},
-                  "failed": {"$add": [{"$ifNull": ["$failed", 0]}, f]}}},
-        {"$set": {"progress": {"$cond": [{"$gt": ["$total", 0]},
-                                         {"$round": [{"$divide": [{"$add": ["$succeeded", "$failed"]}, "$total"]}, 6]},
-                                         1.0]}}},
-        {"$unset": f"recount_pending.{who}"}]
+        {
+            "$set": {
+                "succeeded": {"$add": [{"$ifNull": ["$succeeded", 0]}, s]},
+                "failed": {"$add": [{"$ifNull": ["$failed", 0]}, f]},
+            }
+        },
+        {
+            "$set": {
+                "progress": {
+                    "$cond": [
+                        {"$gt": ["$total", 0]},
+                        {"$round": [{"$divide": [{"$add": ["$succeeded", "$failed"]}, "$total"]}, 6]},
+                        1.0,
+                    ]
+                }
+            }
+        },
+        {"$unset": f"recount_pending.{who}"},
+    ]
     if folder:
         stages.append({"$set": {"folded_by": {"$setUnion": [{"$ifNull": ["$folded_by", []]}, [folder]]}}})
     return await store.jobs.find_one_and_update(
-        {"_id": job_id}, stages, projection={"succeeded": 1, "failed": 1, "total": 1, "status": 1},
-        return_document=ReturnDocument.AFTER)
+        {"_id": job_id},
+        stages,
+        projection={"succeeded": 1, "failed": 1, "total": 1, "status": 1},
+        return_document=ReturnDocument.AFTER,
+    )

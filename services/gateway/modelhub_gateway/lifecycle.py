@@ -24,8 +24,9 @@ async def running_job(store: GatewayStore, dataset: str, field: str | None = Non
 
 
 def _busy(job: dict, what: str) -> Conflict:
-    return Conflict(f"job {job['_id']} is {job['status']} on this dataset and {what}; "
-                    "cancel it or wait for it to end first")
+    return Conflict(
+        f"job {job['_id']} is {job['status']} on this dataset and {what}; cancel it or wait for it to end first"
+    )
 
 
 async def delete_dataset(store: GatewayStore, name: str) -> None:
@@ -43,8 +44,10 @@ async def remove_field(store: GatewayStore, dataset: str, field: str) -> int:
     """Take `field` (and its lineage) off every sample of the dataset: the undo of a run."""
     if job := await running_job(store, dataset, field):
         raise _busy(job, f"writes the field '{field}'")
-    result = await store.samples.update_many({"dataset": dataset, f"fields.{field}": {"$exists": True}},
-                                             {"$unset": {f"fields.{field}": "", f"lineage.{field}": ""}})
+    result = await store.samples.update_many(
+        {"dataset": dataset, f"fields.{field}": {"$exists": True}},
+        {"$unset": {f"fields.{field}": "", f"lineage.{field}": ""}},
+    )
     return result.modified_count
 
 
@@ -59,9 +62,15 @@ async def delete_samples(store: GatewayStore, dataset: str, ids: list[str]) -> i
 
 
 async def list_users(store: GatewayStore) -> list[dict]:
-    return [{"username": u["username"], "is_admin": bool(u.get("is_admin")), "created_at": u.get("created_at"),
-             "disabled": bool(u.get("disabled"))}
-            async for u in store.users.find({}, sort=[("_id", 1)])]
+    return [
+        {
+            "username": u["username"],
+            "is_admin": bool(u.get("is_admin")),
+            "created_at": u.get("created_at"),
+            "disabled": bool(u.get("disabled")),
+        }
+        async for u in store.users.find({}, sort=[("_id", 1)])
+    ]
 
 
 async def disable_user(store: GatewayStore, username: str) -> None:
@@ -73,5 +82,7 @@ async def disable_user(store: GatewayStore, username: str) -> None:
     if user.get("is_admin"):
         raise Conflict("the admin cannot be disabled")
     # a fresh random hash: no token in anyone's hands matches it any more
-    await store.users.update_one({"_id": user["_id"]}, {"$set": {
-        "disabled": True, "disabled_at": utcnow(), "token_hash": auth.hash_token(auth.new_token())}})
+    await store.users.update_one(
+        {"_id": user["_id"]},
+        {"$set": {"disabled": True, "disabled_at": utcnow(), "token_hash": auth.hash_token(auth.new_token())}},
+    )

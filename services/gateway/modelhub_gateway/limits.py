@@ -104,9 +104,14 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
             return
         if self.in_progress >= self.max_requests:
-            response = JSONResponse({"detail": f"the gateway has {self.in_progress} predict requests in progress "
-                                               f"(its limit); retry after {self.retry_after_s} s"},
-                                    status_code=429, headers={"Retry-After": str(self.retry_after_s)})
+            response = JSONResponse(
+                {
+                    "detail": f"the gateway has {self.in_progress} predict requests in progress "
+                    f"(its limit); retry after {self.retry_after_s} s"
+                },
+                status_code=429,
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
             await response(scope, receive, send)
             return
         self.in_progress += 1

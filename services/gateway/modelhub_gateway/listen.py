@@ -23,8 +23,11 @@ def inherited_socket(fd: int) -> socket.socket:
     """The listening TCP socket behind descriptor `fd`; refuses anything else (a wrong number in
     the environment must not make the gateway serve on some other file)."""
     sock = socket.socket(fileno=fd)  # family and type are read from the descriptor
-    if sock.type != socket.SOCK_STREAM or sock.family not in (socket.AF_INET, socket.AF_INET6) \
-            or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+    if (
+        sock.type != socket.SOCK_STREAM
+        or sock.family not in (socket.AF_INET, socket.AF_INET6)
+        or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    ):
         sock.detach()
         raise ValueError(f"descriptor {fd} is not a listening TCP socket")
     return sock
@@ -32,8 +35,14 @@ def inherited_socket(fd: int) -> socket.socket:
 
 def serve(app: FastAPI, settings: GatewaySettings) -> None:
     """Serve `app` until stopped, on the inherited socket when there is one."""
-    config = uvicorn.Config(app, host=settings.gateway_host, port=settings.gateway_port, log_level="info",
-                            proxy_headers=False, log_config=None)  # its loggers write JSON lines too
+    config = uvicorn.Config(
+        app,
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=None,
+    )  # its loggers write JSON lines too
     server = uvicorn.Server(config)
     if settings.gateway_fd is None:
         server.run()

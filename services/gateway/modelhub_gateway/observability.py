@@ -31,29 +31,48 @@ def instrument(app: FastAPI, tel: telemetry.Telemetry) -> None:
     if tel.enabled:
         # No "http send"/"http receive" child spans (three more per request: py-spy under online
         # predict load showed span creation and export as a tenth of the gateway's CPU)
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=tel.tracer_provider, excluded_urls=EXCLUDED_URLS,
-                                           exclude_spans=["receive", "send"])
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tel.tracer_provider, excluded_urls=EXCLUDED_URLS, exclude_spans=["receive", "send"]
+        )
 
 
 def submitted(job: Job) -> None:
     """Mark the submit's span (the job trace's root) with what the job is."""
-    telemetry.annotate_current({telemetry.JOB_ID: job["_id"], telemetry.DATASET: job["dataset"],
-                                telemetry.DEPLOYMENT: job["deployment"], telemetry.MODEL: job.get("model"),
-                                telemetry.MODEL_VERSION: job.get("version"), "modelhub.samples_total": job["total"]})
+    telemetry.annotate_current(
+        {
+            telemetry.JOB_ID: job["_id"],
+            telemetry.DATASET: job["dataset"],
+            telemetry.DEPLOYMENT: job["deployment"],
+            telemetry.MODEL: job.get("model"),
+            telemetry.MODEL_VERSION: job.get("version"),
+            "modelhub.samples_total": job["total"],
+        }
+    )
 
 
 @contextlib.contextmanager
-def fold_spans(tel: telemetry.Telemetry, events: Sequence[SampleAnnotated],
-               headers: Sequence[dict[str, Any]]) -> Iterator[None]:
+def fold_spans(
+    tel: telemetry.Telemetry, events: Sequence[SampleAnnotated], headers: Sequence[dict[str, Any]]
+) -> Iterator[None]:
     """One span per folded event (a task's outcomes), each in its job's trace (the context its
     worker published it with), open while the batch is written."""
     spans: list[Span] = []
     if tel.enabled:
         for event, carrier in zip(events, headers, strict=False):
             ok = sum(1 for s in event.samples if s.ok)
-            spans.append(tel.tracer.start_span("fold progress", context=_PROPAGATOR.extract(carrier or {}), attributes={
-                telemetry.JOB_ID: event.job_id, telemetry.TASK_ID: event.task_id, telemetry.ATTEMPT: event.attempt,
-                telemetry.SAMPLES_OK: ok, telemetry.SAMPLES_FAILED: len(event.samples) - ok}))
+            spans.append(
+                tel.tracer.start_span(
+                    "fold progress",
+                    context=_PROPAGATOR.extract(carrier or {}),
+                    attributes={
+                        telemetry.JOB_ID: event.job_id,
+                        telemetry.TASK_ID: event.task_id,
+                        telemetry.ATTEMPT: event.attempt,
+                        telemetry.SAMPLES_OK: ok,
+                        telemetry.SAMPLES_FAILED: len(event.samples) - ok,
+                    },
+                )
+            )
     try:
         yield
     except Exception as exc:

@@ -43,8 +43,9 @@ async def lean_request(broker: NatsBroker, subject: str, command: BaseModel, tim
     bus.publisher(broker, subject)  # Undeclared when the bus contract does not show it
     headers: dict[str, str] = {}
     _PROPAGATOR.inject(headers)
-    message = await broker.connection.request(subject, command.model_dump_json().encode(), timeout=timeout,
-                                              headers=headers or None)
+    message = await broker.connection.request(
+        subject, command.model_dump_json().encode(), timeout=timeout, headers=headers or None
+    )
     return RpcReply.model_validate_json(message.data)
 
 
@@ -52,8 +53,10 @@ def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> int:
     """Every declared input, nothing else, as lists of one equal length (1 to 10,000); else 422.
     Returns that length: the number of samples."""
     if set(body.inputs) != set(declared):
-        raise Invalid(f"inputs must be exactly the model's: {', '.join(sorted(declared))} "
-                                 f"(got: {', '.join(sorted(body.inputs)) or 'none'})")
+        raise Invalid(
+            f"inputs must be exactly the model's: {', '.join(sorted(declared))} "
+            f"(got: {', '.join(sorted(body.inputs)) or 'none'})"
+        )
     lengths = {len(values) for values in body.inputs.values()}
     if len(lengths) != 1:
         raise Invalid("every input list must have the same length")
@@ -75,8 +78,11 @@ class InFlight:
         `limit` (a request larger than the limit still runs when the deployment is idle)."""
         held = self.counts[deployment]
         if held and held + samples > limit:
-            raise Busy(f"deployment '{deployment}' has {held} samples in flight (its max_in_flight "
-                       f"is {limit}); retry after {RETRY_AFTER_S} s", retry_after=RETRY_AFTER_S)
+            raise Busy(
+                f"deployment '{deployment}' has {held} samples in flight (its max_in_flight "
+                f"is {limit}); retry after {RETRY_AFTER_S} s",
+                retry_after=RETRY_AFTER_S,
+            )
         self.counts[deployment] = held + samples
         try:
             yield
@@ -103,20 +109,34 @@ class OnlinePredict:
             self._schemas[key] = (input_types(version["schema"]), output_types(version["schema"]))
         return self._schemas[key]
 
-    async def predict(self, store: GatewayStore, broker: NatsBroker, deployment: Deployment, body: PredictIn) -> PredictOut:
+    async def predict(
+        self, store: GatewayStore, broker: NatsBroker, deployment: Deployment, body: PredictIn
+    ) -> PredictOut:
         """Run the inputs through a running deployment and return its checked outputs in order."""
         inputs, outputs = await self.schema(store, deployment)
         samples = check_predict_inputs(body, inputs)
         name = deployment["_id"]
-        command = PredictRequest(deployment=name, inputs=body.inputs, output_types=outputs,
-                                 mini_batch=deployment["mini_batch"], num_replicas=deployment.get("max_replicas") or deployment["num_replicas"],
-                                 batch_wait_ms=deployment.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS),
-                                 timeout_s=body.timeout_s)
+        command = PredictRequest(
+            deployment=name,
+            inputs=body.inputs,
+            output_types=outputs,
+            mini_batch=deployment["mini_batch"],
+            num_replicas=deployment.get("max_replicas") or deployment["num_replicas"],
+            batch_wait_ms=deployment.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS),
+            timeout_s=body.timeout_s,
+        )
         with self.in_flight.hold(name, samples, deployment.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)):
             try:
-                data = await call(broker, subjects.RPC_PREDICT, command, timeout=body.timeout_s + REPLY_MARGIN_S,
-                                  timeout_status=504, requester=lean_request)
+                data = await call(
+                    broker,
+                    subjects.RPC_PREDICT,
+                    command,
+                    timeout=body.timeout_s + REPLY_MARGIN_S,
+                    timeout_status=504,
+                    requester=lean_request,
+                )
             except MaxPayloadError as exc:
-                raise TooLarge("the request is too large for one message to the inference worker; "
-                               "send fewer samples per request") from exc
+                raise TooLarge(
+                    "the request is too large for one message to the inference worker; send fewer samples per request"
+                ) from exc
         return PredictOut.model_validate(data)

@@ -72,8 +72,11 @@ class ForgetOnWrite:
         self.app, self.recent, self.reads_also = app, recent, reads_also
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in self.READS or (
-                self.reads_also is not None and self.reads_also.match(scope["path"])):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in self.READS
+            or (self.reads_also is not None and self.reads_also.match(scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         self.recent.forget_all()

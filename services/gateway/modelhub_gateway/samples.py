@@ -67,16 +67,25 @@ class SampleFilter:
 async def field_summary(store: GatewayStore, dataset: str) -> list[dict[str, Any]]:
     """Each field on the dataset's samples: how many samples have it, its most frequent labels
     (classification and detections), and the jobs that wrote it (newest first)."""
-    counts = store.samples.aggregate([
-        {"$match": {"dataset": dataset}},
-        {"$project": {"keys": {"$objectToArray": {"$ifNull": ["$fields", {}]}}}},
-        {"$unwind": "$keys"},
-        {"$group": {"_id": "$keys.k", "samples": {"$sum": 1}}},
-        {"$sort": {"_id": 1}},
-    ])
+    counts = store.samples.aggregate(
+        [
+            {"$match": {"dataset": dataset}},
+            {"$project": {"keys": {"$objectToArray": {"$ifNull": ["$fields", {}]}}}},
+            {"$unwind": "$keys"},
+            {"$group": {"_id": "$keys.k", "samples": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+        ]
+    )
     writers = await _writers(store, dataset)
-    return [{"name": doc["_id"], "samples": doc["samples"], "labels": await _labels(store, dataset, doc["_id"]),
-             "jobs": writers.get(doc["_id"], [])} async for doc in await counts]
+    return [
+        {
+            "name": doc["_id"],
+            "samples": doc["samples"],
+            "labels": await _labels(store, dataset, doc["_id"]),
+            "jobs": writers.get(doc["_id"], []),
+        }
+        async for doc in await counts
+    ]
 
 
 async def _labels(store: GatewayStore, dataset: str, field: str) -> list[dict[str, Any]]:
@@ -85,8 +94,11 @@ async def _labels(store: GatewayStore, dataset: str, field: str) -> list[dict[st
     path = f"$fields.{field}"
     pipeline = [
         {"$match": {"dataset": dataset, f"fields.{field}": {"$type": "object"}}},
-        {"$project": {"labels": {"$cond": [{"$isArray": f"{path}.detections"}, f"{path}.detections.label",
-                                           [f"{path}.label"]]}}},
+        {
+            "$project": {
+                "labels": {"$cond": [{"$isArray": f"{path}.detections"}, f"{path}.detections.label", [f"{path}.label"]]}
+            }
+        },
         {"$unwind": "$labels"},
         {"$match": {"labels": {"$type": "string"}}},
         {"$group": {"_id": "$labels", "count": {"$sum": 1}}},
@@ -100,10 +112,17 @@ async def _writers(store: GatewayStore, dataset: str) -> dict[str, list[dict[str
     writers: dict[str, list[dict[str, Any]]] = {}
     async for job in store.jobs.find({"dataset": dataset}, sort=[("created_at", -1)]):
         for output, field in (job.get("outputs") or {}).items():
-            writers.setdefault(field, []).append({
-                "job_id": job["_id"], "model": job.get("model"), "version": job.get("version"),
-                "deployment": job.get("deployment"), "output": output, "status": job.get("status"),
-                "at": job.get("finished_at") or job.get("created_at")})
+            writers.setdefault(field, []).append(
+                {
+                    "job_id": job["_id"],
+                    "model": job.get("model"),
+                    "version": job.get("version"),
+                    "deployment": job.get("deployment"),
+                    "output": output,
+                    "status": job.get("status"),
+                    "at": job.get("finished_at") or job.get("created_at"),
+                }
+            )
     return writers
 
 
@@ -125,8 +144,9 @@ async def export_lines(store: GatewayStore, dataset: str, fmt: str, fields: list
         if fmt == "csv":
             batch.append(_csv_row([doc["_id"], doc["filepath"], *(_cell(values.get(k)) for k in columns)]))
         else:
-            batch.append(json.dumps({"id": doc["_id"], "filepath": doc["filepath"], "fields": values},
-                                    default=str) + "\n")
+            batch.append(
+                json.dumps({"id": doc["_id"], "filepath": doc["filepath"], "fields": values}, default=str) + "\n"
+            )
         if len(batch) >= EXPORT_BATCH:
             yield "".join(batch)
             batch = []
@@ -135,9 +155,13 @@ async def export_lines(store: GatewayStore, dataset: str, fmt: str, fields: list
 
 
 async def _field_names(store: GatewayStore, dataset: str) -> list[dict[str, Any]]:
-    pipeline = [{"$match": {"dataset": dataset}},
-                {"$project": {"keys": {"$objectToArray": {"$ifNull": ["$fields", {}]}}}},
-                {"$unwind": "$keys"}, {"$group": {"_id": "$keys.k"}}, {"$sort": {"_id": 1}}]
+    pipeline = [
+        {"$match": {"dataset": dataset}},
+        {"$project": {"keys": {"$objectToArray": {"$ifNull": ["$fields", {}]}}}},
+        {"$unwind": "$keys"},
+        {"$group": {"_id": "$keys.k"}},
+        {"$sort": {"_id": 1}},
+    ]
     return [{"name": d["_id"]} async for d in await store.samples.aggregate(pipeline)]
 
 

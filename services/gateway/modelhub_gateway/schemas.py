@@ -1,11 +1,8 @@
 """HTTP request/response models (separate from events and from stored documents)."""
 
 import re
-
 from datetime import datetime
-from typing import Any, Literal
-
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -25,8 +22,9 @@ JsonValue = Annotated[Any, Field(description="any JSON value")]
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description=NAME_RULE)]
 VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a version number (1, 2, ...)")]
 IdPath = Annotated[str, Path(min_length=1, max_length=64, description="an id the API gave")]
-FieldPath = Annotated[str, Path(pattern=FIELD_NAME_PATTERN,
-                                 description="a sample field's name (no '.', not starting with '$')")]
+FieldPath = Annotated[
+    str, Path(pattern=FIELD_NAME_PATTERN, description="a sample field's name (no '.', not starting with '$')")
+]
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -38,7 +36,7 @@ def valid_unicode(value: Any) -> Any:
     so does a NUL in a key; an integer beyond 64 bits becomes the nearest double."""
     if isinstance(value, str):
         return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
-    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
         return float(value)  # BSON integers are 64-bit; JSON readers take big numbers as doubles too
     if isinstance(value, dict):  # BSON keys are C strings: a NUL in one cannot be stored either
         return {valid_unicode(k).replace("\x00", "\ufffd"): valid_unicode(v) for k, v in value.items()}
@@ -57,8 +55,6 @@ class Request(BaseModel):
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
         return valid_unicode(data)
-
-
 
 
 class UserCreate(Request):
@@ -122,12 +118,18 @@ class ModelList(BaseModel):
 
 
 DEFAULT_MAX_IN_FLIGHT = 256
-MAX_IN_FLIGHT_RULE = ("online predict samples this deployment takes at once (per gateway); past it a "
-                      "request is answered 429 with Retry-After at once instead of waiting in a queue")
-BATCH_WAIT_RULE = ("milliseconds a batch of online samples that is not full may wait for more while the "
-                   "deployment is busy (a lone request on an idle deployment is sent at once)")
-AUTOSCALING_RULE = ("with max_replicas, Serve autoscales the replicas between min_replicas (default 1) "
-                    "and max_replicas on the calls in flight, starting at num_replicas kept in that range")
+MAX_IN_FLIGHT_RULE = (
+    "online predict samples this deployment takes at once (per gateway); past it a "
+    "request is answered 429 with Retry-After at once instead of waiting in a queue"
+)
+BATCH_WAIT_RULE = (
+    "milliseconds a batch of online samples that is not full may wait for more while the "
+    "deployment is busy (a lone request on an idle deployment is sent at once)"
+)
+AUTOSCALING_RULE = (
+    "with max_replicas, Serve autoscales the replicas between min_replicas (default 1) "
+    "and max_replicas on the calls in flight, starting at num_replicas kept in that range"
+)
 DEFAULT_PREDICT_TIMEOUT_S = 60.0
 MAX_PREDICT_TIMEOUT_S = 300.0
 
@@ -138,7 +140,9 @@ class DeploymentCreate(Request):
     model_type: str = "inference"
     mini_batch: int = Field(default=1, ge=1, le=4096)
     num_replicas: int = Field(default=1, ge=1, le=64, description="replicas (with autoscaling: how many to start with)")
-    num_gpus: float = Field(default=0, ge=0, le=1, description="GPUs per replica: 0 to 1 (0.5: two replicas share a GPU)")
+    num_gpus: float = Field(
+        default=0, ge=0, le=1, description="GPUs per replica: 0 to 1 (0.5: two replicas share a GPU)"
+    )
     custom_env: bool = False
     batch_wait_ms: float = Field(default=DEFAULT_BATCH_WAIT_MS, ge=0, le=1000, description=BATCH_WAIT_RULE)
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
@@ -181,8 +185,9 @@ class DeploymentPublic(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
-    queue: TaskQueue = Field(default_factory=TaskQueue,
-                             description="tasks of every job on the deployment, waiting and in flight")
+    queue: TaskQueue = Field(
+        default_factory=TaskQueue, description="tasks of every job on the deployment, waiting and in flight"
+    )
 
 
 class DeploymentList(BaseModel):
@@ -191,8 +196,12 @@ class DeploymentList(BaseModel):
 
 class PredictIn(Request):
     inputs: dict[str, list[Any]]
-    timeout_s: float = Field(default=DEFAULT_PREDICT_TIMEOUT_S, gt=0, le=MAX_PREDICT_TIMEOUT_S,
-                             description="answer 504 and cancel the request after this many seconds")
+    timeout_s: float = Field(
+        default=DEFAULT_PREDICT_TIMEOUT_S,
+        gt=0,
+        le=MAX_PREDICT_TIMEOUT_S,
+        description="answer 504 and cancel the request after this many seconds",
+    )
 
 
 class PredictOut(BaseModel):
@@ -253,9 +262,10 @@ class SamplePublic(BaseModel):
     id: str
     filepath: str
     fields: dict[str, Any]
-    lineage: dict[str, FieldLineage] = Field(default_factory=dict,
-                                             description="for each field a job wrote: which job, model, "
-                                                         "version and deployment wrote it, and when")
+    lineage: dict[str, FieldLineage] = Field(
+        default_factory=dict,
+        description="for each field a job wrote: which job, model, version and deployment wrote it, and when",
+    )
 
 
 class SamplePage(BaseModel):
@@ -328,4 +338,3 @@ class Failure(BaseModel):
 
 class FailureList(BaseModel):
     items: list[Failure]
-

@@ -6,9 +6,19 @@ from functools import partial
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import bus, subjects
-from modelhub_contracts.events import (AddVersion, CreateModel, DeleteModel, DeleteVersion, DeploymentRequested,
-                                       DeploymentStopRequested, JobCancelled, JobSubmitted, PredictRequest,
-                                       SetSharing, UpdateModel)
+from modelhub_contracts.events import (
+    AddVersion,
+    CreateModel,
+    DeleteModel,
+    DeleteVersion,
+    DeploymentRequested,
+    DeploymentStopRequested,
+    JobCancelled,
+    JobSubmitted,
+    PredictRequest,
+    SetSharing,
+    UpdateModel,
+)
 
 SERVICE = "gateway"
 

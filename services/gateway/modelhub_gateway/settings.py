@@ -10,21 +10,40 @@ from modelhub_contracts.settings import ServiceSettings
 class GatewaySettings(ServiceSettings):
     gateway_host: str = Field(default="127.0.0.1", description="address the HTTP API listens on")
     gateway_port: int = Field(default=8000, description="port the HTTP API listens on")
-    gateway_fd: int | None = Field(default=None, ge=0, description="a listening socket inherited from the supervisor "
-                                   "(several gateways share it); when set, host and port are not bound")
-    gateway_instance: str = Field(default_factory=socket.gethostname, max_length=128,
-                                  description="this gateway's name among several (kept in the jobs it folds)")
+    gateway_fd: int | None = Field(
+        default=None,
+        ge=0,
+        description="a listening socket inherited from the supervisor "
+        "(several gateways share it); when set, host and port are not bound",
+    )
+    gateway_instance: str = Field(
+        default_factory=socket.gethostname,
+        max_length=128,
+        description="this gateway's name among several (kept in the jobs it folds)",
+    )
     admin_token: str | None = Field(default=None, description="admin's token; default: DATA_DIR/admin-token")
-    media_roots: str = Field(default="", description="directories (os.pathsep-separated) whose image files the web UI "
-                                             "may show as thumbnails; empty: any file a dataset holds")
-    history_settle_seconds: float = Field(default=600.0, description="how long after a job ends its per-sample "
-                                          "ledger is compacted to its failures and a count")
+    media_roots: str = Field(
+        default="",
+        description="directories (os.pathsep-separated) whose image files the web UI "
+        "may show as thumbnails; empty: any file a dataset holds",
+    )
+    history_settle_seconds: float = Field(
+        default=600.0,
+        description="how long after a job ends its per-sample ledger is compacted to its failures and a count",
+    )
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="largest model zip accepted")
     predict_max_body_bytes: int = Field(
-        default=1_000_000, description="largest online predict request body (it must fit one NATS message, 1 MiB by default)")
+        default=1_000_000,
+        description="largest online predict request body (it must fit one NATS message, 1 MiB by default)",
+    )
     predict_max_requests: int = Field(
-        default=128, description="online predict requests in progress at once in this gateway, all deployments; "
-                         "past it 429 with Retry-After before any other work")
+        default=128,
+        description="online predict requests in progress at once in this gateway, all deployments; "
+        "past it 429 with Retry-After before any other work",
+    )
     read_cache_seconds: float = Field(
-        default=1.0, ge=0, description="how long this gateway keeps the documents every online predict reads (the "
-                               "token's user, the deployment, its model); its own writes clear them at once")
+        default=1.0,
+        ge=0,
+        description="how long this gateway keeps the documents every online predict reads (the "
+        "token's user, the deployment, its model); its own writes clear them at once",
+    )

@@ -91,9 +91,14 @@ class GatewayStore:
         return True
 
     async def mark_stopping(self, name: str) -> Deployment | None:
-        return cast(Deployment | None, await self.deployments.find_one_and_update(
-            {"_id": name}, {"$set": {"status": DeploymentStatus.STOPPING, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER))
+        return cast(
+            Deployment | None,
+            await self.deployments.find_one_and_update(
+                {"_id": name},
+                {"$set": {"status": DeploymentStatus.STOPPING, "updated_at": utcnow()}},
+                return_document=ReturnDocument.AFTER,
+            ),
+        )
 
     async def deployment_queue(self, name: str) -> dict[str, int]:
         """The deployment's tasks waiting and in flight (every job's)."""

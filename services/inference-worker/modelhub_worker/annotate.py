@@ -4,10 +4,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
-from modelhub_contracts.events import (MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, SampleOutcome,
-                                       TaskScheduled)
+from modelhub_contracts.events import MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, SampleOutcome, TaskScheduled
 from modelhub_contracts.model_schema import check_output
-
 from modelhub_worker.errors import ServingLost
 
 PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # one mini-batch in one call
@@ -48,8 +46,13 @@ def check_outputs(result: Any, outputs: dict[str, str], types: dict[str, str]) -
     return Outcome(fields=fields)
 
 
-async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[K, dict],
-                       describe: Callable[[BaseException], str], mini_batch: int | None = None) -> dict[K, Any]:
+async def predict_many(
+    predict: PredictChunk,
+    deployment: str,
+    inputs: dict[K, dict],
+    describe: Callable[[BaseException], str],
+    mini_batch: int | None = None,
+) -> dict[K, Any]:
     """Run the samples through the deployment in calls of at most `mini_batch` (all at once, each
     one Model.predict; None: one call). When a call raises, its samples are split in halves and
     each half is called on its own, down to single samples: only the samples that really fail are
@@ -59,13 +62,19 @@ async def predict_many(predict: PredictChunk, deployment: str, inputs: dict[K, d
     the samples would blame them for the infrastructure; the task is retried instead."""
     ids = list(inputs)
     size = mini_batch or len(ids) or 1
-    parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, ids[i:i + size], describe)
-                                   for i in range(0, len(ids), size)))
+    parts = await asyncio.gather(
+        *(_bisect(predict, deployment, inputs, ids[i : i + size], describe) for i in range(0, len(ids), size))
+    )
     return {sid: result for part in parts for sid, result in part.items()}
 
 
-async def _bisect(predict: PredictChunk, deployment: str, inputs: dict[K, dict], ids: list[K],
-                  describe: Callable[[BaseException], str]) -> dict[K, Any]:
+async def _bisect(
+    predict: PredictChunk,
+    deployment: str,
+    inputs: dict[K, dict],
+    ids: list[K],
+    describe: Callable[[BaseException], str],
+) -> dict[K, Any]:
     if not ids:
         return {}
     try:
@@ -76,12 +85,15 @@ async def _bisect(predict: PredictChunk, deployment: str, inputs: dict[K, dict],
         if len(ids) == 1:
             return {ids[0]: Outcome(error=describe(exc))}
     half = len(ids) // 2
-    return {**await _bisect(predict, deployment, inputs, ids[:half], describe),
-            **await _bisect(predict, deployment, inputs, ids[half:], describe)}
+    return {
+        **await _bisect(predict, deployment, inputs, ids[:half], describe),
+        **await _bisect(predict, deployment, inputs, ids[half:], describe),
+    }
 
 
-async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictChunk,
-                   describe: Callable[[BaseException], str]) -> dict[str, Outcome]:
+async def annotate(
+    task: TaskScheduled, docs: dict[str, dict], predict: PredictChunk, describe: Callable[[BaseException], str]
+) -> dict[str, Outcome]:
     """Every sample of the task gets an Outcome: fields to write, or an error."""
     outcomes: dict[str, Outcome] = {}
     inputs: dict[str, dict] = {}
@@ -93,10 +105,10 @@ async def annotate(task: TaskScheduled, docs: dict[str, dict], predict: PredictC
             inputs[sample_id] = sample_inputs(doc, task.inputs)
         except KeyError as exc:
             outcomes[sample_id] = Outcome(error=str(exc.args[0]))
-    for sample_id, result in (await predict_many(predict, task.deployment, inputs, describe,
-                                                 task.mini_batch)).items():
-        outcomes[sample_id] = result if isinstance(result, Outcome) else check_outputs(
-            result, task.outputs, task.output_types)
+    for sample_id, result in (await predict_many(predict, task.deployment, inputs, describe, task.mini_batch)).items():
+        outcomes[sample_id] = (
+            result if isinstance(result, Outcome) else check_outputs(result, task.outputs, task.output_types)
+        )
     return outcomes
 
 
@@ -115,12 +127,22 @@ def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[Sample
 
 def _sample_outcome(sample_id: str, outcome: Outcome) -> SampleOutcome:
     error = outcome.error
-    return SampleOutcome(sample_id=sample_id, ok=error is None, error=None if error is None else error[:MAX_ERROR_CHARS])
+    return SampleOutcome(
+        sample_id=sample_id, ok=error is None, error=None if error is None else error[:MAX_ERROR_CHARS]
+    )
 
 
 def chunked_events(task: TaskScheduled, ordered: list[SampleOutcome]) -> list[SampleAnnotated]:
-    parts = [ordered[i:i + OUTCOMES_PER_EVENT] for i in range(0, len(ordered), OUTCOMES_PER_EVENT)] or [[]]
-    return [SampleAnnotated(event_id=event_id(task, k), job_id=task.job_id, attempt=task.attempt,
-                            task_id=task.task_id, samples=part, chunk=k, chunks=len(parts))
-            for k, part in enumerate(parts)]
-
+    parts = [ordered[i : i + OUTCOMES_PER_EVENT] for i in range(0, len(ordered), OUTCOMES_PER_EVENT)] or [[]]
+    return [
+        SampleAnnotated(
+            event_id=event_id(task, k),
+            job_id=task.job_id,
+            attempt=task.attempt,
+            task_id=task.task_id,
+            samples=part,
+            chunk=k,
+            chunks=len(parts),
+        )
+        for k, part in enumerate(parts)
+    ]

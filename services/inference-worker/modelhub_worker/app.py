@@ -15,7 +15,9 @@ from modelhub_worker.serving import ServeClient
 from modelhub_worker.store import WorkerStore
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
+def build_app(
+    settings: ServiceSettings, tel: telemetry.Telemetry | None = None
+) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, store, Serve client and handlers; the one place configuration enters.
     Returns the app, its broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("inference-worker", settings.telemetry_dir)

@@ -55,20 +55,27 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 # JetStream advisories are core NATS messages: captured in a stream so that one published while
 # no worker runs still reaches a worker later.
-DEADLETTER_STREAM = JStream(name=subjects.DEADLETTER_STREAM, subjects=[subjects.WORKER_TASKS_MAX_DELIVERIES],
-                            storage=StorageType.FILE)
+DEADLETTER_STREAM = JStream(
+    name=subjects.DEADLETTER_STREAM, subjects=[subjects.WORKER_TASKS_MAX_DELIVERIES], storage=StorageType.FILE
+)
 
 
 SERVICE = "inference-worker"
 
 
-def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
-             metrics: telemetry.Metrics | None = None) -> predict_sub.PredictSubscription:
+def register(
+    broker: NatsBroker, store: WorkerStore, serve: ServeClient, metrics: telemetry.Metrics | None = None
+) -> predict_sub.PredictSubscription:
     """Wire the task consumer, its dead-letter consumer and online predict; returns online
     predict's nats-py subscription, for the app to start once the broker is connected."""
 
-    bus.declare(broker, SERVICE, subjects.SAMPLE_ANNOTATED, SampleAnnotated,
-                "a task's sample outcomes (annotated or failed, with why)")
+    bus.declare(
+        broker,
+        SERVICE,
+        subjects.SAMPLE_ANNOTATED,
+        SampleAnnotated,
+        "a task's sample outcomes (annotated or failed, with why)",
+    )
 
     async def publish(event: SampleAnnotated) -> None:
         await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
@@ -80,33 +87,56 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
             await publish(event)
             if task is not None:
                 count_outcomes(metrics, task, event, totals)
+
         return publish_counted
 
-    @broker.subscriber(subjects.TASK_SCHEDULED, stream=EVENTS_STREAM, durable=subjects.DURABLE_WORKER_TASKS,
-                       config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=CONCURRENT_TASKS,
-                       title=bus.receiving(SERVICE, subjects.TASK_SCHEDULED))
+    @broker.subscriber(
+        subjects.TASK_SCHEDULED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_WORKER_TASKS,
+        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        max_workers=CONCURRENT_TASKS,
+        title=bus.receiving(SERVICE, subjects.TASK_SCHEDULED),
+    )
     async def on_task(task: TaskScheduled) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
         after that, NAKed for a later retry when serving or storage failed."""
         message = current_message(broker)
         started, publish_task = time.perf_counter(), counted(task)
-        telemetry.annotate_current({telemetry.JOB_ID: task.job_id, telemetry.TASK_ID: task.task_id,
-                                    telemetry.DATASET: task.dataset, telemetry.DEPLOYMENT: task.deployment,
-                                    telemetry.BATCH_SIZE: len(task.sample_ids)})
+        telemetry.annotate_current(
+            {
+                telemetry.JOB_ID: task.job_id,
+                telemetry.TASK_ID: task.task_id,
+                telemetry.DATASET: task.dataset,
+                telemetry.DEPLOYMENT: task.deployment,
+                telemetry.BATCH_SIZE: len(task.sample_ids),
+            }
+        )
         with log_ids(job_id=task.job_id, task_id=task.task_id, deployment=task.deployment, dataset=task.dataset):
             async with keep_alive(message):
-                delay = await attempt(task, deliveries(message),
-                                      lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error),
-                                      store, publish_task, short_error)
+                delay = await attempt(
+                    task,
+                    deliveries(message),
+                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error),
+                    store,
+                    publish_task,
+                    short_error,
+                )
         if metrics is not None:
             metrics.task_duration.record(time.perf_counter() - started, {"deployment": task.deployment})
         await (message.ack() if delay is None else message.nack(delay=delay))
 
-    @broker.subscriber(subjects.WORKER_TASKS_MAX_DELIVERIES, stream=DEADLETTER_STREAM,
-                       durable=subjects.DURABLE_WORKER_DEADLETTERS, config=consumer_config(60.0, -1),
-                       ack_policy=AckPolicy.MANUAL, pull_sub=PullSub(batch_size=1, timeout=1.0),
-                       title=bus.receiving(SERVICE, subjects.WORKER_TASKS_MAX_DELIVERIES))
+    @broker.subscriber(
+        subjects.WORKER_TASKS_MAX_DELIVERIES,
+        stream=DEADLETTER_STREAM,
+        durable=subjects.DURABLE_WORKER_DEADLETTERS,
+        config=consumer_config(60.0, -1),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        title=bus.receiving(SERVICE, subjects.WORKER_TASKS_MAX_DELIVERIES),
+    )
     async def on_max_deliveries(advisory: MaxDeliveriesAdvisory, message: NatsMessage, js: JsClient) -> None:
         """JetStream stopped delivering a task: fail its samples with the reason, never drop them."""
 
@@ -130,8 +160,12 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
         return sized(await predict_reply(request, batcher.run, serve.forget), _max_payload(broker))
 
     # The declared subscriber (the bus contract); predict_sub.py takes its place once connected.
-    subscriber = broker.subscriber(subjects.RPC_PREDICT, queue=predict_sub.QUEUE, max_workers=ONLINE_CONCURRENCY,
-                                   title=bus.receiving(SERVICE, subjects.RPC_PREDICT))
+    subscriber = broker.subscriber(
+        subjects.RPC_PREDICT,
+        queue=predict_sub.QUEUE,
+        max_workers=ONLINE_CONCURRENCY,
+        title=bus.receiving(SERVICE, subjects.RPC_PREDICT),
+    )
 
     @subscriber
     async def on_predict(request: PredictRequest) -> RpcReply:
@@ -142,8 +176,9 @@ def register(broker: NatsBroker, store: WorkerStore, serve: ServeClient,
     return predict_sub.PredictSubscription(answer, serve.tel, replaces=subscriber)
 
 
-def count_outcomes(metrics: telemetry.Metrics | None, task: TaskScheduled, event: SampleAnnotated,
-                   totals: dict[str, int]) -> None:
+def count_outcomes(
+    metrics: telemetry.Metrics | None, task: TaskScheduled, event: SampleAnnotated, totals: dict[str, int]
+) -> None:
     """A task's published outcomes: the sample counters (by deployment) and the task span's counts
     (`totals`, over the task's chunks). Counted as published: a task redelivered after it published
     (its worker died before the ack) counts again here, while the job's own counts, from its
@@ -159,19 +194,24 @@ def count_outcomes(metrics: telemetry.Metrics | None, task: TaskScheduled, event
         metrics.samples_failed.add(failed, labels)
 
 
-async def predict_reply(request: PredictRequest, run: Callable[..., Awaitable[list]],
-                        forget: Callable[[str], None]) -> RpcReply:
+async def predict_reply(
+    request: PredictRequest, run: Callable[..., Awaitable[list]], forget: Callable[[str], None]
+) -> RpcReply:
     """The outputs, or the refusal that says why (the gateway passes the status on)."""
     shape = Shape(request.mini_batch, 2 * request.num_replicas, request.batch_wait_ms / 1000)
     try:
         async with asyncio.timeout(request.timeout_s):
-            return ok({"outputs": await predict_online(run, request.deployment, request.inputs,
-                                                       request.output_types, shape)})
+            return ok(
+                {"outputs": await predict_online(run, request.deployment, request.inputs, request.output_types, shape)}
+            )
     except Overloaded as exc:
         return RpcReply(status=429, detail=str(exc), retry_after=exc.retry_after)
     except TimeoutError:
-        return refuse(504, f"deployment '{request.deployment}' did not answer within {request.timeout_s:g} s; "
-                           "the request was cancelled")
+        return refuse(
+            504,
+            f"deployment '{request.deployment}' did not answer within {request.timeout_s:g} s; "
+            "the request was cancelled",
+        )
     except DeploymentUnavailable as exc:
         forget(request.deployment)
         return refuse(409, str(exc))
@@ -188,8 +228,10 @@ def sized(reply: RpcReply, max_bytes: int) -> RpcReply:
     size = len(reply.model_dump_json())
     if size <= max_bytes:
         return reply
-    return refuse(413, f"the outputs take {size} bytes, over the {max_bytes}-byte limit of one reply; "
-                       "send fewer samples per request")
+    return refuse(
+        413,
+        f"the outputs take {size} bytes, over the {max_bytes}-byte limit of one reply; send fewer samples per request",
+    )
 
 
 def _max_payload(broker: NatsBroker) -> int:

@@ -59,8 +59,7 @@ class _Lane:
 class OnlineBatcher:
     """Batches online samples per deployment into `predict_chunk` calls (see the module doc)."""
 
-    def __init__(self, call: PredictChunk, describe: Callable[[BaseException], str],
-                 max_samples: int = 10_000) -> None:
+    def __init__(self, call: PredictChunk, describe: Callable[[BaseException], str], max_samples: int = 10_000) -> None:
         self._call, self._describe = call, describe
         self._lanes: dict[str, _Lane] = {}
         self.max_samples = max_samples
@@ -70,8 +69,10 @@ class OnlineBatcher:
         """Each sample's outputs (a dict) or its Outcome with the model's error, in order.
         Raises Overloaded at once when the worker is full, ServingLost when Serve gave no answer."""
         if self.in_flight and self.in_flight + len(samples) > self.max_samples:
-            raise Overloaded(f"the inference worker has {self.in_flight} samples in flight "
-                             f"(limit {self.max_samples}); try again shortly")
+            raise Overloaded(
+                f"the inference worker has {self.in_flight} samples in flight "
+                f"(limit {self.max_samples}); try again shortly"
+            )
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in samples]
         lane = self._lane(deployment, shape)
@@ -112,8 +113,7 @@ class OnlineBatcher:
 
     async def _send(self, deployment: str, batch: list[tuple[dict, asyncio.Future]]) -> None:
         try:
-            results = await predict_many(self._call, deployment, dict(enumerate(s for s, _ in batch)),
-                                         self._describe)
+            results = await predict_many(self._call, deployment, dict(enumerate(s for s, _ in batch)), self._describe)
         except ServingLost as exc:
             for _, future in batch:
                 if not future.done():
@@ -146,8 +146,9 @@ def _take(queue: deque, n: int) -> list[tuple[dict, asyncio.Future]]:
     return batch
 
 
-async def predict_online(run: Callable, deployment: str, inputs: dict[str, list], types: dict[str, str],
-                         shape: Shape) -> dict[str, list]:
+async def predict_online(
+    run: Callable, deployment: str, inputs: dict[str, list], types: dict[str, str], shape: Shape
+) -> dict[str, list]:
     """Online predict: lists of inputs in, lists of checked outputs out, in the same order.
     Raises ValueError on bad input, RuntimeError when the model fails on a sample or an output
     breaks its type, ServingLost when the deployment gave no answer, Overloaded when full."""

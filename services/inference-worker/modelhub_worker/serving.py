@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from modelhub_contracts import telemetry
-
 from modelhub_worker.errors import DeploymentUnavailable, ServingLost
 
 log = logging.getLogger(__name__)
@@ -45,9 +44,16 @@ class ServeClient:
     makes Serve's throughput collapse, and one deployment's backlog must not hold back calls to
     another."""
 
-    def __init__(self, serve_url: str, secrets: SecretSource, max_in_flight: int = 64,
-                 call_timeout: float = 300.0, max_connections: int = 512, lost_wait_s: float = 240.0,
-                 tel: telemetry.Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        serve_url: str,
+        secrets: SecretSource,
+        max_in_flight: int = 64,
+        call_timeout: float = 300.0,
+        max_connections: int = 512,
+        lost_wait_s: float = 240.0,
+        tel: telemetry.Telemetry | None = None,
+    ) -> None:
         self.serve_url = serve_url.rstrip("/")
         self.tel = tel  # the Serve call's span and latency metric, the replica's reported span
         self._secrets = secrets
@@ -83,8 +89,7 @@ class ServeClient:
     def forget(self, deployment: str) -> None:
         self.known.pop(deployment, None)
 
-    async def predict_chunk(self, deployment: str, samples: list[dict],
-                            traceparent: str | None = None) -> list[dict]:
+    async def predict_chunk(self, deployment: str, samples: list[dict], traceparent: str | None = None) -> list[dict]:
         """Each sample's outputs, from one Model.predict call on all of them (a job's task).
 
         While Serve gives no answer (the Ray head restarting, the deployer redeploying, a replica
@@ -112,8 +117,7 @@ class ServeClient:
             return False
         return True
 
-    async def predict_batch(self, deployment: str, samples: list[dict],
-                            traceparent: str | None = None) -> list[dict]:
+    async def predict_batch(self, deployment: str, samples: list[dict], traceparent: str | None = None) -> list[dict]:
         """Like predict_chunk, for online samples: not queued behind jobs' calls (online.py
         bounds these per deployment). Cancelling the caller closes the connection, and Serve's
         proxy cancels the request in the replica."""
@@ -129,8 +133,9 @@ class ServeClient:
         try:
             if not self.tel.enabled:
                 return await self._call(deployment, samples, traceparent)
-            with self.tel.tracer.start_as_current_span("serve call", kind=telemetry.trace.SpanKind.CLIENT,
-                                                       attributes=attributes):
+            with self.tel.tracer.start_as_current_span(
+                "serve call", kind=telemetry.trace.SpanKind.CLIENT, attributes=attributes
+            ):
                 return await self._call(deployment, samples, telemetry.current_traceparent() or traceparent)
         finally:
             self.tel.metrics.serve_call_duration.record(time.perf_counter() - started, {"deployment": deployment})
@@ -148,11 +153,14 @@ class ServeClient:
             outputs = body.get("outputs")
             if isinstance(outputs, list) and len(outputs) == len(samples):
                 if self.tel is not None and isinstance(body.get("span"), dict):
-                    record_replica_span(self.tel, body["span"], {telemetry.DEPLOYMENT: deployment,
-                                                                 telemetry.BATCH_SIZE: len(samples)})
+                    record_replica_span(
+                        self.tel, body["span"], {telemetry.DEPLOYMENT: deployment, telemetry.BATCH_SIZE: len(samples)}
+                    )
                 return outputs
-            raise ModelFailed(f"the replica answered {len(outputs) if isinstance(outputs, list) else 'no'} "
-                              f"outputs for {len(samples)} samples")
+            raise ModelFailed(
+                f"the replica answered {len(outputs) if isinstance(outputs, list) else 'no'} "
+                f"outputs for {len(samples)} samples"
+            )
         self.forget(deployment)
         detail = (body.get("detail") if isinstance(body, dict) else None) or str(body)[:300]
         if status == 404:
@@ -166,8 +174,9 @@ class ServeClient:
             headers["traceparent"] = traceparent
         try:
             async with asyncio.timeout(self.call_timeout):
-                async with session.post(f"{self.serve_url}/{deployment}", json={"samples": samples},
-                                              headers=headers) as response:
+                async with session.post(
+                    f"{self.serve_url}/{deployment}", json={"samples": samples}, headers=headers
+                ) as response:
                     text = await response.text()
                     try:
                         body: object = json.loads(text)
@@ -186,9 +195,12 @@ def record_replica_span(tel: telemetry.Telemetry, timing: dict, attributes: dict
         start, end = int(timing["start_ns"]), int(timing["end_ns"])
     except (KeyError, TypeError, ValueError):
         return
-    span = tel.replica_tracer().start_span("replica predict_chunk", kind=telemetry.trace.SpanKind.SERVER,
-                                           start_time=start, attributes={**attributes,
-                                                                         "process.pid": int(timing.get("pid") or 0)})
+    span = tel.replica_tracer().start_span(
+        "replica predict_chunk",
+        kind=telemetry.trace.SpanKind.SERVER,
+        start_time=start,
+        attributes={**attributes, "process.pid": int(timing.get("pid") or 0)},
+    )
     span.end(end_time=end)
 
 

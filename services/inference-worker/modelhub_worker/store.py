@@ -14,9 +14,12 @@ from modelhub_contracts.events import TaskScheduled, utcnow
 
 def _matching(task: TaskScheduled) -> dict:
     """A filter on the job document that holds only when the task is part of that job."""
-    return {"dataset": task.dataset, "deployment": task.deployment,
-            **{f"inputs.{name}": field for name, field in task.inputs.items()},
-            **{f"outputs.{name}": field for name, field in task.outputs.items()}}
+    return {
+        "dataset": task.dataset,
+        "deployment": task.deployment,
+        **{f"inputs.{name}": field for name, field in task.inputs.items()},
+        **{f"outputs.{name}": field for name, field in task.outputs.items()},
+    }
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class WorkerStore:
 
     async def serve_secret(self, deployment: str) -> str | None:
         """The secret a running deployment's replicas want with each call (set by the deployer)."""
-        doc = await self.deployments.find_one({"_id": deployment, "status": {"$in": list(SERVING)}},
-                                              projection={"serve_secret": 1})
+        doc = await self.deployments.find_one(
+            {"_id": deployment, "status": {"$in": list(SERVING)}}, projection={"serve_secret": 1}
+        )
         return doc.get("serve_secret") if doc else None
 
     async def load(self, sample_ids: list[str], dataset: str) -> dict[str, dict]:
@@ -51,8 +55,12 @@ class WorkerStore:
         # One round trip: the default first batch is 101 documents (a task of 512 took getMores more),
         # and with a limit the server closes the cursor with the last one instead of waiting for a getMore.
         n = max(1, len(sample_ids))
-        cursor = self.samples.find({"_id": {"$in": sample_ids}, "dataset": dataset},
-                                   projection={"filepath": 1, "fields": 1}, batch_size=n, limit=n)
+        cursor = self.samples.find(
+            {"_id": {"$in": sample_ids}, "dataset": dataset},
+            projection={"filepath": 1, "fields": 1},
+            batch_size=n,
+            limit=n,
+        )
         return {doc["_id"]: doc async for doc in cursor}
 
     async def is_cancelled(self, job_id: str) -> bool:
@@ -73,13 +81,21 @@ class WorkerStore:
         job_id = task.job_id
         granted = await self.jobs.find_one_and_update(
             {"_id": job_id, "status": {"$nin": list(CLOSED)}, "cancel_requested": {"$ne": True}, **_matching(task)},
-            {"$inc": {"active_writes": 1}}, projection={"model": 1, "version": 1, "deployment": 1})
+            {"$inc": {"active_writes": 1}},
+            projection={"model": 1, "version": 1, "deployment": 1},
+        )
         if granted is None:
             yield REFUSED
             return
         try:
-            yield Lease({"job_id": job_id, "model": granted["model"], "version": granted["version"],
-                         "deployment": granted["deployment"]})
+            yield Lease(
+                {
+                    "job_id": job_id,
+                    "model": granted["model"],
+                    "version": granted["version"],
+                    "deployment": granted["deployment"],
+                }
+            )
         finally:
             await self.jobs.update_one({"_id": job_id}, {"$inc": {"active_writes": -1}})
 
@@ -87,9 +103,19 @@ class WorkerStore:
         """One bulk write for the whole task (single updates are ~15x slower); each field written
         gets its lineage beside it (`lineage.<field>`: job, model, version, deployment, time)."""
         written = {**(lease.writer or {}), "at": utcnow()}
-        ops = [UpdateOne({"_id": sid}, {"$set": {**{f"fields.{k}": v for k, v in fields.items()},
-                                                 **{f"lineage.{k}": written for k in fields}}})
-               for sid, fields in fields_by_sample.items() if fields]
+        ops = [
+            UpdateOne(
+                {"_id": sid},
+                {
+                    "$set": {
+                        **{f"fields.{k}": v for k, v in fields.items()},
+                        **{f"lineage.{k}": written for k in fields},
+                    }
+                },
+            )
+            for sid, fields in fields_by_sample.items()
+            if fields
+        ]
         if ops:
             await self.samples.bulk_write(ops, ordered=False)
 

@@ -40,8 +40,9 @@ class TaskStore(Protocol):
     async def last_failure(self, task_id: str) -> str | None: ...
 
 
-async def run_task(task: TaskScheduled, store: TaskStore, predict: PredictChunk, publish: Publish,
-                   describe: Describe) -> None:
+async def run_task(
+    task: TaskScheduled, store: TaskStore, predict: PredictChunk, publish: Publish, describe: Describe
+) -> None:
     """Annotate the task's samples, write their fields under the job's write lease, then publish
     their outcomes (one SampleAnnotated for the task). A job being cancelled gets no write and no event.
 
@@ -55,8 +56,9 @@ async def run_task(task: TaskScheduled, store: TaskStore, predict: PredictChunk,
     async with store.write_lease(task) as granted:
         if not granted:
             return
-        await store.write_fields({sid: o.fields for sid, o in outcomes.items()
-                                  if o.error is None and o.fields is not None}, granted)
+        await store.write_fields(
+            {sid: o.fields for sid, o in outcomes.items() if o.error is None and o.fields is not None}, granted
+        )
         # Published under the lease: a cancel waits for these too, so counts settle with it.
         await publish_in_order(publish, events_for(task, outcomes))
 
@@ -68,8 +70,14 @@ async def publish_in_order(publish: Publish, events: list[SampleAnnotated]) -> N
         await publish(event)
 
 
-async def attempt(task: TaskScheduled, delivered: int, work: Callable[[], Awaitable[None]],
-                  store: TaskStore, publish: Publish, describe: Describe) -> float | None:
+async def attempt(
+    task: TaskScheduled,
+    delivered: int,
+    work: Callable[[], Awaitable[None]],
+    store: TaskStore,
+    publish: Publish,
+    describe: Describe,
+) -> float | None:
     """Run one delivery. Returns None when the message is done with (ack), else the seconds to
     wait before JetStream delivers it again (nak). The last delivery that fails is dead-lettered."""
     try:
@@ -118,9 +126,12 @@ class MaxDeliveriesAdvisory(BaseModel):
     deliveries: int
 
 
-async def dead_letter_advised(advisory: MaxDeliveriesAdvisory,
-                              fetch: Callable[[str, int], Awaitable[TaskScheduled | None]],
-                              store: TaskStore, publish: Publish) -> None:
+async def dead_letter_advised(
+    advisory: MaxDeliveriesAdvisory,
+    fetch: Callable[[str, int], Awaitable[TaskScheduled | None]],
+    store: TaskStore,
+    publish: Publish,
+) -> None:
     """JetStream gave up on a task message: fetch it from the stream and dead-letter it."""
     task = await fetch(advisory.stream, advisory.stream_seq)
     if task is None:

@@ -14,7 +14,9 @@ from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
+def build_app(
+    settings: ServiceSettings, tel: telemetry.Telemetry | None = None
+) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, stores and handlers; the one place configuration enters. Returns the app, its
     broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("registry", settings.telemetry_dir)

@@ -3,9 +3,16 @@
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import bus, subjects
-from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, RpcReply, SetSharing, UpdateModel
+from modelhub_contracts.events import (
+    AddVersion,
+    CreateModel,
+    DeleteModel,
+    DeleteVersion,
+    RpcReply,
+    SetSharing,
+    UpdateModel,
+)
 from modelhub_contracts.package import PackageLimits
-
 from modelhub_registry import models
 from modelhub_registry.store import ModelStore, PackageBlobs
 
@@ -13,32 +20,44 @@ from modelhub_registry.store import ModelStore, PackageBlobs
 def register(broker: NatsBroker, store: ModelStore, blobs: PackageBlobs, limits: PackageLimits) -> None:
     """Wire the registry's commands to their use cases."""
 
-    @broker.subscriber(subjects.RPC_CREATE_MODEL, queue="registry", title=bus.receiving("registry", subjects.RPC_CREATE_MODEL))
+    @broker.subscriber(
+        subjects.RPC_CREATE_MODEL, queue="registry", title=bus.receiving("registry", subjects.RPC_CREATE_MODEL)
+    )
     async def on_create(cmd: CreateModel) -> RpcReply:
         """Create a model."""
         return await models.create_model(store, cmd)
 
-    @broker.subscriber(subjects.RPC_UPDATE_MODEL, queue="registry", title=bus.receiving("registry", subjects.RPC_UPDATE_MODEL))
+    @broker.subscriber(
+        subjects.RPC_UPDATE_MODEL, queue="registry", title=bus.receiving("registry", subjects.RPC_UPDATE_MODEL)
+    )
     async def on_update(cmd: UpdateModel) -> RpcReply:
         """Update a model's description/tags."""
         return await models.update_model(store, cmd)
 
-    @broker.subscriber(subjects.RPC_SET_SHARING, queue="registry", title=bus.receiving("registry", subjects.RPC_SET_SHARING))
+    @broker.subscriber(
+        subjects.RPC_SET_SHARING, queue="registry", title=bus.receiving("registry", subjects.RPC_SET_SHARING)
+    )
     async def on_sharing(cmd: SetSharing) -> RpcReply:
         """Replace a model's sharing."""
         return await models.set_sharing(store, cmd)
 
-    @broker.subscriber(subjects.RPC_DELETE_MODEL, queue="registry", title=bus.receiving("registry", subjects.RPC_DELETE_MODEL))
+    @broker.subscriber(
+        subjects.RPC_DELETE_MODEL, queue="registry", title=bus.receiving("registry", subjects.RPC_DELETE_MODEL)
+    )
     async def on_delete(cmd: DeleteModel) -> RpcReply:
         """Delete a model unless a deployment of it is active."""
         return await models.delete_model(store, blobs, cmd)
 
-    @broker.subscriber(subjects.RPC_DELETE_VERSION, queue="registry", title=bus.receiving("registry", subjects.RPC_DELETE_VERSION))
+    @broker.subscriber(
+        subjects.RPC_DELETE_VERSION, queue="registry", title=bus.receiving("registry", subjects.RPC_DELETE_VERSION)
+    )
     async def on_delete_version(cmd: DeleteVersion) -> RpcReply:
         """Delete a version unless a deployment uses it."""
         return await models.delete_version(store, blobs, cmd)
 
-    @broker.subscriber(subjects.RPC_ADD_VERSION, queue="registry", title=bus.receiving("registry", subjects.RPC_ADD_VERSION))
+    @broker.subscriber(
+        subjects.RPC_ADD_VERSION, queue="registry", title=bus.receiving("registry", subjects.RPC_ADD_VERSION)
+    )
     async def on_add_version(cmd: AddVersion) -> RpcReply:
         """Validate an uploaded package and record it as the next version."""
         return await models.add_version(store, blobs, limits, cmd)

@@ -46,9 +46,17 @@ async def create_model(store: ModelStore, cmd: CreateModel) -> RpcReply:
     if not is_valid_name(cmd.name):
         return refused(Invalid(f"name must be {NAME_RULE}"))
     now = utcnow()
-    doc: Model = {"_id": cmd.name.lower(), "name": cmd.name, "description": cmd.description, "tags": cmd.tags,
-                  "owner": cmd.owner, "created_at": now, "updated_at": now,
-                  "sharing": {"everyone": "none", "users": {}}, "version_count": 0}
+    doc: Model = {
+        "_id": cmd.name.lower(),
+        "name": cmd.name,
+        "description": cmd.description,
+        "tags": cmd.tags,
+        "owner": cmd.owner,
+        "created_at": now,
+        "updated_at": now,
+        "sharing": {"everyone": "none", "users": {}},
+        "version_count": 0,
+    }
     try:
         await store.insert_model(doc)
     except NameTaken:
@@ -91,8 +99,12 @@ async def delete_version(store: ModelStore, blobs: PackageBlobs, cmd: DeleteVers
     if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
         return refusal
     if using := await store.deployments_using(cmd.name, cmd.version):
-        return refused(Conflict(f"version {cmd.version} of model '{cmd.name}' is used by deployment(s) "
-                                    f"{', '.join(using)}; stop them first"))
+        return refused(
+            Conflict(
+                f"version {cmd.version} of model '{cmd.name}' is used by deployment(s) "
+                f"{', '.join(using)}; stop them first"
+            )
+        )
     package = await store.delete_version(cmd.name, cmd.version)
     if package is None:
         return refused(NotFound(f"model '{cmd.name}' has no version {cmd.version}"))
@@ -130,9 +142,17 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
         return refused(NotFound(f"model '{cmd.name}' not found"))
-    doc: Version = {"_id": f"{cmd.name.lower()}/{version}", "model_id": cmd.name.lower(), "version": version,
-                    "sha256": sha256, "size_bytes": size, "schema": cmd.model_schema, "created_at": utcnow(),
-                    "created_by": cmd.acting_user, "package_object": cmd.upload_object}
+    doc: Version = {
+        "_id": f"{cmd.name.lower()}/{version}",
+        "model_id": cmd.name.lower(),
+        "version": version,
+        "sha256": sha256,
+        "size_bytes": size,
+        "schema": cmd.model_schema,
+        "created_at": utcnow(),
+        "created_by": cmd.acting_user,
+        "package_object": cmd.upload_object,
+    }
     await store.insert_version(doc)
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
 

@@ -41,28 +41,44 @@ class ModelStore:
         return cast(Model | None, await self.models.find_one({"_id": name.lower()}))
 
     async def update_model(self, name: str, changes: dict) -> Model | None:
-        return cast(Model | None, await self.models.find_one_and_update(
-            {"_id": name.lower()}, {"$set": changes}, return_document=ReturnDocument.AFTER))
+        return cast(
+            Model | None,
+            await self.models.find_one_and_update(
+                {"_id": name.lower()}, {"$set": changes}, return_document=ReturnDocument.AFTER
+            ),
+        )
 
     async def next_version(self, name: str) -> int | None:
         """Reserve the next version number atomically, so concurrent uploads never share one."""
         doc = await self.models.find_one_and_update(
-            {"_id": name.lower()}, {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER)
+            {"_id": name.lower()}, {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER
+        )
         return doc["version_count"] if doc else None
 
     async def insert_version(self, doc: Version) -> None:
         await self.versions.insert_one(doc)
 
     async def has_active_deployment(self, name: str) -> bool:
-        return await self.deployments.find_one(
-            {"model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
-             "status": {"$in": list(ACTIVE_DEPLOYMENT_STATES)}}) is not None
+        return (
+            await self.deployments.find_one(
+                {
+                    "model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
+                    "status": {"$in": list(ACTIVE_DEPLOYMENT_STATES)},
+                }
+            )
+            is not None
+        )
 
     async def deployments_using(self, name: str, version: int) -> list[str]:
         """The active deployments of this model version, by name."""
-        cursor = self.deployments.find({"model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
-                                        "version": version, "status": {"$in": list(ACTIVE_DEPLOYMENT_STATES)}},
-                                       projection={"name": 1})
+        cursor = self.deployments.find(
+            {
+                "model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
+                "version": version,
+                "status": {"$in": list(ACTIVE_DEPLOYMENT_STATES)},
+            },
+            projection={"name": 1},
+        )
         return sorted([d.get("name") or d["_id"] async for d in cursor])
 
     async def delete_version(self, name: str, version: int) -> str | None:
@@ -75,8 +91,12 @@ class ModelStore:
         objects = [v["package_object"] async for v in self.versions.find({"model_id": name.lower()})]
         await self.versions.delete_many({"model_id": name.lower()})
         # ended deployments of it would otherwise show up under a new model of the same name
-        await self.deployments.delete_many({"model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
-                                            "status": {"$nin": list(ACTIVE_DEPLOYMENT_STATES)}})
+        await self.deployments.delete_many(
+            {
+                "model": {"$regex": f"^{re.escape(name)}$", "$options": "i"},
+                "status": {"$nin": list(ACTIVE_DEPLOYMENT_STATES)},
+            }
+        )
         await self.models.delete_one({"_id": name.lower()})
         return objects
 

@@ -14,7 +14,9 @@ from modelhub_scheduler import handlers
 from modelhub_scheduler.store import SchedulerStore
 
 
-def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
+def build_app(
+    settings: ServiceSettings, tel: telemetry.Telemetry | None = None
+) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, store and handlers; the one place configuration enters. Returns the app, its
     broker and the database (the HTTP probes ping both)."""
     tel = tel or telemetry.setup("scheduler", settings.telemetry_dir)
@@ -32,8 +34,10 @@ def build_app(settings: ServiceSettings, tel: telemetry.Telemetry | None = None)
 
     @app.after_startup
     async def start_sweep() -> None:
-        gauges = (telemetry.GaugeSet(tel.metrics.tasks_waiting, "deployment"),
-                  telemetry.GaugeSet(tel.metrics.tasks_in_flight, "deployment"))
+        gauges = (
+            telemetry.GaugeSet(tel.metrics.tasks_waiting, "deployment"),
+            telemetry.GaugeSet(tel.metrics.tasks_in_flight, "deployment"),
+        )
         sweeps.add(asyncio.create_task(handlers.sweep(store, dispatcher, gauges=gauges)))
 
     return app, broker, db

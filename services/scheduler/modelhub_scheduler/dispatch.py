@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from modelhub_contracts.events import TaskScheduled
-
 from modelhub_scheduler.store import QueueStore
 
 log = logging.getLogger(__name__)
@@ -74,8 +73,11 @@ class Dispatcher:
             queued = await self.store.jobs_with_tasks(deployment)
             if closed := await self.store.closed_jobs(queued):
                 await self.store.drop_jobs(closed)
-            self.served[deployment] = {job: tick for job, tick in self.served.get(deployment, {}).items()
-                                       if job in queued and job not in closed}
+            self.served[deployment] = {
+                job: tick
+                for job, tick in self.served.get(deployment, {}).items()
+                if job in queued and job not in closed
+            }
             return await self._fill(deployment)
 
     async def _fill(self, deployment: str) -> int:

@@ -38,10 +38,17 @@ PROGRESS_WORKERS = 16
 def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     """Wire the scheduler's durable consumers; returns the dispatcher (its sweep runs from app.py)."""
 
-    bus.declare(broker, SERVICE, subjects.TASK_SCHEDULED, TaskScheduled, "one mini-batch of a job's samples to annotate")
+    bus.declare(
+        broker, SERVICE, subjects.TASK_SCHEDULED, TaskScheduled, "one mini-batch of a job's samples to annotate"
+    )
     bus.declare(broker, SERVICE, subjects.JOB_SCHEDULED, JobScheduled, "a job's tasks are planned: it runs")
-    bus.declare(broker, SERVICE, subjects.JOB_REFUSED, JobRefused,
-                "the job's acting user may not run it (or it names what does not exist): it failed")
+    bus.declare(
+        broker,
+        SERVICE,
+        subjects.JOB_REFUSED,
+        JobRefused,
+        "the job's acting user may not run it (or it names what does not exist): it failed",
+    )
 
     async def publish(task: TaskScheduled) -> None:
         with telemetry.attached(task.traceparent):  # the job's trace, whichever fill publishes it
@@ -50,28 +57,51 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     dispatcher = Dispatcher(store, publish)
 
     async def schedule(job: JobSubmitted) -> None:
-        telemetry.annotate_current({telemetry.JOB_ID: job.job_id, telemetry.DATASET: job.dataset,
-                                    telemetry.DEPLOYMENT: job.deployment, telemetry.ATTEMPT: job.attempt,
-                                    telemetry.BATCH_SIZE: job.mini_batch})
+        telemetry.annotate_current(
+            {
+                telemetry.JOB_ID: job.job_id,
+                telemetry.DATASET: job.dataset,
+                telemetry.DEPLOYMENT: job.deployment,
+                telemetry.ATTEMPT: job.attempt,
+                telemetry.BATCH_SIZE: job.mini_batch,
+            }
+        )
         if reason := await job_refusal(store.db, job):
-            await publish_event(broker, subjects.JOB_REFUSED, JobRefused(
-                event_id=f"{job.job_id}.{job.attempt}.refused", job_id=job.job_id, attempt=job.attempt,
-                reason=reason))
+            await publish_event(
+                broker,
+                subjects.JOB_REFUSED,
+                JobRefused(
+                    event_id=f"{job.job_id}.{job.attempt}.refused",
+                    job_id=job.job_id,
+                    attempt=job.attempt,
+                    reason=reason,
+                ),
+            )
             return
         if not await store.is_planned(plan_id(job)):
-            scheduled = await plan_job(job, store.sample_ids(job.dataset, job.sample_ids, job.until_sample_id),
-                                       store.add_tasks, lambda: store.is_cancelled(job.job_id),
-                                       telemetry.current_traceparent())
+            scheduled = await plan_job(
+                job,
+                store.sample_ids(job.dataset, job.sample_ids, job.until_sample_id),
+                store.add_tasks,
+                lambda: store.is_cancelled(job.job_id),
+                telemetry.current_traceparent(),
+            )
             if scheduled is None:
                 return
             await store.planned(plan_id(job), job.job_id, scheduled.num_tasks, scheduled.num_samples)
             await publish_event(broker, subjects.JOB_SCHEDULED, scheduled)
         await dispatcher.fill(job.deployment)
 
-    @broker.subscriber(subjects.JOB_SUBMITTED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_JOBS,
-                       config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PLANNING_WORKERS,
-                       title=bus.receiving(SERVICE, subjects.JOB_SUBMITTED))
+    @broker.subscriber(
+        subjects.JOB_SUBMITTED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_SCHEDULER_JOBS,
+        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        max_workers=PLANNING_WORKERS,
+        title=bus.receiving(SERVICE, subjects.JOB_SUBMITTED),
+    )
     async def on_job_submitted(job: JobSubmitted) -> None:
         """Plan the job into its queue of tasks and start filling its deployment's window. Acked
         only after every task is stored; NAKed (retried later) if MongoDB or NATS failed on the way."""
@@ -82,10 +112,16 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
             dispatcher.poke(deployment)  # a task's last chunk comes last: its place is free
 
-    @broker.subscriber(subjects.SAMPLE_ANNOTATED, stream=EVENTS_STREAM, durable=subjects.DURABLE_SCHEDULER_PROGRESS,
-                       config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER), ack_policy=AckPolicy.MANUAL,
-                       pull_sub=PullSub(batch_size=1, timeout=1.0), max_workers=PROGRESS_WORKERS,
-                       title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED))
+    @broker.subscriber(
+        subjects.SAMPLE_ANNOTATED,
+        stream=EVENTS_STREAM,
+        durable=subjects.DURABLE_SCHEDULER_PROGRESS,
+        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER),
+        ack_policy=AckPolicy.MANUAL,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        max_workers=PROGRESS_WORKERS,
+        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED),
+    )
     async def on_annotated(event: SampleAnnotated) -> None:
         """A task announced done leaves the queue; its place goes to the next waiting task (the
         fill runs in the background, coalesced with other finished tasks' fills)."""
@@ -94,8 +130,12 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
     return dispatcher
 
 
-async def sweep(store: SchedulerStore, dispatcher: Dispatcher, every: float = SWEEP_SECONDS,
-                gauges: tuple[telemetry.GaugeSet, telemetry.GaugeSet] | None = None) -> None:
+async def sweep(
+    store: SchedulerStore,
+    dispatcher: Dispatcher,
+    every: float = SWEEP_SECONDS,
+    gauges: tuple[telemetry.GaugeSet, telemetry.GaugeSet] | None = None,
+) -> None:
     """Refill every deployment with queued tasks, forever: recovers a restarted scheduler and frees
     the places of cancelled jobs. A failed round (MongoDB or NATS away) is retried next round.
     Each round also sets the queue gauges (tasks waiting / in flight per deployment)."""

@@ -26,11 +26,23 @@ AddTasks = Callable[[list[tuple[int, TaskScheduled]], int], Awaitable[None]]
 def task_for(job: JobSubmitted, index: int, sample_ids: list[str], traceparent: str | None = None) -> TaskScheduled:
     """Task ids are deterministic, so a redelivered job plans (and publishes) the same ids. The
     task keeps the trace context it was planned in, for its publish, which may come much later."""
-    task_id = f"{job.job_id}.{job.attempt}.{index}" if not job.part else f"{job.job_id}.{job.attempt}.p{job.part}.{index}"
-    return TaskScheduled(event_id=task_id, task_id=task_id, job_id=job.job_id, attempt=job.attempt,
-                         dataset=job.dataset, deployment=job.deployment, sample_ids=sample_ids,
-                         inputs=job.inputs, outputs=job.outputs, output_types=job.output_types,
-                         mini_batch=job.mini_batch, traceparent=traceparent or job.traceparent)
+    task_id = (
+        f"{job.job_id}.{job.attempt}.{index}" if not job.part else f"{job.job_id}.{job.attempt}.p{job.part}.{index}"
+    )
+    return TaskScheduled(
+        event_id=task_id,
+        task_id=task_id,
+        job_id=job.job_id,
+        attempt=job.attempt,
+        dataset=job.dataset,
+        deployment=job.deployment,
+        sample_ids=sample_ids,
+        inputs=job.inputs,
+        outputs=job.outputs,
+        output_types=job.output_types,
+        mini_batch=job.mini_batch,
+        traceparent=traceparent or job.traceparent,
+    )
 
 
 def task_size(mini_batch: int) -> int:
@@ -54,9 +66,13 @@ async def chunks(ids: AsyncIterator[str], size: int) -> AsyncIterator[list[str]]
         yield chunk
 
 
-async def plan_job(job: JobSubmitted, sample_ids: AsyncIterator[str], add_tasks: AddTasks,
-                   is_cancelled: Callable[[], Awaitable[bool]],
-                   traceparent: str | None = None) -> JobScheduled | None:
+async def plan_job(
+    job: JobSubmitted,
+    sample_ids: AsyncIterator[str],
+    add_tasks: AddTasks,
+    is_cancelled: Callable[[], Awaitable[bool]],
+    traceparent: str | None = None,
+) -> JobScheduled | None:
     """Store one waiting task per `task_size` samples; stop early (returning None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
@@ -70,5 +86,10 @@ async def plan_job(job: JobSubmitted, sample_ids: AsyncIterator[str], add_tasks:
             batch = []
     if batch:
         await add_tasks(batch, job.part)
-    return JobScheduled(event_id=f"{plan_id(job)}.scheduled", job_id=job.job_id,
-                        attempt=job.attempt, num_tasks=tasks, num_samples=samples)
+    return JobScheduled(
+        event_id=f"{plan_id(job)}.scheduled",
+        job_id=job.job_id,
+        attempt=job.attempt,
+        num_tasks=tasks,
+        num_samples=samples,
+    )

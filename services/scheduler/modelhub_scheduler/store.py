@@ -71,10 +71,21 @@ class SchedulerStore:
     async def add_tasks(self, tasks: list[tuple[int, TaskScheduled]], part: int) -> None:
         """Store planned tasks (index in their job part, task) as waiting; a task already stored
         (a job planned again after a crash) is left as it is."""
-        ops = [InsertOne({"_id": t.task_id, "job_id": t.job_id, "attempt": t.attempt, "part": part, "index": i,
-                          "deployment": t.deployment, "state": TaskState.WAITING.value,
-                          "task": t.model_dump(mode="json")})
-               for i, t in tasks]
+        ops = [
+            InsertOne(
+                {
+                    "_id": t.task_id,
+                    "job_id": t.job_id,
+                    "attempt": t.attempt,
+                    "part": part,
+                    "index": i,
+                    "deployment": t.deployment,
+                    "state": TaskState.WAITING.value,
+                    "task": t.model_dump(mode="json"),
+                }
+            )
+            for i, t in tasks
+        ]
         try:
             await self.tasks.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
@@ -82,8 +93,9 @@ class SchedulerStore:
                 raise
 
     async def planned(self, plan_id: str, job_id: str, tasks: int, samples: int) -> None:
-        await self.plans.update_one({"_id": plan_id}, {"$set": {"job_id": job_id, "num_tasks": tasks,
-                                                                "num_samples": samples}}, upsert=True)
+        await self.plans.update_one(
+            {"_id": plan_id}, {"$set": {"job_id": job_id, "num_tasks": tasks, "num_samples": samples}}, upsert=True
+        )
 
     # ------------------------------------------------------------------ dispatching (QueueStore)
 
@@ -93,7 +105,9 @@ class SchedulerStore:
         cached = self._windows.get(deployment)
         if cached and time.monotonic() - cached[1] < WINDOW_TTL:
             return cached[0]
-        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1, "max_replicas": 1, "status": 1})
+        doc = await self.deployments.find_one(
+            {"_id": deployment}, projection={"num_replicas": 1, "max_replicas": 1, "status": 1}
+        )
         if doc is None or doc.get("status") in GONE:
             # nothing will run them: let every task go, to be failed by its dead letter in parallel
             # (a window would fail a big job's tasks a few at a time, each after its retries)
@@ -110,31 +124,40 @@ class SchedulerStore:
 
     async def closed_jobs(self, job_ids: list[str]) -> list[str]:
         """Jobs that take no more tasks: cancelled (or being cancelled), or gone."""
-        open_ = {d["_id"] async for d in self.jobs.find(
-            {"_id": {"$in": job_ids}, "status": {"$ne": JobStatus.CANCELLED}, "cancel_requested": {"$ne": True}},
-            projection={"_id": 1})}
+        open_ = {
+            d["_id"]
+            async for d in self.jobs.find(
+                {"_id": {"$in": job_ids}, "status": {"$ne": JobStatus.CANCELLED}, "cancel_requested": {"$ne": True}},
+                projection={"_id": 1},
+            )
+        }
         return [j for j in job_ids if j not in open_]
 
     async def drop_jobs(self, job_ids: list[str]) -> None:
         await self.tasks.delete_many({"job_id": {"$in": job_ids}})
 
     async def in_flight_by_job(self, deployment: str) -> dict[str, int]:
-        rows = await self.tasks.aggregate([
-            {"$match": {"deployment": deployment, "state": TaskState.IN_FLIGHT.value}},
-            {"$group": {"_id": "$job_id", "n": {"$sum": 1}}}])
+        rows = await self.tasks.aggregate(
+            [
+                {"$match": {"deployment": deployment, "state": TaskState.IN_FLIGHT.value}},
+                {"$group": {"_id": "$job_id", "n": {"$sum": 1}}},
+            ]
+        )
         return {row["_id"]: row["n"] async for row in rows}
 
     async def jobs_waiting(self, deployment: str) -> list[str]:
         return await self.tasks.distinct("job_id", {"deployment": deployment, "state": TaskState.WAITING.value})
 
     async def next_waiting(self, job_id: str, limit: int) -> list[TaskScheduled]:
-        cursor = self.tasks.find({"job_id": job_id, "state": TaskState.WAITING.value}, projection={"task": 1},
-                                 sort=ORDER, limit=limit)
+        cursor = self.tasks.find(
+            {"job_id": job_id, "state": TaskState.WAITING.value}, projection={"task": 1}, sort=ORDER, limit=limit
+        )
         return [TaskScheduled.model_validate(doc["task"]) async for doc in cursor]
 
     async def mark_in_flight(self, task_ids: list[str]) -> None:
-        await self.tasks.update_many({"_id": {"$in": task_ids}, "state": TaskState.WAITING.value},
-                                     {"$set": {"state": TaskState.IN_FLIGHT.value}})
+        await self.tasks.update_many(
+            {"_id": {"$in": task_ids}, "state": TaskState.WAITING.value}, {"$set": {"state": TaskState.IN_FLIGHT.value}}
+        )
 
     async def finish(self, task_id: str) -> str | None:
         """Forget a task announced done; the deployment whose window this frees (None: already gone)."""

@@ -21,17 +21,31 @@ def document() -> dict:
     return json.loads(DOCUMENT.read_text())
 
 
-@router.get("/asyncapi.json", response_class=JSONResponse,
-            responses={200: {"content": {"application/json": {"schema": {"type": "object"}}},
-                             "description": "the AsyncAPI 3.0 document of the whole bus"}})
+@router.get(
+    "/asyncapi.json",
+    response_class=JSONResponse,
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "the AsyncAPI 3.0 document of the whole bus",
+        }
+    },
+)
 async def asyncapi_json() -> JSONResponse:
     """Public: the AsyncAPI 3.0 document of every subject the services publish or consume."""
     return JSONResponse(document())
 
 
-@router.get("/asyncapi", response_class=HTMLResponse,
-            responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
-                             "description": "the same document as a readable page"}})
+@router.get(
+    "/asyncapi",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "the same document as a readable page",
+        }
+    },
+)
 async def asyncapi_html() -> HTMLResponse:
     """Public: the AsyncAPI document as one self-contained HTML page (no CDN)."""
     return HTMLResponse(asyncapi_page.render(document()))

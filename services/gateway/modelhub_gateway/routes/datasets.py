@@ -28,7 +28,9 @@ from modelhub_gateway.schemas import (
     SamplesIn,
 )
 
-router = APIRouter(prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
+router = APIRouter(
+    prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422)
+)
 
 
 @router.post("", status_code=201, response_model=DatasetPublic, responses=errors(409, 413))
@@ -77,26 +79,32 @@ async def add_samples(dataset: OwnedDataset, body: SamplesIn, store: Store) -> S
 
 
 @router.get("/{name}/samples", response_model=SamplePage, responses=errors(404))
-async def list_samples(dataset: OwnedDataset, store: Store, limit: int = Query(100, ge=1, le=10_000),
-                       offset: int = Query(0, ge=0, le=10**12),
-                       field: Annotated[str | None, Query(pattern=FIELD_NAME_PATTERN,
-                                                          description="the field a label/confidence filter reads")] = None,
-                       label: Annotated[str | None, Query(description="samples whose `field` has this label "
-                                                                       "(classification, or any detection)")] = None,
-                       min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
-                       max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
-                       missing: Annotated[str | None, Query(pattern=FIELD_NAME_PATTERN,
-                                                            description="samples without this field")] = None,
-                       failed_job: Annotated[str | None, Query(max_length=64, description="the samples this job failed")] = None,
-                       ) -> SamplePage:
+async def list_samples(
+    dataset: OwnedDataset,
+    store: Store,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0, le=10**12),
+    field: Annotated[
+        str | None, Query(pattern=FIELD_NAME_PATTERN, description="the field a label/confidence filter reads")
+    ] = None,
+    label: Annotated[
+        str | None, Query(description="samples whose `field` has this label (classification, or any detection)")
+    ] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    missing: Annotated[str | None, Query(pattern=FIELD_NAME_PATTERN, description="samples without this field")] = None,
+    failed_job: Annotated[str | None, Query(max_length=64, description="the samples this job failed")] = None,
+) -> SamplePage:
     """A page of samples in insertion order, with their fields (model outputs included), optionally
     filtered by a field's label and confidence, by a missing field, or by a job's failed samples;
     `total` counts the samples that pass the filter."""
     name = dataset["_id"]
     failed = await datasets.failed_ids(store, name, failed_job) if failed_job else None
     query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)
-    items = [SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {}),
-                          lineage=d.get("lineage", {})) for d in await store.sample_page(query, offset, limit)]
+    items = [
+        SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {}), lineage=d.get("lineage", {}))
+        for d in await store.sample_page(query, offset, limit)
+    ]
     return SamplePage(items=items, total=await store.count_samples(query))
 
 
@@ -107,30 +115,57 @@ async def list_fields(dataset: OwnedDataset, store: Store) -> FieldSummaryList:
     return FieldSummaryList.model_validate({"items": await samples.field_summary(store, dataset["_id"])})
 
 
-@router.get("/{name}/export", response_class=StreamingResponse,
-            responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}},
-                                         "text/csv": {"schema": {"type": "string"}}},
-                             "description": "one line per sample, streamed"}, **errors(404)})
-async def export_dataset(dataset: OwnedDataset, store: Store,
-                         format: Literal["jsonl", "csv"] = "jsonl",
-                         fields: Annotated[str | None, Query(description="comma-separated field names; "
-                                                                          "default: every field")] = None,
-                         ) -> StreamingResponse:
+@router.get(
+    "/{name}/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+            "description": "one line per sample, streamed",
+        },
+        **errors(404),
+    },
+)
+async def export_dataset(
+    dataset: OwnedDataset,
+    store: Store,
+    format: Literal["jsonl", "csv"] = "jsonl",
+    fields: Annotated[str | None, Query(description="comma-separated field names; default: every field")] = None,
+) -> StreamingResponse:
     """The dataset's samples, streamed in insertion order: JSON Lines (`id`, `filepath`, `fields`)
     or CSV (a header row; `id`, `filepath`, one column per field, objects as JSON)."""
     name = dataset["_id"]
     chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
     media_type = "text/csv" if format == "csv" else "application/x-ndjson"
-    return StreamingResponse(samples.export_lines(store, name, format, chosen), media_type=media_type,
-                             headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'})
+    return StreamingResponse(
+        samples.export_lines(store, name, format, chosen),
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
+    )
 
 
-@router.get("/{name}/samples/{sample_id}/thumbnail", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
-                             "description": "the sample's image, re-encoded"},
-                       **errors(403, 404, 413, 415)})
-async def sample_thumbnail(name: NamePath, sample_id: IdPath, dataset: OwnedDataset, store: Store, settings: Settings,
-                           size: int = Query(256, ge=media.SIZES[0], le=media.SIZES[1])) -> Response:
+@router.get(
+    "/{name}/samples/{sample_id}/thumbnail",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the sample's image, re-encoded",
+        },
+        **errors(403, 404, 413, 415),
+    },
+)
+async def sample_thumbnail(
+    name: NamePath,
+    sample_id: IdPath,
+    dataset: OwnedDataset,
+    store: Store,
+    settings: Settings,
+    size: int = Query(256, ge=media.SIZES[0], le=media.SIZES[1]),
+) -> Response:
     """A JPEG of an image sample whose longer edge is `size` pixels (the web UI's grid and sample
     view): decoded and re-encoded, never the file's bytes; only for a file the dataset holds, under
     the configured media roots, outside the hub's data dir."""

@@ -17,12 +17,16 @@ router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], r
 def publisher(broker: Broker) -> Publish:
     async def publish(subject: str, event: Event) -> None:
         await publish_event(broker, subject, event)
+
     return publish
 
 
-@router.post("/models/{name}/deployments", status_code=202, response_model=DeploymentPublic, responses=errors(404, 409, 413))
-async def create_deployment(name: NamePath, body: DeploymentCreate, user: CurrentUser, store: Store,
-                            broker: Broker) -> DeploymentPublic:
+@router.post(
+    "/models/{name}/deployments", status_code=202, response_model=DeploymentPublic, responses=errors(404, 409, 413)
+)
+async def create_deployment(
+    name: NamePath, body: DeploymentCreate, user: CurrentUser, store: Store, broker: Broker
+) -> DeploymentPublic:
     """Ask the deployer to start `num_replicas` Serve replicas of a version (needs run)."""
     doc = await deployments.create_deployment(store, publisher(broker), user, name, body)
     return DeploymentPublic.model_validate(doc)
@@ -42,8 +46,10 @@ async def get_deployment(deployment: VisibleDeployment, store: Store) -> Deploym
 
 
 @router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic, responses=errors(403, 404))
-async def delete_deployment(deployment: VisibleDeployment, user: CurrentUser, store: Store,
-                            broker: Broker) -> DeploymentPublic:
+async def delete_deployment(
+    deployment: VisibleDeployment, user: CurrentUser, store: Store, broker: Broker
+) -> DeploymentPublic:
     """Stop a deployment; its status goes stopping → stopped (needs run and being its creator, or edit)."""
     return DeploymentPublic.model_validate(
-        await deployments.stop_deployment(store, publisher(broker), user, deployment))
+        await deployments.stop_deployment(store, publisher(broker), user, deployment)
+    )

@@ -52,8 +52,11 @@ async def _mongo(store) -> bool:
         return False
 
 
-@router.get("/health", response_model=HealthOut,
-            responses={503: {"model": HealthOut, "description": "something the hub needs did not answer"}})
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "something the hub needs did not answer"}},
+)
 async def health(broker: Broker, store: Store) -> JSONResponse:
     """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
     missing otherwise."""
@@ -62,6 +65,7 @@ async def health(broker: Broker, store: Store) -> JSONResponse:
     services = {"gateway": True, **dict(zip(others, ready, strict=True))}
     missing = [name for name, ok in services.items() if not ok]
     missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
-    body = HealthOut(status="degraded" if missing else "ok", services=services, nats=nats_ok, mongo=mongo_ok,
-                     missing=missing)
+    body = HealthOut(
+        status="degraded" if missing else "ok", services=services, nats=nats_ok, mongo=mongo_ok, missing=missing
+    )
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200)

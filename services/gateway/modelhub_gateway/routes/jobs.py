@@ -42,7 +42,9 @@ async def version_schema(store: Store, deployment: Deployment) -> dict:
 
 
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
-async def submit_job(dataset: OwnedDataset, body: JobCreate, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+async def submit_job(
+    dataset: OwnedDataset, body: JobCreate, user: CurrentUser, store: Store, broker: Broker
+) -> JobPublic:
     """Run a running deployment over every sample of the dataset, writing the mapped outputs
     into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
     name = dataset["_id"]
@@ -57,8 +59,9 @@ async def submit_job(dataset: OwnedDataset, body: JobCreate, user: CurrentUser, 
     observability.submitted(job)
     await store.insert_job(job)
     if total:
-        await publish_event(broker, subjects.JOB_SUBMITTED,
-                            jobs.submitted_event(job, output_types, deployment["mini_batch"]))
+        await publish_event(
+            broker, subjects.JOB_SUBMITTED, jobs.submitted_event(job, output_types, deployment["mini_batch"])
+        )
     return public(job)
 
 
@@ -76,16 +79,35 @@ async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
     return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
 
 
-@router.get("/jobs/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {"schema": {
-                "type": "object", "required": ["data"],
-                "properties": {"event": {"type": "string", "const": "job"},
-                               "data": {"type": "string", "contentMediaType": "application/json",
-                                        "contentSchema": {"$ref": "#/components/schemas/JobPublic"}}}}}},
-                             "description": "Server-Sent Events: `event: job`, the job object as data"},
-                       **errors(404)})
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "event": {"type": "string", "const": "job"},
+                            "data": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/JobPublic"},
+                            },
+                        },
+                    }
+                }
+            },
+            "description": "Server-Sent Events: `event: job`, the job object as data",
+        },
+        **errors(404),
+    },
+)
 async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResponse:
     """Server-Sent Events: the job object each time it changes, until it ends."""
+
     async def stream():
         last = None
         while True:
@@ -100,8 +122,9 @@ async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResp
                 return
             await asyncio.sleep(SSE_POLL_SECONDS)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic, responses=errors(404, 409))
@@ -111,8 +134,13 @@ async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: St
     if job["status"] == JobStatus.COMPLETED:
         raise Conflict("the job has already completed")
     if job["status"] not in TERMINAL:
-        await jobs.cancel(store, job_id, lambda: publish_event(
-            broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])))
+        await jobs.cancel(
+            store,
+            job_id,
+            lambda: publish_event(
+                broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])
+            ),
+        )
     return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
@@ -134,5 +162,8 @@ async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Sto
 @router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))
 async def failures(job_id: IdPath, _: OwnedJob, store: Store) -> FailureList:
     """Each failed sample with the reason it failed."""
-    return FailureList(items=[Failure(sample_id=d["sample_id"], error=d["error"] or "unknown error")
-                              for d in await store.failures(job_id)])
+    return FailureList(
+        items=[
+            Failure(sample_id=d["sample_id"], error=d["error"] or "unknown error") for d in await store.failures(job_id)
+        ]
+    )

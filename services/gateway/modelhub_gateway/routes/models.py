@@ -30,7 +30,9 @@ from modelhub_gateway.schemas import (
     valid_unicode,
 )
 
-router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503))
+router = APIRouter(
+    prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503)
+)
 
 
 async def _public(store: Store, doc: Model) -> ModelPublic:
@@ -58,11 +60,14 @@ async def get_model(name: NamePath, user: CurrentUser, store: Store) -> ModelPub
 
 
 @router.patch("/{name}", response_model=ModelPublic, responses=errors(403, 404, 413))
-async def update_model(name: NamePath, body: ModelPatch, user: CurrentUser, store: Store, broker: Broker) -> ModelPublic:
+async def update_model(
+    name: NamePath, body: ModelPatch, user: CurrentUser, store: Store, broker: Broker
+) -> ModelPublic:
     """Change description/tags (needs edit)."""
     await models.visible_model(store, user, name, "edit")
-    await call(broker, subjects.RPC_UPDATE_MODEL,
-               UpdateModel(name=name, **body.model_dump(), acting_user=user["username"]))
+    await call(
+        broker, subjects.RPC_UPDATE_MODEL, UpdateModel(name=name, **body.model_dump(), acting_user=user["username"])
+    )
     return await _public(store, await models.visible_model(store, user, name))
 
 
@@ -79,16 +84,26 @@ async def set_sharing(name: NamePath, body: Sharing, user: CurrentUser, store: S
     """Replace who may run/edit the model (owner only)."""
     await models.visible_model(store, user, name, "owner")
     users = await models.shares(store, body.users)
-    data = await call(broker, subjects.RPC_SET_SHARING,
-                      SetSharing(name=name, everyone=body.everyone, users=users, acting_user=user["username"]))
+    data = await call(
+        broker,
+        subjects.RPC_SET_SHARING,
+        SetSharing(name=name, everyone=body.everyone, users=users, acting_user=user["username"]),
+    )
     return Sharing.model_validate(data)
 
 
-@router.post("/{name}/versions", status_code=201, response_model=VersionPublic, responses=errors(400, 403, 404, 413, 500))
-async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker: Broker, settings: Settings,
-                         file: Annotated[UploadFile, File(description="the packed model .zip",
-                                                          json_schema_extra={"format": "binary"})],
-                         schema: Annotated[str, Form(min_length=2, description="the model schema, as JSON")]) -> VersionPublic:
+@router.post(
+    "/{name}/versions", status_code=201, response_model=VersionPublic, responses=errors(400, 403, 404, 413, 500)
+)
+async def upload_version(
+    name: NamePath,
+    user: CurrentUser,
+    store: Store,
+    broker: Broker,
+    settings: Settings,
+    file: Annotated[UploadFile, File(description="the packed model .zip", json_schema_extra={"format": "binary"})],
+    schema: Annotated[str, Form(min_length=2, description="the model schema, as JSON")],
+) -> VersionPublic:
     """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
     await models.visible_model(store, user, name, "edit")
     try:
@@ -105,9 +120,18 @@ async def upload_version(name: NamePath, user: CurrentUser, store: Store, broker
     # nats-py types `data` as BufferedIOBase but only calls read(): Starlette's spooled file does.
     await packages.put(object_name, file.file)  # pyright: ignore[reportArgumentType]
     try:
-        data = await call(broker, subjects.RPC_ADD_VERSION, timeout=300, command=AddVersion(
-            name=name, upload_object=object_name, filename=file.filename or "package.zip", model_schema=parsed,
-            acting_user=user["username"]))
+        data = await call(
+            broker,
+            subjects.RPC_ADD_VERSION,
+            timeout=300,
+            command=AddVersion(
+                name=name,
+                upload_object=object_name,
+                filename=file.filename or "package.zip",
+                model_schema=parsed,
+                acting_user=user["username"],
+            ),
+        )
     except DomainError as exc:
         if exc.status == 503:  # the registry never answered: do not leave the bytes behind
             await packages.delete(object_name)
@@ -122,19 +146,32 @@ async def get_version(name: NamePath, version: VersionPath, user: CurrentUser, s
 
 
 @router.delete("/{name}/versions/{version}", status_code=204, responses=errors(403, 404, 409))
-async def delete_version(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> Response:
+async def delete_version(
+    name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker
+) -> Response:
     """Delete a version and its package (needs edit); 409 naming the deployments that use it.
     Version numbers are not reused."""
     await models.visible_model(store, user, name, "edit")
-    await call(broker, subjects.RPC_DELETE_VERSION, DeleteVersion(name=name, version=version,
-                                                                  acting_user=user["username"]))
+    await call(
+        broker, subjects.RPC_DELETE_VERSION, DeleteVersion(name=name, version=version, acting_user=user["username"])
+    )
     return Response(status_code=204)
 
 
-@router.get("/{name}/versions/{version}/archive", response_class=FileResponse,
-            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
-                             "description": "the version's package"}, **errors(404)})
-async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker) -> FileResponse:
+@router.get(
+    "/{name}/versions/{version}/archive",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the version's package",
+        },
+        **errors(404),
+    },
+)
+async def get_archive(
+    name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker
+) -> FileResponse:
     """The version's zip, copied from the object store through a temp file (never whole in memory)."""
     doc = await models.version_of(store, user, name, version)
     fd, path = tempfile.mkstemp(suffix=".zip")
@@ -144,5 +181,9 @@ async def get_archive(name: NamePath, version: VersionPath, user: CurrentUser, s
     except Exception as exc:
         os.unlink(path)
         raise NotFound(f"model '{name}' version {version} is no longer stored") from exc
-    return FileResponse(path, media_type="application/zip", filename=f"{name}-v{version}.zip",
-                        background=BackgroundTask(os.unlink, path))
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"{name}-v{version}.zip",
+        background=BackgroundTask(os.unlink, path),
+    )

@@ -17,10 +17,12 @@ from modelhub_gateway.schemas import NamePath, PredictIn, PredictOut
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 
 
-@router.post("/deployments/{name}/predict", response_model=PredictOut,
-             responses=errors(404, 409, 413, 429, 502, 503, 504))
-async def predict(name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker,
-                  online: Online) -> PredictOut:
+@router.post(
+    "/deployments/{name}/predict", response_model=PredictOut, responses=errors(404, 409, 413, 429, 502, 503, 504)
+)
+async def predict(
+    name: NamePath, body: PredictIn, user: CurrentUser, store: Store, broker: Broker, online: Online
+) -> PredictOut:
     """Online inference on a running deployment (needs run). 429 with Retry-After when the
     deployment already has `max_in_flight` samples in flight, 504 after `timeout_s`."""
     doc = await visible_deployment(store, user, name, recent=True)

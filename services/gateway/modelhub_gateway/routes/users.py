@@ -8,7 +8,9 @@ from modelhub_gateway.deps import AdminUser, CurrentUser, Store, current_user
 from modelhub_gateway.errors import errors
 from modelhub_gateway.schemas import NamePath, UserCreate, UserList, UserPublic, UserToken
 
-router = APIRouter(prefix="/users", tags=["users"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
+router = APIRouter(
+    prefix="/users", tags=["users"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422)
+)
 
 
 @router.post("", status_code=201, response_model=UserToken, responses=errors(403, 409, 413))
