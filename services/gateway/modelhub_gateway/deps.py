@@ -9,7 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 
 from modelhub_contracts.documents import Dataset, Deployment, Job, User
+from modelhub_contracts.events import Event
+from modelhub_contracts.messaging import publish_event
 from modelhub_gateway import auth, datasets, deployments
+from modelhub_gateway.deployments import Publish
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.schemas import IdPath, NamePath
 from modelhub_gateway.settings import GatewaySettings
@@ -38,6 +41,19 @@ async def get_online(request: Request) -> OnlinePredict:
 
 Store = Annotated[GatewayStore, Depends(get_store)]
 Broker = Annotated[NatsBroker, Depends(get_broker)]
+
+
+async def get_publisher(broker: Broker) -> Publish:
+    """What the use cases publish through: `publish_event` on the app's broker (its declared
+    publishers, the bus contract); tests hand the use cases a list's append instead."""
+
+    async def publish(subject: str, event: Event) -> None:
+        await publish_event(broker, subject, event)
+
+    return publish
+
+
+Publisher = Annotated[Publish, Depends(get_publisher)]
 Settings = Annotated[GatewaySettings, Depends(get_settings)]
 Online = Annotated[OnlinePredict, Depends(get_online)]
 

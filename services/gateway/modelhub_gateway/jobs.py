@@ -1,5 +1,8 @@
 """Job use cases: submit, retry, cancel, and folding SampleAnnotated events into progress.
 
+`submit_job`, `retry_job` and `cancel_job` are what the HTTP routes call: they check, store and
+publish (through a `Publish` callable, as the deployment use cases do) and raise domain errors.
+
 Counts are derived from a per-sample ledger (`job_samples`, one document per job and sample),
 never incremented, so a redelivered event cannot count a sample twice and
 `succeeded + failed <= total` always holds.
@@ -11,12 +14,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from modelhub_contracts.documents import OPEN, TERMINAL, Deployment, Job, JobStatus
+from modelhub_contracts import subjects
+from modelhub_contracts.documents import OPEN, TERMINAL, Dataset, Deployment, DeploymentStatus, Job, JobStatus, User
 from modelhub_contracts.errors import Conflict, Invalid
-from modelhub_contracts.events import JobRefused, JobSubmitted, SampleAnnotated, utcnow
+from modelhub_contracts.events import JobCancelled, JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
 from modelhub_contracts.telemetry import current_traceparent
-from modelhub_gateway import history, ledger
+from modelhub_gateway import deployments, history, ledger, observability
+from modelhub_gateway.deployments import Publish
+from modelhub_gateway.schemas import JobCreate
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
@@ -25,6 +31,60 @@ log = logging.getLogger(__name__)
 # publishes, so milliseconds) before it reports cancelled anyway.
 CANCEL_DRAIN_SECONDS = 30.0
 CANCEL_POLL_SECONDS = 0.05
+
+
+async def runnable_deployment(store: GatewayStore, user: User, name: str) -> Deployment:
+    """The deployment a job would run on: the caller may run its model (NotFound / Forbidden
+    otherwise) and it is running (Invalid otherwise)."""
+    deployment = await deployments.visible_deployment(store, user, name, need="run")
+    if deployment["status"] != DeploymentStatus.RUNNING:
+        raise Invalid(f"deployment '{name}' is {deployment['status']}, not running")
+    return deployment
+
+
+async def version_schema(store: GatewayStore, deployment: Deployment) -> dict:
+    """The model schema of the version the deployment runs; Invalid when that version was deleted."""
+    version = await store.version(deployment["model"], deployment["version"])
+    if version is None:
+        raise Invalid(f"model '{deployment['model']}' version {deployment['version']} no longer exists")
+    return version["schema"]
+
+
+async def submit_job(store: GatewayStore, publish: Publish, user: User, dataset: Dataset, body: JobCreate) -> Job:
+    """Run a running deployment over every sample in the dataset now: checked (the mapping against
+    the version's schema) before anything is stored, then stored and handed to the scheduler."""
+    deployment = await runnable_deployment(store, user, body.deployment)
+    schema = await version_schema(store, deployment)
+    output_types_ = check_outputs(schema, body.outputs)
+    inputs = resolve_inputs(schema, body.inputs)
+    until, total = await store.samples_now(dataset["_id"])  # the job covers the samples there now
+    job = new_job(dataset["_id"], deployment, inputs, body.outputs, total, user["username"], until)
+    observability.submitted(job)
+    await store.insert_job(job)
+    if total:
+        await publish(subjects.JOB_SUBMITTED, submitted_event(job, output_types_, deployment["mini_batch"]))
+    return job
+
+
+async def retry_job(store: GatewayStore, publish: Publish, user: User, job: Job) -> None:
+    """Run the job's failed samples again, as a new attempt of the same job (Conflict while it
+    runs, after a cancel, or with nothing failed)."""
+    deployment = await runnable_deployment(store, user, job["deployment"])
+    failed = await failed_samples(store, job)
+    schema = await version_schema(store, deployment)
+    events = retry_events(job, check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed)
+    for event in events:
+        await publish(subjects.JOB_SUBMITTED, event)
+    await reopen(store, job, events[0].attempt)
+
+
+async def cancel_job(store: GatewayStore, publish: Publish, user: User, job: Job) -> None:
+    """Stop a job (Conflict once it completed; a job already cancelled or failed stays as it is)."""
+    if job["status"] == JobStatus.COMPLETED:
+        raise Conflict("the job has already completed")
+    if job["status"] not in TERMINAL:
+        announce = JobCancelled(job_id=job["_id"], requested_by=user["username"])
+        await cancel(store, job["_id"], lambda: publish(subjects.JOB_CANCELLED, announce))
 
 
 def resolve_inputs(schema: dict, mapping: dict[str, str]) -> dict[str, str]:

@@ -3,32 +3,22 @@ modelhub_gateway/deployments.py."""
 
 from fastapi import APIRouter, Depends
 
-from modelhub_contracts.events import Event
-from modelhub_contracts.messaging import publish_event
 from modelhub_gateway import deployments
-from modelhub_gateway.deployments import Publish
-from modelhub_gateway.deps import Broker, CurrentUser, Store, VisibleDeployment, current_user
+from modelhub_gateway.deps import CurrentUser, Publisher, Store, VisibleDeployment, current_user
 from modelhub_gateway.errors import errors
 from modelhub_gateway.schemas import DeploymentCreate, DeploymentList, DeploymentPublic, NamePath
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 
 
-def publisher(broker: Broker) -> Publish:
-    async def publish(subject: str, event: Event) -> None:
-        await publish_event(broker, subject, event)
-
-    return publish
-
-
 @router.post(
     "/models/{name}/deployments", status_code=202, response_model=DeploymentPublic, responses=errors(404, 409, 413)
 )
 async def create_deployment(
-    name: NamePath, body: DeploymentCreate, user: CurrentUser, store: Store, broker: Broker
+    name: NamePath, body: DeploymentCreate, user: CurrentUser, store: Store, publish: Publisher
 ) -> DeploymentPublic:
     """Ask the deployer to start `num_replicas` Serve replicas of a version (needs run)."""
-    doc = await deployments.create_deployment(store, publisher(broker), user, name, body)
+    doc = await deployments.create_deployment(store, publish, user, name, body)
     return DeploymentPublic.model_validate(doc)
 
 
@@ -47,9 +37,7 @@ async def get_deployment(deployment: VisibleDeployment, store: Store) -> Deploym
 
 @router.delete("/deployments/{name}", status_code=202, response_model=DeploymentPublic, responses=errors(403, 404))
 async def delete_deployment(
-    deployment: VisibleDeployment, user: CurrentUser, store: Store, broker: Broker
+    deployment: VisibleDeployment, user: CurrentUser, store: Store, publish: Publisher
 ) -> DeploymentPublic:
     """Stop a deployment; its status goes stopping → stopped (needs run and being its creator, or edit)."""
-    return DeploymentPublic.model_validate(
-        await deployments.stop_deployment(store, publisher(broker), user, deployment)
-    )
+    return DeploymentPublic.model_validate(await deployments.stop_deployment(store, publish, user, deployment))

@@ -7,13 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from modelhub_contracts import queue, subjects
-from modelhub_contracts.documents import TERMINAL, Deployment, DeploymentStatus, JobStatus
-from modelhub_contracts.errors import Conflict, Invalid
-from modelhub_contracts.events import JobCancelled
-from modelhub_contracts.messaging import publish_event
-from modelhub_gateway import datasets, deployments, jobs, observability
-from modelhub_gateway.deps import Broker, CurrentUser, OwnedDataset, OwnedJob, Store, current_user
+from modelhub_contracts import queue
+from modelhub_contracts.documents import TERMINAL
+from modelhub_gateway import datasets, jobs
+from modelhub_gateway.deps import CurrentUser, OwnedDataset, OwnedJob, Publisher, Store, current_user
 from modelhub_gateway.errors import errors
 from modelhub_gateway.schemas import Failure, FailureList, IdPath, JobCreate, JobList, JobPublic
 
@@ -33,36 +30,13 @@ async def with_queue(store: Store, doc: Mapping[str, Any]) -> JobPublic:
     return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
 
 
-async def version_schema(store: Store, deployment: Deployment) -> dict:
-    """The model schema of the version the deployment runs; 422 when that version was deleted."""
-    version = await store.version(deployment["model"], deployment["version"])
-    if version is None:
-        raise Invalid(f"model '{deployment['model']}' version {deployment['version']} no longer exists")
-    return version["schema"]
-
-
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
 async def submit_job(
-    dataset: OwnedDataset, body: JobCreate, user: CurrentUser, store: Store, broker: Broker
+    dataset: OwnedDataset, body: JobCreate, user: CurrentUser, store: Store, publish: Publisher
 ) -> JobPublic:
     """Run a running deployment over every sample of the dataset, writing the mapped outputs
     into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
-    name = dataset["_id"]
-    deployment = await deployments.visible_deployment(store, user, body.deployment, need="run")
-    if deployment["status"] != DeploymentStatus.RUNNING:
-        raise Invalid(f"deployment '{body.deployment}' is {deployment['status']}, not running")
-    schema = await version_schema(store, deployment)
-    output_types = jobs.check_outputs(schema, body.outputs)
-    inputs = jobs.resolve_inputs(schema, body.inputs)
-    until, total = await store.samples_now(name)  # the job covers the samples there now
-    job = jobs.new_job(name, deployment, inputs, body.outputs, total, user["username"], until)
-    observability.submitted(job)
-    await store.insert_job(job)
-    if total:
-        await publish_event(
-            broker, subjects.JOB_SUBMITTED, jobs.submitted_event(job, output_types, deployment["mini_batch"])
-        )
-    return public(job)
+    return public(await jobs.submit_job(store, publish, user, dataset, body))
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=errors(404))
@@ -128,34 +102,17 @@ async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResp
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic, responses=errors(404, 409))
-async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, publish: Publisher) -> JobPublic:
     """Stop the job. Once this answers `cancelled`, no sample of the job gets a field written;
     the samples annotated before keep theirs (and are counted)."""
-    if job["status"] == JobStatus.COMPLETED:
-        raise Conflict("the job has already completed")
-    if job["status"] not in TERMINAL:
-        await jobs.cancel(
-            store,
-            job_id,
-            lambda: publish_event(
-                broker, subjects.JOB_CANCELLED, JobCancelled(job_id=job_id, requested_by=user["username"])
-            ),
-        )
+    await jobs.cancel_job(store, publish, user, job)
     return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
-async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, broker: Broker) -> JobPublic:
+async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, publish: Publisher) -> JobPublic:
     """Run again only the samples that failed."""
-    deployment = await deployments.visible_deployment(store, user, job["deployment"], need="run")
-    if deployment["status"] != DeploymentStatus.RUNNING:
-        raise Invalid(f"deployment '{job['deployment']}' is {deployment['status']}, not running")
-    failed = await jobs.failed_samples(store, job)
-    schema = await version_schema(store, deployment)
-    events = jobs.retry_events(job, jobs.check_outputs(schema, job["outputs"]), deployment["mini_batch"], failed)
-    for event in events:
-        await publish_event(broker, subjects.JOB_SUBMITTED, event)
-    await jobs.reopen(store, job, events[0].attempt)
+    await jobs.retry_job(store, publish, user, job)
     return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
