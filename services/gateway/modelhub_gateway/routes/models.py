@@ -6,13 +6,13 @@ import tempfile
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from modelhub_contracts import subjects
 from modelhub_contracts.documents import Model
-from modelhub_contracts.errors import DomainError, Invalid, NotFound
+from modelhub_contracts.errors import DomainError, Invalid, NotFound, TooLarge
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 from modelhub_gateway import models
 from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
@@ -113,7 +113,7 @@ async def upload_version(
     if not isinstance(parsed, dict):
         raise Invalid("invalid model schema: schema must be a JSON object")
     if file.size is not None and file.size > settings.max_upload_bytes:
-        raise HTTPException(413, f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
+        raise TooLarge(f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
     object_name = f"upload-{uuid.uuid4().hex}"
     packages = await broker.object_storage(subjects.PACKAGES_BUCKET)
