@@ -135,7 +135,8 @@ def test_a_job_survives_kill_9_of(part, chaos_stack, slow_deployment):
 def test_a_job_survives_its_serve_replica_dying(chaos_stack, tmp_path):
     client, model, name = chaos_stack.client, unique("crash"), unique("crash-dep")
     create_model(client, model, make_zip(tmp_path / "crash.zip", {"model.py": CRASHING_MODEL}), TEXT_SCHEMA)
-    assert deploy(client, model, name, mini_batch=4)["status"] == "running"
+    deployment = deploy(client, model, name, mini_batch=4)
+    assert deployment["status"] == "running", (deployment, chaos_stack.logs())
     marker = Path("/tmp") / f"modelhub-crash-{uuid.uuid4().hex}"
     texts = [f"sample-{i}" for i in range(120)]
     texts[60] = f"crash:{marker}"

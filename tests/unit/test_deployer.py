@@ -14,7 +14,14 @@ from pydantic import ValidationError
 from modelhub_contracts import subjects
 from modelhub_contracts.documents import Deployment
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested, DeploymentStopRequested
-from modelhub_deployer.deploy import AppState, Deployer, DeploySpec, PreparedPackage, ReplicaConfig
+from modelhub_deployer.deploy import (
+    AppState,
+    Deployer,
+    DeploySpec,
+    PreparedPackage,
+    ReplicaConfig,
+    ServeUnavailable,
+)
 from modelhub_deployer.handlers import register
 
 pytestmark = pytest.mark.timeout(30)
@@ -492,3 +499,45 @@ async def test_following_serve_redeploys_an_application_that_is_gone(world):
     await asyncio.wait_for(deployer.join(spec.name), 5)
     assert len(serve.submitted) == 2 and store.docs[spec.name]["status"] == "running"
     assert store.history[spec.name][-2:] == ["deploying", "running"]
+
+
+class RestartingServe(FakeServe):
+    """Ray's dashboard down for the first `down` calls (its head restarting), then back."""
+
+    def __init__(self, down: int) -> None:
+        super().__init__()
+        self.down = down
+
+    def _maybe_down(self) -> None:
+        if self.down > 0:
+            self.down -= 1
+            raise ServeUnavailable("the Ray dashboard did not answer GET /api/v0/nodes: ConnectError")
+
+    async def cluster_resources(self) -> dict[str, float]:
+        self._maybe_down()
+        return await super().cluster_resources()
+
+    async def app_state(self, name: str) -> AppState | None:
+        self._maybe_down()
+        return await super().app_state(name)
+
+
+async def test_a_deploy_asked_for_while_ray_restarts_waits_for_it_and_runs():
+    store, serve = MemoryStore(), RestartingServe(down=3)
+    deployer = Deployer(store, serve, FakePackages(), timeout_s=0.3, replica_node_wait_s=0.5, poll_s=0.01)
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["status"] == "running", store.docs[spec.name]["error"]
+    assert serve.down == 0 and len(serve.submitted) == 1
+
+
+async def test_a_ray_that_never_answers_fails_the_deploy_with_the_reason_after_the_wait():
+    store, serve = MemoryStore(), RestartingServe(down=10**6)
+    deployer = Deployer(store, serve, FakePackages(), timeout_s=0.3, replica_node_wait_s=0.1, poll_s=0.01)
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    doc = store.docs[spec.name]
+    assert doc["status"] == "failed" and serve.submitted == []
+    assert doc["error"].startswith("Ray did not answer for 0.1 s: the Ray dashboard did not answer")

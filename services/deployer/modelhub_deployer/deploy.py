@@ -63,6 +63,11 @@ class AppState:
     ready_replicas: int
 
 
+class ServeUnavailable(Exception):
+    """Ray's API did not answer at all (its head or dashboard restarting): a deploy waits for it,
+    within its bounds, instead of failing at once as it does on a refusal."""
+
+
 class DeployError(Exception):
     """A deployment cannot run; the message is shown to the user as the deployment's error."""
 
@@ -382,13 +387,21 @@ class Deployer:
         return await self._wait_running(spec)
 
     async def _replica_nodes(self) -> dict[str, float]:
-        """The cluster's resources once some node offers the replica resource (a bounded wait)."""
+        """The cluster's resources once some node offers the replica resource (a bounded wait).
+        Ray not answering counts as no node yet: after a head restart the dashboard comes back
+        seconds after the head itself, and a deploy asked for meanwhile waits for it."""
         deadline = asyncio.get_running_loop().time() + self._replica_node_wait_s
         while True:
-            cluster = await self._serve.cluster_resources()
+            unavailable: ServeUnavailable | None = None
+            try:
+                cluster = await self._serve.cluster_resources()
+            except ServeUnavailable as exc:
+                cluster, unavailable = {}, exc
             if cluster.get(REPLICA_RESOURCE, 0) > 0:
                 return cluster
             if asyncio.get_running_loop().time() >= deadline:
+                if unavailable is not None:
+                    raise DeployError(f"Ray did not answer for {self._replica_node_wait_s:g} s: {unavailable}")
                 raise DeployError(
                     f"no Ray node offers the {REPLICA_RESOURCE} resource, so replicas have nowhere "
                     f"to run (waited {self._replica_node_wait_s:g} s): `modelhub up` starts "
@@ -402,7 +415,10 @@ class Deployer:
         deadline = asyncio.get_running_loop().time() + timeout
         last: AppState | None = None
         while True:
-            state = await self._serve.app_state(spec.name)
+            try:
+                state = await self._serve.app_state(spec.name)
+            except ServeUnavailable:
+                state = None  # Ray restarting: ask again until the deadline
             last = state or last
             if state is not None and state.status == "RUNNING":
                 return state

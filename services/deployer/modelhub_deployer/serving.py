@@ -27,7 +27,7 @@ import httpx
 import yaml
 
 from modelhub_deployer import deploy
-from modelhub_deployer.deploy import AppState, ReplicaConfig
+from modelhub_deployer.deploy import AppState, ReplicaConfig, ServeUnavailable
 
 REPLICA_MODULE = "modelhub_replica"  # services/deployer/modelhub_replica, shipped as py_modules
 REPLICA_IMPORT_PATH = f"{REPLICA_MODULE}:build"
@@ -41,6 +41,10 @@ HEALTH_CHECK_TIMEOUT_S = 30.0
 
 class RayApiError(Exception):
     """The Ray dashboard refused a request or did not answer."""
+
+
+class RayUnreachable(RayApiError, ServeUnavailable):
+    """The Ray dashboard did not answer at all, or answered that it is not ready (502-504)."""
 
 
 def ray_auth_token(env: Mapping[str, str] | None = None) -> str | None:
@@ -157,7 +161,9 @@ class DashboardServe:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise RayApiError(f"the Ray dashboard did not answer {method} {path}: {exc!r}") from exc
+            raise RayUnreachable(f"the Ray dashboard did not answer {method} {path}: {exc!r}") from exc
+        if response.status_code in (502, 503, 504):
+            raise RayUnreachable(f"the Ray dashboard is not ready ({method} {path}: {response.status_code})")
         if response.status_code >= 400:
             raise RayApiError(
                 f"the Ray dashboard answered {method} {path} with {response.status_code}: {response.text[-2000:]}"
