@@ -168,10 +168,13 @@ class HeldCounts:
     def __getattr__(self, name):
         return getattr(self._collection, name)
 
-    async def find_one_and_update(self, *args, **kwargs):
-        self._reached.set()
-        await self._go.wait()
-        return await self._collection.find_one_and_update(*args, **kwargs)
+    async def find_one_and_update(self, filter, update, *args, **kwargs):
+        # the fold also marks each job with a find_one_and_update (a plain update, before its rows);
+        # only the counts are a pipeline update, and only they are held
+        if isinstance(update, list):
+            self._reached.set()
+            await self._go.wait()
+        return await self._collection.find_one_and_update(filter, update, *args, **kwargs)
 
 
 def outcomes(job: str, ids: list[str]) -> list[SampleAnnotated]:
