@@ -211,11 +211,12 @@ def _stack_env() -> dict:
     }
 
 
-def start_stack(data_dir: Path) -> Stack:
-    """`modelhub up --detach` a separate embedded stack in `data_dir` (stop it with stop_stack)."""
+def start_stack(data_dir: Path, *options: str) -> Stack:
+    """`modelhub up --detach` a separate embedded stack in `data_dir`, with more `up` options
+    (e.g. "--workers", "2"); stop it with stop_stack."""
     port = free_port()
     up = subprocess.run(
-        [*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300"],
+        [*MODELHUB, "up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300", *options],
         env=_stack_env(),
         capture_output=True,
         text=True,

@@ -22,10 +22,10 @@ from conftest import (
     all_samples,
     create_model,
     deploy,
-    free_port,
     get_json,
     make_zip,
     slow_model,
+    start_stack,
     stop_stack,
     unique,
     wait_for,
@@ -42,29 +42,9 @@ TOTAL = 400
 
 @pytest.fixture(scope="module")
 def two_gateways(tmp_path_factory):
-    data_dir, port = tmp_path_factory.mktemp("gateways-stack"), free_port()
+    data_dir = tmp_path_factory.mktemp("gateways-stack")
     try:
-        up = subprocess.run(
-            [
-                *MODELHUB,
-                "up",
-                "--detach",
-                "--data-dir",
-                str(data_dir),
-                "--port",
-                str(port),
-                "--timeout",
-                "300",
-                "--gateways",
-                "2",
-            ],
-            env=_stack_env(),
-            capture_output=True,
-            text=True,
-            timeout=360,
-        )
-        assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
-        yield Stack(data_dir, port)
+        yield start_stack(data_dir, "--gateways", "2")
     finally:
         stop_stack(data_dir)
 

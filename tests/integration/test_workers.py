@@ -4,24 +4,20 @@ counts stay exact, even when one of them is killed mid-job. A stack of its own (
 import asyncio
 import os
 import signal
-import subprocess
 
 import nats
 import pytest
 from conftest import (
-    MODELHUB,
     SCHEMA_TEXT_TO_CLASS,
-    Stack,
-    _stack_env,
     add_text_samples,
     all_samples,
     create_model,
     deploy,
-    free_port,
     get_json,
     make_zip,
     part_pid,
     slow_model,
+    start_stack,
     stop_stack,
     unique,
     wait_for,
@@ -33,29 +29,9 @@ TOTAL = 300
 
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory):
-    data_dir, port = tmp_path_factory.mktemp("workers-stack"), free_port()
+    data_dir = tmp_path_factory.mktemp("workers-stack")
     try:
-        up = subprocess.run(
-            [
-                *MODELHUB,
-                "up",
-                "--detach",
-                "--data-dir",
-                str(data_dir),
-                "--port",
-                str(port),
-                "--timeout",
-                "300",
-                "--workers",
-                "2",
-            ],
-            env=_stack_env(),
-            capture_output=True,
-            text=True,
-            timeout=360,
-        )
-        assert up.returncode == 0, f"modelhub up failed:\n{up.stdout}\n{up.stderr}"
-        yield Stack(data_dir, port)
+        yield start_stack(data_dir, "--workers", "2")
     finally:
         stop_stack(data_dir)
 

@@ -301,11 +301,8 @@ class FixedAuthorizer:
         return self.refusal
 
 
-async def test_events_from_users_without_rights_change_nothing_but_the_status():
-    deployer = RecordingDeployer()
-    broker = NatsBroker()
-    register(broker, deployer, FixedAuthorizer("user 'eve' may not run model 'm'"))  # type: ignore[arg-type]
-    event = DeploymentRequested(
+def requested_by(user: str) -> DeploymentRequested:
+    return DeploymentRequested(
         deployment="d1",
         model="m",
         version=1,
@@ -315,8 +312,15 @@ async def test_events_from_users_without_rights_change_nothing_but_the_status():
         num_replicas=1,
         num_gpus=0,
         custom_env=False,
-        requested_by="eve",
+        requested_by=user,
     )
+
+
+async def test_events_from_users_without_rights_change_nothing_but_the_status():
+    deployer = RecordingDeployer()
+    broker = NatsBroker()
+    register(broker, deployer, FixedAuthorizer("user 'eve' may not run model 'm'"))  # type: ignore[arg-type]
+    event = requested_by("eve")
     async with TestNatsBroker(broker) as br:
         await br.publish(event, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
         await br.publish(
@@ -332,18 +336,7 @@ async def test_handlers_hand_typed_events_to_the_use_cases():
     calls = recording.calls
     broker = NatsBroker()
     register(broker, recording, FixedAuthorizer(None))  # type: ignore[arg-type]
-    event = DeploymentRequested(
-        deployment="d1",
-        model="m",
-        version=1,
-        package_object="o",
-        package_sha256="s",
-        mini_batch=2,
-        num_replicas=1,
-        num_gpus=0,
-        custom_env=False,
-        requested_by="bob",
-    )
+    event = requested_by("bob")
     async with TestNatsBroker(broker) as br:
         await br.publish(event, subjects.DEPLOYMENT_REQUESTED, stream=subjects.STREAM)
         await br.publish(
