@@ -5,10 +5,9 @@ import json
 from typing import cast
 
 import pytest
-from fastapi import HTTPException
 from faststream.nats import NatsBroker
 
-from modelhub_contracts.errors import NotFound, from_status
+from modelhub_contracts.errors import Busy, Invalid, NotFound, from_status
 from modelhub_gateway import predict_asgi
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.predict_asgi import LeanPredict
@@ -132,7 +131,7 @@ async def test_refusals_keep_the_apps_shapes_and_headers(deployments):
     status, _, body = await post(layer(Inner(), Online()), path="/api/v1/deployments/other/predict")
     assert (status, json.loads(body)) == (404, {"detail": "deployment 'other' not found"})
 
-    busy = HTTPException(429, "full", headers={"Retry-After": "1"})
+    busy = Busy("full", retry_after=1)
     status, headers, body = await post(layer(Inner(), Online(busy)))
     assert (status, headers["retry-after"], json.loads(body)) == (429, "1", {"detail": "full"})
 
@@ -141,7 +140,7 @@ async def test_refusals_keep_the_apps_shapes_and_headers(deployments):
     status, headers, body = await post(layer(Inner(), Online(worker_full)))
     assert (status, headers["retry-after"], json.loads(body)) == (429, "1", {"detail": "worker full"})
 
-    status, _, body = await post(layer(Inner(), Online(HTTPException(422, "inputs must be exactly the model's"))))
+    status, _, body = await post(layer(Inner(), Online(Invalid("inputs must be exactly the model's"))))
     assert status == 422 and json.loads(body) == {
         "detail": "inputs must be exactly the model's",
         "errors": [{"loc": [], "msg": "inputs must be exactly the model's", "type": "value_error"}],

@@ -43,14 +43,18 @@ Store = Annotated[GatewayStore, Depends(get_store)]
 Broker = Annotated[NatsBroker, Depends(get_broker)]
 
 
-async def get_publisher(broker: Broker) -> Publish:
-    """What the use cases publish through: `publish_event` on the app's broker (its declared
+def publisher(broker: NatsBroker) -> Publish:
+    """What the use cases publish through: `publish_event` on the broker (its declared
     publishers, the bus contract); tests hand the use cases a list's append instead."""
 
     async def publish(subject: str, event: Event) -> None:
         await publish_event(broker, subject, event)
 
     return publish
+
+
+async def get_publisher(broker: Broker) -> Publish:
+    return publisher(broker)
 
 
 Publisher = Annotated[Publish, Depends(get_publisher)]

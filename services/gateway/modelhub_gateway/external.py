@@ -18,11 +18,12 @@ from pydantic import ValidationError, WrapValidator
 from modelhub_contracts import bus, subjects
 from modelhub_contracts.documents import User
 from modelhub_contracts.errors import DomainError
-from modelhub_contracts.events import Event, RpcReply
+from modelhub_contracts.events import RpcReply
 from modelhub_contracts.external import INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob, lenient
-from modelhub_contracts.messaging import publish_event, refused
+from modelhub_contracts.messaging import refused
 from modelhub_gateway import auth
 from modelhub_gateway.datasets import owned_dataset, owned_job
+from modelhub_gateway.deps import publisher
 from modelhub_gateway.jobs import submit_job
 from modelhub_gateway.routes import datasets, jobs
 from modelhub_gateway.schemas import JobCreate, JobPublic, SamplesAdded, SamplesIn
@@ -64,8 +65,7 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
         "the answer to an external command, on the caller's inbox (status as in HTTP)",
     )
 
-    async def publish(subject: str, event: Event) -> None:
-        await publish_event(broker, subject, event)
+    publish = publisher(broker)
 
     async def respond(message: NatsMessage, command: Any, work: Work, status: int = 200) -> None:
         inbox = message.reply_to or ""

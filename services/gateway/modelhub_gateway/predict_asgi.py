@@ -72,11 +72,8 @@ class LeanPredict:
             if deployment["status"] != DeploymentStatus.RUNNING:
                 raise Conflict(f"deployment '{name}' is {deployment['status']}, not running")
             result = await self.online().predict(self.store, self.broker, deployment, request)
-        except DomainError as error:
+        except DomainError as error:  # every refusal: online.py and rpc.call raise domain errors only
             exc = errors.as_http(error)
-            await _answer(send, exc.status_code, _error_body(exc), exc.headers)
-            return
-        except HTTPException as exc:
             await _answer(send, exc.status_code, _error_body(exc), exc.headers)
             return
         await _answer(send, 200, result.model_dump_json().encode())
