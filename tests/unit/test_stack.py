@@ -103,6 +103,10 @@ def supervisor(tmp_path, external_env):
 def test_ports_recorded_and_reused(tmp_path, monkeypatch):
     for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
+    # which ports are busy is this test's to decide: on a shared machine another process may take
+    # one of the 200 worker ports between two calls (CI saw it), and then moving them is right
+    busy: set[int] = set()
+    monkeypatch.setattr(stack, "port_free", lambda port: 0 < port < 65536 and port not in busy)
     ports = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
     ray = ports["ray"]
     flat = [ports["nats"], ports["mongo"]] + [ray[n] for n in stack.RAY_PORT_NAMES]
@@ -113,12 +117,25 @@ def test_ports_recorded_and_reused(tmp_path, monkeypatch):
     assert stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True) == ports
 
     # a recorded port that is now taken is replaced, the others are kept
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", ports["nats"]))
-        s.listen()
-        again = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    busy.add(ports["nats"])
+    again = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
     assert again["nats"] != ports["nats"]
     assert again["mongo"] == ports["mongo"] and again["ray"] == ports["ray"]
+
+    # one taken port inside the recorded worker range moves the whole range, nothing else
+    busy.add(ray["min_worker"] + 7)
+    moved = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    assert moved["ray"]["min_worker"] != ray["min_worker"]
+    assert not busy & set(range(moved["ray"]["min_worker"], moved["ray"]["max_worker"] + 1))
+    assert {n: moved["ray"][n] for n in stack.RAY_PORT_NAMES} == {n: ray[n] for n in stack.RAY_PORT_NAMES}
+
+
+def test_port_free_sees_a_bound_socket():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert not stack.port_free(s.getsockname()[1])
+    assert not stack.port_free(0) and not stack.port_free(70000)
 
 
 def test_plan_env_and_no_servers_when_external(tmp_path, external_env):
