@@ -4,7 +4,10 @@ measured in one run on one embedded stack.
   1. HTTP `POST /deployments/{name}/predict`, one sample per request, with 1, 8 and 64 clients
      (each client sends its next request when the last one answered): requests/s, p50, p99, errors.
   2. A Ray Serve handle call (`predict_one`, one sample per call) on the same deployment, with
-     1, 8 and 64 concurrent callers: the speed of Serve itself, from a process of its own.
+     1, 8 and 64 concurrent callers: the speed of Serve itself, from a process of its own (with
+     the stack's Serve settings, modelhub.stack.SERVE_TUNING). Also `predict_chunk` with one
+     sample at one caller: the replica method the worker's HTTP calls reach, without the window
+     @serve.batch waits for company.
   3. 1,000 concurrent HTTP clients for a few seconds: the largest latency seen, how many answers
      were 200, how many 429 (a client told to retry waits its Retry-After), and any other error.
 
@@ -164,7 +167,10 @@ async def http_runs(url: str, token: str, seconds: float, crowd: int) -> dict:
 
 def serve_runs(data_dir: Path, seconds: float) -> dict:
     state = json.loads((data_dir / "state.json").read_text())
+    from modelhub.stack import SERVE_TUNING
+
     os.environ.update(
+        SERVE_TUNING,  # the handle's router as the stack's proxy runs it (read when ray is imported)
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
         RAY_AUTH_MODE="token",
         RAY_AUTH_TOKEN_PATH=str(data_dir / "ray-auth-token"),
@@ -179,11 +185,18 @@ def serve_runs(data_dir: Path, seconds: float) -> dict:
         assert await handle.predict_one.remote({"text": text}) == {"n": len(text)}
         return "200", None
 
+    async def call_chunk(text: str) -> tuple[str, None]:
+        assert await handle.predict_chunk.remote([{"text": text}]) == [{"n": len(text)}]
+        return "200", None
+
     async def runs() -> dict:
         results = {}
         for clients in (1, 8, 64):
             await closed_loop(call, clients, 1.0)
             results[f"serve_{clients}"] = note(f"serve_{clients}", await closed_loop(call, clients, seconds))
+        # one sample per call without @serve.batch's window (the method the worker's calls reach)
+        await closed_loop(call_chunk, 1, 1.0)
+        results["serve_chunk_1"] = note("serve_chunk_1", await closed_loop(call_chunk, 1, seconds))
         return results
 
     try:
@@ -203,6 +216,15 @@ def table(results: dict, crowd: int) -> str:
             )
         ratio = results[f"http_{clients}"]["per_s"] / max(results[f"serve_{clients}"]["per_s"], 1e-9)
         lines.append(f"{'  HTTP / Serve':<34}{ratio:>9.2f}")
+    chunk = results.get("serve_chunk_1")
+    if chunk:
+        lines.append(
+            f"{'Serve handle, predict_chunk, 1':<34}{chunk['per_s']:>9.0f}{chunk['p50_ms'] or 0:>9.1f}"
+            f"{chunk['p99_ms'] or 0:>9.1f}{chunk['errors']:>8}"
+        )
+    one, handle = results["http_1"]["p50_ms"], results["serve_1"]["p50_ms"]
+    if one is not None and handle is not None:
+        lines.append(f"1 client: HTTP p50 - handle p50 = {one - handle:.1f} ms")
     r = results[f"http_{crowd}_crowd"]
     other = {s: n for s, n in r["statuses"].items() if s not in ("200", "429")}
     lines.append(

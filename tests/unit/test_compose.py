@@ -362,6 +362,14 @@ def test_ray_workers_offer_the_replica_resource_and_the_gpu_one_reserves_gpus(co
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
 
 
+def test_ray_nodes_get_the_serve_settings_of_the_embedded_stack(compose):
+    from modelhub.stack import SERVE_TUNING
+
+    for node in RAY_NODES:
+        env = compose["services"][node]["environment"]
+        assert {k: str(env.get(k)) for k in SERVE_TUNING} == SERVE_TUNING, node
+
+
 def test_model_code_cannot_reach_the_bus_or_the_database(compose):
     services = compose["services"]
     for node in RAY_NODES:

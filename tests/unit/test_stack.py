@@ -437,3 +437,15 @@ def test_workers_option_starts_that_many_inference_workers():
     worker_argv = {tuple(argv) for name, argv in stack.services_table(3) if name.startswith("inference-worker")}
     assert len(worker_argv) == 1  # the same program, sharing one task consumer
     assert stack.services_table(1) == stack.SERVICES
+
+
+def test_ray_nodes_get_serve_data_plane_settings_unless_the_user_set_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_SERVE_USE_GRPC_BY_DEFAULT", "0")  # a user's own choice wins
+    plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=1, probe=lambda: None)
+    ray_servers = [s for s in plan.servers if s.kind in ("ray", "replica-node")]
+    assert len(ray_servers) == 2
+    for server in ray_servers:
+        assert server.env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"
+        assert server.env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
+        assert server.env["RAY_SERVE_USE_GRPC_BY_DEFAULT"] == "0"
+        assert set(stack.SERVE_TUNING) <= set(server.env)
