@@ -2,6 +2,7 @@
 bounded window per deployment shared round-robin by its jobs."""
 
 from modelhub_contracts.events import JobSubmitted, TaskScheduled
+from modelhub_scheduler import dispatch
 from modelhub_scheduler.dispatch import Dispatcher, share
 from modelhub_scheduler.schedule import PLAN_BATCH, plan_job, task_for, task_size
 
@@ -139,6 +140,12 @@ class FakeQueue:
     async def next_waiting(self, job_id, limit):
         return self.waiting.get(job_id, [])[:limit]
 
+    async def tasks_by_deployment(self):
+        counts: dict[str, int] = {}
+        for t in [*self.in_flight.values(), *(t for ts in self.waiting.values() for t in ts)]:
+            counts[t.deployment] = counts.get(t.deployment, 0) + 1
+        return counts
+
     async def mark_in_flight(self, task_ids):
         for job_id, ts in self.waiting.items():
             moved = [t for t in ts if t.task_id in task_ids]
@@ -191,6 +198,32 @@ async def test_jobs_on_different_deployments_never_share_a_window():
     d, published = dispatcher(q)
     await d.fill("busy")
     assert await d.fill("idle") == 3  # the busy deployment's full window is no obstacle
+
+
+async def test_a_backlog_yields_most_of_its_window_while_less_work_runs_elsewhere(monkeypatch):
+    monkeypatch.setattr(dispatch, "REMAINING_TTL_S", 0.0)  # every fill reads the queue afresh
+    q = FakeQueue({"busy": 8, "idle": 8})
+    q.add(job(1, job_id="big", deployment="busy"), 100)
+    d, published = dispatcher(q)
+    assert await d.fill("busy") == 8  # alone: its whole window
+    q.add(job(1, job_id="small", deployment="idle"), 5)
+    assert await d.fill("idle") == 5  # the newcomer never waits: its whole window at once
+    for task in [t for t in published if t.job_id == "big"][:7]:
+        q.done(task.task_id)
+    assert await d.fill("busy") == 1  # a quarter of 8 while the small job runs: 2 in flight
+    assert sum(t.deployment == "busy" for t in q.in_flight.values()) == 2
+    for task in [t for t in published if t.job_id == "small"]:
+        q.done(task.task_id)
+    assert await d.fill("busy") == 6  # the small job is done: the whole window again
+
+
+def test_the_window_yields_only_to_a_deployment_with_less_left():
+    assert dispatch.effective_window(8, "a", {"a": 100}) == 8
+    assert dispatch.effective_window(8, "a", {"a": 100, "b": 5}) == 2
+    assert dispatch.effective_window(8, "b", {"a": 100, "b": 5}) == 8  # the smaller one keeps it all
+    assert dispatch.effective_window(8, "a", {"a": 100, "b": 100}) == 8  # equals: neither yields
+    assert dispatch.effective_window(8, "a", {"a": 6, "b": 2}) == 8  # no backlog: nothing to yield
+    assert dispatch.effective_window(2, "a", {"a": 100, "b": 1}) == 1  # never below one
 
 
 async def test_a_cancelled_job_leaves_the_queue_and_its_places_go_to_others():

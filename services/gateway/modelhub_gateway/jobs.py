@@ -211,7 +211,7 @@ async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
     the job if they were all in already.
     """
     # under the fold's lock: a recount between a fold's rows and its counts would count them twice
-    async with ledger.one_at_a_time(store):
+    async with ledger.one_at_a_time(store, [job["_id"]]):
         await store.ledger.update_many(
             {"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}}, {"$set": {"ok": None, "attempt": attempt}}
         )
@@ -238,10 +238,11 @@ async def record_annotations(store: GatewayStore, events: list[SampleAnnotated],
     A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
     failure that a retry is running again (not counted). A job whose counts say it is done, or
     whose earlier fold was interrupted between ledger and counts, is recounted from the ledger.
-    Folds in one process run one at a time; several gateways (`--gateways N`) fold at once, each
-    adding only the rows it changed, and each marks its folds under its own name (`folder`).
+    Folds of the same job in one process run one at a time (folds of other jobs beside them);
+    several gateways (`--gateways N`) fold at once, each adding only the rows it changed, and each
+    marks its folds under its own name (`folder`).
     """
-    async with ledger.one_at_a_time(store):
+    async with ledger.one_at_a_time(store, (e.job_id for e in events)):
         await _record_annotations(store, events, folder)
 
 

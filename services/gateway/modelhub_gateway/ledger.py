@@ -16,16 +16,19 @@ also recounted from the ledger when its counts say it is done, so a job complete
 
 Several gateways (`--gateways N`) fold at once: each transition of a row is made, and counted, by
 exactly one of them, so their increments add up exactly; each marks its folds under its own name
-and recounts only after a cut fold of its own (`one_at_a_time` serialises the folds of one
-gateway). That recount is stored only if it is not older than the stored counts; if another
+and recounts only after a cut fold of its own (`one_at_a_time` serialises one gateway's folds
+of the same job; folds of different jobs run side by side). That recount is stored only if it is not older than the stored counts; if another
 gateway is between its rows and its increment for the same job at that moment, the job's counts
 can run ahead by that increment until the job completes (the completing recount is exact).
 """
 
 import asyncio
+import contextlib
 import weakref
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
@@ -39,19 +42,41 @@ DUPLICATE_KEY = 11000
 MAX_ROUNDS = 5
 
 
-_locks: "weakref.WeakKeyDictionary[GatewayStore, dict[asyncio.AbstractEventLoop, asyncio.Lock]]" = (
+@dataclass
+class _JobLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # folds holding or waiting for it
+
+
+_locks: "weakref.WeakKeyDictionary[GatewayStore, dict[tuple[asyncio.AbstractEventLoop, str], _JobLock]]" = (
     weakref.WeakKeyDictionary()
 )
 
 
-def one_at_a_time(store: GatewayStore) -> asyncio.Lock:
-    """The lock that serialises the folds (and a retry's recount) of one gateway: one per store,
-    which a gateway process holds one of (and per event loop)."""
-    by_loop = _locks.setdefault(store, {})
+@asynccontextmanager
+async def one_at_a_time(store: GatewayStore, job_ids: Iterable[str]) -> AsyncIterator[None]:
+    """Serialise the folds (and a retry's recount) of the same jobs in one gateway: a fold holds
+    the lock of every job in its batch (taken in sorted order, so two folds never wait on each
+    other in a cycle); folds of other jobs run beside it. One lock per job and store (a gateway
+    process holds one store) and per event loop, dropped when no fold holds or waits for it."""
+    by_key = _locks.setdefault(store, {})
     loop = asyncio.get_running_loop()
-    if (lock := by_loop.get(loop)) is None:
-        lock = by_loop[loop] = asyncio.Lock()
-    return lock
+    entries: list[tuple[tuple[asyncio.AbstractEventLoop, str], _JobLock]] = []
+    try:
+        for job_id in sorted(set(job_ids)):
+            key = (loop, job_id)
+            entry = by_key.setdefault(key, _JobLock())
+            entry.users += 1
+            entries.append((key, entry))
+        async with contextlib.AsyncExitStack() as held:
+            for _, entry in entries:
+                await held.enter_async_context(entry.lock)
+            yield
+    finally:
+        for key, entry in entries:
+            entry.users -= 1
+            if not entry.users:
+                by_key.pop(key, None)
 
 
 @dataclass(frozen=True)

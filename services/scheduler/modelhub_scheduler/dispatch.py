@@ -5,12 +5,14 @@ Why: with every task of every job published at once, one queue served them first
 so a small job waited behind a big one even on another, idle deployment. Now a deployment's
 in-flight tasks never exceed its window (`modelhub_contracts.queue.window`), a job with fewer
 tasks in flight gets the next free place first (ties to the job served longest ago), and jobs on
-different deployments never share a window. All state is the task queue in MongoDB: after a
-restart, `fill` of every deployment resumes where the dead scheduler stopped.
+different deployments never share a window (a deployment with a backlog lends part of its window
+while one with less work left runs: effective_window). All state is the task queue in MongoDB:
+after a restart, `fill` of every deployment resumes where the dead scheduler stopped.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from modelhub_contracts.events import TaskScheduled
@@ -19,6 +21,24 @@ from modelhub_scheduler.store import QueueStore
 log = logging.getLogger(__name__)
 
 Publish = Callable[[TaskScheduled], Awaitable[None]]
+
+# A deployment with a backlog (more tasks left than its window) yields part of its window while
+# a deployment with less work left has tasks: shortest-remaining-first between deployments. Both
+# run (neither waits for the other); the one with less left gets the stack's CPU first. Measured
+# on 2 cores: a 2,000-sample job beside a 60,000-sample one on another deployment took ~3x its
+# time alone, each stage (scheduler, workers, Serve's proxy, MongoDB, the fold) shared half and
+# half. A quarter of the window still keeps replicas busy: each task is up to 8 mini-batch calls.
+YIELD_SHARE = 4
+REMAINING_TTL_S = 0.1  # how long a reading of every deployment's tasks left serves fills
+
+
+def effective_window(window: int, deployment: str, remaining: dict[str, int]) -> int:
+    """The deployment's window, or a quarter of it (at least 1) while it has more than a window
+    of tasks left and another deployment with fewer left (but some) has tasks too."""
+    mine = remaining.get(deployment, 0)
+    if mine > window and any(0 < n < mine for d, n in remaining.items() if d != deployment):
+        return max(1, window // YIELD_SHARE)
+    return window
 
 
 def share(free: int, in_flight: dict[str, int], served: dict[str, int], jobs: list[str]) -> dict[str, int]:
@@ -47,6 +67,7 @@ class Dispatcher:
         self.served: dict[str, dict[str, int]] = {}
         self.pending: set[str] = set()  # deployments with a poked fill not yet started
         self.background: set[asyncio.Task] = set()
+        self._remaining: tuple[float, dict[str, int]] = (-REMAINING_TTL_S, {})
 
     def poke(self, deployment: str) -> None:
         """Fill the deployment soon, in the background. Pokes that arrive while a fill waits for
@@ -65,6 +86,14 @@ class Dispatcher:
                 await self._fill(deployment)
             except Exception:  # MongoDB or NATS away: the sweep fills it again shortly
                 log.exception("filling deployment %s failed", deployment)
+
+    async def remaining(self) -> dict[str, int]:
+        """Tasks left (waiting or in flight) per deployment, read at most every REMAINING_TTL_S."""
+        at, counts = self._remaining
+        if time.monotonic() - at >= REMAINING_TTL_S:
+            counts = await self.store.tasks_by_deployment()
+            self._remaining = (time.monotonic(), counts)
+        return counts
 
     async def fill(self, deployment: str) -> int:
         """Drop the tasks of cancelled jobs from the deployment's queue, then publish tasks until
@@ -85,7 +114,8 @@ class Dispatcher:
         # and on submit, does it): the benchmark measured ~4.5 ms of scheduler CPU per task on fills.
         served = self.served.setdefault(deployment, {})
         in_flight = await self.store.in_flight_by_job(deployment)
-        free = await self.store.window(deployment) - sum(in_flight.values())
+        window = effective_window(await self.store.window(deployment), deployment, await self.remaining())
+        free = window - sum(in_flight.values())
         published = 0
         while free > 0 and (jobs := await self.store.jobs_waiting(deployment)):
             got = 0

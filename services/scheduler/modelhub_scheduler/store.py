@@ -31,6 +31,7 @@ class QueueStore(Protocol):
     async def jobs_waiting(self, deployment: str) -> list[str]: ...
     async def next_waiting(self, job_id: str, limit: int) -> list[TaskScheduled]: ...
     async def mark_in_flight(self, task_ids: list[str]) -> None: ...
+    async def tasks_by_deployment(self) -> dict[str, int]: ...
 
 
 class SchedulerStore:
@@ -163,6 +164,11 @@ class SchedulerStore:
         """Forget a task announced done; the deployment whose window this frees (None: already gone)."""
         doc = await self.tasks.find_one_and_delete({"_id": task_id}, projection={"deployment": 1})
         return doc["deployment"] if doc else None
+
+    async def tasks_by_deployment(self) -> dict[str, int]:
+        """Tasks left (waiting or in flight) of every deployment that has some, in one query."""
+        rows = await self.tasks.aggregate([{"$group": {"_id": "$deployment", "n": {"$sum": 1}}}])
+        return {row["_id"]: row["n"] async for row in rows}
 
     async def deployments_with_tasks(self) -> list[str]:
         return await self.tasks.distinct("deployment", {})
