@@ -86,7 +86,13 @@ async def test_a_fold_touches_only_its_batch_until_the_job_is_done(mongo):
             await jobs.record_annotations(store, [task(job, first, 500)])
         listener.seen.clear()
         await jobs.record_annotations(store, [task(job, 4_000, 64), task(job, 4_064, 64)])
-        # one read of the batch's rows and one insert: no aggregate or count over the job's 4,000 rows
+        # one insert of the batch's new rows (no read first): no aggregate or count over the job's rows
+        assert sorted(listener.seen) == ["insert"], listener.seen
+        assert await counts(store, job) == ("running", 4_128, 0, 0.8256)
+        # the same batch again (a redelivery): its inserts meet the rows, which are read and merged
+        # into no change, and nothing is counted twice
+        listener.seen.clear()
+        await jobs.record_annotations(store, [task(job, 4_000, 64), task(job, 4_064, 64)])
         assert sorted(listener.seen) == ["find", "insert"], listener.seen
         assert await counts(store, job) == ("running", 4_128, 0, 0.8256)
         await jobs.record_annotations(store, [task(job, 4_128, 800), task(job, 4_928, 72, ok=False)])

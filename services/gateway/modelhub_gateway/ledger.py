@@ -1,8 +1,9 @@
 """Folding task outcomes into the per-sample ledger, at a cost that grows with the batch, not the job.
 
 The ledger (`job_samples`, one row per job and sample) stays the truth; the job's `succeeded` and
-`failed` follow it by increments. Each row a batch touches is read once, the batch's outcomes are
-merged into it in memory (a success always wins; a failure replaces only a failure of the same or
+`failed` follow it by increments. A batch's rows are first inserted as new (most outcomes are a
+sample's first); a row that exists already is read once, the batch's outcomes are merged into it
+in memory (a success always wins; a failure replaces only a failure of the same or
 an older attempt, or a failure a retry runs again, `ok: None`), and only a row that changes is
 written, with a filter on the state it was read in. So every counted change is a real transition
 of one row, made by exactly one writer: a redelivered event changes no row and counts nothing, and
@@ -136,15 +137,22 @@ async def fold(store: GatewayStore, events: list[SampleAnnotated]) -> dict[str, 
     counted from the rows this call changed (nothing for a redelivered batch)."""
     pending = outcomes_of(events)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for _ in range(MAX_ROUNDS):
+    for round_ in range(MAX_ROUNDS + 1):
         if not pending:
             return {job: (s, f) for job, (s, f) in counts.items()}
-        rows = {
-            doc["_id"]: Row(doc.get("ok"), doc.get("attempt", 0), doc.get("error"))
-            async for doc in store.ledger.find(
-                {"_id": {"$in": list(pending)}}, projection={"ok": 1, "attempt": 1, "error": 1}
-            )
-        }
+        # The first round assumes no row exists yet (a first delivery of a first attempt, the
+        # common case): the rows are inserted without reading them first, and an insert that
+        # meets an existing row fails (duplicate key) and is read and merged in the next rounds.
+        rows = (
+            {}
+            if round_ == 0
+            else {
+                doc["_id"]: Row(doc.get("ok"), doc.get("attempt", 0), doc.get("error"))
+                async for doc in store.ledger.find(
+                    {"_id": {"$in": list(pending)}}, projection={"ok": 1, "attempt": 1, "error": 1}
+                )
+            }
+        )
         changes = {}
         for key, outcomes in pending.items():
             row = rows.get(key)
