@@ -117,7 +117,8 @@ async def test_one_at_a_time_by_default():
             nonlocal active, most
             active += 1
             most = max(most, active)
-            await asyncio.sleep(0.01)
+            for _ in range(10):  # give the loop every chance to start another batch meanwhile
+                await asyncio.sleep(0)
             active -= 1
             await super().consume(messages)
 

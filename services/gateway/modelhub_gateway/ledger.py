@@ -3,8 +3,8 @@
 The ledger (`job_samples`, one row per job and sample) stays the truth; the job's `succeeded` and
 `failed` follow it by increments. A batch's rows are first inserted as new (most outcomes are a
 sample's first); a row that exists already is read once, the batch's outcomes are merged into it
-in memory (a success always wins; a failure replaces only a failure of the same or
-an older attempt, or a failure a retry runs again, `ok: None`), and only a row that changes is
+in memory (a success always wins; a failure replaces only a failure of the same or an older
+attempt, or a failure a retry runs again, `ok: None`), and only a row that changes is
 written, with a filter on the state it was read in. So every counted change is a real transition
 of one row, made by exactly one writer: a redelivered event changes no row and counts nothing, and
 a row changed by someone else meanwhile is read again and merged again.
@@ -18,9 +18,10 @@ also recounted from the ledger when its counts say it is done, so a job complete
 Several gateways (`--gateways N`) fold at once: each transition of a row is made, and counted, by
 exactly one of them, so their increments add up exactly; each marks its folds under its own name
 and recounts only after a cut fold of its own (`one_at_a_time` serialises one gateway's folds
-of the same job; folds of different jobs run side by side). That recount is stored only if it is not older than the stored counts; if another
-gateway is between its rows and its increment for the same job at that moment, the job's counts
-can run ahead by that increment until the job completes (the completing recount is exact).
+of the same job; folds of different jobs run side by side). That recount is stored only if it is
+not older than the stored counts; if another gateway is between its rows and its increment for the
+same job at that moment, the job's counts can run ahead by that increment until the job completes
+(the completing recount is exact).
 """
 
 import asyncio

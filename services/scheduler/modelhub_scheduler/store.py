@@ -167,8 +167,7 @@ class SchedulerStore:
 
     async def tasks_by_deployment(self) -> dict[str, int]:
         """Tasks left (waiting or in flight) of every deployment that has some, in one query."""
-        rows = await self.tasks.aggregate([{"$group": {"_id": "$deployment", "n": {"$sum": 1}}}])
-        return {row["_id"]: row["n"] async for row in rows}
+        return {d: sum(states.values()) for d, states in (await queue.counts_by_deployment(self.db)).items()}
 
     async def deployments_with_tasks(self) -> list[str]:
         return await self.tasks.distinct("deployment", {})
