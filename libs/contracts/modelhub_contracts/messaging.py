@@ -5,7 +5,8 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
-from faststream.nats import JStream, NatsBroker
+from faststream import AckPolicy as HandlerAcks
+from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
@@ -77,6 +78,34 @@ def consumer_config(ack_wait: float, max_deliver: int) -> ConsumerConfig:
     """An explicit-ack durable consumer config (the durable name is filled in by FastStream)."""
     return ConsumerConfig(
         ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, max_deliver=max_deliver, max_ack_pending=1024
+    )
+
+
+def durable_subscriber(
+    broker: NatsBroker,
+    service: str,
+    subject: str,
+    durable: str,
+    *,
+    ack_wait: float,
+    max_deliver: int,
+    stream: JStream = EVENTS_STREAM,
+    pull_sub: PullSub | None = None,
+    max_workers: int | None = None,
+):
+    """A durable JetStream pull consumer of `subject` (a restarted service resumes where it
+    stopped) whose handler acks explicitly (consumer_config, AckPolicy.MANUAL: see above), one
+    message per fetch unless `pull_sub` says otherwise, `max_workers` handled at once when given,
+    and shown in the bus contract as `service` receiving `subject`."""
+    return broker.subscriber(
+        subject,
+        stream=stream,
+        durable=durable,
+        config=consumer_config(ack_wait, max_deliver),
+        ack_policy=HandlerAcks.MANUAL,
+        pull_sub=pull_sub or PullSub(batch_size=1, timeout=1.0),
+        title=bus.receiving(service, subject),
+        max_workers=max_workers,
     )
 
 

@@ -5,13 +5,12 @@ they are acked explicitly once stored, and NAKed to retry later while MongoDB is
 they have no delivery limit, since an outcome dropped here would leave its job running forever.
 """
 
-from faststream import AckPolicy
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import bus, subjects, telemetry
+from modelhub_contracts import subjects, telemetry
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, settle
+from modelhub_contracts.messaging import current_message, durable_subscriber, settle
 from modelhub_contracts.prompt_batches import prompt_batches
 from modelhub_gateway import jobs, observability
 from modelhub_gateway.store import GatewayStore
@@ -39,14 +38,14 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
     JetStream hands each batch to one of them, and a killed one's unacked batches go to the others
     after ACK_WAIT; `instance` names this gateway in the jobs it folds (`folded_by`)."""
 
-    progress = broker.subscriber(
+    progress = durable_subscriber(
+        broker,
+        SERVICE,
         subjects.SAMPLE_ANNOTATED,
-        stream=EVENTS_STREAM,
-        durable=subjects.DURABLE_GATEWAY_PROGRESS,
-        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT),
-        ack_policy=AckPolicy.MANUAL,
+        subjects.DURABLE_GATEWAY_PROGRESS,
+        ack_wait=ACK_WAIT,
+        max_deliver=NO_DELIVERY_LIMIT,
         pull_sub=PullSub(batch_size=ANNOTATION_BATCH, timeout=ANNOTATION_WAIT, batch=True),
-        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED),
     )
     prompt_batches(progress, ANNOTATION_BATCH, concurrency=FOLD_CONCURRENCY)
 
@@ -58,27 +57,25 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
         with observability.fold_spans(tel, events, message.batch_headers):
             await settle(message, jobs.record_annotations(store, events, instance))
 
-    @broker.subscriber(
+    @durable_subscriber(
+        broker,
+        SERVICE,
         subjects.JOB_SCHEDULED,
-        stream=EVENTS_STREAM,
-        durable=subjects.DURABLE_GATEWAY_SCHEDULED,
-        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT),
-        ack_policy=AckPolicy.MANUAL,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
-        title=bus.receiving(SERVICE, subjects.JOB_SCHEDULED),
+        subjects.DURABLE_GATEWAY_SCHEDULED,
+        ack_wait=ACK_WAIT,
+        max_deliver=NO_DELIVERY_LIMIT,
     )
     async def on_scheduled(event: JobScheduled, message: NatsMessage) -> None:
         """The job's tasks are out: it is running."""
         await settle(message, jobs.mark_started(store, event.job_id))
 
-    @broker.subscriber(
+    @durable_subscriber(
+        broker,
+        SERVICE,
         subjects.JOB_REFUSED,
-        stream=EVENTS_STREAM,
-        durable=subjects.DURABLE_GATEWAY_REFUSED,
-        config=consumer_config(ACK_WAIT, NO_DELIVERY_LIMIT),
-        ack_policy=AckPolicy.MANUAL,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
-        title=bus.receiving(SERVICE, subjects.JOB_REFUSED),
+        subjects.DURABLE_GATEWAY_REFUSED,
+        ack_wait=ACK_WAIT,
+        max_deliver=NO_DELIVERY_LIMIT,
     )
     async def on_refused(event: JobRefused, message: NatsMessage) -> None:
         """The scheduler refused the job (its acting user may not run it): it failed, with the reason."""

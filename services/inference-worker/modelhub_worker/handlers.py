@@ -10,8 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from faststream import AckPolicy
-from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats import JStream, NatsBroker
 from faststream.nats.annotations import JsClient, NatsMessage
 from nats.js.api import StorageType
 from nats.js.errors import NotFoundError
@@ -21,10 +20,9 @@ from modelhub_contracts import bus, subjects, telemetry
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
 from modelhub_contracts.logs import log_ids
 from modelhub_contracts.messaging import (
-    EVENTS_STREAM,
-    consumer_config,
     current_message,
     deliveries,
+    durable_subscriber,
     keep_alive,
     ok,
     publish_event,
@@ -90,15 +88,14 @@ def register(
 
         return publish_counted
 
-    @broker.subscriber(
+    @durable_subscriber(
+        broker,
+        SERVICE,
         subjects.TASK_SCHEDULED,
-        stream=EVENTS_STREAM,
-        durable=subjects.DURABLE_WORKER_TASKS,
-        config=consumer_config(TASK_ACK_WAIT, MAX_DELIVER),
-        ack_policy=AckPolicy.MANUAL,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        subjects.DURABLE_WORKER_TASKS,
+        ack_wait=TASK_ACK_WAIT,
+        max_deliver=MAX_DELIVER,
         max_workers=CONCURRENT_TASKS,
-        title=bus.receiving(SERVICE, subjects.TASK_SCHEDULED),
     )
     async def on_task(task: TaskScheduled) -> None:
         """Annotate the task's samples, write their fields, publish their outcomes as one event; acked
@@ -128,14 +125,14 @@ def register(
             metrics.task_duration.record(time.perf_counter() - started, {"deployment": task.deployment})
         await (message.ack() if delay is None else message.nack(delay=delay))
 
-    @broker.subscriber(
+    @durable_subscriber(
+        broker,
+        SERVICE,
         subjects.WORKER_TASKS_MAX_DELIVERIES,
+        subjects.DURABLE_WORKER_DEADLETTERS,
+        ack_wait=60.0,
+        max_deliver=-1,
         stream=DEADLETTER_STREAM,
-        durable=subjects.DURABLE_WORKER_DEADLETTERS,
-        config=consumer_config(60.0, -1),
-        ack_policy=AckPolicy.MANUAL,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
-        title=bus.receiving(SERVICE, subjects.WORKER_TASKS_MAX_DELIVERIES),
     )
     async def on_max_deliveries(advisory: MaxDeliveriesAdvisory, message: NatsMessage, js: JsClient) -> None:
         """JetStream stopped delivering a task: fail its samples with the reason, never drop them."""

@@ -4,13 +4,12 @@ SampleAnnotated in (a task done frees its place in the window: TaskScheduled out
 import asyncio
 import logging
 
-from faststream import AckPolicy
-from faststream.nats import NatsBroker, PullSub
+from faststream.nats import NatsBroker
 
 from modelhub_contracts import bus, queue, subjects, telemetry
 from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
 from modelhub_contracts.logs import log_ids
-from modelhub_contracts.messaging import EVENTS_STREAM, consumer_config, current_message, publish_event, settle
+from modelhub_contracts.messaging import current_message, durable_subscriber, publish_event, settle
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
 from modelhub_scheduler.schedule import plan_id, plan_job
@@ -92,15 +91,14 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
             await publish_event(broker, subjects.JOB_SCHEDULED, scheduled)
         await dispatcher.fill(job.deployment)
 
-    @broker.subscriber(
+    @durable_subscriber(
+        broker,
+        SERVICE,
         subjects.JOB_SUBMITTED,
-        stream=EVENTS_STREAM,
-        durable=subjects.DURABLE_SCHEDULER_JOBS,
-        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER),
-        ack_policy=AckPolicy.MANUAL,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        subjects.DURABLE_SCHEDULER_JOBS,
+        ack_wait=JOB_ACK_WAIT,
+        max_deliver=JOB_MAX_DELIVER,
         max_workers=PLANNING_WORKERS,
-        title=bus.receiving(SERVICE, subjects.JOB_SUBMITTED),
     )
     async def on_job_submitted(job: JobSubmitted) -> None:
         """Plan the job into its queue of tasks and start filling its deployment's window. Acked
@@ -112,15 +110,14 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
             dispatcher.poke(deployment)  # a task's last chunk comes last: its place is free
 
-    @broker.subscriber(
+    @durable_subscriber(
+        broker,
+        SERVICE,
         subjects.SAMPLE_ANNOTATED,
-        stream=EVENTS_STREAM,
-        durable=subjects.DURABLE_SCHEDULER_PROGRESS,
-        config=consumer_config(JOB_ACK_WAIT, JOB_MAX_DELIVER),
-        ack_policy=AckPolicy.MANUAL,
-        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        subjects.DURABLE_SCHEDULER_PROGRESS,
+        ack_wait=JOB_ACK_WAIT,
+        max_deliver=JOB_MAX_DELIVER,
         max_workers=PROGRESS_WORKERS,
-        title=bus.receiving(SERVICE, subjects.SAMPLE_ANNOTATED),
     )
     async def on_annotated(event: SampleAnnotated) -> None:
         """A task announced done leaves the queue; its place goes to the next waiting task (the
