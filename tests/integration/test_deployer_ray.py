@@ -194,6 +194,14 @@ async def test_deploy_predict_over_http_beside_another_app_and_stop(world):
     out = await client.predict_chunk(spec.name, [{"x": i} for i in range(4)])
     assert [r["y"] for r in out] == [0, 2, 4, 6] and {r["batch_size"] for r in out} == {4}
     assert await client.predict_chunk(other.name, [{"x": 5}]) == [{"y": 10, "batch_size": 1}]
+    # the replica named its own address in its proxy answer: the next calls go there, same answers
+    assert client.direct is not None
+    async with asyncio.timeout(10):  # its first connection is made beside the calls
+        while len(client.direct.known(spec.name)) != 1:
+            await asyncio.sleep(0.01)
+    for i in range(6):
+        assert [r["y"] for r in await client.predict_chunk(spec.name, [{"x": i}, {"x": 1}])] == [2 * i, 2]
+    assert client.direct.calls == 6 and client.direct.dropped == 0
     with pytest.raises(ModelFailed, match="1 to 4 samples"):
         await client.predict_chunk(spec.name, [{"x": i} for i in range(5)])
     # each deployment has its own secret, and a call without the right one is refused

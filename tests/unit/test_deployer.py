@@ -453,12 +453,13 @@ def test_the_application_config_is_plain_json_with_autoscaling_or_a_fixed_count(
     assert dep["ray_actor_options"]["num_gpus"] == 0.25
     assert dep["ray_actor_options"]["runtime_env"]["py_modules"] == ["gcs://r.zip", "gcs://m.zip"]
     assert fixed["import_path"] == "modelhub_replica:build" and fixed["route_prefix"] == "/d"
-    assert fixed["args"]["secret"] == "s"
+    assert fixed["args"]["secret"] == "s" and fixed["args"]["direct"] is True
     scaled = application_config(
         ReplicaConfig(num_replicas=1, min_replicas=0, max_replicas=4, **base), "gcs://r.zip", "gcs://m.zip"
     )
     (dep,) = scaled["deployments"]
     assert "num_replicas" not in dep
+    assert scaled["args"]["direct"] is False  # Serve scales on the calls its proxy sees
     assert {"min_replicas": 0, "max_replicas": 4, "initial_replicas": 1}.items() <= dep["autoscaling_config"].items()
     import json
 

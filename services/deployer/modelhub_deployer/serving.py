@@ -117,6 +117,9 @@ def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) 
             "mini_batch": config.mini_batch,
             "batch_wait_s": config.batch_wait_ms / 1000,
             "secret": config.secret,
+            # a replica's own port for the worker (modelhub_replica.DirectServer); not when Serve
+            # autoscales, which counts only the calls its proxy sees
+            "direct": not config.max_replicas,
         },
         "deployments": [
             {

@@ -1,0 +1,302 @@
+"""The direct path to replicas (modelhub_worker.direct with the replica's own modelhub_replica.DirectServer,
+over real sockets; an aiohttp server plays Serve's proxy): calls go to the address a proxy answer
+named, each connection starts with proofs of the secret on both sides, a process at a dead
+replica's port or a relay to a live one gets no secret and no samples, a cancelled call is cancelled
+in the replica, and a replica that is gone costs a call nothing (it goes through the proxy)."""
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+from aiohttp import web
+
+import modelhub_replica as replica
+from modelhub_worker import direct
+from modelhub_worker.serving import SECRET_HEADER, ServeClient, ServingLost
+
+SECRET = "s3cret-of-d"
+
+
+class Replica:
+    """The replica's listener with a doubling model; records what its model was asked."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        self.asked: list[list[dict]] = []
+        self.gate: asyncio.Event | None = None
+        self.cancelled = asyncio.Event()
+        self.server = replica.DirectServer(secret.encode(), self.answer, host="127.0.0.1")
+
+    async def answer(self, samples, traceparent):
+        self.asked.append(samples)
+        if self.gate is not None:
+            try:
+                await self.gate.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        if not isinstance(samples, list):
+            return 400, json.dumps({"detail": "bad request: 'samples' must be a list of objects"}).encode()
+        return 200, json.dumps({"outputs": [{"y": s["x"] * 2} for s in samples]}).encode()
+
+
+class Proxy:
+    """Serve's proxy for deployment 'd': answers like a replica and names the replica's address."""
+
+    def __init__(self, offer) -> None:
+        self.offer = offer  # () -> the "direct" value to name
+        self.calls = 0
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get(SECRET_HEADER) != SECRET:
+            return web.json_response({"detail": "wrong secret"}, status=403)
+        self.calls += 1
+        samples = (await request.json())["samples"]
+        return web.json_response({"outputs": [{"y": s["x"] * 2} for s in samples], "direct": self.offer()})
+
+
+@contextlib.asynccontextmanager
+async def proxy_naming(offer):
+    p = Proxy(offer)
+    app = web.Application()
+    app.router.add_post("/{name}", p.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    p.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield p
+    finally:
+        await runner.cleanup()
+
+
+def client_of(proxy: Proxy, secret: str = SECRET) -> ServeClient:
+    async def known(name: str) -> str:
+        return secret
+
+    return ServeClient(proxy.url, known, lost_wait_s=0)
+
+
+async def started(r: Replica) -> str:
+    endpoint = await r.server.start()
+    assert endpoint is not None
+    return endpoint
+
+
+async def until(condition, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def routes_to(address: str, secret: str) -> tuple[direct.DirectRoutes, direct.Endpoint | None]:
+    """Routes that learned `address` with `secret`, once its first connection is made or failed."""
+    routes = direct.DirectRoutes()
+    routes.learn("d", address, secret)
+    await until(lambda: routes.known("d") or routes.dropped)
+    return routes, routes.pick("d")
+
+
+async def test_after_one_proxy_answer_calls_go_to_the_replica_itself_over_one_connection():
+    r = Replica()
+    connections = []
+    original = r.server._connection
+
+    async def counted(reader, writer):
+        connections.append(writer)
+        await original(reader, writer)
+
+    r.server._connection = counted  # before it listens: the server takes the handler then
+    endpoint = await started(r)
+    async with proxy_naming(lambda: endpoint) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        assert await c.predict_chunk("d", [{"x": 0}]) == [{"y": 0}]
+        await until(lambda: c.direct.known("d") == [endpoint])  # a first connection, made beside the calls
+        for i in range(48):
+            assert await c.predict_chunk("d", [{"x": i}, {"x": i + 1}]) == [{"y": 2 * i}, {"y": 2 * i + 2}]
+        # the first call taught the address; after it every 16th call still goes through the proxy
+        assert proxy.calls == 1 + 3 and len(r.asked) == 45 and c.direct.calls == 45
+        assert len(connections) == 1, "the direct connection was not kept"
+        await c.close()
+    await r.server.close()
+
+
+async def test_a_caller_without_the_secret_gets_no_answer_and_the_model_is_not_asked():
+    r = Replica()
+    endpoint = await started(r)
+    routes, ep = await routes_to(endpoint, "a guess")
+    assert ep is None and routes.dropped == 1 and routes.known("d") == []
+    assert r.asked == []
+    # a raw client that skips the proof: the replica closes without reading a frame
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(endpoint.rsplit(":", 1)[1]))
+    writer.write(direct.MAGIC + b"n" * direct.NONCE)
+    await reader.readexactly(direct.NONCE + direct.PROOF)
+    writer.write(b"x" * direct.PROOF)
+    frame = b'{"samples": [{"x": 1}]}'
+    writer.write(len(frame).to_bytes(4, "big") + frame)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    assert r.asked == []
+    writer.close()
+    await r.server.close()
+
+
+async def test_a_process_at_a_dead_replicas_port_learns_neither_the_secret_nor_a_sample():
+    received = bytearray()
+
+    async def squat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # it answers the hello with made-up bytes, then keeps reading whatever comes
+        received.extend(await reader.readexactly(len(direct.MAGIC) + direct.NONCE))
+        writer.write(b"\0" * (direct.NONCE + direct.PROOF))
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(1 << 16):
+                received.extend(chunk)
+
+    squatter = await asyncio.start_server(squat, "127.0.0.1", 0)
+    address = f"127.0.0.1:{squatter.sockets[0].getsockname()[1]}"
+    async with proxy_naming(lambda: address) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        assert await c.predict_chunk("d", [{"x": 1}]) == [{"y": 2}]  # through the proxy; learns it
+        await until(lambda: c.direct.dropped == 1)  # its first connection failed the proof
+        assert await c.predict_chunk("d", [{"x": 3, "note": "private"}]) == [{"y": 6}]  # proxy again
+        assert c.direct.known("d") == [] and c.direct.calls == 0 and proxy.calls == 2  # not taken again
+        await c.close()
+    await asyncio.sleep(0.05)
+    assert SECRET.encode() not in received and b"private" not in received
+    assert len(received) == len(direct.MAGIC) + direct.NONCE  # the hello, nothing after it
+    squatter.close()
+
+
+async def test_a_relay_to_a_live_replica_fails_the_proof_bound_to_the_address():
+    r = Replica()
+    endpoint = await started(r)
+    host, port = endpoint.rsplit(":", 1)
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+
+        async def pipe(src, dst):
+            with contextlib.suppress(ConnectionError):
+                while chunk := await src.read(1 << 16):
+                    dst.write(chunk)
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    relay_server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    relayed = f"127.0.0.1:{relay_server.sockets[0].getsockname()[1]}"
+    routes, ep = await routes_to(relayed, SECRET)
+    assert ep is None and routes.dropped == 1
+    assert r.asked == []
+    relay_server.close()
+    await r.server.close()
+
+
+async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
+    r = Replica()
+    r.gate = asyncio.Event()
+    endpoint = await started(r)
+    routes, ep = await routes_to(endpoint, SECRET)
+    assert ep is not None
+    call = asyncio.create_task(routes.call(ep, SECRET, {"samples": [{"x": 1}]}))
+    async with asyncio.timeout(5):
+        while not r.asked:
+            await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.wait_for(r.cancelled.wait(), 5)
+    assert ep.idle == [] and ep.in_flight == 0  # the connection in doubt is not reused
+    await r.server.close()
+
+
+async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_is_dropped():
+    r = Replica()
+    endpoint = await started(r)
+    async with proxy_naming(lambda: endpoint) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        assert await c.predict_chunk("d", [{"x": 1}]) == [{"y": 2}]
+        await until(lambda: c.direct.known("d") == [endpoint])
+        assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}] and r.asked == [[{"x": 2}]]
+        await r.server.close()
+        for writer in [conn[1] for ep in c.direct._endpoints["d"].values() for conn in ep.idle]:  # type: ignore[union-attr]
+            writer.transport.abort()  # as when the replica's process dies
+        assert await c.predict_chunk("d", [{"x": 3}]) == [{"y": 6}]  # answered by the proxy
+        assert c.direct is not None and c.direct.dropped == 1 and proxy.calls == 2
+        await c.close()
+
+
+async def test_bad_input_to_the_replica_is_no_answer_as_over_http():
+    r = Replica()
+    endpoint = await started(r)
+    async with proxy_naming(lambda: endpoint) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        await c.predict_chunk("d", [{"x": 1}])
+        await until(lambda: c.direct.known("d") == [endpoint])
+        with pytest.raises(ServingLost, match="HTTP 400"):
+            await c._call("d", "not a list", None)  # type: ignore[arg-type]
+        await c.close()
+    await r.server.close()
+
+
+@pytest.mark.parametrize("offer", [None, 7, "no-port", "h:0", "h:99999", "x" * 400 + ":1"])
+async def test_only_a_host_and_port_is_learned(offer):
+    routes = direct.DirectRoutes()
+    routes.learn("d", offer, SECRET)
+    assert routes._endpoints["d"] == {} and routes.pick("d") is None
+
+
+async def test_an_address_that_never_answers_costs_the_calls_nothing():
+    hellos = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hellos.append(await reader.read(100))
+        await asyncio.sleep(30)
+
+    mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+    address = f"127.0.0.1:{mute.sockets[0].getsockname()[1]}"
+    async with proxy_naming(lambda: address) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        c.direct.connect_timeout = 1.0
+        for i in range(5):  # while its first connection waits for an answer, calls go through the proxy
+            async with asyncio.timeout(0.5):
+                assert await c.predict_chunk("d", [{"x": i}]) == [{"y": 2 * i}]
+        assert proxy.calls == 5 and len(hellos) == 1
+        await until(lambda: c.direct.dropped == 1, timeout=3)
+        await c.close()
+    mute.close()
+
+
+def test_the_worker_and_the_replica_speak_the_same_wire_format():
+    assert (direct.MAGIC, direct.NONCE, direct.PROOF, direct.MAX_FRAME) == (
+        replica.DIRECT_MAGIC,
+        replica.DIRECT_NONCE,
+        replica.DIRECT_PROOF,
+        replica.DIRECT_MAX_FRAME,
+    )
+    args = (b"k", b"replica", b"n1", b"n2", "127.0.0.1:5")
+    assert direct.proof(*args) == replica.direct_proof(*args)
+
+
+class _Model:
+    def predict(self, batch):
+        return {"y": [object() if x == "odd" else x for x in batch["x"]]}
+
+
+async def test_the_replicas_answer_is_json_or_the_models_error_either_way_it_came():
+    model_replica = replica.ModelReplica.func_or_class.__new__(replica.ModelReplica.func_or_class)
+    model_replica._model, model_replica._mini_batch = _Model(), 4
+    status, body = await model_replica._answer([{"x": 1}, {"x": 2}], None, {"direct": "h:1"})
+    assert status == 200 and json.loads(body) == {"outputs": [{"y": 1}, {"y": 2}], "direct": "h:1"}
+    status, body = await model_replica._answer([{"x": "odd"}], "00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+    assert status == 200 and "not JSON serializable" in json.loads(body)["error"]  # never pickled, never a 500
+    status, body = await model_replica._answer([{"x": 1}] * 5, None)
+    assert status == 200 and "1 to 4 samples" in json.loads(body)["error"]
+    status, body = await model_replica._answer("nope", None)
+    assert status == 400 and "detail" in json.loads(body)
