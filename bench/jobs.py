@@ -14,9 +14,12 @@
                replicas) / measured time; 1.0 is the hardware's best.
   isolation    a 2,000-sample job on an idle deployment, alone and then submitted 1 s after a
                60,000-sample job on another deployment: its time beside / its time alone.
-  fairness     two 20,000-sample jobs on one deployment, the second submitted 1 s after the
-               first: the second's progress when the first completes (1.0: it was not held back;
-               the jobs share the deployment round-robin, so it is about half done or more).
+  fairness     on one deployment: (a) the isolation case (2,000 samples submitted 1 s after
+               60,000): the small job's progress when the big one completes (1.0: it was not held
+               back) and its time against its time alone there; (b) two 20,000-sample jobs, the
+               second submitted 1 s after the first: the second's progress when the first
+               completes, beside its fair share (1 - the first's progress when the second came:
+               a faster stack does more of the first job alone in that second).
   workers      MODELHUB_BENCH_WORKERS=N runs every case on `modelhub up --workers N` (default 1).
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
@@ -268,15 +271,37 @@ def isolation(hub: Hub) -> dict:
 
 
 def fairness(hub: Hub) -> dict:
+    # the case: a 2,000-sample job submitted 1 s after a 60,000-sample job, both on one
+    # deployment; its progress when the big one completes (and its time, against its time alone)
+    alone = seconds(hub.wait(hub.submit("small", "zero")[0]))
+    big, _ = hub.submit("big", "zero")
+    time.sleep(1)
+    small, _ = hub.submit("small", "zero")
+    while hub.job(big)["status"] not in TERMINAL:
+        time.sleep(0.05)
+    small_at_big_done = hub.job(small)["progress"]
+    beside = seconds(hub.wait(small))
+    hub.wait(big)
+    # two equal jobs, the second 1 s after the first: how far the first got alone bounds what a
+    # fair share can give the second (it gets as much as the first's remainder: 1 - that)
     first, _ = hub.submit("twenty-a", "zero")
     time.sleep(1)
     second, _ = hub.submit("twenty-b", "zero")
+    first_at_second_submit = hub.job(first)["progress"]
     while hub.job(first)["status"] not in TERMINAL:
         time.sleep(0.05)
     at_first_done = hub.job(second)["progress"]
     hub.wait(first)
     hub.wait(second)
-    return {"second_progress_when_first_completes": at_first_done}
+    return {
+        "small_progress_when_big_completes": small_at_big_done,
+        "small_beside_big_same_deployment_s": round(beside, 2),
+        "small_alone_same_deployment_s": round(alone, 2),
+        "small_ratio_same_deployment": round(beside / alone, 2),
+        "second_progress_when_first_completes": at_first_done,
+        "first_progress_when_second_submitted": first_at_second_submit,
+        "fair_share_of_second": round(max(0.0, 1 - first_at_second_submit), 3),
+    }
 
 
 def main() -> None:
@@ -370,8 +395,13 @@ def table(r: dict) -> str:
         f"  ({e['physical_limit_s']} s limit / {e['seconds']} s)",
         f"  isolation   2,000 beside 60,000 on another deployment / alone   {i['ratio']:>8.2f}x"
         f"  ({i['small_beside_big_s']} s / {i['small_alone_s']} s; big at {i['big_progress_when_small_done']:.0%})",
-        f"  fairness    2nd of two 20,000 jobs on one deployment, done when 1st completes "
-        f"{f['second_progress_when_first_completes']:.0%}",
+        f"  fairness    2,000 beside 60,000 on the same deployment: done when the big one completes "
+        f"{f['small_progress_when_big_completes']:.0%}"
+        f"  ({f['small_beside_big_same_deployment_s']} s / {f['small_alone_same_deployment_s']} s alone, "
+        f"{f['small_ratio_same_deployment']:.2f}x)",
+        f"              2nd of two 20,000 jobs on one deployment, done when 1st completes "
+        f"{f['second_progress_when_first_completes']:.0%} (fair share {f['fair_share_of_second']:.0%}: "
+        f"the 1st was {f['first_progress_when_second_submitted']:.0%} done when the 2nd came)",
     ]
     if s := r.get("scale"):
         growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
