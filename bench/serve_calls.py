@@ -3,10 +3,12 @@
   A. one handle call per sample (`predict_one`, @serve.batch regroups concurrent calls),
   B. one handle call per mini-batch (`predict_chunk`, what the worker does for jobs),
   C. a whole job through modelhub (scheduler → worker → Serve → MongoDB → progress),
-  D. one HTTP call per mini-batch through Serve's proxy, JSON both ways (the worker's ServeClient:
-     what the worker does since services are no Ray drivers), the same calls in flight as B.
+  D. one HTTP call per mini-batch through Serve's proxy, JSON both ways (the worker's ServeClient
+     with its direct path off: services are no Ray drivers), the same calls in flight as B,
+  E. the same client as the worker runs it: the replica's own port after its first proxy answer
+     (modelhub_worker.direct), the same calls in flight.
 
-Prints samples/s (and calls/s) for each and the ratios B/A and D/B (HTTP against handles). Run with `make bench`; numbers from this 2-core
+Prints samples/s (and calls/s) for each and the ratios B/A, D/B and E/B (against handles). Run with `make bench`; numbers from this 2-core
 machine are noisy: compare the ratio within one run, not absolute numbers across runs.
 """
 
@@ -88,8 +90,9 @@ async def per_chunk(handle, inputs: list[dict], mini_batch: int, in_flight: int)
     return len(inputs) / (time.perf_counter() - start)
 
 
-def http_path(data_dir: Path, samples: int, mini_batch: int) -> float:
-    """The worker's own client (modelhub_worker.serving.ServeClient), its secret from MongoDB."""
+def http_path(data_dir: Path, samples: int, mini_batch: int, direct: bool) -> float:
+    """The worker's own client (modelhub_worker.serving.ServeClient), its secret from MongoDB;
+    `direct`: with the direct path to the replica (as the worker runs it) or through the proxy only."""
     from pymongo import MongoClient
 
     from modelhub_worker.serving import ServeClient
@@ -108,9 +111,10 @@ def http_path(data_dir: Path, samples: int, mini_batch: int) -> float:
         async def known(name: str) -> str:
             return secret
 
-        client = ServeClient(f"http://127.0.0.1:{port}", known, max_in_flight=8)
+        client = ServeClient(f"http://127.0.0.1:{port}", known, max_in_flight=8, direct=direct)
         chunks = [inputs[i : i + mini_batch] for i in range(0, len(inputs), mini_batch)]
         await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks[:4]))  # warm up
+        await asyncio.sleep(0.5)  # the direct path's first connection is made beside the calls
         start = time.perf_counter()
         await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks))
         rate = len(inputs) / (time.perf_counter() - start)
@@ -170,7 +174,8 @@ def main() -> None:
             )
             setup(client, Path(tmp), args.mini_batch, args.samples)
             job_rate = whole_job(client, args.samples)
-            http = http_path(data_dir, args.samples, args.mini_batch)
+            http = http_path(data_dir, args.samples, args.mini_batch, direct=False)
+            direct = http_path(data_dir, args.samples, args.mini_batch, direct=True)
             one, chunk = serve_paths(data_dir, args.samples, args.mini_batch)
         finally:
             modelhub("down", "--data-dir", str(data_dir))
@@ -182,7 +187,11 @@ def main() -> None:
         f"  D. HTTP+JSON per mini-batch (8 in flight):       {http:8.0f} samples/s "
         f"({http / args.mini_batch:.0f} calls/s; B: {chunk / args.mini_batch:.0f} calls/s)"
     )
-    print(f"  B/A = {chunk / one:.1f}x   D/B = {http / chunk:.2f}x")
+    print(
+        f"  E. JSON per mini-batch, replica's own port:      {direct:8.0f} samples/s "
+        f"({direct / args.mini_batch:.0f} calls/s)"
+    )
+    print(f"  B/A = {chunk / one:.1f}x   D/B = {http / chunk:.2f}x   E/B = {direct / chunk:.2f}x")
 
 
 if __name__ == "__main__":

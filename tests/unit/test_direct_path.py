@@ -300,3 +300,19 @@ async def test_the_replicas_answer_is_json_or_the_models_error_either_way_it_cam
     assert status == 200 and "1 to 4 samples" in json.loads(body)["error"]
     status, body = await model_replica._answer("nope", None)
     assert status == 400 and "detail" in json.loads(body)
+
+
+async def test_with_the_direct_path_off_every_call_goes_through_the_proxy():
+    r = Replica()
+    endpoint = await started(r)
+    async with proxy_naming(lambda: endpoint) as proxy:
+
+        async def known(name: str) -> str:
+            return SECRET
+
+        c = ServeClient(proxy.url, known, direct=False)  # MODELHUB_SERVE_DIRECT=false
+        for i in range(20):
+            assert await c.predict_chunk("d", [{"x": i}]) == [{"y": 2 * i}]
+        assert proxy.calls == 20 and r.asked == [] and c.direct is None
+        await c.close()
+    await r.server.close()

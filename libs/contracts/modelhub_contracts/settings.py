@@ -28,6 +28,11 @@ class ServiceSettings(BaseSettings):
     serve_url: str = Field(
         default="http://127.0.0.1:8001", description="Serve's HTTP proxy (the deployer binds it there: host and port)"
     )
+    serve_direct: bool = Field(
+        default=True,
+        description="the inference worker calls a replica at the port its proxy answer names (false: "
+        "always through the proxy, e.g. where the worker cannot reach the replica nodes' addresses)",
+    )
     data_dir: Path = Field(default=Path.home() / ".modelhub", description="where local state lives")
     http_port: int | None = Field(
         default=None, description="serve /metrics and /health/live, /health/ready here (none: no HTTP server)"

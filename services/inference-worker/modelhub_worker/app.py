@@ -24,7 +24,7 @@ def build_app(
     broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
     store = WorkerStore(db)
-    serve = ServeClient(settings.serve_url, store.serve_secret, tel=tel)
+    serve = ServeClient(settings.serve_url, store.serve_secret, tel=tel, direct=settings.serve_direct)
     predict = handlers.register(broker, store, serve, tel.metrics)
     # answers only once started: subscribers start after the start-up hooks
     answer_pings(broker, "inference-worker")
