@@ -7,6 +7,7 @@ in the replica, and a replica that is gone costs a call nothing (it goes through
 import asyncio
 import contextlib
 import json
+import socket
 
 import pytest
 from aiohttp import web
@@ -129,7 +130,9 @@ async def test_a_caller_without_the_secret_gets_no_answer_and_the_model_is_not_a
     endpoint = await started(r)
     routes, ep = await routes_to(endpoint, "a guess")
     assert ep is None and routes.dropped == 1 and routes.known("d") == []
-    assert r.asked == []
+    # the replica answered the hello, and its proof did not match this secret
+    with pytest.raises(direct.DirectFailed, match="not this deployment's replica"):
+        await routes._open(direct.Endpoint(endpoint, *direct.parse_endpoint(endpoint)), b"a guess")  # type: ignore[misc]
     # a raw client that skips the proof: the replica closes without reading a frame
     reader, writer = await asyncio.open_connection("127.0.0.1", int(endpoint.rsplit(":", 1)[1]))
     writer.write(direct.MAGIC + b"n" * direct.NONCE)
@@ -165,7 +168,6 @@ async def test_a_process_at_a_dead_replicas_port_learns_neither_the_secret_nor_a
         assert c.direct.known("d") == [] and c.direct.calls == 0 and proxy.calls == 2  # not taken again
         await c.close()
     await asyncio.sleep(0.05)
-    assert SECRET.encode() not in received and b"private" not in received
     assert len(received) == len(direct.MAGIC) + direct.NONCE  # the hello, nothing after it
     squatter.close()
 
@@ -190,6 +192,12 @@ async def test_a_relay_to_a_live_replica_fails_the_proof_bound_to_the_address():
     relayed = f"127.0.0.1:{relay_server.sockets[0].getsockname()[1]}"
     routes, ep = await routes_to(relayed, SECRET)
     assert ep is None and routes.dropped == 1
+    # it failed on the proof (the replica's hello came through the relay), not on the connection;
+    # the same secret at the replica's own address passes
+    with pytest.raises(direct.DirectFailed, match="not this deployment's replica"):
+        await routes._open(direct.Endpoint(relayed, "127.0.0.1", int(relayed.rsplit(":", 1)[1])), SECRET.encode())
+    reader, writer = await routes._open(direct.Endpoint(endpoint, host, int(port)), SECRET.encode())
+    writer.close()
     assert r.asked == []
     relay_server.close()
     await r.server.close()
@@ -201,7 +209,7 @@ async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
     endpoint = await started(r)
     routes, ep = await routes_to(endpoint, SECRET)
     assert ep is not None
-    call = asyncio.create_task(routes.call(ep, SECRET, {"samples": [{"x": 1}]}))
+    call = asyncio.create_task(routes.call(ep, SECRET, b'{"samples": [{"x": 1}]}'))
     async with asyncio.timeout(5):
         while not r.asked:
             await asyncio.sleep(0.01)
@@ -215,6 +223,14 @@ async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
 
 async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_is_dropped():
     r = Replica()
+    accepted = []
+    original = r.server._connection
+
+    async def tracked(reader, writer):
+        accepted.append(writer)
+        await original(reader, writer)
+
+    r.server._connection = tracked
     endpoint = await started(r)
     async with proxy_naming(lambda: endpoint) as proxy:
         c = client_of(proxy)
@@ -222,9 +238,9 @@ async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_i
         assert await c.predict_chunk("d", [{"x": 1}]) == [{"y": 2}]
         await until(lambda: c.direct.known("d") == [endpoint])
         assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}] and r.asked == [[{"x": 2}]]
-        await r.server.close()
-        for writer in [conn[1] for ep in c.direct._endpoints["d"].values() for conn in ep.idle]:  # type: ignore[union-attr]
-            writer.transport.abort()  # as when the replica's process dies
+        await r.server.close()  # as when the replica's process dies: no listener, its connections cut
+        for writer in accepted:
+            writer.transport.abort()
         assert await c.predict_chunk("d", [{"x": 3}]) == [{"y": 6}]  # answered by the proxy
         assert c.direct is not None and c.direct.dropped == 1 and proxy.calls == 2
         await c.close()
@@ -314,5 +330,78 @@ async def test_with_the_direct_path_off_every_call_goes_through_the_proxy():
         for i in range(20):
             assert await c.predict_chunk("d", [{"x": i}]) == [{"y": 2 * i}]
         assert proxy.calls == 20 and r.asked == [] and c.direct is None
+        await c.close()
+    await r.server.close()
+
+
+async def test_an_address_that_refuses_is_dropped_not_left_half_known():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens there once the socket is closed
+    routes, ep = await routes_to(closed, SECRET)
+    assert ep is None and routes.dropped == 1 and routes._endpoints["d"] == {}
+
+
+async def test_one_deployment_naming_anothers_replica_does_not_switch_that_ones_path_off():
+    r = Replica()
+    endpoint = await started(r)
+    routes = direct.DirectRoutes()
+    routes.learn("x", endpoint, "x's secret")  # a replica of x names d's replica as its own
+    await until(lambda: routes.dropped == 1)
+    routes.learn("d", endpoint, SECRET)  # d's own answer names it
+    await until(lambda: routes.known("d") == [endpoint])
+    assert routes.known("x") == []
+    await r.server.close()
+
+
+async def proven_peer(answer: bytes) -> tuple[asyncio.AbstractServer, str]:
+    """A listener that passes the handshake with SECRET, then answers `answer` to a frame and hangs up."""
+    address: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await reader.readexactly(len(direct.MAGIC) + direct.NONCE)
+        nonce = b"r" * direct.NONCE
+        writer.write(nonce + direct.proof(SECRET.encode(), b"replica", hello[4:], nonce, address[0]))
+        await reader.readexactly(direct.PROOF)
+        size = int.from_bytes(await reader.readexactly(4), "big")
+        await reader.readexactly(size)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()  # a cut answer ends here
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    address.append(f"127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    return server, address[0]
+
+
+@pytest.mark.parametrize(
+    "answer, why",
+    [
+        ((direct.MAX_FRAME + 1).to_bytes(4, "big"), "byte answer"),
+        (b"\0\0\0\x05{not", "IncompleteReadError"),
+        (b"\0\0\0\x05[[[[[", "JSONDecodeError"),
+    ],
+)
+async def test_an_answer_that_is_too_large_cut_or_not_json_is_no_answer(answer, why):
+    server, address = await proven_peer(answer)
+    routes, ep = await routes_to(address, SECRET)
+    assert ep is not None
+    with pytest.raises(direct.DirectFailed, match=why):
+        await routes.call(ep, SECRET, b'{"samples": []}')
+    assert ep.idle == []  # the connection in doubt is closed, not pooled
+    server.close()
+
+
+async def test_a_request_too_large_for_a_frame_goes_through_the_proxy(monkeypatch):
+    r = Replica()
+    endpoint = await started(r)
+    async with proxy_naming(lambda: endpoint) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        await c.predict_chunk("d", [{"x": 1}])
+        await until(lambda: c.direct.known("d") == [endpoint])
+        monkeypatch.setattr("modelhub_worker.serving.MAX_FRAME", 40)
+        assert await c.predict_chunk("d", [{"x": 2, "pad": "p" * 40}]) == [{"y": 4}]
+        assert proxy.calls == 2 and r.asked == [] and c.direct.dropped == 0
         await c.close()
     await r.server.close()

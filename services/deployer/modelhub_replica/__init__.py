@@ -61,6 +61,7 @@ DIRECT_NONCE = 16
 DIRECT_PROOF = 32
 DIRECT_MAX_FRAME = 256 << 20
 DIRECT_HANDSHAKE_S = 5.0
+DIRECT_MAX_HANDSHAKING = 64  # connections not yet past the handshake; more are closed at once
 
 
 def direct_proof(secret: bytes, role: bytes, caller_nonce: bytes, replica_nonce: bytes, endpoint: str) -> bytes:
@@ -159,7 +160,7 @@ class ModelReplica:
                 }
             return 200, json.dumps(body).encode()
         except Exception as exc:  # the model's failure on these samples: a verdict, not a crash
-            return 200, json.dumps({"error": f"{type(exc).__name__}: {exc}"[:2000], **(extra or {})}).encode()
+            return 200, json.dumps({"error": _describe(exc), **(extra or {})}).encode()
 
     def check_health(self) -> None:
         """Serve calls this periodically; raising makes Serve replace the replica. The model is
@@ -207,6 +208,7 @@ class DirectServer:
         self._starting: asyncio.Lock | None = None
         self.endpoint: str | None = None
         self.failed: str | None = None
+        self._handshaking = 0
 
     async def start(self) -> str | None:
         """Listen (once) on this node's address and an ephemeral port; the "host:port", or None
@@ -232,11 +234,21 @@ class DirectServer:
             await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One caller's connection: the handshake, then its calls one by one. Whatever goes wrong
+        (a broken frame, a peer gone, a model error that cannot even be described) ends this
+        connection only; the caller then goes through Serve's proxy."""
         try:
-            if await self._handshake(reader, writer):
+            if self._handshaking >= DIRECT_MAX_HANDSHAKING:
+                return  # many connections that never finish the handshake: refuse more for now
+            self._handshaking += 1
+            try:
+                proven = await self._handshake(reader, writer)
+            finally:
+                self._handshaking -= 1
+            if proven:
                 while await self._one_call(reader, writer):
                     pass
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
+        except Exception:  # noqa: BLE001 - the connection's end, never the replica's
             pass
         except asyncio.CancelledError:
             pass  # the loop is closing; Python 3.11's stream callback logs a cancelled handler as an error
@@ -273,19 +285,30 @@ class DirectServer:
         else:
             work = asyncio.ensure_future(self._answer_fn(samples, traceparent))
             gone = asyncio.ensure_future(reader.read(1))  # the caller sends nothing until answered
-            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                work.cancel()  # the caller went away: stop its call, as Serve's proxy would
-                with contextlib.suppress(BaseException):
-                    await work
+            try:
+                await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (work, gone):
+                    if not task.done():
+                        task.cancel()  # the caller went away: stop its call, as Serve's proxy would
+                for task in (work, gone):
+                    with contextlib.suppress(BaseException):
+                        await task
+            if work.cancelled():
                 return False
-            gone.cancel()
-            with contextlib.suppress(BaseException):
-                await gone
             _, frame = work.result()  # a 400's `detail` tells the caller it was bad input
         writer.write(len(frame).to_bytes(4, "big") + frame)
         await writer.drain()
         return True
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` of a model's exception, even one whose message cannot be built."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile or broken __str__
+        text = "(its message could not be read)"
+    return f"{type(exc).__name__}: {text}"[:2000]
 
 
 def _node_address() -> str:

@@ -70,9 +70,11 @@ class Endpoint:
     port: int
     in_flight: int = 0
     ready: bool = False  # a first connection passed the handshake
+    gone: bool = False  # dropped or forgotten: its connections are closed, not pooled
     idle: list = field(default_factory=list)  # (reader, writer) after a handshake
 
     def close(self) -> None:
+        self.gone = True
         while self.idle:
             self.idle.pop()[1].close()
 
@@ -85,7 +87,9 @@ class DirectRoutes:
         self.proxy_every = proxy_every
         self._endpoints: dict[str, dict[str, Endpoint]] = {}
         self._turns: dict[str, int] = {}
-        self._shunned: dict[str, float] = {}  # address -> until when it is not taken again
+        # (deployment, address) -> until when it is not taken again; per deployment, so that a
+        # replica of one deployment naming another's address cannot switch that one's path off
+        self._shunned: dict[tuple[str, str], float] = {}
         self._warming: set[asyncio.Future] = set()
         self.calls = 0  # answered directly (tests and the bench read these)
         self.dropped = 0
@@ -98,7 +102,7 @@ class DirectRoutes:
         if parsed is None or not secret or offer in known or len(known) >= MAX_ENDPOINTS:
             return
         assert isinstance(offer, str)
-        if self._shunned.get(offer, 0.0) > time.monotonic():
+        if self._shunned.get((deployment, offer), 0.0) > time.monotonic():
             return
         endpoint = known[offer] = Endpoint(offer, *parsed)
         task = asyncio.ensure_future(self._warm(deployment, endpoint, secret))
@@ -107,14 +111,16 @@ class DirectRoutes:
 
     async def _warm(self, deployment: str, endpoint: Endpoint, secret: str) -> None:
         try:
-            endpoint.idle.append(await self._open(endpoint, secret.encode()))
+            connection = await self._open(endpoint, secret.encode())
         except DirectFailed as exc:
             log.info("deployment %s: not calling %s directly: %s", deployment, endpoint.address, exc)
             self.drop(deployment, endpoint)
-        else:
-            if self._endpoints.get(deployment, {}).get(endpoint.address) is not endpoint:
-                endpoint.close()  # forgotten meanwhile (the deployment's secret changed)
-            endpoint.ready = True
+            return
+        if endpoint.gone:  # forgotten meanwhile (the deployment's secret changed)
+            connection[1].close()
+            return
+        endpoint.idle.append(connection)
+        endpoint.ready = True
 
     def known(self, deployment: str) -> list[str]:
         """The addresses in use (a first connection passed the handshake)."""
@@ -131,10 +137,13 @@ class DirectRoutes:
         return min(endpoints, key=lambda e: e.in_flight)
 
     def drop(self, deployment: str, endpoint: Endpoint) -> None:
-        """Stop calling an address that failed (for SHUN_S: a proxy answer may name it again)."""
-        if self._endpoints.get(deployment, {}).pop(endpoint.address, None) is not None:
+        """Stop calling an address that failed (for SHUN_S: a proxy answer may name it again). Only
+        this endpoint: one learned again since (after a forget) is another object and stays."""
+        known = self._endpoints.get(deployment, {})
+        if known.get(endpoint.address) is endpoint:
+            del known[endpoint.address]
             self.dropped += 1
-        self._shunned[endpoint.address] = time.monotonic() + SHUN_S
+            self._shunned[(deployment, endpoint.address)] = time.monotonic() + SHUN_S
         if len(self._shunned) > 4 * MAX_ENDPOINTS:
             now = time.monotonic()
             self._shunned = {a: t for a, t in self._shunned.items() if t > now}
@@ -151,16 +160,16 @@ class DirectRoutes:
         for deployment in list(self._endpoints):
             self.forget(deployment)
 
-    async def call(self, endpoint: Endpoint, secret: str, request: dict) -> object:
-        """The replica's answer (parsed JSON) to one request. Raises DirectFailed when there is
-        none; a cancelled call closes its connection, and the replica cancels its work."""
+    async def call(self, endpoint: Endpoint, secret: str, frame: bytes) -> object:
+        """The replica's answer (parsed JSON) to one request (`frame`: its JSON, at most
+        MAX_FRAME bytes). Raises DirectFailed when there is none; a cancelled call closes its
+        connection, and the replica cancels its work."""
         endpoint.in_flight += 1
         connection = None
         answered = False
         try:
             connection = endpoint.idle.pop() if endpoint.idle else await self._open(endpoint, secret.encode())
             reader, writer = connection
-            frame = json.dumps(request).encode()
             writer.write(len(frame).to_bytes(4, "big") + frame)
             size = int.from_bytes(await reader.readexactly(4), "big")
             if size > MAX_FRAME:
@@ -169,14 +178,14 @@ class DirectRoutes:
             answered = True
             self.calls += 1
             return body
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, asyncio.IncompleteReadError, ValueError, RecursionError) as exc:
             raise DirectFailed(f"replica at {endpoint.address}: {type(exc).__name__}: {exc}") from exc
         finally:
             endpoint.in_flight -= 1
             if connection is not None:
-                if answered and len(endpoint.idle) < MAX_IDLE:
+                if answered and not endpoint.gone and len(endpoint.idle) < MAX_IDLE:
                     endpoint.idle.append(connection)
-                elif not answered:
+                else:  # an answer not read to its end, a dropped endpoint, a full pool
                     connection[1].close()
 
     async def _open(self, endpoint: Endpoint, secret: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -198,4 +207,6 @@ class DirectRoutes:
                     raise
         except TimeoutError as exc:
             raise DirectFailed(f"no handshake from {endpoint.address} in {self.connect_timeout} s") from exc
+        except (OSError, asyncio.IncompleteReadError) as exc:  # refused, or closed mid-handshake
+            raise DirectFailed(f"no handshake from {endpoint.address}: {type(exc).__name__}: {exc}") from exc
         return reader, writer

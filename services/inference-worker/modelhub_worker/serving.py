@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from modelhub_contracts import telemetry
-from modelhub_worker.direct import DirectFailed, DirectRoutes
+from modelhub_worker.direct import MAX_FRAME, DirectFailed, DirectRoutes
 from modelhub_worker.errors import DeploymentUnavailable, ServingLost
 
 log = logging.getLogger(__name__)
@@ -181,13 +181,14 @@ class ServeClient:
 
     async def _post(self, deployment: str, samples: list[dict], traceparent: str | None) -> tuple[int, object]:
         endpoint = self.direct.pick(deployment) if self.direct is not None else None
-        if endpoint is not None and self.direct is not None:
-            request: dict = {"samples": samples}
-            if traceparent:
-                request["traceparent"] = traceparent
+        request: dict = {"samples": samples}
+        if traceparent:
+            request["traceparent"] = traceparent
+        frame = json.dumps(request).encode() if endpoint is not None else b""
+        if endpoint is not None and self.direct is not None and len(frame) <= MAX_FRAME:
             try:
                 async with asyncio.timeout(self.call_timeout):
-                    body = await self.direct.call(endpoint, await self._secret(deployment), request)
+                    body = await self.direct.call(endpoint, await self._secret(deployment), frame)
             except DirectFailed as exc:
                 log.info("deployment %s: direct call failed (%s); through Serve's proxy", deployment, exc)
                 self.direct.drop(deployment, endpoint)
