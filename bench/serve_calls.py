@@ -114,7 +114,10 @@ def http_path(data_dir: Path, samples: int, mini_batch: int, direct: bool) -> fl
         client = ServeClient(f"http://127.0.0.1:{port}", known, max_in_flight=8, direct=direct)
         chunks = [inputs[i : i + mini_batch] for i in range(0, len(inputs), mini_batch)]
         await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks[:4]))  # warm up
-        await asyncio.sleep(0.5)  # the direct path's first connection is made beside the calls
+        if client.direct is not None:  # its first connection is made beside the calls: wait for it
+            async with asyncio.timeout(10):
+                while not client.direct.known("bench"):
+                    await asyncio.sleep(0.01)
         start = time.perf_counter()
         await asyncio.gather(*(client.predict_chunk("bench", c) for c in chunks))
         rate = len(inputs) / (time.perf_counter() - start)

@@ -20,13 +20,22 @@ SECRET = "s3cret-of-d"
 
 
 class Replica:
-    """The replica's listener with a doubling model; records what its model was asked."""
+    """The replica's listener with a doubling model; records what its model was asked and the
+    connections it accepted (their writers)."""
 
     def __init__(self, secret: str = SECRET) -> None:
         self.asked: list[list[dict]] = []
+        self.accepted: list[asyncio.StreamWriter] = []
         self.gate: asyncio.Event | None = None
         self.cancelled = asyncio.Event()
         self.server = replica.DirectServer(secret.encode(), self.answer, host="127.0.0.1")
+        handle = self.server._connection
+
+        async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted.append(writer)
+            await handle(reader, writer)
+
+        self.server._connection = accepted  # before it listens: the server takes the handler then
 
     async def answer(self, samples, traceparent):
         self.asked.append(samples)
@@ -102,14 +111,6 @@ async def routes_to(address: str, secret: str) -> tuple[direct.DirectRoutes, dir
 
 async def test_after_one_proxy_answer_calls_go_to_the_replica_itself_over_one_connection():
     r = Replica()
-    connections = []
-    original = r.server._connection
-
-    async def counted(reader, writer):
-        connections.append(writer)
-        await original(reader, writer)
-
-    r.server._connection = counted  # before it listens: the server takes the handler then
     endpoint = await started(r)
     async with proxy_naming(lambda: endpoint) as proxy:
         c = client_of(proxy)
@@ -120,7 +121,7 @@ async def test_after_one_proxy_answer_calls_go_to_the_replica_itself_over_one_co
             assert await c.predict_chunk("d", [{"x": i}, {"x": i + 1}]) == [{"y": 2 * i}, {"y": 2 * i + 2}]
         # the first call taught the address; after it every 16th call still goes through the proxy
         assert proxy.calls == 1 + 3 and len(r.asked) == 45 and c.direct.calls == 45
-        assert len(connections) == 1, "the direct connection was not kept"
+        assert len(r.accepted) == 1, "the direct connection was not kept"
         await c.close()
     await r.server.close()
 
@@ -148,14 +149,16 @@ async def test_a_caller_without_the_secret_gets_no_answer_and_the_model_is_not_a
 
 async def test_a_process_at_a_dead_replicas_port_learns_neither_the_secret_nor_a_sample():
     received = bytearray()
+    hung_up = asyncio.Event()
 
     async def squat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # it answers the hello with made-up bytes, then keeps reading whatever comes
+        # it answers the hello with made-up bytes, then keeps reading whatever comes until the end
         received.extend(await reader.readexactly(len(direct.MAGIC) + direct.NONCE))
         writer.write(b"\0" * (direct.NONCE + direct.PROOF))
         with contextlib.suppress(ConnectionError):
             while chunk := await reader.read(1 << 16):
                 received.extend(chunk)
+        hung_up.set()
 
     squatter = await asyncio.start_server(squat, "127.0.0.1", 0)
     address = f"127.0.0.1:{squatter.sockets[0].getsockname()[1]}"
@@ -167,7 +170,7 @@ async def test_a_process_at_a_dead_replicas_port_learns_neither_the_secret_nor_a
         assert await c.predict_chunk("d", [{"x": 3, "note": "private"}]) == [{"y": 6}]  # proxy again
         assert c.direct.known("d") == [] and c.direct.calls == 0 and proxy.calls == 2  # not taken again
         await c.close()
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(hung_up.wait(), 5)  # the worker closed that connection
     assert len(received) == len(direct.MAGIC) + direct.NONCE  # the hello, nothing after it
     squatter.close()
 
@@ -210,9 +213,7 @@ async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
     routes, ep = await routes_to(endpoint, SECRET)
     assert ep is not None
     call = asyncio.create_task(routes.call(ep, SECRET, b'{"samples": [{"x": 1}]}'))
-    async with asyncio.timeout(5):
-        while not r.asked:
-            await asyncio.sleep(0.01)
+    await until(lambda: r.asked)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
@@ -223,14 +224,6 @@ async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
 
 async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_is_dropped():
     r = Replica()
-    accepted = []
-    original = r.server._connection
-
-    async def tracked(reader, writer):
-        accepted.append(writer)
-        await original(reader, writer)
-
-    r.server._connection = tracked
     endpoint = await started(r)
     async with proxy_naming(lambda: endpoint) as proxy:
         c = client_of(proxy)
@@ -239,7 +232,7 @@ async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_i
         await until(lambda: c.direct.known("d") == [endpoint])
         assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}] and r.asked == [[{"x": 2}]]
         await r.server.close()  # as when the replica's process dies: no listener, its connections cut
-        for writer in accepted:
+        for writer in r.accepted:
             writer.transport.abort()
         assert await c.predict_chunk("d", [{"x": 3}]) == [{"y": 6}]  # answered by the proxy
         assert c.direct is not None and c.direct.dropped == 1 and proxy.calls == 2
@@ -272,7 +265,7 @@ async def test_an_address_that_never_answers_costs_the_calls_nothing():
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         hellos.append(await reader.read(100))
-        await asyncio.sleep(30)
+        await reader.read()  # never answers; holds the connection until the worker gives up
 
     mute = await asyncio.start_server(silent, "127.0.0.1", 0)
     address = f"127.0.0.1:{mute.sockets[0].getsockname()[1]}"

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from modelhub_contracts import telemetry
-from modelhub_worker.direct import MAX_FRAME, DirectFailed, DirectRoutes
+from modelhub_worker.direct import MAX_FRAME, DirectFailed, DirectRoutes, Endpoint
 from modelhub_worker.errors import DeploymentUnavailable, ServingLost
 
 log = logging.getLogger(__name__)
@@ -180,23 +180,10 @@ class ServeClient:
         raise ServingLost(f"deployment '{deployment}' gave no answer: HTTP {status}: {detail}")
 
     async def _post(self, deployment: str, samples: list[dict], traceparent: str | None) -> tuple[int, object]:
-        endpoint = self.direct.pick(deployment) if self.direct is not None else None
-        request: dict = {"samples": samples}
-        if traceparent:
-            request["traceparent"] = traceparent
-        frame = json.dumps(request).encode() if endpoint is not None else b""
-        if endpoint is not None and self.direct is not None and len(frame) <= MAX_FRAME:
-            try:
-                async with asyncio.timeout(self.call_timeout):
-                    body = await self.direct.call(endpoint, await self._secret(deployment), frame)
-            except DirectFailed as exc:
-                log.info("deployment %s: direct call failed (%s); through Serve's proxy", deployment, exc)
-                self.direct.drop(deployment, endpoint)
-            except TimeoutError as exc:
-                self.direct.drop(deployment, endpoint)
-                raise ServingLost(f"deployment '{deployment}' gave no answer in {self.call_timeout} s") from exc
-            else:  # the proxy's 200 body, or a `detail` where the proxy would answer 400
-                return (400 if isinstance(body, dict) and "detail" in body else 200), body
+        if self.direct is not None and (endpoint := self.direct.pick(deployment)) is not None:
+            answered = await self._post_direct(self.direct, endpoint, deployment, samples, traceparent)
+            if answered is not None:
+                return answered
         session = await self.connect()
         headers = {SECRET_HEADER: await self._secret(deployment)}
         if traceparent:
@@ -215,6 +202,30 @@ class ServeClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.forget(deployment)
             raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc
+
+    async def _post_direct(
+        self, direct: DirectRoutes, endpoint: Endpoint, deployment: str, samples: list[dict], traceparent: str | None
+    ) -> tuple[int, object] | None:
+        """The replica's answer at its own port, as (status, body) like the proxy's; None when the
+        call is to go through the proxy (no answer there, or a request too large for a frame)."""
+        request: dict = {"samples": samples}
+        if traceparent:
+            request["traceparent"] = traceparent
+        frame = json.dumps(request).encode()
+        if len(frame) > MAX_FRAME:
+            return None
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                body = await direct.call(endpoint, await self._secret(deployment), frame)
+        except DirectFailed as exc:
+            log.info("deployment %s: direct call failed (%s); through Serve's proxy", deployment, exc)
+            direct.drop(deployment, endpoint)
+            return None
+        except TimeoutError as exc:
+            direct.drop(deployment, endpoint)
+            raise ServingLost(f"deployment '{deployment}' gave no answer in {self.call_timeout} s") from exc
+        # the proxy's 200 body, or a `detail` where the proxy would answer 400
+        return (400 if isinstance(body, dict) and "detail" in body else 200), body
 
 
 def record_replica_span(tel: telemetry.Telemetry, timing: dict, attributes: dict) -> None:
