@@ -11,6 +11,7 @@ import socket
 
 import pytest
 from aiohttp import web
+from waiting import until
 
 import modelhub_replica as replica
 from modelhub_worker import direct
@@ -93,12 +94,6 @@ async def started(r: Replica) -> str:
     endpoint = await r.server.start()
     assert endpoint is not None
     return endpoint
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def routes_to(address: str, secret: str) -> tuple[direct.DirectRoutes, direct.Endpoint | None]:

@@ -8,6 +8,7 @@ from faststream.nats import NatsBroker, TestNatsBroker
 from nats.aio.msg import Msg as NatsMsg
 from test_worker_handlers import FakeServe
 from test_worker_tasks import FakeStore
+from waiting import until
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply
@@ -38,20 +39,15 @@ class Replica:
         return [{"y": f"{s['x']}!"} for s in samples]
 
 
-async def until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0)
-
-
 async def test_concurrent_requests_share_batches_and_keep_their_order():
     replica = Replica(hold=1)
     batcher = OnlineBatcher(replica, str)
     shape = Shape(mini_batch=4, max_calls=1, wait_s=0)
     first = asyncio.create_task(batcher.run("dep", [{"x": "a"}], shape))
-    await until(lambda: replica.calls)  # an idle deployment: sent alone, at once
+    await until(lambda: replica.calls, poll=0)  # an idle deployment: sent alone, at once
     second = asyncio.create_task(batcher.run("dep", [{"x": "b1"}, {"x": "b2"}, {"x": "b3"}], shape))
     third = asyncio.create_task(batcher.run("dep", [{"x": "c1"}, {"x": "c2"}], shape))
-    await until(lambda: batcher.in_flight == 6)
+    await until(lambda: batcher.in_flight == 6, poll=0)
     replica.gate.set()
     assert await first == [{"y": "a!"}]
     assert await second == [{"y": "b1!"}, {"y": "b2!"}, {"y": "b3!"}]
@@ -71,10 +67,10 @@ async def test_another_clients_poisoned_sample_fails_only_that_client():
     batcher = OnlineBatcher(replica, str)
     shape = Shape(mini_batch=8, max_calls=1, wait_s=0)
     warmup = asyncio.create_task(batcher.run("dep", [{"x": "w"}], shape))
-    await until(lambda: replica.calls)
+    await until(lambda: replica.calls, poll=0)
     good = asyncio.create_task(predict_online(batcher.run, "dep", {"x": ["g1", "g2"]}, {"y": "text"}, shape))
     bad = asyncio.create_task(predict_online(batcher.run, "dep", {"x": ["bad"]}, {"y": "text"}, shape))
-    await until(lambda: batcher.in_flight == 4)
+    await until(lambda: batcher.in_flight == 4, poll=0)
     replica.gate.set()
     await warmup
     assert await good == {"y": ["g1!", "g2!"]}
@@ -103,7 +99,7 @@ async def test_a_request_past_its_deadline_leaves_nothing_behind():
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):
             await batcher.run("dep", [{"x": "a"}, {"x": "b"}], shape)
-    await until(lambda: replica.cancelled)  # the Serve call was cancelled, not left running
+    await until(lambda: replica.cancelled, poll=0)  # the Serve call was cancelled, not left running
     assert batcher.in_flight == 0
     replica.gate.set()
     assert await batcher.run("dep", [{"x": "c"}], shape) == [{"y": "c!"}]
@@ -115,7 +111,7 @@ async def test_a_full_worker_refuses_at_once_but_never_starves_a_large_request()
     batcher = OnlineBatcher(replica, str, max_samples=2)
     shape = Shape(mini_batch=4, max_calls=1, wait_s=0)
     held = asyncio.create_task(batcher.run("dep", [{"x": "a"}, {"x": "b"}], shape))
-    await until(lambda: replica.calls)
+    await until(lambda: replica.calls, poll=0)
     with pytest.raises(Overloaded) as refused:
         await batcher.run("other", [{"x": "c"}], shape)
     assert refused.value.retry_after > 0 and "2 samples in flight (limit 2)" in str(refused.value)

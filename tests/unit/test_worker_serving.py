@@ -7,6 +7,7 @@ import json
 
 import pytest
 from aiohttp import web
+from waiting import until
 
 from modelhub_worker.serving import SECRET_HEADER, DeploymentUnavailable, ModelFailed, ServeClient, ServingLost
 
@@ -63,13 +64,6 @@ async def proxy():
     p.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     yield p
     await runner.cleanup()
-
-
-async def until(condition, timeout: float = 5.0) -> None:
-    """Wait for `condition()` to hold, failing after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 def client(proxy: Proxy, **kw) -> ServeClient:
