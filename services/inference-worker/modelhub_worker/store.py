@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DocumentTooLarge, OperationFailure
+from pymongo.errors import ConnectionFailure, DocumentTooLarge, PyMongoError
 
 from modelhub_contracts.documents import CLOSED, SERVING, JobStatus
 from modelhub_contracts.events import TaskScheduled, utcnow
@@ -28,16 +28,28 @@ def _matching(task: TaskScheduled) -> dict:
 TOO_LARGE_CODES = frozenset({10334, 17419, 17420})
 
 
+def _position(ids: list[str]) -> dict:
+    """A sample's position among `ids` (-1: not there)."""
+    return {"$indexOfArray": [{"$literal": ids}, "$_id"]}
+
+
 def _picking(names: tuple[str, ...], ids: list[str], fields_by_sample: dict[str, dict], written: dict) -> dict:
     """The `$set` stage that gives each sample of `ids` its own values of the `names` fields (the
-    value at the sample's position in `ids`) and the same lineage."""
-    at = {"$indexOfArray": [{"$literal": ids}, "$_id"]}
+    value at the sample's position in `ids`) and the same lineage. The update's filter matches
+    only samples whose position is found, so no sample can get another's value. (A pipeline `$set`
+    would turn a `fields` that is not an object into one; the gateway always stores an object.)"""
     stage: dict[str, Any] = {
-        f"fields.{name}": {"$arrayElemAt": [{"$literal": [fields_by_sample[sid][name] for sid in ids]}, at]}
+        f"fields.{name}": {"$arrayElemAt": [{"$literal": [fields_by_sample[sid][name] for sid in ids]}, _position(ids)]}
         for name in names
     }
     stage.update({f"lineage.{name}": {"$literal": written} for name in names})
     return {"$set": stage}
+
+
+def _retryable(exc: PyMongoError) -> bool:
+    """What the driver would have retried once for a retryable single-document write (a multi-
+    document update is not one): a lost connection, a primary stepping down."""
+    return isinstance(exc, ConnectionFailure) or exc.has_error_label("RetryableWriteError")
 
 
 @dataclass(frozen=True)
@@ -134,26 +146,41 @@ class WorkerStore:
             if fields:
                 groups.setdefault(tuple(fields), []).append(sid)
         for names, ids in groups.items():
+            await self._write_group(names, ids, fields_by_sample, written)
+
+    async def _write_group(
+        self, names: tuple[str, ...], ids: list[str], fields_by_sample: dict[str, dict], written: dict
+    ) -> None:
+        """One pipeline update for the group, tried twice on what the driver retries for single-
+        document writes (it writes the same values again); per sample when it is too large."""
+        for attempt in (1, 2):
             try:
-                await self.samples.update_many({"_id": {"$in": ids}}, [_picking(names, ids, fields_by_sample, written)])
-            except (DocumentTooLarge, OperationFailure) as exc:
-                if isinstance(exc, OperationFailure) and exc.code not in TOO_LARGE_CODES:
-                    raise
-                await self.samples.bulk_write(
-                    [
-                        UpdateOne(
-                            {"_id": sid},
-                            {
-                                "$set": {
-                                    **{f"fields.{k}": fields_by_sample[sid][k] for k in names},
-                                    **{f"lineage.{k}": written for k in names},
-                                }
-                            },
-                        )
-                        for sid in ids
-                    ],
-                    ordered=False,
+                await self.samples.update_many(
+                    {"_id": {"$in": ids}, "$expr": {"$gte": [_position(ids), 0]}},
+                    [_picking(names, ids, fields_by_sample, written)],
                 )
+                return
+            except (PyMongoError, DocumentTooLarge) as exc:  # DocumentTooLarge is bson's, not a PyMongoError
+                if isinstance(exc, PyMongoError) and _retryable(exc) and attempt == 1:
+                    continue
+                if not isinstance(exc, DocumentTooLarge) and getattr(exc, "code", None) not in TOO_LARGE_CODES:
+                    raise
+            await self.samples.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": sid},
+                        {
+                            "$set": {
+                                **{f"fields.{k}": fields_by_sample[sid][k] for k in names},
+                                **{f"lineage.{k}": written for k in names},
+                            }
+                        },
+                    )
+                    for sid in ids
+                ],
+                ordered=False,
+            )
+            return
 
     async def note_failure(self, task_id: str, error: str) -> None:
         """Remember why the task's latest delivery failed; its dead letter reports it."""
