@@ -35,9 +35,12 @@ def _position(ids: list[str]) -> dict:
 
 def _picking(names: tuple[str, ...], ids: list[str], fields_by_sample: dict[str, dict], written: dict) -> dict:
     """The `$set` stage that gives each sample of `ids` its own values of the `names` fields (the
-    value at the sample's position in `ids`) and the same lineage. The update's filter matches
-    only samples whose position is found, so no sample can get another's value. (A pipeline `$set`
-    would turn a `fields` that is not an object into one; the gateway always stores an object.)"""
+    value at the sample's position in `ids`) and the same lineage. The update matches samples by
+    `_id: {$in: ids}`, and `$indexOfArray` finds each of them in the same `ids` by the same
+    equality (under the same collation, if any), so a position is never -1 (`$arrayElemAt` would
+    then give the last value). A filter that checks it anyway (`$expr`) raised MongoDB's CPU for
+    the write by 60-90 % (0.34 -> 0.53-0.65 s per 20,000). (A pipeline `$set` would turn a
+    `fields` that is not an object into one; the gateway always stores an object.)"""
     stage: dict[str, Any] = {
         f"fields.{name}": {"$arrayElemAt": [{"$literal": [fields_by_sample[sid][name] for sid in ids]}, _position(ids)]}
         for name in names
@@ -155,10 +158,7 @@ class WorkerStore:
         document writes (it writes the same values again); per sample when it is too large."""
         for attempt in (1, 2):
             try:
-                await self.samples.update_many(
-                    {"_id": {"$in": ids}, "$expr": {"$gte": [_position(ids), 0]}},
-                    [_picking(names, ids, fields_by_sample, written)],
-                )
+                await self.samples.update_many({"_id": {"$in": ids}}, [_picking(names, ids, fields_by_sample, written)])
                 return
             except (PyMongoError, DocumentTooLarge) as exc:  # DocumentTooLarge is bson's, not a PyMongoError
                 if isinstance(exc, PyMongoError) and _retryable(exc) and attempt == 1:
