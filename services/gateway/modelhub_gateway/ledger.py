@@ -203,7 +203,12 @@ async def _insert(store: GatewayStore, docs: list[dict], counts: dict[str, list[
     try:
         await store.ledger.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
-        if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+        # A write concern error (a replica set that could not confirm the rows) is raised too: the
+        # rows may be rolled back, so nothing is counted; the job's mark makes the next fold that
+        # touches it recount from the ledger (module docstring).
+        if exc.details.get("writeConcernErrors") or any(
+            e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])
+        ):
             raise
         lost = {e["index"] for e in exc.details["writeErrors"]}
     for i, doc in enumerate(docs):
