@@ -124,6 +124,30 @@ async def test_a_fold_cut_between_ledger_and_counts_is_recounted_when_it_comes_b
         await store.ledger.delete_many({"job_id": job})
 
 
+async def test_a_gateway_restarting_recounts_the_folds_its_previous_run_left_cut(mongo):
+    store, _ = mongo
+    job = await new_job(store, total=300)
+    try:
+        await jobs.record_annotations(store, [task(job, 0, 100)], "gw-b")
+        # gateway gw-b dies between the rows of its last batch and their counts; gateway gw-a folds
+        # the job's remaining outcomes (and that batch again, redelivered to it: its rows count nothing)
+        cut = [task(job, 100, 100)]
+        await ledger.mark(store, [job], ledger.mark_key("gw-b"))
+        await ledger.fold(store, cut)
+        await jobs.record_annotations(store, [*cut, task(job, 200, 100, ok=False)], "gw-a")
+        # the job's counts stay behind its ledger: nothing of gw-b's comes to recount it
+        assert await counts(store, job) == ("running", 100, 100, pytest.approx(200 / 300, abs=1e-6))
+        assert await jobs.recount_cut_folds(store, "gw-a") == 0  # another gateway's mark is not its own
+        # gw-b starts again: its mark is a cut fold of its previous run
+        assert await jobs.recount_cut_folds(store, "gw-b") == 1
+        assert await counts(store, job) == ("completed", 200, 100, 1.0)
+        assert not (await store.jobs.find_one({"_id": job})).get("recount_pending")
+        assert await jobs.recount_cut_folds(store, "gw-b") == 0
+    finally:
+        await store.jobs.delete_one({"_id": job})
+        await store.ledger.delete_many({"job_id": job})
+
+
 async def test_racing_folds_of_the_same_outcomes_count_each_sample_once(mongo):
     store, _ = mongo
     job = await new_job(store, total=1_000)

@@ -18,6 +18,7 @@ from starlette.routing import Match
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.errors import DomainError
 from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
+from modelhub_gateway.jobs import recount_cut_folds
 from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.predict_asgi import LeanPredict
@@ -45,6 +46,8 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     async def lifespan(app: FastAPI):
         await store.ensure_indexes()
         await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
+        # folds this gateway's previous run left cut, before its consumers start
+        await recount_cut_folds(store, settings.gateway_instance)
         await broker.start()
         background = [
             asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),

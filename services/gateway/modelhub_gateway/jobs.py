@@ -269,6 +269,24 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
         await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
 
 
+async def recount_cut_folds(store: GatewayStore, folder: str | None) -> int:
+    """At a gateway's start, before it consumes: every job still marked under its name was being
+    folded by its previous run when that run died, between the rows and the counts. Each is
+    recounted from its ledger (and completed when every sample has an outcome) and unmarked.
+    Without this a job could stall: when the other gateways folded all its remaining outcomes
+    while this one restarted, the redelivered batch met its rows (nothing to count) and no later
+    fold of this gateway came to recount it, so its counts stayed behind its ledger for good.
+    Returns how many jobs were recounted."""
+    who = ledger.mark_key(folder)
+    recounted = 0
+    async for job in store.jobs.find({f"recount_pending.{who}": {"$exists": True}}, projection={"_id": 1}):
+        async with ledger.one_at_a_time(store, [job["_id"]]):
+            await refresh_counts(store, job["_id"], folder)
+            await ledger.unmark(store, job["_id"], who)
+        recounted += 1
+    return recounted
+
+
 async def _count_fold(
     store: GatewayStore, job_id: str, change: tuple[int, int], interrupted: bool, who: str, folder: str | None
 ) -> bool:
