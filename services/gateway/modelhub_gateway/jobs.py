@@ -281,10 +281,16 @@ async def recount_cut_folds(store: GatewayStore, folder: str | None) -> int:
     recounted = 0
     async for job in store.jobs.find({f"recount_pending.{who}": {"$exists": True}}, projection={"_id": 1}):
         async with ledger.one_at_a_time(store, [job["_id"]]):
-            await refresh_counts(store, job["_id"], folder)
-            await ledger.unmark(store, job["_id"], who)
+            await _recount_cut_fold(store, job["_id"], who, folder)
         recounted += 1
     return recounted
+
+
+async def _recount_cut_fold(store: GatewayStore, job_id: str, who: str, folder: str | None) -> None:
+    """A fold of this gateway was cut between the job's rows and its counts: recount the job from
+    its ledger, then clear the gateway's mark."""
+    await refresh_counts(store, job_id, folder)
+    await ledger.unmark(store, job_id, who)
 
 
 async def _count_fold(
@@ -293,8 +299,7 @@ async def _count_fold(
     """Add a folded job's change to its counts (or recount it, when this gateway's earlier fold was
     cut between rows and counts); True when its counts say it is done (to be completed on the ledger's)."""
     if interrupted:
-        await refresh_counts(store, job_id, folder)
-        await ledger.unmark(store, job_id, who)
+        await _recount_cut_fold(store, job_id, who, folder)
         return False
     job = await ledger.add_counts(store, job_id, change, who, folder)
     return bool(job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in OPEN)

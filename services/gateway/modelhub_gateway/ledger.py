@@ -183,15 +183,13 @@ def _new_rows(events: list[SampleAnnotated]) -> list[dict] | None:
             key = f"{job_id}:{s.sample_id}"
             if key in rows:
                 return None
-            rows[key] = {
-                "_id": key,
-                "job_id": job_id,
-                "sample_id": s.sample_id,
-                "attempt": attempt,
-                "ok": s.ok,
-                "error": None if s.ok else s.error,
-            }
+            rows[key] = _row_doc(key, job_id, s.sample_id, attempt, s.ok, None if s.ok else s.error)
     return list(rows.values())
+
+
+def _row_doc(key: str, job_id: str, sample_id: str, attempt: int, ok: bool | None, error: str | None) -> dict:
+    """A ledger row as stored."""
+    return {"_id": key, "job_id": job_id, "sample_id": sample_id, "attempt": attempt, "ok": ok, "error": error}
 
 
 async def _insert(store: GatewayStore, docs: list[dict], counts: dict[str, list[int]]) -> set[str]:
@@ -221,17 +219,7 @@ async def _write(store: GatewayStore, changes: dict, counts: dict[str, list[int]
     """Insert the new rows, update the changed ones on the state they were read in; count each
     row written. Returns the keys written (the others changed meanwhile: read them again)."""
     new = [(key, after, o) for key, (before, after, o) in changes.items() if before is None]
-    docs = [
-        {
-            "_id": key,
-            "job_id": o.job_id,
-            "sample_id": o.sample_id,
-            "attempt": after.attempt,
-            "ok": after.ok,
-            "error": after.error,
-        }
-        for key, after, o in new
-    ]
+    docs = [_row_doc(key, o.job_id, o.sample_id, after.attempt, after.ok, after.error) for key, after, o in new]
     written = {key for key, _, _ in new} - await _insert(store, docs, counts)
     # updates, one bulk per (job, transition) so that each bulk's modified count is exact
     groups: dict[tuple, list[tuple[str, Row, Row]]] = defaultdict(list)

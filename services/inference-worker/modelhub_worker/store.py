@@ -28,11 +28,6 @@ def _matching(task: TaskScheduled) -> dict:
 TOO_LARGE_CODES = frozenset({10334, 17419, 17420})
 
 
-def _position(ids: list[str]) -> dict:
-    """A sample's position among `ids` (-1: not there)."""
-    return {"$indexOfArray": [{"$literal": ids}, "$_id"]}
-
-
 def _picking(names: tuple[str, ...], ids: list[str], fields_by_sample: dict[str, dict], written: dict) -> dict:
     """The `$set` stage that gives each sample of `ids` its own values of the `names` fields (the
     value at the sample's position in `ids`) and the same lineage. The update matches samples by
@@ -41,8 +36,9 @@ def _picking(names: tuple[str, ...], ids: list[str], fields_by_sample: dict[str,
     then give the last value). A filter that checks it anyway (`$expr`) raised MongoDB's CPU for
     the write by 60-90 % (0.34 -> 0.53-0.65 s per 20,000). (A pipeline `$set` would turn a
     `fields` that is not an object into one; the gateway always stores an object.)"""
+    at = {"$indexOfArray": [{"$literal": ids}, "$_id"]}  # the sample's position among `ids`
     stage: dict[str, Any] = {
-        f"fields.{name}": {"$arrayElemAt": [{"$literal": [fields_by_sample[sid][name] for sid in ids]}, _position(ids)]}
+        f"fields.{name}": {"$arrayElemAt": [{"$literal": [fields_by_sample[sid][name] for sid in ids]}, at]}
         for name in names
     }
     stage.update({f"lineage.{name}": {"$literal": written} for name in names})
@@ -160,27 +156,29 @@ class WorkerStore:
             try:
                 await self.samples.update_many({"_id": {"$in": ids}}, [_picking(names, ids, fields_by_sample, written)])
                 return
-            except (PyMongoError, DocumentTooLarge) as exc:  # DocumentTooLarge is bson's, not a PyMongoError
-                if isinstance(exc, PyMongoError) and _retryable(exc) and attempt == 1:
+            except DocumentTooLarge:  # bson's, not a PyMongoError
+                break
+            except PyMongoError as exc:
+                if attempt == 1 and _retryable(exc):
                     continue
-                if not isinstance(exc, DocumentTooLarge) and getattr(exc, "code", None) not in TOO_LARGE_CODES:
+                if getattr(exc, "code", None) not in TOO_LARGE_CODES:
                     raise
-            await self.samples.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": sid},
-                        {
-                            "$set": {
-                                **{f"fields.{k}": fields_by_sample[sid][k] for k in names},
-                                **{f"lineage.{k}": written for k in names},
-                            }
-                        },
-                    )
-                    for sid in ids
-                ],
-                ordered=False,
-            )
-            return
+                break
+        await self.samples.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": sid},
+                    {
+                        "$set": {
+                            **{f"fields.{k}": fields_by_sample[sid][k] for k in names},
+                            **{f"lineage.{k}": written for k in names},
+                        }
+                    },
+                )
+                for sid in ids
+            ],
+            ordered=False,
+        )
 
     async def note_failure(self, task_id: str, error: str) -> None:
         """Remember why the task's latest delivery failed; its dead letter reports it."""
