@@ -120,18 +120,26 @@ SCHEMA_TEXT_TO_CLASS = {
 }
 
 
-def slow_model(seconds_per_batch: float) -> str:
+def slow_model(seconds_per_batch: float, one_batch_at_a_time: bool = False) -> str:
     """model.py of a text model that takes `seconds_per_batch` per predict call: jobs on it are
-    still running when a test acts on them mid-run."""
+    still running when a test acts on them mid-run. With `one_batch_at_a_time`, a replica runs one
+    call at a time (a lock around the sleep, like a GPU): a job's time then does not shrink with
+    the calls in flight."""
+    sleep = f"time.sleep({seconds_per_batch})"
+    if one_batch_at_a_time:
+        sleep = f"with LOCK:\n            {sleep}"
     return f"""
+import threading
 import time
+
+LOCK = threading.Lock()
 
 class Model:
     def __init__(self, model_dir):
         pass
 
     def predict(self, batch):
-        time.sleep({seconds_per_batch})
+        {sleep}
         return {{"label": [{{"label": t, "confidence": 0.5}} for t in batch["text"]]}}
 """
 

@@ -20,6 +20,7 @@ from conftest import (
     get_json,
     make_zip,
     part_pid,
+    slow_model,
     start_stack,
     stop_stack,
     unique,
@@ -37,21 +38,7 @@ TEXT_SCHEMA = SCHEMA_TEXT_TO_CLASS
 # many calls are in flight. Without the lock the replica slept in as many threads as calls came
 # (the worker reaches it directly, past Serve's max_ongoing_requests), and a job could finish
 # between two polls of wait_mid_run ("the job ended before the kill").
-SLOW_MODEL = """
-import threading
-import time
-
-LOCK = threading.Lock()
-
-class Model:
-    def __init__(self, model_dir):
-        pass
-
-    def predict(self, batch):
-        with LOCK:
-            time.sleep(0.05)
-        return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-"""
+SLOW_MODEL = slow_model(0.05, one_batch_at_a_time=True)
 
 # Kills its own replica process the first time it sees a sample naming a marker file that does
 # not exist yet: the crash happens once, and the restarted replica then annotates that sample.

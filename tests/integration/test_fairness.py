@@ -8,27 +8,22 @@ at its milestones shows how the deployment was shared.
 """
 
 import pytest
-from conftest import SCHEMA_TEXT_TO_CLASS, add_text_samples, create_model, deploy, make_zip, unique, wait_for
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    create_model,
+    deploy,
+    make_zip,
+    slow_model,
+    unique,
+    wait_for,
+)
 
 from modelhub_contracts.queue import window
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-GPU_LIKE_MODEL = """
-import threading
-import time
-
-LOCK = threading.Lock()
-
-class Model:
-    def __init__(self, model_dir):
-        pass
-
-    def predict(self, batch):
-        with LOCK:  # one batch at a time, like a GPU
-            time.sleep(0.05)
-        return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
-"""
+GPU_LIKE_MODEL = slow_model(0.05, one_batch_at_a_time=True)  # one batch at a time, like a GPU
 MINI_BATCH = 4
 
 
