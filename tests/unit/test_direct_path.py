@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -96,6 +97,19 @@ async def started(r: Replica) -> str:
     return endpoint
 
 
+@contextlib.asynccontextmanager
+async def taught(r: Replica, first: int = 1) -> AsyncIterator[tuple[Proxy, ServeClient, str]]:
+    """A client whose first call ({"x": first}, through the proxy) taught it `r`'s address, once
+    its first direct connection is made (beside the calls): (the proxy, the client, the address)."""
+    endpoint = await started(r)
+    async with proxy_naming(lambda: endpoint) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None
+        assert await c.predict_chunk("d", [{"x": first}]) == [{"y": 2 * first}]
+        await until(lambda: c.direct.known("d") == [endpoint])
+        yield proxy, c, endpoint
+
+
 async def routes_to(address: str, secret: str) -> tuple[direct.DirectRoutes, direct.Endpoint | None]:
     """Routes that learned `address` with `secret`, once its first connection is made or failed."""
     routes = direct.DirectRoutes()
@@ -106,12 +120,7 @@ async def routes_to(address: str, secret: str) -> tuple[direct.DirectRoutes, dir
 
 async def test_after_one_proxy_answer_calls_go_to_the_replica_itself_over_one_connection():
     r = Replica()
-    endpoint = await started(r)
-    async with proxy_naming(lambda: endpoint) as proxy:
-        c = client_of(proxy)
-        assert c.direct is not None
-        assert await c.predict_chunk("d", [{"x": 0}]) == [{"y": 0}]
-        await until(lambda: c.direct.known("d") == [endpoint])  # a first connection, made beside the calls
+    async with taught(r, first=0) as (proxy, c, _):
         for i in range(48):
             assert await c.predict_chunk("d", [{"x": i}, {"x": i + 1}]) == [{"y": 2 * i}, {"y": 2 * i + 2}]
         # the first call taught the address; after it every 16th call still goes through the proxy
@@ -219,12 +228,7 @@ async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
 
 async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_is_dropped():
     r = Replica()
-    endpoint = await started(r)
-    async with proxy_naming(lambda: endpoint) as proxy:
-        c = client_of(proxy)
-        assert c.direct is not None
-        assert await c.predict_chunk("d", [{"x": 1}]) == [{"y": 2}]
-        await until(lambda: c.direct.known("d") == [endpoint])
+    async with taught(r) as (proxy, c, _):
         assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}] and r.asked == [[{"x": 2}]]
         await r.server.close()  # as when the replica's process dies: no listener, its connections cut
         for writer in r.accepted:
@@ -236,12 +240,7 @@ async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_i
 
 async def test_bad_input_to_the_replica_is_no_answer_as_over_http():
     r = Replica()
-    endpoint = await started(r)
-    async with proxy_naming(lambda: endpoint) as proxy:
-        c = client_of(proxy)
-        assert c.direct is not None
-        await c.predict_chunk("d", [{"x": 1}])
-        await until(lambda: c.direct.known("d") == [endpoint])
+    async with taught(r) as (_, c, _):
         with pytest.raises(ServingLost, match="HTTP 400"):
             await c._call("d", "not a list", None)  # type: ignore[arg-type]
         await c.close()
@@ -382,12 +381,7 @@ async def test_an_answer_that_is_too_large_cut_or_not_json_is_no_answer(answer, 
 
 async def test_a_request_too_large_for_a_frame_goes_through_the_proxy(monkeypatch):
     r = Replica()
-    endpoint = await started(r)
-    async with proxy_naming(lambda: endpoint) as proxy:
-        c = client_of(proxy)
-        assert c.direct is not None
-        await c.predict_chunk("d", [{"x": 1}])
-        await until(lambda: c.direct.known("d") == [endpoint])
+    async with taught(r) as (proxy, c, _):
         monkeypatch.setattr("modelhub_worker.serving.MAX_FRAME", 40)
         assert await c.predict_chunk("d", [{"x": 2, "pad": "p" * 40}]) == [{"y": 4}]
         assert proxy.calls == 2 and r.asked == [] and c.direct.dropped == 0
