@@ -4,7 +4,7 @@ bounded window per deployment shared round-robin by its jobs."""
 from modelhub_contracts.events import JobSubmitted, TaskScheduled
 from modelhub_scheduler import dispatch
 from modelhub_scheduler.dispatch import Dispatcher, share
-from modelhub_scheduler.schedule import PLAN_BATCH, plan_job, task_for, task_size
+from modelhub_scheduler.schedule import FIRST_BATCH, PLAN_BATCH, plan_job, task_for, task_size
 
 
 def job(mini_batch: int, sample_ids=None, job_id="j1", deployment="dep") -> JobSubmitted:
@@ -57,6 +57,27 @@ async def test_big_jobs_are_tasks_of_whole_mini_batches_up_to_task_samples():
     assert (scheduled.num_tasks, scheduled.num_samples) == (3, 1_050)
     assert task_size(512) == 512 and task_size(1000) == 1000 and task_size(64) == 512
     assert task_size(4) == 32  # at most 8 mini-batches: a slow model's tasks stay short
+
+
+async def test_the_first_tasks_are_stored_and_announced_before_the_rest_are_planned():
+    read, planned, announced = [0], [], []
+
+    async def counted(n: int):
+        async for sample_id in ids(n):
+            read[0] += 1
+            yield sample_id
+
+    async def add(tasks, part):
+        planned.append(len(tasks))
+
+    total = (FIRST_BATCH + PLAN_BATCH + 1) * 32
+    scheduled = await plan_job(
+        job(4), counted(total), add, never, stored=lambda: announced.append((read[0], sum(planned)))
+    )
+    # stored as soon as FIRST_BATCH tasks are planned (the ids read so far and no more), then PLAN_BATCH at a time
+    assert planned == [FIRST_BATCH, PLAN_BATCH, 1]
+    assert announced == [(FIRST_BATCH * 32, FIRST_BATCH), ((FIRST_BATCH + PLAN_BATCH) * 32, FIRST_BATCH + PLAN_BATCH)]
+    assert (scheduled.num_tasks, scheduled.num_samples) == (FIRST_BATCH + PLAN_BATCH + 1, total)
 
 
 async def test_same_job_twice_plans_the_same_task_ids():

@@ -84,6 +84,7 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                 store.add_tasks,
                 lambda: store.is_cancelled(job.job_id),
                 telemetry.current_traceparent(),
+                stored=lambda: dispatcher.poke(job.deployment),  # its first tasks go out while it is planned
             )
             if scheduled is None:
                 return
