@@ -46,14 +46,20 @@ async def test_a_task_of_512_samples_is_read_in_one_command(mongo):
     dataset = f"ds-{uuid.uuid4().hex[:8]}"
     ids = [f"{dataset}-{i:04d}" for i in range(512)]
     await db["samples"].insert_many(
-        [{"_id": sid, "dataset": dataset, "filepath": f"/x/{sid}", "fields": {"text": sid}} for sid in ids]
+        [
+            {"_id": sid, "dataset": dataset, "filepath": f"/x/{sid}", "fields": {"text": sid, "embedding": [0.5] * 64}}
+            for sid in ids
+        ]
     )
     try:
         listener.seen.clear()
-        docs = await WorkerStore(db).load(ids, dataset)
-        assert sorted(docs) == ids and docs[ids[7]]["fields"] == {"text": ids[7]}
+        docs = await WorkerStore(db).load(ids, dataset, ["text"])
+        # only what the model reads comes back (not filepath, not the other fields)
+        assert sorted(docs) == ids and docs[ids[7]] == {"_id": ids[7], "fields": {"text": ids[7]}}
         assert listener.seen == ["find"], listener.seen  # the default first batch (101) took getMores more
-        assert await WorkerStore(db).load(ids[:3], "another-dataset") == {}  # still only its own dataset's
+        both = await WorkerStore(db).load(ids[:2], dataset, ["filepath", "text", "not a field"])
+        assert both[ids[1]] == {"_id": ids[1], "filepath": f"/x/{ids[1]}", "fields": {"text": ids[1]}}
+        assert await WorkerStore(db).load(ids[:3], "another-dataset", ["text"]) == {}  # still only its own dataset's
     finally:
         await db["samples"].delete_many({"dataset": dataset})
 

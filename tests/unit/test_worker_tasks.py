@@ -41,11 +41,13 @@ class FakeStore:
         self.written: dict = {}
         self.failures: dict[str, str] = {}
         self.leases_held = 0
+        self.inputs: list[str] = []
 
     async def is_cancelled(self, job_id):
         return self.cancelled
 
-    async def load(self, sample_ids, dataset):
+    async def load(self, sample_ids, dataset, inputs):
+        self.inputs = sorted(inputs)
         return {i: self.docs[i] for i in sample_ids if i in self.docs}
 
     @asynccontextmanager
@@ -104,6 +106,7 @@ def outcomes(events) -> set:
 async def test_fields_are_written_under_the_lease_then_one_event_for_the_task():
     store, published = FakeStore("a", "b"), Published()
     await run_task(task("a", "b"), store, upper, published, str)
+    assert store.inputs == ["text"]  # only the fields the model reads are loaded
     assert store.written == {"a": {"out": "A"}, "b": {"out": "B"}}
     assert len(published) == 1 and [o.sample_id for o in published[0].samples] == ["a", "b"]
     assert outcomes(published) == {("a", True, "j.1.0.annotated.0"), ("b", True, "j.1.0.annotated.0")}

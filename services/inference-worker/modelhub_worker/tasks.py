@@ -7,7 +7,7 @@ are failed with "task failed after N deliveries: <last error>" (the dead letter)
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -32,7 +32,7 @@ class TaskStore(Protocol):
     """What these use cases need of the worker's store (modelhub_worker.store.WorkerStore; the
     unit tests' fake)."""
 
-    async def load(self, sample_ids: list[str], dataset: str) -> dict[str, dict]: ...
+    async def load(self, sample_ids: list[str], dataset: str, inputs: Iterable[str]) -> dict[str, dict]: ...
     async def is_cancelled(self, job_id: str) -> bool: ...
     def write_lease(self, task: TaskScheduled) -> AbstractAsyncContextManager[Lease]: ...
     async def write_fields(self, fields_by_sample: dict[str, dict], lease: Lease) -> None: ...
@@ -49,7 +49,9 @@ async def run_task(
     Raises ServingLost when the deployment gave no verdict (the task is to be retried), and
     lets MongoDB/NATS errors through (retried as well): nothing here fails a sample for them."""
     # both at once: one MongoDB round trip of the task's latency instead of two
-    cancelled, docs = await asyncio.gather(store.is_cancelled(task.job_id), store.load(task.sample_ids, task.dataset))
+    cancelled, docs = await asyncio.gather(
+        store.is_cancelled(task.job_id), store.load(task.sample_ids, task.dataset, task.inputs.values())
+    )
     if cancelled:
         return
     outcomes = await annotate(task, docs, predict, describe)
