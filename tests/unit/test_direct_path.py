@@ -15,8 +15,8 @@ from aiohttp import web
 from waiting import until
 
 import modelhub_replica as replica
-from modelhub_worker import direct
-from modelhub_worker.serving import SECRET_HEADER, ServeClient, ServingLost
+from modelhub_worker import direct, serving
+from modelhub_worker.serving import SECRET_HEADER, ModelFailed, ServeClient, ServingLost
 
 SECRET = "s3cret-of-d"
 
@@ -39,7 +39,8 @@ class Replica:
 
         self.server._connection = accepted  # before it listens: the server takes the handler then
 
-    async def answer(self, samples, traceparent):
+    async def answer(self, payload, traceparent):
+        samples = payload.get("batches", payload.get("samples"))
         self.asked.append(samples)
         if self.gate is not None:
             try:
@@ -49,7 +50,13 @@ class Replica:
                 raise
         if not isinstance(samples, list):
             return 400, json.dumps({"detail": "bad request: 'samples' must be a list of objects"}).encode()
-        return 200, json.dumps({"outputs": [{"y": s["x"] * 2} for s in samples]}).encode()
+        if "batches" in payload:
+            return 200, json.dumps({"results": [{"outputs": doubled(b)} for b in samples]}).encode()
+        return 200, json.dumps({"outputs": doubled(samples)}).encode()
+
+
+def doubled(samples: list[dict]) -> list[dict]:
+    return [{"y": s["x"] * 2} for s in samples]
 
 
 class Proxy:
@@ -64,8 +71,11 @@ class Proxy:
         if request.headers.get(SECRET_HEADER) != SECRET:
             return web.json_response({"detail": "wrong secret"}, status=403)
         self.calls += 1
-        samples = (await request.json())["samples"]
-        return web.json_response({"outputs": [{"y": s["x"] * 2} for s in samples], "direct": self.offer()})
+        request_body = await request.json()
+        if "batches" in request_body:
+            results = [{"outputs": doubled(b)} for b in request_body["batches"]]
+            return web.json_response({"results": results, "direct": self.offer()})
+        return web.json_response({"outputs": doubled(request_body["samples"]), "direct": self.offer()})
 
 
 @contextlib.asynccontextmanager
@@ -242,7 +252,7 @@ async def test_bad_input_to_the_replica_is_no_answer_as_over_http():
     r = Replica()
     async with taught(r) as (_, c, _):
         with pytest.raises(ServingLost, match="HTTP 400"):
-            await c._call("d", "not a list", None)  # type: ignore[arg-type]
+            await c._call("d", {"samples": "not a list"}, 1, None)
         await c.close()
     await r.server.close()
 
@@ -303,6 +313,54 @@ async def test_the_replicas_answer_is_json_or_the_models_error_either_way_it_cam
     assert status == 200 and "1 to 4 samples" in json.loads(body)["error"]
     status, body = await model_replica._answer("nope", None)
     assert status == 400 and "detail" in json.loads(body)
+
+
+async def test_a_tasks_mini_batches_go_to_a_replica_in_one_call_each_with_its_own_result():
+    r = Replica()
+    async with taught(r) as (proxy, c, _):
+        assert c.spread("d") == 1  # one replica known: a task's mini-batches in one call
+        batches = [[{"x": 1}, {"x": 2}], [{"x": 3}]]
+        assert await c.predict_chunks("d", batches) == [[{"y": 2}, {"y": 4}], [{"y": 6}]]
+        assert r.asked == [batches] and proxy.calls == 1  # one direct call (the proxy's was the first)
+        # the replica runs a call's mini-batches in turn: its bound is the per-call one for each
+        assert serving._timeout(300, {"batches": batches}) == 600 and serving._timeout(300, {"samples": []}) == 300
+        await c.close()
+    await r.server.close()
+
+
+async def test_a_replica_that_takes_one_mini_batch_per_call_gets_one_per_call():
+    r = Replica()
+    async with taught(r) as (_, c, _):
+        old = r.answer
+
+        async def samples_only(payload, traceparent):  # a replica of an older hub
+            if "batches" in payload:
+                return 400, json.dumps({"detail": "bad request: 'samples'"}).encode()
+            return await old(payload, traceparent)
+
+        r.server._answer_fn = samples_only
+        with pytest.raises(ModelFailed, match="one mini-batch per call"):
+            await c.predict_chunks("d", [[{"x": 1}], [{"x": 2}]])
+        assert c.spread("d") == 0 and c.direct is not None and c.direct.known("d")  # the address stays
+        assert await c.predict_chunk("d", [{"x": 5}]) == [{"y": 10}]
+        await c.close()
+    await r.server.close()
+
+
+async def test_the_replica_answers_each_mini_batch_of_a_call_on_its_own():
+    model_replica = replica.ModelReplica.func_or_class.__new__(replica.ModelReplica.func_or_class)
+    model_replica._model, model_replica._mini_batch = _Model(), 4
+    traceparent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+    batches = [[{"x": 1}, {"x": 2}], [{"x": "odd"}], [{"x": 3}] * 5, [{"x": 4}]]
+    status, body = await model_replica._answer_request({"batches": batches}, traceparent, {"direct": "h:1"})
+    answer = json.loads(body)
+    assert status == 200 and answer["direct"] == "h:1" and answer["span"]["batch_size"] == 9
+    first, odd, too_big, last = answer["results"]
+    assert first == {"outputs": [{"y": 1}, {"y": 2}]} and last == {"outputs": [{"y": 4}]}
+    assert "not JSON serializable" in odd["error"] and "1 to 4 samples" in too_big["error"]  # each fails alone
+    for bad in ("nope", [], [["x"]], [[{"x": 1}]] * (replica.MAX_BATCHES_PER_CALL + 1)):
+        status, body = await model_replica._answer_request({"batches": bad}, None)
+        assert status == 400 and "detail" in json.loads(body)
 
 
 async def test_with_the_direct_path_off_every_call_goes_through_the_proxy():

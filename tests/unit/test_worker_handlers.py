@@ -24,6 +24,9 @@ class FakeServe:
     def forget(self, deployment):
         self.forgotten.append(deployment)
 
+    def spread(self, deployment):
+        return 0  # no replica known directly: one mini-batch per call
+
 
 async def run(store: FakeStore, predict) -> list[SampleAnnotated]:
     broker = NatsBroker()

@@ -62,6 +62,9 @@ DIRECT_PROOF = 32
 DIRECT_MAX_FRAME = 256 << 20
 DIRECT_HANDSHAKE_S = 5.0
 DIRECT_MAX_HANDSHAKING = 64  # connections not yet past the handshake; more are closed at once
+# A job's call may carry several mini-batches (`{"batches": [[...], ...]}`), each one Model.predict
+# call, answered in order (`{"results": [{"outputs": [...]} or {"error": "..."}, ...]}`).
+MAX_BATCHES_PER_CALL = 64
 
 
 def direct_proof(secret: bytes, role: bytes, caller_nonce: bytes, replica_nonce: bytes, endpoint: str) -> bytes:
@@ -105,7 +108,7 @@ class ModelReplica:
             raise ValueError("a replica needs its deployment's secret")
         self._secret = secret.encode()
         # started by the first proxy call (it needs the replica's event loop), then named in answers
-        self._direct: DirectServer | None = DirectServer(self._secret, self._answer) if direct else None
+        self._direct: DirectServer | None = DirectServer(self._secret, self._answer_request) if direct else None
         model_dir = fetch_package(package_id, sha256)
         os.chdir(model_dir)  # models open their files relative to the package root
         if model_dir not in sys.path:
@@ -123,7 +126,8 @@ class ModelReplica:
         """The HTTP entry (Serve's proxy): `{"samples": [{input: value}, ...]}` in; 200 with
         `{"outputs": [{output: value}, ...]}`, or 200 with `{"error": "..."}` when the model failed
         on these samples (raised, or returned what JSON cannot carry); 403 without the secret.
-        A 200 names the direct path's address (`"direct"`) when this replica offers one."""
+        Or `{"batches": [[...], ...]}` (_answer_batches). A 200 names the direct path's address
+        (`"direct"`) when this replica offers one."""
         from starlette.responses import Response
 
         def answer(body: dict, status: int = 200) -> Response:
@@ -133,14 +137,22 @@ class ModelReplica:
         if not hmac.compare_digest(given, self._secret):
             return answer({"detail": "this deployment answers only the hub (missing or wrong secret)"}, 403)
         try:
-            samples = json.loads(await request.body())["samples"]
+            payload = request_payload(json.loads(await request.body()))
         except (ValueError, KeyError, TypeError) as exc:
             return answer({"detail": f"bad request: {exc}"}, 400)
         extra = {}
         if self._direct is not None and (endpoint := await self._direct.start()):
             extra["direct"] = endpoint
-        status, body = await self._answer(samples, request.headers.get("traceparent"), extra)
+        status, body = await self._answer_request(payload, request.headers.get("traceparent"), extra)
         return Response(body, status_code=status, media_type="application/json")
+
+    async def _answer_request(
+        self, payload: dict, traceparent: str | None, extra: dict | None = None
+    ) -> tuple[int, bytes]:
+        """A request (request_payload) as _answer or _answer_batches answers it."""
+        if "batches" in payload:
+            return await self._answer_batches(payload["batches"], traceparent, extra)
+        return await self._answer(payload["samples"], traceparent, extra)
 
     async def _answer(self, samples: Any, traceparent: str | None, extra: dict | None = None) -> tuple[int, bytes]:
         """One call's answer as JSON, whichever way it came: 200 with the outputs or the model's
@@ -161,6 +173,34 @@ class ModelReplica:
             return 200, json.dumps(body).encode()
         except Exception as exc:  # the model's failure on these samples: a verdict, not a crash
             return 200, json.dumps({"error": _describe(exc), **(extra or {})}).encode()
+
+    async def _answer_batches(
+        self, batches: Any, traceparent: str | None, extra: dict | None = None
+    ) -> tuple[int, bytes]:
+        """Several mini-batches in one call (a job's task: one round trip instead of one per
+        mini-batch, whose cost was most of a fast model's), each one Model.predict call, run one
+        after the other. Each gets its own result, in order: `{"outputs": [...]}`, or `{"error":
+        "..."}` when the model failed on it (the others are not failed with it)."""
+        if (
+            not isinstance(batches, list)
+            or not 1 <= len(batches) <= MAX_BATCHES_PER_CALL
+            or not all(isinstance(b, list) and all(isinstance(s, dict) for s in b) for b in batches)
+        ):
+            detail = f"bad request: 'batches' must be a list of 1 to {MAX_BATCHES_PER_CALL} lists of objects"
+            return 400, json.dumps({"detail": detail}).encode()
+        started = time.time_ns()
+        results = []
+        for batch in batches:
+            try:  # each result is encoded on its own: what JSON cannot carry fails its batch only
+                results.append(json.dumps({"outputs": await self.predict_chunk(batch)}))
+            except Exception as exc:  # the model's failure on this batch: a verdict, not a crash
+                results.append(json.dumps({"error": _describe(exc)}))
+        rest = dict(extra or {})
+        if traceparent:
+            samples = sum(len(b) for b in batches)
+            rest["span"] = {"start_ns": started, "end_ns": time.time_ns(), "batch_size": samples, "pid": os.getpid()}
+        tail = "," + json.dumps(rest)[1:] if rest else "}"
+        return 200, ('{"results":[' + ",".join(results) + "]" + tail).encode()
 
     def check_health(self) -> None:
         """Serve calls this periodically; raising makes Serve replace the replica. The model is
@@ -198,8 +238,8 @@ class ModelReplica:
 
 class DirectServer:
     """The direct path's listener in a replica (see the module doc): after the handshake, each
-    frame is `{"samples": [...], "traceparent": ...}` and gets back the same JSON as the proxy's
-    200 (or a `detail` for bad input). When the caller goes away mid-call (its request was
+    frame is `{"samples": [...], "traceparent": ...}` (or `"batches"` for `"samples"`) and gets
+    back the same JSON as the proxy's 200 (or a `detail` for bad input). When the caller goes away mid-call (its request was
     cancelled, it timed out) the call is cancelled here too, as Serve's proxy does."""
 
     def __init__(self, secret: bytes, answer, host: str | None = None) -> None:
@@ -279,11 +319,11 @@ class DirectServer:
             return False
         try:
             request = json.loads(await reader.readexactly(size))
-            samples, traceparent = request["samples"], request.get("traceparent")
-        except (ValueError, KeyError, TypeError) as exc:
+            payload, traceparent = request_payload(request), request.get("traceparent")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             frame = json.dumps({"detail": f"bad request: {exc}"}).encode()
         else:
-            work = asyncio.ensure_future(self._answer_fn(samples, traceparent))
+            work = asyncio.ensure_future(self._answer_fn(payload, traceparent))
             gone = asyncio.ensure_future(reader.read(1))  # the caller sends nothing until answered
             try:
                 await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -300,6 +340,16 @@ class DirectServer:
         writer.write(len(frame).to_bytes(4, "big") + frame)
         await writer.drain()
         return True
+
+
+def request_payload(request: Any) -> dict:
+    """What a call asks: `{"batches": ...}` or `{"samples": ...}` (KeyError when neither, TypeError
+    when the request is no object); checked further by whoever answers it."""
+    if not isinstance(request, dict):
+        raise TypeError(f"a request is an object, not {type(request).__name__}")
+    if "batches" in request:
+        return {"batches": request["batches"]}
+    return {"samples": request["samples"]}
 
 
 def _describe(exc: BaseException) -> str:

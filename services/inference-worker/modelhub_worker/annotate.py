@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from modelhub_contracts.events import MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, SampleOutcome, TaskScheduled
 from modelhub_contracts.model_schema import check_output
@@ -10,6 +10,18 @@ from modelhub_worker.errors import ServingLost
 
 PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # one mini-batch in one call
 K = TypeVar("K", bound=Hashable)  # whatever names a sample: a sample id, or a request's index
+
+
+class BatchCalls(Protocol):
+    """Several mini-batches in one call (modelhub_worker.serving.ServeClient)."""
+
+    def spread(self, deployment: str) -> int:
+        """How many calls to spread a task's mini-batches over (0: one call per mini-batch)."""
+        ...
+
+    async def predict_chunks(self, deployment: str, batches: list[list[dict]]) -> list[list[dict] | Exception]:
+        """Each mini-batch's outputs, or the model's failure on it; raises when the call as a whole failed."""
+        ...
 
 
 class Outcome:
@@ -52,20 +64,57 @@ async def predict_many(
     inputs: dict[K, dict],
     describe: Callable[[BaseException], str],
     mini_batch: int | None = None,
+    calls: BatchCalls | None = None,
 ) -> dict[K, Any]:
-    """Run the samples through the deployment in calls of at most `mini_batch` (all at once, each
-    one Model.predict; None: one call). When a call raises, its samples are split in halves and
-    each half is called on its own, down to single samples: only the samples that really fail are
+    """Run the samples through the deployment in mini-batches of at most `mini_batch` (None: one),
+    each one Model.predict call, all at once: one call each, or, with `calls` and several
+    replicas known, the mini-batches spread over as many calls as there are replicas (fewer
+    round trips). When the model fails on a mini-batch, its samples are split in halves and each
+    half is called on its own, down to single samples: only the samples that really fail are
     marked failed, and their batch-mates still succeed in batches.
 
     Raises ServingLost when the deployment gave no verdict (a replica died, none is up): failing
     the samples would blame them for the infrastructure; the task is retried instead."""
     ids = list(inputs)
     size = mini_batch or len(ids) or 1
-    parts = await asyncio.gather(
-        *(_bisect(predict, deployment, inputs, ids[i : i + size], describe) for i in range(0, len(ids), size))
-    )
+    batches = [ids[i : i + size] for i in range(0, len(ids), size)]
+    spread = calls.spread(deployment) if calls is not None else 0
+    per_call = -(-len(batches) // spread) if spread else 1
+    if calls is None or per_call == 1:
+        parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, batch, describe) for batch in batches))
+    else:
+        groups = [batches[i : i + per_call] for i in range(0, len(batches), per_call)]
+        parts = await asyncio.gather(*(_in_one_call(calls, predict, deployment, inputs, g, describe) for g in groups))
     return {sid: result for part in parts for sid, result in part.items()}
+
+
+async def _in_one_call(
+    calls: BatchCalls,
+    predict: PredictChunk,
+    deployment: str,
+    inputs: dict[K, dict],
+    batches: list[list[K]],
+    describe: Callable[[BaseException], str],
+) -> dict[K, Any]:
+    """Several mini-batches in one call; a mini-batch the model failed on is split as in _bisect,
+    and when the call as a whole had no such answer each mini-batch is called on its own."""
+    try:
+        results = await calls.predict_chunks(deployment, [[inputs[i] for i in batch] for batch in batches])
+    except ServingLost:
+        raise
+    except Exception:  # e.g. a replica that takes one mini-batch per call
+        parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, batch, describe) for batch in batches))
+        return {sid: result for part in parts for sid, result in part.items()}
+    done: dict[K, Any] = {}
+    failed = []
+    for batch, result in zip(batches, results, strict=True):
+        if isinstance(result, Exception):
+            failed.append(_split(predict, deployment, inputs, batch, result, describe))
+        else:
+            done.update(zip(batch, result, strict=True))
+    for part in await asyncio.gather(*failed):
+        done.update(part)
+    return done
 
 
 async def _bisect(
@@ -82,8 +131,21 @@ async def _bisect(
     except ServingLost:
         raise
     except Exception as exc:
-        if len(ids) == 1:
-            return {ids[0]: Outcome(error=describe(exc))}
+        return await _split(predict, deployment, inputs, ids, exc, describe)
+
+
+async def _split(
+    predict: PredictChunk,
+    deployment: str,
+    inputs: dict[K, dict],
+    ids: list[K],
+    error: BaseException,
+    describe: Callable[[BaseException], str],
+) -> dict[K, Any]:
+    """Samples the model failed on together (`error`): a lone one fails with it, more are halved
+    and each half called on its own."""
+    if len(ids) == 1:
+        return {ids[0]: Outcome(error=describe(error))}
     half = len(ids) // 2
     return {
         **await _bisect(predict, deployment, inputs, ids[:half], describe),
@@ -92,7 +154,11 @@ async def _bisect(
 
 
 async def annotate(
-    task: TaskScheduled, docs: dict[str, dict], predict: PredictChunk, describe: Callable[[BaseException], str]
+    task: TaskScheduled,
+    docs: dict[str, dict],
+    predict: PredictChunk,
+    describe: Callable[[BaseException], str],
+    calls: BatchCalls | None = None,
 ) -> dict[str, Outcome]:
     """Every sample of the task gets an Outcome: fields to write, or an error."""
     outcomes: dict[str, Outcome] = {}
@@ -105,7 +171,8 @@ async def annotate(
             inputs[sample_id] = sample_inputs(doc, task.inputs)
         except KeyError as exc:
             outcomes[sample_id] = Outcome(error=str(exc.args[0]))
-    for sample_id, result in (await predict_many(predict, task.deployment, inputs, describe, task.mini_batch)).items():
+    predicted = await predict_many(predict, task.deployment, inputs, describe, task.mini_batch, calls)
+    for sample_id, result in predicted.items():
         outcomes[sample_id] = (
             result if isinstance(result, Outcome) else check_outputs(result, task.outputs, task.output_types)
         )

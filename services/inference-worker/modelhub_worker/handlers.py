@@ -116,7 +116,7 @@ def register(
                 delay = await attempt(
                     task,
                     deliveries(message),
-                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error),
+                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error, serve),
                     store,
                     publish_task,
                     short_error,

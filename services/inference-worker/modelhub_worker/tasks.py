@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, SampleOutcome, TaskScheduled
 from modelhub_contracts.messaging import retry_delay
-from modelhub_worker.annotate import PredictChunk, annotate, chunked_events, events_for
+from modelhub_worker.annotate import BatchCalls, PredictChunk, annotate, chunked_events, events_for
 from modelhub_worker.store import Lease
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,12 @@ class TaskStore(Protocol):
 
 
 async def run_task(
-    task: TaskScheduled, store: TaskStore, predict: PredictChunk, publish: Publish, describe: Describe
+    task: TaskScheduled,
+    store: TaskStore,
+    predict: PredictChunk,
+    publish: Publish,
+    describe: Describe,
+    calls: BatchCalls | None = None,
 ) -> None:
     """Annotate the task's samples, write their fields under the job's write lease, then publish
     their outcomes (one SampleAnnotated for the task). A job being cancelled gets no write and no event.
@@ -54,7 +59,7 @@ async def run_task(
     )
     if cancelled:
         return
-    outcomes = await annotate(task, docs, predict, describe)
+    outcomes = await annotate(task, docs, predict, describe, calls)
     async with store.write_lease(task) as granted:
         if not granted:
             return
