@@ -88,9 +88,9 @@ def test_a_small_job_on_an_idle_deployment_does_not_wait_for_a_big_one_elsewhere
 
 def test_two_jobs_on_one_deployment_share_it(stack, gpu_like_model):
     shared = deployed(stack, gpu_like_model)
-    first = submit(stack, shared, 400)
+    first = submit(stack, shared, 800)
     started(stack, first)
-    second = submit(stack, shared, 400)
+    second = submit(stack, shared, 800)
     queue = wait_for(
         lambda: (d := stack.client.get(f"/deployments/{shared}").json()["queue"])["waiting"] and d,
         60,
