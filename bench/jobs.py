@@ -342,7 +342,7 @@ def main() -> None:
             ):
                 hub.dataset(name, n)
             # Warm-up: handles, connections, indexes, and the replicas' direct addresses (each
-            # worker learns them from the proxy's answers, every 16th call once it knows one: a
+            # worker learns them from the proxy's answers; before its learning phase, a
             # 2,000-sample warm-up left the first 20,000-sample job ~10 % slower than the next).
             # The overhead case measures the steady state of a hub whose deployments have run.
             hub.wait(hub.submit("twenty-a", "zero")[0])

@@ -133,11 +133,35 @@ async def test_after_one_proxy_answer_calls_go_to_the_replica_itself_over_one_co
     async with taught(r, first=0) as (proxy, c, _):
         for i in range(48):
             assert await c.predict_chunk("d", [{"x": i}, {"x": i + 1}]) == [{"y": 2 * i}, {"y": 2 * i + 2}]
-        # the first call taught the address; after it every 16th call still goes through the proxy
-        assert proxy.calls == 1 + 3 and len(r.asked) == 45 and c.direct.calls == 45
+        # the first call taught the address; then every 2nd call asks the proxy until three of its
+        # answers named no other replica (calls 2, 4, 6), then every 16th (16, 32, 48)
+        assert proxy.calls == 1 + 3 + 3 and len(r.asked) == 42 and c.direct.calls == 42
         assert len(r.accepted) == 1, "the direct connection was not kept"
         await c.close()
     await r.server.close()
+
+
+async def test_a_worker_asks_the_proxy_more_often_until_it_has_met_every_replica():
+    r1, r2 = Replica(), Replica()
+    a, b = await started(r1), await started(r2)
+    names = iter([a, a, a, b] + [a, b] * 40)  # Serve's proxy names a first, b only at its 4th answer
+    async with proxy_naming(lambda: next(names)) as proxy:
+        c = client_of(proxy)
+        assert c.direct is not None and await c.predict_chunk("d", [{"x": 0}]) == [{"y": 0}]
+        await until(lambda: c.direct.known("d") == [a])
+        for i in range(1, 7):  # learning: every 2nd call through the proxy
+            await c.predict_chunk("d", [{"x": i}])
+        assert proxy.calls == 4 and c.spread("d") in (1, 2)  # b named at the 4th answer: learning again
+        await until(lambda: c.direct.known("d") == sorted([a, b]))
+        for i in range(7, 13):  # three answers naming no new replica end it
+            await c.predict_chunk("d", [{"x": i}])
+        assert proxy.calls == 7 and c.spread("d") == 2
+        for i in range(13, 45):  # then every 16th
+            await c.predict_chunk("d", [{"x": i}])
+        assert proxy.calls == 7 + 2 and len(r1.asked) + len(r2.asked) == 44 - 8
+        await c.close()
+    await r1.server.close()
+    await r2.server.close()
 
 
 async def test_a_caller_without_the_secret_gets_no_answer_and_the_model_is_not_asked():
@@ -239,6 +263,8 @@ async def test_cancelling_a_direct_call_cancels_it_in_the_replica():
 async def test_a_replica_that_went_away_costs_the_call_nothing_and_its_address_is_dropped():
     r = Replica()
     async with taught(r) as (proxy, c, _):
+        assert c.direct is not None
+        c.direct.settled_after = 0  # past its learning phase: only every 16th call asks the proxy
         assert await c.predict_chunk("d", [{"x": 2}]) == [{"y": 4}] and r.asked == [[{"x": 2}]]
         await r.server.close()  # as when the replica's process dies: no listener, its connections cut
         for writer in r.accepted:

@@ -13,7 +13,8 @@ live one, fails it: it learns neither the secret nor any sample. Nothing is sent
 and answers are JSON only, bounded in size, as over HTTP.
 
 What stays on the proxy: every `PROXY_EVERY`-th call of a deployment (how the worker learns of
-new replicas after a scale-up or a replacement), every call while no address is known, and the
+new replicas after a scale-up or a replacement; every `LEARN_EVERY`-th while the proxy's answers
+still name addresses it did not know), every call while no address is known, and the
 call that meets a failed connection (the address is dropped and the call goes through the proxy
 instead, so a dead replica costs no retry). A new address is used only once a first connection
 to it has passed the handshake, made beside the calls (an address this worker cannot reach costs
@@ -38,6 +39,13 @@ NONCE = 16
 PROOF = 32
 MAX_FRAME = 256 << 20
 PROXY_EVERY = 16
+# While it learns a deployment's replicas, the worker sends every LEARN_EVERY-th call through the
+# proxy; once SETTLED_AFTER proxy answers in a row named addresses it knew, every PROXY_EVERY-th.
+# Serve's proxy picks a replica per call: at 1 in 16 a worker that knew one of two replicas left
+# the benchmark's first 20,000-sample job ~10 % slower than the next (a task's mini-batches go in
+# one call per replica known).
+LEARN_EVERY = 2
+SETTLED_AFTER = 3
 MAX_ENDPOINTS = 64  # per deployment: a hostile replica cannot grow the worker's memory
 MAX_IDLE = 64  # pooled connections per replica
 SHUN_S = 30.0  # an address that failed is not taken again for this long
@@ -82,9 +90,13 @@ class Endpoint:
 class DirectRoutes:
     """The replicas' direct addresses per deployment and their pooled connections."""
 
-    def __init__(self, connect_timeout: float = 2.0, proxy_every: int = PROXY_EVERY) -> None:
+    def __init__(
+        self, connect_timeout: float = 2.0, proxy_every: int = PROXY_EVERY, settled_after: int = SETTLED_AFTER
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.proxy_every = proxy_every
+        self.settled_after = settled_after  # 0: no learning phase
+        self._settled: dict[str, int] = {}  # deployment -> proxy answers in a row naming known addresses
         self._endpoints: dict[str, dict[str, Endpoint]] = {}
         self._turns: dict[str, int] = {}
         # (deployment, address) -> until when it is not taken again; per deployment, so that a
@@ -99,12 +111,16 @@ class DirectRoutes:
         passed the handshake (opened here, beside the calls)."""
         parsed = parse_endpoint(offer)
         known = self._endpoints.setdefault(deployment, {})
-        if parsed is None or not secret or offer in known or len(known) >= MAX_ENDPOINTS:
+        if parsed is not None and offer in known:
+            self._settled[deployment] = self._settled.get(deployment, 0) + 1
+            return
+        if parsed is None or not secret or len(known) >= MAX_ENDPOINTS:
             return
         assert isinstance(offer, str)
         if self._shunned.get((deployment, offer), 0.0) > time.monotonic():
             return
         endpoint = known[offer] = Endpoint(offer, *parsed)
+        self._settled[deployment] = 0  # a replica it did not know: there may be more
         task = asyncio.ensure_future(self._warm(deployment, endpoint, secret))
         self._warming.add(task)
         task.add_done_callback(self._warming.discard)
@@ -132,7 +148,8 @@ class DirectRoutes:
         if not endpoints:
             return None
         turn = self._turns[deployment] = self._turns.get(deployment, 0) + 1
-        if turn % self.proxy_every == 0:
+        learning = self._settled.get(deployment, 0) < self.settled_after
+        if turn % (min(LEARN_EVERY, self.proxy_every) if learning else self.proxy_every) == 0:
             return None
         return min(endpoints, key=lambda e: e.in_flight)
 
@@ -143,6 +160,7 @@ class DirectRoutes:
         if known.get(endpoint.address) is endpoint:
             del known[endpoint.address]
             self.dropped += 1
+            self._settled[deployment] = 0  # a replica went away: its replacement is to be learned
             self._shunned[(deployment, endpoint.address)] = time.monotonic() + SHUN_S
         if len(self._shunned) > 4 * MAX_ENDPOINTS:
             now = time.monotonic()
@@ -151,6 +169,7 @@ class DirectRoutes:
 
     def forget(self, deployment: str) -> None:
         """Every address of a deployment (its secret changed, it went away)."""
+        self._settled.pop(deployment, None)
         for endpoint in self._endpoints.pop(deployment, {}).values():
             endpoint.close()
 
