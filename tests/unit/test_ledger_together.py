@@ -7,6 +7,7 @@ import asyncio
 from typing import cast
 
 import pytest
+from waiting import until
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome
 from modelhub_gateway import ledger
@@ -21,6 +22,11 @@ def event(job_id: str, task: int) -> SampleAnnotated:
     return SampleAnnotated(
         job_id=job_id, attempt=1, task_id=f"t{task}", samples=[SampleOutcome(sample_id=f"s{task}", ok=True)]
     )
+
+
+def callers(store: GatewayStore) -> int:
+    """Calls of `together` on this store that have queued their events (folding or waiting)."""
+    return sum(entry.users for entry in ledger._folds.get(store, {}).values())
 
 
 class Folds:
@@ -45,7 +51,7 @@ async def test_batches_waiting_for_a_fold_of_their_job_are_folded_together_next(
     first = asyncio.create_task(ledger.together(store, "j", [event("j", 0)], folds))
     await folds.started.wait()
     waiting = [asyncio.create_task(ledger.together(store, "j", [event("j", n)], folds)) for n in (1, 2, 3)]
-    await asyncio.sleep(0.01)
+    await until(lambda: callers(store) == 4)  # every call has queued its events
     assert folds.batches == [["t0"]] and not any(t.done() for t in [first, *waiting])
     folds.release.set()
     await asyncio.wait_for(asyncio.gather(first, *waiting), 1)
@@ -72,7 +78,7 @@ async def test_batches_folded_under_another_gateway_name_are_not_mixed_in():
         asyncio.create_task(ledger.together(store, "j", [event("j", 1)], folds, folder="gw-b")),
         asyncio.create_task(ledger.together(store, "j", [event("j", 2)], folds)),
     ]
-    await asyncio.sleep(0.01)
+    await until(lambda: callers(store) == 3)  # every call has queued its events
     folds.release.set()
     await asyncio.wait_for(asyncio.gather(first, *waiting), 1)
     assert sorted(folds.batches) == [["t0"], ["t1"], ["t2"]]  # a fold counts under one name
@@ -83,7 +89,7 @@ async def test_every_batch_of_a_failed_fold_raises_its_error():
     first = asyncio.create_task(ledger.together(store, "j", [event("j", 0)], folds))
     await folds.started.wait()
     waiting = [asyncio.create_task(ledger.together(store, "j", [event("j", n)], folds)) for n in (1, 2)]
-    await asyncio.sleep(0.01)
+    await until(lambda: callers(store) == 3)  # every call has queued its events
     folds.release.set()
     await first  # its own fold succeeded
     for task in waiting:  # folded together, failed together: both are redelivered
@@ -99,7 +105,7 @@ async def test_a_cancelled_fold_fails_the_batches_it_took():
     folds.started.clear()
     second = asyncio.create_task(ledger.together(store, "j", [event("j", 1)], folds))
     third = asyncio.create_task(ledger.together(store, "j", [event("j", 2)], folds))
-    await asyncio.sleep(0.01)
+    await until(lambda: callers(store) == 3)  # every call has queued its events
     first.cancel()  # the gateway stopping mid-fold
     await folds.started.wait()  # the next in turn folds what waits
     assert folds.batches == [["t0"], ["t1", "t2"]]

@@ -158,18 +158,13 @@ class ModelReplica:
         """One call's answer as JSON, whichever way it came: 200 with the outputs or the model's
         error (it raised, or returned what JSON cannot carry), or 400 with a `detail` (bad input).
         With a traceparent it reports its span's timing (a replica has no exporter)."""
-        if not isinstance(samples, list) or not all(isinstance(s, dict) for s in samples):
+        if not _is_samples(samples):
             return 400, json.dumps({"detail": "bad request: 'samples' must be a list of objects"}).encode()
         started = time.time_ns()
         try:
             body: dict = {"outputs": await self.predict_chunk(samples), **(extra or {})}
             if traceparent:
-                body["span"] = {
-                    "start_ns": started,
-                    "end_ns": time.time_ns(),
-                    "batch_size": len(samples),
-                    "pid": os.getpid(),
-                }
+                body["span"] = _span(started, len(samples))
             return 200, json.dumps(body).encode()
         except Exception as exc:  # the model's failure on these samples: a verdict, not a crash
             return 200, json.dumps({"error": _describe(exc), **(extra or {})}).encode()
@@ -184,7 +179,7 @@ class ModelReplica:
         if (
             not isinstance(batches, list)
             or not 1 <= len(batches) <= MAX_BATCHES_PER_CALL
-            or not all(isinstance(b, list) and all(isinstance(s, dict) for s in b) for b in batches)
+            or not all(_is_samples(b) for b in batches)
         ):
             detail = f"bad request: 'batches' must be a list of 1 to {MAX_BATCHES_PER_CALL} lists of objects"
             return 400, json.dumps({"detail": detail}).encode()
@@ -197,8 +192,7 @@ class ModelReplica:
                 results.append(json.dumps({"error": _describe(exc)}))
         rest = dict(extra or {})
         if traceparent:
-            samples = sum(len(b) for b in batches)
-            rest["span"] = {"start_ns": started, "end_ns": time.time_ns(), "batch_size": samples, "pid": os.getpid()}
+            rest["span"] = _span(started, sum(len(b) for b in batches))
         tail = "," + json.dumps(rest)[1:] if rest else "}"
         return 200, ('{"results":[' + ",".join(results) + "]" + tail).encode()
 
@@ -350,6 +344,16 @@ def request_payload(request: Any) -> dict:
     if "batches" in request:
         return {"batches": request["batches"]}
     return {"samples": request["samples"]}
+
+
+def _is_samples(samples: Any) -> bool:
+    """A call's samples (or one of its mini-batches) as JSON gives them: a list of objects."""
+    return isinstance(samples, list) and all(isinstance(s, dict) for s in samples)
+
+
+def _span(started_ns: int, samples: int) -> dict:
+    """The timing a replica reports for a call (a replica has no exporter; the caller records it)."""
+    return {"start_ns": started_ns, "end_ns": time.time_ns(), "batch_size": samples, "pid": os.getpid()}
 
 
 def _describe(exc: BaseException) -> str:

@@ -81,10 +81,21 @@ async def predict_many(
     spread = calls.spread(deployment) if calls is not None else 0
     per_call = -(-len(batches) // spread) if spread else 1
     if calls is None or per_call == 1:
-        parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, batch, describe) for batch in batches))
-    else:
-        groups = [batches[i : i + per_call] for i in range(0, len(batches), per_call)]
-        parts = await asyncio.gather(*(_in_one_call(calls, predict, deployment, inputs, g, describe) for g in groups))
+        return await _each_alone(predict, deployment, inputs, batches, describe)
+    groups = [batches[i : i + per_call] for i in range(0, len(batches), per_call)]
+    parts = await asyncio.gather(*(_in_one_call(calls, predict, deployment, inputs, g, describe) for g in groups))
+    return {sid: result for part in parts for sid, result in part.items()}
+
+
+async def _each_alone(
+    predict: PredictChunk,
+    deployment: str,
+    inputs: dict[K, dict],
+    batches: list[list[K]],
+    describe: Callable[[BaseException], str],
+) -> dict[K, Any]:
+    """One call per mini-batch, all at once (each through _bisect)."""
+    parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, batch, describe) for batch in batches))
     return {sid: result for part in parts for sid, result in part.items()}
 
 
@@ -103,8 +114,7 @@ async def _in_one_call(
     except ServingLost:
         raise
     except Exception:  # e.g. a replica that takes one mini-batch per call
-        parts = await asyncio.gather(*(_bisect(predict, deployment, inputs, batch, describe) for batch in batches))
-        return {sid: result for part in parts for sid, result in part.items()}
+        return await _each_alone(predict, deployment, inputs, batches, describe)
     done: dict[K, Any] = {}
     failed = []
     for batch, result in zip(batches, results, strict=True):
