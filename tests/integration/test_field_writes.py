@@ -1,14 +1,14 @@
-"""The worker's field writes against a real MongoDB: one statement per task gives every sample its
-own values and lineage, stores any output literally (never as an expression), leaves samples
-without outputs alone, and falls back to a statement per sample when the task's outputs are too
-large for one statement."""
+"""The worker's field writes against a real MongoDB: one command per task (a statement per
+STATEMENT_SAMPLES samples) gives every sample its own values and lineage, stores any output
+literally (never as an expression), leaves samples without outputs alone, and falls back to a
+statement per sample for a statement whose outputs are too large for one."""
 
 import uuid
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from modelhub_worker.store import Lease, WorkerStore
+from modelhub_worker.store import STATEMENT_SAMPLES, Lease, WorkerStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -58,7 +58,7 @@ async def docs(store: WorkerStore, ids: list[str]) -> dict[str, dict]:
 async def test_each_sample_gets_its_own_values_and_lineage_in_one_statement(samples):
     store, listener, ids = samples
     await store.write_fields({sid: {"n": i, "label": f"l{i}"} for i, sid in enumerate(ids)}, Lease(WRITER))
-    assert listener.statements == [1]  # one statement for the task's 512 samples
+    assert listener.statements == [512 // STATEMENT_SAMPLES]  # one command for the task's 512 samples
     got = await docs(store, ids)
     for i, sid in enumerate(ids):
         assert got[sid]["fields"] == {"text": sid, "n": i, "label": f"l{i}"}
@@ -91,7 +91,7 @@ async def test_samples_without_outputs_are_left_alone_and_field_sets_are_grouped
     store, listener, ids = samples
     values = {ids[0]: {"a": 1}, ids[1]: {"a": 2}, ids[2]: {"b": 3}, ids[3]: {}, ids[4]: {"a": 4, "b": 5}}
     await store.write_fields(values, Lease(WRITER))
-    assert listener.statements == [1, 1, 1]  # one per field set: (a), (b), (a, b); none for {}
+    assert listener.statements == [3]  # one statement per field set: (a), (b), (a, b); none for {}
     got = await docs(store, ids[:5])
     assert [got[sid]["fields"] for sid in ids[:5]] == [
         {"text": ids[0], "a": 1},
@@ -105,9 +105,14 @@ async def test_samples_without_outputs_are_left_alone_and_field_sets_are_grouped
 
 async def test_outputs_too_large_for_one_statement_are_written_per_sample(samples):
     store, listener, ids = samples
-    big = "v" * 40_000  # 512 x 40 kB: past MongoDB's 16 MB for one statement, fine per sample
-    await store.write_fields({sid: {"blob": big + sid, "n": i} for i, sid in enumerate(ids)}, Lease(WRITER))
-    assert sum(listener.statements) == len(ids)  # the per-sample statements (in as many commands as fit)
-    got = await docs(store, ids)
-    assert all(got[sid]["fields"]["blob"] == big + sid and got[sid]["fields"]["n"] == i for i, sid in enumerate(ids))
-    assert all(got[sid]["lineage"]["blob"]["job_id"] == "job-1" for sid in ids)
+    big = "v" * 300_000  # 64 x 300 kB: past MongoDB's 16 MB for one statement, fine per sample
+    large, small = ids[:STATEMENT_SAMPLES], ids[STATEMENT_SAMPLES : 2 * STATEMENT_SAMPLES]
+    values = {sid: {"blob": big + sid, "n": i} for i, sid in enumerate(large)}
+    values |= {sid: {"blob": sid, "n": i} for i, sid in enumerate(small)}
+    await store.write_fields(values, Lease(WRITER))
+    # the task's command (two statements: MongoDB refuses the command, a statement being over its
+    # limit), then every sample of the task alone (in as many commands as fit)
+    assert listener.statements[0] == 2 and sum(listener.statements[1:]) == len(values)
+    got = await docs(store, large + small)
+    assert all(got[sid]["fields"] == {"text": sid, **values[sid]} for sid in large + small)
+    assert all(got[sid]["lineage"]["blob"]["job_id"] == "job-1" for sid in large + small)
