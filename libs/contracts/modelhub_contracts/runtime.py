@@ -1,5 +1,6 @@
 """Process plumbing shared by the NATS services: the event loop, readiness pings and logging."""
 
+import gc
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,8 +27,20 @@ def configure_logging(service: str) -> None:
     logs.configure_logging(service)
 
 
+def freeze_startup() -> None:
+    """Take what start-up made (modules, classes, functions, pydantic and FastAPI schemas: 90,000
+    to 150,000 objects per service) out of the cyclic garbage collector's walks (gc.freeze, after a
+    collection so no garbage is kept). Every full collection walked them all: in a probe of three
+    20,000-sample jobs the gateway's three full collections took 0.36 s of CPU (0.12 s each), each
+    worker's 0.21 s and the scheduler's 0.12 s, about a tenth of the stack's CPU per job. Objects
+    made later are collected as before; call once start-up is done, before the event loop runs."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_service(main: Coroutine[Any, Any, None]) -> None:
     """Run a NATS service's main coroutine to its end on uvloop, as uvicorn already runs the gateway:
     the job path's services (worker, scheduler) spend much of their CPU in the event loop itself
     (sockets to NATS, MongoDB and Serve for every task), which libuv's loop does in less."""
+    freeze_startup()
     uvloop.run(main)

@@ -193,8 +193,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    from modelhub_contracts.runtime import configure_logging
+    from modelhub_contracts.runtime import configure_logging, freeze_startup
 
     configure_logging("gateway")
     settings = GatewaySettings()
-    listen.serve(build_app(settings), settings)
+    app = build_app(settings)
+    freeze_startup()
+    listen.serve(app, settings)

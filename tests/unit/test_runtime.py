@@ -1,0 +1,29 @@
+"""What start-up leaves is frozen out of the garbage collector's walks; what comes later is not."""
+
+import gc
+import weakref
+
+from modelhub_contracts.runtime import freeze_startup
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_start_up_objects_are_frozen_and_later_garbage_is_still_collected():
+    before = Cycle()
+    gc.unfreeze()
+    try:
+        freeze_startup()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is before for o in gc.get_objects())  # frozen: no collection walks it
+        later = Cycle()
+        assert any(o is later for o in gc.get_objects(generation=0))
+        collected = []
+        ref = weakref.ref(later, collected.append)
+        del later
+        gc.collect()
+        assert ref() is None and collected  # a cycle made after start-up is still collected
+    finally:
+        gc.unfreeze()
