@@ -22,9 +22,11 @@ def job(mini_batch: int, sample_ids=None, job_id="j1", deployment="dep") -> JobS
     )
 
 
-async def ids(n: int):
-    for i in range(n):
-        yield f"s{i:03d}"
+async def ids(n: int, per_read: int = 7):
+    """The ids as the store reads them: in lists (of a size that is no task's)."""
+    all_ids = [f"s{i:03d}" for i in range(n)]
+    for start in range(0, n, per_read):
+        yield all_ids[start : start + per_read]
 
 
 async def never():
@@ -63,9 +65,9 @@ async def test_the_first_tasks_are_stored_and_announced_before_the_rest_are_plan
     read, planned, announced = [0], [], []
 
     async def counted(n: int):
-        async for sample_id in ids(n):
-            read[0] += 1
-            yield sample_id
+        async for batch in ids(n, per_read=32):  # one task's ids per read: "read so far" is exact
+            read[0] += len(batch)
+            yield batch
 
     async def add(tasks, part):
         planned.append(len(tasks))

@@ -59,20 +59,23 @@ def plan_id(job: JobSubmitted) -> str:
     return f"{job.job_id}.{job.attempt}.p{job.part}"
 
 
-async def chunks(ids: AsyncIterator[str], size: int) -> AsyncIterator[list[str]]:
+async def chunks(batches: AsyncIterator[list[str]], size: int) -> AsyncIterator[list[str]]:
+    """Lists of `size` ids (the last one shorter) out of lists of any length."""
     chunk: list[str] = []
-    async for sample_id in ids:
-        chunk.append(sample_id)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
+    async for batch in batches:
+        chunk.extend(batch)
+        start = 0
+        while len(chunk) - start >= size:
+            yield chunk[start : start + size]
+            start += size
+        del chunk[:start]
     if chunk:
         yield chunk
 
 
 async def plan_job(
     job: JobSubmitted,
-    sample_ids: AsyncIterator[str],
+    sample_ids: AsyncIterator[list[str]],
     add_tasks: AddTasks,
     is_cancelled: Callable[[], Awaitable[bool]],
     traceparent: str | None = None,
