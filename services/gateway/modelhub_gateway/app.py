@@ -193,10 +193,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    from modelhub_contracts.runtime import configure_logging, freeze_startup
+    from modelhub_contracts.runtime import configure_logging, tune_gc
 
     configure_logging("gateway")
     settings = GatewaySettings()
     app = build_app(settings)
-    freeze_startup()
+    tune_gc()
     listen.serve(app, settings)
