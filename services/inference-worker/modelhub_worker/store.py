@@ -188,8 +188,8 @@ class WorkerStore:
                     ordered=False,
                 )
                 return []
-            except DocumentTooLarge:  # bson's, not a PyMongoError: found before a statement was sent
-                return parts
+            except DocumentTooLarge:  # bson's, not a PyMongoError: a statement past a whole message's size
+                return parts  # (statements sent before it are written again: the same values)
             except BulkWriteError as exc:  # the others were written (unordered)
                 errors = exc.details.get("writeErrors", [])
                 if (
