@@ -20,6 +20,7 @@ from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from modelhub_contracts.runtime import tune_gc
 from modelhub_contracts.settings import ServiceSettings
 from modelhub_contracts.telemetry import SERVICE_PREFIX, Telemetry
 
@@ -86,12 +87,14 @@ async def run(
     mongo_ping: Callable[[], Awaitable[Any]] | None = None,
 ) -> None:
     """Run the service: with an `http_port`, under uvicorn on `http_host` with the probes and
-    /metrics; without one, as a plain FastStream app."""
+    /metrics; without one, as a plain FastStream app. Start-up ends here: what it made is frozen
+    out of the garbage collector's walks (runtime.tune_gc) before the service runs."""
     try:
-        if settings.http_port is None:
+        asgi = None if settings.http_port is None else with_http(app, broker, telemetry, mongo_ping)
+        tune_gc()
+        if asgi is None:
             await app.run()
         else:
-            asgi = with_http(app, broker, telemetry, mongo_ping)
             await asgi.run(
                 log_level=logging.WARNING,
                 run_extra_options={

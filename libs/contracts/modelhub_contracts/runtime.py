@@ -41,7 +41,8 @@ def tune_gc() -> None:
     collection walked the start-up objects: in a probe of three 20,000-sample jobs the gateway's
     three full collections took 0.36 s of CPU (0.12 s each), each worker's 0.21 s and the
     scheduler's 0.12 s, about a tenth of the stack's CPU per job (0.03, 0.007 and 0.006 s frozen).
-    Objects made later are collected as before; call once start-up is done, before the event loop."""
+    Objects made later are collected as before; called once start-up is done (ops.run for the NATS
+    services, the gateway's main)."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
@@ -52,5 +53,4 @@ def run_service(main: Coroutine[Any, Any, None]) -> None:
     """Run a NATS service's main coroutine to its end on uvloop, as uvicorn already runs the gateway:
     the job path's services (worker, scheduler) spend much of their CPU in the event loop itself
     (sockets to NATS, MongoDB and Serve for every task), which libuv's loop does in less."""
-    tune_gc()
     uvloop.run(main)

@@ -10,7 +10,7 @@ from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, telemetry
-from modelhub_contracts.runtime import answer_pings, configure_logging, tune_gc
+from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer
@@ -70,5 +70,4 @@ def main() -> None:
     settings = ServiceSettings()
     tel = telemetry.setup("deployer", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
-    tune_gc()
     asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))

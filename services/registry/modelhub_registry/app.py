@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import mongo, ops, subjects, telemetry
 from modelhub_contracts.package import PackageLimits
-from modelhub_contracts.runtime import answer_pings, configure_logging, tune_gc
+from modelhub_contracts.runtime import answer_pings, configure_logging
 from modelhub_contracts.settings import ServiceSettings
 from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
@@ -44,5 +44,4 @@ def main() -> None:
     settings = ServiceSettings()
     tel = telemetry.setup("registry", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
-    tune_gc()
     asyncio.run(ops.run(app, broker, tel, settings, lambda: db.command("ping")))
