@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Protocol, TypeVar
 
-from modelhub_contracts.events import MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, SampleOutcome, TaskScheduled
+from modelhub_contracts.events import MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, TaskScheduled
 from modelhub_contracts.model_schema import check_output
 from modelhub_worker.errors import ServingLost
 
@@ -210,7 +210,9 @@ def _sample_outcome(sample_id: str, outcome: Outcome) -> dict:
     return {"sample_id": sample_id, "ok": False, "error": outcome.error[:MAX_ERROR_CHARS]}
 
 
-def chunked_events(task: TaskScheduled, ordered: list[SampleOutcome] | list[dict]) -> list[SampleAnnotated]:
+def chunked_events(task: TaskScheduled, ordered: list[dict]) -> list[SampleAnnotated]:
+    """The outcomes (SampleOutcome fields as dicts, validated with their event) in events of
+    OUTCOMES_PER_EVENT."""
     parts = [ordered[i : i + OUTCOMES_PER_EVENT] for i in range(0, len(ordered), OUTCOMES_PER_EVENT)] or [[]]
     return [
         SampleAnnotated.model_validate(

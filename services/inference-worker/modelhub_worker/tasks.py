@@ -13,7 +13,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, SampleOutcome, TaskScheduled
+from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, TaskScheduled
 from modelhub_contracts.messaging import retry_delay
 from modelhub_worker.annotate import BatchCalls, PredictChunk, annotate, chunked_events, events_for
 from modelhub_worker.store import Lease
@@ -112,7 +112,7 @@ def dead_letter_events(task: TaskScheduled, reason: str) -> list[SampleAnnotated
     """A failure per sample, under the worker's event ids: if the worker did publish the task's
     outcomes, JetStream drops these as duplicates, and the ledger keeps a success anyway."""
     reason = reason[:MAX_ERROR_CHARS]
-    return chunked_events(task, [SampleOutcome(sample_id=sid, ok=False, error=reason) for sid in task.sample_ids])
+    return chunked_events(task, [{"sample_id": sid, "ok": False, "error": reason} for sid in task.sample_ids])
 
 
 async def dead_letter(task: TaskScheduled, delivered: int, store: TaskStore, publish: Publish) -> None:
