@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,23 @@ def probe() -> str | None:
         return f"cannot run unshare: {exc}"
     if out.returncode != 0:
         return (out.stderr or out.stdout).strip() or f"unshare exited with code {out.returncode}"
+    return None
+
+
+def jail_probe() -> str | None:
+    """None when bubblewrap can jail a model process here (what each replica does before it starts
+    its model: modelhub_replica.jail), else why not. The same namespaces and uid as a model's jail."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap is not installed (apt-get install bubblewrap)"
+    argv = [bwrap, "--unshare-all", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL", "--die-with-parent"]
+    argv += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "/bin/true"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run bwrap: {exc}"
+    if out.returncode != 0:
+        return f"bwrap refused: {(out.stderr or out.stdout).strip() or f'exit code {out.returncode}'}"
     return None
 
 

@@ -45,6 +45,10 @@ class CliSettings(BaseSettings):
         validation_alias=AliasChoices("RAY_ADDRESS"),
         description="`up`: an external Ray cluster (Ray's own variable).",
     )
+    allow_unsealed: bool = Field(
+        default=False,
+        description="`up --allow-unsealed`: run models as plain processes where bubblewrap cannot jail them.",
+    )
     log_max_bytes: int = Field(default=20 * 1024 * 1024, description="Rotate a log file past this size.")
     log_keep: int = Field(default=3, description="Rotated log files kept besides the live one.")
 

@@ -466,6 +466,7 @@ def stack_record(
     ray_address: str,
     external: dict[str, bool],
     seal_error: str | None,
+    jail_error: str | None = None,
 ) -> dict:
     """stack.json: where everything is, without credentials."""
     return {
@@ -482,6 +483,9 @@ def stack_record(
         "replica_nodes": len(ports["replica_nodes"]),
         "sealed": None if external["ray"] else seal_error is None,
         "seal_error": seal_error,
+        # models run in a bubblewrap jail on the embedded nodes, or UNSEALED (--allow-unsealed)
+        "models": None if external["ray"] else ("UNSEALED" if jail_error else "jailed"),
+        "jail_error": jail_error,
     }
 
 
@@ -491,6 +495,7 @@ def build_plan(
     services: list[tuple[str, list[str]]] | None = None,
     replica_nodes: int = DEFAULT_REPLICA_NODES,
     probe: Callable[[], str | None] = sandbox.probe,
+    jail_probe: Callable[[], str | None] = sandbox.jail_probe,
 ) -> StackPlan:
     """Everything `up` will start (modelhub.plan): the embedded servers that no MODELHUB_NATS_URL /
     MODELHUB_MONGO_URL / RAY_ADDRESS replaces, then the services with the credential-bearing URLs."""
@@ -504,6 +509,14 @@ def build_plan(
         replica_nodes=replica_nodes,
     )
     seal_error = None if external["ray"] else probe()
+    jail_error = None if external["ray"] else jail_probe()
+    if jail_error and not settings.allow_unsealed:
+        raise StackError(
+            f"cannot jail models on this machine: {jail_error}. Models run only in a bubblewrap jail; as root "
+            "`apt-get install bubblewrap` (or `make install`, which does it) fixes this; without root, ask for "
+            "bubblewrap and for unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1). "
+            "`modelhub up --allow-unsealed` runs models UNSEALED instead (they can read what the OS user can)."
+        )
     token, token_path = admin_token(data_dir)
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     base_env = {k: v for k, v in os.environ.items() if k != "MODELHUB_SUPERVISOR_DIR"}
@@ -544,6 +557,8 @@ def build_plan(
             "MODELHUB_DATA_DIR": str(data_dir),
             "MODELHUB_GATEWAY_PORT": str(port),
             "MODELHUB_ADMIN_TOKEN": token,
+            "MODELHUB_ALLOW_UNSEALED": "true" if settings.allow_unsealed else "false",
+            "MODELHUB_MODELS_UNSEALED": jail_error or "",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -558,6 +573,7 @@ def build_plan(
         ray_address,
         external,
         seal_error,
+        jail_error,
     )
     return StackPlan(servers, [p.child(svc_env) for p in processes], stack, token, token_path)
 
@@ -617,6 +633,13 @@ def seal_warning(seal_error: str | None) -> str:
     )
 
 
+def unsealed_warning(jail_error: str | None) -> str:
+    return (
+        f"WARNING: models run UNSEALED (--allow-unsealed; {jail_error}): a model's code runs as this OS user, "
+        "outside any jail"
+    )
+
+
 def _ready_message(stack: dict, token_path) -> str:
     where = token_path if token_path else "the MODELHUB_ADMIN_TOKEN environment variable"
     msg = (
@@ -625,6 +648,10 @@ def _ready_message(stack: dict, token_path) -> str:
         f"data dir: {stack['data_dir']}  (stop with: modelhub down --data-dir {stack['data_dir']})"
     )
     nodes = stack.get("replica_nodes", 0)
+    if stack.get("models") == "UNSEALED":
+        msg += "\n" + unsealed_warning(stack.get("jail_error"))
+    elif stack.get("models") == "jailed":
+        msg += "\nmodels: jailed (bubblewrap: own user, PID, network namespaces; no capabilities)"
     if stack.get("sealed") is False:
         msg += "\n" + seal_warning(stack.get("seal_error"))
     elif nodes:
@@ -690,6 +717,8 @@ def run_supervisor(
     sup.echo = echo
     if stack.get("sealed") is False:
         echo(seal_warning(stack.get("seal_error")))
+    if stack.get("models") == "UNSEALED":
+        echo(unsealed_warning(stack.get("jail_error")))
     if announce:
         sup.ready_check = lambda: health(stack["gateway_url"])[0]
         sup.on_ready = lambda s: click.echo(_ready_message(stack, plan.token_path))
@@ -945,7 +974,9 @@ def live_status(d: Path) -> dict:
             out["services"][name] = live(entry)
     out["gateways"] = [name for name in out["services"] if gateways.is_gateway(name)]  # one port, shared
     out["supervisor"] = {"pid": sup_pid, "state": "running" if sup_alive else "stopped"}
-    out["gateway_url"] = state.get("gateway_url") or load_stack_json(d).get("gateway_url")
+    record = load_stack_json(d)
+    out["gateway_url"] = state.get("gateway_url") or record.get("gateway_url")
+    out["models"] = {"jail": record.get("models"), "jail_error": record.get("jail_error")}
     out["data_dir"] = str(d)
     return out
 

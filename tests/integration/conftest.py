@@ -67,8 +67,18 @@ class Stack:
         return "\n".join(parts)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def media_roots(tmp_path_factory) -> str:
+    """Where the tests' datasets lie (this session's temp dirs, the repo's examples): every stack
+    the tests start shows its models' jails only these (MODELHUB_MEDIA_ROOTS), as an operator
+    would set it. Stacks started without it show the machine's "/" less the covered places."""
+    roots = os.pathsep.join([str(tmp_path_factory.getbasetemp()), str(ROOT / "examples")])
+    os.environ["MODELHUB_MEDIA_ROOTS"] = roots
+    return roots
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(tmp_path_factory, media_roots) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("stack")
     port = free_port()
     env = {

@@ -1,5 +1,7 @@
 """Crashes mid-job: whatever process dies (`kill -9`), the supervisor restarts it and the job
-still ends `completed` with every sample annotated exactly once in its counts.
+still ends `completed` with every sample annotated exactly once in its counts. A model's own
+process that dies is another matter: that is the model's verdict on the samples it died on, which
+fail with the reason, while the rest of the job and the deployment go on.
 
 These tests kill servers, so they run on a stack of their own (module scope, its own data dir):
 the session stack the other integration tests share is never touched.
@@ -7,8 +9,6 @@ the session stack the other integration tests share is never touched.
 
 import os
 import signal
-import uuid
-from pathlib import Path
 
 import pytest
 from conftest import (
@@ -40,8 +40,10 @@ TEXT_SCHEMA = SCHEMA_TEXT_TO_CLASS
 # between two polls of wait_mid_run ("the job ended before the kill").
 SLOW_MODEL = slow_model(0.05, one_batch_at_a_time=True)
 
-# Kills its own replica process the first time it sees a sample naming a marker file that does
-# not exist yet: the crash happens once, and the restarted replica then annotates that sample.
+# Its process dies (`os._exit(1)`) whenever a mini-batch holds a "crash" sample. The model runs in
+# a jailed process of its own, apart from its Serve replica: a death fails the calls in flight with
+# the reason, a verdict on their mini-batches (the worker halves them until the culprit is alone),
+# and the replica starts the model again for the next call.
 CRASHING_MODEL = """
 import os
 import time
@@ -51,12 +53,8 @@ class Model:
         pass
 
     def predict(self, batch):
-        for text in batch["text"]:
-            if text.startswith("crash:"):
-                marker = text.split(":", 1)[1]
-                if not os.path.exists(marker):
-                    open(marker, "w").close()
-                    os._exit(1)
+        if any(text.startswith("crash") for text in batch["text"]):
+            os._exit(1)
         time.sleep(0.05)
         return {"label": [{"label": t, "confidence": 0.5} for t in batch["text"]]}
 """
@@ -136,18 +134,37 @@ def test_a_job_survives_kill_9_of(part, chaos_stack, slow_deployment):
     assert_completed_exactly_once(chaos_stack, dataset, job_id, TOTAL)
 
 
-def test_a_job_survives_its_serve_replica_dying(chaos_stack, tmp_path):
+def test_a_model_process_that_dies_fails_only_its_sample_and_is_started_again(chaos_stack, tmp_path):
     client, model, name = chaos_stack.client, unique("crash"), unique("crash-dep")
     create_model(client, model, make_zip(tmp_path / "crash.zip", {"model.py": CRASHING_MODEL}), TEXT_SCHEMA)
     deployment = deploy(client, model, name, mini_batch=4)
     assert deployment["status"] == "running", (deployment, chaos_stack.logs())
-    marker = Path("/tmp") / f"modelhub-crash-{uuid.uuid4().hex}"
     texts = [f"sample-{i}" for i in range(120)]
-    texts[60] = f"crash:{marker}"
+    texts[60] = "crash-60"
     try:
         dataset, job_id = start_job(chaos_stack, name, texts)
-        assert_completed_exactly_once(chaos_stack, dataset, job_id, len(texts))
-        assert marker.exists(), "the replica never crashed: the test proved nothing"
+
+        def ended():
+            job = get_json(client, f"/jobs/{job_id}")
+            return job if job and job["status"] in ("completed", "failed", "cancelled") else None
+
+        job = wait_for(ended, 300, f"job {job_id} to end", interval=0.5)
+        failures = client.get(f"/jobs/{job_id}/failures").json()["items"]
+        assert job["status"] == "completed", (job, failures, chaos_stack.logs())
+        # the death is the model's verdict on the sample that caused it, and on it alone
+        assert (job["total"], job["succeeded"], job["failed"]) == (120, 119, 1), (job, failures)
+        samples = {s["fields"]["text"]: s for s in all_samples(client, dataset)}
+        assert [f["sample_id"] for f in failures] == [samples["crash-60"]["id"]], failures
+        reason = failures[0]["error"]
+        assert "the model process died" in reason and "exited with code 1" in reason, reason
+        assert OUTPUT not in samples["crash-60"]["fields"]
+        rest = [s for text, s in samples.items() if text != "crash-60"]
+        assert len(rest) == 119 and all(s["fields"][OUTPUT]["label"] == s["fields"]["text"] for s in rest)
+
+        # the deployment keeps serving, without a redeploy: the model was started again
+        after = client.post(f"/deployments/{name}/predict", json={"inputs": {"text": ["after-1", "after-2"]}})
+        assert after.status_code == 200, after.text
+        assert [o["label"] for o in after.json()["outputs"][OUTPUT]] == ["after-1", "after-2"]
+        assert client.get(f"/deployments/{name}").json()["status"] == "running"
     finally:
-        marker.unlink(missing_ok=True)
         client.delete(f"/deployments/{name}")

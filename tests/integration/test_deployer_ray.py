@@ -135,9 +135,12 @@ def ray_cluster():
 
 
 @pytest.fixture
-async def world(ray_cluster, tmp_path):
+async def world(ray_cluster, tmp_path, media_roots):
     store, packages = MemoryStore(), LocalPackages(tmp_path)
-    serve = DashboardServe(ray_cluster["dashboard"], ray_cluster["serve"], ray_cluster["token"])
+    # the models' jails show these read-only (this session's temp dirs: each test's tmp_path), as
+    # the deployer service's jail_args does with MODELHUB_MEDIA_ROOTS
+    jail = {"media_roots": [r for r in media_roots.split(os.pathsep) if r]}
+    serve = DashboardServe(ray_cluster["dashboard"], ray_cluster["serve"], ray_cluster["token"], jail=jail)
     deployer = Deployer(store, serve, packages, timeout_s=150, poll_s=0.25)
 
     async def secret(name: str) -> str | None:
@@ -257,6 +260,8 @@ async def test_four_replicas_fit_on_two_cpus(world):
     assert store.docs[spec.name]["status"] == "stopped"
 
 
+# Starts while MARK is missing; the test makes MARK (in its tmp_path, under the media roots the
+# jail shows read-only) once the deployment runs, so no replica can start again after that.
 ONCE = """
 import os
 
@@ -266,15 +271,26 @@ class Model:
     def __init__(self, model_dir):
         if os.path.exists(MARK):
             raise RuntimeError("this replica cannot come back: lost-7c1d")
-        with open(MARK, "w") as fh:
-            fh.write(str(os.getpid()))
 
     def predict(self, batch):
         return {{"y": batch["x"], "batch_size": [len(batch["x"])] * len(batch["x"])}}
 """
 
 
-async def test_a_replica_lost_for_good_shows_in_the_deployment_with_serves_reason(world, tmp_path):
+def replica_pids(dashboard: str, app: str) -> list[int]:
+    """The pids of the app's live Serve replicas (Ray workers, not the models' own processes), from
+    Ray's state API on this test's own cluster (named by its dashboard: other clusters may run on
+    this machine)."""
+    from ray.util.state import list_actors
+
+    actors = list_actors(
+        address=dashboard, filters=[("state", "=", "ALIVE")], limit=10_000, raise_on_missing_output=False
+    )
+    # ActorState is a pydantic dataclass, whose fields pyright does not see
+    return [int(a.pid) for a in cast(list[Any], actors) if a.class_name.startswith(f"ServeReplica:{app}:") and a.pid]
+
+
+async def test_a_replica_lost_for_good_shows_in_the_deployment_with_serves_reason(world, ray_cluster, tmp_path):
     store, packages, deployer, _, _ = world
     mark = tmp_path / "started-once"
     spec = new_deployment(store, packages, ONCE.format(mark=str(mark)))
@@ -283,7 +299,10 @@ async def test_a_replica_lost_for_good_shows_in_the_deployment_with_serves_reaso
     await deployer.follow()
     assert (store.docs[spec.name]["ready_replicas"], store.docs[spec.name]["error"]) == (1, None)
 
-    os.kill(int(mark.read_text()), signal.SIGKILL)  # the replica's process (this test's own cluster)
+    mark.touch()  # from now on the model's __init__ raises: a new replica cannot start
+    pids = await asyncio.to_thread(replica_pids, ray_cluster["dashboard"], spec.name)
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGKILL)  # the replica's Ray worker (this test's own cluster)
     deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         await deployer.follow()

@@ -2,6 +2,7 @@
 create → upload → deploy → run on a dataset → every sample annotated → undeploy."""
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -80,18 +81,21 @@ def test_digits_classifier_annotates_every_sample(stack, digits):
     assert late.status_code == 422 and "not running" in late.json()["detail"]
 
 
+# The model runs jailed (read-only filesystem): it keeps the sizes of the batches it was poisoned
+# in, in its own process, and says them in its error, which the test reads from the job's failures.
 POISON_MODEL = """
+POISONED_SIZES = []
+
+
 class Model:
     def __init__(self, model_dir):
         self.model_dir = model_dir
 
     def predict(self, batch):
         texts = batch["text"]
-        for t in texts:
-            if t.startswith("poison:"):
-                with open(t.split(":", 1)[1], "a") as record:  # the sizes of the batches it poisoned
-                    record.write(f"{len(texts)}\\n")
-                raise ValueError("poisoned input in this batch")
+        if any(t.startswith("poison:") for t in texts):
+            POISONED_SIZES.append(len(texts))
+            raise ValueError(f"poisoned input in a batch; sizes so far: {POISONED_SIZES}")
         out = []
         for t in texts:
             # a wrongly typed output for one sample: confidence outside [0, 1]
@@ -106,12 +110,12 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     client = stack.client
     model, deployment, dataset = unique("poison"), unique("dep"), unique("ds")
     create_model(client, model, make_zip(tmp_path / "poison.zip", {"model.py": POISON_MODEL}), TEXT_SCHEMA)
-    deployed = deploy(client, model, deployment, mini_batch=64)
+    # one replica: one model process holds the whole history of poisoned batch sizes
+    deployed = deploy(client, model, deployment, mini_batch=64, num_replicas=1)
     assert deployed["status"] == "running", deployed["error"]
 
-    record = tmp_path / "poisoned-batches"
     texts = [f"sample-{i}" for i in range(100)]
-    poison = texts[7] = f"poison:{record}"
+    poison = texts[7] = "poison:sample-7"
     texts[23] = "badtype-23"
     assert client.post("/datasets", json={"name": dataset}).status_code == 201
     response = client.post(
@@ -123,14 +127,18 @@ def test_poisoned_and_badly_typed_samples_fail_alone(stack, tmp_path):
     job = run_job(client, dataset, deployment, {"label": "label"})
     assert job["status"] == "completed"
     assert (job["total"], job["succeeded"], job["failed"]) == (100, 98, 2)
-    sizes = [int(n) for n in record.read_text().split()]
-    assert sizes[0] == 64, f"the poison's first batch was not the task's 64 samples: {sizes}"
-    assert sizes[-1] == 1  # halved down until it was alone, and still failed
 
     by_text = {s["fields"]["text"]: s for s in all_samples(client, dataset)}
     failures = {f["sample_id"]: f["error"] for f in client.get(f"/jobs/{job['id']}/failures").json()["items"]}
     assert set(failures) == {by_text[poison]["id"], by_text["badtype-23"]["id"]}
-    assert "poisoned input" in failures[by_text[poison]["id"]]
+    reason = failures[by_text[poison]["id"]]
+    assert "poisoned input" in reason
+    # the reason is the model's error on the lone poisoned sample: every batch it was poisoned in
+    said = re.search(r"sizes so far: \[([0-9, ]*)\]", reason)
+    assert said, f"the model's error did not reach the failure's reason: {reason!r}"
+    sizes = [int(n) for n in said.group(1).split(",")]
+    assert sizes[0] == 64, f"the poison's first batch was not the task's 64 samples: {sizes}"
+    assert sizes[-1] == 1  # halved down until it was alone, and still failed
     assert "confidence" in failures[by_text["badtype-23"]["id"]]
     for text, sample in by_text.items():
         if text in (poison, "badtype-23"):

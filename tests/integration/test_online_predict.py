@@ -1,7 +1,9 @@
 """Online predict on the real stack: many inputs per request and many requests at once, each
 answered in its own order, and the bounds: 429 with Retry-After, 504 that leaves nothing held,
-413 for a body too large. Gates are files: nothing here waits on a clock."""
+413 for a body too large. Gates are files and what the model shows of itself (its thread's name):
+nothing here waits on a clock."""
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -11,9 +13,13 @@ from conftest import SCHEMA_TEXT_TO_CLASS, create_model, deploy, make_zip, uniqu
 
 pytestmark = pytest.mark.timeout(600)
 
-# A text starting with "/" is a gate: the model announces it (PATH.started) and holds that batch
-# until PATH's folder has a file named "release". Other texts are answered reversed.
+# A text starting with "/" is a gate: the model holds that batch until PATH's folder has a file
+# named "release" (the folder is under the media roots, which the jail shows read-only). The jail
+# lets the model write nothing the test could see, so it says it holds a gate by naming its
+# thread (Linux's /proc/thread-self/comm, the jail's own /proc): the kernel shows that name in the
+# machine's /proc, where the test looks for it (gate_held). Other texts are answered reversed.
 GATED_MODEL = """
+import hashlib
 import os
 import time
 
@@ -25,11 +31,28 @@ class Model:
     def predict(self, batch):
         for text in batch["text"]:
             if text.startswith("/"):
-                open(text + ".started", "w").close()
-                while not os.path.exists(os.path.join(os.path.dirname(text), "release")):
-                    time.sleep(0.02)
+                with open("/proc/thread-self/comm", "w") as comm:
+                    comm.write("gate-" + hashlib.sha256(text.encode()).hexdigest()[:10])
+                try:
+                    while not os.path.exists(os.path.join(os.path.dirname(text), "release")):
+                        time.sleep(0.02)
+                finally:
+                    with open("/proc/thread-self/comm", "w") as comm:
+                        comm.write("model")
         return {"label": [{"label": t[::-1], "confidence": 1.0} for t in batch["text"]]}
 """
+
+
+def gate_held(text: str) -> bool:
+    """Whether a model thread (anywhere on this machine: the embedded stack's) is holding gate `text`."""
+    name = "gate-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+    for comm in Path("/proc").glob("[0-9]*/task/[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == name:
+                return True
+        except OSError:  # the thread ended while we looked
+            continue
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +113,7 @@ def test_bounds_answer_at_once_and_leave_nothing_held(stack, gated, tmp_path):
     try:
         # two samples held in the model fill the deployment's max_in_flight ...
         holder, held = in_thread(lambda: client.post(predict, json={"inputs": {"text": [f"{first}/a", "b"]}}))
-        wait_for(lambda: Path(f"{first}/a.started").exists(), 120, "the held batch to reach the model")
+        wait_for(lambda: gate_held(f"{first}/a"), 120, "the held batch to reach the model", interval=0.1)
         # ... so one more sample is refused at once, with when to come back
         refused = client.post(predict, json={"inputs": {"text": ["c"]}})
         assert refused.status_code == 429, refused.text

@@ -32,7 +32,7 @@ SERVICES = {
     "registry": ("registry", "modelhub_contracts.settings:ServiceSettings"),
     "deployer": ("deployer", "modelhub_contracts.settings:ServiceSettings"),
     "scheduler": ("scheduler", "modelhub_contracts.settings:ServiceSettings"),
-    "inference-worker": ("inference-worker", "modelhub_contracts.settings:ServiceSettings"),
+    "inference-worker": ("inference-worker", "modelhub_worker.settings:WorkerSettings"),
     "gateway": ("gateway", "modelhub_gateway.settings:GatewaySettings"),
 }
 RAY_NODES = ("ray-head", "ray-cpu-worker", "ray-gpu-worker")

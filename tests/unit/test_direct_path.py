@@ -6,8 +6,10 @@ in the replica, and a replica that is gone costs a call nothing (it goes through
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import socket
+import zipfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +17,7 @@ from aiohttp import web
 from waiting import until
 
 import modelhub_replica as replica
+from modelhub_replica.jail import JailSpec, ModelProcess
 from modelhub_worker import direct, serving
 from modelhub_worker.serving import SECRET_HEADER, ModelFailed, ServeClient, ServingLost
 
@@ -323,14 +326,38 @@ def test_the_worker_and_the_replica_speak_the_same_wire_format():
     assert direct.proof(*args) == replica.direct_proof(*args)
 
 
-class _Model:
+MODEL = """
+class Model:
+    def __init__(self, root):
+        pass
+
     def predict(self, batch):
         return {"y": [object() if x == "odd" else x for x in batch["x"]]}
+"""
 
 
-async def test_the_replicas_answer_is_json_or_the_models_error_either_way_it_came():
+def model_replica_with(tmp_path):
+    """A ModelReplica (without Serve) around a real model process: jailed where bubblewrap can."""
+    path = tmp_path / "m.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.py", MODEL)
+    work = tmp_path / "work"
+    work.mkdir()
+    process = ModelProcess(
+        str(path),
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        "model:Model",
+        str(work),
+        JailSpec([], [], False),
+        allow_unsealed=True,
+    )
     model_replica = replica.ModelReplica.func_or_class.__new__(replica.ModelReplica.func_or_class)
-    model_replica._model, model_replica._mini_batch = _Model(), 4
+    model_replica._model, model_replica._mini_batch = process, 4
+    return model_replica
+
+
+async def test_the_replicas_answer_is_json_or_the_models_error_either_way_it_came(tmp_path):
+    model_replica = model_replica_with(tmp_path)
     status, body = await model_replica._answer([{"x": 1}, {"x": 2}], None, {"direct": "h:1"})
     assert status == 200 and json.loads(body) == {"outputs": [{"y": 1}, {"y": 2}], "direct": "h:1"}
     status, body = await model_replica._answer([{"x": "odd"}], "00-" + "1" * 32 + "-" + "2" * 16 + "-01")
@@ -373,9 +400,8 @@ async def test_a_replica_that_takes_one_mini_batch_per_call_gets_one_per_call():
     await r.server.close()
 
 
-async def test_the_replica_answers_each_mini_batch_of_a_call_on_its_own():
-    model_replica = replica.ModelReplica.func_or_class.__new__(replica.ModelReplica.func_or_class)
-    model_replica._model, model_replica._mini_batch = _Model(), 4
+async def test_the_replica_answers_each_mini_batch_of_a_call_on_its_own(tmp_path):
+    model_replica = model_replica_with(tmp_path)
     traceparent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
     batches = [[{"x": 1}, {"x": 2}], [{"x": "odd"}], [{"x": 3}] * 5, [{"x": 4}]]
     status, body = await model_replica._answer_request({"batches": batches}, traceparent, {"direct": "h:1"})
@@ -457,6 +483,7 @@ async def test_an_answer_that_is_too_large_cut_or_not_json_is_no_answer(answer, 
     server, address = await proven_peer(answer)
     routes, ep = await routes_to(address, SECRET)
     assert ep is not None
+    routes.max_answer = direct.MAX_FRAME + 1  # the frame limit itself (the bound on answers: test_worker_bounds)
     with pytest.raises(direct.DirectFailed, match=why):
         await routes.call(ep, SECRET, b'{"samples": []}')
     assert ep.idle == []  # the connection in doubt is closed, not pooled

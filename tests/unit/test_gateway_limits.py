@@ -45,7 +45,8 @@ def test_a_chunked_body_is_counted_as_it_streams():
     assert seen == []
 
 
-def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
+def test_a_body_without_a_token_is_a_401_whatever_its_size(tmp_path):
+    # the token comes first (gate.TokenGate); the caps for a known caller: test_gateway_body_auth.py
     app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", max_upload_bytes=1000))
     client = TestClient(app)  # no lifespan: the refusal must not need MongoDB or NATS
     too_big = client.post(
@@ -53,23 +54,28 @@ def test_the_gateway_caps_bodies_at_the_upload_limit_plus_framing(tmp_path):
         content=b"x" * (1000 + UPLOAD_OVERHEAD_BYTES + 1),
         headers={"Content-Type": "application/zip"},
     )
-    assert too_big.status_code == 413
+    assert too_big.status_code == 401
     anonymous = client.post("/api/v1/models", content=b"{}", headers={"Content-Type": "application/json"})
-    assert anonymous.status_code == 401  # a small body reaches the routes (and their auth)
+    assert anonymous.status_code == 401
 
 
-def test_online_predict_has_its_own_smaller_cap_that_says_what_to_do(tmp_path):
+def test_online_predict_has_its_own_smaller_cap_that_says_what_to_do(tmp_path, monkeypatch):
     app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", predict_max_body_bytes=500))
-    client = TestClient(app)
+
+    async def admin(digest: str) -> dict:  # the token lookup, without MongoDB
+        return {"_id": "admin", "username": "admin", "is_admin": True, "token_hash": digest}
+
+    monkeypatch.setattr(app.state.store, "user_by_token_hash", admin)
+    client = TestClient(app, headers={"Authorization": "Bearer any"})
     refused = client.post(
         "/api/v1/deployments/d/predict", content=b"x" * 501, headers={"Content-Type": "application/json"}
     )
     assert refused.status_code == 413
     assert refused.json()["detail"] == "request body is over the 500-byte limit; send fewer samples per request"
     other_route = client.post("/api/v1/datasets", content=b"x" * 501, headers={"Content-Type": "application/json"})
-    assert other_route.status_code != 413  # only predict has the small cap (this is the bad JSON)
+    assert other_route.status_code == 422  # only predict has the small cap (this is the bad JSON)
     small = client.post("/api/v1/deployments/d/predict", content=b"{}", headers={"Content-Type": "application/json"})
-    assert small.status_code == 401
+    assert small.status_code == 422  # a small body reaches the route
 
 
 async def test_predict_requests_over_the_gateway_limit_are_refused_at_once_and_others_pass():

@@ -4,6 +4,7 @@ and modelhub.plan; running it is modelhub.supervisor)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -22,6 +23,7 @@ from modelhub.stack import (
     run_supervisor,
     seal_warning,
     services_table,
+    unsealed_warning,
 )
 
 data_dir_option = click.option(
@@ -68,11 +70,26 @@ data_dir_option = click.option(
     show_default=True,
     help="gateway processes sharing the port and the job progress.",
 )
+@click.option(
+    "--allow-unsealed",
+    is_flag=True,
+    help="Where bubblewrap cannot jail models (not installed, user namespaces refused), run them as plain "
+    "processes instead of refusing to start; status, /health and the web UI then say UNSEALED.",
+)
 def up(
-    data_dir: str | None, port: int, detach: bool, timeout: float, replica_nodes: int, workers: int, gateway_count: int
+    data_dir: str | None,
+    port: int,
+    detach: bool,
+    timeout: float,
+    replica_nodes: int,
+    workers: int,
+    gateway_count: int,
+    allow_unsealed: bool,
 ) -> None:
     """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
     d = resolve_data_dir(data_dir)
+    if allow_unsealed:  # read by the plan (CliSettings), here and in a detached supervisor
+        os.environ.update(MODELHUB_ALLOW_UNSEALED="true")
     if not detach:
         sys.exit(run_supervisor(d, port, services_table(workers, gateway_count), replica_nodes=replica_nodes))
     sys.exit(_up_detached(d, port, timeout, replica_nodes, workers, gateway_count))
@@ -123,9 +140,13 @@ def status(data_dir: str | None, as_json: bool) -> None:
         click.echo(f"{'NAME':<18}{'PID':>8}  {'STATE':<11}INFO")
         for name, pid, state, extra in rows:
             click.echo(f"{name:<18}{pid if pid else '-':>8}  {state:<11}{extra}")
+        jail = st["models"]["jail"]
+        click.echo(f"models: {jail or 'on your Ray cluster (each replica jails its model, or refuses to start)'}")
         unsealed = [e for e in [st["ray"], *st["replica_nodes"].values()] if e.get("sealed") is False]
         if unsealed:
             click.echo(seal_warning(unsealed[0].get("seal_error")), err=True)
+        if jail == "UNSEALED":
+            click.echo(unsealed_warning(st["models"]["jail_error"]), err=True)
     sys.exit(0 if ok else 3)
 
 

@@ -33,6 +33,16 @@ class ServiceSettings(BaseSettings):
         description="the inference worker calls a replica at the port its proxy answer names (false: "
         "always through the proxy, e.g. where the worker cannot reach the replica nodes' addresses)",
     )
+    allow_unsealed: bool = Field(
+        default=False,
+        description="replicas run models as plain child processes where bubblewrap cannot jail them "
+        "(`modelhub up --allow-unsealed`); otherwise such a replica refuses to start",
+    )
+    media_roots: str = Field(
+        default="",
+        description="directories (os.pathsep-separated) that hold datasets' files: a model's jail shows only "
+        "these (read-only) besides the OS and its Python; none: the machine read-only less the covered places",
+    )
     data_dir: Path = Field(default=Path.home() / ".modelhub", description="where local state lives")
     http_port: int | None = Field(
         default=None, description="serve /metrics and /health/live, /health/ready here (none: no HTTP server)"

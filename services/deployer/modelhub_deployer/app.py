@@ -4,6 +4,7 @@ It holds the hub's credentials, so it is no Ray driver: Serve is reached through
 dashboard's REST API, JSON over HTTP (serving.py)."""
 
 import asyncio
+import os
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -21,6 +22,14 @@ from modelhub_deployer.store import DeploymentStore
 from modelhub_deployer.watch import watch_deployments
 
 
+def jail_args(settings: ServiceSettings) -> dict:
+    """What every replica's model jail is told (modelhub_replica.jail): the media roots it may read
+    (none: the machine less the covered places), the data dir it never shows, and whether a node
+    without bubblewrap may run models unjailed."""
+    roots = [p for p in settings.media_roots.split(os.pathsep) if p.strip()]
+    return {"media_roots": roots, "hidden": [str(settings.data_dir)], "allow_unsealed": settings.allow_unsealed}
+
+
 def build_app(
     settings: ServiceSettings | None = None, tel: telemetry.Telemetry | None = None
 ) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
@@ -30,7 +39,7 @@ def build_app(
     tel = tel or telemetry.setup("deployer", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     client, db = mongo.connect(settings)
-    serve = DashboardServe(settings.ray_dashboard_url, settings.serve_url, ray_auth_token())
+    serve = DashboardServe(settings.ray_dashboard_url, settings.serve_url, ray_auth_token(), jail=jail_args(settings))
     store = DeploymentStore(db)
     deployer = Deployer(store, serve, ObjectStorePackages(broker, settings.data_dir))
     register(broker, deployer, EventAuthorizer(db))

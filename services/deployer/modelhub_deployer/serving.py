@@ -86,7 +86,9 @@ def _zip(files: dict[str, bytes], stored: bool = False) -> bytes:
     return buf.getvalue()
 
 
-def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) -> dict[str, Any]:
+def application_config(
+    config: ReplicaConfig, replica_uri: str, model_uri: str, jail: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One deployment as a Serve application in the declarative config (JSON)."""
     env = _runtime_env(config)
     env["py_modules"] = [replica_uri, model_uri]
@@ -120,6 +122,9 @@ def application_config(config: ReplicaConfig, replica_uri: str, model_uri: str) 
             # a replica's own port for the worker (modelhub_replica.DirectServer); not when Serve
             # autoscales, which counts only the calls its proxy sees
             "direct": not config.max_replicas,
+            # the model's jail (modelhub_replica.jail): what it may read, what it never sees, and
+            # whether a node without bubblewrap may run the model unjailed
+            **(jail or {}),
         },
         "deployments": [
             {
@@ -150,7 +155,9 @@ class DashboardServe:
         token: str | None = None,
         timeout: float = 60.0,
         client: httpx.AsyncClient | None = None,
+        jail: dict[str, Any] | None = None,
     ) -> None:
+        self._jail = jail or {}
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = client or httpx.AsyncClient(base_url=dashboard_url.rstrip("/"), headers=headers, timeout=timeout)
         serve = httpx.URL(serve_url)
@@ -193,7 +200,7 @@ class DashboardServe:
         replica_uri = await self.upload(*replica_module_zip())
         name, data = await asyncio.to_thread(model_package_zip, config.package_sha256, config.package_zip)
         model_uri = await self.upload(name, data)
-        app = application_config(config, replica_uri, model_uri)
+        app = application_config(config, replica_uri, model_uri, self._jail)
         async with self._lock:
             apps = [a for a in await self._deployed_configs() if a.get("name") != config.name]
             await self._put(apps + [app])

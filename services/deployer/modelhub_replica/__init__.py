@@ -31,19 +31,16 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import importlib
-import inspect
-import io
 import json
 import os
-import stat
 import sys
 import tempfile
 import time
-import zipfile
 from typing import Any
 
 from ray import serve
+
+from modelhub_replica.jail import JailSpec, ModelError, ModelProcess, ModelUnavailable
 
 # The HTTP contract with the inference worker (modelhub_worker.serving names the same).
 SECRET_HEADER = "x-modelhub-secret"
@@ -85,14 +82,18 @@ def build(args: dict[str, Any]):
         float(args.get("batch_wait_s", 0.002)),
         args["secret"],
         bool(args.get("direct", False)),
+        bool(args.get("allow_unsealed", False)),
+        list(args.get("media_roots") or []),
+        list(args.get("hidden") or []),
     )
 
 
 @serve.deployment
 class ModelReplica:
-    """One replica of a deployed model: `__call__` (HTTP, JSON) runs a batch as it comes (a job's
-    task, or online samples the worker batched) through `predict_chunk`; `predict_one` gathers
-    concurrent single-sample calls from direct Serve callers (benchmarks) into batches."""
+    """One replica of a deployed model: trusted glue around the model's jailed process (jail.py).
+    `__call__` (HTTP, JSON) runs a batch as it comes (a job's task, or online samples the worker
+    batched); `predict_one` gathers concurrent single-sample calls from direct Serve callers
+    (benchmarks) into batches. No model code runs in this process."""
 
     def __init__(
         self,
@@ -103,24 +104,29 @@ class ModelReplica:
         batch_wait_s: float = 0.002,
         secret: str = "",
         direct: bool = False,
+        allow_unsealed: bool = False,
+        media_roots: list[str] | None = None,
+        hidden: list[str] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("a replica needs its deployment's secret")
         self._secret = secret.encode()
         # started by the first proxy call (it needs the replica's event loop), then named in answers
         self._direct: DirectServer | None = DirectServer(self._secret, self._answer_request) if direct else None
-        model_dir = fetch_package(package_id, sha256)
-        os.chdir(model_dir)  # models open their files relative to the package root
-        if model_dir not in sys.path:
-            sys.path.insert(0, model_dir)
-        module_name, _, class_name = entrypoint.partition(":")
-        module = importlib.import_module(module_name)
-        self._model = getattr(module, class_name or "Model")(model_dir)
         self._mini_batch = mini_batch
+        jail = JailSpec(media_roots or [], [*(hidden or []), *_ray_dirs()], _has_gpus())
+        self._model = ModelProcess(
+            package_path(package_id, sha256), sha256, entrypoint, _cache_root(), jail, allow_unsealed
+        )
         # @serve.batch adds these setters to the method at run time; Ray's types do not show them.
         self.predict_one.set_max_batch_size(mini_batch)  # pyright: ignore[reportAttributeAccessIssue]
         # The deployment's batch_wait_ms: a lone predict_one call waits this long for company.
         self.predict_one.set_batch_wait_timeout_s(batch_wait_s)  # pyright: ignore[reportAttributeAccessIssue]
+
+    def __del__(self) -> None:
+        model = getattr(self, "_model", None)
+        if model is not None:
+            model.close()
 
     async def __call__(self, request) -> Any:
         """The HTTP entry (Serve's proxy): `{"samples": [{input: value}, ...]}` in; 200 with
@@ -161,13 +167,11 @@ class ModelReplica:
         if not _is_samples(samples):
             return 400, json.dumps({"detail": "bad request: 'samples' must be a list of objects"}).encode()
         started = time.time_ns()
-        try:
-            body: dict = {"outputs": await self.predict_chunk(samples), **(extra or {})}
-            if traceparent:
-                body["span"] = _span(started, len(samples))
-            return 200, json.dumps(body).encode()
-        except Exception as exc:  # the model's failure on these samples: a verdict, not a crash
-            return 200, json.dumps({"error": _describe(exc), **(extra or {})}).encode()
+        ((result, _),) = await self._results([samples])
+        body: dict = {**result, **(extra or {})}
+        if traceparent and "outputs" in result:
+            body["span"] = _span(started, len(samples))
+        return 200, json.dumps(body).encode()
 
     async def _answer_batches(
         self, batches: Any, traceparent: str | None, extra: dict | None = None
@@ -184,50 +188,69 @@ class ModelReplica:
             detail = f"bad request: 'batches' must be a list of 1 to {MAX_BATCHES_PER_CALL} lists of objects"
             return 400, json.dumps({"detail": detail}).encode()
         started = time.time_ns()
-        results = []
-        for batch in batches:
-            try:  # each result is encoded on its own: what JSON cannot carry fails its batch only
-                results.append(json.dumps({"outputs": await self.predict_chunk(batch)}))
-            except Exception as exc:  # the model's failure on this batch: a verdict, not a crash
-                results.append(json.dumps({"error": _describe(exc)}))
+        results = [data.decode() for _, data in await self._results(batches)]
         rest = dict(extra or {})
         if traceparent:
             rest["span"] = _span(started, sum(len(b) for b in batches))
         tail = "," + json.dumps(rest)[1:] if rest else "}"
         return 200, ('{"results":[' + ",".join(results) + "]" + tail).encode()
 
-    def check_health(self) -> None:
-        """Serve calls this periodically; raising makes Serve replace the replica. The model is
-        loaded here, and a model may add its own probe (`Model.check_health()`, raising when it
-        cannot answer, e.g. a lost GPU)."""
-        if getattr(self, "_model", None) is None:
-            raise RuntimeError("the model is not loaded")
-        probe = getattr(self._model, "check_health", None)
-        if callable(probe):
-            probe()
+    async def _results(self, batches: list[list[dict[str, Any]]]) -> list[tuple[dict, bytes]]:
+        """Each mini-batch's result from the model's process, and its JSON; one that breaks
+        mini_batch is refused here, and a process that died fails every mini-batch of the call."""
+        results: list[tuple[dict, bytes] | None] = [None] * len(batches)
+        sized = []
+        for i, batch in enumerate(batches):
+            if 1 <= len(batch) <= self._mini_batch:
+                sized.append(i)
+            else:
+                results[i] = _error(
+                    f"ValueError: a call carries 1 to {self._mini_batch} samples (mini_batch), got {len(batch)}"
+                )
+        if sized:
+            try:
+                answers = await self._model.predict([batches[i] for i in sized])
+            except ModelError as exc:
+                answers = [_error(str(exc)[:2000])] * len(sized)
+            for i, answer in zip(sized, answers, strict=True):
+                results[i] = answer
+        return [r for r in results if r is not None]
+
+    async def check_health(self) -> None:
+        """Serve calls this periodically; raising makes Serve replace the replica: the model's
+        process cannot be started again, or the model's own probe (`Model.check_health()`,
+        raising when it cannot answer, e.g. a lost GPU) failed."""
+        await self._model.health()
 
     async def predict_chunk(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A whole mini-batch in one call (jobs): one `Model.predict` call on these samples."""
-        if not 1 <= len(samples) <= self._mini_batch:
-            raise ValueError(f"a call carries 1 to {self._mini_batch} samples (mini_batch), got {len(samples)}")
-        return _rows(await self._predict(_columns(samples)), len(samples))
+        return _outputs((await self._results([samples]))[0][0])
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.002)
     async def predict_one(self, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One sample's {input: value} per call; Serve hands us up to mini_batch of them."""
-        outputs = await self._predict(_columns(samples))
-        return _rows(outputs, len(samples))
+        return _outputs((await self._results([samples]))[0][0])
 
-    async def _predict(self, batch: dict[str, list]) -> Any:
-        predict = self._model.predict
-        if inspect.iscoroutinefunction(predict):
-            result = await predict(batch)
-        else:
-            # A sync model may take seconds; keep the replica's loop free to gather the next batch.
-            result = await asyncio.to_thread(predict, batch)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+
+def _error(text: str) -> tuple[dict, bytes]:
+    result = {"error": text}
+    return result, json.dumps(result).encode()
+
+
+def _outputs(result: dict) -> list[dict[str, Any]]:
+    if "error" in result:
+        raise ModelError(result["error"])
+    return result["outputs"]
+
+
+def _has_gpus() -> bool:
+    """Whether Ray gave this replica GPUs (then the model's jail gets the NVIDIA devices)."""
+    try:
+        import ray
+
+        return bool(ray.get_gpu_ids())
+    except Exception:  # outside a Ray worker (tests)
+        return False
 
 
 class DirectServer:
@@ -356,15 +379,6 @@ def _span(started_ns: int, samples: int) -> dict:
     return {"start_ns": started_ns, "end_ns": time.time_ns(), "batch_size": samples, "pid": os.getpid()}
 
 
-def _describe(exc: BaseException) -> str:
-    """`Type: message` of a model's exception, even one whose message cannot be built."""
-    try:
-        text = str(exc)
-    except Exception:  # noqa: BLE001 - a hostile or broken __str__
-        text = "(its message could not be read)"
-    return f"{type(exc).__name__}: {text}"[:2000]
-
-
 def _node_address() -> str:
     """The address Ray knows this node by (127.0.0.1 on the embedded stack)."""
     try:
@@ -375,35 +389,21 @@ def _node_address() -> str:
         return "127.0.0.1"
 
 
-def _columns(samples: list[dict[str, Any]]) -> dict[str, list]:
-    names = list(samples[0]) if samples else []
-    for i, sample in enumerate(samples):
-        if set(sample) != set(names):
-            raise ValueError(f"sample {i} has inputs {sorted(sample)} but the batch has {sorted(names)}")
-    return {name: [sample[name] for sample in samples] for name in names}
-
-
-def _rows(outputs: Any, size: int) -> list[dict[str, Any]]:
-    if not isinstance(outputs, dict):
-        raise ValueError(f"Model.predict must return a dict of output lists, got {type(outputs).__name__}")
-    columns = {name: _as_list(name, values) for name, values in outputs.items()}
-    for name, values in columns.items():
-        if len(values) != size:
-            raise ValueError(
-                f"Model.predict returned {len(values)} values for output '{name}' but the batch has {size} samples"
-            )
-    return [{name: values[i] for name, values in columns.items()} for i in range(size)]
-
-
-def _as_list(name: str, values: Any) -> list:
-    if hasattr(values, "tolist"):  # numpy arrays and tensors: plain Python values per sample
-        values = values.tolist()
-    if not isinstance(values, (list, tuple)):
-        raise ValueError(f"Model.predict output '{name}' must be a list, got {type(values).__name__}")
-    return list(values)
-
-
 # ---------------------------------------------------------------- the package, on this node
+
+
+def _ray_dirs() -> list[str]:
+    """This node's Ray temp and session dirs (sockets, logs, other deployments' environments): a
+    jail never shows them."""
+    try:
+        from ray._private.worker import global_worker
+
+        node = global_worker.node
+        if node is None:
+            return []
+        return [node.get_temp_dir_path(), node.get_session_dir_path()]
+    except Exception:  # an internal Ray API, or outside a Ray worker (tests)
+        return []
 
 
 def _cache_root() -> str:
@@ -421,63 +421,14 @@ def _cache_root() -> str:
     return root
 
 
-def _read_package(sha256: str) -> bytes | None:
-    """The zip from this replica's py_modules package (Ray unpacked it into a folder on sys.path)."""
+def package_path(package_id: str, sha256: str) -> str:
+    """The zip in this replica's py_modules package (Ray unpacked it into a folder on sys.path);
+    jail.unpack_verified checks its sha-256 each time a model process starts from it."""
     name = MODEL_PACKAGE_DIR.format(sha256=sha256)
     for entry in sys.path:
         path = os.path.join(entry or ".", name, MODEL_PACKAGE_FILE)
         if os.path.isfile(path):
-            with open(path, "rb") as fh:
-                return fh.read()
-    return None
-
-
-def fetch_package(package_id: str, sha256: str) -> str:
-    """The unpacked package (cached per node): read from the cluster's package, verified."""
-    target = os.path.join(_cache_root(), sha256)
-    if os.path.isdir(target):
-        return target
-    data = _read_package(sha256)
-    if data is None:
-        raise RuntimeError(
-            f"package {package_id} (sha256 {sha256}) is not in the cluster's package store; deploy it again"
-        )
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        raise RuntimeError(
-            f"package {package_id} from the cluster's package store has sha256 "
-            f"{digest}, expected {sha256}: refusing to run it"
-        )
-    staging = tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=os.path.dirname(target))
-    _extract(data, staging)
-    try:
-        os.rename(staging, target)
-    except OSError:  # another replica on this node got there first: same bytes, same content
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _extract(data: bytes, dest: str) -> None:
-    """Unpack the verified zip's root into `dest`, as the registry's safe_extract does (a zipped
-    folder's single top folder is the root; __MACOSX/ is skipped). The registry checked these very
-    bytes at upload (paths, symlinks, sizes, bombs); this only refuses what would escape `dest`."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        infos = [i for i in zf.infolist() if not i.filename.startswith("__MACOSX/")]
-        for info in infos:
-            parts = info.filename.replace("\\", "/").split("/")
-            if info.filename.startswith("/") or ".." in parts or stat.S_ISLNK(info.external_attr >> 16):
-                raise RuntimeError(f"package entry {info.filename!r} is not a plain relative path")
-        names = [i.filename for i in infos]
-        tops = {name.split("/", 1)[0] for name in names}
-        root = f"{tops.pop()}/" if len(tops) == 1 and all("/" in n for n in names) else ""
-        for info in infos:
-            rel = info.filename[len(root) :]
-            if not rel or info.is_dir():
-                continue
-            path = os.path.join(dest, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with zf.open(info) as src, open(path, "xb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
+            return path
+    raise ModelUnavailable(
+        f"package {package_id} (sha256 {sha256}) is not in the cluster's package store; deploy it again"
+    )

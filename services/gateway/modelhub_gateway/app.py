@@ -18,8 +18,9 @@ from starlette.routing import Match
 from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.errors import DomainError
 from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
+from modelhub_gateway.gate import TokenGate
 from modelhub_gateway.jobs import recount_cut_folds
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodySizeLimit, ConcurrencyLimit
+from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.predict_asgi import LeanPredict
 from modelhub_gateway.recent import ForgetOnWrite, Recent
@@ -28,7 +29,14 @@ from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
 
 API_PREFIX = "/api/v1"
-PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")  # its own, smaller body cap
+PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")
+UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/models/[^/]+/versions$")
+SAMPLES_PATH = re.compile(rf"^{API_PREFIX}/datasets/[^/]+/samples(/delete)?$")
+# What answers without a token: the routes whose docstring says "Public:", FastAPI's docs, and
+# everything outside the API (the web UI's files, `/`, /metrics); a unit test checks it against the routes.
+PUBLIC_PATH = re.compile(
+    rf"^(?!{API_PREFIX}/)|^{API_PREFIX}/(health|asyncapi|asyncapi\.json|openapi\.json|docs|docs/oauth2-redirect)$"
+)
 STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
 
@@ -84,19 +92,26 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.add_api_route("/metrics", observability.metrics, include_in_schema=False)
     app.openapi = _closed_openapi(app.openapi)
     map_errors(app)
-    # innermost of these: the body caps, the read cache and the concurrency bound apply to it
+    # From the inside out (each added one wraps the ones before): online predict's lean path, so
+    # that the others apply to it; the read cache's clearing; the body caps; the token before any
+    # body; the concurrency bound, before any work.
     app.add_middleware(LeanPredict, prefix=API_PREFIX, store=store, broker=broker, online=lambda: app.state.online)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES)
-    app.add_middleware(
-        BodySizeLimit,
-        max_bytes=settings.predict_max_body_bytes,
-        paths=PREDICT_PATH,
-        advice="send fewer samples per request",
-    )
     app.add_middleware(ForgetOnWrite, recent=store.recent, reads_also=PREDICT_PATH)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.json_max_body_bytes, caps=body_caps(settings))
+    app.add_middleware(TokenGate, store=store, public=PUBLIC_PATH)
     app.add_middleware(ConcurrencyLimit, max_requests=settings.predict_max_requests, paths=PREDICT_PATH)
     observability.instrument(app, tel)
     return app
+
+
+def body_caps(settings: GatewaySettings) -> list[BodyCap]:
+    """The routes whose body cap is not `json_max_body_bytes` (docs/API.md section 2 lists them)."""
+    fewer = "send fewer samples per request"
+    return [
+        BodyCap("POST", PREDICT_PATH, settings.predict_max_body_bytes, fewer),  # one NATS message
+        BodyCap("POST", UPLOAD_PATH, settings.max_upload_bytes + UPLOAD_OVERHEAD_BYTES),
+        BodyCap("POST", SAMPLES_PATH, settings.samples_max_body_bytes, fewer),
+    ]
 
 
 async def open_ui() -> RedirectResponse:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
+from starlette.types import Scope
 
 from modelhub_contracts.documents import Dataset, Deployment, Job, User
 from modelhub_contracts.events import Event
@@ -72,6 +73,12 @@ async def current_user(
     if user is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     return user
+
+
+async def request_user(store: GatewayStore, scope: Scope) -> User:
+    """`current_user` for an ASGI layer in front of the routes (`gate.TokenGate`): the same header
+    parsing (HTTPBearer's), lookup and 401s, from the request's headers alone (no body is read)."""
+    return await current_user(store, await _bearer(Request(scope)))
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:

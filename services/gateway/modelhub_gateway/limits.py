@@ -1,11 +1,14 @@
-"""A cap on request bodies, enforced before a route reads them (one for every route, and a
-smaller one for online predict, whose body must fit one NATS message).
+"""Caps on request bodies, enforced before a route reads them: each route's own where it has one
+(a model upload, online predict, samples added or deleted in bulk), one for every other route.
 
 A declared `Content-Length` over the cap is refused with 413 without reading a byte; a body
-without one (chunked) is counted as it streams in and refused once it passes the cap.
+without one (chunked) is counted as it streams in and refused once it passes the cap. A request
+to a route that needs a token has shown a valid one by then: `gate.TokenGate` sits in front.
 """
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from fastapi import HTTPException
 from starlette.responses import JSONResponse
@@ -23,34 +26,49 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body is over the {limit}-byte limit" + (f"; {advice}" if advice else ""))
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for any HTTP request (or only those whose path matches `paths`)
-    whose body is larger than `max_bytes`; `advice` ends the message."""
+@dataclass(frozen=True)
+class BodyCap:
+    """The largest body of a `method` request whose path matches `path`; `advice` ends the 413's sentence."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, paths: re.Pattern | None = None, advice: str = "") -> None:
-        self.app, self.max_bytes, self.paths, self.advice = app, max_bytes, paths, advice
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+    advice: str = ""
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for an HTTP request whose body is over its cap: the first of `caps`
+    that matches the request, else `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, caps: Sequence[BodyCap] = ()) -> None:
+        self.app, self.caps, self.default = app, tuple(caps), BodyCap("", re.compile(""), max_bytes)
+
+    def cap(self, scope: Scope) -> BodyCap:
+        method, path = scope["method"], scope["path"]
+        return next((c for c in self.caps if c.method == method and c.path.match(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (self.paths is not None and not self.paths.match(scope["path"])):
+        length = body_length(scope) if scope["type"] == "http" else 0
+        if length == 0:
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is None:
-            await self._counted(scope, receive, send)
-        elif declared > self.max_bytes:
-            await _refuse(send, BodyTooLarge(self.max_bytes, self.advice))
+        cap = self.cap(scope)
+        if length is None:
+            await self._counted(scope, receive, send, cap)
+        elif length > cap.max_bytes:
+            await refuse(send, BodyTooLarge(cap.max_bytes, cap.advice))
         else:
             await self.app(scope, receive, send)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, cap: BodyCap) -> None:
         received, started = 0, False
 
         async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise BodyTooLarge(self.max_bytes, self.advice)
+            if received > cap.max_bytes:
+                raise BodyTooLarge(cap.max_bytes, cap.advice)
             return message
 
         async def watching_send(message: Message) -> None:
@@ -63,22 +81,29 @@ class BodySizeLimit:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await _refuse(send, exc)
+            await refuse(send, exc)
 
 
-def _content_length(scope: Scope) -> int | None:
+def body_length(scope: Scope) -> int | None:
+    """The body's declared length: 0 when the request carries none, None when its length is not
+    known before it is read (chunked, or a malformed length, which the server refuses itself)."""
+    length, chunked = 0, False
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the server refuses a malformed length itself; count instead
-    return None
+                return None
+        elif name == b"transfer-encoding":
+            chunked = True  # it overrides Content-Length (RFC 9112 6.3)
+    return None if chunked else length
 
 
-async def _refuse(send: Send, exc: BodyTooLarge) -> None:
-    # Connection: close, since the unread rest of the body cannot be left on the connection.
-    response = JSONResponse({"detail": exc.detail}, status_code=413, headers={"Connection": "close"})
+async def refuse(send: Send, exc: HTTPException) -> None:
+    """Answer `exc` as the app's handler would, without reading the body. Connection: close, since
+    the unread rest of the body cannot be left on the connection."""
+    headers = {**(exc.headers or {}), "Connection": "close"}
+    response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
     await response(scope={"type": "http"}, receive=_no_body, send=send)
 
 

@@ -14,8 +14,10 @@ What it does, all through the same functions the FastAPI route calls:
 
 Whatever it does not answer itself (no or unknown token, a name or body that does not validate,
 another content type) goes on, body included, to the FastAPI route, which answers as before: 401
-and 422 bodies come from one place. It sits inside the body-size, read-cache and concurrency
-middlewares and inside the tracing middleware, so those apply to it as to the route.
+and 422 bodies come from one place. It sits inside the concurrency, token (`gate.TokenGate`: a
+request with a body and no valid token never reaches it), body-size and read-cache middlewares and
+inside the tracing middleware, so those apply to it as to the route; it reads no body before its
+own token check either.
 """
 
 import json

@@ -32,6 +32,18 @@ class GatewaySettings(ServiceSettings):
         description="how long after a job ends its per-sample ledger is compacted to its failures and a count",
     )
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="largest model zip accepted")
+    json_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="largest request body of a route without a cap of its own (every JSON route but "
+        "predict and samples); the upload's is max_upload_bytes and 1 MiB for the multipart framing",
+    )
+    samples_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="largest body of POST /datasets/{name}/samples and /samples/delete: room for 10,000 "
+        "samples with 4,096-character paths (41 MB), or for one sample near MongoDB's 16 MiB document limit",
+    )
     predict_max_body_bytes: int = Field(
         default=1_000_000,
         description="largest online predict request body (it must fit one NATS message, 1 MiB by default)",

@@ -1,14 +1,24 @@
 """Worker use cases: run a task's samples through the deployment, check and keep the outputs."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from modelhub_contracts.events import MAX_ERROR_CHARS, OUTCOMES_PER_EVENT, SampleAnnotated, TaskScheduled
 from modelhub_contracts.model_schema import check_output
-from modelhub_worker.errors import ServingLost
+from modelhub_worker.errors import AnswerTooLarge, ServingLost
 
-PredictChunk = Callable[[str, list[dict]], Awaitable[list[dict]]]  # one mini-batch in one call
+
+class Outcome:
+    """One sample's result: the fields to write, or the reason it failed."""
+
+    def __init__(self, fields: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self.fields, self.error = fields, error
+
+
+# One mini-batch in one call: each sample's outputs, or an Outcome failing it (an output the
+# worker would not take, modelhub_worker.serving)
+PredictChunk = Callable[[str, list[dict]], Awaitable[Sequence[dict | Outcome]]]
 K = TypeVar("K", bound=Hashable)  # whatever names a sample: a sample id, or a request's index
 
 
@@ -19,16 +29,11 @@ class BatchCalls(Protocol):
         """How many calls to spread a task's mini-batches over (0: one call per mini-batch)."""
         ...
 
-    async def predict_chunks(self, deployment: str, batches: list[list[dict]]) -> list[list[dict] | Exception]:
+    async def predict_chunks(
+        self, deployment: str, batches: list[list[dict]]
+    ) -> Sequence[Sequence[dict | Outcome] | Exception]:
         """Each mini-batch's outputs, or the model's failure on it; raises when the call as a whole failed."""
         ...
-
-
-class Outcome:
-    """One sample's result: the fields to write, or the reason it failed."""
-
-    def __init__(self, fields: dict[str, Any] | None = None, error: str | None = None) -> None:
-        self.fields, self.error = fields, error
 
 
 def sample_inputs(doc: dict, inputs: dict[str, str]) -> dict[str, Any]:
@@ -71,7 +76,8 @@ async def predict_many(
     replicas known, the mini-batches spread over as many calls as there are replicas (fewer
     round trips). When the model fails on a mini-batch, its samples are split in halves and each
     half is called on its own, down to single samples: only the samples that really fail are
-    marked failed, and their batch-mates still succeed in batches.
+    marked failed, and their batch-mates still succeed in batches. A mini-batch whose answer is
+    over the worker's bound (AnswerTooLarge) fails whole, with why, without being split.
 
     Raises ServingLost when the deployment gave no verdict (a replica died, none is up): failing
     the samples would blame them for the infrastructure; the task is retried instead."""
@@ -108,7 +114,8 @@ async def _in_one_call(
     describe: Callable[[BaseException], str],
 ) -> dict[K, Any]:
     """Several mini-batches in one call; a mini-batch the model failed on is split as in _bisect,
-    and when the call as a whole had no such answer each mini-batch is called on its own."""
+    and when the call as a whole had no such answer (or one too large: AnswerTooLarge) each
+    mini-batch is called on its own."""
     try:
         results = await calls.predict_chunks(deployment, [[inputs[i] for i in batch] for batch in batches])
     except ServingLost:
@@ -140,6 +147,8 @@ async def _bisect(
         return dict(zip(ids, await predict(deployment, [inputs[i] for i in ids]), strict=True))
     except ServingLost:
         raise
+    except AnswerTooLarge as exc:  # the model's verdict on the whole call, not split (see the error)
+        return {i: Outcome(error=describe(exc)) for i in ids}
     except Exception as exc:
         return await _split(predict, deployment, inputs, ids, exc, describe)
 

@@ -12,6 +12,7 @@ from modelhub_contracts.runtime import answer_pings, configure_logging, run_serv
 from modelhub_contracts.settings import ServiceSettings
 from modelhub_worker import handlers
 from modelhub_worker.serving import ServeClient
+from modelhub_worker.settings import WorkerSettings
 from modelhub_worker.store import WorkerStore
 
 
@@ -19,12 +20,21 @@ def build_app(
     settings: ServiceSettings, tel: telemetry.Telemetry | None = None
 ) -> tuple[FastStream, NatsBroker, AsyncDatabase]:
     """Wire broker, store, Serve client and handlers; the one place configuration enters.
-    Returns the app, its broker and the database (the HTTP probes ping both)."""
+    Returns the app, its broker and the database (the HTTP probes ping both). Settings that are
+    not WorkerSettings (tools building every service's broker) get the worker's default bounds."""
     tel = tel or telemetry.setup("inference-worker", settings.telemetry_dir)
     broker = ops.make_broker(settings, tel)
     _, db = mongo.connect(settings)
     store = WorkerStore(db)
-    serve = ServeClient(settings.serve_url, store.serve_secret, tel=tel, direct=settings.serve_direct)
+    bounds = settings if isinstance(settings, WorkerSettings) else WorkerSettings.model_construct()
+    serve = ServeClient(
+        settings.serve_url,
+        store.serve_secret,
+        tel=tel,
+        direct=settings.serve_direct,
+        max_answer_bytes=bounds.max_answer_bytes,
+        max_sample_bytes=bounds.max_sample_bytes,
+    )
     predict = handlers.register(broker, store, serve, tel.metrics)
     # answers only once started: subscribers start after the start-up hooks
     answer_pings(broker, "inference-worker")
@@ -48,7 +58,7 @@ def build_app(
 
 def main() -> None:
     configure_logging("inference-worker")
-    settings = ServiceSettings()
+    settings = WorkerSettings()
     tel = telemetry.setup("inference-worker", settings.telemetry_dir)
     app, broker, db = build_app(settings, tel)
     # on uvloop (run_service), as uvicorn gives the gateway: the worker's loop runs a NATS message

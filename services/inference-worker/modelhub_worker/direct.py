@@ -10,7 +10,9 @@ Trust: an address comes from the deployment's own proxy answers, and every new c
 with a handshake in which both ends prove they hold the deployment's secret without sending it
 (HMAC over two nonces and the address). A process that took a dead replica's port, or relays to a
 live one, fails it: it learns neither the secret nor any sample. Nothing is sent before the proof,
-and answers are JSON only, bounded in size, as over HTTP.
+and answers are JSON only, bounded in size, as over HTTP: an answer whose frame declares more than
+the caller's bound is not read (its connection is closed) and the call fails with AnswerTooLarge,
+the model's verdict, without going through the proxy again (it would answer the same).
 
 What stays on the proxy: every `PROXY_EVERY`-th call of a deployment (how the worker learns of
 new replicas after a scale-up or a replacement; every `LEARN_EVERY`-th while the proxy's answers
@@ -31,6 +33,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from modelhub_worker.errors import AnswerTooLarge
+
 log = logging.getLogger(__name__)
 
 # The wire format, as modelhub_replica names it (this package cannot import the replica's).
@@ -38,6 +42,9 @@ MAGIC = b"MHD1"
 NONCE = 16
 PROOF = 32
 MAX_FRAME = 256 << 20
+# The default bound on one answer (the worker's `max_answer_bytes`): a job's call carries up to a
+# task's samples (512, or one mini-batch of up to 4096), so 128 KiB of output per sample at 512.
+MAX_ANSWER = 64 << 20
 PROXY_EVERY = 16
 # While it learns a deployment's replicas, the worker sends every LEARN_EVERY-th call through the
 # proxy; once SETTLED_AFTER proxy answers in a row named addresses it knew, every PROXY_EVERY-th.
@@ -91,9 +98,14 @@ class DirectRoutes:
     """The replicas' direct addresses per deployment and their pooled connections."""
 
     def __init__(
-        self, connect_timeout: float = 2.0, proxy_every: int = PROXY_EVERY, settled_after: int = SETTLED_AFTER
+        self,
+        connect_timeout: float = 2.0,
+        proxy_every: int = PROXY_EVERY,
+        settled_after: int = SETTLED_AFTER,
+        max_answer: int = MAX_ANSWER,
     ) -> None:
         self.connect_timeout = connect_timeout
+        self.max_answer = max_answer  # bytes of one answer's frame; over it the frame is not read
         self.proxy_every = proxy_every
         self.settled_after = settled_after  # 0: no learning phase
         self._settled: dict[str, int] = {}  # deployment -> proxy answers in a row naming known addresses
@@ -179,10 +191,11 @@ class DirectRoutes:
         for deployment in list(self._endpoints):
             self.forget(deployment)
 
-    async def call(self, endpoint: Endpoint, secret: str, frame: bytes) -> object:
+    async def call(self, endpoint: Endpoint, secret: str, frame: bytes) -> tuple[object, int]:
         """The replica's answer (parsed JSON) to one request (`frame`: its JSON, at most
-        MAX_FRAME bytes). Raises DirectFailed when there is none; a cancelled call closes its
-        connection, and the replica cancels its work."""
+        MAX_FRAME bytes), and its size in bytes. Raises DirectFailed when there is none,
+        AnswerTooLarge when its frame declares more than `max_answer` bytes (not read); a
+        cancelled call closes its connection, and the replica cancels its work."""
         endpoint.in_flight += 1
         connection = None
         answered = False
@@ -191,12 +204,14 @@ class DirectRoutes:
             reader, writer = connection
             writer.write(len(frame).to_bytes(4, "big") + frame)
             size = int.from_bytes(await reader.readexactly(4), "big")
+            if size > self.max_answer:
+                raise AnswerTooLarge(self.max_answer)  # the connection is closed below, its rest unread
             if size > MAX_FRAME:
                 raise DirectFailed(f"the replica at {endpoint.address} sent a {size}-byte answer")
             body = json.loads(await reader.readexactly(size))
             answered = True
             self.calls += 1
-            return body
+            return body, size
         except (OSError, asyncio.IncompleteReadError, ValueError, RecursionError) as exc:
             raise DirectFailed(f"replica at {endpoint.address}: {type(exc).__name__}: {exc}") from exc
         finally:

@@ -7,6 +7,9 @@ a replica answers JSON only (modelhub_replica.ModelReplica.__call__):
 
 - 200 `{"outputs": [...]}`: one output dict per sample, in order;
 - 200 `{"error": "..."}`: the model failed on these samples (a verdict: ModelFailed);
+- an answer over `max_answer_bytes` (any status): not read to its end, its connection closed, and
+  the call's samples fail with why (AnswerTooLarge, a verdict too: the model's output is hostile
+  input); an output over `max_sample_bytes` fails its own sample (an Outcome in its place);
 - 403: wrong secret (the deployment was redeployed with a new one: read again, retry once);
 - anything else (404 no such application, 5xx no replica answered, a refused connection, a
   timeout): the call got no verdict (ServingLost / DeploymentUnavailable), the task is retried.
@@ -22,23 +25,34 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import aiohttp
 
 from modelhub_contracts import telemetry
-from modelhub_worker.direct import MAX_FRAME, DirectFailed, DirectRoutes, Endpoint
-from modelhub_worker.errors import DeploymentUnavailable, ServingLost
+from modelhub_worker.annotate import Outcome
+from modelhub_worker.direct import MAX_ANSWER, MAX_FRAME, DirectFailed, DirectRoutes, Endpoint
+from modelhub_worker.errors import AnswerTooLarge, DeploymentUnavailable, ModelFailed, ServingLost
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeploymentUnavailable", "ModelFailed", "ServeClient", "ServingLost", "short_error"]
+__all__ = [
+    "AnswerTooLarge",
+    "DeploymentUnavailable",
+    "ModelFailed",
+    "ServeClient",
+    "ServingLost",
+    "short_error",
+]
 
 SECRET_HEADER = "x-modelhub-secret"  # as modelhub_replica.SECRET_HEADER
 SecretSource = Callable[[str], Awaitable[str | None]]
-
-
-class ModelFailed(RuntimeError):
-    """The model raised (or returned what JSON cannot carry) on the samples of one call."""
+MAX_ANSWER_BYTES = MAX_ANSWER
+# One sample's output as JSON: under MongoDB's 16 MiB document limit with room for the rest of
+# its sample document (other fields, lineage). Not a guarantee that it fits (BSON may be larger
+# than JSON), a bound on what one sample may make the worker hold and write.
+MAX_SAMPLE_BYTES = 15 << 20
+Answer = tuple[dict, int]  # a 200 answer's JSON object, and its size in bytes
 
 
 class ServeClient:
@@ -58,9 +72,15 @@ class ServeClient:
         lost_wait_s: float = 240.0,
         tel: telemetry.Telemetry | None = None,
         direct: bool = True,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        max_sample_bytes: int = MAX_SAMPLE_BYTES,
     ) -> None:
         self.serve_url = serve_url.rstrip("/")
-        self.direct = DirectRoutes() if direct else None  # the replicas' own addresses (direct.py)
+        # the replicas' own addresses (direct.py)
+        self.direct = DirectRoutes(max_answer=max_answer_bytes) if direct else None
+        # A replica runs a user's model: its answers are bounded like any untrusted input.
+        self.max_answer_bytes = max_answer_bytes  # one call's answer, on either path
+        self.max_sample_bytes = max_sample_bytes  # one sample's output, as JSON
         self.tel = tel  # the Serve call's span and latency metric, the replica's reported span
         self._secrets = secrets
         # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
@@ -109,33 +129,45 @@ class ServeClient:
             return 0
         return len(self.direct.known(deployment))
 
-    async def predict_chunk(self, deployment: str, samples: list[dict], traceparent: str | None = None) -> list[dict]:
-        """Each sample's outputs, from one Model.predict call on all of them (a job's task)."""
-        body = await self._job_call(deployment, {"samples": samples}, len(samples), traceparent)
-        return _outputs(body, samples)
+    async def predict_chunk(
+        self, deployment: str, samples: list[dict], traceparent: str | None = None
+    ) -> list[dict | Outcome]:
+        """Each sample's outputs, from one Model.predict call on all of them (a job's task); an
+        Outcome with why in place of an output over `max_sample_bytes`."""
+        body, size = await self._job_call(deployment, {"samples": samples}, len(samples), traceparent)
+        return self._bounded(_outputs(body, samples), size)
 
     async def predict_chunks(
         self, deployment: str, batches: list[list[dict]], traceparent: str | None = None
-    ) -> list[list[dict] | Exception]:
+    ) -> list[list[dict | Outcome] | Exception]:
         """Several mini-batches of a job's task in one call, each one Model.predict call in the
-        replica: each batch's outputs, or the model's failure on that batch (ModelFailed, returned,
-        not raised). Raises ModelFailed when the call as a whole has no such answer (a replica of an
-        older hub answers 400: this worker then sends that deployment one mini-batch per call),
-        ServingLost as predict_chunk.
+        replica: each batch's outputs (as predict_chunk's), or the model's failure on that batch
+        (ModelFailed, returned, not raised). Raises ModelFailed when the call as a whole has no
+        such answer (a replica of an older hub answers 400: this worker then sends that deployment
+        one mini-batch per call; AnswerTooLarge: one over the bound), ServingLost as predict_chunk.
 
         Why: a fast model's job spent most of its CPU on the calls themselves (a span, a frame, JSON
         both ways, a thread hop in the replica, per mini-batch): with a task's 8 mini-batches in
         one call per replica, the benchmark's zero-cost job went from ~11,500 to 14,300-14,900
         samples/s in back-to-back runs on 2 cores."""
         size = sum(len(batch) for batch in batches)
-        body = await self._job_call(deployment, {"batches": batches}, size, traceparent)
+        body, answered = await self._job_call(deployment, {"batches": batches}, size, traceparent)
         results = body.get("results")
         if not isinstance(results, list) or len(results) != len(batches):
             count = len(results) if isinstance(results, list) else "no"
             raise ModelFailed(f"the replica answered {count} results for {len(batches)} mini-batches")
-        return [_batch_result(result, batch) for result, batch in zip(results, batches, strict=True)]
+        parts = [_batch_result(result, batch) for result, batch in zip(results, batches, strict=True)]
+        return [part if isinstance(part, Exception) else self._bounded(part, answered) for part in parts]
 
-    async def _job_call(self, deployment: str, payload: dict, size: int, traceparent: str | None) -> dict:
+    def _bounded(self, outputs: list[dict], answered: int) -> list[dict | Outcome]:
+        """The outputs, each one over `max_sample_bytes` replaced by an Outcome saying so. Measured
+        only when the whole answer (`answered` bytes) is over that bound: otherwise none can be,
+        and the hot path encodes nothing again."""
+        if answered <= self.max_sample_bytes:
+            return cast(list[dict | Outcome], outputs)
+        return [_sample_bounded(output, self.max_sample_bytes) for output in outputs]
+
+    async def _job_call(self, deployment: str, payload: dict, size: int, traceparent: str | None) -> Answer:
         """A job's call: the replica's 200 answer.
 
         While Serve gives no answer (the Ray head restarting, the deployer redeploying, a replica
@@ -163,13 +195,16 @@ class ServeClient:
             return False
         return True
 
-    async def predict_batch(self, deployment: str, samples: list[dict], traceparent: str | None = None) -> list[dict]:
+    async def predict_batch(
+        self, deployment: str, samples: list[dict], traceparent: str | None = None
+    ) -> list[dict | Outcome]:
         """Like predict_chunk, for online samples: not queued behind jobs' calls (online.py
         bounds these per deployment). Cancelling the caller closes the connection, and Serve's
         proxy cancels the request in the replica."""
-        return _outputs(await self._call(deployment, {"samples": samples}, len(samples), traceparent), samples)
+        body, size = await self._call(deployment, {"samples": samples}, len(samples), traceparent)
+        return self._bounded(_outputs(body, samples), size)
 
-    async def _measured(self, deployment: str, payload: dict, size: int, traceparent: str | None) -> dict:
+    async def _measured(self, deployment: str, payload: dict, size: int, traceparent: str | None) -> Answer:
         """A job's call in a span of its own (the replica gets its context), timed for the
         `modelhub_serve_call_duration_seconds` histogram."""
         if self.tel is None:
@@ -186,12 +221,12 @@ class ServeClient:
         finally:
             self.tel.metrics.serve_call_duration.record(time.perf_counter() - started, {"deployment": deployment})
 
-    async def _call(self, deployment: str, payload: dict, size: int, traceparent: str | None) -> dict:
-        """The replica's 200 answer to one call (`payload`: its samples or its mini-batches);
-        raises ModelFailed on the model's error, ServingLost or DeploymentUnavailable when there
-        was no answer."""
+    async def _call(self, deployment: str, payload: dict, size: int, traceparent: str | None) -> Answer:
+        """The replica's 200 answer to one call (`payload`: its samples or its mini-batches) and
+        its size; raises ModelFailed on the model's error (AnswerTooLarge on an answer over
+        `max_answer_bytes`), ServingLost or DeploymentUnavailable when there was no answer."""
         for attempt in (1, 2):
-            status, body = await self._post(deployment, payload, traceparent)
+            status, body, answered = await self._post(deployment, payload, traceparent)
             if status == 403 and attempt == 1:
                 self.forget(deployment)  # redeployed with a new secret: read it again
                 continue
@@ -205,7 +240,7 @@ class ServeClient:
                 record_replica_span(
                     self.tel, body["span"], {telemetry.DEPLOYMENT: deployment, telemetry.BATCH_SIZE: size}
                 )
-            return body
+            return body, answered
         if status == 400 and "batches" in payload:
             # a replica of an older hub (it knows only "samples"): one mini-batch per call from now on
             self.single_batch.add(deployment)
@@ -216,7 +251,9 @@ class ServeClient:
             raise DeploymentUnavailable(f"deployment '{deployment}' is not available (Serve has no such application)")
         raise ServingLost(f"deployment '{deployment}' gave no answer: HTTP {status}: {detail}")
 
-    async def _post(self, deployment: str, payload: dict, traceparent: str | None) -> tuple[int, object]:
+    async def _post(self, deployment: str, payload: dict, traceparent: str | None) -> tuple[int, object, int]:
+        """(status, body: its JSON or its text, its size in bytes), directly or through the proxy;
+        raises AnswerTooLarge on an answer over `max_answer_bytes` (not read to its end)."""
         if self.direct is not None and (endpoint := self.direct.pick(deployment)) is not None:
             answered = await self._post_direct(self.direct, endpoint, deployment, payload, traceparent)
             if answered is not None:
@@ -228,21 +265,22 @@ class ServeClient:
         try:
             async with asyncio.timeout(_timeout(self.call_timeout, payload)):
                 async with session.post(f"{self.serve_url}/{deployment}", json=payload, headers=headers) as response:
-                    text = await response.text()
+                    raw = await _read_bounded(response, self.max_answer_bytes, deployment)
                     try:
-                        body: object = json.loads(text)
-                    except ValueError:
-                        body = text
-                    return response.status, body
+                        body: object = json.loads(raw)
+                    except (ValueError, RecursionError):
+                        body = raw.decode(errors="replace")
+                    return response.status, body, len(raw)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.forget(deployment)
             raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc
 
     async def _post_direct(
         self, direct: DirectRoutes, endpoint: Endpoint, deployment: str, payload: dict, traceparent: str | None
-    ) -> tuple[int, object] | None:
-        """The replica's answer at its own port, as (status, body) like the proxy's; None when the
-        call is to go through the proxy (no answer there, or a request too large for a frame)."""
+    ) -> tuple[int, object, int] | None:
+        """The replica's answer at its own port, as (status, body, size) like the proxy's; None
+        when the call is to go through the proxy (no answer there, or a request too large for a
+        frame). An answer over the bound raises AnswerTooLarge: the proxy would get the same."""
         request: dict = dict(payload)
         if traceparent:
             request["traceparent"] = traceparent
@@ -251,7 +289,10 @@ class ServeClient:
             return None
         try:
             async with asyncio.timeout(_timeout(self.call_timeout, payload)):
-                body = await direct.call(endpoint, await self._secret(deployment), frame)
+                body, size = await direct.call(endpoint, await self._secret(deployment), frame)
+        except AnswerTooLarge:
+            log.warning("deployment %s: an answer over the %d-byte bound, not read", deployment, direct.max_answer)
+            raise
         except DirectFailed as exc:
             log.info("deployment %s: direct call failed (%s); through Serve's proxy", deployment, exc)
             direct.drop(deployment, endpoint)
@@ -261,7 +302,25 @@ class ServeClient:
             seconds = _timeout(self.call_timeout, payload)
             raise ServingLost(f"deployment '{deployment}' gave no answer in {seconds} s") from exc
         # the proxy's 200 body, or a `detail` where the proxy would answer 400
-        return (400 if isinstance(body, dict) and "detail" in body else 200), body
+        return (400 if isinstance(body, dict) and "detail" in body else 200), body, size
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int, deployment: str) -> bytearray:
+    """The answer's body, read no further than `limit` bytes (a declared length over it: not at
+    all). Over it, the connection is closed with the rest of the answer unread (it cannot be
+    reused) and AnswerTooLarge raised: the worker holds at most `limit` bytes of any answer."""
+    declared = response.content_length
+    body = bytearray()
+    if declared is None or declared <= limit:
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                break
+        else:
+            return body
+    response.close()
+    log.warning("deployment %s: an answer over the %d-byte bound, not read", deployment, limit)
+    raise AnswerTooLarge(limit)
 
 
 def _timeout(per_batch: float, payload: dict) -> float:
@@ -276,6 +335,17 @@ def _outputs(body: dict, samples: list[dict]) -> list[dict]:
         return outputs
     raise ModelFailed(
         f"the replica answered {len(outputs) if isinstance(outputs, list) else 'no'} outputs for {len(samples)} samples"
+    )
+
+
+def _sample_bounded(output: dict, limit: int) -> dict | Outcome:
+    """The output, or an Outcome failing its sample when it takes over `limit` bytes as JSON."""
+    encoded = json.dumps(output, ensure_ascii=False, separators=(",", ":"))
+    size = len(encoded) if encoded.isascii() else len(encoded.encode())
+    if size <= limit:
+        return output
+    return Outcome(
+        error=f"the model's output for this sample takes {size} bytes, over the {limit}-byte bound on one sample"
     )
 
 
