@@ -16,6 +16,7 @@ PACKAGES := libs/contracts services/registry services/deployer services/schedule
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
 $(VENV)/.installed: $(PYPROJECTS) requirements-dev.txt constraints.txt
+	bash scripts/system-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt $(foreach p,$(filter-out cli,$(PACKAGES)),-e $(p)) -e 'cli[embedded]' -r requirements-dev.txt

@@ -8,6 +8,8 @@ PORT="${PORT:-8000}"
 MH=.venv/bin/modelhub
 PY=.venv/bin/python
 BUILD=examples/digits/build
+# the models' jail shows them only these files besides their own (the gateway's thumbnails too)
+export MODELHUB_MEDIA_ROOTS="${MODELHUB_MEDIA_ROOTS:-$PWD/$BUILD/dataset}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -32,7 +34,7 @@ fi
 
 step "Deploying it (2 replicas, mini-batch 16)"
 deployment_status() {
-  $MH deployments show digits-demo --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["status"])' || true
+  $MH deployments show digits-demo --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || true
 }
 # after a restart the deployer brings a running deployment back by itself: wait for it (bounded)
 for _ in $(seq 1 240); do

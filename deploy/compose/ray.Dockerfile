@@ -4,6 +4,8 @@
 # the NVIDIA container runtime adds the driver.
 #   docker build -f deploy/compose/ray.Dockerfile .
 FROM python:3.11.14-slim-bookworm
+# bubblewrap: each replica runs its model in a jail of its own (modelhub_replica.jail)
+RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 10001 ray && useradd --uid 10001 --gid 10001 --create-home ray
 WORKDIR /home/ray
 COPY constraints.txt /tmp/constraints.txt

@@ -449,3 +449,26 @@ def test_ray_nodes_get_serve_data_plane_settings_unless_the_user_set_them(tmp_pa
         assert server.env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
         assert server.env["RAY_SERVE_USE_GRPC_BY_DEFAULT"] == "0"
         assert set(stack.SERVE_TUNING) <= set(server.env)
+
+
+def test_up_refuses_to_run_models_where_bubblewrap_cannot_jail_them(tmp_path, monkeypatch):
+    why = "bubblewrap is not installed (apt-get install bubblewrap)"
+    with pytest.raises(stack.StackError, match="cannot jail models.*apt-get install bubblewrap.*--allow-unsealed"):
+        _embedded_plan(tmp_path, monkeypatch, probe=lambda: None, jail_probe=lambda: why)
+
+
+def test_with_allow_unsealed_the_stack_says_unsealed_everywhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELHUB_ALLOW_UNSEALED", "true")
+    why = "bwrap refused: no user namespaces"
+    plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None, jail_probe=lambda: why)
+    assert (plan.stack["models"], plan.stack["jail_error"]) == ("UNSEALED", why)
+    gateway = next(s for s in plan.services if s.name == "gateway")
+    assert gateway.env["MODELHUB_MODELS_UNSEALED"] == why and gateway.env["MODELHUB_ALLOW_UNSEALED"] == "true"
+    assert "UNSEALED" in stack._ready_message(plan.stack, None)
+
+
+def test_where_bubblewrap_jails_models_the_stack_says_jailed(tmp_path, monkeypatch):
+    plan = _embedded_plan(tmp_path, monkeypatch, probe=lambda: None, jail_probe=lambda: None)
+    assert plan.stack["models"] == "jailed" and plan.stack["jail_error"] is None
+    gateway = next(s for s in plan.services if s.name == "gateway")
+    assert gateway.env["MODELHUB_ALLOW_UNSEALED"] == "false" and gateway.env["MODELHUB_MODELS_UNSEALED"] == ""

@@ -8,6 +8,11 @@ from modelhub_contracts.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
+    models_unsealed: str = Field(
+        default="",
+        description="why models run UNSEALED on the embedded nodes (set by `modelhub up --allow-unsealed` "
+        "where bubblewrap cannot jail them); empty: they run jailed",
+    )
     gateway_host: str = Field(default="127.0.0.1", description="address the HTTP API listens on")
     gateway_port: int = Field(default=8000, description="port the HTTP API listens on")
     gateway_fd: int | None = Field(

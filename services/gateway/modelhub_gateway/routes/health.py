@@ -9,7 +9,7 @@ from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from modelhub_contracts import bus, subjects
-from modelhub_gateway.deps import Broker, Store
+from modelhub_gateway.deps import Broker, Settings, Store
 
 router = APIRouter(tags=["health"])
 TIMEOUT = 1.0
@@ -23,6 +23,19 @@ class HealthOut(BaseModel):
     nats: bool
     mongo: bool
     missing: list[str] = Field(description="what did not answer (empty when ok)")
+    models: str = Field(
+        description="how models run: `jailed` (bubblewrap), or `UNSEALED: why` (the hub was started "
+        "with --allow-unsealed where bubblewrap cannot jail them)"
+    )
+
+
+def models_state(settings) -> str:
+    """What /health and the web UI say of the models' jail."""
+    if settings.models_unsealed:
+        return f"UNSEALED: {settings.models_unsealed}"
+    if settings.allow_unsealed:
+        return "UNSEALED where a replica node cannot run bubblewrap (--allow-unsealed)"
+    return "jailed"
 
 
 async def _ping(broker, service: str) -> bool:
@@ -57,7 +70,7 @@ async def _mongo(store) -> bool:
     response_model=HealthOut,
     responses={503: {"model": HealthOut, "description": "something the hub needs did not answer"}},
 )
-async def health(broker: Broker, store: Store) -> JSONResponse:
+async def health(broker: Broker, store: Store, settings: Settings) -> JSONResponse:
     """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
     missing otherwise."""
     others = [s for s in subjects.SERVICES if s != "gateway"]
@@ -66,6 +79,11 @@ async def health(broker: Broker, store: Store) -> JSONResponse:
     missing = [name for name, ok in services.items() if not ok]
     missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
     body = HealthOut(
-        status="degraded" if missing else "ok", services=services, nats=nats_ok, mongo=mongo_ok, missing=missing
+        status="degraded" if missing else "ok",
+        services=services,
+        nats=nats_ok,
+        mongo=mongo_ok,
+        missing=missing,
+        models=models_state(settings),
     )
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200)

@@ -13,6 +13,20 @@ import { usersView } from "./view-users.js";
 
 const view = document.getElementById("view");
 
+// Models that run outside their jail (`modelhub up --allow-unsealed`) are said on every page.
+async function showUnsealed() {
+  try {
+    const response = await fetch("/api/v1/health");
+    const models = (await response.json()).models || "";
+    if (!models.startsWith("UNSEALED")) return;
+    const banner = h("div", { class: "unsealed", role: "alert", id: "unsealed" }, `Models run ${models}`);
+    document.body.insertBefore(banner, document.body.firstChild);
+  } catch {
+    /* health unreachable: the pages say so themselves */
+  }
+}
+showUnsealed();
+
 function parseRoute() {
   const raw = location.hash.replace(/^#/, "") || "/models";
   const [pathPart, query = ""] = raw.split("?");
