@@ -78,6 +78,7 @@ class FakeServe:
         self.apps: dict[str, AppState] = {}
         self.submitted: list[ReplicaConfig] = []
         self.deleted: list[str] = []
+        self.model_processes: dict[str, dict] = {}
         self.dropped: list[str] = []
         self.outcome = AppState("RUNNING", "", 0)  # what a submitted app becomes
 
@@ -88,6 +89,9 @@ class FakeServe:
         self.submitted.append(config)
         ready = config.num_replicas if self.outcome.status == "RUNNING" else 0
         self.apps[config.name] = AppState(self.outcome.status, self.outcome.message, ready)
+
+    async def model_process(self, name: str, secret: str) -> dict | None:
+        return self.model_processes.get(name)
 
     async def app_state(self, name: str) -> AppState | None:
         return self.apps.get(name)
@@ -535,3 +539,20 @@ async def test_a_ray_that_never_answers_fails_the_deploy_with_the_reason_after_t
     doc = store.docs[spec.name]
     assert doc["status"] == "failed" and serve.submitted == []
     assert doc["error"].startswith("Ray did not answer for 0.1 s: the Ray dashboard did not answer")
+
+
+async def test_a_model_process_that_died_shows_in_the_deployment_with_its_reason(world):
+    store, serve, packages, deployer = world
+    spec = make_spec()
+    store.add(spec)
+    await deploy(deployer, spec)
+    serve.model_processes[spec.name] = {"jailed": True, "restarts": 0, "last_death": None}
+    await deployer.follow()
+    assert store.docs[spec.name]["model_process"] == {"jailed": True, "restarts": 0, "last_death": None}
+    death = {"jailed": True, "restarts": 1, "last_death": "exited with code 3; its last output:\nboom"}
+    serve.model_processes[spec.name] = death
+    await deployer.follow()
+    assert store.docs[spec.name]["model_process"] == death and store.docs[spec.name]["status"] == "running"
+    serve.model_processes[spec.name] = {"jailed": True, "restarts": 0, "last_death": None}  # another replica
+    await deployer.follow()
+    assert store.docs[spec.name]["model_process"] == death  # the latest death stays

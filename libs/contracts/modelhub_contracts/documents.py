@@ -160,6 +160,7 @@ class Deployment(TypedDict):
     ready_replicas: int  # deployer (the gateway writes 0 at create)
     updated_at: datetime  # gateway and deployer, with each status move
     serve_secret: NotRequired[str]  # deployer: the replicas' shared secret, never shown by the API
+    model_process: NotRequired[dict[str, Any]]  # deployer: a replica's {jailed, restarts, last_death}
 
 
 class Dataset(TypedDict):

@@ -154,6 +154,8 @@ class Serve(Protocol):
     async def cluster_resources(self) -> dict[str, float]: ...
     async def submit(self, config: ReplicaConfig) -> None: ...
     async def app_state(self, name: str) -> AppState | None: ...
+
+    async def model_process(self, name: str, secret: str) -> dict[str, Any] | None: ...
     async def delete(self, name: str) -> None: ...
     async def drop_package(self, sha256: str) -> None: ...
 
@@ -315,6 +317,22 @@ class Deployer:
                 await self._store.note(
                     name, status=DeploymentStatus.RUNNING, ready_replicas=state.ready_replicas, error=error
                 )
+            await self._follow_model_process(doc)
+
+    async def _follow_model_process(self, doc: Deployment) -> None:
+        """A replica's model process that died and was started again: its latest death, and the
+        replica's count of restarts, in the deployment's `model_process` (one replica per round,
+        the one Serve's proxy picks; a later death replaces an earlier one)."""
+        secret = doc.get("serve_secret")
+        if not secret:
+            return
+        seen = await self._serve.model_process(doc["_id"], secret)
+        if not seen:
+            return
+        known = doc.get("model_process") or {}
+        newer_death = seen.get("last_death") and seen["last_death"] != known.get("last_death")
+        if newer_death or not known:
+            await self._store.note(doc["_id"], status=DeploymentStatus.RUNNING, model_process=seen)
 
     async def join(self, name: str) -> None:
         """Wait for the deploy in flight for `name`, if any (tests and shutdown)."""

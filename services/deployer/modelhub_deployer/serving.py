@@ -231,6 +231,19 @@ class DashboardServe:
             status=str(app.get("status")), message="\n".join(m for m in messages if m), ready_replicas=ready
         )
 
+    async def model_process(self, name: str, secret: str) -> dict[str, Any] | None:
+        """What one replica of `name` (Serve's proxy picks it) says of its model process: jailed,
+        restarts, the last death's reason; None when no replica answered."""
+        url = f"http://{self._http_options['host']}:{self._http_options['port']}/{name}"
+        try:
+            response = await self._http.post(
+                url, json={"status": True}, headers={"x-modelhub-secret": secret}, timeout=5.0
+            )
+            state = response.json().get("model_process") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return state if isinstance(state, dict) else None
+
     async def _details(self) -> dict[str, Any]:
         return (await self._request("GET", "/api/serve/applications/")).json()
 

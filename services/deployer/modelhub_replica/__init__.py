@@ -143,7 +143,10 @@ class ModelReplica:
         if not hmac.compare_digest(given, self._secret):
             return answer({"detail": "this deployment answers only the hub (missing or wrong secret)"}, 403)
         try:
-            payload = request_payload(json.loads(await request.body()))
+            body = json.loads(await request.body())
+            if isinstance(body, dict) and body.get("status") is True:  # the deployer's follow
+                return answer({"model_process": self._model.state()})
+            payload = request_payload(body)
         except (ValueError, KeyError, TypeError) as exc:
             return answer({"detail": f"bad request: {exc}"}, 400)
         extra = {}

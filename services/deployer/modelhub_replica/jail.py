@@ -549,6 +549,10 @@ class ModelProcess:
             if not future.done():
                 future.set_exception(error)
 
+    def state(self) -> dict:
+        """What the deployment's status says of this replica's model process."""
+        return {"jailed": self.jailed, "restarts": self.restarts, "last_death": self.last_death}
+
     # -- stopping
 
     def _cleanup_folder(self) -> None:

@@ -166,6 +166,12 @@ class TaskQueue(BaseModel):
     in_flight: int = 0
 
 
+class ModelProcessState(BaseModel):
+    jailed: bool = Field(description="the model runs in its bubblewrap jail (false: UNSEALED)")
+    restarts: int = Field(description="times the replica that answered last started its model process again")
+    last_death: str | None = Field(description="why that model process last died (exit code or signal, its output)")
+
+
 class DeploymentPublic(BaseModel):
     name: str
     model: str
@@ -187,6 +193,9 @@ class DeploymentPublic(BaseModel):
     updated_at: datetime
     queue: TaskQueue = Field(
         default_factory=TaskQueue, description="tasks of every job on the deployment, waiting and in flight"
+    )
+    model_process: ModelProcessState | None = Field(
+        default=None, description="what a replica last said of its model process (deaths and restarts)"
     )
 
 
