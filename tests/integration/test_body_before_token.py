@@ -6,6 +6,7 @@ The body is made as it is sent (one 64 KiB chunk, sent again and again) over a r
 that the test holds none of it and sees the answer while it is still sending."""
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,40 +55,51 @@ async def post_300_mb(url: str, token: str | None, chunked: bool, pid: int) -> S
     headers.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {BODY_BYTES}")
     if token:
         headers.append(f"Authorization: Bearer {token}")
-    reader, writer = await asyncio.open_connection(host, port)
+    # A plain socket, not asyncio's streams: when the gateway answers and closes while the body is
+    # still going out, a stream transport drops the answer it already received with the broken pipe
+    # of its next write; the kernel keeps it for recv.
+    loop = asyncio.get_running_loop()
+    sock = socket.create_connection((host, port))
+    sock.setblocking(False)
 
     async def send_body() -> None:
         try:
             for chunk in body():
-                writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                await writer.drain()
+                await loop.sock_sendall(sock, b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
                 sent.body_bytes_sent += len(chunk)
             if chunked:
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
+                await loop.sock_sendall(sock, b"0\r\n\r\n")
         except (ConnectionError, OSError):
             pass  # the gateway answered and closed: the rest of the body is not wanted
+
+    async def status_line() -> bytes:
+        data = b""
+        while b"\r\n" not in data:
+            chunk = await loop.sock_recv(sock, 4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0]
 
     async def watch_memory() -> None:
         while True:
             sent.peak_growth = max(sent.peak_growth, rss(pid) - baseline)
             await asyncio.sleep(0.01)
 
-    writer.write(("\r\n".join(headers) + "\r\n\r\n").encode())
-    await writer.drain()
+    await loop.sock_sendall(sock, ("\r\n".join(headers) + "\r\n\r\n").encode())
     started = time.monotonic()
     sending, watching = asyncio.create_task(send_body()), asyncio.create_task(watch_memory())
     try:
-        status_line = await asyncio.wait_for(reader.readline(), timeout=60)
+        line = await asyncio.wait_for(status_line(), timeout=60)
         sent.seconds = time.monotonic() - started
-        sent.status = int(status_line.split()[1])
+        sent.status = int(line.split()[1])
         await asyncio.wait_for(sending, timeout=60)  # ends when the gateway closes the connection
         await asyncio.sleep(0.5)  # whatever the gateway would have read by now shows in its memory
         sent.peak_growth = max(sent.peak_growth, rss(pid) - baseline)
     finally:
         for task in (sending, watching):
             task.cancel()
-        writer.close()
+        sock.close()
     return sent
 
 

@@ -33,7 +33,12 @@ export async function deploymentsView(view) {
           h("td", { class: "strong" }, d.name, d.custom_env ? h("span", { class: "chip small" }, "custom env") : null),
           h("td", {}, h("a", { href: `#/models/${enc(d.model)}` }, d.model), ` v${d.version}`),
           h("td", {}, statusBadge(d.status),
-            d.status === "failed" && d.error ? h("div", { class: "error-text" }, d.error) : null),
+            d.status === "failed" && d.error ? h("div", { class: "error-text" }, d.error) : null,
+            d.model_process && d.model_process.last_death
+              ? h("div", { class: "muted small", title: d.model_process.last_death },
+                `model process restarted (${d.model_process.restarts}): ${d.model_process.last_death.split("\n")[0]}`)
+              : null,
+            d.model_process && !d.model_process.jailed ? h("div", { class: "error-text" }, "UNSEALED") : null),
           h("td", { class: "num" }, `${d.ready_replicas}/${d.num_replicas}`),
           h("td", { class: "num" }, d.mini_batch),
           h("td", { class: "num" }, d.num_gpus),
