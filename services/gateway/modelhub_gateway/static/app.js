@@ -16,13 +16,13 @@ const view = document.getElementById("view");
 // Models that run outside their jail (`modelhub up --allow-unsealed`) are said on every page.
 async function showUnsealed() {
   try {
-    const response = await fetch("/api/v1/health");
-    const models = (await response.json()).models || "";
+    const health = await api("GET", "/health", undefined, { quiet: true });
+    const models = (health && health.models) || "";
     if (!models.startsWith("UNSEALED")) return;
     const banner = h("div", { class: "unsealed", role: "alert", id: "unsealed" }, `Models run ${models}`);
     document.body.insertBefore(banner, document.body.firstChild);
   } catch {
-    /* health unreachable: the pages say so themselves */
+    /* health unreachable or degraded (503): the pages say so themselves */
   }
 }
 showUnsealed();
