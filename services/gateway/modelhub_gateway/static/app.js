@@ -16,7 +16,7 @@ const view = document.getElementById("view");
 // Models that run outside their jail (`modelhub up --allow-unsealed`) are said on every page.
 async function showUnsealed() {
   try {
-    const health = await api("GET", "/health", undefined, { quiet: true });
+    const health = await api("GET", `/health`, undefined, { quiet: true });
     const models = (health && health.models) || "";
     if (!models.startsWith("UNSEALED")) return;
     const banner = h("div", { class: "unsealed", role: "alert", id: "unsealed" }, `Models run ${models}`);
