@@ -15,7 +15,6 @@ from faststream.nats import NatsBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.errors import DomainError
 from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
 from modelhub_gateway.gate import TokenGate
@@ -27,6 +26,7 @@ from modelhub_gateway.recent import ForgetOnWrite, Recent
 from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import mongo, ops, telemetry
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")
@@ -208,7 +208,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    from modelhub_contracts.runtime import configure_logging, tune_gc
+    from modelhub_runtime.runtime import configure_logging, tune_gc
 
     configure_logging("gateway")
     settings = GatewaySettings()

@@ -11,13 +11,13 @@ from starlette.types import Scope
 
 from modelhub_contracts.documents import Dataset, Deployment, Job, User
 from modelhub_contracts.events import Event
-from modelhub_contracts.messaging import publish_event
 from modelhub_gateway import auth, datasets, deployments
 from modelhub_gateway.deployments import Publish
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.schemas import IdPath, NamePath
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime.messaging import publish_event
 
 _bearer = HTTPBearer(auto_error=False)
 

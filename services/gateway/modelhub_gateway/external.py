@@ -15,12 +15,11 @@ from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError, WrapValidator
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.documents import User
 from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import RpcReply
 from modelhub_contracts.external import INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob, lenient
-from modelhub_contracts.messaging import refused
 from modelhub_gateway import auth
 from modelhub_gateway.datasets import owned_dataset, owned_job
 from modelhub_gateway.deps import publisher
@@ -28,6 +27,8 @@ from modelhub_gateway.jobs import submit_job
 from modelhub_gateway.routes import datasets, jobs
 from modelhub_gateway.schemas import JobCreate, JobPublic, SamplesAdded, SamplesIn
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import bus
+from modelhub_runtime.messaging import refused
 
 log = logging.getLogger(__name__)
 SERVICE = "gateway"

@@ -8,12 +8,13 @@ they have no delivery limit, since an outcome dropped here would leave its job r
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import subjects, telemetry
+from modelhub_contracts import subjects
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import current_message, durable_subscriber, settle
-from modelhub_contracts.prompt_batches import prompt_batches
 from modelhub_gateway import jobs, observability
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import telemetry
+from modelhub_runtime.messaging import current_message, durable_subscriber, settle
+from modelhub_runtime.prompt_batches import prompt_batches
 
 # Each SampleAnnotated carries a task's outcomes (up to OUTCOMES_PER_EVENT samples); fold them in
 # batches so one bulk write covers many tasks. A batch is handed over as soon as it has an event

@@ -19,11 +19,11 @@ from modelhub_contracts.documents import OPEN, TERMINAL, Dataset, Deployment, De
 from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobCancelled, JobRefused, JobSubmitted, SampleAnnotated, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
-from modelhub_contracts.telemetry import current_traceparent
 from modelhub_gateway import deployments, history, ledger, observability
 from modelhub_gateway.deployments import Publish
 from modelhub_gateway.schemas import JobCreate
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """What the gateway sends on the bus: each subject declared on its broker with its payload type
-(modelhub_contracts.bus), so that the AsyncAPI document shows the gateway's `send` operations."""
+(modelhub_runtime.bus), so that the AsyncAPI document shows the gateway's `send` operations."""
 
 from functools import partial
 
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.events import (
     AddVersion,
     CreateModel,
@@ -19,6 +19,7 @@ from modelhub_contracts.events import (
     SetSharing,
     UpdateModel,
 )
+from modelhub_runtime import bus
 
 SERVICE = "gateway"
 

@@ -29,7 +29,7 @@ from typing import cast
 
 import aiohttp
 
-from modelhub_contracts import telemetry
+from modelhub_runtime import telemetry
 from modelhub_worker.annotate import Outcome
 from modelhub_worker.direct import MAX_ANSWER, MAX_FRAME, DirectFailed, DirectRoutes, Endpoint
 from modelhub_worker.errors import AnswerTooLarge, DeploymentUnavailable, ModelFailed, ServingLost
