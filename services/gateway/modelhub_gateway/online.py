@@ -23,7 +23,7 @@ from modelhub_contracts.documents import Deployment
 from modelhub_contracts.errors import Busy, Conflict, Invalid, TooLarge
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest, RpcReply
 from modelhub_contracts.model_schema import input_types, output_types
-from modelhub_gateway.rpc import call
+from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.schemas import DEFAULT_MAX_IN_FLIGHT, PredictIn, PredictOut
 from modelhub_gateway.store import GatewayStore
 from modelhub_runtime import bus

@@ -9,7 +9,7 @@ from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from modelhub_contracts import subjects
-from modelhub_gateway.deps import Broker, Settings, Store
+from modelhub_gateway.api.deps import Broker, Settings, Store
 from modelhub_runtime import bus
 
 router = APIRouter(tags=["health"])
