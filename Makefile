@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 
 # Every part of the system is a package in its own folder with its own dependencies; development
 # installs them all, editable, pinned by constraints.txt (name==version lines only).
-PACKAGES := libs/contracts services/registry services/deployer services/scheduler \
+PACKAGES := libs/contracts libs/runtime services/registry services/deployer services/scheduler \
             services/inference-worker services/gateway cli
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 

@@ -15,7 +15,7 @@ WT="$(mktemp -d)/before"
 git worktree add --detach -q "$WT" "$REF"
 trap 'git worktree remove --force "$WT"' EXIT
 BEFORE=""
-for p in libs/contracts services/registry services/deployer services/scheduler services/inference-worker services/gateway cli; do
+for p in libs/contracts libs/runtime services/registry services/deployer services/scheduler services/inference-worker services/gateway cli; do
   BEFORE="$BEFORE${BEFORE:+:}$WT/$p"
 done
 export MODELHUB_BENCH_RAYDATA=0

@@ -35,11 +35,11 @@ user (their API token in the `Authorization` header), see docs/API.md. Operation
 
 def brokers() -> list:
     """The five services' brokers, built as each service builds its own."""
-    from modelhub_contracts.settings import ServiceSettings
     from modelhub_deployer.app import build_app as deployer
     from modelhub_gateway.app import build_app as gateway
     from modelhub_gateway.settings import GatewaySettings
     from modelhub_registry.app import build_app as registry
+    from modelhub_runtime.settings import ServiceSettings
     from modelhub_scheduler.app import build_app as scheduler
     from modelhub_worker.app import build_app as worker
 

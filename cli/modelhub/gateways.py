@@ -4,7 +4,7 @@ The supervisor binds the gateway port once (`listen`) and hands that one listeni
 gateway process (`share`): `gateway`, `gateway-2`, ... each accept() on it, and the kernel gives each
 connection to one of them. Each is a supervised child of its own: a killed one is restarted alone,
 and while none is up, connections wait in the socket's backlog instead of being refused.
-(Why not SO_REUSEPORT: see modelhub_gateway.listen.)
+(Why not SO_REUSEPORT: see modelhub_gateway.api.listen.)
 
 They need nothing else shared: job progress is folded from durable JetStream consumers that all
 gateways bind (each batch goes to one; a killed one's unacked batches go to another after the ack

@@ -1,7 +1,7 @@
 """`modelhub jobs trace JOB_ID`: a job's spans as a tree with durations.
 
 The embedded stack's services write their spans as JSON lines under DIR/telemetry/ (see
-modelhub_contracts.telemetry); a job's trace is every span of the traces in which a span carries
+modelhub_runtime.telemetry); a job's trace is every span of the traces in which a span carries
 the job's id (`modelhub.job_id`): the submit, and a retry's submit, each start one. With an OTLP
 exporter configured instead, the spans are in your tracing backend (Jaeger: search by the tag
 modelhub.job_id) and this command finds none.

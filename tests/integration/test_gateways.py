@@ -33,7 +33,7 @@ from conftest import (
 from pymongo import AsyncMongoClient, MongoClient
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
-from modelhub_gateway import jobs
+from modelhub_gateway.progress import fold
 from modelhub_gateway.store import GatewayStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -188,10 +188,10 @@ async def test_two_gateways_folding_one_job_at_once_count_each_sample_once(two_g
     # a test double around the collection: it holds the counts update until told to go
     slow.jobs = HeldCounts(slow.jobs, reached, go)  # pyright: ignore[reportAttributeAccessIssue]
     try:
-        held = asyncio.create_task(jobs.record_annotations(slow, outcomes(job, ["a", "b"]), "gateway-a"))
+        held = asyncio.create_task(fold.record_annotations(slow, outcomes(job, ["a", "b"]), "gateway-a"))
         await asyncio.wait_for(reached.wait(), 30)  # its rows are in, its +2 not yet
-        await jobs.record_annotations(fast, outcomes(job, ["c", "d"]), "gateway-b")
-        await jobs.record_annotations(fast, outcomes(job, ["a", "b", "c"]), "gateway-b")  # redelivered: nothing
+        await fold.record_annotations(fast, outcomes(job, ["c", "d"]), "gateway-b")
+        await fold.record_annotations(fast, outcomes(job, ["a", "b", "c"]), "gateway-b")  # redelivered: nothing
         doc = await fast.jobs.find_one({"_id": job})
         assert (doc["status"], doc["succeeded"], doc["failed"]) == ("running", 2, 0), doc
         go.set()

@@ -19,7 +19,7 @@ from conftest import (
 from pymongo import AsyncMongoClient
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome
-from modelhub_gateway import history, jobs
+from modelhub_gateway.progress import fold, history
 from modelhub_gateway.store import GatewayStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -74,7 +74,7 @@ async def test_an_ended_job_keeps_its_failures_and_its_counts(stack, store, tmp_
 
     # late outcomes of the compacted attempt (a redelivery, a dead letter) change nothing
     ids = {s["fields"]["text"]: s["id"] for s in all_samples(client, dataset)}
-    await jobs.record_annotations(store, [late(job["id"], 1, ids["t0"], True), late(job["id"], 1, ids["t1"], False)])
+    await fold.record_annotations(store, [late(job["id"], 1, ids["t0"], True), late(job["id"], 1, ids["t1"], False)])
     again = client.get(f"/jobs/{job['id']}").json()
     assert (again["succeeded"], again["failed"]) == (40, 2)
     assert await store.ledger.count_documents({"job_id": job["id"]}) == 2
@@ -99,5 +99,5 @@ async def test_outcomes_of_a_deleted_job_leave_nothing_behind(stack, store):
     jobs_collection = store.jobs
     ghost = "f" * 32
     assert await jobs_collection.find_one({"_id": ghost}) is None
-    await jobs.record_annotations(store, [late(ghost, 1, "sample", True)])
+    await fold.record_annotations(store, [late(ghost, 1, "sample", True)])
     assert await store.ledger.count_documents({"job_id": ghost}) == 0

@@ -8,7 +8,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
-from modelhub_gateway import jobs, ledger
+from modelhub_gateway.progress import fold, ledger
 from modelhub_gateway.store import GatewayStore
 from modelhub_worker.store import WorkerStore
 
@@ -89,15 +89,15 @@ async def test_outcomes_that_no_longer_count_leave_a_cut_folds_mark_for_its_reco
         who = ledger.mark_key(None)
         await ledger.mark(store, [job], who)  # an earlier fold was cut between its rows and its counts
         stale = SampleAnnotated(job_id=job, attempt=1, task_id="t0", samples=[SampleOutcome(sample_id="s0", ok=True)])
-        await jobs.record_annotations(store, [stale])  # attempt 1 was compacted: it changes nothing
+        await fold.record_annotations(store, [stale])  # attempt 1 was compacted: it changes nothing
         assert (await store.jobs.find_one({"_id": job}))["recount_pending"] == {who: True}
         assert await store.ledger.count_documents({"job_id": job}) == 0
         fresh = SampleAnnotated(job_id=job, attempt=2, task_id="t1", samples=[SampleOutcome(sample_id="s1", ok=True)])
-        await jobs.record_annotations(store, [fresh])  # the next fold that counts recounts it, then clears the mark
+        await fold.record_annotations(store, [fresh])  # the next fold that counts recounts it, then clears the mark
         doc = await store.jobs.find_one({"_id": job})
         assert (doc["succeeded"], doc["failed"], doc.get("recount_pending")) == (1, 0, {}), doc
         # a job that was not marked before gets no mark left behind by such a batch
-        await jobs.record_annotations(store, [stale])
+        await fold.record_annotations(store, [stale])
         assert (await store.jobs.find_one({"_id": job})).get("recount_pending") == {}
     finally:
         await store.jobs.delete_one({"_id": job})

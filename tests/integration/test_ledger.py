@@ -8,6 +8,7 @@ from pymongo import AsyncMongoClient
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
 from modelhub_gateway import jobs
+from modelhub_gateway.progress import fold
 from modelhub_gateway.store import GatewayStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -48,16 +49,16 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
         }
     )
     try:
-        await jobs.record_annotations(
+        await fold.record_annotations(
             store,
             [outcome(job, "a", True), outcome(job, "b", False), outcome(job, "a", True), outcome(job, "b", False)],
         )
         assert await counts(store, job) == ("running", 1, 1)
         # b succeeds on a redelivered task; then b's stale failure arrives again: the success stays
-        await jobs.record_annotations(store, [outcome(job, "b", True)])
-        await jobs.record_annotations(store, [outcome(job, "b", False)])
+        await fold.record_annotations(store, [outcome(job, "b", True)])
+        await fold.record_annotations(store, [outcome(job, "b", False)])
         assert await counts(store, job) == ("running", 2, 0)
-        await jobs.record_annotations(store, [outcome(job, "c", False)])
+        await fold.record_annotations(store, [outcome(job, "c", False)])
         assert await counts(store, job) == ("completed", 2, 1)
 
         # retry c: its old failure stops counting, the job reopens, the new attempt's result counts once
@@ -66,9 +67,9 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
         assert await jobs.failed_samples(store, doc) == ["c"]
         await jobs.reopen(store, doc, attempt=2)
         assert await counts(store, job) == ("queued", 2, 0)
-        await jobs.record_annotations(store, [outcome(job, "c", False, attempt=1)])  # a late, old copy
+        await fold.record_annotations(store, [outcome(job, "c", False, attempt=1)])  # a late, old copy
         assert await counts(store, job) == ("queued", 2, 0)
-        await jobs.record_annotations(store, [outcome(job, "c", True, attempt=2)] * 2)
+        await fold.record_annotations(store, [outcome(job, "c", True, attempt=2)] * 2)
         assert await counts(store, job) == ("completed", 3, 0)
         failures = [d async for d in store.ledger.find({"job_id": job, "ok": False})]
         assert failures == []

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from modelhub_contracts import events, subjects
-from modelhub_gateway import asyncapi_page
+from modelhub_gateway.api import asyncapi_page
 from modelhub_gateway.app import build_app
 from modelhub_gateway.settings import GatewaySettings
 

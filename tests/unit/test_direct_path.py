@@ -17,6 +17,7 @@ from aiohttp import web
 from waiting import until
 
 import modelhub_replica as replica
+from modelhub_contracts import direct as wire
 from modelhub_replica.jail import JailSpec, ModelProcess
 from modelhub_worker import direct, serving
 from modelhub_worker.serving import SECRET_HEADER, ModelFailed, ServeClient, ServingLost
@@ -177,9 +178,9 @@ async def test_a_caller_without_the_secret_gets_no_answer_and_the_model_is_not_a
         await routes._open(direct.Endpoint(endpoint, *direct.parse_endpoint(endpoint)), b"a guess")  # type: ignore[misc]
     # a raw client that skips the proof: the replica closes without reading a frame
     reader, writer = await asyncio.open_connection("127.0.0.1", int(endpoint.rsplit(":", 1)[1]))
-    writer.write(direct.MAGIC + b"n" * direct.NONCE)
-    await reader.readexactly(direct.NONCE + direct.PROOF)
-    writer.write(b"x" * direct.PROOF)
+    writer.write(wire.MAGIC + b"n" * wire.NONCE)
+    await reader.readexactly(wire.NONCE + wire.PROOF)
+    writer.write(b"x" * wire.PROOF)
     frame = b'{"samples": [{"x": 1}]}'
     writer.write(len(frame).to_bytes(4, "big") + frame)
     assert await asyncio.wait_for(reader.read(), 5) == b""
@@ -194,8 +195,8 @@ async def test_a_process_at_a_dead_replicas_port_learns_neither_the_secret_nor_a
 
     async def squat(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # it answers the hello with made-up bytes, then keeps reading whatever comes until the end
-        received.extend(await reader.readexactly(len(direct.MAGIC) + direct.NONCE))
-        writer.write(b"\0" * (direct.NONCE + direct.PROOF))
+        received.extend(await reader.readexactly(len(wire.MAGIC) + wire.NONCE))
+        writer.write(b"\0" * (wire.NONCE + wire.PROOF))
         with contextlib.suppress(ConnectionError):
             while chunk := await reader.read(1 << 16):
                 received.extend(chunk)
@@ -212,7 +213,7 @@ async def test_a_process_at_a_dead_replicas_port_learns_neither_the_secret_nor_a
         assert c.direct.known("d") == [] and c.direct.calls == 0 and proxy.calls == 2  # not taken again
         await c.close()
     await asyncio.wait_for(hung_up.wait(), 5)  # the worker closed that connection
-    assert len(received) == len(direct.MAGIC) + direct.NONCE  # the hello, nothing after it
+    assert len(received) == len(wire.MAGIC) + wire.NONCE  # the hello, nothing after it
     squatter.close()
 
 
@@ -313,17 +314,6 @@ async def test_an_address_that_never_answers_costs_the_calls_nothing():
         await until(lambda: c.direct.dropped == 1, timeout=3)
         await c.close()
     mute.close()
-
-
-def test_the_worker_and_the_replica_speak_the_same_wire_format():
-    assert (direct.MAGIC, direct.NONCE, direct.PROOF, direct.MAX_FRAME) == (
-        replica.DIRECT_MAGIC,
-        replica.DIRECT_NONCE,
-        replica.DIRECT_PROOF,
-        replica.DIRECT_MAX_FRAME,
-    )
-    args = (b"k", b"replica", b"n1", b"n2", "127.0.0.1:5")
-    assert direct.proof(*args) == replica.direct_proof(*args)
 
 
 MODEL = """
@@ -456,10 +446,10 @@ async def proven_peer(answer: bytes) -> tuple[asyncio.AbstractServer, str]:
     address: list[str] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hello = await reader.readexactly(len(direct.MAGIC) + direct.NONCE)
-        nonce = b"r" * direct.NONCE
-        writer.write(nonce + direct.proof(SECRET.encode(), b"replica", hello[4:], nonce, address[0]))
-        await reader.readexactly(direct.PROOF)
+        hello = await reader.readexactly(len(wire.MAGIC) + wire.NONCE)
+        nonce = b"r" * wire.NONCE
+        writer.write(nonce + wire.proof(SECRET.encode(), b"replica", hello[4:], nonce, address[0]))
+        await reader.readexactly(wire.PROOF)
         size = int.from_bytes(await reader.readexactly(4), "big")
         await reader.readexactly(size)
         writer.write(answer)
@@ -474,7 +464,7 @@ async def proven_peer(answer: bytes) -> tuple[asyncio.AbstractServer, str]:
 @pytest.mark.parametrize(
     "answer, why",
     [
-        ((direct.MAX_FRAME + 1).to_bytes(4, "big"), "byte answer"),
+        ((wire.MAX_FRAME + 1).to_bytes(4, "big"), "byte answer"),
         (b"\0\0\0\x05{not", "IncompleteReadError"),
         (b"\0\0\0\x05[[[[[", "JSONDecodeError"),
     ],
@@ -483,7 +473,7 @@ async def test_an_answer_that_is_too_large_cut_or_not_json_is_no_answer(answer, 
     server, address = await proven_peer(answer)
     routes, ep = await routes_to(address, SECRET)
     assert ep is not None
-    routes.max_answer = direct.MAX_FRAME + 1  # the frame limit itself (the bound on answers: test_worker_bounds)
+    routes.max_answer = wire.MAX_FRAME + 1  # the frame limit itself (the bound on answers: test_worker_bounds)
     with pytest.raises(direct.DirectFailed, match=why):
         await routes.call(ep, SECRET, b'{"samples": []}')
     assert ep.idle == []  # the connection in doubt is closed, not pooled

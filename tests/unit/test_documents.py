@@ -25,7 +25,7 @@ HTTP_MODELS = ROOT / "services/gateway/modelhub_gateway/schemas.py"
 
 
 def _sources() -> list[Path]:
-    packages = [*ROOT.glob("services/*/modelhub_*"), ROOT / "libs/contracts/modelhub_contracts"]
+    packages = [*ROOT.glob("services/*/modelhub_*"), *ROOT.glob("libs/*/modelhub_*")]
     return [p for pkg in packages for p in pkg.rglob("*.py") if p.name != "documents.py" and p != HTTP_MODELS]
 
 

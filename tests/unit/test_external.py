@@ -2,12 +2,12 @@
 
 from typing import Annotated, cast
 
-from fastapi import HTTPException
 from pydantic import TypeAdapter, WrapValidator
 
+from modelhub_contracts.errors import NotFound
 from modelhub_contracts.external import AddSamples, Malformed, lenient
 from modelhub_gateway import auth
-from modelhub_gateway.external import answer
+from modelhub_gateway.bus.external import answer
 from modelhub_gateway.store import GatewayStore
 
 
@@ -48,9 +48,9 @@ async def test_no_token_or_a_wrong_one_is_401_and_nothing_runs():
     assert ran == []
 
 
-async def test_a_refusal_of_the_route_is_the_reply():
+async def test_a_refusal_of_the_use_case_is_the_reply():
     async def refuse(user):
-        raise HTTPException(404, "dataset 'x' not found")
+        raise NotFound("dataset 'x' not found")
 
     reply = await answer(store_of(bob="tb"), "Bearer tb", object(), refuse)
     assert (reply.status, reply.detail) == (404, "dataset 'x' not found")

@@ -12,10 +12,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from modelhub_contracts.documents import Dataset, User
+from modelhub_gateway.api.deps import current_user
+from modelhub_gateway.api.limits import UPLOAD_OVERHEAD_BYTES, body_length
 from modelhub_gateway.app import PUBLIC_PATH, build_app
 from modelhub_gateway.auth import hash_token
-from modelhub_gateway.deps import current_user
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, body_length
 from modelhub_gateway.settings import GatewaySettings
 
 GOOD = "good-token"

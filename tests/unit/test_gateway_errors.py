@@ -14,8 +14,8 @@ from modelhub_contracts.errors import (
     TooLarge,
     from_status,
 )
-from modelhub_contracts.messaging import refused
 from modelhub_gateway.app import map_errors
+from modelhub_runtime.messaging import refused
 
 
 def client_raising(error: Exception) -> TestClient:

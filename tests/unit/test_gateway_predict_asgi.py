@@ -8,9 +8,9 @@ import pytest
 from faststream.nats import NatsBroker
 
 from modelhub_contracts.errors import Busy, Invalid, NotFound, from_status
-from modelhub_gateway import predict_asgi
+from modelhub_gateway.api import predict_asgi
+from modelhub_gateway.api.predict_asgi import LeanPredict
 from modelhub_gateway.online import OnlinePredict
-from modelhub_gateway.predict_asgi import LeanPredict
 from modelhub_gateway.schemas import PredictOut
 from modelhub_gateway.store import GatewayStore
 

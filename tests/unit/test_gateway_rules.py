@@ -8,13 +8,14 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.errors import Busy, Conflict, DomainError, Invalid
 from modelhub_contracts.events import PredictRequest, RpcReply
-from modelhub_gateway.errors import as_http
+from modelhub_gateway.api.errors import as_http
+from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.online import InFlight, check_predict_inputs
-from modelhub_gateway.rpc import call
 from modelhub_gateway.schemas import DatasetCreate, DeploymentCreate, ModelCreate, PredictIn, UserCreate
+from modelhub_runtime import bus
 
 
 @pytest.mark.parametrize("name", [".", "..", "...", "", "a/b", "x" * 65, "a b", "$x"])

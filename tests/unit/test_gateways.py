@@ -1,4 +1,4 @@
-"""Several gateways behind one port (modelhub.gateways, modelhub_gateway.listen): one listening
+"""Several gateways behind one port (modelhub.gateways, modelhub_gateway.api.listen): one listening
 socket bound by the supervisor and inherited by each gateway process; nobody else can bind the port;
 a killed gateway's share of new connections goes to the others."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from modelhub import gateways, stack
 from modelhub.supervisor import ChildSpec, StackError
-from modelhub_gateway.listen import inherited_socket
+from modelhub_gateway.api.listen import inherited_socket
 from modelhub_gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 # A stand-in gateway: accepts on the inherited descriptor, answers each connection with its name.
 ACCEPTOR = textwrap.dedent("""
     import os, sys
-    from modelhub_gateway.listen import inherited_socket
+    from modelhub_gateway.api.listen import inherited_socket
     sock = inherited_socket(int(os.environ["MODELHUB_GATEWAY_FD"]))
     print("ready", flush=True)
     while True:

@@ -11,7 +11,7 @@ import pytest
 from pymongo.errors import BulkWriteError
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome
-from modelhub_gateway import ledger
+from modelhub_gateway.progress import ledger
 from modelhub_gateway.store import GatewayStore
 
 

@@ -10,7 +10,7 @@ import pytest
 from waiting import until
 
 from modelhub_contracts.events import SampleAnnotated, SampleOutcome
-from modelhub_gateway import ledger
+from modelhub_gateway.progress import ledger
 from modelhub_gateway.store import GatewayStore
 
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from modelhub import logfiles
-from modelhub_contracts import logs
+from modelhub_runtime import logs
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import asyncio
 
 from faststream.nats.subscriber.usecases import stream_pull_subscriber
 
-import modelhub_contracts.messaging  # noqa: F401  (importing applies the fix under test)
-from modelhub_contracts.messaging import retry_delay
+import modelhub_runtime.messaging  # noqa: F401  (importing applies the fix under test)
+from modelhub_runtime.messaging import retry_delay
 
 
 def test_pull_loops_catch_the_timeout_nats_py_really_raises():

@@ -7,7 +7,7 @@ from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.errors import ConnectionClosedError
 
-from modelhub_contracts import prompt_batches as pb
+from modelhub_runtime import prompt_batches as pb
 
 
 class Subscription:

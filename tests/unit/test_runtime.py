@@ -4,7 +4,7 @@ still collected, and the young generation is collected less often."""
 import gc
 import weakref
 
-from modelhub_contracts.runtime import YOUNG_THRESHOLD, tune_gc
+from modelhub_runtime.runtime import YOUNG_THRESHOLD, tune_gc
 
 
 class Cycle:

@@ -9,7 +9,7 @@ import pytest
 
 BUILD = {
     "deployer": "from modelhub_deployer.app import build_app; build_app()",
-    "inference-worker": "from modelhub_worker.app import build_app; from modelhub_contracts.settings import "
+    "inference-worker": "from modelhub_worker.app import build_app; from modelhub_runtime.settings import "
     "ServiceSettings; build_app(ServiceSettings())",
     "gateway": "import modelhub_gateway.app",
     "registry": "import modelhub_registry.app",

@@ -8,8 +8,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from prometheus_client import generate_latest
 
 from modelhub import trace as cli_trace
-from modelhub_contracts import telemetry
 from modelhub_contracts.events import JobSubmitted
+from modelhub_runtime import telemetry
 from modelhub_scheduler.schedule import task_for
 
 

@@ -17,8 +17,9 @@ from aiohttp import web
 from pydantic import ValidationError
 from waiting import until
 
+from modelhub_contracts import direct as wire
 from modelhub_contracts.events import TaskScheduled
-from modelhub_worker import direct, serving
+from modelhub_worker import serving
 from modelhub_worker.annotate import Outcome, annotate, predict_many
 from modelhub_worker.online import OnlineBatcher, Shape
 from modelhub_worker.serving import SECRET_HEADER, AnswerTooLarge, ServeClient, short_error
@@ -119,10 +120,10 @@ class HugeReplica:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            hello = await reader.readexactly(len(direct.MAGIC) + direct.NONCE)
-            nonce = os.urandom(direct.NONCE)
-            writer.write(nonce + direct.proof(SECRET.encode(), b"replica", hello[4:], nonce, self.address))
-            await reader.readexactly(direct.PROOF)
+            hello = await reader.readexactly(len(wire.MAGIC) + wire.NONCE)
+            nonce = os.urandom(wire.NONCE)
+            writer.write(nonce + wire.proof(SECRET.encode(), b"replica", hello[4:], nonce, self.address))
+            await reader.readexactly(wire.PROOF)
             while True:
                 size = int.from_bytes(await reader.readexactly(4), "big")
                 await reader.readexactly(size)
@@ -314,6 +315,6 @@ def test_the_bounds_are_settings(monkeypatch):
     monkeypatch.setenv("MODELHUB_MAX_SAMPLE_BYTES", "1000")
     settings = WorkerSettings()
     assert (settings.max_answer_bytes, settings.max_sample_bytes) == (32 << 20, 1000)
-    monkeypatch.setenv("MODELHUB_MAX_ANSWER_BYTES", str(direct.MAX_FRAME + 1))
+    monkeypatch.setenv("MODELHUB_MAX_ANSWER_BYTES", str(wire.MAX_FRAME + 1))
     with pytest.raises(ValidationError):
         WorkerSettings()  # the direct path's frames carry no more

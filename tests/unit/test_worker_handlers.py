@@ -7,7 +7,7 @@ from test_worker_tasks import FakeStore, chunked, task
 
 from modelhub_contracts import subjects
 from modelhub_contracts.events import SampleAnnotated
-from modelhub_contracts.messaging import EVENTS_STREAM
+from modelhub_runtime.messaging import EVENTS_STREAM
 from modelhub_worker import handlers
 from modelhub_worker.errors import ServingLost
 from modelhub_worker.serving import ServeClient

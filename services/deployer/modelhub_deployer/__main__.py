@@ -1,6 +1,6 @@
 """`python -m modelhub_deployer`: run the deployer service until SIGINT/SIGTERM."""
 
-from modelhub_contracts.runtime import configure_logging
+from modelhub_runtime.runtime import configure_logging
 
 # JSON logging first, so that what importing the app prints (warnings, Ray) is a JSON line too
 configure_logging("deployer")

@@ -10,9 +10,6 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_contracts import mongo, ops, telemetry
-from modelhub_contracts.runtime import answer_pings, configure_logging
-from modelhub_contracts.settings import ServiceSettings
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer
 from modelhub_deployer.handlers import register
@@ -20,6 +17,9 @@ from modelhub_deployer.packages import ObjectStorePackages
 from modelhub_deployer.serving import DashboardServe, ray_auth_token
 from modelhub_deployer.store import DeploymentStore
 from modelhub_deployer.watch import watch_deployments
+from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime.runtime import answer_pings, configure_logging
+from modelhub_runtime.settings import ServiceSettings
 
 
 def jail_args(settings: ServiceSettings) -> dict:

@@ -13,12 +13,13 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested
-from modelhub_contracts.logs import log_ids
-from modelhub_contracts.messaging import EVENTS_STREAM, settle
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer, DeploySpec
+from modelhub_runtime import bus
+from modelhub_runtime.logs import log_ids
+from modelhub_runtime.messaging import EVENTS_STREAM, settle
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ member (a replica runs a model's code) can put something into what the driver un
 deployer holds the hub's NATS and MongoDB credentials, so it talks to Ray only over HTTP with JSON:
 
 - `PUT /api/packages/gcs/<name>.zip` hands the cluster a zip (runtime_env `py_modules` packages):
-  the replica module (`modelhub_replica`) and the verified model zip wrapped in a folder;
+  the replica module (`modelhub_replica`, with the direct path's wire protocol it imports) and the
+  verified model zip wrapped in a folder;
 - `PUT /api/serve/applications/` sets Serve's declarative config (it replaces the whole set of
   applications, so every change reads the current set first, under one lock);
 - `GET /api/serve/applications/` and `GET /api/v0/nodes` say how applications and nodes are.
@@ -26,6 +27,8 @@ from typing import Any
 import httpx
 import yaml
 
+import modelhub_contracts
+from modelhub_contracts import direct
 from modelhub_deployer import deploy
 from modelhub_deployer.deploy import AppState, ReplicaConfig, ServeUnavailable
 
@@ -58,15 +61,25 @@ def ray_auth_token(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def replica_module_zip() -> tuple[str, bytes]:
-    """The replica module as a py_modules package (its folder at the zip's top), and a name for
-    it in the cluster's package store that changes whenever its content does."""
+    """The replica module, with what it imports of modelhub's own, as a py_modules package (their
+    folders at the zip's top), and a name for it in the cluster's package store that changes
+    whenever its content does."""
     spec = importlib.util.find_spec(REPLICA_MODULE)  # finds the folder; does not import it
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(f"the {REPLICA_MODULE} package is not installed next to the deployer")
     folder = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
-    data = _zip({f"{REPLICA_MODULE}/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in files})
+    entries = {f"{REPLICA_MODULE}/{p.relative_to(folder).as_posix()}": p.read_bytes() for p in files}
+    data = _zip(entries | replica_imports())
     return f"_ray_pkg_{REPLICA_MODULE}_{hashlib.sha256(data).hexdigest()[:20]}.zip", data
+
+
+def replica_imports() -> dict[str, bytes]:
+    """What the replica imports of modelhub's own code, shipped beside it (a Ray node has only what
+    the runtime_env brings): the direct path's wire protocol, a standard-library-only module, and
+    its package's `__init__` (a docstring)."""
+    modules = (Path(str(modelhub_contracts.__file__)), Path(str(direct.__file__)))
+    return {f"modelhub_contracts/{path.name}": path.read_bytes() for path in modules}
 
 
 def model_package_zip(sha256: str, zip_path: Path) -> tuple[str, bytes]:

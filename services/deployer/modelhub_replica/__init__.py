@@ -15,7 +15,8 @@ Callers reach a replica over HTTP through Serve's proxy, with JSON both ways (`_
 nothing a model returns is ever unpickled in a hub service. Each call carries the deployment's
 secret in a header (the deployer generates it and hands it to the replica and, through MongoDB,
 to the inference worker); a call without it is refused, so a process on the machine cannot call a
-deployment behind the hub's back. This module imports nothing from modelhub.
+deployment behind the hub's back. Of modelhub, this package imports only the direct path's wire
+protocol (`modelhub_contracts.direct`, standard library only).
 
 The direct path (`DirectServer`): Serve's HTTP proxy costs ~7 ms and ~3-5 ms of CPU per call on a
 2-core machine, most of online predict's latency. So a replica of a fixed-size deployment also
@@ -24,12 +25,13 @@ listens on a TCP port of its own (on its node's address) and names it in its pro
 length-prefixed frames. Before anything is sent, both ends prove they hold the deployment's secret
 without revealing it (HMAC over two fresh nonces and the address the replica listens on): a process
 that takes over a dead replica's port, or relays to a live one, gets no secret and no samples.
-Autoscaled deployments do not offer it (Serve scales on the calls it sees).
+The wire format and the proofs are `modelhub_contracts.direct`, which the worker imports too (the
+deployer ships that stdlib-only module beside this package). Autoscaled deployments do not offer
+it (Serve scales on the calls it sees).
 """
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import json
 import os
@@ -40,6 +42,7 @@ from typing import Any
 
 from ray import serve
 
+from modelhub_contracts import direct
 from modelhub_replica.jail import JailSpec, ModelError, ModelProcess, ModelUnavailable
 
 # The HTTP contract with the inference worker (modelhub_worker.serving names the same).
@@ -50,25 +53,12 @@ MODEL_PACKAGE_FILE = "package.zip"
 # The Ray resource that only replica nodes advertise; each replica takes a small share of it.
 REPLICA_RESOURCE = "modelhub_replica"
 REPLICA_RESOURCE_SHARE = 0.001
-# The direct path's wire format (modelhub_worker.direct names the same): the caller sends MAGIC and
-# a nonce; the replica its nonce and its proof; the caller its proof; then each request and each
-# answer is one frame (4-byte big-endian length, JSON), one request at a time per connection.
-DIRECT_MAGIC = b"MHD1"
-DIRECT_NONCE = 16
-DIRECT_PROOF = 32
-DIRECT_MAX_FRAME = 256 << 20
+# The direct path's listener: how long a handshake may take, how many may be under way.
 DIRECT_HANDSHAKE_S = 5.0
 DIRECT_MAX_HANDSHAKING = 64  # connections not yet past the handshake; more are closed at once
 # A job's call may carry several mini-batches (`{"batches": [[...], ...]}`), each one Model.predict
 # call, answered in order (`{"results": [{"outputs": [...]} or {"error": "..."}, ...]}`).
 MAX_BATCHES_PER_CALL = 64
-
-
-def direct_proof(secret: bytes, role: bytes, caller_nonce: bytes, replica_nonce: bytes, endpoint: str) -> bytes:
-    """What `role` (b"replica" or b"caller") sends to show it holds the secret, bound to both
-    nonces and to the address the replica listens on (a relay to another address fails)."""
-    message = b"|".join((role, caller_nonce, replica_nonce, endpoint.encode()))
-    return hmac.new(secret, message, hashlib.sha256).digest()
 
 
 def build(args: dict[str, Any]):
@@ -318,27 +308,16 @@ class DirectServer:
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         assert self.endpoint is not None
         async with asyncio.timeout(DIRECT_HANDSHAKE_S):
-            hello = await reader.readexactly(len(DIRECT_MAGIC) + DIRECT_NONCE)
-            if hello[: len(DIRECT_MAGIC)] != DIRECT_MAGIC:
-                return False
-            caller_nonce, replica_nonce = hello[len(DIRECT_MAGIC) :], os.urandom(DIRECT_NONCE)
-            proof = direct_proof(self._secret, b"replica", caller_nonce, replica_nonce, self.endpoint)
-            writer.write(replica_nonce + proof)
-            await writer.drain()
-            theirs = await reader.readexactly(DIRECT_PROOF)
-        expected = direct_proof(self._secret, b"caller", caller_nonce, replica_nonce, self.endpoint)
-        return hmac.compare_digest(theirs, expected)
+            return await direct.replica_handshake(reader, writer, self._secret, self.endpoint)
 
     async def _one_call(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one frame; False when the connection is done."""
         try:
-            size = int.from_bytes(await reader.readexactly(4), "big")
-        except asyncio.IncompleteReadError:
-            return False  # the caller closed an idle connection
-        if size > DIRECT_MAX_FRAME:
-            return False
+            body = await direct.read_frame(reader)
+        except (asyncio.IncompleteReadError, direct.FrameTooLarge):
+            return False  # the caller closed an idle connection, or broke the frame limit
         try:
-            request = json.loads(await reader.readexactly(size))
+            request = json.loads(body)
             payload, traceparent = request_payload(request), request.get("traceparent")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             frame = json.dumps({"detail": f"bad request: {exc}"}).encode()
@@ -357,7 +336,7 @@ class DirectServer:
             if work.cancelled():
                 return False
             _, frame = work.result()  # a 400's `detail` tells the caller it was bad input
-        writer.write(len(frame).to_bytes(4, "big") + frame)
+        writer.write(direct.frame(frame))
         await writer.drain()
         return True
 

@@ -15,18 +15,21 @@ from faststream.nats import NatsBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from modelhub_contracts import mongo, ops, telemetry
 from modelhub_contracts.errors import DomainError
-from modelhub_gateway import auth, errors, external, handlers, history, listen, observability, sends
-from modelhub_gateway.gate import TokenGate
-from modelhub_gateway.jobs import recount_cut_folds
-from modelhub_gateway.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
+from modelhub_gateway import auth, observability
+from modelhub_gateway.api import errors, listen
+from modelhub_gateway.api.gate import TokenGate
+from modelhub_gateway.api.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
+from modelhub_gateway.api.predict_asgi import LeanPredict
+from modelhub_gateway.api.routes import bus, datasets, deployments, health, jobs, models, predict, users
+from modelhub_gateway.bus import external, handlers, sends
 from modelhub_gateway.online import OnlinePredict
-from modelhub_gateway.predict_asgi import LeanPredict
+from modelhub_gateway.progress import history
+from modelhub_gateway.progress.fold import recount_cut_folds
 from modelhub_gateway.recent import ForgetOnWrite, Recent
-from modelhub_gateway.routes import bus, datasets, deployments, health, jobs, models, predict, users
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import mongo, ops, telemetry
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")
@@ -208,7 +211,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 def main() -> None:
-    from modelhub_contracts.runtime import configure_logging, tune_gc
+    from modelhub_runtime.runtime import configure_logging, tune_gc
 
     configure_logging("gateway")
     settings = GatewaySettings()

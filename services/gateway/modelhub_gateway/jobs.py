@@ -1,29 +1,28 @@
-"""Job use cases: submit, retry, cancel, and folding SampleAnnotated events into progress.
+"""Job use cases: submit, retry, cancel, and a job as the API shows it.
 
-`submit_job`, `retry_job` and `cancel_job` are what the HTTP routes call: they check, store and
-publish (through a `Publish` callable, as the deployment use cases do) and raise domain errors.
-
-Counts are derived from a per-sample ledger (`job_samples`, one document per job and sample),
-never incremented, so a redelivered event cannot count a sample twice and
-`succeeded + failed <= total` always holds.
+`submit_job`, `retry_job` and `cancel_job` are what the HTTP routes and the external commands call:
+they check, store and publish (through a `Publish` callable, as the deployment use cases do) and
+raise domain errors. How outcomes become a job's counts is `progress.fold`.
 """
 
 import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from modelhub_contracts import subjects
-from modelhub_contracts.documents import OPEN, TERMINAL, Dataset, Deployment, DeploymentStatus, Job, JobStatus, User
+from modelhub_contracts import queue, subjects
+from modelhub_contracts.documents import TERMINAL, Dataset, Deployment, DeploymentStatus, Job, JobStatus, User
 from modelhub_contracts.errors import Conflict, Invalid
-from modelhub_contracts.events import JobCancelled, JobRefused, JobSubmitted, SampleAnnotated, utcnow
+from modelhub_contracts.events import JobCancelled, JobSubmitted, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
-from modelhub_contracts.telemetry import current_traceparent
-from modelhub_gateway import deployments, history, ledger, observability
+from modelhub_gateway import deployments, observability
 from modelhub_gateway.deployments import Publish
-from modelhub_gateway.schemas import JobCreate
+from modelhub_gateway.progress import fold, ledger
+from modelhub_gateway.schemas import JobCreate, JobPublic
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,19 @@ log = logging.getLogger(__name__)
 # publishes, so milliseconds) before it reports cancelled anyway.
 CANCEL_DRAIN_SECONDS = 30.0
 CANCEL_POLL_SECONDS = 0.05
+
+
+def public(doc: Mapping[str, Any], queue_: dict | None = None) -> JobPublic:
+    """A job as the API shows it, over HTTP and to an external command alike."""
+    return JobPublic.model_validate({**doc, "id": doc["_id"], "queue": queue_ or {}})
+
+
+async def with_queue(store: GatewayStore, doc: Mapping[str, Any]) -> JobPublic:
+    """The job with its queue: its tasks waiting and in flight (the scheduler's task queue). An
+    ended job has none: tasks the scheduler has yet to clear are not the user's concern."""
+    if doc["status"] in TERMINAL:
+        return public(doc)
+    return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
 
 
 async def runnable_deployment(store: GatewayStore, user: User, name: str) -> Deployment:
@@ -227,175 +239,7 @@ async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
                 }
             },
         )
-        await refresh_counts(store, job["_id"])
-
-
-async def record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None = None) -> None:
-    """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger and the
-    counts of the jobs they touch, at a cost that grows with the batch, not with the jobs
-    (`ledger`: rows read and written once each, counts added from the rows that changed).
-
-    A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
-    failure that a retry is running again (not counted). A job whose counts say it is done, or
-    whose earlier fold was interrupted between ledger and counts, is recounted from the ledger.
-    Folds of the same job in one process run one at a time (folds of other jobs beside them), and
-    the batches of a job that wait for its running fold are folded together next (ledger.together);
-    several gateways (`--gateways N`) fold at once, each adding only the rows it changed, and each
-    marks its folds under its own name (`folder`).
-    """
-    by_job: dict[str, list[SampleAnnotated]] = {}
-    for event in events:
-        by_job.setdefault(event.job_id, []).append(event)
-
-    async def fold_job(batch: list[SampleAnnotated]) -> None:
-        await _record_annotations(store, batch, folder)
-
-    results = await asyncio.gather(
-        *(ledger.together(store, job_id, batch, fold_job, folder) for job_id, batch in by_job.items()),
-        return_exceptions=True,
-    )
-    if errors := [r for r in results if isinstance(r, BaseException)]:
-        raise errors[0]
-
-
-async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None) -> None:
-    who = ledger.mark_key(folder)
-    # Each job is read and marked in one round trip (the fold's path had a read, then a mark, each
-    # waited for in turn on every batch); `marked_before`: this gateway's earlier fold of the job
-    # was cut between its rows and its counts (its mark was still there): recounted instead.
-    jobs_before = await ledger.mark_and_read(store, sorted({e.job_id for e in events}), who)
-    # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
-    events = [e for e in events if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)]
-    job_ids = sorted({e.job_id for e in events})
-    # marked just now for nothing: unmarked again (a mark that was there already stays for its recount)
-    marked_before = {j for j, doc in jobs_before.items() if (doc.get("recount_pending") or {}).get(who)}
-    if unused := [j for j in jobs_before if j not in job_ids and j not in marked_before]:
-        await asyncio.gather(*(ledger.unmark(store, j, who) for j in unused))
-    if not job_ids:
-        return
-    changes = await ledger.fold(store, events)
-    done = await asyncio.gather(
-        *(_count_fold(store, j, changes.get(j, (0, 0)), j in marked_before, who, folder) for j in job_ids)
-    )
-    for job_id in (j for j, complete in zip(job_ids, done, strict=True) if complete):
-        await refresh_counts(store, job_id, folder)  # done by the counts: complete it on the ledger's
-
-
-async def recount_cut_folds(store: GatewayStore, folder: str | None) -> int:
-    """At a gateway's start, before it consumes: every job still marked under its name was being
-    folded by its previous run when that run died, between the rows and the counts. Each is
-    recounted from its ledger (and completed when every sample has an outcome) and unmarked.
-    Without this a job could stall: when the other gateways folded all its remaining outcomes
-    while this one restarted, the redelivered batch met its rows (nothing to count) and no later
-    fold of this gateway came to recount it, so its counts stayed behind its ledger for good.
-    Returns how many jobs were recounted."""
-    who = ledger.mark_key(folder)
-    recounted = 0
-    async for job in store.jobs.find({f"recount_pending.{who}": {"$exists": True}}, projection={"_id": 1}):
-        async with ledger.one_at_a_time(store, [job["_id"]]):
-            await _recount_cut_fold(store, job["_id"], who, folder)
-        recounted += 1
-    return recounted
-
-
-async def _recount_cut_fold(store: GatewayStore, job_id: str, who: str, folder: str | None) -> None:
-    """A fold of this gateway was cut between the job's rows and its counts: recount the job from
-    its ledger, then clear the gateway's mark."""
-    await refresh_counts(store, job_id, folder)
-    await ledger.unmark(store, job_id, who)
-
-
-async def _count_fold(
-    store: GatewayStore, job_id: str, change: tuple[int, int], interrupted: bool, who: str, folder: str | None
-) -> bool:
-    """Add a folded job's change to its counts (or recount it, when this gateway's earlier fold was
-    cut between rows and counts); True when its counts say it is done (to be completed on the ledger's)."""
-    if interrupted:
-        await _recount_cut_fold(store, job_id, who, folder)
-        return False
-    job = await ledger.add_counts(store, job_id, change, who, folder)
-    return bool(job and job["succeeded"] + job["failed"] >= job["total"] and job["status"] in OPEN)
-
-
-async def refused(store: GatewayStore, event: JobRefused) -> None:
-    """The scheduler would not run the job's attempt (its acting user lacks the rights): it failed."""
-    await store.jobs.update_one(
-        {"_id": event.job_id, "attempt": event.attempt, "status": {"$in": list(OPEN)}},
-        {"$set": {"status": JobStatus.FAILED, "error": event.reason, "finished_at": utcnow()}},
-    )
-
-
-async def _ledger_count(store: GatewayStore, job_id: str, ok: bool) -> int:
-    reply = await store.ledger.database.command("count", store.ledger.name, query={"job_id": job_id, "ok": ok})
-    return int(reply["n"])
-
-
-async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
-    """Recount a job from its ledger and complete it when every sample has an outcome.
-
-    Several gateways fold one job at once (`modelhub up --gateways N`): each recounts after its
-    own ledger write, and a recount taken before another gateway's write may reach MongoDB after
-    that gateway's newer one. So a recount is stored only if it is no older than what is stored:
-    within an attempt a ledger only grows (a sample gains an outcome, a failure turns into a
-    success, never back), so the newer count has at least as many successes and outcomes. The job
-    is read before the ledger, so a retry that reopened it in between (an older attempt's
-    failures no longer count) makes the recount's `attempt` fence miss. `folder` names the
-    gateway, kept in `folded_by` (which gateways folded this job).
-    """
-    job = await store.jobs.find_one({"_id": job_id})
-    if job is None:
-        return
-    # ok: None (a failure a retry is running again) counts as neither. Two `count` commands walk
-    # the (job_id, ok) index without reading a row (COUNT_SCAN): 20,000 rows in ~8 ms against
-    # ~19 ms for an aggregate that groups them (each job's completion waits for this).
-    ok, failed = await asyncio.gather(*(_ledger_count(store, job_id, outcome) for outcome in (True, False)))
-    succeeded = ok + job.get("compacted_succeeded", 0)
-    done = succeeded + failed
-    changes = {
-        "succeeded": succeeded,
-        "failed": failed,
-        "counted_attempt": job["attempt"],
-        "progress": round(done / job["total"], 6) if job["total"] else 1.0,
-    }
-    no_newer = {
-        "$or": [
-            {"counted_attempt": {"$ne": job["attempt"]}},
-            {
-                "$expr": {
-                    "$and": [{"$lte": ["$succeeded", succeeded]}, {"$lte": [{"$add": ["$succeeded", "$failed"]}, done]}]
-                }
-            },
-        ]
-    }
-    update: dict = {"$set": changes}
-    if folder:
-        update["$addToSet"] = {"folded_by": folder}
-    await store.jobs.update_one({"_id": job_id, "attempt": job["attempt"], **no_newer}, update)
-    # completion follows the stored counts, whichever gateway stored the last of them
-    now = utcnow()
-    await store.jobs.update_one(
-        {
-            "_id": job_id,
-            "status": {"$in": list(OPEN)},
-            "$expr": {"$gte": [{"$add": ["$succeeded", "$failed"]}, "$total"]},
-        },
-        [
-            {
-                "$set": {
-                    "status": JobStatus.COMPLETED,
-                    "finished_at": now,
-                    "started_at": {"$ifNull": ["$started_at", now]},
-                }
-            }
-        ],
-    )
-
-
-async def mark_started(store: GatewayStore, job_id: str) -> None:
-    """The scheduler published the job's tasks: queued → running."""
-    await store.jobs.update_one(
-        {"_id": job_id, "status": JobStatus.QUEUED}, {"$set": {"status": JobStatus.RUNNING, "started_at": utcnow()}}
-    )
+        await fold.refresh_counts(store, job["_id"])
 
 
 async def cancel(

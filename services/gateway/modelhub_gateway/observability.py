@@ -16,9 +16,9 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from modelhub_contracts import telemetry
 from modelhub_contracts.documents import Job
 from modelhub_contracts.events import SampleAnnotated
+from modelhub_runtime import telemetry
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 # Probes and scrapes start no trace

@@ -18,14 +18,15 @@ from nats.errors import MaxPayloadError
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import BaseModel
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.documents import Deployment
 from modelhub_contracts.errors import Busy, Conflict, Invalid, TooLarge
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest, RpcReply
 from modelhub_contracts.model_schema import input_types, output_types
-from modelhub_gateway.rpc import call
+from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.schemas import DEFAULT_MAX_IN_FLIGHT, PredictIn, PredictOut
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import bus
 
 MAX_PREDICT_VALUES = 10_000
 RETRY_AFTER_S = 1

@@ -4,7 +4,7 @@ import socket
 
 from pydantic import Field
 
-from modelhub_contracts.settings import ServiceSettings
+from modelhub_runtime.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):

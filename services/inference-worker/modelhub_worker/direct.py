@@ -8,7 +8,8 @@ there, the same JSON in length-prefixed frames, one request at a time per pooled
 
 Trust: an address comes from the deployment's own proxy answers, and every new connection starts
 with a handshake in which both ends prove they hold the deployment's secret without sending it
-(HMAC over two nonces and the address). A process that took a dead replica's port, or relays to a
+(HMAC over two nonces and the address; the wire protocol both ends import is
+`modelhub_contracts.direct`). A process that took a dead replica's port, or relays to a
 live one, fails it: it learns neither the secret nor any sample. Nothing is sent before the proof,
 and answers are JSON only, bounded in size, as over HTTP: an answer whose frame declares more than
 the caller's bound is not read (its connection is closed) and the call fails with AnswerTooLarge,
@@ -25,23 +26,16 @@ Autoscaled deployments offer no address (Serve scales on the calls its proxy see
 """
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
+from modelhub_contracts import direct as wire
 from modelhub_worker.errors import AnswerTooLarge
 
 log = logging.getLogger(__name__)
 
-# The wire format, as modelhub_replica names it (this package cannot import the replica's).
-MAGIC = b"MHD1"
-NONCE = 16
-PROOF = 32
-MAX_FRAME = 256 << 20
 # The default bound on one answer (the worker's `max_answer_bytes`): a job's call carries up to a
 # task's samples (512, or one mini-batch of up to 4096), so 128 KiB of output per sample at 512.
 MAX_ANSWER = 64 << 20
@@ -61,11 +55,6 @@ SHUN_S = 30.0  # an address that failed is not taken again for this long
 class DirectFailed(Exception):
     """The direct call got no answer (refused, closed, a failed proof, a broken frame): the caller
     drops the address and goes through the proxy."""
-
-
-def proof(secret: bytes, role: bytes, caller_nonce: bytes, replica_nonce: bytes, endpoint: str) -> bytes:
-    message = b"|".join((role, caller_nonce, replica_nonce, endpoint.encode()))
-    return hmac.new(secret, message, hashlib.sha256).digest()
 
 
 def parse_endpoint(offer: object) -> tuple[str, int] | None:
@@ -193,7 +182,7 @@ class DirectRoutes:
 
     async def call(self, endpoint: Endpoint, secret: str, frame: bytes) -> tuple[object, int]:
         """The replica's answer (parsed JSON) to one request (`frame`: its JSON, at most
-        MAX_FRAME bytes), and its size in bytes. Raises DirectFailed when there is none,
+        wire.MAX_FRAME bytes), and its size in bytes. Raises DirectFailed when there is none,
         AnswerTooLarge when its frame declares more than `max_answer` bytes (not read); a
         cancelled call closes its connection, and the replica cancels its work."""
         endpoint.in_flight += 1
@@ -202,16 +191,12 @@ class DirectRoutes:
         try:
             connection = endpoint.idle.pop() if endpoint.idle else await self._open(endpoint, secret.encode())
             reader, writer = connection
-            writer.write(len(frame).to_bytes(4, "big") + frame)
-            size = int.from_bytes(await reader.readexactly(4), "big")
-            if size > self.max_answer:
-                raise AnswerTooLarge(self.max_answer)  # the connection is closed below, its rest unread
-            if size > MAX_FRAME:
-                raise DirectFailed(f"the replica at {endpoint.address} sent a {size}-byte answer")
-            body = json.loads(await reader.readexactly(size))
+            writer.write(wire.frame(frame))
+            answer = await self._answer(reader, endpoint)
+            body = json.loads(answer)
             answered = True
             self.calls += 1
-            return body, size
+            return body, len(answer)
         except (OSError, asyncio.IncompleteReadError, ValueError, RecursionError) as exc:
             raise DirectFailed(f"replica at {endpoint.address}: {type(exc).__name__}: {exc}") from exc
         finally:
@@ -222,20 +207,24 @@ class DirectRoutes:
                 else:  # an answer not read to its end, a dropped endpoint, a full pool
                     connection[1].close()
 
+    async def _answer(self, reader: asyncio.StreamReader, endpoint: Endpoint) -> bytes:
+        """One answer's frame, read only when it is within both the worker's bound on answers and
+        the frame limit (otherwise the connection is closed by the caller, its rest unread)."""
+        try:
+            return await wire.read_frame(reader, min(self.max_answer, wire.MAX_FRAME))
+        except wire.FrameTooLarge as exc:
+            if exc.size > self.max_answer:
+                raise AnswerTooLarge(self.max_answer) from None
+            raise DirectFailed(f"the replica at {endpoint.address} sent a {exc.size}-byte answer") from None
+
     async def _open(self, endpoint: Endpoint, secret: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A new connection, after both proofs (see the module doc)."""
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
                 try:
-                    caller_nonce = os.urandom(NONCE)
-                    writer.write(MAGIC + caller_nonce)
-                    hello = await reader.readexactly(NONCE + PROOF)
-                    replica_nonce, theirs = hello[:NONCE], hello[NONCE:]
-                    expected = proof(secret, b"replica", caller_nonce, replica_nonce, endpoint.address)
-                    if not hmac.compare_digest(theirs, expected):
+                    if not await wire.caller_handshake(reader, writer, secret, endpoint.address):
                         raise DirectFailed(f"the process at {endpoint.address} is not this deployment's replica")
-                    writer.write(proof(secret, b"caller", caller_nonce, replica_nonce, endpoint.address))
                 except BaseException:
                     writer.close()
                     raise

@@ -16,10 +16,11 @@ from nats.js.api import StorageType
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from modelhub_contracts import bus, subjects, telemetry
+from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply, SampleAnnotated, TaskScheduled
-from modelhub_contracts.logs import log_ids
-from modelhub_contracts.messaging import (
+from modelhub_runtime import bus, telemetry
+from modelhub_runtime.logs import log_ids
+from modelhub_runtime.messaging import (
     current_message,
     deliveries,
     durable_subscriber,

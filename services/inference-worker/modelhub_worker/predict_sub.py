@@ -27,9 +27,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import ValidationError
 
-from modelhub_contracts import subjects, telemetry
+from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply
-from modelhub_contracts.messaging import refuse
+from modelhub_runtime import telemetry
+from modelhub_runtime.messaging import refuse
 
 log = logging.getLogger(__name__)
 

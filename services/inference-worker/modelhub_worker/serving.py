@@ -29,9 +29,10 @@ from typing import cast
 
 import aiohttp
 
-from modelhub_contracts import telemetry
+from modelhub_contracts.direct import MAX_FRAME
+from modelhub_runtime import telemetry
 from modelhub_worker.annotate import Outcome
-from modelhub_worker.direct import MAX_ANSWER, MAX_FRAME, DirectFailed, DirectRoutes, Endpoint
+from modelhub_worker.direct import MAX_ANSWER, DirectFailed, DirectRoutes, Endpoint
 from modelhub_worker.errors import AnswerTooLarge, DeploymentUnavailable, ModelFailed, ServingLost
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ output over `max_sample_bytes`."""
 
 from pydantic import Field
 
-from modelhub_contracts.settings import ServiceSettings
-from modelhub_worker.direct import MAX_FRAME
+from modelhub_contracts.direct import MAX_FRAME
+from modelhub_runtime.settings import ServiceSettings
 from modelhub_worker.serving import MAX_ANSWER_BYTES, MAX_SAMPLE_BYTES
 
 

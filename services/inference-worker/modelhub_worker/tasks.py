@@ -14,7 +14,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, TaskScheduled
-from modelhub_contracts.messaging import retry_delay
+from modelhub_runtime.messaging import retry_delay
 from modelhub_worker.annotate import BatchCalls, PredictChunk, annotate, chunked_events, events_for
 from modelhub_worker.store import Lease
 

@@ -1,5 +1,5 @@
 # JSON logging first, so that what importing the app prints (warnings) is a JSON line too
-from modelhub_contracts.runtime import configure_logging
+from modelhub_runtime.runtime import configure_logging
 
 configure_logging("registry")
 

@@ -6,12 +6,13 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_contracts import mongo, ops, subjects, telemetry
+from modelhub_contracts import subjects
 from modelhub_contracts.package import PackageLimits
-from modelhub_contracts.runtime import answer_pings, configure_logging
-from modelhub_contracts.settings import ServiceSettings
 from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
+from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime.runtime import answer_pings, configure_logging
+from modelhub_runtime.settings import ServiceSettings
 
 
 def build_app(

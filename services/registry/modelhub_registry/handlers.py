@@ -2,7 +2,7 @@
 
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.events import (
     AddVersion,
     CreateModel,
@@ -15,6 +15,7 @@ from modelhub_contracts.events import (
 from modelhub_contracts.package import PackageLimits
 from modelhub_registry import models
 from modelhub_registry.store import ModelStore, PackageBlobs
+from modelhub_runtime import bus
 
 
 def register(broker: NatsBroker, store: ModelStore, blobs: PackageBlobs, limits: PackageLimits) -> None:

@@ -18,11 +18,11 @@ from modelhub_contracts.events import (
     UpdateModel,
     utcnow,
 )
-from modelhub_contracts.messaging import ok, refuse, refused
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
+from modelhub_runtime.messaging import ok, refuse, refused
 
 log = logging.getLogger(__name__)
 

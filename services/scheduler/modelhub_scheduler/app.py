@@ -7,9 +7,9 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_contracts import mongo, ops, telemetry
-from modelhub_contracts.runtime import answer_pings, configure_logging, run_service
-from modelhub_contracts.settings import ServiceSettings
+from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime.runtime import answer_pings, configure_logging, run_service
+from modelhub_runtime.settings import ServiceSettings
 from modelhub_scheduler import handlers
 from modelhub_scheduler.store import SchedulerStore
 

@@ -6,10 +6,11 @@ import logging
 
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import bus, queue, subjects, telemetry
+from modelhub_contracts import queue, subjects
 from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
-from modelhub_contracts.logs import log_ids
-from modelhub_contracts.messaging import current_message, durable_subscriber, publish_event, settle
+from modelhub_runtime import bus, telemetry
+from modelhub_runtime.logs import log_ids
+from modelhub_runtime.messaging import current_message, durable_subscriber, publish_event, settle
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
 from modelhub_scheduler.schedule import plan_id, plan_job

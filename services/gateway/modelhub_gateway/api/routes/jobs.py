@@ -1,8 +1,6 @@
 """Jobs: run a model over a dataset (the seed's suitcase button and "Execution" tab)."""
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
@@ -10,24 +8,12 @@ from fastapi.responses import StreamingResponse
 from modelhub_contracts import queue
 from modelhub_contracts.documents import TERMINAL
 from modelhub_gateway import datasets, jobs
-from modelhub_gateway.deps import CurrentUser, OwnedDataset, OwnedJob, Publisher, Store, current_user
-from modelhub_gateway.errors import errors
+from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, OwnedJob, Publisher, Store, current_user
+from modelhub_gateway.api.errors import errors
 from modelhub_gateway.schemas import Failure, FailureList, IdPath, JobCreate, JobList, JobPublic
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
-
-
-def public(doc: Mapping[str, Any], queue_: dict | None = None) -> JobPublic:
-    return JobPublic.model_validate({**doc, "id": doc["_id"], "queue": queue_ or {}})
-
-
-async def with_queue(store: Store, doc: Mapping[str, Any]) -> JobPublic:
-    """The job with its queue: its tasks waiting and in flight (the scheduler's task queue). An
-    ended job has none: tasks the scheduler has yet to clear are not the user's concern."""
-    if doc["status"] in TERMINAL:
-        return public(doc)
-    return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
 
 
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
@@ -36,13 +22,13 @@ async def submit_job(
 ) -> JobPublic:
     """Run a running deployment over every sample of the dataset, writing the mapped outputs
     into each sample's fields. Refused (422) before anything runs if the mapping is wrong."""
-    return public(await jobs.submit_job(store, publish, user, dataset, body))
+    return jobs.public(await jobs.submit_job(store, publish, user, dataset, body))
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses=errors(404))
 async def get_job(job: OwnedJob, store: Store) -> JobPublic:
     """A job's status and counts."""
-    return await with_queue(store, job)
+    return await jobs.with_queue(store, job)
 
 
 @router.get("/datasets/{name}/jobs", response_model=JobList, responses=errors(404))
@@ -50,7 +36,7 @@ async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
     """The dataset's jobs, newest first (the Execution tab)."""
     docs = await store.jobs_of(dataset["_id"])
     queues = await queue.counts_by_job(store.db, [d["_id"] for d in docs if d["status"] not in TERMINAL])
-    return JobList(items=[public(d, queues.get(d["_id"])) for d in docs])
+    return JobList(items=[jobs.public(d, queues.get(d["_id"])) for d in docs])
 
 
 @router.get(
@@ -88,7 +74,7 @@ async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResp
             doc = await store.job(job_id)
             if doc is None:  # deleted with its dataset: the stream ends
                 return
-            payload = (await with_queue(store, doc)).model_dump_json()
+            payload = (await jobs.with_queue(store, doc)).model_dump_json()
             if payload != last:
                 yield f"event: job\ndata: {payload}\n\n"
                 last = payload
@@ -106,14 +92,14 @@ async def cancel_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: St
     """Stop the job. Once this answers `cancelled`, no sample of the job gets a field written;
     the samples annotated before keep theirs (and are counted)."""
     await jobs.cancel_job(store, publish, user, job)
-    return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
+    return jobs.public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, response_model=JobPublic, responses=errors(404, 409))
 async def retry_job(job_id: IdPath, job: OwnedJob, user: CurrentUser, store: Store, publish: Publisher) -> JobPublic:
     """Run again only the samples that failed."""
     await jobs.retry_job(store, publish, user, job)
-    return public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
+    return jobs.public(await datasets.owned_job(store, user, job_id))  # 404 if deleted meanwhile
 
 
 @router.get("/jobs/{job_id}/failures", response_model=FailureList, responses=errors(404))

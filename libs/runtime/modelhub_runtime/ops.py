@@ -20,9 +20,9 @@ from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from modelhub_contracts.runtime import tune_gc
-from modelhub_contracts.settings import ServiceSettings
-from modelhub_contracts.telemetry import SERVICE_PREFIX, Telemetry
+from modelhub_runtime.runtime import tune_gc
+from modelhub_runtime.settings import ServiceSettings
+from modelhub_runtime.telemetry import SERVICE_PREFIX, Telemetry
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from fastapi.responses import StreamingResponse
 
 from modelhub_contracts.errors import NotFound
 from modelhub_gateway import datasets, lifecycle, media, samples
-from modelhub_gateway.deps import CurrentUser, OwnedDataset, Settings, Store, current_user
-from modelhub_gateway.errors import errors
+from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, Settings, Store, current_user
+from modelhub_gateway.api.errors import errors
 from modelhub_gateway.schemas import (
     FIELD_NAME_PATTERN,
     DatasetCreate,

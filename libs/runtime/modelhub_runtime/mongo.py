@@ -3,7 +3,7 @@
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_contracts.settings import ServiceSettings
+from modelhub_runtime.settings import ServiceSettings
 
 
 def connect(settings: ServiceSettings) -> tuple[AsyncMongoClient, AsyncDatabase]:

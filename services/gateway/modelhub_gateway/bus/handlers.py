@@ -8,12 +8,14 @@ they have no delivery limit, since an outcome dropped here would leave its job r
 from faststream.nats import NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
 
-from modelhub_contracts import subjects, telemetry
+from modelhub_contracts import subjects
 from modelhub_contracts.events import JobRefused, JobScheduled, SampleAnnotated
-from modelhub_contracts.messaging import current_message, durable_subscriber, settle
-from modelhub_contracts.prompt_batches import prompt_batches
-from modelhub_gateway import jobs, observability
+from modelhub_gateway import observability
+from modelhub_gateway.progress import fold
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import telemetry
+from modelhub_runtime.messaging import current_message, durable_subscriber, settle
+from modelhub_runtime.prompt_batches import prompt_batches
 
 # Each SampleAnnotated carries a task's outcomes (up to OUTCOMES_PER_EVENT samples); fold them in
 # batches so one bulk write covers many tasks. A batch is handed over as soon as it has an event
@@ -55,7 +57,7 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
         message = current_message(broker)
         # one span per event, in its job's trace
         with observability.fold_spans(tel, events, message.batch_headers):
-            await settle(message, jobs.record_annotations(store, events, instance))
+            await settle(message, fold.record_annotations(store, events, instance))
 
     @durable_subscriber(
         broker,
@@ -67,7 +69,7 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
     )
     async def on_scheduled(event: JobScheduled, message: NatsMessage) -> None:
         """The job's tasks are out: it is running."""
-        await settle(message, jobs.mark_started(store, event.job_id))
+        await settle(message, fold.mark_started(store, event.job_id))
 
     @durable_subscriber(
         broker,
@@ -79,4 +81,4 @@ def register(broker: NatsBroker, store: GatewayStore, tel: telemetry.Telemetry, 
     )
     async def on_refused(event: JobRefused, message: NatsMessage) -> None:
         """The scheduler refused the job (its acting user may not run it): it failed, with the reason."""
-        await settle(message, jobs.refused(store, event))
+        await settle(message, fold.refused(store, event))

@@ -1,7 +1,7 @@
 """Commands from other systems on the bus, as a user (modelhub_contracts.external).
 
-Each command is answered by the HTTP route with the same meaning, called with the user whose
-token the command carries: the same checks, the same refusals (401, 403, 404, 409, 422), the same
+Each command calls the use case of the HTTP route with the same meaning, as the user whose token
+the command carries: the same checks, the same refusals (401, 403, 404, 409, 422), the same
 internal events afterwards. A refusal is a reply like any other, with the status and the reason.
 """
 
@@ -9,25 +9,23 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import HTTPException
 from fastapi.encoders import jsonable_encoder
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from pydantic import ValidationError, WrapValidator
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.documents import User
 from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import RpcReply
 from modelhub_contracts.external import INBOX_PREFIX, TOKEN_HEADER, AddSamples, GetJob, Malformed, SubmitJob, lenient
-from modelhub_contracts.messaging import refused
-from modelhub_gateway import auth
+from modelhub_gateway import auth, datasets, jobs
+from modelhub_gateway.bus.sends import publisher
 from modelhub_gateway.datasets import owned_dataset, owned_job
-from modelhub_gateway.deps import publisher
-from modelhub_gateway.jobs import submit_job
-from modelhub_gateway.routes import datasets, jobs
 from modelhub_gateway.schemas import JobCreate, JobPublic, SamplesAdded, SamplesIn
 from modelhub_gateway.store import GatewayStore
+from modelhub_runtime import bus
+from modelhub_runtime.messaging import refused
 
 log = logging.getLogger(__name__)
 SERVICE = "gateway"
@@ -49,8 +47,6 @@ async def answer(
         return RpcReply(status=status, data=jsonable_encoder(await work(user)))
     except DomainError as exc:
         return refused(exc)
-    except HTTPException as exc:
-        return RpcReply(status=exc.status_code, detail=str(exc.detail))
     except ValidationError as exc:
         return RpcReply(status=422, detail=Malformed(exc).detail())
 
@@ -91,7 +87,8 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
 
         async def add(user: User) -> SamplesAdded:
             samples = SamplesIn.model_validate({"samples": [s.model_dump() for s in command.samples]})
-            return await datasets.add_samples(await owned_dataset(store, user, command.dataset), samples, store)
+            dataset = await owned_dataset(store, user, command.dataset)
+            return SamplesAdded(added=await datasets.add_samples(store, dataset, samples.samples))
 
         await respond(message, command, add, status=201)
 
@@ -102,7 +99,7 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
         async def submit(user: User) -> JobPublic:
             body = JobCreate(deployment=command.deployment, outputs=command.outputs, inputs=command.inputs)
             dataset = await owned_dataset(store, user, command.dataset)
-            return jobs.public(await submit_job(store, publish, user, dataset, body))
+            return jobs.public(await jobs.submit_job(store, publish, user, dataset, body))
 
         await respond(message, command, submit, status=202)
 
@@ -111,6 +108,6 @@ def register(broker: NatsBroker, store: GatewayStore) -> None:
         """As GET /jobs/{id}: how the caller follows its job's progress."""
 
         async def get(user: User) -> JobPublic:
-            return await jobs.get_job(await owned_job(store, user, command.job_id), store)
+            return await jobs.with_queue(store, await owned_job(store, user, command.job_id))
 
         await respond(message, command, get)

@@ -7,7 +7,8 @@ from typing import Any
 import uvloop
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import bus, logs, subjects
+from modelhub_contracts import subjects
+from modelhub_runtime import bus, logs
 
 
 def answer_pings(broker: NatsBroker, service: str) -> None:
@@ -23,7 +24,7 @@ def answer_pings(broker: NatsBroker, service: str) -> None:
 
 
 def configure_logging(service: str) -> None:
-    """JSON lines on stdout (modelhub_contracts.logs)."""
+    """JSON lines on stdout (modelhub_runtime.logs)."""
     logs.configure_logging(service)
 
 

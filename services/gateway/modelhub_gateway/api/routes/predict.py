@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 
 from modelhub_contracts.documents import DeploymentStatus
 from modelhub_contracts.errors import Conflict
+from modelhub_gateway.api.deps import Broker, CurrentUser, Online, Store, current_user
+from modelhub_gateway.api.errors import errors
 from modelhub_gateway.deployments import visible_deployment
-from modelhub_gateway.deps import Broker, CurrentUser, Online, Store, current_user
-from modelhub_gateway.errors import errors
 from modelhub_gateway.schemas import NamePath, PredictIn, PredictOut
 
 router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))

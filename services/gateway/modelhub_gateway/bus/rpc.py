@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from modelhub_contracts.errors import from_status
 from modelhub_contracts.events import RpcReply
-from modelhub_contracts.messaging import request
+from modelhub_runtime.messaging import request
 
 Requester = Callable[[NatsBroker, str, BaseModel, float], Awaitable[RpcReply]]
 

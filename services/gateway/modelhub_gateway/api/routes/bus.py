@@ -10,10 +10,10 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from modelhub_gateway import asyncapi_page
+from modelhub_gateway.api import asyncapi_page
 
 router = APIRouter(tags=["bus"])
-DOCUMENT = Path(__file__).resolve().parent.parent / "asyncapi.json"
+DOCUMENT = Path(__file__).resolve().parents[2] / "asyncapi.json"  # package data at the package top
 
 
 @cache

@@ -32,7 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelhub_contracts.documents import DeploymentStatus
 from modelhub_contracts.errors import Conflict, DomainError
 from modelhub_contracts.names import NAME_PATTERN
-from modelhub_gateway import auth, errors
+from modelhub_gateway import auth
+from modelhub_gateway.api import errors
 from modelhub_gateway.deployments import visible_deployment
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.schemas import PredictIn

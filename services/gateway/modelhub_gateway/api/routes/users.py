@@ -4,8 +4,8 @@ from fastapi import APIRouter, Depends, Response
 
 from modelhub_contracts.errors import Conflict
 from modelhub_gateway import auth, lifecycle
-from modelhub_gateway.deps import AdminUser, CurrentUser, Store, current_user
-from modelhub_gateway.errors import errors
+from modelhub_gateway.api.deps import AdminUser, CurrentUser, Store, current_user
+from modelhub_gateway.api.errors import errors
 from modelhub_gateway.schemas import NamePath, UserCreate, UserList, UserPublic, UserToken
 
 router = APIRouter(

@@ -36,7 +36,7 @@ def publisher(broker: NatsBroker, subject: str) -> LogicPublisher:
     except KeyError:
         raise Undeclared(
             f"no publisher is declared for '{subject}' on this broker; declare it "
-            "with modelhub_contracts.bus.declare so that the AsyncAPI document shows it"
+            "with modelhub_runtime.bus.declare so that the AsyncAPI document shows it"
         ) from None
 
 

@@ -10,9 +10,8 @@ from faststream.nats import NatsBroker
 from starlette.types import Scope
 
 from modelhub_contracts.documents import Dataset, Deployment, Job, User
-from modelhub_contracts.events import Event
-from modelhub_contracts.messaging import publish_event
 from modelhub_gateway import auth, datasets, deployments
+from modelhub_gateway.bus.sends import publisher
 from modelhub_gateway.deployments import Publish
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.schemas import IdPath, NamePath
@@ -42,16 +41,6 @@ async def get_online(request: Request) -> OnlinePredict:
 
 Store = Annotated[GatewayStore, Depends(get_store)]
 Broker = Annotated[NatsBroker, Depends(get_broker)]
-
-
-def publisher(broker: NatsBroker) -> Publish:
-    """What the use cases publish through: `publish_event` on the broker (its declared
-    publishers, the bus contract); tests hand the use cases a list's append instead."""
-
-    async def publish(subject: str, event: Event) -> None:
-        await publish_event(broker, subject, event)
-
-    return publish
 
 
 async def get_publisher(broker: Broker) -> Publish:

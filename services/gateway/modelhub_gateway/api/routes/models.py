@@ -15,9 +15,9 @@ from modelhub_contracts.documents import Model
 from modelhub_contracts.errors import DomainError, Invalid, NotFound, TooLarge
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 from modelhub_gateway import models
-from modelhub_gateway.deps import Broker, CurrentUser, Settings, Store, current_user
-from modelhub_gateway.errors import errors
-from modelhub_gateway.rpc import call
+from modelhub_gateway.api.deps import Broker, CurrentUser, Settings, Store, current_user
+from modelhub_gateway.api.errors import errors
+from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.schemas import (
     ModelCreate,
     ModelList,

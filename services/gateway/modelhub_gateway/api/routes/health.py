@@ -8,8 +8,9 @@ from fastapi.responses import JSONResponse
 from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
-from modelhub_contracts import bus, subjects
-from modelhub_gateway.deps import Broker, Settings, Store
+from modelhub_contracts import subjects
+from modelhub_gateway.api.deps import Broker, Settings, Store
+from modelhub_runtime import bus
 
 router = APIRouter(tags=["health"])
 TIMEOUT = 1.0

@@ -14,8 +14,8 @@ import re
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelhub_gateway.deps import request_user
-from modelhub_gateway.limits import body_length, refuse
+from modelhub_gateway.api.deps import request_user
+from modelhub_gateway.api.limits import body_length, refuse
 from modelhub_gateway.store import GatewayStore
 
 

@@ -1,11 +1,12 @@
 """What the gateway sends on the bus: each subject declared on its broker with its payload type
-(modelhub_contracts.bus), so that the AsyncAPI document shows the gateway's `send` operations."""
+(modelhub_runtime.bus), so that the AsyncAPI document shows the gateway's `send` operations, and
+the `Publish` the use cases send events through."""
 
 from functools import partial
 
 from faststream.nats import NatsBroker
 
-from modelhub_contracts import bus, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.events import (
     AddVersion,
     CreateModel,
@@ -13,12 +14,16 @@ from modelhub_contracts.events import (
     DeleteVersion,
     DeploymentRequested,
     DeploymentStopRequested,
+    Event,
     JobCancelled,
     JobSubmitted,
     PredictRequest,
     SetSharing,
     UpdateModel,
 )
+from modelhub_gateway.deployments import Publish
+from modelhub_runtime import bus
+from modelhub_runtime.messaging import publish_event
 
 SERVICE = "gateway"
 
@@ -40,3 +45,13 @@ def declare(broker: NatsBroker) -> None:
     for service in subjects.SERVICES:
         if service != SERVICE:
             send(subjects.RPC_PING.format(service=service), None, f"request/reply: is {service} ready?")
+
+
+def publisher(broker: NatsBroker) -> Publish:
+    """What the use cases publish through: `publish_event` on the broker (its declared
+    publishers, the bus contract); tests hand the use cases a list's append instead."""
+
+    async def publish(subject: str, event: Event) -> None:
+        await publish_event(broker, subject, event)
+
+    return publish

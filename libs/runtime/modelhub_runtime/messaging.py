@@ -12,9 +12,10 @@ from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
 from pydantic import BaseModel
 
-from modelhub_contracts import bus, faststream_fix, subjects
+from modelhub_contracts import subjects
 from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import Event, RpcReply
+from modelhub_runtime import bus, faststream_fix
 
 faststream_fix.apply()
 

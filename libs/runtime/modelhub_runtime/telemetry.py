@@ -342,7 +342,7 @@ def setup(service: str, telemetry_dir: Path | None = None) -> Telemetry:
     registry = CollectorRegistry(auto_describe=True)
     telemetry = Telemetry(service, tracer_provider, _meter_provider(resource, registry), registry, exporters)
     if exporters:
-        from modelhub_contracts.mongotrace import instrument
+        from modelhub_runtime.mongotrace import instrument
 
         instrument(telemetry.tracer)
     return telemetry

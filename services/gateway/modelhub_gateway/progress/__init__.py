@@ -1,0 +1,2 @@
+"""A job's progress: the per-sample ledger (`ledger`), the fold of outcomes and status events into
+each job's counts (`fold`), and the compaction of an ended job's history (`history`)."""
