@@ -17,7 +17,7 @@ FORBIDDEN = 6  # 401/403: no token, a wrong token, or not allowed
 CONFLICT = 7  # 409: the resource's state refuses it (exists already, in use, a job running)
 INVALID = 8  # 400/413/415/422: the request itself was refused
 SERVER = 9  # 5xx or 429: the hub failed or is busy; trying again later may work
-INTERRUPTED = 130  # Ctrl-C while following a job or a deployment (the shell's 128 + SIGINT)
+INTERRUPTED = 130  # Ctrl-C while following a job (the shell's 128 + SIGINT)
 
 _BY_STATUS = {404: NOT_FOUND, 401: FORBIDDEN, 403: FORBIDDEN, 409: CONFLICT, 429: SERVER}
 
