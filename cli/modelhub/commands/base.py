@@ -79,7 +79,10 @@ def command_url(url: str | None) -> str | None:
 def api_group(name: str, help: str) -> click.Group:
     """A command group with a `--url` option that its commands inherit."""
 
-    @click.group(name=name, help=f"{help}\n\nThe token comes from ${TOKEN_ENV}, else DIR/admin-token.")
+    @click.group(
+        name=name,
+        help=f"{help}\n\nThe token comes from ${TOKEN_ENV}, else the `modelhub login` profile, else DIR/admin-token.",
+    )
     @url_option()
     @click.pass_context
     def group(ctx: click.Context, url: str | None) -> None:
