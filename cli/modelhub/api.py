@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import EventSource, connect_sse
 
 from modelhub.settings import API_PREFIX, CliSettings
 
@@ -73,21 +74,11 @@ def error_detail(response: httpx.Response) -> str:
     return format_detail(body.get("detail", body) if isinstance(body, dict) else body)
 
 
-def parse_sse(lines: Iterable[str]) -> Iterator[Any]:
-    """Yield the JSON payload of each Server-Sent Event (`data:` lines up to a blank line)."""
-    data: list[str] = []
-    for line in _with_trailing_blank(lines):
-        if line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif not line and data:
-            payload, data = "\n".join(data), []
-            with contextlib.suppress(ValueError):
-                yield json.loads(payload)
-
-
-def _with_trailing_blank(lines: Iterable[str]) -> Iterator[str]:
-    yield from lines
-    yield ""
+def json_payloads(source: EventSource) -> Iterator[Any]:
+    """The JSON data of each event of a stream (keep-alive comments carry none and are skipped)."""
+    for event in source.iter_sse():
+        with contextlib.suppress(ValueError):
+            yield event.json()
 
 
 def seg(value: Any) -> str:
@@ -105,16 +96,22 @@ class ApiClient:
     TIMEOUT = httpx.Timeout(300.0, connect=10.0)
     STREAM_TIMEOUT = httpx.Timeout(300.0, connect=10.0, read=60.0)
 
-    def __init__(self, url: str | None = None, token: str | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | None = None,
+    ):
         if url is None or token is None:
             settings = CliSettings()
             url = settings.gateway_url(url)
-            token = token if token is not None else settings.api_token()
+            token = token if token is not None else settings.api_token(url)
         self.url: str = url.rstrip("/").removesuffix(API_PREFIX)
         self.token: str | None = token
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(
-            base_url=self.url + API_PREFIX, headers=headers, timeout=self.TIMEOUT, transport=transport
+            base_url=self.url + API_PREFIX, headers=headers, timeout=timeout or self.TIMEOUT, transport=transport
         )
 
     def __enter__(self) -> ApiClient:
@@ -142,12 +139,13 @@ class ApiClient:
             return response.text
 
     def events(self, path: str) -> Generator[Any, None, None]:
-        """Follow a Server-Sent Events stream, yielding each event's JSON payload."""
-        with self._transport_errors(), self._http.stream("GET", path, timeout=self.STREAM_TIMEOUT) as response:
-            if response.is_error:
-                response.read()
-                raise ApiError(response.status_code, error_detail(response))
-            yield from parse_sse(response.iter_lines())
+        """Follow a Server-Sent Events stream (read by httpx-sse), yielding each event's JSON payload;
+        an event whose data is not JSON is skipped."""
+        with self._transport_errors(), connect_sse(self._http, "GET", path, timeout=self.STREAM_TIMEOUT) as source:
+            if source.response.is_error:
+                source.response.read()
+                raise ApiError(source.response.status_code, error_detail(source.response))
+            yield from json_payloads(source)
 
     def download(self, path: str, params: dict[str, Any]) -> Generator[bytes, None, None]:
         """Stream a response body in chunks (exports), raising ApiError on an error status."""

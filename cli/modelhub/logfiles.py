@@ -5,15 +5,19 @@ logrotate's `copytruncate` does: once a file passes MAX_BYTES it shifts `name.lo
 one, copies the file to `name.log.1` and truncates it; the child's next write lands at the start
 of the emptied file. A line written in the instant between the copy and the truncation can be
 lost; nothing else is, and no child needs to reopen anything.
+
+Log files are plain text: a child that writes terminal colour codes anyway (each is asked not to at
+its source, e.g. Ray's `--log-color false`) has them stripped from the copy the rotation writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from modelhub.settings import CliSettings
 
@@ -21,6 +25,20 @@ _SETTINGS = CliSettings()  # MODELHUB_LOG_MAX_BYTES, MODELHUB_LOG_KEEP (read onc
 MAX_BYTES = _SETTINGS.log_max_bytes
 KEEP = _SETTINGS.log_keep  # rotated files kept besides the live one
 CHECK_EVERY_S = 5.0
+# ECMA-48 escape sequences: CSI (colours, cursor moves) and the two-byte escapes; OSC strings
+# (window titles, hyperlinks) up to BEL or ST
+ANSI_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def strip_ansi(data: bytes) -> bytes:
+    """`data` without terminal escape sequences."""
+    return ANSI_ESCAPE.sub(b"", data)
+
+
+def copy_plain(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy the rest of `src` to `dst` line by line without escape sequences (none spans a line)."""
+    for line in src:
+        dst.write(strip_ansi(line))
 
 
 def rotate(path: Path, max_bytes: int = MAX_BYTES, keep: int = KEEP) -> bool:
@@ -35,9 +53,9 @@ def rotate(path: Path, max_bytes: int = MAX_BYTES, keep: int = KEEP) -> bool:
         if older.exists():
             os.replace(older, path.with_name(f"{path.name}.{i + 1}"))
     with open(path, "rb") as src, open(path.with_name(f"{path.name}.1"), "wb") as dst:
-        shutil.copyfileobj(src, dst)
+        copy_plain(src, dst)
         os.truncate(path, 0)
-        shutil.copyfileobj(src, dst)  # what the child wrote while the copy ran
+        copy_plain(src, dst)  # what the child wrote while the copy ran
     return True
 
 

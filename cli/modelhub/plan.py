@@ -29,6 +29,9 @@ HUB_USER = "modelhub"  # the one NATS and MongoDB user of the embedded servers: 
 REPLICA_RESOURCE = "modelhub_replica"
 RAY_OBJECT_STORE_BYTES = 300 * 1024 * 1024
 LOOPBACK = "127.0.0.1"
+# `ray start` styles its messages with colorful, which Ray forces to 8 ANSI colours whether or not
+# stdout is a terminal; its own `--log-color false` turns that off, so DIR/logs stay plain text.
+RAY_PLAIN_LOGS = ("--log-color", "false")
 
 
 def sealed(argv: list[str], hide: list[str], seal_error: str | None) -> list[str]:
@@ -41,8 +44,9 @@ def sealed(argv: list[str], hide: list[str], seal_error: str | None) -> list[str
 
 
 def _ray_node_ports(ports: dict[str, int]) -> list[str]:
-    """The `ray start` port flags a head and a replica node share."""
+    """The `ray start` port (and log colour) flags a head and a replica node share."""
     return [
+        *RAY_PLAIN_LOGS,
         "--node-manager-port",
         str(ports["node_manager"]),
         "--object-manager-port",

@@ -18,6 +18,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelhub import profiles
+
 API_PREFIX = "/api/v1"
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_DATA_DIR = "~/.modelhub"
@@ -25,6 +27,7 @@ DEFAULT_DATA_DIR = "~/.modelhub"
 URL_ENV = "MODELHUB_URL"
 TOKEN_ENV = "MODELHUB_TOKEN"
 DATA_DIR_ENV = "MODELHUB_DATA_DIR"
+PROFILE_ENV = "MODELHUB_PROFILE"
 
 
 class CliSettings(BaseSettings):
@@ -34,6 +37,14 @@ class CliSettings(BaseSettings):
 
     url: str | None = Field(default=None, description="The gateway URL the API commands talk to.")
     token: str | None = Field(default=None, repr=False, description="The API token (else DIR/admin-token).")
+    profile: str = Field(
+        default=profiles.DEFAULT_PROFILE, description="The `modelhub login` profile giving URL and token."
+    )
+    xdg_config_home: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("XDG_CONFIG_HOME"),
+        description="Where the profiles' config.toml lives (the XDG base directory; default ~/.config).",
+    )
     data_dir: str = Field(default=DEFAULT_DATA_DIR, description="The stack's data dir DIR.")
     admin_token: str | None = Field(
         default=None, repr=False, description="`up`: the admin's token, instead of DIR/admin-token."
@@ -63,19 +74,33 @@ class CliSettings(BaseSettings):
         return Path(given or self.data_dir).expanduser().resolve()
 
     def gateway_url(self, given: str | None = None) -> str:
-        """The gateway's base URL: `given` (--url), else MODELHUB_URL, else the running stack's
-        (`gateway_url` in DIR/state.json), else http://127.0.0.1:8000; without a trailing /api/v1."""
-        url = (given or self.url or self._state_gateway_url() or DEFAULT_URL).rstrip("/")
-        return url.removesuffix(API_PREFIX)
+        """The gateway's base URL: `given` (--url), else MODELHUB_URL, else the login profile's, else
+        the running stack's (`gateway_url` in DIR/state.json), else http://127.0.0.1:8000; without a
+        trailing /api/v1."""
+        url = given or self.url or self.profile_values().get("url") or self._state_gateway_url() or DEFAULT_URL
+        return url.rstrip("/").removesuffix(API_PREFIX)
 
-    def api_token(self) -> str | None:
-        """MODELHUB_TOKEN, else the stack's DIR/admin-token, else None."""
+    def api_token(self, url: str | None = None) -> str | None:
+        """MODELHUB_TOKEN, else the login profile's, else the stack's DIR/admin-token, else None.
+        The profile's token goes only to the profile's own URL: with `url` (the one in use) another
+        gateway never sees it."""
         if self.token:
             return self.token
+        profile = self.profile_values()
+        if profile.get("token") and (url is None or _same_url(url, profile.get("url"))):
+            return profile["token"]
         try:
             return self.token_file().read_text().strip() or None
         except OSError:
             return None
+
+    def config_path(self) -> Path:
+        """The profiles' file: $XDG_CONFIG_HOME/modelhub/config.toml (default ~/.config/...)."""
+        return Path(self.xdg_config_home or "~/.config").expanduser() / "modelhub" / "config.toml"
+
+    def profile_values(self) -> dict[str, str]:
+        """The selected profile's {"url", "token"}; {} without one. ValueError: the file is unreadable."""
+        return profiles.load(self.config_path(), self.profile)
 
     def client_dir(self) -> Path:
         """DIR as the API commands name it in messages (not resolved)."""
@@ -91,3 +116,7 @@ class CliSettings(BaseSettings):
             return None
         url = state.get("gateway_url") if isinstance(state, dict) else None
         return url if isinstance(url, str) else None
+
+
+def _same_url(a: str, b: str | None) -> bool:
+    return b is not None and a.rstrip("/").removesuffix(API_PREFIX) == b.rstrip("/").removesuffix(API_PREFIX)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from modelhub import api, render
+from modelhub import api, exitcodes, render
 from modelhub.cli import main as cli
 from modelhub.commands import base
 from modelhub.settings import API_PREFIX, DEFAULT_URL, CliSettings
@@ -232,10 +232,10 @@ def test_share_rejects_unknown_access(gateway: FakeGateway) -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def test_api_error_is_printed_and_exits_1(gateway: FakeGateway) -> None:
+def test_api_error_is_printed_and_exits_with_its_class(gateway: FakeGateway) -> None:
     gateway.on("POST", "/models", {"detail": "model 'm' already exists"}, status=409)
     result = invoke("models", "create", "m")
-    assert result.exit_code == 1
+    assert result.exit_code == exitcodes.CONFLICT
     assert result.stderr.strip() == "Error (409): model 'm' already exists"
     assert result.stdout == ""
 
@@ -247,7 +247,7 @@ def test_validation_errors_are_joined_readably(gateway: FakeGateway) -> None:
     ]
     gateway.on("POST", "/models", {"detail": detail}, status=422)
     result = invoke("models", "create", "m")
-    assert result.exit_code == 1
+    assert result.exit_code == exitcodes.INVALID
     assert result.stderr.strip() == (
         "Error (422): name: String should have at least 1 character; tags.0: Input should be a valid string"
     )
@@ -256,9 +256,9 @@ def test_validation_errors_are_joined_readably(gateway: FakeGateway) -> None:
 def test_missing_resource_and_non_json_errors(gateway: FakeGateway) -> None:
     gateway.on("GET", "/deployments", lambda _req: httpx.Response(502, text="Bad Gateway"))
     result = invoke("deployments", "show", "nope")
-    assert result.exit_code == 1 and result.stderr.startswith("Error (404): ")
+    assert result.exit_code == exitcodes.NOT_FOUND and result.stderr.startswith("Error (404): ")
     result = invoke("deployments", "list")
-    assert result.exit_code == 1 and "Error (502): Bad Gateway" in result.stderr
+    assert result.exit_code == exitcodes.SERVER and "Error (502): Bad Gateway" in result.stderr
 
 
 def test_connection_refused_suggests_modelhub_up(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
@@ -267,7 +267,7 @@ def test_connection_refused_suggests_modelhub_up(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(base, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(refuse))
     result = invoke("datasets", "list")
-    assert result.exit_code == 1
+    assert result.exit_code == exitcodes.STACK_DOWN
     assert "modelhub up" in result.stderr and "http://gateway.test" in result.stderr
 
 
@@ -349,7 +349,7 @@ def test_run_follows_the_event_stream_and_reports_failures(gateway: FakeGateway)
         "outputs": {"predictions": "pred"},
         "inputs": {"image_paths": "filepath"},
     }
-    assert result.exit_code == 2
+    assert result.exit_code == exitcodes.JOB_FAILED
     assert "job j1 completed: 2 succeeded, 1 failed" in result.stdout
     assert "s3: output is not a label" in result.stdout
     assert "3/3" in result.stderr and "failed=1" in result.stderr and "succeeded=2" in result.stderr
@@ -373,7 +373,7 @@ def test_run_falls_back_to_polling_when_the_stream_breaks(gateway: FakeGateway) 
     gateway.on("GET", "/jobs/j1", job(succeeded=2), job(status="cancelled", succeeded=2))
     result = invoke("run", "pics", "--deployment", "dep", "--output", "predictions=pred")
     assert len(gateway.sent("GET", "/jobs/j1")) == 2
-    assert result.exit_code == 2 and "job j1 cancelled: 2 succeeded, 0 failed" in result.stdout
+    assert result.exit_code == exitcodes.JOB_FAILED and "job j1 cancelled: 2 succeeded, 0 failed" in result.stdout
 
 
 def test_run_no_wait_prints_the_job(gateway: FakeGateway) -> None:
@@ -407,9 +407,13 @@ def test_users_create_prints_the_token(gateway: FakeGateway) -> None:
     assert "secret-bob" in result.stdout
 
 
-def test_parse_sse_handles_multiline_comments_and_garbage() -> None:
-    lines = [": keep-alive", "event: progress", 'data: {"a":', "data: 1}", "", "data: not json", "", 'data: {"b": 2}']
-    assert list(api.parse_sse(lines)) == [{"a": 1}, {"b": 2}]
+def test_events_handle_multiline_data_comments_ids_and_garbage() -> None:
+    text = ': keep-alive\nevent: job\nid: 1\ndata: {"a":\ndata: 1}\n\ndata: not json\n\n: ping\n\ndata: {"b": 2}\n\n'
+    stream = httpx.MockTransport(
+        lambda _req: httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+    )
+    with api.ApiClient("http://hub.test", token="t", transport=stream) as hub:
+        assert list(hub.events("/jobs/j1/events")) == [{"a": 1}, {"b": 2}]
 
 
 def test_export_streams_to_a_file_and_counts_the_samples(gateway: FakeGateway, tmp_path: Path) -> None:
@@ -430,7 +434,7 @@ def test_export_failure_leaves_no_file_and_exits_1(gateway: FakeGateway, tmp_pat
     gateway.on("GET", "/datasets/gone/export", {"detail": "dataset 'gone' not found"}, status=404)
     out = tmp_path / "gone.jsonl"
     result = CliRunner().invoke(cli, ["datasets", "export", "gone", "-o", str(out)])
-    assert result.exit_code == 1 and "dataset 'gone' not found" in result.output
+    assert result.exit_code == exitcodes.NOT_FOUND and "dataset 'gone' not found" in result.output
     assert not out.exists() and not (tmp_path / "gone.jsonl.part").exists()
 
 
@@ -473,12 +477,14 @@ def test_lifecycle_commands_call_their_routes(gateway: FakeGateway) -> None:
     gateway.on("POST", "/datasets/pets/samples/delete", {"deleted": 2})
     gateway.on("DELETE", "/models/m/versions/3", lambda req: httpx.Response(204))
     runner = CliRunner()
-    assert "disabled user bob" in runner.invoke(cli, ["users", "delete", "bob"]).output
+    assert "disabled user bob" in runner.invoke(cli, ["users", "delete", "bob", "--yes"]).output
     assert "True" in runner.invoke(cli, ["users", "list"]).output
-    assert "removed pred from 7 samples" in runner.invoke(cli, ["datasets", "remove-field", "pets", "pred"]).output
-    assert "deleted 2 samples" in runner.invoke(cli, ["datasets", "delete-samples", "pets", "a", "b"]).output
+    assert (
+        "removed pred from 7 samples" in runner.invoke(cli, ["datasets", "remove-field", "pets", "pred", "-y"]).output
+    )
+    assert "deleted 2 samples" in runner.invoke(cli, ["datasets", "delete-samples", "pets", "a", "b", "--yes"]).output
     assert gateway.body("POST", "/datasets/pets/samples/delete") == {"ids": ["a", "b"]}
-    assert "deleted m version 3" in runner.invoke(cli, ["models", "delete-version", "m", "3"]).output
+    assert "deleted m version 3" in runner.invoke(cli, ["models", "delete-version", "m", "3", "--yes"]).output
 
 
 def test_deploy_and_predict_pass_the_online_options_only_when_given(gateway: FakeGateway) -> None:
@@ -492,3 +498,222 @@ def test_deploy_and_predict_pass_the_online_options_only_when_given(gateway: Fak
     gateway.on("POST", "/deployments/dep/predict", {"outputs": {"n": [1]}})
     invoke("deployments", "predict", "dep", "--input", "k=[3]", "--timeout", "2.5")
     assert gateway.body("POST", "/deployments/dep/predict") == {"inputs": {"k": [3]}, "timeout_s": 2.5}
+
+
+# --------------------------------------------------------------------------- habits: version, exit codes
+
+
+def test_version_is_the_installed_packages() -> None:
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"modelhub, version {version('modelhub')}"
+
+
+def test_exit_codes_are_distinct_and_api_errors_map_by_class() -> None:
+    codes = [
+        exitcodes.OK,
+        exitcodes.ERROR,
+        exitcodes.USAGE,
+        exitcodes.STACK_DOWN,
+        exitcodes.JOB_FAILED,
+        exitcodes.NOT_FOUND,
+        exitcodes.FORBIDDEN,
+        exitcodes.CONFLICT,
+        exitcodes.INVALID,
+        exitcodes.SERVER,
+        exitcodes.INTERRUPTED,
+    ]
+    assert len(set(codes)) == len(codes) and exitcodes.USAGE == 2  # click's own
+    by_status = {s: exitcodes.exit_code_for_status(s) for s in (400, 401, 403, 404, 409, 413, 422, 429, 500, 503)}
+    assert by_status == {
+        400: exitcodes.INVALID,
+        401: exitcodes.FORBIDDEN,
+        403: exitcodes.FORBIDDEN,
+        404: exitcodes.NOT_FOUND,
+        409: exitcodes.CONFLICT,
+        413: exitcodes.INVALID,
+        422: exitcodes.INVALID,
+        429: exitcodes.SERVER,
+        500: exitcodes.SERVER,
+        503: exitcodes.SERVER,
+    }
+
+
+def test_errors_are_json_under_the_json_flag(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
+    result = invoke("models", "show", "nope", "--json")
+    assert result.exit_code == exitcodes.NOT_FOUND and result.stdout == ""
+    assert json.loads(result.stderr) == {"error": "Error (404): no route GET /models/nope", "status": 404}
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    monkeypatch.setattr(base, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(refuse))
+    result = invoke("models", "list", "--json")
+    error = json.loads(result.stderr)
+    assert result.exit_code == exitcodes.STACK_DOWN and error["status"] is None and "modelhub up" in error["error"]
+
+
+# --------------------------------------------------------------------------- habits: jobs follow, jobs list
+
+
+def test_jobs_follow_shows_progress_and_exits_by_outcome(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/jobs/j1", job(status="running", succeeded=1))
+    gateway.on("GET", "/jobs/j1/events", sse(job(succeeded=2), job(status="completed", succeeded=3)))
+    result = invoke("jobs", "follow", "j1")
+    assert result.exit_code == exitcodes.OK, result.output
+    assert "job j1 completed: 3 succeeded, 0 failed" in result.stdout and "3/3" in result.stderr
+    (stream,) = gateway.sent("GET", "/jobs/j1/events")
+    assert stream.headers["accept"] == "text/event-stream"
+
+    gateway.on("GET", "/jobs/j1/events", sse(job(status="completed", succeeded=2, failed=1)))
+    gateway.on("GET", "/jobs/j1/failures", {"items": [{"sample_id": "s3", "error": "boom"}]})
+    result = invoke("jobs", "follow", "j1", "--json")
+    assert result.exit_code == exitcodes.JOB_FAILED and json.loads(result.stdout)["failed"] == 1
+
+
+def test_jobs_follow_of_an_ended_job_does_not_open_the_stream(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/jobs/j1", job(status="failed", succeeded=0, failed=3))
+    gateway.on("GET", "/jobs/j1/failures", {"items": []})
+    assert invoke("jobs", "follow", "j1").exit_code == exitcodes.JOB_FAILED
+    assert not gateway.sent("GET", "/jobs/j1/events")
+
+
+def test_jobs_list_without_a_dataset_merges_every_datasets_jobs(gateway: FakeGateway) -> None:
+    gateway.on("GET", "/datasets", {"items": [{"name": "a"}, {"name": "gone"}, {"name": "b"}]})
+    gateway.on("GET", "/datasets/a/jobs", {"items": [job(id="j1", dataset="a", created_at="2026-01-01T00:00:00")]})
+    gateway.on("GET", "/datasets/gone/jobs", {"detail": "dataset 'gone' not found"}, status=404)  # deleted meanwhile
+    gateway.on("GET", "/datasets/b/jobs", {"items": [job(id="j2", dataset="b", created_at="2026-02-01T00:00:00")]})
+    result = invoke("jobs", "list", "--json")
+    assert result.exit_code == 0, result.output
+    assert [j["id"] for j in json.loads(result.stdout)["items"]] == ["j2", "j1"]  # newest first
+    table = invoke("jobs", "list").stdout.splitlines()
+    assert "DATASET" in table[0] and table[1].startswith("j2") and " b " in table[1]
+
+
+# --------------------------------------------------------------------------- habits: --yes on deletes
+
+
+DELETES = [
+    (["models", "delete", "m"], "DELETE", "/models/m"),
+    (["models", "delete-version", "m", "2"], "DELETE", "/models/m/versions/2"),
+    (["deployments", "delete", "d"], "DELETE", "/deployments/d"),
+    (["datasets", "delete", "ds"], "DELETE", "/datasets/ds"),
+    (["datasets", "remove-field", "ds", "f"], "DELETE", "/datasets/ds/fields/f"),
+    (["datasets", "delete-samples", "ds", "s1"], "POST", "/datasets/ds/samples/delete"),
+    (["users", "delete", "bob"], "DELETE", "/users/bob"),
+]
+
+
+@pytest.mark.parametrize(("args", "method", "path"), DELETES)
+def test_a_delete_without_yes_off_a_terminal_is_refused(gateway: FakeGateway, args, method, path) -> None:
+    gateway.on(method, path, {"removed": 1, "deleted": 1})
+    result = invoke(*args)
+    assert result.exit_code == exitcodes.USAGE and "without --yes" in result.stderr
+    assert gateway.requests == []
+    assert invoke(*args, "--yes").exit_code == 0 and len(gateway.sent(method, path)) == 1
+
+
+def test_a_delete_on_a_terminal_asks_first(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
+    monkeypatch.setattr(base, "stdin_is_terminal", lambda: True)
+    gateway.on("DELETE", "/datasets/ds", lambda _req: httpx.Response(204))
+    declined = CliRunner().invoke(cli, ["datasets", "delete", "ds"], input="n\n")
+    assert declined.exit_code == exitcodes.ERROR and "Delete dataset ds" in declined.output
+    assert gateway.requests == []
+    accepted = CliRunner().invoke(cli, ["datasets", "delete", "ds"], input="y\n")
+    assert accepted.exit_code == 0 and "deleted dataset ds" in accepted.stdout
+    assert len(gateway.sent("DELETE", "/datasets/ds")) == 1
+
+
+# --------------------------------------------------------------------------- habits: completion
+
+
+def complete(*words: str) -> list[str]:
+    env = {
+        "_MODELHUB_COMPLETE": "bash_complete",
+        "COMP_WORDS": " ".join(["modelhub", *words]),
+        "COMP_CWORD": str(len(words)),
+    }
+    result = CliRunner().invoke(cli, [], env=env, prog_name="modelhub")
+    assert result.exit_code == 0, result.output
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines() if line]  # "type,value" lines
+
+
+def test_shell_completion_completes_names_from_the_api(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
+    gateway.on("GET", "/models", {"items": [{"name": "resnet"}, {"name": "rnn"}, {"name": "bert"}]})
+    gateway.on("GET", "/deployments", {"items": [{"name": "resnet-prod"}]})
+    gateway.on("GET", "/datasets", {"items": [{"name": "pets"}, {"name": "cars"}]})
+    assert complete("models", "show", "r") == ["resnet", "rnn"]
+    assert complete("deployments", "delete", "") == ["resnet-prod"]
+    assert complete("run", "p") == ["pets"]
+    assert complete("datasets", "--url", "http://other.test", "samples", "c") == ["cars"]
+    assert gateway.requests[-1].url.host == "other.test"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    monkeypatch.setattr(base, "TRANSPORT_FACTORY", lambda: httpx.MockTransport(refuse))
+    assert complete("models", "show", "r") == []  # a stack that is down completes nothing, quietly
+
+
+# --------------------------------------------------------------------------- habits: login and profiles
+
+
+@pytest.fixture
+def logged_out(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway, tmp_path: Path) -> Path:
+    """No URL or token in the environment; the config file's path."""
+    monkeypatch.delenv("MODELHUB_URL")
+    monkeypatch.delenv("MODELHUB_TOKEN")
+    return tmp_path / "xdg" / "modelhub" / "config.toml"
+
+
+def test_login_stores_a_0600_profile_that_commands_use(
+    monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway, logged_out: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    gateway.on("GET", "/users/me", {"username": "alice"})
+    gateway.on("GET", "/models", {"items": []})
+    result = CliRunner().invoke(cli, ["login", "http://hub.test/api/v1/"], input="tok-alice\n")
+    assert result.exit_code == 0, result.output
+    assert "as alice" in result.stdout and (logged_out.stat().st_mode & 0o777) == 0o600
+    assert gateway.requests[-1].headers["authorization"] == "Bearer tok-alice"
+
+    assert invoke("models", "list").exit_code == 0
+    used = gateway.requests[-1]
+    assert used.url.host == "hub.test" and used.headers["authorization"] == "Bearer tok-alice"
+
+    monkeypatch.setenv("MODELHUB_URL", "http://env.test")  # the environment wins over the profile ...
+    assert invoke("models", "list").exit_code == 0
+    assert gateway.requests[-1].url.host == "env.test"
+    assert "authorization" not in gateway.requests[-1].headers  # ... and the profile's token stays home
+
+
+def test_named_profiles_are_kept_apart(
+    monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway, logged_out: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    gateway.on("GET", "/models", {"items": []})
+    runner = CliRunner()
+    assert runner.invoke(cli, ["login", "http://one.test", "--no-verify"], input="t1\n").exit_code == 0
+    assert (
+        runner.invoke(cli, ["login", "http://two.test", "--profile", "work", "--no-verify"], input="t2\n").exit_code
+        == 0
+    )
+    assert gateway.requests == []  # --no-verify asks nothing
+    assert invoke("--profile", "work", "models", "list").exit_code == 0
+    assert (gateway.requests[-1].url.host, gateway.requests[-1].headers["authorization"]) == ("two.test", "Bearer t2")
+    monkeypatch.setenv("MODELHUB_PROFILE", "default")
+    assert invoke("models", "list").exit_code == 0
+    assert (gateway.requests[-1].url.host, gateway.requests[-1].headers["authorization"]) == ("one.test", "Bearer t1")
+    assert invoke("models", "list", "--url", "http://one.test").exit_code == 0  # a flag naming the same hub
+    assert gateway.requests[-1].headers["authorization"] == "Bearer t1"
+
+
+def test_login_with_a_refused_token_stores_nothing(
+    monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway, logged_out: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    gateway.on("GET", "/users/me", {"detail": "invalid token"}, status=401)
+    result = CliRunner().invoke(cli, ["login", "http://hub.test"], input="wrong\n")
+    assert result.exit_code == exitcodes.FORBIDDEN and "invalid token" in result.stderr
+    assert not logged_out.exists()

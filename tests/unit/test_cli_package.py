@@ -54,7 +54,7 @@ def test_no_module_but_settings_reads_the_environment() -> None:
 
 def test_the_cli_imports_neither_the_contracts_nor_a_service() -> None:
     code = (
-        "import sys, modelhub.cli, modelhub.api, modelhub.stack\n"
+        "import sys, modelhub.cli, modelhub.api, modelhub.stack.lifecycle, modelhub.stack.detach\n"
         "print(sorted(m for m in sys.modules if m.startswith('modelhub_')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

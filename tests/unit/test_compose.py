@@ -269,11 +269,12 @@ def test_images_are_pinned_to_the_embedded_servers_versions(compose):
 
 
 def test_the_embedded_mongod_is_the_version_compose_pins():
-    from modelhub import stack
+    from modelhub.stack.binaries import find_mongod
+    from modelhub.supervisor import StackError
 
     try:
-        mongod = stack.find_mongod()
-    except stack.StackError:
+        mongod = find_mongod()
+    except StackError:
         pytest.skip("no embedded mongod")
     out = subprocess.run([mongod, "--version"], capture_output=True, text=True, timeout=30).stdout
     assert "db version v6.0.5" in out, out

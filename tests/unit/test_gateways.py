@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from modelhub import gateways, stack
+from modelhub import gateways
+from modelhub.stack.services import SERVICES, services_table
 from modelhub.supervisor import ChildSpec, StackError
 from modelhub_gateway.api.listen import inherited_socket
 from modelhub_gateway.settings import GatewaySettings
@@ -39,7 +40,7 @@ def ask(port: int) -> str:
 
 def test_gateways_table_names_and_the_first_keeps_its_name():
     assert gateways.names(3) == ["gateway", "gateway-2", "gateway-3"]
-    table = stack.services_table(workers=2, gateway_count=3)
+    table = services_table(workers=2, gateway_count=3)
     assert [n for n, _ in table] == [
         "registry",
         "deployer",
@@ -51,7 +52,7 @@ def test_gateways_table_names_and_the_first_keeps_its_name():
         "gateway-3",
     ]
     assert len({tuple(argv) for n, argv in table if gateways.is_gateway(n)}) == 1
-    assert stack.services_table(1, 1) == stack.SERVICES
+    assert services_table(1, 1) == SERVICES
     assert not gateways.is_gateway("gateway-x") and not gateways.is_gateway("registry")
 
 

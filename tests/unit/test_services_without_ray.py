@@ -14,7 +14,7 @@ BUILD = {
     "gateway": "import modelhub_gateway.app",
     "registry": "import modelhub_registry.app",
     "scheduler": "import modelhub_scheduler.app",
-    "supervisor": "import modelhub.stack, modelhub.supervisor",
+    "supervisor": "import modelhub.stack.lifecycle, modelhub.stack.detach, modelhub.commands.stack",
 }
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for modelhub.stack: ports, admin token, supervision with stand-in `sleep` children."""
+"""Unit tests for the modelhub.stack package: ports, admin token, supervision with stand-in `sleep` children."""
 
 import json
 import os
@@ -14,9 +14,19 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelhub import stack
 from modelhub.commands import stack as stack_commands
-from modelhub.supervisor import pid_alive
+from modelhub.stack import build as stack_build
+from modelhub.stack import mongousers, natsconf
+from modelhub.stack import ports as stack_ports
+from modelhub.stack.build import build_plan
+from modelhub.stack.health import ready_message
+from modelhub.stack.ports import RAY_PORT_NAMES, RAY_WORKER_PORTS, allocate_ports, port_free
+from modelhub.stack.rayenv import SERVE_TUNING, ray_temp_dir
+from modelhub.stack.secretfiles import admin_token
+from modelhub.stack.services import SERVICES, services_table
+from modelhub.stack.status import stack_info
+from modelhub.stack.stop import stop as stop_stack
+from modelhub.supervisor import StackError, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,9 +63,9 @@ def start_supervisor(data_dir: Path, names=("registry", "gateway")) -> subproces
     code = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from modelhub import stack
-        sys.exit(stack.run_supervisor(Path({str(data_dir)!r}), {free_port()},
-                                      services={table!r}, announce=False))
+        from modelhub.stack.lifecycle import run_supervisor
+        sys.exit(run_supervisor(Path({str(data_dir)!r}), {free_port()},
+                                services={table!r}, announce=False))
     """)
     return subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ)
@@ -94,7 +104,7 @@ def supervisor(tmp_path, external_env):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-    stack._stop(tmp_path, quiet=True, wait=5)
+    stop_stack(tmp_path, quiet=True, wait=5)
 
 
 # ---------------------------------------------------------------------------- ports, token
@@ -106,40 +116,40 @@ def test_ports_recorded_and_reused(tmp_path, monkeypatch):
     # which ports are busy is this test's to decide: on a shared machine another process may take
     # one of the 200 worker ports between two calls (CI saw it), and then moving them is right
     busy: set[int] = set()
-    monkeypatch.setattr(stack, "port_free", lambda port: 0 < port < 65536 and port not in busy)
-    ports = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    monkeypatch.setattr(stack_ports, "port_free", lambda port: 0 < port < 65536 and port not in busy)
+    ports = allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
     ray = ports["ray"]
-    flat = [ports["nats"], ports["mongo"]] + [ray[n] for n in stack.RAY_PORT_NAMES]
+    flat = [ports["nats"], ports["mongo"]] + [ray[n] for n in RAY_PORT_NAMES]
     assert len(set(flat)) == len(flat)
-    assert ray["max_worker"] - ray["min_worker"] + 1 == stack.RAY_WORKER_PORTS
+    assert ray["max_worker"] - ray["min_worker"] + 1 == RAY_WORKER_PORTS
     assert not set(flat) & set(range(ray["min_worker"], ray["max_worker"] + 1))
     (tmp_path / "stack.json").write_text(json.dumps({"ports": ports}))
-    assert stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True) == ports
+    assert allocate_ports(tmp_path, nats=True, mongo=True, ray=True) == ports
 
     # a recorded port that is now taken is replaced, the others are kept
     busy.add(ports["nats"])
-    again = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    again = allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
     assert again["nats"] != ports["nats"]
     assert again["mongo"] == ports["mongo"] and again["ray"] == ports["ray"]
 
     # one taken port inside the recorded worker range moves the whole range, nothing else
     busy.add(ray["min_worker"] + 7)
-    moved = stack.allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
+    moved = allocate_ports(tmp_path, nats=True, mongo=True, ray=True)
     assert moved["ray"]["min_worker"] != ray["min_worker"]
     assert not busy & set(range(moved["ray"]["min_worker"], moved["ray"]["max_worker"] + 1))
-    assert {n: moved["ray"][n] for n in stack.RAY_PORT_NAMES} == {n: ray[n] for n in stack.RAY_PORT_NAMES}
+    assert {n: moved["ray"][n] for n in RAY_PORT_NAMES} == {n: ray[n] for n in RAY_PORT_NAMES}
 
 
 def test_port_free_sees_a_bound_socket():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        assert not stack.port_free(s.getsockname()[1])
-    assert not stack.port_free(0) and not stack.port_free(70000)
+        assert not port_free(s.getsockname()[1])
+    assert not port_free(0) and not port_free(70000)
 
 
 def test_plan_env_and_no_servers_when_external(tmp_path, external_env):
-    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
+    plan = build_plan(tmp_path, 8123, services=[("gateway", ["x"])])
     assert plan.servers == []
     env = plan.services[0].env
     assert env["MODELHUB_NATS_URL"] == "nats://127.0.0.1:1"
@@ -152,17 +162,17 @@ def test_plan_env_and_no_servers_when_external(tmp_path, external_env):
 def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
     for var in ("MODELHUB_NATS_URL", "MODELHUB_MONGO_URL", "RAY_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
-    monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
-    monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
-    plan = stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], probe=lambda: None)
+    monkeypatch.setattr(mongousers, "find_mongod", lambda: "/x/mongod")
+    monkeypatch.setattr(natsconf, "find_nats_server", lambda: "/x/nats-server")
+    monkeypatch.setattr(stack_build, "find_ray", lambda: "/x/ray")
+    plan = build_plan(tmp_path, 8123, services=[("gateway", ["x"])], probe=lambda: None)
     names = [s.name for s in plan.servers]
     assert names == ["nats", "mongo", "ray", "replica-node-0"]
     nats, mongo, ray, _ = plan.servers
     assert nats.argv[nats.argv.index("-a") + 1] == "127.0.0.1"
     assert mongo.argv[mongo.argv.index("--bind_ip") + 1] == "127.0.0.1"
     assert "--block" in ray.argv and ray.argv[ray.argv.index("--node-ip-address") + 1] == "127.0.0.1"
-    assert len(stack.ray_temp_dir(tmp_path)) < 30
+    assert len(ray_temp_dir(tmp_path)) < 30
     env = plan.services[0].env
     assert env["RAY_ADDRESS"] == f"127.0.0.1:{plan.stack['ports']['ray']['gcs']}"
     # the services get credentials; what is shown (state.json, status) has none
@@ -174,17 +184,17 @@ def test_plan_embedded_servers_bind_loopback(tmp_path, monkeypatch):
 
 def test_admin_token_created_0600_and_reused(tmp_path, monkeypatch):
     monkeypatch.delenv("MODELHUB_ADMIN_TOKEN", raising=False)
-    token, path = stack.admin_token(tmp_path)
+    token, path = admin_token(tmp_path)
     assert path == tmp_path / "admin-token"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(token) >= 32
-    assert stack.admin_token(tmp_path) == (token, path)
+    assert admin_token(tmp_path) == (token, path)
     monkeypatch.setenv("MODELHUB_ADMIN_TOKEN", "from-env")
-    assert stack.admin_token(tmp_path) == ("from-env", None)
+    assert admin_token(tmp_path) == ("from-env", None)
 
 
 def test_stack_info_defaults(tmp_path):
-    info = stack.stack_info(tmp_path)
+    info = stack_info(tmp_path)
     assert info["gateway_url"] == "http://127.0.0.1:8000"
     assert info["running"] is False
 
@@ -206,7 +216,7 @@ def test_restart_killed_child_and_status(tmp_path, supervisor):
     assert state(tmp_path)["services"]["registry"]["restarts"] == 1
     assert running_services(tmp_path, ["gateway"])["gateway"] == pids["gateway"]
 
-    info = stack.stack_info(tmp_path)
+    info = stack_info(tmp_path)
     assert info["running"] is True
     result = CliRunner().invoke(stack_commands.status, ["--data-dir", str(tmp_path), "--json"])
     st = json.loads(result.output)
@@ -300,10 +310,10 @@ def _embedded_plan(tmp_path, monkeypatch, **kwargs):
     monkeypatch.setenv("MODELHUB_SOMETHING", "secret-ish")
     monkeypatch.setenv("PIP_INDEX_URL", "https://pip.example/simple")  # custom envs need it
     monkeypatch.setenv("PYTHONPATH", "/somewhere/of/the/hub")
-    monkeypatch.setattr(stack, "find_mongod", lambda: "/x/mongod")
-    monkeypatch.setattr(stack, "find_nats_server", lambda: "/x/nats-server")
-    monkeypatch.setattr(stack, "find_ray", lambda: "/x/ray")
-    return stack.build_plan(tmp_path, 8123, services=[("gateway", ["x"])], **kwargs)
+    monkeypatch.setattr(mongousers, "find_mongod", lambda: "/x/mongod")
+    monkeypatch.setattr(natsconf, "find_nats_server", lambda: "/x/nats-server")
+    monkeypatch.setattr(stack_build, "find_ray", lambda: "/x/ray")
+    return build_plan(tmp_path, 8123, services=[("gateway", ["x"])], **kwargs)
 
 
 def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_path, monkeypatch):
@@ -321,7 +331,7 @@ def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_pat
         argv = node.argv
         assert argv[:2] == ["unshare", "--mount"] and "--pid" in argv and "--mount-proc" in argv
         hidden = [argv[i + 1] for i, a in enumerate(argv) if a == "--hide"]
-        assert hidden == [str(tmp_path), stack.ray_temp_dir(tmp_path)]
+        assert hidden == [str(tmp_path), ray_temp_dir(tmp_path)]
         ray_argv = argv[argv.index("--") + 1 :]
         assert ray_argv[ray_argv.index("--address") + 1] == gcs
         assert json.loads(ray_argv[ray_argv.index("--resources") + 1]) == {"modelhub_replica": 1}
@@ -331,7 +341,7 @@ def test_replica_nodes_are_sealed_join_the_head_and_carry_no_hub_secrets(tmp_pat
         assert node.env["PIP_INDEX_URL"] == "https://pip.example/simple" and "PYTHONPATH" not in node.env
         assert node.restart_with == "ray" and node.info["sealed"] is True
     temp_dirs = [n.argv[n.argv.index("--temp-dir") + 1] for n in nodes]
-    assert len(set(temp_dirs)) == 2 and stack.ray_temp_dir(tmp_path) not in temp_dirs
+    assert len(set(temp_dirs)) == 2 and ray_temp_dir(tmp_path) not in temp_dirs
     assert plan.stack["sealed"] is True and plan.stack["replica_nodes"] == 2
 
 
@@ -343,7 +353,7 @@ def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
         "seal_error": "unshare: Operation not permitted",
         "resources": {"modelhub_replica": 1},
     }
-    message = stack._ready_message(plan.stack, None)
+    message = ready_message(plan.stack, None)
     assert "WARNING: the Ray head and replica nodes run UNSEALED" in message and "Operation not permitted" in message
     head = next(s for s in plan.servers if s.name == "ray")
     assert head.argv[0] != "unshare" and head.info["sealed"] is False
@@ -352,7 +362,7 @@ def test_a_kernel_that_refuses_namespaces_is_said_loudly(tmp_path, monkeypatch):
 def test_no_replica_nodes_means_no_node(tmp_path, monkeypatch):
     plan = _embedded_plan(tmp_path, monkeypatch, replica_nodes=0, probe=lambda: None)
     assert [s.name for s in plan.servers] == ["nats", "mongo", "ray"]
-    assert "replicas wait for a Ray node with the modelhub_replica resource" in stack._ready_message(plan.stack, None)
+    assert "replicas wait for a Ray node with the modelhub_replica resource" in ready_message(plan.stack, None)
 
 
 def test_the_sandbox_probe_passes_on_this_machine():
@@ -424,7 +434,7 @@ def test_the_sandbox_drops_every_modelhub_variable():
 
 
 def test_workers_option_starts_that_many_inference_workers():
-    names = [name for name, _ in stack.services_table(3)]
+    names = [name for name, _ in services_table(3)]
     assert names == [
         "registry",
         "deployer",
@@ -434,9 +444,9 @@ def test_workers_option_starts_that_many_inference_workers():
         "inference-worker-3",
         "gateway",
     ]
-    worker_argv = {tuple(argv) for name, argv in stack.services_table(3) if name.startswith("inference-worker")}
+    worker_argv = {tuple(argv) for name, argv in services_table(3) if name.startswith("inference-worker")}
     assert len(worker_argv) == 1  # the same program, sharing one task consumer
-    assert stack.services_table(1) == stack.SERVICES
+    assert services_table(1) == SERVICES
 
 
 def test_ray_nodes_get_serve_data_plane_settings_unless_the_user_set_them(tmp_path, monkeypatch):
@@ -448,12 +458,12 @@ def test_ray_nodes_get_serve_data_plane_settings_unless_the_user_set_them(tmp_pa
         assert server.env["RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"] == "0"
         assert server.env["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
         assert server.env["RAY_SERVE_USE_GRPC_BY_DEFAULT"] == "0"
-        assert set(stack.SERVE_TUNING) <= set(server.env)
+        assert set(SERVE_TUNING) <= set(server.env)
 
 
 def test_up_refuses_to_run_models_where_bubblewrap_cannot_jail_them(tmp_path, monkeypatch):
     why = "bubblewrap is not installed (apt-get install bubblewrap)"
-    with pytest.raises(stack.StackError, match="cannot jail models.*apt-get install bubblewrap.*--allow-unsealed"):
+    with pytest.raises(StackError, match="cannot jail models.*apt-get install bubblewrap.*--allow-unsealed"):
         _embedded_plan(tmp_path, monkeypatch, probe=lambda: None, jail_probe=lambda: why)
 
 
@@ -464,7 +474,7 @@ def test_with_allow_unsealed_the_stack_says_unsealed_everywhere(tmp_path, monkey
     assert (plan.stack["models"], plan.stack["jail_error"]) == ("UNSEALED", why)
     gateway = next(s for s in plan.services if s.name == "gateway")
     assert gateway.env["MODELHUB_MODELS_UNSEALED"] == why and gateway.env["MODELHUB_ALLOW_UNSEALED"] == "true"
-    assert "UNSEALED" in stack._ready_message(plan.stack, None)
+    assert "UNSEALED" in ready_message(plan.stack, None)
 
 
 def test_where_bubblewrap_jails_models_the_stack_says_jailed(tmp_path, monkeypatch):

@@ -4,8 +4,10 @@ stack.py        up, down, status (the embedded stack; the plan is modelhub.stack
 models.py       models create/list/show/update/delete/upload/delete-version/deploy/share
 deployments.py  deployments list/show/delete/predict
 datasets.py     datasets create/list/show/samples/add/delete/delete-samples/fields/remove-field/export
-jobs.py         run, jobs show/list/failures/trace/cancel/retry
+jobs.py         run, jobs show/list/follow/failures/trace/cancel/retry
 users.py        users create/list/delete/me
+login.py        login URL (a named profile of URL and token)
+complete.py     shell completion of model, deployment and dataset names
 base.py         what the API commands share (--url, --json, errors, option parsing)
 """
 
@@ -16,10 +18,11 @@ import click
 
 def all_commands() -> list[click.Command]:
     """Every top-level command, in the order `modelhub --help` lists them."""
-    from modelhub.commands import datasets, deployments, jobs, models, stack, users
+    from modelhub.commands import datasets, deployments, jobs, login, models, stack, users
 
     return [
         *stack.COMMANDS,
+        login.login,
         models.models,
         deployments.deployments,
         datasets.datasets,

@@ -1,10 +1,12 @@
-"""What every API command shares: `--url` / `--json`, turning API errors into a message and an exit
-code, and KEY=VALUE / JSON option parsing.
+"""What every API command shares: `--url` / `--json`, the connection (flag, environment, login
+profile), turning API errors into a message and an exit code, confirmation of deletes, and
+KEY=VALUE / JSON option parsing.
 
 `api_command` gives a command `--url` (env MODELHUB_URL) and `--json`, builds the `ApiClient`, calls
 the command as fn(api, out, **params), and prints `ApiError` / `GatewayError` as one line on stderr
-with exit code 1. A command group made by `api_group` takes `--url` too; a `--url` given on the
-command wins over the group's, which wins over the environment.
+(under --json, one JSON object `{"error", "status"}`) with the exit code modelhub.exitcodes gives its
+class. A command group made by `api_group` takes `--url` too; a `--url` given on the command wins
+over the group's, which wins over the environment, which wins over the `modelhub login` profile.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import click
 import httpx
 from click.core import ParameterSource
 
+from modelhub import exitcodes
 from modelhub.api import ApiClient, ApiError, GatewayError
 from modelhub.render import Output
 from modelhub.settings import TOKEN_ENV, URL_ENV, CliSettings
@@ -27,6 +31,7 @@ from modelhub.settings import TOKEN_ENV, URL_ENV, CliSettings
 POLL_INTERVAL = 0.5  # seconds between polls (deployments, jobs)
 URL_HELP = "Gateway URL (default: the running stack's URL, or http://127.0.0.1:8000)."
 URL_META = "modelhub.url"
+JSON_META = "modelhub.json"
 
 
 def default_transport() -> httpx.BaseTransport | None:
@@ -38,9 +43,21 @@ def default_transport() -> httpx.BaseTransport | None:
 TRANSPORT_FACTORY: Callable[[], httpx.BaseTransport | None] = default_transport
 
 
-def fail(message: str, code: int = 1) -> None:
-    click.echo(message, err=True)
-    click.get_current_context().exit(code)
+def fail(message: str, code: int = exitcodes.ERROR, status: int | None = None) -> None:
+    """Print the error on stderr (a JSON object `{"error", "status"}` under --json) and exit with `code`."""
+    ctx = click.get_current_context()
+    if ctx.meta.get(JSON_META):
+        click.echo(json.dumps({"error": message, "status": status}), err=True)
+    else:
+        click.echo(message, err=True)
+    ctx.exit(code)
+
+
+def current_settings() -> CliSettings:
+    """CliSettings for the profile `modelhub --profile` (or MODELHUB_PROFILE) chose."""
+    ctx = click.get_current_context(silent=True)
+    profile = ctx.find_root().params.get("profile") if ctx else None
+    return CliSettings(profile=profile) if profile else CliSettings()
 
 
 def url_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -62,7 +79,10 @@ def command_url(url: str | None) -> str | None:
 def api_group(name: str, help: str) -> click.Group:
     """A command group with a `--url` option that its commands inherit."""
 
-    @click.group(name=name, help=f"{help}\n\nThe token comes from ${TOKEN_ENV}, else DIR/admin-token.")
+    @click.group(
+        name=name,
+        help=f"{help}\n\nThe token comes from ${TOKEN_ENV}, else the `modelhub login` profile, else DIR/admin-token.",
+    )
     @url_option()
     @click.pass_context
     def group(ctx: click.Context, url: str | None) -> None:
@@ -72,8 +92,13 @@ def api_group(name: str, help: str) -> click.Group:
     return group
 
 
-def connect(url: str | None) -> ApiClient:
-    return ApiClient(command_url(url), transport=TRANSPORT_FACTORY())
+def connect(url: str | None, timeout: httpx.Timeout | None = None) -> ApiClient:
+    """A client of the gateway the flags, the environment or the login profile name (in that order)."""
+    settings = current_settings()
+    gateway = settings.gateway_url(command_url(url))
+    # "" rather than None: no token anywhere means none, not "look again without the profile"
+    token = settings.api_token(gateway) or ""
+    return ApiClient(gateway, token, transport=TRANSPORT_FACTORY(), timeout=timeout)
 
 
 def api_command(fn: Callable[..., None]) -> Callable[..., None]:
@@ -83,20 +108,45 @@ def api_command(fn: Callable[..., None]) -> Callable[..., None]:
     @url_option()
     @functools.wraps(fn)
     def wrapper(url: str | None, as_json: bool, **params: Any) -> None:
-        api = connect(url)
+        click.get_current_context().meta[JSON_META] = as_json
+        try:
+            api = connect(url)
+        except ValueError as exc:  # an unreadable config.toml
+            fail(str(exc))
+            return
         try:
             with api:
                 fn(api, Output(as_json), **params)
         except ApiError as exc:
-            fail(str(exc) + auth_hint(api, exc))
+            fail(str(exc) + auth_hint(api, exc), exitcodes.exit_code_for_status(exc.status), exc.status)
         except GatewayError as exc:
-            fail(str(exc))
+            fail(str(exc), exitcodes.STACK_DOWN)
 
     # list --url/--json after the command's own options in --help; click's option decorators keep
     # them on the function, an attribute its types do not declare
     params = wrapper.__click_params__  # pyright: ignore[reportAttributeAccessIssue]
     params[:] = params[-2:] + params[:-2]
     return wrapper
+
+
+def yes_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`--yes` / `-y` on a delete: do it without asking."""
+    return click.option("--yes", "-y", is_flag=True, help="Do not ask (needed when stdin is not a terminal).")(fn)
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def confirm_delete(what: str, yes: bool) -> None:
+    """Go on with deleting `what` when --yes was given or the user says so on a terminal; without a
+    terminal to ask on, refuse (a usage error) rather than delete unasked."""
+    if yes:
+        return
+    if not stdin_is_terminal():
+        raise click.UsageError(f"refusing to delete {what} without --yes (standard input is not a terminal)")
+    if not click.confirm(f"Delete {what}?", default=False, err=True):
+        fail(f"{what} not deleted", exitcodes.ERROR)
 
 
 def auth_hint(api: ApiClient, exc: ApiError) -> str:

@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 
+from modelhub import exitcodes
 from modelhub.api import ApiClient, ApiError, GatewayError
-from modelhub.commands.base import api_command, api_group, connect, fail, url_option
+from modelhub.commands import complete
+from modelhub.commands.base import api_command, api_group, confirm_delete, connect, fail, url_option, yes_option
 from modelhub.render import Output, byte_progress, count_progress, echo_table, items, record_renderer
 
 SAMPLES_PER_REQUEST = 10_000  # the API's limit per POST /datasets/{name}/samples
@@ -49,7 +51,7 @@ def datasets_list(api: ApiClient, out: Output) -> None:
 
 @datasets.command("show")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 def datasets_show(api: ApiClient, out: Output, name: str) -> None:
     """Show a dataset."""
     out.emit(api.get_dataset(name), record_renderer(*DATASET_KEYS))
@@ -57,7 +59,7 @@ def datasets_show(api: ApiClient, out: Output, name: str) -> None:
 
 @datasets.command("samples")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 @click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--field", default=None, help="The field that --label / --min-confidence / --max-confidence read.")
@@ -76,19 +78,23 @@ def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset:
 
 @datasets.command("delete")
 @api_command
-@click.argument("name")
-def datasets_delete(api: ApiClient, out: Output, name: str) -> None:
+@click.argument("name", shell_complete=complete.datasets)
+@yes_option
+def datasets_delete(api: ApiClient, out: Output, name: str, yes: bool) -> None:
     """Delete a dataset with its samples, jobs and their ledgers (refused while a job runs on it)."""
+    confirm_delete(f"dataset {name} with its samples and jobs", yes)
     api.delete_dataset(name)
     out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted dataset {name}"))
 
 
 @datasets.command("remove-field")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 @click.argument("field")
-def datasets_remove_field(api: ApiClient, out: Output, name: str, field: str) -> None:
+@yes_option
+def datasets_remove_field(api: ApiClient, out: Output, name: str, field: str, yes: bool) -> None:
     """Take a field (and its lineage) off every sample: the undo of a run."""
+    confirm_delete(f"field {field} of every sample of dataset {name}", yes)
     out.emit(
         api.remove_field(name, field), lambda r: click.echo(f"removed {field} from {r['removed']} samples of {name}")
     )
@@ -96,16 +102,18 @@ def datasets_remove_field(api: ApiClient, out: Output, name: str, field: str) ->
 
 @datasets.command("delete-samples")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 @click.argument("ids", nargs=-1, required=True)
-def datasets_delete_samples(api: ApiClient, out: Output, name: str, ids: tuple[str, ...]) -> None:
+@yes_option
+def datasets_delete_samples(api: ApiClient, out: Output, name: str, ids: tuple[str, ...], yes: bool) -> None:
     """Delete samples by id."""
+    confirm_delete(f"{len(ids)} sample(s) of dataset {name}", yes)
     out.emit(api.delete_samples(name, list(ids)), lambda r: click.echo(f"deleted {r['deleted']} samples of {name}"))
 
 
 @datasets.command("fields")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 def datasets_fields(api: ApiClient, out: Output, name: str) -> None:
     """Each field on the dataset's samples: how many have it, its top labels, the jobs that wrote it."""
     out.emit(api.fields(name), render_fields)
@@ -130,7 +138,7 @@ def render_fields(page: dict) -> None:
 
 @datasets.command("export")
 @url_option()
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--fields", default=None, help="Comma-separated field names (default: every field).")
 @click.option(
@@ -160,7 +168,9 @@ def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, ou
     except (ApiError, GatewayError) as exc:
         if output is not None:
             output.with_name(output.name + ".part").unlink(missing_ok=True)
-        fail(str(exc))
+        if isinstance(exc, ApiError):
+            fail(str(exc), exitcodes.exit_code_for_status(exc.status), exc.status)
+        fail(str(exc), exitcodes.STACK_DOWN)
         return
     samples = lines - 1 if fmt == "csv" else lines
     click.echo(f"exported {samples} samples of {name} to {output}", err=True)
@@ -211,7 +221,7 @@ def add_samples(api: ApiClient, name: str, files: list[str], chunk_size: int) ->
 
 @datasets.command("add")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.datasets)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--glob", "pattern", default="*", show_default=True, help="Files to take from directories.")
 @click.option("--recursive", is_flag=True, help="Look into subdirectories too.")

@@ -7,7 +7,15 @@ from typing import Any
 import click
 
 from modelhub.api import ApiClient
-from modelhub.commands.base import api_command, api_group, json_list_pairs, json_option
+from modelhub.commands import complete
+from modelhub.commands.base import (
+    api_command,
+    api_group,
+    confirm_delete,
+    json_list_pairs,
+    json_option,
+    yes_option,
+)
 from modelhub.render import Output, cell, echo_table, items, record_renderer
 
 DEPLOYMENT_KEYS = (
@@ -61,7 +69,7 @@ def deployments_list(api: ApiClient, out: Output) -> None:
 
 @deployments.command("show")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.deployments)
 def deployments_show(api: ApiClient, out: Output, name: str) -> None:
     """Show a deployment."""
     out.emit(api.get_deployment(name), record_renderer(*DEPLOYMENT_KEYS))
@@ -69,16 +77,18 @@ def deployments_show(api: ApiClient, out: Output, name: str) -> None:
 
 @deployments.command("delete")
 @api_command
-@click.argument("name")
-def deployments_delete(api: ApiClient, out: Output, name: str) -> None:
+@click.argument("name", shell_complete=complete.deployments)
+@yes_option
+def deployments_delete(api: ApiClient, out: Output, name: str, yes: bool) -> None:
     """Stop and remove a deployment."""
+    confirm_delete(f"deployment {name}", yes)
     result = api.delete_deployment(name)
     out.emit(result if result is not None else {"name": name}, lambda _: click.echo(f"deployment {name} is stopping"))
 
 
 @deployments.command("predict")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.deployments)
 @click.option(
     "--input",
     "inputs",

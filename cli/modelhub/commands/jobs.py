@@ -1,5 +1,5 @@
 """`modelhub run` (a deployment over a dataset, followed to the end) and `modelhub jobs ...`: show,
-list, failures, trace, cancel and retry jobs."""
+list, follow, failures, trace, cancel and retry jobs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from modelhub import trace
+from modelhub import exitcodes, trace
 from modelhub.api import ApiClient, ApiError, GatewayError
-from modelhub.commands import base
+from modelhub.commands import base, complete
 from modelhub.commands.base import api_command, api_group, fail, pairs_option
 from modelhub.render import JobProgress, Output, cell, echo_table, items, record_renderer
 from modelhub.settings import CliSettings
@@ -50,7 +50,7 @@ def follow_job(api: ApiClient, job: dict) -> dict:
             progress.update(job)
     except KeyboardInterrupt:
         progress.close()
-        fail(f"stopped waiting; job {job['id']} goes on (see `modelhub jobs show {job['id']}`)", 130)
+        fail(f"stopped waiting; job {job['id']} goes on (see `modelhub jobs show {job['id']}`)", exitcodes.INTERRUPTED)
     progress.close()
     return job
 
@@ -85,8 +85,23 @@ def render_job_result(api: ApiClient, job: dict) -> None:
             )
 
 
+def exit_by_outcome(job: dict) -> None:
+    """Exit with JOB_FAILED unless the job completed with every sample annotated."""
+    if job.get("status") != "completed" or job.get("failed"):
+        click.get_current_context().exit(exitcodes.JOB_FAILED)
+
+
+def follow_to_the_end(api: ApiClient, out: Output, job: dict) -> None:
+    """Follow the job until it ends, print the outcome, and exit by it."""
+    job = follow_job(api, job)
+    out.emit(job, lambda j: render_job_result(api, j))
+    if out.as_json:
+        Output.note(job_summary(job))
+    exit_by_outcome(job)
+
+
 def finish_job(api: ApiClient, out: Output, job: dict, wait: bool) -> None:
-    """Print a submitted job, or follow it to the end; exit 2 unless every sample succeeded."""
+    """Print a submitted job, or follow it to the end (exit code by its outcome)."""
     if not wait:
         out.emit(
             job,
@@ -97,17 +112,12 @@ def finish_job(api: ApiClient, out: Output, job: dict, wait: bool) -> None:
         )
         return
     Output.note(f"job {job['id']} submitted")
-    job = follow_job(api, job)
-    out.emit(job, lambda j: render_job_result(api, j))
-    if out.as_json:
-        Output.note(job_summary(job))
-    if job.get("status") != "completed" or job.get("failed"):
-        click.get_current_context().exit(2)
+    follow_to_the_end(api, out, job)
 
 
 @click.command("run")
 @api_command
-@click.argument("dataset")
+@click.argument("dataset", shell_complete=complete.datasets)
 @click.option("--deployment", required=True, help="A running deployment.")
 @pairs_option(
     "--output",
@@ -126,7 +136,7 @@ def finish_job(api: ApiClient, out: Output, job: dict, wait: bool) -> None:
 def run(api: ApiClient, out: Output, dataset: str, deployment: str, outputs: dict, inputs: dict, wait: bool) -> None:
     """Run a deployment over every sample of DATASET.
 
-    With --wait, exits 0 only when every sample succeeded, 2 otherwise.
+    With --wait, exits 0 only when every sample succeeded, 4 otherwise.
     """
     finish_job(api, out, api.submit_job(dataset, deployment, outputs, inputs or None), wait)
 
@@ -141,17 +151,22 @@ def jobs_show(api: ApiClient, out: Output, job_id: str) -> None:
 
 @jobs.command("list")
 @api_command
-@click.argument("dataset")
-def jobs_list(api: ApiClient, out: Output, dataset: str) -> None:
-    """List a dataset's jobs, newest first."""
+@click.argument("dataset", required=False, shell_complete=complete.datasets)
+def jobs_list(api: ApiClient, out: Output, dataset: str | None) -> None:
+    """List a dataset's jobs, newest first; without DATASET, the jobs of every dataset you can see.
+
+    The gateway lists jobs per dataset only: without DATASET this asks for each dataset's jobs in
+    turn (one request per dataset) and merges them, newest first.
+    """
     out.emit(
-        api.list_jobs(dataset),
+        api.list_jobs(dataset) if dataset else all_jobs(api),
         lambda page: echo_table(
-            ["ID", "STATUS", "DEPLOYMENT", "SUCCEEDED", "FAILED", "TOTAL", "CREATED_AT"],
+            ["ID", "STATUS", "DATASET", "DEPLOYMENT", "SUCCEEDED", "FAILED", "TOTAL", "CREATED_AT"],
             (
                 [
                     j.get("id"),
                     j.get("status"),
+                    j.get("dataset"),
                     j.get("deployment"),
                     j.get("succeeded"),
                     j.get("failed"),
@@ -163,6 +178,30 @@ def jobs_list(api: ApiClient, out: Output, dataset: str) -> None:
             empty="no jobs",
         ),
     )
+
+
+def all_jobs(api: ApiClient) -> dict:
+    """The jobs of every dataset the caller may see, newest first (a dataset deleted meanwhile is skipped)."""
+    found: list[dict] = []
+    for ds in items(api.list_datasets()):
+        try:
+            found += items(api.list_jobs(ds["name"]))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+    return {"items": sorted(found, key=lambda j: str(j.get("created_at") or ""), reverse=True)}
+
+
+@jobs.command("follow")
+@api_command
+@click.argument("job_id", metavar="ID")
+def jobs_follow(api: ApiClient, out: Output, job_id: str) -> None:
+    """Show a job's progress live until it ends (its event stream, else polling).
+
+    Exits 0 when every sample succeeded, 4 when the job ended with failed samples, failed or was
+    cancelled (see `modelhub --help` for the other exit codes).
+    """
+    follow_to_the_end(api, out, api.get_job(job_id))
 
 
 @jobs.command("failures")

@@ -11,8 +11,16 @@ from typing import Any
 import click
 
 from modelhub.api import ApiClient, given
-from modelhub.commands import base
-from modelhub.commands.base import api_command, api_group, fail, json_option, parse_pairs
+from modelhub.commands import base, complete
+from modelhub.commands.base import (
+    api_command,
+    api_group,
+    confirm_delete,
+    fail,
+    json_option,
+    parse_pairs,
+    yes_option,
+)
 from modelhub.render import Output, echo_record, echo_table, human_size
 
 DEPLOYMENT_DONE = frozenset({"running", "failed", "stopping", "stopped"})
@@ -88,7 +96,7 @@ def models_list(api: ApiClient, out: Output) -> None:
 
 @models.command("show")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.models)
 def models_show(api: ApiClient, out: Output, name: str) -> None:
     """Show a model with its versions and sharing."""
     out.emit(api.get_model(name), render_model)
@@ -96,7 +104,7 @@ def models_show(api: ApiClient, out: Output, name: str) -> None:
 
 @models.command("update")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.models)
 @click.option("--description", default=None, help="New description.")
 @click.option("--tag", "tags", multiple=True, help="Replace the tags (repeatable).")
 def models_update(api: ApiClient, out: Output, name: str, description: str | None, tags: tuple[str, ...]) -> None:
@@ -108,19 +116,23 @@ def models_update(api: ApiClient, out: Output, name: str, description: str | Non
 
 @models.command("delete")
 @api_command
-@click.argument("name")
-def models_delete(api: ApiClient, out: Output, name: str) -> None:
+@click.argument("name", shell_complete=complete.models)
+@yes_option
+def models_delete(api: ApiClient, out: Output, name: str, yes: bool) -> None:
     """Delete a model and its versions."""
+    confirm_delete(f"model {name} and all its versions", yes)
     api.delete_model(name)
     out.emit({"name": name, "deleted": True}, lambda _: click.echo(f"deleted model {name}"))
 
 
 @models.command("delete-version")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.models)
 @click.argument("version", type=click.IntRange(min=1))
-def models_delete_version(api: ApiClient, out: Output, name: str, version: int) -> None:
+@yes_option
+def models_delete_version(api: ApiClient, out: Output, name: str, version: int, yes: bool) -> None:
     """Delete one version and its package (refused while a deployment uses it)."""
+    confirm_delete(f"version {version} of model {name}", yes)
     api.delete_version(name, version)
     out.emit(
         {"name": name, "version": version, "deleted": True}, lambda _: click.echo(f"deleted {name} version {version}")
@@ -129,7 +141,7 @@ def models_delete_version(api: ApiClient, out: Output, name: str, version: int) 
 
 @models.command("upload")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.models)
 @click.argument("zipfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--schema",
@@ -150,7 +162,7 @@ def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema:
 
 @models.command("deploy")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.models)
 @click.option("--name", "deployment", required=True, help="The deployment name.")
 @click.option("--version", type=int, default=None, help="Model version (default: the latest).")
 @click.option("--mini-batch", type=int, default=1, show_default=True, help="Samples per predict call.")
@@ -262,7 +274,7 @@ def _user_access(values: Iterable[str]) -> dict[str, str]:
 
 @models.command("share")
 @api_command
-@click.argument("name")
+@click.argument("name", shell_complete=complete.models)
 @click.option(
     "--everyone",
     type=click.Choice(["none", "run", "edit"]),

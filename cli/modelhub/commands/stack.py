@@ -11,20 +11,13 @@ import click
 
 from modelhub import gateways
 from modelhub.settings import DATA_DIR_ENV
-from modelhub.stack import (
-    DEFAULT_PORT,
-    DEFAULT_REPLICA_NODES,
-    DEFAULT_UP_TIMEOUT,
-    _stop,
-    _up_detached,
-    all_running,
-    live_status,
-    resolve_data_dir,
-    run_supervisor,
-    seal_warning,
-    services_table,
-    unsealed_warning,
-)
+from modelhub.stack.detach import DEFAULT_UP_TIMEOUT, up_detached
+from modelhub.stack.health import seal_warning, unsealed_warning
+from modelhub.stack.lifecycle import run_supervisor
+from modelhub.stack.ports import DEFAULT_PORT, DEFAULT_REPLICA_NODES, resolve_data_dir
+from modelhub.stack.services import services_table
+from modelhub.stack.status import all_running, live_status
+from modelhub.stack.stop import stop
 
 data_dir_option = click.option(
     "--data-dir",
@@ -92,7 +85,7 @@ def up(
         os.environ.update(MODELHUB_ALLOW_UNSEALED="true")
     if not detach:
         sys.exit(run_supervisor(d, port, services_table(workers, gateway_count), replica_nodes=replica_nodes))
-    sys.exit(_up_detached(d, port, timeout, replica_nodes, workers, gateway_count))
+    sys.exit(up_detached(d, port, timeout, replica_nodes, workers, gateway_count))
 
 
 @click.command()
@@ -100,7 +93,7 @@ def up(
 def down(data_dir: str | None) -> None:
     """Stop every process that `up` started for DIR (and nothing else)."""
     d = resolve_data_dir(data_dir)
-    stopped = _stop(d)
+    stopped = stop(d)
     if stopped:
         click.echo("stopped: " + ", ".join(stopped))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from modelhub.api import ApiClient
-from modelhub.commands.base import api_command, api_group
+from modelhub.commands.base import api_command, api_group, confirm_delete, yes_option
 from modelhub.render import Output, echo_table, items, record_renderer
 
 users = api_group("users", "Create, list and off-board users (admin) and show who you are.")
@@ -35,9 +35,11 @@ def users_list(api: ApiClient, out: Output) -> None:
 @users.command("delete")
 @api_command
 @click.argument("username")
-def users_delete(api: ApiClient, out: Output, username: str) -> None:
+@yes_option
+def users_delete(api: ApiClient, out: Output, username: str, yes: bool) -> None:
     """Off-board a user (admin only): their tokens stop working at once; the name stays reserved
     and what they own stays."""
+    confirm_delete(f"user {username} (their tokens stop working)", yes)
     api.delete_user(username)
     out.emit({"username": username, "disabled": True}, lambda _: click.echo(f"disabled user {username}"))
 
