@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA_DIR ?= $(CURDIR)/.modelhub-demo
 PORT   ?= 8000
 
-.PHONY: install demo test lint unit integration up down status bench clean asyncapi
+.PHONY: install demo test lint unit integration up down status bench clean asyncapi docs
 
 install: $(VENV)/.installed
 
@@ -27,13 +27,18 @@ demo: install
 
 test: install lint unit integration
 
-# The architecture (import-linter), style (ruff: lint and format) and types (pyright, basic); the
-# configuration of each is in the root pyproject.toml.
-lint: install
+# The docs site (mkdocs, strict), the architecture (import-linter), style (ruff: lint and format) and
+# types (pyright, basic); the configuration of each is in mkdocs.yml and the root pyproject.toml.
+lint: install docs
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
+
+# The documentation site (mkdocs.yml over docs/) into .site/; --strict turns every warning, a broken
+# link or a page missing from the nav among them, into a failure, so `make lint` (and CI) catch it.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir .site
 
 # docs/asyncapi.yaml (and the gateway's copy) from the services' brokers; tests/unit/test_asyncapi.py
 # fails while either is stale.
