@@ -3,7 +3,7 @@ embedded default: every service writes spans to DIR/telemetry) and off (OTEL_SDK
 metrics stay on in both), alternating to spread the shared machine's noise: a zero-cost model,
 mini_batch 64, 2 replicas, a 20,000-sample job after a warm-up job; samples/s from the job's own
 created_at/finished_at. The first stack with telemetry on also runs an 8-sample job (mini_batch 4)
-and keeps its `modelhub jobs trace` in bench/trace-example.txt (the README shows it).
+and keeps its `modelhub jobs trace` in bench/trace-example.txt (docs/operations.md shows it).
 
 Writes bench/results-telemetry.json and prints a line per stack and the on/off ratio.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (README "GPU"): run on a machine with an NVIDIA GPU and torch, e.g. through the
+# The GPU check (docs/operations.md "GPUs"): run on a machine with an NVIDIA GPU and torch, e.g. through the
 # device tool:  bash scripts/gpu-check.sh   (results JSON under $OUT when set, else bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."

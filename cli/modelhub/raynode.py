@@ -4,7 +4,7 @@ Ray on Linux rewrites a loopback `--address` (127.0.0.1, localhost) to the machi
 where the embedded head does not listen (it binds 127.0.0.1 only); with that rewrite switched off
 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, as the head and the services run), `ray start --address`
 refuses to start a worker node at all. So this keeps the address as given and runs Ray's own
-`ray start` otherwise unchanged. Nodes on other machines use plain `ray start` (README).
+`ray start` otherwise unchanged. Nodes on other machines use plain `ray start` (docs/operations.md).
 """
 
 import sys

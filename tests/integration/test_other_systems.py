@@ -33,7 +33,7 @@ class Model:
 
 
 def example(stack, token: str, dataset: str, deployment: str, files) -> subprocess.CompletedProcess:
-    # the token through the environment, as the README shows: a token may begin with "-", which
+    # the token through the environment, as docs/integration.md shows: a token may begin with "-", which
     # argparse would read as an option after "--token" (and argv is visible to every local user)
     return subprocess.run(
         [

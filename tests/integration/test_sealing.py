@@ -866,7 +866,7 @@ def test_a_hostile_model_gets_nothing_through_and_the_job_still_completes(stack,
     if 0 in (facts["uid"], facts["euid"], facts["gid"]):
         problems.append(f"uid/euid/gid {facts['uid']}/{facts['euid']}/{facts['gid']}: root in the jail")
     # Where the hub runs as root (these machines), the jail's uid maps to root outside its user
-    # namespace, without any capability (bubblewrap's mapping; README "Threat model"): what that
+    # namespace, without any capability (bubblewrap's mapping; docs/security.md): what that
     # could still reach, root-only kernel files and root's own files, is among the attempts above.
     print("uid_map (inside, outside, count):", facts["uid_map"])
     # 3. its own environment is clean, and nothing of the hub's secrets is anywhere in the report

@@ -18,7 +18,7 @@ export function uploadDialog(model) {
     submitLabel: "Upload",
     wide: true,
     body: [
-      field("Model package (.zip)", file, "model.py defining class Model, weights and other files; see the README's “Packing a model”."),
+      field("Model package (.zip)", file, "model.py defining class Model, weights and other files; see “Packing a model” in docs/guide.md."),
       field("Model schema (JSON)", schema, "Input types: local, text, number, json. Output types: classification, detections, number, text, json."),
     ],
     onSubmit: async () => {
