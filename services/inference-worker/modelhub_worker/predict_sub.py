@@ -1,14 +1,15 @@
 """Online predict's subscription, on nats-py directly: the per-request path with the least work.
 
-Why: py-spy on the worker under 64 online clients (2 replicas) showed 43 % of its CPU in
-FastStream's per-message path for `modelhub.rpc.predict`: two INFO log lines per request (Received,
-Processed: 16 %), the tracing middleware's consume and reply-publish spans (14 %), Prometheus
-middleware (9 %), dependency injection and parsing (6 %). About 2.4 ms of CPU per request, on a
-2-core machine where every process of the stack shares the same two cores.
+Why: FastStream's per-message path (two log lines, the tracing and Prometheus middlewares,
+dependency injection and parsing) costs more CPU than the rest of a request's handling in the
+worker, on a machine whose cores every process of the stack shares (profile in bench/README.md).
+The bypass itself is `modelhub_runtime.adapters.faststream.take_over`, which says what upstream
+lacks and when it can go.
 
-Here each request is one task: parse the PredictRequest, one consumer span (continuing the
-gateway's trace from the message headers, as FastStream's middleware does), `predict_reply`
-(the same function the FastStream subscriber runs), one reply. No log line per request.
+One code path underneath: each request is one task here: parse the PredictRequest, one consumer
+span (continuing the gateway's trace from the message headers, as FastStream's middleware does),
+then the `answer` that handlers.py gives both this and the declared FastStream subscriber, and one
+reply. No log line per request.
 
 The FastStream subscriber stays declared in handlers.py: it is the bus contract (the AsyncAPI
 document shows the worker receiving this subject) and answers until `start` swaps it for this
@@ -30,6 +31,7 @@ from pydantic import ValidationError
 from modelhub_contracts import subjects
 from modelhub_contracts.events import PredictRequest, RpcReply
 from modelhub_runtime import telemetry
+from modelhub_runtime.adapters.faststream import take_over
 from modelhub_runtime.messaging import refuse
 
 log = logging.getLogger(__name__)
@@ -59,11 +61,11 @@ class PredictSubscription:
         """Subscribe on the broker's connection (call once it is connected), then stop `replaces`
         (the FastStream subscriber of the same subject and queue group): both answer alike, so no
         request goes unanswered while they swap."""
-        self._subscription = await broker.connection.subscribe(
-            subjects.RPC_PREDICT, queue=QUEUE, cb=self._received, pending_msgs_limit=PENDING_MESSAGES
+        if self._replaces is None:
+            raise RuntimeError("start() needs the declared subscriber this subscription replaces")
+        self._subscription = await take_over(
+            broker, self._replaces, subjects.RPC_PREDICT, QUEUE, self._received, PENDING_MESSAGES
         )
-        if self._replaces is not None:
-            await self._replaces.stop()
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """No new requests; those in progress get `grace_s` to be answered, then are cancelled

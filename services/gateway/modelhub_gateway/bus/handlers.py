@@ -14,19 +14,19 @@ from modelhub_gateway import observability
 from modelhub_gateway.progress import fold
 from modelhub_gateway.store import GatewayStore
 from modelhub_runtime import telemetry
+from modelhub_runtime.adapters.faststream import prompt_batches
 from modelhub_runtime.messaging import current_message, durable_subscriber, settle
-from modelhub_runtime.prompt_batches import prompt_batches
 
 # Each SampleAnnotated carries a task's outcomes (up to OUTCOMES_PER_EVENT samples); fold them in
 # batches so one bulk write covers many tasks. A batch is handed over as soon as it has an event
-# (prompt_batches: the first event plus those already waiting), not when it is full: FastStream's
-# own loop waited for a full batch or ANNOTATION_WAIT (0.2 s of every small job's time, seen in
-# traces); that value is now only FastStream's declared pull timeout, which the loop does not use.
+# (adapters.faststream.prompt_batches: the first event plus those already waiting), not when it is
+# full, so a small job's last outcomes are not held back; ANNOTATION_WAIT is only the pull timeout
+# FastStream's declaration needs, which that loop does not use.
 ANNOTATION_BATCH = 64
 ANNOTATION_WAIT = 0.2
 # Batches folded at once by one gateway: folds of different jobs run side by side (those of one
 # job wait for each other, ledger.one_at_a_time), so a small job's outcomes are not folded after a
-# big job's batch (a trace showed one waiting 250 ms for it).
+# big job's batch.
 FOLD_CONCURRENCY = 4
 ACK_WAIT = 30.0
 NO_DELIVERY_LIMIT = -1
