@@ -8,6 +8,7 @@ import pytest
 from faststream.nats import NatsBroker
 
 from modelhub_contracts.errors import Busy, Invalid, NotFound, from_status
+from modelhub_gateway import online as online_module
 from modelhub_gateway.api import predict_asgi
 from modelhub_gateway.api.predict_asgi import LeanPredict
 from modelhub_gateway.online import OnlinePredict
@@ -34,8 +35,11 @@ class Inner:
         await send({"type": "http.response.body", "body": b""})
 
 
-class Online:
+class Online(OnlinePredict):
+    """The real `answer` (the checks both HTTP paths share), a fake `predict` below it."""
+
     def __init__(self, refusal: Exception | None = None) -> None:
+        super().__init__()
         self.refusal, self.requests = refusal, []
 
     async def predict(self, store, broker, deployment, body):
@@ -59,7 +63,7 @@ def deployments(monkeypatch):
         return docs[name]
 
     monkeypatch.setattr(predict_asgi.auth, "authenticate", authenticate)
-    monkeypatch.setattr(predict_asgi, "visible_deployment", visible)
+    monkeypatch.setattr(online_module, "visible_deployment", visible)
     return docs
 
 
@@ -94,7 +98,7 @@ def layer(inner: Inner, online: Online) -> LeanPredict:
         "/api/v1",
         store=cast(GatewayStore, None),
         broker=cast(NatsBroker, None),
-        online=lambda: cast(OnlinePredict, online),
+        online=lambda: online,
     )
 
 

@@ -4,7 +4,7 @@
   immutable, so only the first request of a deployment reads it from MongoDB.
 - Each deployment takes at most `max_in_flight` samples at once through this gateway; past that a
   request is refused at once with 429 and `Retry-After` instead of waiting in a queue whose end
-  nobody knows (its latency would grow without bound, as it did before: 24 s with 1,000 clients).
+  nobody knows (its latency would grow without bound with the number of clients).
 - A request that gets no answer within its `timeout_s` is answered 504; the worker cancels its
   Serve calls at the same deadline, and the sample count is released either way.
 """
@@ -15,39 +15,22 @@ from contextlib import contextmanager
 
 from faststream.nats import NatsBroker
 from nats.errors import MaxPayloadError
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from pydantic import BaseModel
 
 from modelhub_contracts import subjects
-from modelhub_contracts.documents import Deployment
+from modelhub_contracts.documents import Deployment, DeploymentStatus, User
 from modelhub_contracts.errors import Busy, Conflict, Invalid, TooLarge
-from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest, RpcReply
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, PredictRequest
 from modelhub_contracts.model_schema import input_types, output_types
 from modelhub_gateway.bus.rpc import call
+from modelhub_gateway.deployments import visible_deployment
 from modelhub_gateway.schemas import DEFAULT_MAX_IN_FLIGHT, PredictIn, PredictOut
 from modelhub_gateway.store import GatewayStore
-from modelhub_runtime import bus
+from modelhub_runtime.adapters.faststream import lean_request
 
 MAX_PREDICT_VALUES = 10_000
 RETRY_AFTER_S = 1
 # The worker answers 504 at the request's deadline; the gateway waits this much longer for it.
 REPLY_MARGIN_S = 5.0
-
-_PROPAGATOR = TraceContextTextMapPropagator()
-
-
-async def lean_request(broker: NatsBroker, subject: str, command: BaseModel, timeout: float) -> RpcReply:
-    """`messaging.request` without FastStream's publish path, for the one request sent per online
-    predict: py-spy showed that path (tracing and Prometheus middleware, the middleware stack
-    built for each call) as 20 % of the gateway's CPU under 64 clients. The subject must still be
-    declared (the bus contract); the trace goes on to the worker in a `traceparent` header."""
-    bus.publisher(broker, subject)  # Undeclared when the bus contract does not show it
-    headers: dict[str, str] = {}
-    _PROPAGATOR.inject(headers)
-    message = await broker.connection.request(
-        subject, command.model_dump_json().encode(), timeout=timeout, headers=headers or None
-    )
-    return RpcReply.model_validate_json(message.data)
 
 
 def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> int:
@@ -109,6 +92,18 @@ class OnlinePredict:
                 raise Conflict(f"version {deployment['version']} of '{deployment['model']}' is gone")
             self._schemas[key] = (input_types(version["schema"]), output_types(version["schema"]))
         return self._schemas[key]
+
+    async def answer(
+        self, store: GatewayStore, broker: NatsBroker, user: User, name: str, body: PredictIn
+    ) -> PredictOut:
+        """`POST /deployments/{name}/predict` for an authenticated caller and a valid body: the one
+        implementation under both HTTP paths (the FastAPI route, api/routes/predict.py, and its lean
+        ASGI twin, api/predict_asgi.py). 404/403 for a deployment the caller may not run (read
+        through the store's short-lived cache), 409 when it is not running, then `predict`."""
+        deployment = await visible_deployment(store, user, name, recent=True)
+        if deployment["status"] != DeploymentStatus.RUNNING:
+            raise Conflict(f"deployment '{name}' is {deployment['status']}, not running")
+        return await self.predict(store, broker, deployment, body)
 
     async def predict(
         self, store: GatewayStore, broker: NatsBroker, deployment: Deployment, body: PredictIn

@@ -1,23 +1,21 @@
 """Online predict's lean HTTP path: `POST /api/v1/deployments/{name}/predict` answered by a small
-ASGI layer in front of FastAPI's router, with the same checks in the same order as the route.
+ASGI layer in front of FastAPI's router. It exists only for speed: FastAPI's machinery around this
+one call (dependency solving, route matching, exception middleware, response building) costs more
+CPU than the call itself, and this is the one route that carries load (bench/README.md).
 
-Why: py-spy on the gateway under 64 online clients (after the worker's path was cut) showed
-~1.2 ms of CPU per predict request, most of it FastAPI's machinery around a call that does little:
-dependency solving (21 %), route matching (10 %), exception middleware and response building.
-
-What it does, all through the same functions the FastAPI route calls:
-- the bearer token as `HTTPBearer` reads it, then `auth.authenticate`;
-- the name against the route's pattern, the body as `PredictIn` (JSON only);
-- `visible_deployment(..., recent=True)` (404/403), the 409 when not running, `OnlinePredict.predict`
-  (422/413/429/502/503/504), their errors (domain errors through `errors.as_http`, as the app's
-  handler) in the shape the app's handlers give.
+One code path underneath: a request it answers goes through `OnlinePredict.answer`, the very call
+the FastAPI route (api/routes/predict.py) makes, after the same token lookup (`auth.authenticate`
+on the bearer token as `HTTPBearer` reads it), the same name pattern and the same body model
+(`PredictIn`); its refusals are that call's domain errors, through `errors.as_http` into the shape
+the app's handlers give. `tests/unit/test_gateway_predict_parity.py` checks that both paths answer
+alike.
 
 Whatever it does not answer itself (no or unknown token, a name or body that does not validate,
-another content type) goes on, body included, to the FastAPI route, which answers as before: 401
-and 422 bodies come from one place. It sits inside the concurrency, token (`gate.TokenGate`: a
-request with a body and no valid token never reaches it), body-size and read-cache middlewares and
-inside the tracing middleware, so those apply to it as to the route; it reads no body before its
-own token check either.
+another content type) goes on, body included, to the FastAPI route, which answers it: 401 and 422
+bodies come from one place. It sits inside the concurrency, token (`gate.TokenGate`: a request with
+a body and no valid token never reaches it), body-size and read-cache middlewares and inside the
+tracing middleware, so those apply to it as to the route; it reads no body before its own token
+check either.
 """
 
 import json
@@ -29,12 +27,10 @@ from faststream.nats import NatsBroker
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelhub_contracts.documents import DeploymentStatus
-from modelhub_contracts.errors import Conflict, DomainError
+from modelhub_contracts.errors import DomainError
 from modelhub_contracts.names import NAME_PATTERN
 from modelhub_gateway import auth
 from modelhub_gateway.api import errors
-from modelhub_gateway.deployments import visible_deployment
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.schemas import PredictIn
 from modelhub_gateway.store import GatewayStore
@@ -44,7 +40,8 @@ _JSON = b"application/json"
 
 
 class LeanPredict:
-    """ASGI middleware: answers `POST {prefix}/deployments/{name}/predict` (see the module doc)."""
+    """ASGI middleware: answers `POST {prefix}/deployments/{name}/predict` through
+    `OnlinePredict.answer`, as the route does (see the module doc)."""
 
     def __init__(
         self, app: ASGIApp, prefix: str, store: GatewayStore, broker: NatsBroker, online: Callable[[], OnlinePredict]
@@ -71,10 +68,7 @@ class LeanPredict:
             await self.app(scope, _replay(body, receive), send)
             return
         try:
-            deployment = await visible_deployment(self.store, user, name, recent=True)
-            if deployment["status"] != DeploymentStatus.RUNNING:
-                raise Conflict(f"deployment '{name}' is {deployment['status']}, not running")
-            result = await self.online().predict(self.store, self.broker, deployment, request)
+            result = await self.online().answer(self.store, self.broker, user, name, request)
         except DomainError as error:  # every refusal: online.py and rpc.call raise domain errors only
             exc = errors.as_http(error)
             await _answer(send, exc.status_code, _error_body(exc), exc.headers)
