@@ -78,7 +78,10 @@ class JobSubmitted(Event):
     inputs: dict[str, str] = Field(description="model input name -> sample field ('filepath' included)")
     outputs: dict[str, str] = Field(description="model output name -> sample field to write")
     output_types: dict[str, str] = Field(description="model output name -> schema type")
-    mini_batch: int = Field(description="samples per task")
+    mini_batch: int = Field(
+        description="samples per Model.predict call; the scheduler's tasks are whole mini-batches "
+        "(up to 8, as many as fit 512 samples, at least one)"
+    )
     sample_ids: list[str] | None = Field(default=None, description="only these samples (retry); None: all")
     submitted_by: str = Field(description="acting user")
     until_sample_id: str | None = Field(default=None, description="the dataset's last sample id at submission")
