@@ -10,7 +10,7 @@ It prints what the model saw from inside (`torch.cuda.is_available()`, the devic
 per mini_batch, and how busy the GPU was (nvidia-smi sampled every 100 ms).
 
 Ray is not needed: where `ray` is not installed (the GPU machine has torch but no Ray), a
-stand-in for `ray.serve`'s two decorators lets replica.py import; the code measured is
+stand-in for `ray.serve`'s two decorators lets `modelhub_replica` import; the code measured is
 modelhub's (`__init__`, `predict_chunk`, `_predict`, `_columns`, `_rows`), not Serve's.
 """
 
@@ -72,7 +72,7 @@ class Model:
 
 
 def import_replica():
-    """replica.py as a replica imports it; a two-decorator stand-in for ray.serve if Ray is absent."""
+    """`modelhub_replica` as a replica imports it; a two-decorator stand-in for ray.serve if Ray is absent."""
     try:
         import ray.serve  # noqa: F401
     except ImportError:

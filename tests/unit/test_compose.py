@@ -189,17 +189,6 @@ def test_the_command_runs_the_services_own_package(compose, name):
     assert importlib.util.find_spec(f"{module}.__main__") is not None
 
 
-# Until the metrics of issue #8 land (another branch adds `http_port`), compose already gives every
-# service MODELHUB_HTTP_PORT, which today's settings do not read: that mismatch is what this test
-# exists to catch, so it is expected to fail, strictly, until the setting exists.
-HTTP_PORT_PENDING = pytest.mark.xfail(
-    "http_port" not in importlib.import_module("modelhub_runtime.settings").ServiceSettings.model_fields,
-    reason="MODELHUB_HTTP_PORT is not a setting yet (issue #8 metrics, another branch)",
-    strict=True,
-)
-
-
-@HTTP_PORT_PENDING
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_the_environment_is_what_the_settings_read(compose, name, monkeypatch):
     service, (_folder, path) = compose["services"][name], SERVICES[name]
@@ -224,7 +213,7 @@ def test_the_environment_is_what_the_settings_read(compose, name, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, dummy(value))
     settings = cls(_env_file=None).model_dump()
-    if "http_port" in cls.model_fields and name != "gateway":
+    if name != "gateway":  # every other service serves its probes on http_port
         assert f"127.0.0.1:{settings['http_port']}/" in " ".join(service["healthcheck"]["test"])
     if name == "gateway":
         assert f"127.0.0.1:{settings['gateway_port']}/" in " ".join(service["healthcheck"]["test"])
