@@ -1,10 +1,9 @@
 """Every environment variable the `modelhub` command reads, in one place (`CliSettings`).
 
-Why one class: the CLI used to read `os.environ` in five modules, so nobody could list what it
-honours. Here each variable is a typed field; the click options that have one name it with `envvar=`
+Why one class: so that what the CLI honours can be listed in one place. Each variable is a typed field; the click options that have one name it with `envvar=`
 (so `--help` shows it), and the rest of the CLI asks `CliSettings` instead of the environment.
 Settings are read when asked (`CliSettings()`), not at import, so a caller (or a test) that changes
-the environment sees the change. An empty variable counts as unset, as before.
+the environment sees the change. An empty variable counts as unset.
 
 The only other use of `os.environ` is handing an environment to child processes (stack, sandbox).
 """

@@ -56,9 +56,8 @@ def ray_node_env(ray_env: dict) -> dict:
 # Ray Serve's own data-plane settings for low per-request cost (Ray documents them as part of its
 # throughput-optimized mode; that mode also turns on direct ingress, which starts no HTTP proxy,
 # and the inference worker reaches replicas through the proxy, so the settings are taken one by
-# one). Measured on the 2-core machine, one client, 2 replicas of a trivial model: Serve's HTTP
-# proxy 8.0 -> 7.0 ms p50, a handle's predict_chunk 4.0 -> 1.8 ms, the proxy's CPU per request
-# 5.8 -> 3.3 ms. A cluster of your own (RAY_ADDRESS) takes them in its nodes' environment.
+# one). They lower both the proxy's and a handle's latency and CPU per request (bench/README.md).
+# A cluster of your own (RAY_ADDRESS) takes them in its nodes' environment.
 SERVE_TUNING = {
     # user code in the replica's own event loop, not a second one in a thread (a sync
     # Model.predict still runs in a worker thread: modelhub_replica uses asyncio.to_thread)

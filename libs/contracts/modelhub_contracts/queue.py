@@ -20,14 +20,19 @@ class TaskState(StrEnum):
     IN_FLIGHT = "in_flight"
 
 
+# A deployment's window: TASKS_PER_REPLICA tasks per replica, within WINDOW_MIN..WINDOW_MAX.
+TASKS_PER_REPLICA = 2
+WINDOW_MIN = 4
+WINDOW_MAX = 32
+
+
 def window(num_replicas: int) -> int:
     """Tasks of one deployment in flight at once, shared round-robin by its running jobs: enough
     to keep every replica busy while finished tasks are replaced, few enough that another job's
     task is never queued behind many. A task is up to 8 whole mini-batches and up to 512 samples
-    (its Model.predict calls run at once), so two per replica (at least 4) keep replicas fed: in
-    mini-batches that is about what 8 per replica of one-batch tasks were, while a job on the same
-    deployment waits behind at most a few tasks."""
-    return max(4, min(32, 2 * max(1, num_replicas)))
+    (its Model.predict calls run at once), so two per replica keep replicas fed while the next
+    task is on its way, and a job on the same deployment waits behind at most a few tasks."""
+    return max(WINDOW_MIN, min(WINDOW_MAX, TASKS_PER_REPLICA * max(1, num_replicas)))
 
 
 async def counts(db: AsyncDatabase, match: dict) -> dict[str, int]:

@@ -29,20 +29,18 @@ def configure_logging(service: str) -> None:
 
 
 # Net new container objects between two young collections (CPython's default: 700). Once the
-# start-up objects are frozen, a service's young collections are all its collector does: the
-# same probe counted ~400 per service in three jobs, 10-20 ms of CPU per job in each service;
-# with 10,000, 2-7 in all, 4-18 ms in all three jobs. Cycles are found as before, a little later.
+# start-up objects are frozen, a service's young collections are all its collector does, and a
+# job makes many short-lived containers: collecting them less often costs less CPU per job, and
+# cycles are still found, a little later.
 YOUNG_THRESHOLD = 10_000
 
 
 def tune_gc() -> None:
     """Take what start-up made (modules, classes, functions, pydantic and FastAPI schemas: 90,000
     to 150,000 objects per service) out of the cyclic garbage collector's walks (gc.freeze, after a
-    collection so no garbage is kept), and collect the young generation less often. Every full
-    collection walked the start-up objects: in a probe of three 20,000-sample jobs the gateway's
-    three full collections took 0.36 s of CPU (0.12 s each), each worker's 0.21 s and the
-    scheduler's 0.12 s, about a tenth of the stack's CPU per job (0.03, 0.007 and 0.006 s frozen).
-    Objects made later are collected as before; called once start-up is done (ops.run for the NATS
+    collection so no garbage is kept), and collect the young generation less often. Otherwise every
+    full collection walks the start-up objects again, a sizeable share of a service's CPU per job.
+    Objects made later are collected as usual; called once start-up is done (ops.run for the NATS
     services, the gateway's main)."""
     gc.collect()
     gc.freeze()

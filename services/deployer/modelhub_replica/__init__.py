@@ -18,8 +18,8 @@ to the inference worker); a call without it is refused, so a process on the mach
 deployment behind the hub's back. Of modelhub, this package imports only the direct path's wire
 protocol (`modelhub_contracts.direct`, standard library only).
 
-The direct path (`DirectServer`): Serve's HTTP proxy costs ~7 ms and ~3-5 ms of CPU per call on a
-2-core machine, most of online predict's latency. So a replica of a fixed-size deployment also
+The direct path (`DirectServer`): Serve's HTTP proxy is most of online predict's latency and
+costs CPU on every call (bench/README.md). So a replica of a fixed-size deployment also
 listens on a TCP port of its own (on its node's address) and names it in its proxy answers
 (`"direct": "host:port"`); the inference worker then calls it there, with the same JSON in
 length-prefixed frames. Before anything is sent, both ends prove they hold the deployment's secret

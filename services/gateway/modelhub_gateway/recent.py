@@ -1,9 +1,8 @@
 """Documents read on every online predict, kept for a moment (a token's user, the deployment,
 its model), so that a predict request costs no MongoDB round trip in the common case.
 
-Why: py-spy on the gateway under 64 predict clients showed 41 % of its time in three
-`find_one` calls per request (token, deployment, model), and mongod spent ~0.9 ms of CPU per
-request on them; on two cores that bounded online predict at ~130 requests/s.
+Why: without it every predict request makes three `find_one` calls (token, deployment, model),
+and under load those calls, in the gateway and in mongod, bound online predict's throughput.
 
 What it costs: what this gateway process changes itself (any write request: sharing, a token
 rotated, a user disabled, a deployment stopped) clears the cache at once (`ForgetOnWrite`), so
@@ -26,8 +25,8 @@ _MISSING = object()
 class Recent:
     """A bounded read-through cache with a time to live. `None` results are kept too (an unknown
     token stays unknown for `ttl_s`). Concurrent misses of one key share one load: when an
-    entry expires under 64 concurrent clients, they would otherwise send 64 identical queries at
-    once (py-spy showed that herd as a fifth of the gateway's time)."""
+    entry expires under N concurrent clients, they would otherwise send N identical queries at
+    once."""
 
     def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
         self.ttl_s, self.max_entries = ttl_s, max_entries

@@ -212,8 +212,8 @@ def events_for(task: TaskScheduled, outcomes: dict[str, Outcome]) -> list[Sample
 
 
 def _sample_outcome(sample_id: str, outcome: Outcome) -> dict:
-    """A SampleOutcome as the event validates it: a task's 512 dicts validated with their event
-    took half the time of 512 SampleOutcome objects built one by one (0.6 against 1.1 ms)."""
+    """A SampleOutcome as the event validates it: plain dicts validated once with their event
+    cost less than SampleOutcome objects built one by one."""
     if outcome.error is None:
         return {"sample_id": sample_id, "ok": True}
     return {"sample_id": sample_id, "ok": False, "error": outcome.error[:MAX_ERROR_CHARS]}

@@ -1,7 +1,7 @@
 """The direct path to replicas: a replica's own TCP port instead of Serve's HTTP proxy.
 
-Why: at one client Serve's proxy was ~7 ms of online predict's ~10 ms, and its process spent 3-5 ms
-of CPU per call on a 2-core machine (jobs pay it once per mini-batch). A replica of a fixed-size
+Why: Serve's HTTP proxy is most of online predict's latency at one client and costs CPU on every
+call (jobs pay it once per call; numbers in bench/README.md). A replica of a fixed-size
 deployment listens on a port of its own and names it in its proxy answers
 (`modelhub_replica.DirectServer`); the worker remembers those addresses per deployment and calls
 there, the same JSON in length-prefixed frames, one request at a time per pooled connection.
@@ -42,9 +42,8 @@ MAX_ANSWER = 64 << 20
 PROXY_EVERY = 16
 # While it learns a deployment's replicas, the worker sends every LEARN_EVERY-th call through the
 # proxy; once SETTLED_AFTER proxy answers in a row named addresses it knew, every PROXY_EVERY-th.
-# Serve's proxy picks a replica per call: at 1 in 16 a worker that knew one of two replicas left
-# the benchmark's first 20,000-sample job ~10 % slower than the next (a task's mini-batches go in
-# one call per replica known).
+# Serve's proxy picks a replica per call, so learning every replica takes several proxy calls;
+# until then a task's mini-batches go to the replicas known, and the others idle.
 LEARN_EVERY = 2
 SETTLED_AFTER = 3
 MAX_ENDPOINTS = 64  # per deployment: a hostile replica cannot grow the worker's memory

@@ -36,13 +36,13 @@ from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingL
 from modelhub_worker.store import WorkerStore
 from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
 
-# Tasks processed at once by one worker process. The scheduler keeps at most a window (16 to 128)
-# of each deployment's tasks in flight; room for several windows means a task of one deployment
-# never waits in JetStream behind another deployment's tasks.
+# Tasks processed at once by one worker process. The scheduler keeps at most a window of each
+# deployment's tasks in flight (modelhub_contracts.queue.window: WINDOW_MIN to WINDOW_MAX); room for
+# many windows means a task of one deployment never waits in JetStream behind another deployment's.
 CONCURRENT_TASKS = 256
 # Tasks are fetched one at a time: a fetch of N waits (up to its timeout) until N are there, and with
-# only a window of tasks in flight that wait was the job's pace (about 1 s per refill, measured:
-# 472 samples/s). A fetch of one returns as soon as a task is there.
+# only a window of tasks in flight that wait would set the job's pace. A fetch of one returns as
+# soon as a task is there.
 # Redelivery of a task whose worker died comes after this; a running task heartbeats well within.
 TASK_ACK_WAIT = 30.0
 

@@ -1,8 +1,7 @@
 """Online predict in the worker: the samples of concurrent requests share Model.predict batches.
 
-One Serve call per sample made online predict as slow as Serve's per-call cost (about 50
-requests/s on a 2-core machine, every sample paying @serve.batch's whole window when alone).
-Here each request's samples join their deployment's queue, and one pump per deployment sends
+One Serve call per sample would make online predict as slow as Serve's per-call cost, every
+sample paying @serve.batch's whole window when alone. Here each request's samples join their deployment's queue, and one pump per deployment sends
 the queue as `predict_chunk` calls of at most `mini_batch` samples, with at most
 2 x `num_replicas` calls in flight (one running and one waiting per replica). While calls are in
 flight the queue grows, so a busy deployment gets full batches; a batch that is not full waits

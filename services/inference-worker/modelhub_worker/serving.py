@@ -147,10 +147,9 @@ class ServeClient:
         such answer (a replica of an older hub answers 400: this worker then sends that deployment
         one mini-batch per call; AnswerTooLarge: one over the bound), ServingLost as predict_chunk.
 
-        Why: a fast model's job spent most of its CPU on the calls themselves (a span, a frame, JSON
-        both ways, a thread hop in the replica, per mini-batch): with a task's 8 mini-batches in
-        one call per replica, the benchmark's zero-cost job went from ~11,500 to 14,300-14,900
-        samples/s in back-to-back runs on 2 cores."""
+        Why: a fast model's job spends most of its CPU on the calls themselves (a span, a frame, JSON
+        both ways, a thread hop in the replica, per call): a task's mini-batches in one call per
+        replica pay that once per task instead of once per mini-batch."""
         size = sum(len(batch) for batch in batches)
         body, answered = await self._job_call(deployment, {"batches": batches}, size, traceparent)
         results = body.get("results")

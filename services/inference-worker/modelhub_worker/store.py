@@ -38,8 +38,8 @@ def _picking(names: tuple[str, ...], ids: list[str], fields_by_sample: dict[str,
     value at the sample's position in `ids`) and the same lineage. The update matches samples by
     `_id: {$in: ids}`, and `$indexOfArray` finds each of them in the same `ids` by the same
     equality (under the same collation, if any), so a position is never -1 (`$arrayElemAt` would
-    then give the last value). A filter that checks it anyway (`$expr`) raised MongoDB's CPU for
-    the write by 60-90 % (0.34 -> 0.53-0.65 s per 20,000). (A pipeline `$set` would turn a
+    then give the last value). A filter that checks it anyway (`$expr`) would cost MongoDB most
+    of the write's CPU again. (A pipeline `$set` would turn a
     `fields` that is not an object into one; the gateway always stores an object.)"""
     at = {"$indexOfArray": [{"$literal": ids}, "$_id"]}  # the sample's position among `ids`
     stage: dict[str, Any] = {
@@ -95,8 +95,8 @@ class WorkerStore:
     async def load(self, sample_ids: list[str], dataset: str, inputs: Iterable[str]) -> dict[str, dict]:
         """The task's samples, from its dataset only (a task naming another dataset's samples gets
         none), with only what its model reads: the `inputs` ('filepath' or a field's name). Other
-        fields (earlier models' outputs: embeddings, detections) are neither sent nor decoded;
-        py-spy on the worker showed decoding a task's samples as a tenth of its CPU."""
+        fields (earlier models' outputs: embeddings, detections) are neither sent nor decoded:
+        decoding what the model does not read would be a sizeable share of the worker's CPU."""
         # One round trip: the default first batch is 101 documents (a task of 512 took getMores more),
         # and with a limit the server closes the cursor with the last one instead of waiting for a getMore.
         n = max(1, len(sample_ids))
@@ -151,9 +151,9 @@ class WorkerStore:
 
         One update command for the task: a statement per STATEMENT_SAMPLES samples with the same
         output fields (a task's samples are normally one field set), each a pipeline that picks
-        every sample's values by its position among the statement's ids. py-spy on the worker: a
-        bulk of one UpdateOne per sample spent a third of the worker's CPU building, validating
-        and encoding 512 statements per task. Values travel inside `$literal`, so no output is
+        every sample's values by its position among the statement's ids: a bulk of one UpdateOne
+        per sample would spend much of the worker's CPU building, validating and encoding a
+        statement per sample. Values travel inside `$literal`, so no output is
         ever read as an expression. Samples whose statement MongoDB refuses for its size (over
         the 16 MB document limit: large outputs) are written with one statement per sample
         instead: the refused statement's, or the whole task's when MongoDB refuses the command."""

@@ -31,7 +31,7 @@ SWEEP_SECONDS = 2.0
 # task ids, duplicates ignored) and fills of one deployment take turns (Dispatcher's lock).
 PLANNING_WORKERS = 4
 # Finished tasks are taken one fetch each (a batch fetch waits until its batch is full, up to its
-# timeout: with a bounded window that wait set the pace, ~1 s per refill) by a few handlers at once.
+# timeout: with a bounded window that wait would set the pace) by a few handlers at once.
 PROGRESS_WORKERS = 16
 
 

@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from modelhub_contracts.events import OUTCOMES_PER_EVENT, JobScheduled, JobSubmitted, TaskScheduled
 
 # Tasks stored per bulk write while planning; the first few are stored (and dispatched) at once:
-# reading a dataset's sample ids takes a while (a trace of a 20,000-sample job: 42 ms of the
-# job's 1.7 s before its first task went out; a million ids take seconds), and a deployment's
+# reading a dataset's sample ids takes a while (a million ids take seconds), and a deployment's
 # window is a few tasks, so its replicas start on the first tasks while the rest are planned.
 PLAN_BATCH = 500
 FIRST_BATCH = 8
 # A task carries several mini-batches (each still one Model.predict call): what a task costs besides
-# its samples (its queue entry, a publish, a write lease, an event, an ack, a fold; py-spy: most of
-# the scheduler's and much of the worker's CPU per job) is paid once per 8 mini-batches, up to 512
+# its samples (its queue entry, a publish, a write lease, an event, an ack, a fold: most of the
+# scheduler's and much of the worker's CPU per job) is paid once per 8 mini-batches, up to 512
 # samples (one task's outcomes fit one SampleAnnotated). No more than 8: the window and the
 # round-robin between jobs count tasks, and a slow model's task must stay short enough for two
 # jobs on one deployment to take turns.

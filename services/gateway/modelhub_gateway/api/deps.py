@@ -22,7 +22,7 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 # async on purpose: FastAPI runs a plain `def` dependency in its thread pool, two thread hops per
-# request for an attribute lookup (seen in py-spy profiles of online predict).
+# request for an attribute lookup, on online predict's hot path.
 async def get_store(request: Request) -> GatewayStore:
     return request.app.state.store
 

@@ -104,9 +104,9 @@ async def together(
 ) -> None:
     """Fold one job's events with `fold_job`, one fold of the job at a time (under one_at_a_time);
     the batches of the job that arrived while a fold of it ran are folded together in the next
-    fold (a group commit: one mark, one insert, one count for all of them, where each waited for
-    the one before it: a trace showed a job's last four batches folded one after another, 74 ms
-    between its last outcome and its completion). Returns once this call's events are folded,
+    fold (a group commit: one mark, one insert, one count for all of them, instead of each waiting
+    for the one before it, which would stretch the time between a job's last outcome and its
+    completion by a fold per batch). Returns once this call's events are folded,
     raising what their fold raised. Per gateway name (`folder`): a fold counts under one name."""
     loop = asyncio.get_running_loop()
     by_key = _folds.setdefault(store, {})
@@ -245,7 +245,7 @@ async def fold(store: GatewayStore, events: list[SampleAnnotated]) -> dict[str, 
 def _new_rows(events: list[SampleAnnotated]) -> list[dict] | None:
     """The batch's outcomes as new ledger rows (what merge() makes of one outcome on no row),
     built straight from the events: the fold's common case without an Outcome, a Row and a merge
-    per sample (py-spy: most of the fold's CPU). None when a sample appears twice in the batch."""
+    per sample, which would be most of the fold's CPU. None when a sample appears twice in the batch."""
     rows: dict[str, dict] = {}
     for event in events:
         job_id, attempt = event.job_id, event.attempt
