@@ -12,6 +12,8 @@ BUILD=examples/digits/build
 export MODELHUB_MEDIA_ROOTS="${MODELHUB_MEDIA_ROOTS:-$PWD/$BUILD/dataset}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 
 step "Building the example model package and dataset (scikit-learn digits)"
 $PY examples/digits/build.py --out "$BUILD"
@@ -33,14 +35,8 @@ else
 fi
 
 step "Deploying it (2 replicas, mini-batch 16)"
-deployment_status() {
-  $MH deployments show digits-demo --json 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["status"])' 2>/dev/null || true
-}
-# after a restart the deployer brings a running deployment back by itself: wait for it (bounded)
-for _ in $(seq 1 240); do
-  case "$(deployment_status)" in pending|deploying|stopping) sleep 0.5 ;; *) break ;; esac
-done
-if [ "$(deployment_status)" = running ]; then
+wait_while_deployment_changes digits-demo
+if [ "$(deployment_status digits-demo)" = running ]; then
   echo "deployment digits-demo is running"
 else
   $MH models deploy digits --name digits-demo --mini-batch 16 --num-replicas 2
