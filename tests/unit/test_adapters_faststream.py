@@ -169,7 +169,7 @@ def upstream_batch_loop(script: list, batch_size: int = 8, timeout: float = 0.3)
             self.running = False
 
     upstream = Upstream()
-    return upstream, BatchPullStreamSubscriber._consume_pull(upstream)  # pyright: ignore[reportArgumentType]
+    return upstream, BatchPullStreamSubscriber._consume_pull(cast(BatchPullStreamSubscriber, upstream))
 
 
 async def test_upstream_batch_loop_still_waits_for_a_full_batch_or_its_timeout():
@@ -216,7 +216,7 @@ async def test_upstream_still_starts_the_pull_loop_found_on_the_subscriber_objec
         _consume_pull=lambda: None,
     )
     pb.prompt_batches(subscriber, 8)
-    await BatchPullStreamSubscriber._create_subscription(subscriber)  # pyright: ignore[reportArgumentType]
+    await BatchPullStreamSubscriber._create_subscription(cast(BatchPullStreamSubscriber, subscriber))
     assert started == [subscriber._consume_pull], PROMPT_BATCHES_GONE + " (it starts its loop another way)"
     assert list(inspect.signature(BatchPullStreamSubscriber._consume_pull).parameters) == ["self"]
 

@@ -4,6 +4,7 @@ route alone), for the same requests. Both run `OnlinePredict.answer`; only the w
 (`online.call`) and the store's reads are faked, so the checks under both are the real ones."""
 
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 from fastapi import FastAPI
@@ -24,14 +25,14 @@ SCHEMA = {
     "inputs": {"type": "object", "properties": {"text": {"type": "text"}}},
     "outputs": {"type": "object", "properties": {"n": {"type": "number"}}},
 }
-MODEL = Model(_id="m", name="m", owner="ann", created_at=NOW)  # pyright: ignore[reportCallIssue]
-VERSION = Version(model_id="m", version=1, schema=SCHEMA)  # pyright: ignore[reportCallIssue]
+# only the fields online predict reads
+MODEL = cast(Model, {"_id": "m", "name": "m", "owner": "ann"})
+VERSION = cast(Version, {"model_id": "m", "version": 1, "schema": SCHEMA})
 
 
 def deployment(name: str, status: str) -> Deployment:
-    return Deployment(  # pyright: ignore[reportCallIssue]
-        _id=name, model="m", version=1, status=status, package_object=f"{name}.zip", mini_batch=8, num_replicas=1
-    )
+    fields = {"model": "m", "version": 1, "package_object": f"{name}.zip", "mini_batch": 8, "num_replicas": 1}
+    return cast(Deployment, {"_id": name, "status": status, **fields})
 
 
 DEPLOYMENTS = {"dep": deployment("dep", "running"), "idle": deployment("idle", "deploying")}
