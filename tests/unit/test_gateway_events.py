@@ -17,7 +17,7 @@ from httpx_sse import EventSource, ServerSentEvent
 
 from modelhub.api import json_payloads
 from modelhub_contracts import queue
-from modelhub_contracts.documents import Job, User
+from modelhub_contracts.documents import Job, JobStatus, User
 from modelhub_gateway.api.routes import jobs as job_routes
 from modelhub_gateway.app import build_app
 from modelhub_gateway.auth import hash_token
@@ -39,7 +39,7 @@ def job(status: str, succeeded: int) -> Job:
         version=1,
         inputs={"image": "filepath"},
         outputs={"label": "pred"},
-        status=status,  # type: ignore[typeddict-item]  # a JobStatus value
+        status=JobStatus(status),
         attempt=1,
         total=3,
         succeeded=succeeded,
