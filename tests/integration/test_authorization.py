@@ -312,7 +312,8 @@ def test_run_share_runs_the_model_on_its_own_dataset_and_revoking_is_immediate(w
         ).status_code
         == 200
     )
-    assert owner.put(f"/models/{world.model}/sharing", json={"users": {"no-such-user": "run"}}).status_code == 422
+    unknown = owner.put(f"/models/{world.model}/sharing", json={"users": {"no-such-user": "run"}})
+    assert (unknown.status_code, unknown.json()["detail"]) == (404, "user 'no-such-user' not found")
 
 
 def test_token_rotation_retires_the_old_token(stack):

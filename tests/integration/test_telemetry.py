@@ -155,6 +155,14 @@ def test_metrics_count_the_jobs_samples_and_every_service_has_probes(stack, job)
     )
     assert stack.token not in gateway and "password" not in gateway
 
+    # docs/API.md section 6: the annotated-samples counter on the gateway's own port, from the stored
+    # jobs (other jobs on the deployment may add to it: at least this job's count)
+    def annotated_on_gateway() -> float:
+        text = httpx.get(services["gateway"]["metrics_url"], timeout=10).text
+        return metric(text, "modelhub_jobs_samples_annotated_total", **labels) or 0
+
+    wait_for(lambda: annotated_on_gateway() >= job["succeeded"], 30, "the gateway's annotated-samples counter")
+
     def scrape(service: str) -> str:
         return httpx.get(services[service]["metrics_url"], timeout=10).text
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from modelhub_contracts.documents import Model, User, Version
-from modelhub_contracts.errors import Forbidden, Invalid, NotFound
+from modelhub_contracts.errors import Forbidden, NotFound
 from modelhub_gateway import models
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,5 +100,7 @@ async def test_a_version_that_does_not_exist_is_not_found():
 
 async def test_shares_are_kept_under_each_users_own_spelling_and_unknown_users_are_named():
     assert await models.shares(STORE, {"bob": "run", "CAROL": "edit"}) == {"Bob": "run", "carol": "edit"}
-    with pytest.raises(Invalid, match="unknown users: dave, zed"):
+    with pytest.raises(NotFound, match="users 'dave', 'zed' not found"):
         await models.shares(STORE, {"zed": "run", "bob": "run", "dave": "edit"})
+    with pytest.raises(NotFound, match="user 'dave' not found"):
+        await models.shares(STORE, {"dave": "run"})

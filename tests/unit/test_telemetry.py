@@ -1,14 +1,19 @@
 """Telemetry set-up: the metric names the dashboard is built on, spans as bounded JSON lines,
 trace context carried by a stored task, health pings kept out of traces, and the CLI's tree."""
 
+import asyncio
 import json
 
+from fastapi.testclient import TestClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from prometheus_client import generate_latest
 
 from modelhub import trace as cli_trace
 from modelhub_contracts.events import JobSubmitted
+from modelhub_gateway import observability
+from modelhub_gateway.app import build_app
+from modelhub_gateway.settings import GatewaySettings
 from modelhub_runtime import telemetry
 from modelhub_scheduler.schedule import task_for
 
@@ -36,6 +41,7 @@ def test_metric_names_are_the_published_ones(tmp_path, monkeypatch):
     telemetry.GaugeSet(m.tasks_in_flight, "deployment").update({"d1": 2})
     telemetry.GaugeSet(m.replicas_ready, "deployment").update({"d1": 1})
     telemetry.GaugeSet(m.jobs, "status").update({"completed": 5})
+    telemetry.CounterSet(m.jobs_samples_annotated, "deployment").update({"d1": 9})
     text = generate_latest(tel.registry).decode()
     for line in (
         'modelhub_samples_annotated_total{deployment="d1"} 9.0',
@@ -46,6 +52,7 @@ def test_metric_names_are_the_published_ones(tmp_path, monkeypatch):
         'modelhub_tasks_in_flight{deployment="d1"} 2.0',
         'modelhub_replicas_ready{deployment="d1"} 1.0',
         'modelhub_jobs{status="completed"} 5.0',
+        'modelhub_jobs_samples_annotated_total{deployment="d1"} 9.0',
     ):
         assert line in text, f"{line!r} not in\n{text}"
     tel.shutdown()
@@ -59,6 +66,64 @@ def test_a_gauge_reads_zero_for_a_key_that_is_gone(tmp_path, monkeypatch):
     text = generate_latest(tel.registry).decode()
     assert 'modelhub_tasks_waiting{deployment="a"} 0.0' in text
     assert 'modelhub_tasks_waiting{deployment="b"} 2.0' in text
+
+
+def test_a_counter_from_stored_totals_adds_what_they_grew_by_and_never_goes_down(tmp_path, monkeypatch):
+    tel = spans_on(tmp_path, monkeypatch)
+    counts = telemetry.CounterSet(tel.metrics.jobs_samples_annotated, "deployment")
+    for reading in ({"a": 9}, {"a": 12, "b": 2}, {"a": 4}, {"a": 6, "b": 1}):  # a dataset deleted, then more
+        counts.update(reading)
+    text = generate_latest(tel.registry).decode()
+    assert 'modelhub_jobs_samples_annotated_total{deployment="a"} 14.0' in text  # 9 + 3 + 2
+    assert 'modelhub_jobs_samples_annotated_total{deployment="b"} 3.0' in text  # 2, gone, then 1 again
+
+
+class FakeJobs:
+    """The jobs collection for a one-stage `$group` pipeline summing a field (or 1) by a field."""
+
+    def __init__(self, *docs: dict) -> None:
+        self.docs = docs
+
+    async def aggregate(self, pipeline: list[dict]):
+        [stage] = pipeline
+        group = stage["$group"]
+        key = group["_id"].removeprefix("$")
+        [(name, accumulator)] = [(k, v) for k, v in group.items() if k != "_id"]
+        what = accumulator["$sum"]
+        totals: dict = {}
+        for doc in self.docs:
+            add = doc[what.removeprefix("$")] if isinstance(what, str) else what
+            totals[doc[key]] = totals.get(doc[key], 0) + add
+
+        async def rows():
+            for value, total in totals.items():
+                yield {"_id": value, name: total}
+
+        return rows()
+
+
+def test_the_gateways_metrics_count_the_samples_its_stored_jobs_annotated(tmp_path, monkeypatch):
+    """docs/API.md section 6: the annotated-samples counter is on the gateway's own /metrics, read
+    from MongoDB, reaching each job's count."""
+    jobs = FakeJobs(
+        {"deployment": "d1", "status": "completed", "succeeded": 9},
+        {"deployment": "d1", "status": "running", "succeeded": 4},
+        {"deployment": "d2", "status": "completed", "succeeded": 0},
+    )
+    tel = spans_on(tmp_path, monkeypatch)
+    app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x"), tel)
+
+    async def one_reading() -> None:
+        polls = [asyncio.create_task(p) for p in observability.polls({"jobs": jobs}, tel, every=60)]
+        await asyncio.sleep(0.05)  # each loop reads once at its start
+        for poll in polls:
+            poll.cancel()
+
+    asyncio.run(one_reading())
+    text = TestClient(app).get("/metrics").text  # no token
+    assert 'modelhub_jobs_samples_annotated_total{deployment="d1"} 13.0' in text
+    assert 'modelhub_jobs_samples_annotated_total{deployment="d2"}' not in text  # nothing annotated yet
+    assert 'modelhub_jobs{status="completed"} 2.0' in text
 
 
 def test_spans_go_to_json_lines_with_their_service_and_attributes(tmp_path, monkeypatch):

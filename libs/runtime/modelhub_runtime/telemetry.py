@@ -106,6 +106,12 @@ class Metrics:
             "modelhub_replicas_ready", description="Serve replicas running, by deployment"
         )
         self.jobs = meter.create_gauge("modelhub_jobs", description="jobs by status")
+        # The gateway's count of annotated samples, from the stored jobs: on the API's own port, and
+        # named apart from the worker's counter so that summing that one over services stays right.
+        self.jobs_samples_annotated = meter.create_counter(
+            "modelhub_jobs_samples_annotated",
+            description="samples annotated, as the stored jobs count them, by deployment",
+        )
 
 
 class GaugeSet:
@@ -123,9 +129,27 @@ class GaugeSet:
         self.seen |= set(values)
 
 
-async def poll_gauge(read: Callable[[], Awaitable[Mapping[str, float]]], gauges: GaugeSet, every: float = 5.0) -> None:
-    """Set a gauge from a fresh reading every `every` seconds, forever (a failed reading, MongoDB
-    away, keeps the last values until the next one)."""
+class CounterSet:
+    """Adds to a counter, for every key of a fresh reading of running totals, what the total grew
+    by since the last reading (the first reading whole): a total read from MongoDB becomes a
+    counter that never goes down (a dataset deleted with its jobs lowers the total, not the counter)."""
+
+    def __init__(self, counter: Any, label: str) -> None:
+        self.counter, self.label, self.last = counter, label, dict[str, float]()
+
+    def update(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            grown = value - self.last.get(key, 0)
+            if grown > 0:
+                self.counter.add(grown, {self.label: key})
+        self.last = dict(values)
+
+
+async def poll_gauge(
+    read: Callable[[], Awaitable[Mapping[str, float]]], gauges: GaugeSet | CounterSet, every: float = 5.0
+) -> None:
+    """Update a gauge (or counter) from a fresh reading every `every` seconds, forever (a failed
+    reading, MongoDB away, keeps the last values until the next one)."""
     while True:
         try:
             gauges.update(await read())
@@ -137,6 +161,13 @@ async def poll_gauge(read: Callable[[], Awaitable[Mapping[str, float]]], gauges:
 async def jobs_by_status(db: Any) -> dict[str, float]:
     """{status: number of jobs} over the jobs collection (the `modelhub_jobs` gauge)."""
     rows = await db["jobs"].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
+    return {str(row["_id"]): row["n"] async for row in rows}
+
+
+async def samples_annotated_by_deployment(db: Any) -> dict[str, float]:
+    """{deployment: samples its jobs annotated} over the jobs collection (the gateway's
+    `modelhub_jobs_samples_annotated` counter): each job's `succeeded`, summed by deployment."""
+    rows = await db["jobs"].aggregate([{"$group": {"_id": "$deployment", "n": {"$sum": "$succeeded"}}}])
     return {str(row["_id"]): row["n"] async for row in rows}
 
 

@@ -62,11 +62,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
         await broker.start()
         background = [
             asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),
-            asyncio.create_task(
-                telemetry.poll_gauge(
-                    lambda: telemetry.jobs_by_status(db), telemetry.GaugeSet(tel.metrics.jobs, "status")
-                )
-            ),
+            *(asyncio.create_task(poll) for poll in observability.polls(db, tel)),
         ]
         yield
         for task in background:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from modelhub_contracts import queue, subjects
@@ -43,6 +43,20 @@ async def with_queue(store: GatewayStore, doc: Mapping[str, Any]) -> JobPublic:
     if doc["status"] in TERMINAL:
         return public(doc)
     return public(doc, await queue.counts(store.db, {"job_id": doc["_id"]}))
+
+
+async def states(store: GatewayStore, job_id: str, poll_seconds: float) -> AsyncIterator[JobPublic]:
+    """The job as the API shows it: now, then each time it changes (read every `poll_seconds`),
+    until it ends or is deleted (with its dataset)."""
+    last = None
+    while (doc := await store.job(job_id)) is not None:
+        state = await with_queue(store, doc)
+        if state != last:
+            yield state
+            last = state
+        if doc["status"] in TERMINAL:
+            return
+        await asyncio.sleep(poll_seconds)
 
 
 async def runnable_deployment(store: GatewayStore, user: User, name: str) -> Deployment:

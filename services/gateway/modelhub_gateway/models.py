@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from modelhub_contracts.access import level, refusal
 from modelhub_contracts.documents import Model, User, Version
-from modelhub_contracts.errors import Invalid, NotFound
+from modelhub_contracts.errors import NotFound
 
 
 class ModelStore(Protocol):
@@ -49,7 +49,7 @@ Grant = TypeVar("Grant", bound=str)
 
 
 async def shares(store: ModelStore, grants: Mapping[str, Grant]) -> dict[str, Grant]:
-    """The grants keyed by each user's own spelling (usernames are case-insensitive); Invalid
+    """The grants keyed by each user's own spelling (usernames are case-insensitive); NotFound
     naming every user that does not exist."""
     spelled: dict[str, Grant] = {}
     unknown: list[str] = []
@@ -60,5 +60,6 @@ async def shares(store: ModelStore, grants: Mapping[str, Grant]) -> dict[str, Gr
         else:
             spelled[found] = grant
     if unknown:
-        raise Invalid(f"unknown users: {', '.join(sorted(unknown))}")
+        names = ", ".join(f"'{u}'" for u in sorted(unknown))
+        raise NotFound(f"user {names} not found" if len(unknown) == 1 else f"users {names} not found")
     return spelled

@@ -1,12 +1,13 @@
 """The gateway's telemetry: HTTP spans (FastAPI's instrumentation), the progress fold's spans in
-each job's trace, the jobs-by-status gauge and the /metrics server on its own port.
+each job's trace, the metrics it reads from MongoDB (jobs by status, annotated samples by
+deployment) and the /metrics route on its own port.
 
 /metrics is served on the gateway's own port without a token (API.md section 6), for Prometheus;
 it shows counts by deployment name, job status and NATS subject, never a token or credential.
 """
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -82,6 +83,22 @@ def fold_spans(
     finally:
         for span in spans:
             span.end()
+
+
+def polls(db: Any, tel: telemetry.Telemetry, every: float = 5.0) -> list[Coroutine[Any, Any, None]]:
+    """The metrics the gateway reads from MongoDB, each kept fresh by a loop of its own: jobs by
+    status, and the samples the stored jobs annotated by deployment (API.md section 6 promises that
+    counter on this port; the worker's own counts only what each worker process saw)."""
+    return [
+        telemetry.poll_gauge(
+            lambda: telemetry.jobs_by_status(db), telemetry.GaugeSet(tel.metrics.jobs, "status"), every
+        ),
+        telemetry.poll_gauge(
+            lambda: telemetry.samples_annotated_by_deployment(db),
+            telemetry.CounterSet(tel.metrics.jobs_samples_annotated, "deployment"),
+            every,
+        ),
+    ]
 
 
 async def metrics(request: Request) -> Response:

@@ -21,6 +21,11 @@ FIELD_NAME = re.compile("^[^.$\x00][^.\x00]{0,255}$")  # addressable as a MongoD
 LABELS_SHOWN = 50  # per field in the summary: the most frequent labels
 
 
+# Filters that read an output, and so need `field` to say which one (the samples route states it
+# in its OpenAPI operation too, as `x-dependentRequired`)
+NEEDS_FIELD = ("label", "min_confidence", "max_confidence")
+
+
 class InvalidFilter(Invalid):
     """A filter names a bad field or an impossible range (the route answers 422)."""
 
@@ -44,7 +49,7 @@ class SampleFilter:
             query[f"fields.{self.missing}"] = {"$exists": False}
         if self.failed_ids is not None:
             query["_id"] = {"$in": list(self.failed_ids)}
-        if self.label is not None or self.min_confidence is not None or self.max_confidence is not None:
+        if any(getattr(self, name) is not None for name in NEEDS_FIELD):
             if not self.field:
                 raise InvalidFilter("a label or confidence filter needs `field`")
             query["$or"] = self._output_match(self.field)

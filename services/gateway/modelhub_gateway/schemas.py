@@ -8,6 +8,7 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
+from modelhub_contracts.model_schema import META_SCHEMA
 from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
@@ -130,11 +131,43 @@ AUTOSCALING_RULE = (
     "with max_replicas, Serve autoscales the replicas between min_replicas (default 1) "
     "and max_replicas on the calls in flight, starting at num_replicas kept in that range"
 )
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema with its `$defs` put in place of the `$ref`s that name them, and without its
+    own `$schema`/`$id`: a schema that can sit inside the OpenAPI document (where `#/...` means
+    the document)."""
+    defs = schema.get("$defs", {})
+
+    def place(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return place(defs[ref.removeprefix("#/$defs/")])
+            return {k: place(v) for k, v in node.items() if k not in ("$defs", "$schema", "$id")}
+        if isinstance(node, list):
+            return [place(v) for v in node]
+        return node
+
+    return place(schema)
+
+
+# The upload's `schema` form field: JSON text (a generated client or fuzzer sends JSON there)
+# holding a model schema (API.md section 4)
+MODEL_SCHEMA_FIELD: dict[str, Any] = {
+    "contentMediaType": "application/json",
+    "contentSchema": _inlined(META_SCHEMA),
+}
+
 DEFAULT_PREDICT_TIMEOUT_S = 60.0
 MAX_PREDICT_TIMEOUT_S = 300.0
 
 
 class DeploymentCreate(Request):
+    # said in the schema too, so that generated clients and fuzzers know it (the validator below
+    # also refuses min > max, which JSON Schema cannot compare)
+    model_config = ConfigDict(json_schema_extra={"dependentRequired": {"min_replicas": ["max_replicas"]}})
+
     name: Name
     version: int | None = Field(default=None, ge=1, le=2**63 - 1)
     model_type: str = "inference"

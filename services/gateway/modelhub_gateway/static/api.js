@@ -97,24 +97,36 @@ export async function api(method, path, body, { quiet = false, blob = false, onE
   return data;
 }
 
+/**
+ * Server-Sent Events as the spec reads them: lines end in LF, CRLF or CR; a blank line ends an
+ * event; `data:` lines (one leading space dropped) are joined with LF; comment lines (`: ping`,
+ * the gateway's keep-alive), `id:`, `event:` and `retry:` carry nothing the UI needs.
+ */
 async function readEvents(response, onEvent) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return null;
-      buffer += value;
+      // a CR at the end may be the first half of a CRLF: it waits for the next chunk, or the end
+      buffer = (buffer + (value || "")).replace(done ? /\r\n?/g : /\r\n|\r(?!$)/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const data = buffer.slice(0, end).split("\n").filter((l) => l.startsWith("data:"))
-          .map((l) => l.slice(5).trimStart()).join("\n");
+        const data = eventData(buffer.slice(0, end));
         buffer = buffer.slice(end + 2);
-        if (data) onEvent(JSON.parse(data));
+        if (data !== null) onEvent(JSON.parse(data));
       }
+      if (done) return null;
     }
   } catch (exc) {
     if (exc.name === "AbortError") return null;
     throw exc;
   }
+}
+
+/** One event's data (its `data:` lines joined), or null when it has none (a comment, a ping). */
+function eventData(block) {
+  const lines = block.split("\n").filter((line) => line === "data" || line.startsWith("data:"));
+  if (!lines.length) return null;
+  return lines.map((line) => line.slice(5).replace(/^ /, "")).join("\n");
 }

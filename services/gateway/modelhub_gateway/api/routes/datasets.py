@@ -78,7 +78,14 @@ async def add_samples(dataset: OwnedDataset, body: SamplesIn, store: Store) -> S
     return SamplesAdded(added=await datasets.add_samples(store, dataset, body.samples))
 
 
-@router.get("/{name}/samples", response_model=SamplePage, responses=errors(404))
+@router.get(
+    "/{name}/samples",
+    response_model=SamplePage,
+    responses=errors(404),
+    # OpenAPI cannot make one parameter require another: the rule is in the description, and here
+    # in JSON Schema's own words (`dependentRequired`) for tools that read extensions
+    openapi_extra={"x-dependentRequired": {name: ["field"] for name in samples.NEEDS_FIELD}},
+)
 async def list_samples(
     dataset: OwnedDataset,
     store: Store,
@@ -97,7 +104,10 @@ async def list_samples(
 ) -> SamplePage:
     """A page of samples in insertion order, with their fields (model outputs included), optionally
     filtered by a field's label and confidence, by a missing field, or by a job's failed samples;
-    `total` counts the samples that pass the filter."""
+    `total` counts the samples that pass the filter.
+
+    `label`, `min_confidence` and `max_confidence` read the output in `field`: each needs `field`
+    (422 without it), and `min_confidence` must not exceed `max_confidence` (422)."""
     name = dataset["_id"]
     failed = await datasets.failed_ids(store, name, failed_job) if failed_job else None
     query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)

@@ -1,9 +1,11 @@
 """Jobs: run a model over a dataset (the seed's suitcase button and "Execution" tab)."""
 
-import asyncio
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from modelhub_contracts import queue
 from modelhub_contracts.documents import TERMINAL
@@ -14,6 +16,19 @@ from modelhub_gateway.schemas import Failure, FailureList, IdPath, JobCreate, Jo
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
 SSE_POLL_SECONDS = 0.5
+# A comment line this often keeps a quiet stream (a long task between two counts) from being cut
+# by a proxy's or a client's idle timeout.
+SSE_PING_SECONDS = 15
+SSE_SEPARATOR = "\n"  # lines end in LF (sse-starlette would write CRLF; SSE readers take both)
+RESUMABLE_ID = re.compile("[0-9]{1,18}")
+EVENT_ID_RULE = (
+    "counts the job states this client was sent: 1, 2, ...; a stream resumed with `Last-Event-ID: n` goes on at n+1"
+)
+RESUME_RULE = (
+    "the `id` of the last event this client read: the stream starts with the job as it is now, as event "
+    "n+1, then each later change (the states in between are not replayed: each event is the whole job); "
+    "any other value is ignored"
+)
 
 
 @router.post("/datasets/{name}/jobs", status_code=202, response_model=JobPublic, responses=errors(404, 413))
@@ -41,16 +56,17 @@ async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
 
 @router.get(
     "/jobs/{job_id}/events",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {
             "content": {
                 "text/event-stream": {
                     "schema": {
                         "type": "object",
-                        "required": ["data"],
+                        "required": ["data", "id"],
                         "properties": {
                             "event": {"type": "string", "const": "job"},
+                            "id": {"type": "string", "pattern": "^[0-9]+$", "description": EVENT_ID_RULE},
                             "data": {
                                 "type": "string",
                                 "contentMediaType": "application/json",
@@ -60,31 +76,36 @@ async def list_jobs(dataset: OwnedDataset, store: Store) -> JobList:
                     }
                 }
             },
-            "description": "Server-Sent Events: `event: job`, the job object as data",
+            "description": "Server-Sent Events: `event: job`, an `id:`, the job object as data; comment lines "
+            f"(`: ping`) every {SSE_PING_SECONDS} seconds keep a quiet stream open",
         },
         **errors(404),
     },
 )
-async def job_events(job_id: IdPath, _: OwnedJob, store: Store) -> StreamingResponse:
-    """Server-Sent Events: the job object each time it changes, until it ends."""
+async def job_events(
+    job_id: IdPath,
+    _: OwnedJob,
+    store: Store,
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", description=RESUME_RULE)] = "",
+) -> EventSourceResponse:
+    """Server-Sent Events: the job object now, then each time it changes, until it ends."""
+    counted = resumed_from(last_event_id)
 
-    async def stream():
-        last = None
-        while True:
-            doc = await store.job(job_id)
-            if doc is None:  # deleted with its dataset: the stream ends
-                return
-            payload = (await jobs.with_queue(store, doc)).model_dump_json()
-            if payload != last:
-                yield f"event: job\ndata: {payload}\n\n"
-                last = payload
-            if doc["status"] in TERMINAL:
-                return
-            await asyncio.sleep(SSE_POLL_SECONDS)
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        number = counted
+        async for state in jobs.states(store, job_id, SSE_POLL_SECONDS):
+            number += 1
+            yield ServerSentEvent(state.model_dump_json(), event="job", id=str(number), sep=SSE_SEPARATOR)
 
-    return StreamingResponse(
-        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return EventSourceResponse(stream(), ping=SSE_PING_SECONDS, sep=SSE_SEPARATOR)
+
+
+def resumed_from(last_event_id: str) -> int:
+    """The id to count on from: a `Last-Event-ID` this route gave (a number), else 0 (a new
+    follower, or an id that is not ours: the stream starts at 1)."""
+    if RESUMABLE_ID.fullmatch(last_event_id):
+        return int(last_event_id)
+    return 0
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic, responses=errors(404, 409))

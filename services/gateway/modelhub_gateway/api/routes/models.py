@@ -16,9 +16,10 @@ from modelhub_contracts.errors import DomainError, Invalid, NotFound, TooLarge
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 from modelhub_gateway import models
 from modelhub_gateway.api.deps import Broker, CurrentUser, Settings, Store, current_user
-from modelhub_gateway.api.errors import errors
+from modelhub_gateway.api.errors import ErrorOut, errors
 from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.schemas import (
+    MODEL_SCHEMA_FIELD,
     ModelCreate,
     ModelList,
     ModelPatch,
@@ -79,9 +80,21 @@ async def delete_model(name: NamePath, user: CurrentUser, store: Store, broker: 
     return Response(status_code=204)
 
 
-@router.put("/{name}/sharing", response_model=Sharing, responses=errors(403, 404, 413))
+@router.put(
+    "/{name}/sharing",
+    response_model=Sharing,
+    responses={
+        **errors(403, 413),
+        404: {
+            "model": ErrorOut,
+            "description": "No such model, or you may not see it; or a user named in `users` does not exist "
+            "(the detail names each such user).",
+        },
+    },
+)
 async def set_sharing(name: NamePath, body: Sharing, user: CurrentUser, store: Store, broker: Broker) -> Sharing:
-    """Replace who may run/edit the model (owner only)."""
+    """Replace who may run/edit the model (owner only). A user in `users` that does not exist is
+    a 404 naming them; nothing changes."""
     await models.visible_model(store, user, name, "owner")
     users = await models.shares(store, body.users)
     data = await call(
@@ -102,7 +115,9 @@ async def upload_version(
     broker: Broker,
     settings: Settings,
     file: Annotated[UploadFile, File(description="the packed model .zip", json_schema_extra={"format": "binary"})],
-    schema: Annotated[str, Form(min_length=2, description="the model schema, as JSON")],
+    schema: Annotated[
+        str, Form(min_length=2, description="the model schema, as JSON", json_schema_extra=MODEL_SCHEMA_FIELD)
+    ],
 ) -> VersionPublic:
     """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
     await models.visible_model(store, user, name, "edit")
