@@ -102,6 +102,9 @@ class FakeJobs:
         return rows()
 
 
+READ = (b"modelhub_jobs_samples_annotated_total{", b"modelhub_jobs{")
+
+
 def test_the_gateways_metrics_count_the_samples_its_stored_jobs_annotated(tmp_path, monkeypatch):
     """docs/API.md section 6: the annotated-samples counter is on the gateway's own /metrics, read
     from MongoDB, reaching each job's count."""
@@ -115,9 +118,13 @@ def test_the_gateways_metrics_count_the_samples_its_stored_jobs_annotated(tmp_pa
 
     async def one_reading() -> None:
         polls = [asyncio.create_task(p) for p in observability.polls({"jobs": jobs}, tel, every=60)]
-        await asyncio.sleep(0.05)  # each loop reads once at its start
-        for poll in polls:
-            poll.cancel()
+        try:  # each loop reads once at its start: wait until both readings are in, with a bound
+            async with asyncio.timeout(5):
+                while not all(line in generate_latest(tel.registry) for line in READ):
+                    await asyncio.sleep(0.001)
+        finally:
+            for poll in polls:
+                poll.cancel()
 
     asyncio.run(one_reading())
     text = TestClient(app).get("/metrics").text  # no token
