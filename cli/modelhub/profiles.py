@@ -9,9 +9,10 @@ profile applies, and that a flag or an environment variable wins over it, is mod
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from pathlib import Path
+
+from modelhub.private import write_private
 
 DEFAULT_PROFILE = "default"
 
@@ -49,8 +50,4 @@ def save(path: Path, name: str, url: str, token: str) -> None:
     profiles = read_all(path)
     profiles[name] = {"url": url, "token": token}
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(_toml(profiles))
-    os.replace(tmp, path)
+    write_private(path, _toml(profiles))

@@ -4,11 +4,11 @@ access) and its server entry in the plan."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from modelhub import integration
 from modelhub.plan import HUB_USER, NatsServer
+from modelhub.private import write_private
 from modelhub.stack.binaries import find_nats_server
 from modelhub.stack.secretfiles import secret_file
 
@@ -18,17 +18,14 @@ def write_nats_config(data_dir: Path, password: str, integration_password: str |
     systems (modelhub.integration: it may only send commands as a user and read its own inbox);
     no anonymous access at all."""
     path = data_dir / "nats.conf"
-    tmp = path.with_name(f".nats.conf.{os.getpid()}.tmp")
     users = [f"    {{user: {json.dumps(HUB_USER)}, password: {json.dumps(password)}}}"]
     if integration_password is not None:
         users.append(integration.nats_user_entry(integration_password))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(
-            "# written by `modelhub up` from nats-password and nats-integration-password; edits are overwritten\n"
-            "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n"
-        )
-    os.replace(tmp, path)
+    write_private(
+        path,
+        "# written by `modelhub up` from nats-password and nats-integration-password; edits are overwritten\n"
+        "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n",
+    )
     return path
 
 

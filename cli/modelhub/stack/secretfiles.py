@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from modelhub.plan import MongoServer, NatsServer
+from modelhub.private import write_private
 from modelhub.settings import CliSettings
 from modelhub.supervisor import StackError
 
@@ -46,11 +47,7 @@ def secret_file(path: Path) -> Path:
 
 def write_secret_json(path: Path, obj: dict) -> None:
     """Write `path` (mode 0600 from the start, replaced atomically)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(obj, indent=2) + "\n")
 
 
 def credentials(settings: CliSettings, nats: NatsServer | None, mongo: MongoServer | None) -> dict[str, str]:
