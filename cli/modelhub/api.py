@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from httpx_sse import EventSource, connect_sse
+from httpx_sse import connect_sse
 
 from modelhub.settings import API_PREFIX, CliSettings
 
@@ -74,11 +75,7 @@ def error_detail(response: httpx.Response) -> str:
     return format_detail(body.get("detail", body) if isinstance(body, dict) else body)
 
 
-def json_payloads(source: EventSource) -> Iterator[Any]:
-    """The JSON data of each event of a stream (keep-alive comments carry none and are skipped)."""
-    for event in source.iter_sse():
-        with contextlib.suppress(ValueError):
-            yield event.json()
+_NOT_JSON = object()  # an event whose data is not JSON (keep-alive comments carry no event)
 
 
 def seg(value: Any) -> str:
@@ -95,6 +92,7 @@ class ApiClient:
 
     TIMEOUT = httpx.Timeout(300.0, connect=10.0)
     STREAM_TIMEOUT = httpx.Timeout(300.0, connect=10.0, read=60.0)
+    RESUME_TRIES = 5  # reconnects in a row to a broken event stream before giving up
 
     def __init__(
         self,
@@ -140,12 +138,41 @@ class ApiClient:
 
     def events(self, path: str) -> Generator[Any, None, None]:
         """Follow a Server-Sent Events stream (read by httpx-sse), yielding each event's JSON payload;
-        an event whose data is not JSON is skipped."""
-        with self._transport_errors(), connect_sse(self._http, "GET", path, timeout=self.STREAM_TIMEOUT) as source:
+        an event whose data is not JSON is skipped. A stream cut by the network or a gateway restart
+        is opened again with `Last-Event-ID` (the SSE resume rule), so no event is seen twice; after
+        RESUME_TRIES failed reconnects in a row the GatewayError is raised. A stream that the gateway
+        ends on its own is the end."""
+        last_id, failures = "", 0
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                for event_id, payload in self._stream(path, headers):
+                    failures = 0
+                    last_id = event_id or last_id
+                    if payload is not _NOT_JSON:
+                        yield payload
+                return
+            except GatewayError:
+                failures += 1
+                if failures > self.RESUME_TRIES:
+                    raise
+                time.sleep(min(0.5 * 2**failures, 5.0))
+
+    def _stream(self, path: str, headers: dict[str, str]) -> Iterator[tuple[str, Any]]:
+        """One connection to an event stream: (id, JSON payload or _NOT_JSON) per event."""
+        with (
+            self._transport_errors(),
+            connect_sse(self._http, "GET", path, headers=headers, timeout=self.STREAM_TIMEOUT) as source,
+        ):
             if source.response.is_error:
                 source.response.read()
                 raise ApiError(source.response.status_code, error_detail(source.response))
-            yield from json_payloads(source)
+            for event in source.iter_sse():
+                try:
+                    payload = event.json()
+                except ValueError:
+                    payload = _NOT_JSON
+                yield event.id, payload
 
     def download(self, path: str, params: dict[str, Any]) -> Generator[bytes, None, None]:
         """Stream a response body in chunks (exports), raising ApiError on an error status."""

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx_sse import EventSource, ServerSentEvent
 
-from modelhub.api import json_payloads
+from modelhub.api import ApiClient, GatewayError
 from modelhub_contracts import queue
 from modelhub_contracts.documents import Job, JobStatus, User
 from modelhub_gateway.api.routes import jobs as job_routes
@@ -97,6 +97,13 @@ def source(text: str) -> EventSource:
     return EventSource(httpx.Response(200, headers={"content-type": "text/event-stream"}, content=text.encode()))
 
 
+def cli_events(text: str) -> list[Any]:
+    """The payloads the CLI's client yields for a stream the gateway sent."""
+    answer = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=text.encode())
+    with ApiClient("http://hub", "t", transport=httpx.MockTransport(lambda _: answer)) as api:
+        return list(api.events("/jobs/j/events"))
+
+
 def events(text: str) -> list[ServerSentEvent]:
     """The events that carry data (httpx-sse also hands on a comment's block as an empty event
     under the last id; the spec's readers, EventSource among them, dispatch nothing for it)."""
@@ -121,7 +128,7 @@ def test_a_quiet_stream_carries_keep_alive_comments(follow, monkeypatch):
     pings = [line for line in text.splitlines() if line.startswith(": ping")]
     assert pings, text
     assert [e.id for e in events(text)] == ["1", "2"]  # the comments are no events
-    assert [j["status"] for j in json_payloads(source(text))] == ["running", "completed"]  # nor to the CLI
+    assert [j["status"] for j in cli_events(text)] == ["running", "completed"]  # nor to the CLI
 
 
 def test_a_resumed_stream_starts_with_the_job_now_and_counts_on_from_the_last_id(follow):
@@ -189,3 +196,46 @@ def test_the_web_ui_reads_the_stream_skipping_comments_and_ids(follow, monkeypat
     for body in (text, text.replace("\n", "\r\n"), text.replace("\n", "\r")):
         seen = read_in_the_ui(tmp_path, body)
         assert [(j["status"], j["succeeded"]) for j in seen] == expected
+
+
+class CutStream(httpx.SyncByteStream):
+    """A body that sends `text` and then breaks, as a gateway that dies mid-stream does."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __iter__(self):
+        yield self.text.encode()
+        raise httpx.ReadError("connection reset")
+
+
+def test_the_cli_resumes_a_cut_stream_from_the_last_event_id_and_sees_no_event_twice(monkeypatch):
+    monkeypatch.setattr("modelhub.api.time.sleep", lambda _: None)
+    sent: list[str | None] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("Last-Event-ID"))
+        head = {"content-type": "text/event-stream"}
+        if len(sent) == 1:
+            body = 'id: 1\nevent: job\ndata: {"n": 1}\n\nid: 2\nevent: job\ndata: {"n": 2}\n\n'
+            return httpx.Response(200, headers=head, stream=CutStream(body))
+        if len(sent) == 2:  # the gateway is restarting: the reconnect itself fails once
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, headers=head, content=b'id: 3\nevent: job\ndata: {"n": 3}\n\n')
+
+    with ApiClient("http://hub", "t", transport=httpx.MockTransport(gateway)) as api:
+        assert [e["n"] for e in api.events("/jobs/j/events")] == [1, 2, 3]
+    assert sent == [None, "2", "2"]
+
+
+def test_the_cli_gives_up_after_its_reconnects_in_a_row_fail(monkeypatch):
+    monkeypatch.setattr("modelhub.api.time.sleep", lambda _: None)
+    tries: list[int] = []
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        tries.append(1)
+        raise httpx.ConnectError("refused")
+
+    with ApiClient("http://hub", "t", transport=httpx.MockTransport(gateway)) as api, pytest.raises(GatewayError):
+        list(api.events("/jobs/j/events"))
+    assert len(tries) == ApiClient.RESUME_TRIES + 1
