@@ -7,6 +7,9 @@
      with its direct path off: services are no Ray drivers), the same calls in flight as B,
   E. the same client as the worker runs it: the replica's own port after its first proxy answer
      (modelhub_worker.direct), the same calls in flight.
+  F. (with --ray-direct-ingress) Ray Serve's own direct ingress: the stack's Ray runs with
+     RAY_SERVE_ENABLE_DIRECT_INGRESS=1, so each replica serves HTTP on a port of its own, and the
+     client of D calls that port instead of the proxy.
 
 Prints samples/s (and calls/s) for each and the ratios B/A, D/B and E/B (against handles). Run with `make bench`; numbers from this 2-core
 machine are noisy: compare the ratio within one run, not absolute numbers across runs.
@@ -90,9 +93,22 @@ async def per_chunk(handle, inputs: list[dict], mini_batch: int, in_flight: int)
     return len(inputs) / (time.perf_counter() - start)
 
 
-def http_path(data_dir: Path, samples: int, mini_batch: int, direct: bool) -> float:
+def ingress_port() -> int:
+    """The HTTP port Ray's direct ingress gave the one replica (Ray's default range; the bench's
+    stack has one replica, so the first port that answers is its)."""
+    import socket
+
+    for port in range(30000, 30050):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return port
+    raise SystemExit("no direct-ingress port answers in 30000-30049: is RAY_SERVE_ENABLE_DIRECT_INGRESS on?")
+
+
+def http_path(data_dir: Path, samples: int, mini_batch: int, direct: bool, port: int | None = None) -> float:
     """The worker's own client (modelhub_worker.serving.ServeClient), its secret from MongoDB;
-    `direct`: with the direct path to the replica (as the worker runs it) or through the proxy only."""
+    `direct`: with the direct path to the replica (as the worker runs it) or through the proxy only;
+    `port`: the HTTP port to call (default: the stack's Serve proxy)."""
     from pymongo import MongoClient
 
     from modelhub_worker.serving import ServeClient
@@ -104,7 +120,7 @@ def http_path(data_dir: Path, samples: int, mini_batch: int, direct: bool) -> fl
         raise SystemExit("no deployment 'bench' (the benchmark deploys it first)")
     secret = doc["serve_secret"]
     mongo.close()
-    port = json.loads((data_dir / "stack.json").read_text())["ports"]["ray"]["serve_http"]
+    port = port or json.loads((data_dir / "stack.json").read_text())["ports"]["ray"]["serve_http"]
     inputs = [{"text": f"sample {i}"} for i in range(samples)]
 
     async def run() -> float:
@@ -166,7 +182,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--mini-batch", type=int, default=32)
+    parser.add_argument("--ray-direct-ingress", action="store_true", help="also measure F (see above)")
     args = parser.parse_args()
+    if args.ray_direct_ingress:
+        os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"  # the stack's Ray nodes take RAY_* from here
     with tempfile.TemporaryDirectory(prefix="modelhub-bench-") as tmp:
         data_dir, port = Path(tmp) / "stack", "18431"
         modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", port)
@@ -179,6 +198,9 @@ def main() -> None:
             job_rate = whole_job(client, args.samples)
             http = http_path(data_dir, args.samples, args.mini_batch, direct=False)
             direct = http_path(data_dir, args.samples, args.mini_batch, direct=True)
+            ingress = None
+            if args.ray_direct_ingress:
+                ingress = http_path(data_dir, args.samples, args.mini_batch, direct=False, port=ingress_port())
             one, chunk = serve_paths(data_dir, args.samples, args.mini_batch)
         finally:
             modelhub("down", "--data-dir", str(data_dir))
@@ -194,7 +216,13 @@ def main() -> None:
         f"  E. JSON per mini-batch, replica's own port:      {direct:8.0f} samples/s "
         f"({direct / args.mini_batch:.0f} calls/s)"
     )
-    print(f"  B/A = {chunk / one:.1f}x   D/B = {http / chunk:.2f}x   E/B = {direct / chunk:.2f}x")
+    if ingress is not None:
+        print(
+            f"  F. JSON per mini-batch, Ray's direct ingress:    {ingress:8.0f} samples/s "
+            f"({ingress / args.mini_batch:.0f} calls/s)"
+        )
+    ratios = f"  B/A = {chunk / one:.1f}x   D/B = {http / chunk:.2f}x   E/B = {direct / chunk:.2f}x"
+    print(ratios + (f"   F/B = {ingress / chunk:.2f}x   E/F = {direct / ingress:.2f}x" if ingress else ""))
 
 
 if __name__ == "__main__":
