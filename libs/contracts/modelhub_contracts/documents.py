@@ -137,6 +137,16 @@ class Version(TypedDict):
     created_by: str  # registry
 
 
+class DeploymentEnvironment(TypedDict):
+    """How a custom_env deployment's environment is built (the deployer's environments.py)."""
+
+    route: str  # "pip" | "conda"
+    file: str  # the package file it comes from: "environment.yml" | "requirements.txt"
+    packages: list[str]  # pip requirement lines (pip) or conda dependencies (conda)
+    skipped: list[str]  # conda dependencies the nodes' Python already provides (pip route)
+    reason: str  # why this route: conda found or not, requirements.txt used or not
+
+
 class Deployment(TypedDict):
     _id: str  # gateway: the deployment name
     name: str  # gateway (spec)
@@ -161,6 +171,7 @@ class Deployment(TypedDict):
     updated_at: datetime  # gateway and deployer, with each status move
     serve_secret: NotRequired[str]  # deployer: the replicas' shared secret, never shown by the API
     model_process: NotRequired[dict[str, Any]]  # deployer: a replica's {jailed, restarts, last_death}
+    environment: NotRequired[DeploymentEnvironment | None]  # deployer, per deploy: None without custom_env
 
 
 class Dataset(TypedDict):
