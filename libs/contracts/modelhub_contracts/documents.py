@@ -135,6 +135,7 @@ class Version(TypedDict):
     package_object: str  # registry: the object name in the packages bucket
     created_at: datetime  # registry
     created_by: str  # registry
+    environment_files: NotRequired[list[str]]  # registry: environment.yml / requirements.txt it holds
 
 
 class DeploymentEnvironment(TypedDict):

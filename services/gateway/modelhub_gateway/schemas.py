@@ -101,6 +101,11 @@ class VersionPublic(BaseModel):
     schema_: dict = Field(alias="schema", serialization_alias="schema")
     created_at: datetime
     created_by: str
+    environment_files: list[str] | None = Field(
+        default=None,
+        description="the package's environment.yml / requirements.txt, which custom_env builds from "
+        "(null: uploaded before versions recorded it)",
+    )
 
 
 class ModelPublic(BaseModel):
