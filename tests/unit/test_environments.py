@@ -212,7 +212,14 @@ def test_environment_yml_wins_and_says_requirements_txt_is_unused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "line", ["-r requirements.txt", "-r file:requirements.txt", "--requirement ./requirements.txt"]
+    "line",
+    [
+        "-r requirements.txt",
+        "-r file:requirements.txt",
+        "--requirement ./requirements.txt",
+        "-rrequirements.txt",
+        "--requirement=requirements.txt",
+    ],
 )
 @pytest.mark.parametrize("host", [NO_CONDA, CONDA], ids=["pip", "conda"])
 def test_a_pip_list_naming_requirements_txt_gets_its_lines_on_both_routes(tmp_path, line, host):
@@ -229,8 +236,14 @@ def test_a_pip_list_naming_requirements_txt_gets_its_lines_on_both_routes(tmp_pa
 def test_a_pip_list_may_name_no_other_file(tmp_path):
     with pytest.raises(Refused, match="only the package's requirements.txt"):
         plan(tmp_path, "dependencies:\n  - pip:\n      - -r ../../etc/passwd\n")
-    with pytest.raises(Refused, match="only the package's requirements.txt"):
-        plan(tmp_path, "dependencies:\n  - pip:\n      - -c constraints.txt\n")
+    for line in ("-c constraints.txt", "--constraint=c.txt", "-rother.txt"):
+        with pytest.raises(Refused, match="only the package's requirements.txt"):
+            plan(tmp_path, f"dependencies:\n  - pip:\n      - {line}\n")
+    # options that name no file are pip's business, as in a requirements.txt
+    assert plan(tmp_path, "dependencies:\n  - pip:\n      - --require-hashes\n      - --pre\n").packages == (
+        "--require-hashes",
+        "--pre",
+    )
     with pytest.raises(Refused, match="which the package lacks"):
         plan(tmp_path, "dependencies:\n  - pip:\n      - -r requirements.txt\n")
 

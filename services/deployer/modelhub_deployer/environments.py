@@ -1,13 +1,14 @@
 """A model package's environment as users write it, turned into its replicas' Ray runtime_env.
 
 The seed's "Install Custom Conda Env" hands a package's `environment.yml` to Ray's `conda`
-runtime_env, which runs `conda env create` on each Ray node. Most nodes have no conda (modelhub's
-own machines and Ray's images have none), and there the replica would never start. So:
+runtime_env, which runs `conda env create` on each Ray node. modelhub's Ray image
+(deploy/compose/ray.Dockerfile) has no conda, nor have the machines it is built on, and there Ray
+cannot build the environment, so the replica never starts. So:
 
-- `conda` route: Ray can run a `conda` (looked for as Ray looks: `$RAY_CONDA_HOME/bin/conda`,
-  `$CONDA_EXE`'s folder, `conda` on `PATH`, `Host.detect`): environment.yml goes to Ray's `conda` runtime_env, as
-  the seed meant. A `micromamba` alone does not count: Ray runs `conda env create` and
-  `conda activate`, which micromamba does not provide under that name.
+- `conda` route: Ray can run a `conda` (`Host.detect` looks where Ray looks:
+  `$RAY_CONDA_HOME/bin/conda`, `$CONDA_EXE`'s folder, `conda` on `PATH`): environment.yml goes to
+  Ray's `conda` runtime_env, as the seed meant. A `micromamba` alone does not count: Ray runs
+  `conda env create` and `conda activate`, which micromamba does not provide under that name.
 - `pip` route (no conda): what pip can meet is built with Ray's `pip` runtime_env (a virtualenv on
   the node's own Python): the `pip:` list as written, and each conda dependency under its PyPI name
   (`CONDA_RENAMED`; every other name is taken to be the same on PyPI, and pip says clearly when it
@@ -191,7 +192,8 @@ _MATCH_SPEC = re.compile(
 )
 _BRACKET_VERSION = re.compile(r"""\bversion\s*=\s*(['"]?)(?P<v>[^'",\]]+(?:,[^'",\]]+)*)\1""")
 _OPERATORS = ("==", "!=", ">=", "<=", "~=", ">", "<")
-_PIP_FILE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
+# `-r requirements.txt`, `--requirement=x`, `-rx`: pip's options that name a file to read
+_PIP_FILE_OPTION = re.compile(r"^(?P<option>-r|--requirement|-c|--constraint)(?:=|\s+|(?=[^\s=-]))(?P<target>.*)$")
 
 
 class Refused(Exception):
@@ -216,7 +218,7 @@ class Host:
         The other two are looked for on this node, which is what the embedded stack's nodes
         share (it passes them CONDA_* and RAY_*, and a PATH of the venv's and system's bin)."""
         path = env.get("PATH")
-        conda = None
+        conda: str | None
         if home := env.get("RAY_CONDA_HOME"):
             conda = str(Path(home) / "bin" / "conda")
         elif exe := env.get("CONDA_EXE"):
@@ -391,11 +393,11 @@ def _pip_lines(lines: list[str], requirements: str | None) -> list[str]:
     may name: Ray installs the list from a folder of its own, where no other file is)."""
     out: list[str] = []
     for line in lines:
-        option, _, target = line.partition(" ")
-        if option not in _PIP_FILE_OPTIONS:
+        names_file = _PIP_FILE_OPTION.match(line)
+        if names_file is None:
             out.append(line)
             continue
-        target = target.strip().removeprefix("file:").removeprefix("./")
+        option, target = names_file["option"], names_file["target"].strip().removeprefix("file:").removeprefix("./")
         if option in ("-r", "--requirement") and target == REQUIREMENTS_FILE:
             if requirements is None:
                 raise Refused(f"{ENVIRONMENT_FILE}'s pip: list names {REQUIREMENTS_FILE}, which the package lacks")
@@ -471,7 +473,7 @@ def _pip_plan(
 
 
 def _unused_requirements(has_requirements: bool, pip: list[str], written: list[str]) -> str:
-    if not has_requirements or any(line.partition(" ")[0] in ("-r", "--requirement") for line in written):
+    if not has_requirements or any(_PIP_FILE_OPTION.match(line) for line in written):
         return ""
     return (
         f"; {REQUIREMENTS_FILE} is not used: {ENVIRONMENT_FILE} is the whole environment "
