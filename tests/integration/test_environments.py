@@ -52,7 +52,7 @@ dependencies:
 """
 
 
-def model_with(client, tmp_path, files: dict[str, str]) -> tuple[str, dict]:
+def model_with(client, tmp_path, files: dict[str, str | bytes]) -> tuple[str, dict]:
     """A new model whose v1 package holds `files`; its name and the upload's answer (the version)."""
     model = unique("envyml")
     return model, create_model(client, model, make_zip(tmp_path / "p.zip", files), SCHEMA)
@@ -63,7 +63,11 @@ def test_without_conda_environment_yml_is_built_with_pip_and_the_route_is_shown(
         pytest.skip(f"conda at {HOST.conda}: environment.yml takes the conda route here (the test below)")
     assert importlib.util.find_spec("roman") is None and importlib.util.find_spec("text_unidecode") is None
     client = stack.client
-    files = {"model.py": MODEL, "environment.yml": ENVIRONMENT, "requirements.txt": "tabulate\n"}
+    files: dict[str, str | bytes] = {
+        "model.py": MODEL,
+        "environment.yml": ENVIRONMENT,
+        "requirements.txt": "tabulate\n",
+    }
     model, version = model_with(client, tmp_path, files)
     assert version["environment_files"] == ["environment.yml", "requirements.txt"]
     name = unique("pipenv")
