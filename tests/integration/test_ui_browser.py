@@ -140,6 +140,13 @@ def test_a_user_walks_the_seed_page_from_create_model_to_labelled_pictures(page,
     box.get_by_label("Deploy Name").fill(deployment)
     box.get_by_label("Mini Batch").fill("2")
     box.get_by_label("Num Replicas").fill("1")
+    # the custom env box says what it would do with v1's package: nothing to build from, so it is off
+    expect(
+        box.get_by_label("Build the model's environment from its requirements.txt / environment.yml")
+    ).to_be_disabled()
+    expect(box.locator("#deploy-custom-env-help")).to_have_text(
+        "v1's package has neither environment.yml nor requirements.txt."
+    )
     shot(page, "03-deploy-dialog")
     box.get_by_role("button", name="Deploy").click()
     expect(page.get_by_role("heading", name="Deployments")).to_be_visible()

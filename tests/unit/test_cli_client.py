@@ -284,6 +284,26 @@ def test_predict_sends_inputs(gateway: FakeGateway) -> None:
     assert json.loads(gateway.sent("POST", "/deployments/dep/predict")[-1].content) == {"inputs": {"text": ["hi"]}}
 
 
+def test_deployments_show_says_which_route_the_environment_took(gateway: FakeGateway) -> None:
+    environment = {
+        "route": "pip",
+        "file": "environment.yml",
+        "packages": ["numpy==1.26.*", "roman==5.2"],
+        "skipped": ["python", "pip"],
+        "reason": "no conda on the deployer's node",
+    }
+    gateway.on("GET", "/deployments/dep", {"name": "dep", "custom_env": True, "environment": environment})
+    shown = invoke("deployments", "show", "dep")
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "environment:    pip from environment.yml: numpy==1.26.*, roman==5.2 (skipped: python, pip)"
+        " - no conda on the deployer's node"
+    ) in shown.stdout
+    assert json.loads(invoke("deployments", "show", "dep", "--json").stdout)["environment"] == environment
+    gateway.on("GET", "/deployments/dep", {"name": "dep", "custom_env": False, "environment": None})
+    assert "environment:    -" in invoke("deployments", "show", "dep").stdout
+
+
 def test_datasets_add_expands_directories_and_posts_in_chunks(
     gateway: FakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,6 +22,7 @@ from modelhub_deployer.deploy import (
     ReplicaConfig,
     ServeUnavailable,
 )
+from modelhub_deployer.environments import Host
 from modelhub_deployer.handlers import register
 
 pytestmark = pytest.mark.timeout(30)
@@ -556,3 +557,104 @@ async def test_a_model_process_that_died_shows_in_the_deployment_with_its_reason
     serve.model_processes[spec.name] = {"jailed": True, "restarts": 0, "last_death": None}  # another replica
     await deployer.follow()
     assert store.docs[spec.name]["model_process"] == death  # the latest death stays
+
+
+# ------------------------------------------------- the package's own environment (custom_env)
+
+
+class FilePackages:
+    """A package unpacked in a temp folder, with the files a test gives it."""
+
+    def __init__(self, root: Path, files: dict[str, str]) -> None:
+        self.root = root
+        for name, text in files.items():
+            (root / name).write_text(text)
+
+    async def prepare(self, name: str, package_object: str, sha256: str) -> PreparedPackage:
+        has = lambda f: (self.root / f).exists()  # noqa: E731
+        return PreparedPackage(
+            self.root, self.root / "package.zip", "model:Model", has("requirements.txt"), has("environment.yml")
+        )
+
+
+def env_world(tmp_path: Path, files: dict[str, str], host: Host) -> tuple[MemoryStore, FakeServe, Deployer]:
+    store, serve = MemoryStore(), FakeServe()
+    deployer = Deployer(store, serve, FilePackages(tmp_path, files), timeout_s=0.3, poll_s=0.01, host=host)
+    return store, serve, deployer
+
+
+async def test_a_conda_only_environment_fails_at_once_naming_the_packages_and_submits_nothing(tmp_path):
+    environment = "dependencies:\n  - numpy\n  - cudatoolkit=11.8\n  - cudnn\n"
+    store, serve, deployer = env_world(tmp_path, {"environment.yml": environment}, Host(conda=None))
+    spec = make_spec(custom_env=True)
+    store.add(spec)
+    await deploy(deployer, spec)  # bounded: 5 s, far below any deploy timeout
+    doc = store.docs[spec.name]
+    assert store.history[spec.name] == ["pending", "deploying", "failed"]
+    assert doc["error"].startswith("custom_env: environment.yml needs what pip cannot install")
+    assert "cudatoolkit=11.8" in doc["error"] and "cudnn" in doc["error"]
+    assert serve.submitted == [] and doc.get("environment") is None
+
+
+async def test_the_route_taken_is_recorded_and_its_runtime_env_reaches_the_replicas(tmp_path):
+    environment = "dependencies:\n  - python=3.11\n  - conda-forge::numpy=1.26\n  - pip:\n      - roman==5.2\n"
+    store, serve, deployer = env_world(tmp_path, {"environment.yml": environment}, Host(conda=None))
+    spec = make_spec(custom_env=True)
+    store.add(spec)
+    await deploy(deployer, spec)
+    doc = store.docs[spec.name]
+    assert doc["status"] == "running", doc["error"]
+    assert doc["environment"]["route"] == "pip" and doc["environment"]["file"] == "environment.yml"
+    assert doc["environment"]["packages"] == ["numpy==1.26.*", "roman==5.2"]
+    assert serve.submitted[0].runtime_env == {"pip": ["numpy==1.26.*", "roman==5.2"]}
+
+
+async def test_with_conda_on_the_node_environment_yml_takes_the_conda_route(tmp_path):
+    files = {"environment.yml": "dependencies:\n  - cudatoolkit=11.8\n", "requirements.txt": "roman\n"}
+    store, serve, deployer = env_world(tmp_path, files, Host(conda="/opt/conda/bin/conda"))
+    spec = make_spec(custom_env=True)
+    store.add(spec)
+    await deploy(deployer, spec)
+    doc = store.docs[spec.name]
+    assert doc["environment"]["route"] == "conda" and "requirements.txt is not used" in doc["environment"]["reason"]
+    assert serve.submitted[0].runtime_env == {"conda": {"dependencies": ["cudatoolkit=11.8"]}}
+
+
+async def test_requirements_txt_alone_is_recorded_as_the_pip_route(tmp_path):
+    store, serve, deployer = env_world(tmp_path, {"requirements.txt": "humanize==4.9.0\n"}, Host(conda=None))
+    spec = make_spec(custom_env=True)
+    store.add(spec)
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["environment"] == {
+        "route": "pip",
+        "file": "requirements.txt",
+        "packages": ["humanize==4.9.0"],
+        "skipped": [],
+        "reason": "pip installs requirements.txt",
+    }
+    assert serve.submitted[0].runtime_env == {"pip": ["humanize==4.9.0"]}
+
+
+async def test_without_custom_env_the_package_s_files_are_not_used(tmp_path):
+    store, serve, deployer = env_world(tmp_path, {"environment.yml": "dependencies: [cudnn]\n"}, Host(conda=None))
+    spec = make_spec(custom_env=False)
+    store.add(spec)
+    await deploy(deployer, spec)
+    assert store.docs[spec.name]["status"] == "running" and store.docs[spec.name]["environment"] is None
+    assert serve.submitted[0].runtime_env == {}
+
+
+def test_serve_gets_the_planned_environment_as_content_and_still_reads_a_file_path(tmp_path):
+    from modelhub_deployer.serving import application_config
+
+    def env_of(runtime_env: dict) -> dict:
+        config = ReplicaConfig("d", "p", "ab" * 32, Path("/x.zip"), "model:Model", 1, 1, 0.1, 0, runtime_env)
+        return application_config(config, "gcs://r.zip", "gcs://m.zip")["deployments"][0]["ray_actor_options"][
+            "runtime_env"
+        ]
+
+    conda = {"channels": ["conda-forge"], "dependencies": ["numpy"]}
+    assert env_of({"pip": ["roman==5.2"]})["pip"] == ["roman==5.2"]
+    assert env_of({"conda": conda})["conda"] == conda
+    (tmp_path / "requirements.txt").write_text("# c\nroman\n\n")
+    assert env_of({"pip": str(tmp_path / "requirements.txt")})["pip"] == ["roman"]

@@ -16,7 +16,7 @@ from modelhub.commands.base import (
     json_option,
     yes_option,
 )
-from modelhub.render import Output, cell, echo_table, items, record_renderer
+from modelhub.render import Output, cell, echo_record, echo_table, items
 
 DEPLOYMENT_KEYS = (
     "name",
@@ -29,6 +29,7 @@ DEPLOYMENT_KEYS = (
     "min_replicas",
     "max_replicas",
     "custom_env",
+    "environment",
     "batch_wait_ms",
     "max_in_flight",
     "status",
@@ -71,8 +72,21 @@ def deployments_list(api: ApiClient, out: Output) -> None:
 @api_command
 @click.argument("name", shell_complete=complete.deployments)
 def deployments_show(api: ApiClient, out: Output, name: str) -> None:
-    """Show a deployment."""
-    out.emit(api.get_deployment(name), record_renderer(*DEPLOYMENT_KEYS))
+    """Show a deployment (with custom_env: the route its environment took, and why)."""
+    out.emit(
+        api.get_deployment(name), lambda d: echo_record({**d, "environment": environment_line(d)}, DEPLOYMENT_KEYS)
+    )
+
+
+def environment_line(deployment: dict) -> str | None:
+    """`pip from environment.yml: roman==5.2 (skipped: python, pip) - <why>`: one readable line."""
+    env = deployment.get("environment")
+    if not isinstance(env, dict):
+        return None
+    line = f"{env.get('route')} from {env.get('file')}: {cell(env.get('packages'))}"
+    if env.get("skipped"):
+        line += f" (skipped: {cell(env['skipped'])})"
+    return f"{line} - {env['reason']}" if env.get("reason") else line
 
 
 @deployments.command("delete")

@@ -135,6 +135,17 @@ class Version(TypedDict):
     package_object: str  # registry: the object name in the packages bucket
     created_at: datetime  # registry
     created_by: str  # registry
+    environment_files: NotRequired[list[str]]  # registry: environment.yml / requirements.txt it holds
+
+
+class DeploymentEnvironment(TypedDict):
+    """How a custom_env deployment's environment is built (the deployer's environments.py)."""
+
+    route: str  # "pip" | "conda"
+    file: str  # the package file it comes from: "environment.yml" | "requirements.txt"
+    packages: list[str]  # pip requirement lines (pip) or conda dependencies (conda)
+    skipped: list[str]  # conda dependencies the nodes' Python already provides (pip route)
+    reason: str  # why this route: conda found or not, requirements.txt used or not
 
 
 class Deployment(TypedDict):
@@ -161,6 +172,7 @@ class Deployment(TypedDict):
     updated_at: datetime  # gateway and deployer, with each status move
     serve_secret: NotRequired[str]  # deployer: the replicas' shared secret, never shown by the API
     model_process: NotRequired[dict[str, Any]]  # deployer: a replica's {jailed, restarts, last_death}
+    environment: NotRequired[DeploymentEnvironment | None]  # deployer, per deploy: None without custom_env
 
 
 class Dataset(TypedDict):

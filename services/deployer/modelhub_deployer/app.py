@@ -10,6 +10,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
+from modelhub_deployer import environments
 from modelhub_deployer.authz import EventAuthorizer
 from modelhub_deployer.deploy import Deployer
 from modelhub_deployer.handlers import register
@@ -41,7 +42,9 @@ def build_app(
     client, db = mongo.connect(settings)
     serve = DashboardServe(settings.ray_dashboard_url, settings.serve_url, ray_auth_token(), jail=jail_args(settings))
     store = DeploymentStore(db)
-    deployer = Deployer(store, serve, ObjectStorePackages(broker, settings.data_dir))
+    # Ray's own conda settings (RAY_CONDA_HOME, CONDA_EXE) and PATH: where a node would find conda
+    host = environments.Host.detect(os.environ)
+    deployer = Deployer(store, serve, ObjectStorePackages(broker, settings.data_dir), host=host)
     register(broker, deployer, EventAuthorizer(db))
     answer_pings(broker, "deployer")
     app = FastStream(broker)

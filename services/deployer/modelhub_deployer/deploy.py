@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, DEPLOYABLE, STOPPABLE, Deployment, DeploymentStatus
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested
+from modelhub_deployer import environments
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,7 +48,7 @@ class ReplicaConfig:
     num_replicas: int
     num_cpus: float
     num_gpus: float
-    runtime_env: dict = field(default_factory=dict)  # extra keys: "pip" or "conda"
+    runtime_env: dict = field(default_factory=dict)  # "pip": [lines] or "conda": {environment}
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
     secret: str = ""  # the replicas answer only callers that send it (the inference worker)
     min_replicas: int = 0  # with max_replicas: Serve autoscales in between, from num_replicas
@@ -186,14 +187,18 @@ def trim_message(text: str, tail: int = 6, max_chars: int = 2000) -> str:
     return "\n".join(lines)[-max_chars:]
 
 
-def runtime_env(spec: DeploySpec, package: PreparedPackage) -> dict[str, str]:
-    """The pip/conda part of the replicas' runtime_env (working_dir is always the package)."""
+def runtime_env(spec: DeploySpec, package: PreparedPackage, host: environments.Host) -> environments.Plan | None:
+    """How the replicas' environment is built (environments.py): None without custom_env.
+    Raises DeployError, before anything reaches Ray, for an environment that cannot be built."""
     if not spec.custom_env:
-        return {}
-    if package.has_environment:
-        return {"conda": str(package.root / "environment.yml")}
-    if package.has_requirements:
-        return {"pip": str(package.root / "requirements.txt")}
+        return None
+    try:
+        if package.has_environment:
+            return environments.from_environment(package.root, host, package.has_requirements)
+        if package.has_requirements:
+            return environments.from_requirements(package.root)
+    except environments.Refused as exc:
+        raise DeployError(f"custom_env: {exc}") from exc
     raise DeployError("custom_env is set but the package has neither environment.yml nor requirements.txt")
 
 
@@ -221,8 +226,10 @@ class Deployer:
         custom_env_timeout_s: float = CUSTOM_ENV_TIMEOUT_S,
         replica_node_wait_s: float = REPLICA_NODE_WAIT_S,
         poll_s: float = 0.5,
+        host: environments.Host | None = None,
     ) -> None:
         self._store, self._serve, self._packages = store, serve, packages
+        self._host = host or environments.Host()  # app.py detects conda; without: the pip route
         self._timeout_s, self._custom_env_timeout_s = timeout_s, custom_env_timeout_s
         self._replica_node_wait_s = replica_node_wait_s
         self._poll_s = poll_s
@@ -381,10 +388,16 @@ class Deployer:
     async def _run(self, spec: DeploySpec) -> AppState:
         check_resources(spec, await self._replica_nodes())
         package = await self._packages.prepare(spec.name, spec.package_object, spec.package_sha256)
+        env = await asyncio.to_thread(runtime_env, spec, package, self._host)  # reads the package's files
         # A fresh secret per deploy, recorded before Serve has it: the inference worker reads it
         # from the deployment's document and sends it with every call (never shown by the API).
         secret = secrets.token_urlsafe(32)
-        await self._store.note(spec.name, status=DeploymentStatus.DEPLOYING, serve_secret=secret)
+        await self._store.note(
+            spec.name,
+            status=DeploymentStatus.DEPLOYING,
+            serve_secret=secret,
+            environment=env.record() if env else None,
+        )
         config = ReplicaConfig(
             name=spec.name,
             package_id=spec.package_object,
@@ -395,7 +408,7 @@ class Deployer:
             num_replicas=spec.initial_replicas,
             num_cpus=REPLICA_NUM_CPUS,
             num_gpus=spec.num_gpus,
-            runtime_env=runtime_env(spec, package),
+            runtime_env=env.runtime_env if env else {},
             batch_wait_ms=spec.batch_wait_ms,
             secret=secret,
             min_replicas=spec.min_replicas or 0,

@@ -31,6 +31,7 @@ import modelhub_contracts
 from modelhub_contracts import direct
 from modelhub_deployer import deploy
 from modelhub_deployer.deploy import AppState, ReplicaConfig, ServeUnavailable
+from modelhub_deployer.environments import requirement_lines
 
 REPLICA_MODULE = "modelhub_replica"  # services/deployer/modelhub_replica, shipped as py_modules
 REPLICA_IMPORT_PATH = f"{REPLICA_MODULE}:build"
@@ -274,11 +275,11 @@ class DashboardServe:
 
 
 def _runtime_env(config: ReplicaConfig) -> dict:
-    """The pip/conda files are read here so that nothing is resolved on the Serve controller."""
+    """The pip/conda part, as content, so that nothing is resolved on the Serve controller. The
+    deployer's plan (environments.py) gives the content itself; a path is a file to read."""
     env: dict = {}
     if pip := config.runtime_env.get("pip"):
-        lines = Path(pip).read_text().splitlines()
-        env["pip"] = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        env["pip"] = requirement_lines(Path(pip).read_text()) if isinstance(pip, str | Path) else list(pip)
     if conda := config.runtime_env.get("conda"):
-        env["conda"] = yaml.safe_load(Path(conda).read_text())
+        env["conda"] = yaml.safe_load(Path(conda).read_text()) if isinstance(conda, str | Path) else conda
     return env

@@ -101,6 +101,11 @@ class VersionPublic(BaseModel):
     schema_: dict = Field(alias="schema", serialization_alias="schema")
     created_at: datetime
     created_by: str
+    environment_files: list[str] | None = Field(
+        default=None,
+        description="the package's environment.yml / requirements.txt, which custom_env builds from "
+        "(null: uploaded before versions recorded it)",
+    )
 
 
 class ModelPublic(BaseModel):
@@ -205,6 +210,14 @@ class ModelProcessState(BaseModel):
     last_death: str | None = Field(description="why that model process last died (exit code or signal, its output)")
 
 
+class EnvironmentState(BaseModel):
+    route: Literal["pip", "conda"] = Field(description="how the replicas' environment is built (Ray runtime_env)")
+    file: str = Field(description="the package file it comes from: environment.yml or requirements.txt")
+    packages: list[str] = Field(description="pip requirement lines (pip) or conda dependencies (conda)")
+    skipped: list[str] = Field(default_factory=list, description="conda dependencies the nodes' Python provides")
+    reason: str = Field(default="", description="why this route (conda found or not; requirements.txt used or not)")
+
+
 class DeploymentPublic(BaseModel):
     name: str
     model: str
@@ -229,6 +242,9 @@ class DeploymentPublic(BaseModel):
     )
     model_process: ModelProcessState | None = Field(
         default=None, description="what a replica last said of its model process (deaths and restarts)"
+    )
+    environment: EnvironmentState | None = Field(
+        default=None, description="with custom_env: the route its environment took, once the deployer chose it"
     )
 
 

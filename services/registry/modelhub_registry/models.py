@@ -20,7 +20,7 @@ from modelhub_contracts.events import (
 )
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
-from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
+from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 from modelhub_runtime.messaging import ok, refuse, refused
 
@@ -132,12 +132,12 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
 async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLimits, cmd: AddVersion) -> RpcReply:
     path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
     try:
-        problem = await _problem(path, limits, cmd.model_schema)
+        checked = await _check(path, limits, cmd.model_schema)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
-    if problem:
+    if not isinstance(checked, PackageInfo):
         await blobs.delete(cmd.upload_object)
-        return problem
+        return checked
     version = await store.next_version(cmd.name)
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
@@ -152,19 +152,27 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
         "created_at": utcnow(),
         "created_by": cmd.acting_user,
         "package_object": cmd.upload_object,
+        "environment_files": environment_files(checked),
     }
     await store.insert_version(doc)
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
 
 
-async def _problem(path: Path, limits: PackageLimits, schema: dict) -> RpcReply | None:
+def environment_files(info: PackageInfo) -> list[str]:
+    """The files a custom_env deploy builds the replicas' environment from, as the package has them
+    (the deploy dialog says what ticking custom env will do with this version)."""
+    present = (("environment.yml", info.has_environment), ("requirements.txt", info.has_requirements))
+    return [name for name, has in present if has]
+
+
+async def _check(path: Path, limits: PackageLimits, schema: dict) -> PackageInfo | RpcReply:
+    """What the package holds, or the refusal that names its problem."""
     try:
         validate_model_schema(schema)
     except SchemaError as exc:
         return refused(Invalid(f"invalid model schema: {exc}"))
     try:
         # zip inspection streams the whole archive: keep it off the event loop
-        await asyncio.to_thread(inspect_package, path, limits)
+        return await asyncio.to_thread(inspect_package, path, limits)
     except PackageError as exc:
         return refuse(400, f"invalid model package: {exc}")
-    return None

@@ -7,6 +7,21 @@ function numberInput(name, value, min, max) {
   return h("input", { type: "number", name, value: String(value), min, max, step: 1, required: true });
 }
 
+/** What a custom env deploy does with a version whose package holds `files` (null: not recorded). */
+export function envText(label, files) {
+  if (!Array.isArray(files)) {
+    return "environment.yml is built with conda where the Ray nodes have it, else with pip; " +
+      "requirements.txt with pip. A need pip cannot meet fails the deploy, naming it.";
+  }
+  if (files.length === 0) return `${label}'s package has neither environment.yml nor requirements.txt.`;
+  if (!files.includes("environment.yml")) return `pip installs ${label}'s requirements.txt on the Ray nodes.`;
+  const beside = files.includes("requirements.txt")
+    ? " Its requirements.txt is used only if environment.yml's pip: list names it (-r requirements.txt)." : "";
+  return `${label}'s environment.yml: conda builds it where the Ray nodes have conda; otherwise pip installs ` +
+    "its pip: list and its conda packages by their PyPI names, and a conda-only one (e.g. cudatoolkit) " +
+    `fails the deploy, naming it.${beside}`;
+}
+
 export function deployDialog(model, versions) {
   const name = h("input", { name: "name", required: true, pattern: NAME_PATTERN, maxlength: 64, autocomplete: "off" });
   const version = h("select", { name: "version" }, versions.map((v, i) =>
@@ -18,6 +33,17 @@ export function deployDialog(model, versions) {
   const minReplicas = h("input", { type: "number", name: "min_replicas", min: 0, max: 64, step: 1, placeholder: "1" });
   const maxReplicas = h("input", { type: "number", name: "max_replicas", min: 1, max: 64, step: 1, placeholder: "off" });
   const customEnv = h("input", { type: "checkbox", name: "custom_env", id: "deploy-custom-env" });
+  const envHelp = h("small", { class: "help", id: "deploy-custom-env-help" });
+  // what ticking it will do with the chosen version's package (the registry records its files)
+  const showEnv = () => {
+    const chosen = versions.find((v) => String(v.version) === version.value);
+    const files = chosen ? chosen.environment_files : null;
+    customEnv.disabled = Array.isArray(files) && files.length === 0;
+    if (customEnv.disabled) customEnv.checked = false;
+    envHelp.textContent = envText(chosen ? `v${chosen.version}` : "this version", files);
+  };
+  version.addEventListener("change", showEnv);
+  showEnv();
   modal({
     title: `Deploy ${model.name}`,
     submitLabel: "Deploy",
@@ -33,8 +59,9 @@ export function deployDialog(model, versions) {
         field("Min Replicas", minReplicas, "Autoscaling: fewest replicas (default 1)."),
         field("Max Replicas", maxReplicas, "Autoscaling: empty for a fixed number of replicas.")),
       h("fieldset", { class: "field" }, h("legend", {}, "Environment (optional)"),
-        h("label", { class: "check", for: "deploy-custom-env" }, customEnv, " Install Custom Conda Env"),
-        h("small", { class: "help" }, "Builds the replica's environment from the package's environment.yml or requirements.txt.")),
+        h("label", { class: "check", for: "deploy-custom-env" }, customEnv,
+          " Build the model's environment from its requirements.txt / environment.yml (pip; conda when the cluster has it)"),
+        envHelp),
     ],
     onSubmit: async () => {
       const deployment = await api("POST", `/models/${enc(model.name)}/deployments`, {

@@ -6,6 +6,13 @@ import { every, statusBadge, toast } from "./ui.js";
 const TRANSITIONAL = new Set(["pending", "deploying", "stopping"]);
 const STOPPABLE = new Set(["pending", "deploying", "running"]);
 
+// "custom env: pip" once the deployer chose the route; its packages and why on hover
+function envChip(env) {
+  if (!env) return h("span", { class: "chip small" }, "custom env");
+  const title = `${env.route} from ${env.file}: ${env.packages.join(", ") || "nothing to install"}\n${env.reason}`;
+  return h("span", { class: "chip small", title }, `custom env: ${env.route}`);
+}
+
 export async function deploymentsView(view) {
   const table = h("div", {});
   const showStopped = h("input", { type: "checkbox", id: "show-stopped" });
@@ -30,7 +37,7 @@ export async function deploymentsView(view) {
         h("thead", {}, h("tr", {}, ["Name", "Model", "Status", "Replicas", "Mini batch", "GPUs", "Created", ""].map((c) =>
           h("th", { scope: "col" }, c)))),
         h("tbody", {}, items.map((d) => h("tr", {},
-          h("td", { class: "strong" }, d.name, d.custom_env ? h("span", { class: "chip small" }, "custom env") : null),
+          h("td", { class: "strong" }, d.name, d.custom_env ? envChip(d.environment) : null),
           h("td", {}, h("a", { href: `#/models/${enc(d.model)}` }, d.model), ` v${d.version}`),
           h("td", {}, statusBadge(d.status),
             d.status === "failed" && d.error ? h("div", { class: "error-text" }, d.error) : null,
