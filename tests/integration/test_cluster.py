@@ -187,7 +187,9 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
         stalls["mongo"] = stall_after(stack, job_id, killed_at, before)
         assert_completed_exactly_once(stack, dataset, job_id)
         code, body = wait_for(
-            lambda: (h := health(stack))[0] == 200 and any(m.startswith("mongo:") for m in h[1]["members_missing"]) and h,
+            lambda: (
+                (h := health(stack))[0] == 200 and any(m.startswith("mongo:") for m in h[1]["members_missing"]) and h
+            ),
             60,
             "/health naming the mongo member",
         )

@@ -101,4 +101,4 @@ async def missing_nats_members(broker: NatsBroker, stream: str) -> list[str]:
         return []
     info = await connection.jetstream().stream_info(stream)
     replicas = (info.cluster.replicas if info.cluster else None) or []
-    return sorted(peer.name for peer in replicas if peer.offline or not peer.current)
+    return sorted(peer.name or "?" for peer in replicas if peer.offline or not peer.current)

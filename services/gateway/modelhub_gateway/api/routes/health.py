@@ -92,9 +92,9 @@ async def health(broker: Broker, store: Store, settings: Settings) -> JSONRespon
     """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
     missing otherwise."""
     others = [s for s in subjects.SERVICES if s != "gateway"]
-    *ready, nats_ok, mongo_ok, members_missing = await asyncio.gather(
-        *(_ping(broker, s) for s in others), _nats(broker), _mongo(store), _members(broker, store)
-    )
+    members = asyncio.ensure_future(_members(broker, store))
+    *ready, nats_ok, mongo_ok = await asyncio.gather(*(_ping(broker, s) for s in others), _nats(broker), _mongo(store))
+    members_missing = await members
     services = {"gateway": True, **dict(zip(others, ready, strict=True))}
     missing = [name for name, ok in services.items() if not ok]
     missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
