@@ -79,6 +79,7 @@ class NatsServer:
     config: Path
     password: str = field(repr=False)
     integration_password: str = field(repr=False)
+    name: str = "nats"  # nats-<i> in a cluster (`up --cluster N`)
 
     @property
     def url(self) -> str:
@@ -113,8 +114,34 @@ class NatsServer:
 
     def child(self, env: dict[str, str]) -> ChildSpec:
         return ChildSpec(
-            "nats", self.argv(), env, kind="nats", ready_ports=[self.port], ready_timeout=30, info={"url": self.url}
+            self.name, self.argv(), env, kind="nats", ready_ports=[self.port], ready_timeout=30, info={"url": self.url}
         )
+
+    def children(self, env: dict[str, str]) -> list[ChildSpec]:
+        return [self.child(env)]
+
+
+@dataclass(frozen=True)
+class NatsCluster:
+    """`up --cluster N`: N nats-servers routed into one JetStream cluster (each its own store, port
+    and config with a `cluster {}` block). Its URLs are the members' comma-separated: a server pool."""
+
+    members: tuple[NatsServer, ...]
+
+    @property
+    def url(self) -> str:
+        return ",".join(m.url for m in self.members)
+
+    @property
+    def credentials_url(self) -> str:
+        return ",".join(m.credentials_url for m in self.members)
+
+    @property
+    def integration_url(self) -> str:
+        return ",".join(m.integration_url for m in self.members)
+
+    def children(self, env: dict[str, str]) -> list[ChildSpec]:
+        return [m.child(env) for m in self.members]
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,9 @@ class MongoServer:
     port: int
     dbpath: Path
     password: str = field(repr=False)
+    name: str = "mongo"  # mongo-<i> in a replica set (`up --cluster N`)
+    replica_set: str | None = None
+    keyfile: Path | None = None  # how the members authenticate each other (--auth needs one in a set)
 
     @property
     def url(self) -> str:
@@ -147,11 +177,13 @@ class MongoServer:
             "--wiredTigerCacheSizeGB",
             "1",
             "--auth",
+            *(["--replSet", self.replica_set] if self.replica_set else []),
+            *(["--keyFile", str(self.keyfile)] if self.keyfile else []),
         ]
 
-    def child(self, env: dict[str, str], after_ready: Callable[[], None]) -> ChildSpec:
+    def child(self, env: dict[str, str], after_ready: Callable[[], None] | None = None) -> ChildSpec:
         return ChildSpec(
-            "mongo",
+            self.name,
             self.argv(),
             env,
             kind="mongo",
@@ -160,6 +192,31 @@ class MongoServer:
             info={"url": self.url},
             after_ready=after_ready,
         )
+
+
+@dataclass(frozen=True)
+class MongoReplicaSet:
+    """`up --cluster N`: N mongods in one replica set, keyfile-authenticated among themselves, the
+    services' user as on one mongod; the set is initiated (and the user created) once the last is up."""
+
+    members: tuple[MongoServer, ...]
+    name: str
+
+    @property
+    def password(self) -> str:
+        return self.members[0].password
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(f"{LOOPBACK}:{m.port}" for m in self.members)
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://{self.hosts}/?replicaSet={self.name}"
+
+    @property
+    def credentials_url(self) -> str:
+        return f"mongodb://{HUB_USER}:{self.password}@{self.hosts}/?replicaSet={self.name}&authSource=admin"
 
 
 @dataclass(frozen=True)

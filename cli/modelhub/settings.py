@@ -50,6 +50,12 @@ class CliSettings(BaseSettings):
     )
     nats_url: str | None = Field(default=None, repr=False, description="`up`: an external NATS (no embedded one).")
     mongo_url: str | None = Field(default=None, repr=False, description="`up`: an external MongoDB.")
+    cluster: int = Field(
+        default=1,
+        ge=1,
+        le=7,
+        description="`up --cluster N`: N nats-servers in one JetStream cluster and an N-member MongoDB replica set.",
+    )
     ray_address: str | None = Field(
         default=None,
         validation_alias=AliasChoices("RAY_ADDRESS"),

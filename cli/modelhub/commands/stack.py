@@ -64,6 +64,13 @@ data_dir_option = click.option(
     help="gateway processes sharing the port and the job progress.",
 )
 @click.option(
+    "--cluster",
+    type=click.IntRange(1, 7),
+    default=None,
+    help="Run N nats-servers in one JetStream cluster and an N-member MongoDB replica set (own ports and "
+    "dirs), to see and test cluster behaviour on one machine (default 1: one of each; MODELHUB_CLUSTER).",
+)
+@click.option(
     "--allow-unsealed",
     is_flag=True,
     help="Where bubblewrap cannot jail models (not installed, user namespaces refused), run them as plain "
@@ -77,10 +84,13 @@ def up(
     replica_nodes: int,
     workers: int,
     gateway_count: int,
+    cluster: int | None,
     allow_unsealed: bool,
 ) -> None:
     """Start NATS, MongoDB, a Ray head, replica nodes and the five services for DIR."""
     d = resolve_data_dir(data_dir)
+    if cluster is not None:  # read by the plan (CliSettings), here and in a detached supervisor
+        os.environ.update(MODELHUB_CLUSTER=str(cluster))
     if allow_unsealed:  # read by the plan (CliSettings), here and in a detached supervisor
         os.environ.update(MODELHUB_ALLOW_UNSEALED="true")
     if not detach:
@@ -117,7 +127,11 @@ def status(data_dir: str | None, as_json: bool) -> None:
             info = e.get("url") or e.get("address") or ""
             if name == "ray" and "sealed" in e:
                 info += " sealed" if e["sealed"] else " UNSEALED (see the warning below)"
+            if e.get("missing"):
+                info += " missing: " + ", ".join(e["missing"])
             rows.append((name, e.get("pid"), e["state"], info))
+            for member, m in e.get("members", {}).items():
+                rows.append((member, m.get("pid"), m["state"], m.get("url", "")))
         for name, e in st["replica_nodes"].items():
             rows.append(
                 (name, e.get("pid"), e["state"], "sealed" if e.get("sealed") else "UNSEALED (see the warning below)")

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from modelhub import sandbox
-from modelhub.plan import RayHead, ReplicaNode, StackPlan
+from modelhub.plan import MongoReplicaSet, MongoServer, NatsCluster, NatsServer, RayHead, ReplicaNode, StackPlan
 from modelhub.settings import CliSettings
 from modelhub.stack.binaries import find_ray
-from modelhub.stack.mongousers import ensure_mongo_user, mongo_server
-from modelhub.stack.natsconf import nats_server
+from modelhub.stack.mongousers import ensure_mongo_user, ensure_replica_set, mongo_replica_set, mongo_server
+from modelhub.stack.natsconf import nats_cluster, nats_server
 from modelhub.stack.ports import DEFAULT_REPLICA_NODES, allocate_ports
 from modelhub.stack.rayenv import ray_env, ray_node_env, ray_temp_dir
 from modelhub.stack.secretfiles import admin_token, credentials, ray_auth, write_secret_json
@@ -72,6 +72,7 @@ def build_plan(
         mongo=not external["mongo"],
         ray=not external["ray"],
         replica_nodes=replica_nodes,
+        cluster=settings.cluster,
     )
     seal_error = None if external["ray"] else probe()
     jail_error = None if external["ray"] else jail_probe()
@@ -88,17 +89,28 @@ def build_plan(
     if not external["ray"]:
         base_env.pop("RAY_AUTH_TOKEN", None)
 
-    nats = None if external["nats"] else nats_server(data_dir, ports["nats"])
-    mongo = None if external["mongo"] else mongo_server(data_dir, ports["mongo"])
+    clustered = settings.cluster > 1
+    nats: NatsServer | NatsCluster | None = None
+    if not external["nats"]:
+        nats = nats_cluster(data_dir, ports["nats_members"]) if clustered else nats_server(data_dir, ports["nats"])
+    mongo: MongoServer | MongoReplicaSet | None = None
+    if not external["mongo"]:
+        mongo = (
+            mongo_replica_set(data_dir, ports["mongo_members"]) if clustered else mongo_server(data_dir, ports["mongo"])
+        )
     creds = credentials(settings, nats, mongo)
     write_secret_json(data_dir / "credentials.json", creds)
     servers: list[ChildSpec] = []
     if nats:
-        servers.append(nats.child(base_env))
-    if mongo:
+        servers += nats.children(base_env)
+    if isinstance(mongo, MongoServer):
         servers.append(
             mongo.child(base_env, after_ready=lambda m=mongo: ensure_mongo_user(data_dir, m.port, m.password))
         )
+    elif mongo:
+        *others, last = mongo.members
+        servers += [m.child(base_env) for m in others]
+        servers.append(last.child(base_env, after_ready=lambda rs=mongo: ensure_replica_set(data_dir, rs)))
     svc_env = dict(base_env)
     if settings.ray_address:
         ray_address = settings.ray_address

@@ -87,9 +87,17 @@ def load_stack_json(data_dir: Path) -> dict:
         return {}
 
 
-def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replica_nodes: int = 0) -> dict:
+def _at(members: list, i: int, key: str):
+    return members[i].get(key) if i < len(members) and isinstance(members[i], dict) else None
+
+
+def allocate_ports(
+    data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replica_nodes: int = 0, cluster: int = 1
+) -> dict:
     """Ports for the embedded servers: the recorded ones when still free, else new free ones
-    (replica nodes get new ones each time: nothing outside the stack needs to know them)."""
+    (replica nodes get new ones each time: nothing outside the stack needs to know them). With
+    `cluster` N > 1: N NATS members (client and route port each) and N mongods, recorded as
+    `nats_members` and `mongo_members` (`nats` and `mongo` name the first)."""
     old = load_stack_json(data_dir).get("ports", {})
     taken: set[int] = set()
 
@@ -104,6 +112,21 @@ def allocate_ports(data_dir: Path, *, nats: bool, mongo: bool, ray: bool, replic
         ports["nats"] = reuse_or_pick(old.get("nats"))
     if mongo:
         ports["mongo"] = reuse_or_pick(old.get("mongo"))
+    if cluster > 1:
+        # the members' ports are kept from run to run: the replica set's config and the JetStream
+        # cluster's routes name them
+        old_nats, old_mongo = old.get("nats_members") or [], old.get("mongo_members") or []
+        if nats:
+            ports["nats_members"] = [
+                {"client": ports["nats"] if i == 0 else reuse_or_pick(_at(old_nats, i, "client"))}
+                | {"route": reuse_or_pick(_at(old_nats, i, "route"))}
+                for i in range(cluster)
+            ]
+        if mongo:
+            ports["mongo_members"] = [
+                ports["mongo"] if i == 0 else reuse_or_pick(old_mongo[i] if i < len(old_mongo) else None)
+                for i in range(cluster)
+            ]
     if ray:
         old_ray = old.get("ray", {}) or {}
         ports["ray"] = {name: reuse_or_pick(old_ray.get(name)) for name in RAY_PORT_NAMES}

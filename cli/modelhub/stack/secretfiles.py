@@ -8,7 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
-from modelhub.plan import MongoServer, NatsServer
+from modelhub.plan import MongoReplicaSet, MongoServer, NatsCluster, NatsServer
 from modelhub.private import write_private
 from modelhub.settings import CliSettings
 from modelhub.supervisor import StackError
@@ -50,7 +50,9 @@ def write_secret_json(path: Path, obj: dict) -> None:
     write_private(path, json.dumps(obj, indent=2) + "\n")
 
 
-def credentials(settings: CliSettings, nats: NatsServer | None, mongo: MongoServer | None) -> dict[str, str]:
+def credentials(
+    settings: CliSettings, nats: NatsServer | NatsCluster | None, mongo: MongoServer | MongoReplicaSet | None
+) -> dict[str, str]:
     """credentials.json: the credential-bearing URLs (the services' environment; nothing else sees them:
     stack.json, state.json and `modelhub status` show URLs without them)."""
     creds = {"nats_url": nats.credentials_url if nats else settings.nats_url or ""}

@@ -4,6 +4,7 @@ status`), and where a stack for DIR is (`stack_info`)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from modelhub import gateways
@@ -57,8 +58,10 @@ def live_status(d: Path) -> dict:
 
     sup_pid = read_supervisor_pid(d)
     sup_alive = sup_pid is not None
+    record = load_stack_json(d)
     for name in ("nats", "mongo", "ray"):
-        out[name] = live(state.get(name))
+        members = {key: live(e) for key, e in state.items() if re.fullmatch(rf"{name}-\d+", key)}
+        out[name] = cluster_status(members, record.get(f"{name}_url")) if members else live(state.get(name))
     out["replica_nodes"] = {name: live(e) for name, e in state.get("replica_nodes", {}).items()}
     services = state.get("services", {})
     out["services"] = {name: live(services.get(name)) for name in SERVICE_NAMES}
@@ -67,11 +70,28 @@ def live_status(d: Path) -> dict:
             out["services"][name] = live(entry)
     out["gateways"] = [name for name in out["services"] if gateways.is_gateway(name)]  # one port, shared
     out["supervisor"] = {"pid": sup_pid, "state": "running" if sup_alive else "stopped"}
-    record = load_stack_json(d)
     out["gateway_url"] = state.get("gateway_url") or record.get("gateway_url")
     out["models"] = {"jail": record.get("models"), "jail_error": record.get("jail_error")}
     out["data_dir"] = str(d)
     return out
+
+
+def server_names(state: dict) -> list[str]:
+    """The servers in state.json: nats, mongo, ray, and `up --cluster N`'s members (nats-0, mongo-0, ...)."""
+    return [key for key in state if re.fullmatch(r"(nats|mongo|ray)(-\d+)?", key)]
+
+
+def cluster_status(members: dict[str, dict], url: str | None) -> dict:
+    """`up --cluster N`'s NATS or MongoDB as one entry: running while every member runs, `degraded`
+    naming the missing members otherwise (a majority still serves: 2 of 3), its members beside."""
+    missing = [name for name, e in members.items() if e["state"] != "running"]
+    return {
+        "pid": None,
+        "state": "degraded" if missing else "running",
+        "url": url,
+        "members": members,
+        "missing": missing,
+    }
 
 
 def all_running(st: dict) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from modelhub.stack.status import read_state
+from modelhub.stack.status import read_state, server_names
 from modelhub.supervisor import (
     cmdline_matches,
     kill_pids,
@@ -28,7 +28,7 @@ def stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
     state = read_state(d)
     running_before = [
         n
-        for n in ("nats", "mongo", "ray")
+        for n in server_names(state)
         if isinstance(state.get(n), dict) and state[n].get("state") == "running" and pid_alive(state[n].get("pid"))
     ]
     running_before += [
@@ -54,7 +54,7 @@ def stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
         state = read_state(d)
     # fallback: children recorded in state.json that still run what we started
     leftovers: list[tuple[str, int]] = []
-    entries = [(n, state.get(n)) for n in ("nats", "mongo", "ray")]
+    entries = [(n, state.get(n)) for n in server_names(state)]
     entries += list(state.get("replica_nodes", {}).items())
     entries += list(state.get("services", {}).items())
     for name, entry in entries:
@@ -82,7 +82,7 @@ def stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:
 
 def _mark_stopped(d: Path, state: dict) -> None:
     changed = False
-    for n in ("nats", "mongo", "ray", "supervisor"):
+    for n in [*server_names(state), "supervisor"]:
         e = state.get(n)
         if isinstance(e, dict) and e.get("state") not in ("stopped", "external") and not pid_alive(e.get("pid")):
             e["state"] = "stopped"

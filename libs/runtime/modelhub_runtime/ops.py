@@ -18,10 +18,11 @@ from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.nats.security import NatsSecurity, NatsToken, NatsUserPassword
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelhub_runtime.runtime import tune_gc
-from modelhub_runtime.settings import ServiceSettings
+from modelhub_runtime.settings import NatsPool, ServiceSettings
 from modelhub_runtime.telemetry import SERVICE_PREFIX, Telemetry
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,24 @@ READY_TIMEOUT = 2.0
 
 def make_broker(settings: ServiceSettings, telemetry: Telemetry) -> NatsBroker:
     """The service's broker: every publish, request and consumed message is traced (context in
-    the NATS headers) and counted (FastStream's Prometheus metrics, `faststream_*`)."""
+    the NATS headers) and counted (FastStream's Prometheus metrics, `faststream_*`). Its servers are
+    MODELHUB_NATS_URL's pool: one server, or a cluster's, which the client fails over between."""
+    pool = settings.nats_pool()
     return NatsBroker(
-        settings.nats_url,
+        pool.servers,
+        security=nats_security(pool),
         middlewares=(
             NatsTelemetryMiddleware(tracer_provider=telemetry.tracer_provider),
             NatsPrometheusMiddleware(registry=telemetry.registry, app_name=SERVICE_PREFIX + telemetry.service),
         ),
     )
+
+
+def nats_security(pool: NatsPool) -> NatsSecurity | None:
+    """The pool's credentials as FastStream's security option (client options for every server)."""
+    if pool.user is not None:
+        return NatsUserPassword(pool.user, pool.password or "")
+    return NatsToken(pool.token) if pool.token else None
 
 
 def metrics_handler(telemetry: Telemetry):

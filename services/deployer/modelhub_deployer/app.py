@@ -18,7 +18,8 @@ from modelhub_deployer.packages import ObjectStorePackages
 from modelhub_deployer.serving import DashboardServe, ray_auth_token
 from modelhub_deployer.store import DeploymentStore
 from modelhub_deployer.watch import watch_deployments
-from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime import cluster, mongo, ops, telemetry
+from modelhub_runtime.messaging import EVENTS_STREAM
 from modelhub_runtime.runtime import answer_pings, configure_logging
 from modelhub_runtime.settings import ServiceSettings
 
@@ -53,6 +54,7 @@ def build_app(
     @app.on_startup
     async def connect() -> None:
         await db.command("ping")
+        await cluster.join(broker, settings.nats_replicas, streams=[EVENTS_STREAM])
 
     @app.after_startup
     async def reconcile() -> None:

@@ -15,6 +15,7 @@ from faststream.nats import NatsBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from modelhub_contracts import subjects
 from modelhub_contracts.errors import DomainError
 from modelhub_gateway import auth, observability
 from modelhub_gateway.api import errors, listen
@@ -29,7 +30,8 @@ from modelhub_gateway.progress.fold import recount_cut_folds
 from modelhub_gateway.recent import ForgetOnWrite, Recent
 from modelhub_gateway.settings import GatewaySettings
 from modelhub_gateway.store import GatewayStore
-from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime import cluster, mongo, ops, telemetry
+from modelhub_runtime.messaging import EVENTS_STREAM
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")
@@ -59,6 +61,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
         await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
         # folds this gateway's previous run left cut, before its consumers start
         await recount_cut_folds(store, settings.gateway_instance)
+        await cluster.join(broker, settings.nats_replicas, streams=[EVENTS_STREAM], buckets=[subjects.PACKAGES_BUCKET])
         await broker.start()
         background = [
             asyncio.create_task(history.sweep_forever(store, settle_seconds=settings.history_settle_seconds)),

@@ -10,7 +10,8 @@ from modelhub_contracts import subjects
 from modelhub_contracts.package import PackageLimits
 from modelhub_registry import handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
-from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime import cluster, mongo, ops, telemetry
+from modelhub_runtime.messaging import EVENTS_STREAM
 from modelhub_runtime.runtime import answer_pings, configure_logging
 from modelhub_runtime.settings import ServiceSettings
 
@@ -33,9 +34,9 @@ def build_app(
 
     @app.on_startup
     async def connect() -> None:
-        await broker.connect()
+        await cluster.join(broker, settings.nats_replicas, streams=[EVENTS_STREAM], buckets=[subjects.PACKAGES_BUCKET])
         await store.ensure_indexes()
-        blobs.store = await broker.object_storage(subjects.PACKAGES_BUCKET)
+        blobs.store = await broker.object_storage(subjects.PACKAGES_BUCKET)  # declared by cluster.join
 
     return app, broker, db
 

@@ -7,7 +7,8 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
-from modelhub_runtime import mongo, ops, telemetry
+from modelhub_runtime import cluster, mongo, ops, telemetry
+from modelhub_runtime.messaging import EVENTS_STREAM
 from modelhub_runtime.runtime import answer_pings, configure_logging, run_service
 from modelhub_runtime.settings import ServiceSettings
 from modelhub_scheduler import handlers
@@ -31,6 +32,7 @@ def build_app(
     @app.on_startup
     async def indexes() -> None:
         await store.ensure_indexes()
+        await cluster.join(broker, settings.nats_replicas, streams=[EVENTS_STREAM])
 
     @app.after_startup
     async def start_sweep() -> None:

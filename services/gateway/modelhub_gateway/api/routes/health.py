@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from modelhub_contracts import subjects
 from modelhub_gateway.api.deps import Broker, Settings, Store
-from modelhub_runtime import bus
+from modelhub_runtime import bus, cluster, mongo
 
 router = APIRouter(tags=["health"])
 TIMEOUT = 1.0
@@ -24,6 +24,11 @@ class HealthOut(BaseModel):
     nats: bool
     mongo: bool
     missing: list[str] = Field(description="what did not answer (empty when ok)")
+    members_missing: list[str] = Field(
+        default_factory=list,
+        description="on clusters: the NATS servers (`nats:<server name>`) and MongoDB members (`mongo:<host:port>`) "
+        "that are down while a majority serves (still 200: the hub works; one more lost would stop it)",
+    )
     models: str = Field(
         description="how models run: `jailed` (bubblewrap), or `UNSEALED: why` (the hub was started "
         "with --allow-unsealed where bubblewrap cannot jail them)"
@@ -58,6 +63,18 @@ async def _nats(broker) -> bool:
         return False
 
 
+async def _members(broker, store) -> list[str]:
+    """Which cluster members are down (best effort: a probe that fails names nothing more)."""
+    nats_down, mongo_down = await asyncio.gather(
+        asyncio.wait_for(cluster.missing_nats_members(broker, subjects.STREAM), TIMEOUT),
+        asyncio.wait_for(mongo.missing_members(store.db), TIMEOUT),
+        return_exceptions=True,
+    )
+    nats_names = nats_down if isinstance(nats_down, list) else []
+    mongo_names = mongo_down if isinstance(mongo_down, list) else []
+    return [f"nats:{n}" for n in nats_names] + [f"mongo:{m}" for m in mongo_names]
+
+
 async def _mongo(store) -> bool:
     try:
         await asyncio.wait_for(store.db.command("ping"), TIMEOUT)
@@ -75,7 +92,9 @@ async def health(broker: Broker, store: Store, settings: Settings) -> JSONRespon
     """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
     missing otherwise."""
     others = [s for s in subjects.SERVICES if s != "gateway"]
+    members = asyncio.ensure_future(_members(broker, store))
     *ready, nats_ok, mongo_ok = await asyncio.gather(*(_ping(broker, s) for s in others), _nats(broker), _mongo(store))
+    members_missing = await members
     services = {"gateway": True, **dict(zip(others, ready, strict=True))}
     missing = [name for name, ok in services.items() if not ok]
     missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
@@ -85,6 +104,7 @@ async def health(broker: Broker, store: Store, settings: Settings) -> JSONRespon
         nats=nats_ok,
         mongo=mongo_ok,
         missing=missing,
+        members_missing=members_missing,
         models=models_state(settings),
     )
     return JSONResponse(body.model_dump(), status_code=503 if missing else 200)

@@ -1,0 +1,206 @@
+"""Losing a node mid-job on the cluster shape (`modelhub up --cluster 3`: three nats-servers in one
+JetStream cluster, a three-member MongoDB replica set): `kill -9` the server leading the events
+stream, later the MongoDB primary, and keep each down (its port held, so the supervisor's restarts
+fail) until the job ends. The job completes with exact counts and every field, the stall from the
+kill to the next progress is measured against the targets, /health stays 200 naming the missing
+member, and a new upload + deploy + job works while the nodes are down, and again after they rejoin.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import nats
+import pytest
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    get_json,
+    make_zip,
+    slow_model,
+    start_stack,
+    stop_stack,
+    unique,
+    wait_for,
+)
+from pymongo import MongoClient
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+TOTAL = 300
+OUTPUT = "label"
+SLOW_MODEL = slow_model(0.05, one_batch_at_a_time=True)
+EVENTS_STREAM = "MODELHUB_EVENTS"
+NATS_STALL_TARGET_S, MONGO_STALL_TARGET_S = 10.0, 15.0
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("cluster-stack")
+    try:
+        yield start_stack(data_dir, "--cluster", "3")
+    finally:
+        stop_stack(data_dir)
+
+
+def new_deployment(stack, tmp_path_factory) -> str:
+    client, model, name = stack.client, unique("slow"), unique("slow-dep")
+    package = make_zip(tmp_path_factory.mktemp("slow") / "slow.zip", {"model.py": SLOW_MODEL})
+    create_model(client, model, package, SCHEMA_TEXT_TO_CLASS)
+    assert deploy(client, model, name, mini_batch=4)["status"] == "running"
+    return name
+
+
+def start_job(stack, deployment: str) -> tuple[str, str]:
+    client, dataset = stack.client, unique("ds")
+    add_text_samples(client, dataset, [f"sample-{i}" for i in range(TOTAL)])
+    response = client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"label": OUTPUT}})
+    assert response.status_code == 202, response.text
+    return dataset, response.json()["id"]
+
+
+def done(stack, job_id: str) -> int:
+    job = get_json(stack.client, f"/jobs/{job_id}")
+    return (job["succeeded"] + job["failed"]) if job else -1
+
+
+def wait_mid_run(stack, job_id: str) -> int:
+    count = wait_for(lambda: (n := done(stack, job_id)) >= 8 and n, 180, "the job to get going", interval=0.1)
+    assert count < TOTAL, "the job ended before the kill"
+    return count
+
+
+def stall_after(stack, job_id: str, killed_at: float, before: int) -> float:
+    """Seconds from the kill to the job's next progress (its counts past what they were at the kill)."""
+    wait_for(lambda: done(stack, job_id) > before, 120, "progress after the kill", interval=0.1)
+    return time.monotonic() - killed_at
+
+
+def assert_completed_exactly_once(stack, dataset: str, job_id: str) -> None:
+    def ended():
+        job = get_json(stack.client, f"/jobs/{job_id}")
+        return job if job and job["status"] in ("completed", "failed", "cancelled") else None
+
+    job = wait_for(ended, 300, f"job {job_id} to end", interval=0.5)
+    assert job["status"] == "completed", (job, stack.logs())
+    assert (job["total"], job["succeeded"], job["failed"]) == (TOTAL, TOTAL, 0), job
+    samples = all_samples(stack.client, dataset)
+    missing = [s["id"] for s in samples if OUTPUT not in s["fields"]]
+    assert len(samples) == TOTAL and not missing, f"{len(missing)} samples lack {OUTPUT!r}"
+
+
+def member_for_port(stack, kind: str, port: int) -> tuple[str, int]:
+    """The supervisor's name and pid of the `kind` ("nats", "mongo") member listening on `port`."""
+    members = stack.status()[kind]["members"]
+    for name, entry in members.items():
+        if entry.get("url", "").endswith(f":{port}") and entry.get("state") == "running":
+            return name, entry["pid"]
+    raise AssertionError(f"no running {kind} member on port {port}: {members}")
+
+
+def events_leader_port(stack) -> int:
+    """The client port of the nats-server leading the events stream (server names are modelhub-<port>)."""
+
+    async def leader() -> str:
+        creds = stack.credentials()["nats_url"].split(",")
+        user_pass = creds[0].split("//", 1)[1].split("@", 1)[0]
+        user, password = user_pass.split(":", 1)
+        servers = [c.split("@", 1)[1] for c in creds]
+        nc = await nats.connect([f"nats://{s}" for s in servers], user=user, password=password)
+        try:
+            info = await nc.jetstream().stream_info(EVENTS_STREAM)
+            assert info.config.num_replicas == 3, info.config
+            return info.cluster.leader  # type: ignore[union-attr]
+        finally:
+            await nc.close()
+
+    return int(asyncio.run(leader()).rsplit("-", 1)[1])
+
+
+def mongo_primary_port(stack) -> int:
+    with MongoClient(stack.mongo_url, serverSelectionTimeoutMS=20_000) as client:
+        return int(client.admin.command("hello")["primary"].rsplit(":", 1)[1])
+
+
+@contextlib.contextmanager
+def held_down(stack, kind: str, port: int) -> Iterator[tuple[str, float]]:
+    """kill -9 the member on `port` and hold its port (so the supervisor's restarts fail) until the
+    block ends; yields (member name, kill time)."""
+    name, pid = member_for_port(stack, kind, port)
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: _bind(holder, port), 10, f"{name}'s port to be free", interval=0.02)
+    holder.listen(1)
+    try:
+        yield name, killed_at
+    finally:
+        holder.close()
+
+
+def _bind(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+def health(stack) -> tuple[int, dict]:
+    response = stack.client.get("/health")
+    return response.status_code, response.json()
+
+
+def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tmp_path_factory):
+    stack = cluster_stack
+    deployment = new_deployment(stack, tmp_path_factory)
+    stalls = {}
+
+    dataset, job_id = start_job(stack, deployment)
+    before = wait_mid_run(stack, job_id)
+    with held_down(stack, "nats", events_leader_port(stack)) as (nats_member, killed_at):
+        stalls["nats"] = stall_after(stack, job_id, killed_at, before)
+        assert_completed_exactly_once(stack, dataset, job_id)
+        code, body = wait_for(
+            lambda: (h := health(stack))[0] == 200 and h[1]["members_missing"] and h, 60, "/health naming the member"
+        )
+        assert any(m.startswith("nats:") for m in body["members_missing"]), body
+        assert stack.status()["nats"]["missing"] == [nats_member]
+        # a new upload, deploy and job while a NATS server is down
+        other = new_deployment(stack, tmp_path_factory)
+        dataset2, job2 = start_job(stack, other)
+        assert_completed_exactly_once(stack, dataset2, job2)
+    wait_for(lambda: stack.status()["nats"]["state"] == "running", 60, f"{nats_member} to rejoin")
+
+    dataset, job_id = start_job(stack, deployment)
+    before = wait_mid_run(stack, job_id)
+    with held_down(stack, "mongo", mongo_primary_port(stack)) as (mongo_member, killed_at):
+        stalls["mongo"] = stall_after(stack, job_id, killed_at, before)
+        assert_completed_exactly_once(stack, dataset, job_id)
+        code, body = wait_for(
+            lambda: (
+                (h := health(stack))[0] == 200 and any(m.startswith("mongo:") for m in h[1]["members_missing"]) and h
+            ),
+            60,
+            "/health naming the mongo member",
+        )
+        other = new_deployment(stack, tmp_path_factory)
+        dataset2, job2 = start_job(stack, other)
+        assert_completed_exactly_once(stack, dataset2, job2)
+    wait_for(lambda: stack.status()["mongo"]["state"] == "running", 60, f"{mongo_member} to rejoin")
+    wait_for(lambda: health(stack)[0] == 200 and not health(stack)[1]["members_missing"], 120, "every member back")
+
+    dataset, job_id = start_job(stack, deployment)
+    assert_completed_exactly_once(stack, dataset, job_id)
+    print("STALLS", json.dumps({k: round(v, 2) for k, v in stalls.items()}))
+    assert stalls["nats"] <= NATS_STALL_TARGET_S, stalls
+    assert stalls["mongo"] <= MONGO_STALL_TARGET_S, stalls
