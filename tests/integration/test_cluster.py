@@ -33,12 +33,14 @@ from conftest import (
 )
 from pymongo import MongoClient
 
+from modelhub_contracts import subjects
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TOTAL = 300
 OUTPUT = "label"
 SLOW_MODEL = slow_model(0.05, one_batch_at_a_time=True)
-EVENTS_STREAM = "MODELHUB_EVENTS"
+EVENTS_STREAM = subjects.STREAM
 NATS_STALL_TARGET_S, MONGO_STALL_TARGET_S = 10.0, 15.0
 
 
