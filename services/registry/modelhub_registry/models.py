@@ -18,9 +18,10 @@ from modelhub_contracts.events import (
     UpdateModel,
     utcnow,
 )
+from modelhub_contracts.mlmodel import MLmodelError, model_schema, read_mlmodel
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
-from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
+from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 from modelhub_runtime.messaging import ok, refuse, refused
 
@@ -132,12 +133,13 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
 async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLimits, cmd: AddVersion) -> RpcReply:
     path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
     try:
-        problem = await _problem(path, limits, cmd.model_schema)
+        checked = await _checked(path, limits, cmd)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
-    if problem:
+    if isinstance(checked, RpcReply):
         await blobs.delete(cmd.upload_object)
-        return problem
+        return checked
+    schema, form = checked
     version = await store.next_version(cmd.name)
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
@@ -148,7 +150,8 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
         "version": version,
         "sha256": sha256,
         "size_bytes": size,
-        "schema": cmd.model_schema,
+        "schema": schema,
+        "format": form,
         "created_at": utcnow(),
         "created_by": cmd.acting_user,
         "package_object": cmd.upload_object,
@@ -157,14 +160,35 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
 
 
-async def _problem(path: Path, limits: PackageLimits, schema: dict) -> RpcReply | None:
-    try:
-        validate_model_schema(schema)
-    except SchemaError as exc:
-        return refused(Invalid(f"invalid model schema: {exc}"))
+async def _checked(path: Path, limits: PackageLimits, cmd: AddVersion) -> tuple[dict, str] | RpcReply:
+    """The version's schema and package format, or the refusal. A schema that was sent is checked
+    first (cheap); an MLflow model's comes from, or is checked against, its signature."""
+    if cmd.model_schema is not None:
+        try:
+            validate_model_schema(cmd.model_schema)
+        except SchemaError as exc:
+            return refused(Invalid(f"invalid model schema: {exc}"))
     try:
         # zip inspection streams the whole archive: keep it off the event loop
-        await asyncio.to_thread(inspect_package, path, limits)
+        info = await asyncio.to_thread(inspect_package, path, limits)
+        schema = await asyncio.to_thread(_schema, path, info, cmd)
     except PackageError as exc:
         return refuse(400, f"invalid model package: {exc}")
-    return None
+    except MLmodelError as exc:  # its messages name the MLmodel, the signature or the schema
+        return refuse(400, str(exc))
+    try:
+        validate_model_schema(schema)  # a derived one too: the same rules as one sent
+    except SchemaError as exc:
+        return refused(Invalid(f"invalid model schema: {exc}"))
+    return schema, info.format
+
+
+def _schema(path: Path, info: PackageInfo, cmd: AddVersion) -> dict:
+    """The schema that was sent, or (MLflow) the one the signature gives; reads MLmodel as data."""
+    if info.format == "mlflow":
+        return model_schema(read_mlmodel(path, info), cmd.model_schema, cmd.local_inputs, cmd.output_types)
+    if cmd.local_inputs or cmd.output_types:
+        raise MLmodelError("local_inputs and output_types apply only to an MLflow model without a schema")
+    if cmd.model_schema is None:
+        raise MLmodelError("a schema is needed (only an MLflow model with a signature can go without one)")
+    return cmd.model_schema
