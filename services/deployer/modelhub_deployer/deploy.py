@@ -17,6 +17,8 @@ from typing import Any, Protocol, TypeVar
 
 from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, DEPLOYABLE, STOPPABLE, Deployment, DeploymentStatus
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested
+from modelhub_contracts.mlmodel import MLmodelError
+from modelhub_deployer import mlflow_env
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,6 +141,7 @@ class PreparedPackage:
     entrypoint: str
     has_requirements: bool
     has_environment: bool
+    format: str = "python"  # package.PackageInfo.format: "mlflow" is checked by check_mlflow
 
 
 class Store(Protocol):
@@ -186,7 +189,7 @@ def trim_message(text: str, tail: int = 6, max_chars: int = 2000) -> str:
     return "\n".join(lines)[-max_chars:]
 
 
-def runtime_env(spec: DeploySpec, package: PreparedPackage) -> dict[str, str]:
+def runtime_env(spec: DeploySpec, package: PreparedPackage) -> dict[str, Any]:
     """The pip/conda part of the replicas' runtime_env (working_dir is always the package)."""
     if not spec.custom_env:
         return {}
@@ -194,7 +197,26 @@ def runtime_env(spec: DeploySpec, package: PreparedPackage) -> dict[str, str]:
         return {"conda": str(package.root / "environment.yml")}
     if package.has_requirements:
         return {"pip": str(package.root / "requirements.txt")}
+    if package.format == "mlflow" and (pip := mlflow_env.python_env_pip(package.root)):
+        return {"pip": pip}
     raise DeployError("custom_env is set but the package has neither environment.yml nor requirements.txt")
+
+
+def check_mlflow(spec: DeploySpec, package: PreparedPackage) -> None:
+    """An MLflow model that its environment cannot serve fails the deploy at once, saying why:
+    without custom env, one whose flavor needs packages the hub does not provide; with it, one
+    whose python_env.yaml asks for another Python than the replicas'."""
+    if package.format != "mlflow":
+        return
+    try:
+        if spec.custom_env:
+            why = mlflow_env.python_refusal(package.root)
+        else:
+            why = mlflow_env.hub_refusal(mlflow_env.read_mlmodel(package.root), package.root, mlflow_env.hub_packages())
+    except MLmodelError as exc:
+        why = str(exc)
+    if why:
+        raise DeployError(why)
 
 
 async def _uninterrupted(awaitable: Awaitable[T]) -> T:
@@ -381,6 +403,7 @@ class Deployer:
     async def _run(self, spec: DeploySpec) -> AppState:
         check_resources(spec, await self._replica_nodes())
         package = await self._packages.prepare(spec.name, spec.package_object, spec.package_sha256)
+        check_mlflow(spec, package)
         # A fresh secret per deploy, recorded before Serve has it: the inference worker reads it
         # from the deployment's document and sends it with every call (never shown by the API).
         secret = secrets.token_urlsafe(32)
