@@ -133,8 +133,8 @@ def _inspect(zf: zipfile.ZipFile, label: str, limits: PackageLimits) -> PackageI
 
 
 def _format(files: tuple[str, ...]) -> str:
-    """ "mlflow" for an MLflow model directory as saved (MLmodel at the root) that brings no
-    entrypoint of its own (no manifest, no model.py): a package's own code always wins."""
+    """The package's format: "mlflow" for an MLflow model directory as saved (MLmodel at the root)
+    that brings no entrypoint of its own (no manifest, no model.py): a package's own code wins."""
     if MLMODEL in files and MANIFEST not in files and "model.py" not in files:
         return "mlflow"
     return "python"
