@@ -76,7 +76,7 @@ class _PlainLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise yaml.YAMLError("YAML aliases (*name) are not accepted in MLmodel")
+            raise yaml.YAMLError("YAML aliases (*name) are not accepted")
         return super().compose_node(parent, index)
 
 
