@@ -66,4 +66,4 @@ bench: install
 	$(BIN)/python bench/jobs.py
 
 clean: down
-	rm -rf $(DATA_DIR) examples/digits/build
+	rm -rf $(DATA_DIR) examples/digits/build examples/mlflow-sklearn/build

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -223,14 +223,26 @@ class ApiClient:
     def delete_version(self, name: str, version: int) -> Any:
         return self.request("DELETE", f"{self.model_path(name)}/versions/{version}")
 
-    def upload_version(self, name: str, zipfile: Path, schema: Any) -> Any:
-        """Upload a packed model (a .zip) as the model's next version, with its schema."""
+    def upload_version(
+        self,
+        name: str,
+        zipfile: Path,
+        schema: Any = None,
+        local_inputs: Sequence[str] = (),
+        output_types: Sequence[str] | Mapping[str, str] = (),
+    ) -> Any:
+        """Upload a packed model (a .zip) as the model's next version, with its schema. An MLflow
+        model with a signature may go without one: `local_inputs` names its string inputs that are
+        file paths, `output_types` its outputs' types ({name: type}, or "name=type" strings)."""
+        pairs = [f"{k}={v}" for k, v in output_types.items()] if isinstance(output_types, Mapping) else output_types
+        form = {"schema": json.dumps(schema) if schema is not None else None}
+        form |= {"local_inputs": ",".join(local_inputs) or None, "output_types": ",".join(pairs) or None}
         with zipfile.open("rb") as stream:
             return self.request(
                 "POST",
                 self.model_path(name, "versions"),
                 files={"file": (zipfile.name, stream, "application/zip")},
-                data={"schema": json.dumps(schema)},
+                data={k: v for k, v in form.items() if v is not None},
             )
 
     def set_sharing(self, name: str, sharing: dict[str, Any]) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -160,6 +161,30 @@ def test_upload_is_multipart_with_file_and_schema(gateway: FakeGateway, tmp_path
     schema_part = body.split(b'name="schema"')[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
     assert json.loads(schema_part) == SCHEMA
     assert "version 2" in result.stdout and "ab" * 32 in result.stdout and "20" in result.stdout
+
+
+def test_upload_of_an_mlflow_model_may_leave_the_schema_out_and_state_its_types(
+    gateway: FakeGateway, tmp_path: Path
+) -> None:
+    archive = tmp_path / "mlflow.zip"
+    archive.write_bytes(b"PK\x03\x04fake-zip-bytes")
+    version = {"version": 1, "sha256": "ab" * 32, "size_bytes": 20, "format": "mlflow"}
+    gateway.on("POST", "/models/m/versions", version, status=201)
+
+    args = ("--local-input", "image", "--output-type", "predictions=classification", "--output-type", "p=number")
+    result = invoke("models", "upload", "m", str(archive), *args)
+
+    assert result.exit_code == 0, result.output
+    (request,) = gateway.sent("POST", "/models/m/versions")
+    parts = {
+        name.decode(): value
+        for name, value in re.findall(
+            rb'form-data; name="(\w+)"[^\r]*\r\n(?:[^\r]+\r\n)*\r\n(.*?)\r\n--', request.content, re.S
+        )
+    }
+    assert set(parts) == {"file", "local_inputs", "output_types"}  # no schema part at all
+    assert parts["local_inputs"] == b"image" and parts["output_types"] == b"predictions=classification,p=number"
+    assert re.search(r"^format: +mlflow$", result.stdout, re.M)
 
 
 def test_upload_refuses_bad_schema_before_sending(gateway: FakeGateway, tmp_path: Path) -> None:

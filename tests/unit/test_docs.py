@@ -39,7 +39,14 @@ ROOT_FILES = {
     ".gitignore",
 }
 # Made by a run, not kept in git (see .gitignore): allowed without existing.
-GENERATED = ("examples/digits/build/", "bench/.raydata-venv", "bench/jail-cost/", ".modelhub-demo", ".site/")
+GENERATED = (
+    "examples/digits/build/",
+    "examples/mlflow-sklearn/build/",
+    "bench/.raydata-venv",
+    "bench/jail-cost/",
+    ".modelhub-demo",
+    ".site/",
+)
 
 PATH_CHARS = re.compile(r"^[A-Za-z0-9_.\-/]+$")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")

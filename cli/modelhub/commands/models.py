@@ -18,6 +18,7 @@ from modelhub.commands.base import (
     confirm_delete,
     fail,
     json_option,
+    pairs_option,
     parse_pairs,
     yes_option,
 )
@@ -145,17 +146,39 @@ def models_delete_version(api: ApiClient, out: Output, name: str, version: int, 
 @click.argument("zipfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--schema",
-    required=True,
+    default=None,
     callback=json_option,
-    help="The model schema: a path to a JSON file, or inline JSON text.",
+    help="The model schema: a path to a JSON file, or inline JSON text. May be left out for an MLflow "
+    "model with a signature (the schema is derived from it).",
 )
-def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema: Any) -> None:
+@click.option(
+    "--local-input",
+    "local_inputs",
+    multiple=True,
+    metavar="NAME",
+    help="Without --schema: an MLflow signature's string input that holds file paths (type local). Repeatable.",
+)
+@pairs_option(
+    "--output-type",
+    "output_types",
+    metavar="NAME=TYPE",
+    help="Without --schema: the type of an MLflow signature's output (else json), e.g. predictions=number. Repeatable.",
+)
+def models_upload(
+    api: ApiClient,
+    out: Output,
+    name: str,
+    zipfile: Path,
+    schema: Any,
+    local_inputs: tuple[str, ...],
+    output_types: dict[str, str],
+) -> None:
     """Upload ZIPFILE (the packed model) as a new version of model NAME."""
     out.emit(
-        api.upload_version(name, zipfile, schema),
+        api.upload_version(name, zipfile, schema, local_inputs=local_inputs, output_types=output_types),
         lambda v: (
             click.echo(f"uploaded {name} version {v.get('version')}"),
-            echo_record({**v, "size": human_size(v.get("size_bytes"))}, ("sha256", "size", "size_bytes")),
+            echo_record({**v, "size": human_size(v.get("size_bytes"))}, ("format", "sha256", "size", "size_bytes")),
         ),
     )
 

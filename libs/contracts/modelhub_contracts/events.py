@@ -222,5 +222,14 @@ class AddVersion(BaseModel):
     name: str = Field(description="model name")
     upload_object: str = Field(description="object name of the uploaded zip in the packages store")
     filename: str = Field(default="package.zip", description="the uploaded file's name, used in error messages")
-    model_schema: dict[str, Any] = Field(description="the model schema (API.md section 4)")
+    model_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="the model schema (API.md section 4); None: derived from an MLflow model's signature",
+    )
+    local_inputs: list[str] = Field(
+        default_factory=list, description="without a schema: the MLflow signature's string inputs that are `local`"
+    )
+    output_types: dict[str, str] = Field(
+        default_factory=dict, description="without a schema: the MLflow signature's outputs' types (else `json`)"
+    )
     acting_user: str

@@ -25,6 +25,10 @@ GiB = 1024 * MiB
 MANIFEST = "manifest.json"
 MANIFEST_MAX_BYTES = 64 * 1024
 DEFAULT_ENTRYPOINT = "model:Model"
+MLMODEL = "MLmodel"  # the file at an MLflow model directory's root (mlflow.<flavor>.save_model)
+# Packages without code of their own run through an adapter that the replica ships beside host.py
+# (services/deployer/modelhub_replica/modelhub_formats/), with the interface of a user's Model.
+FORMAT_ENTRYPOINTS = {"mlflow": "modelhub_formats.mlflow_model:Model", "onnx": "modelhub_formats.onnx_model:Model"}
 
 _CHUNK = 256 * 1024
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # first local header, or an empty archive
@@ -63,6 +67,7 @@ class PackageInfo:
     uncompressed_bytes: int
     has_requirements: bool
     has_environment: bool
+    format: str = "python"  # "python" (its own Model class), "mlflow" or "onnx" (FORMAT_ENTRYPOINTS)
 
 
 def inspect_package(path: str | Path, limits: PackageLimits = PackageLimits()) -> PackageInfo:
@@ -115,14 +120,24 @@ def _inspect(zf: zipfile.ZipFile, label: str, limits: PackageLimits) -> PackageI
     _check_unique(infos, label)
     total = _verify_contents(zf, infos, label, limits)
     root, files = _package_files(infos, label)
+    form = _format(files)
     return PackageInfo(
         root=root,
-        entrypoint=_entrypoint(zf, root, files, label),
+        entrypoint=FORMAT_ENTRYPOINTS[form] if form in FORMAT_ENTRYPOINTS else _entrypoint(zf, root, files, label),
         files=files,
         uncompressed_bytes=total,
         has_requirements="requirements.txt" in files,
         has_environment="environment.yml" in files,
+        format=form,
     )
+
+
+def _format(files: tuple[str, ...]) -> str:
+    """The package's format: "mlflow" for an MLflow model directory as saved (MLmodel at the root)
+    that brings no entrypoint of its own (no manifest, no model.py): a package's own code wins."""
+    if MLMODEL in files and MANIFEST not in files and "model.py" not in files:
+        return "mlflow"
+    return "python"
 
 
 def _check_counts(infos: list[zipfile.ZipInfo], label: str, limits: PackageLimits) -> None:

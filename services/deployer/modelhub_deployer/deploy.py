@@ -17,7 +17,8 @@ from typing import Any, Protocol, TypeVar
 
 from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, DEPLOYABLE, STOPPABLE, Deployment, DeploymentStatus
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested
-from modelhub_deployer import environments
+from modelhub_contracts.mlmodel import MLmodelError
+from modelhub_deployer import environments, mlflow_env
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,6 +141,7 @@ class PreparedPackage:
     entrypoint: str
     has_requirements: bool
     has_environment: bool
+    format: str = "python"  # package.PackageInfo.format: "mlflow" is checked by check_mlflow
 
 
 class Store(Protocol):
@@ -197,9 +199,40 @@ def runtime_env(spec: DeploySpec, package: PreparedPackage, host: environments.H
             return environments.from_environment(package.root, host, package.has_requirements)
         if package.has_requirements:
             return environments.from_requirements(package.root)
+        if package.format == "mlflow" and (pip := mlflow_env.python_env_pip(package.root)):
+            return environments.Plan(
+                route="pip",
+                file=mlflow_env.PYTHON_ENV,
+                packages=tuple(pip),
+                runtime_env={"pip": pip},
+                reason="pip installs the MLflow model's python_env.yaml dependencies",
+            )
     except environments.Refused as exc:
         raise DeployError(f"custom_env: {exc}") from exc
+    except MLmodelError as exc:
+        raise DeployError(f"custom_env: {exc}") from exc
+    if package.format == "mlflow":
+        raise DeployError(
+            "custom_env is set but the MLflow model has no requirements.txt, environment.yml or python_env.yaml"
+        )
     raise DeployError("custom_env is set but the package has neither environment.yml nor requirements.txt")
+
+
+def check_mlflow(spec: DeploySpec, package: PreparedPackage) -> None:
+    """An MLflow model that its environment cannot serve fails the deploy at once, saying why:
+    without custom env, one whose flavor needs packages the hub does not provide; with it, one
+    whose python_env.yaml asks for another Python than the replicas'."""
+    if package.format != "mlflow":
+        return
+    try:
+        if spec.custom_env:
+            why = mlflow_env.python_refusal(package.root)
+        else:
+            why = mlflow_env.hub_refusal(mlflow_env.read_mlmodel(package.root), package.root, mlflow_env.hub_packages())
+    except MLmodelError as exc:
+        why = str(exc)
+    if why:
+        raise DeployError(why)
 
 
 async def _uninterrupted(awaitable: Awaitable[T]) -> T:
@@ -388,6 +421,7 @@ class Deployer:
     async def _run(self, spec: DeploySpec) -> AppState:
         check_resources(spec, await self._replica_nodes())
         package = await self._packages.prepare(spec.name, spec.package_object, spec.package_sha256)
+        check_mlflow(spec, package)
         env = await asyncio.to_thread(runtime_env, spec, package, self._host)  # reads the package's files
         # A fresh secret per deploy, recorded before Serve has it: the inference worker reads it
         # from the deployment's document and sends it with every call (never shown by the API).

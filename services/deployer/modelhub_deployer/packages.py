@@ -38,7 +38,9 @@ class ObjectStorePackages:
         except BaseException:
             zip_path.unlink(missing_ok=True)
             raise
-        return PreparedPackage(package_dir, zip_path, info.entrypoint, info.has_requirements, info.has_environment)
+        return PreparedPackage(
+            package_dir, zip_path, info.entrypoint, info.has_requirements, info.has_environment, info.format
+        )
 
 
 def _sha256(path: Path) -> str:

@@ -152,6 +152,9 @@ def load(entrypoint: str) -> Any:
     """The model, built from the package in the working directory."""
     root = os.getcwd()
     sys.path.insert(0, root)
+    # The adapters of packages without code of their own (modelhub_formats/, beside this file; in
+    # the jail too), after the package: a package's own modules come first.
+    sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
     module_name, _, class_name = entrypoint.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name or "Model")(root)

@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from modelhub_contracts.access import level, refusal
 from modelhub_contracts.documents import Model, User, Version
-from modelhub_contracts.errors import NotFound
+from modelhub_contracts.errors import Invalid, NotFound
 
 
 class ModelStore(Protocol):
@@ -63,3 +63,20 @@ async def shares(store: ModelStore, grants: Mapping[str, Grant]) -> dict[str, Gr
         names = ", ".join(f"'{u}'" for u in sorted(unknown))
         raise NotFound(f"user {names} not found" if len(unknown) == 1 else f"users {names} not found")
     return spelled
+
+
+def name_list(text: str | None) -> list[str]:
+    """A form field of comma-separated names (`image, mask`) as a list; the registry checks them."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def name_types(text: str | None) -> dict[str, str]:
+    """A form field of comma-separated `name=type` pairs as a mapping; Invalid when a pair is not
+    one. The registry checks the names and the types against the model."""
+    pairs: dict[str, str] = {}
+    for item in name_list(text):
+        name, sep, kind = (part.strip() for part in item.partition("="))
+        if not sep or not name or not kind:
+            raise Invalid(f"output_types: {item!r} is not name=type (e.g. predictions=number)")
+        pairs[name] = kind
+    return pairs

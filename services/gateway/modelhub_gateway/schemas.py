@@ -99,6 +99,8 @@ class VersionPublic(BaseModel):
     sha256: str
     size_bytes: int
     schema_: dict = Field(alias="schema", serialization_alias="schema")
+    # how the package runs: its own Model class, or an MLflow model as saved (API.md section 3)
+    format: Literal["python", "mlflow", "onnx"] = "python"
     created_at: datetime
     created_by: str
     environment_files: list[str] | None = Field(

@@ -18,6 +18,7 @@ from modelhub_contracts.events import (
     UpdateModel,
     utcnow,
 )
+from modelhub_contracts.mlmodel import MLmodelError, model_schema, read_mlmodel
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
@@ -132,12 +133,13 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
 async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLimits, cmd: AddVersion) -> RpcReply:
     path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
     try:
-        checked = await _check(path, limits, cmd.model_schema)
+        checked = await _checked(path, limits, cmd)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
-    if not isinstance(checked, PackageInfo):
+    if isinstance(checked, RpcReply):
         await blobs.delete(cmd.upload_object)
         return checked
+    schema, info = checked
     version = await store.next_version(cmd.name)
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
@@ -148,11 +150,12 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
         "version": version,
         "sha256": sha256,
         "size_bytes": size,
-        "schema": cmd.model_schema,
+        "schema": schema,
+        "format": info.format,
         "created_at": utcnow(),
         "created_by": cmd.acting_user,
         "package_object": cmd.upload_object,
-        "environment_files": environment_files(checked),
+        "environment_files": environment_files(info),
     }
     await store.insert_version(doc)
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
@@ -165,14 +168,35 @@ def environment_files(info: PackageInfo) -> list[str]:
     return [name for name, has in present if has]
 
 
-async def _check(path: Path, limits: PackageLimits, schema: dict) -> PackageInfo | RpcReply:
-    """What the package holds, or the refusal that names its problem."""
-    try:
-        validate_model_schema(schema)
-    except SchemaError as exc:
-        return refused(Invalid(f"invalid model schema: {exc}"))
+async def _checked(path: Path, limits: PackageLimits, cmd: AddVersion) -> tuple[dict, PackageInfo] | RpcReply:
+    """The version's schema and package format, or the refusal. A schema that was sent is checked
+    first (cheap); an MLflow model's comes from, or is checked against, its signature."""
+    if cmd.model_schema is not None:
+        try:
+            validate_model_schema(cmd.model_schema)
+        except SchemaError as exc:
+            return refused(Invalid(f"invalid model schema: {exc}"))
     try:
         # zip inspection streams the whole archive: keep it off the event loop
-        return await asyncio.to_thread(inspect_package, path, limits)
+        info = await asyncio.to_thread(inspect_package, path, limits)
+        schema = await asyncio.to_thread(_schema, path, info, cmd)
     except PackageError as exc:
         return refuse(400, f"invalid model package: {exc}")
+    except MLmodelError as exc:  # its messages name the MLmodel, the signature or the schema
+        return refuse(400, str(exc))
+    try:
+        validate_model_schema(schema)  # a derived one too: the same rules as one sent
+    except SchemaError as exc:
+        return refused(Invalid(f"invalid model schema: {exc}"))
+    return schema, info
+
+
+def _schema(path: Path, info: PackageInfo, cmd: AddVersion) -> dict:
+    """The schema that was sent, or (MLflow) the one the signature gives; reads MLmodel as data."""
+    if info.format == "mlflow":
+        return model_schema(read_mlmodel(path, info), cmd.model_schema, cmd.local_inputs, cmd.output_types)
+    if cmd.local_inputs or cmd.output_types:
+        raise MLmodelError("local_inputs and output_types apply only to an MLflow model without a schema")
+    if cmd.model_schema is None:
+        raise MLmodelError("a schema is needed (only an MLflow model with a signature can go without one)")
+    return cmd.model_schema

@@ -62,7 +62,7 @@ export async function modelView(view, name) {
     ? h("table", { class: "table" },
       h("thead", {}, h("tr", {}, ["Version", "SHA-256", "Size", "Inputs → outputs", "Created", "By"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, versions.map((v) => h("tr", {},
-        h("td", { class: "strong" }, `v${v.version}`),
+        h("td", { class: "strong" }, `v${v.version}`, v.format && v.format !== "python" ? h("span", { class: "muted" }, ` ${v.format}`) : null),
         h("td", {}, h("code", { title: v.sha256 }, v.sha256.slice(0, 12))),
         h("td", {}, fmtBytes(v.size_bytes)),
         h("td", {}, schemaSummary(v.schema)),

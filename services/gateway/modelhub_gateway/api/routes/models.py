@@ -115,18 +115,37 @@ async def upload_version(
     broker: Broker,
     settings: Settings,
     file: Annotated[UploadFile, File(description="the packed model .zip", json_schema_extra={"format": "binary"})],
+    # Optional fields are plain strings, "" when left out: a multipart field is text, never null.
     schema: Annotated[
-        str, Form(min_length=2, description="the model schema, as JSON", json_schema_extra=MODEL_SCHEMA_FIELD)
-    ],
+        str,
+        Form(
+            min_length=2,
+            description="the model schema, as JSON; may be left out for an MLflow model with a signature",
+            json_schema_extra=MODEL_SCHEMA_FIELD,
+        ),
+    ] = "",
+    local_inputs: Annotated[
+        str,
+        Form(
+            max_length=10_000,
+            description="without a schema: the MLflow signature's string inputs that are `local` (file paths), "
+            "comma-separated, e.g. `image`",
+        ),
+    ] = "",
+    output_types: Annotated[
+        str,
+        Form(
+            max_length=10_000,
+            description="without a schema: types of the MLflow signature's outputs, comma-separated "
+            "`name=type` (e.g. `predictions=number`); the others are `json`",
+        ),
+    ] = "",
 ) -> VersionPublic:
-    """Upload the next immutable version: a zip plus its schema. Refusals store nothing."""
+    """Upload the next immutable version: a zip plus its schema (an MLflow model with a signature
+    may go without one: it is derived). Refusals store nothing."""
     await models.visible_model(store, user, name, "edit")
-    try:
-        parsed = valid_unicode(json.loads(schema))
-    except json.JSONDecodeError as exc:
-        raise Invalid(f"schema is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise Invalid("invalid model schema: schema must be a JSON object")
+    parsed = _parsed_schema(schema) if schema else None
+    locals_, outputs = models.name_list(local_inputs), models.name_types(output_types)
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise TooLarge(f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
     # Starlette spooled the upload to disk; stream it on into the object store in chunks.
@@ -144,6 +163,8 @@ async def upload_version(
                 upload_object=object_name,
                 filename=file.filename or "package.zip",
                 model_schema=parsed,
+                local_inputs=locals_,
+                output_types=outputs,
                 acting_user=user["username"],
             ),
         )
@@ -152,6 +173,16 @@ async def upload_version(
             await packages.delete(object_name)
         raise
     return VersionPublic.model_validate(data)
+
+
+def _parsed_schema(schema: str) -> dict:
+    try:
+        parsed = valid_unicode(json.loads(schema))
+    except json.JSONDecodeError as exc:
+        raise Invalid(f"schema is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise Invalid("invalid model schema: schema must be a JSON object")
+    return parsed
 
 
 @router.get("/{name}/versions/{version}", response_model=VersionPublic, responses=errors(404))
