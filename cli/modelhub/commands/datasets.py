@@ -145,7 +145,7 @@ def render_fields(page: dict) -> None:
 @datasets.command("export")
 @url_option()
 @click.argument("name", shell_complete=complete.datasets)
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", metavar="[DIR]", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "fiftyone"]), default="jsonl", show_default=True)
 @click.option("--fields", default=None, help="Comma-separated field names (default: every field).")
 @click.option(
@@ -250,7 +250,7 @@ def bar_progress(bar: Any) -> Callable[[int, int], None]:
 @datasets.command("import")
 @api_command
 @click.argument("name", shell_complete=complete.datasets)
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["fiftyone"]), default="fiftyone", show_default=True)
 @click.option(
     "--media-dir",
