@@ -56,7 +56,8 @@ def fo_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def fiftyone(fo_mongo: str, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
-    """Run fiftyone_side.py with the real FiftyOne; its JSON answer."""
+    """Run fiftyone_side.py with the real FiftyOne; its JSON answer. The tests ask for it before
+    `stack`, so that a missing virtualenv fails them at once rather than after the stack's start."""
     python = FO_VENV / "bin" / "python"
     if not python.exists():
         pytest.fail(f"no FiftyOne virtualenv at {FO_VENV}: run `make fiftyone-venv` (`make test` does)")
@@ -111,7 +112,7 @@ BOXES = {
 
 
 def test_a_hub_dataset_exported_as_fiftyone_loads_in_fiftyone(
-    stack: Stack, fiftyone: Callable[..., Any], tmp_path: Path
+    fiftyone: Callable[..., Any], stack: Stack, tmp_path: Path
 ) -> None:
     """Classification fields come out as Classification, detections as Detections with the same
     relative [x, y, w, h] boxes, the files copied under data/; other fields as their JSON."""
@@ -176,7 +177,7 @@ def test_a_hub_dataset_exported_as_fiftyone_loads_in_fiftyone(
 
 
 def test_a_fiftyone_export_imports_into_the_hub_and_goes_back_out(
-    stack: Stack, fiftyone: Callable[..., Any], tmp_path: Path
+    fiftyone: Callable[..., Any], stack: Stack, tmp_path: Path
 ) -> None:
     """Ground truth and predictions made in FiftyOne become hub fields the hub's own filters and
     thumbnails read; exported again, FiftyOne finds the labels it made."""

@@ -365,3 +365,10 @@ def test_import_command_refuses_a_directory_that_is_not_fiftyones(gateway: FakeG
     result = CliRunner().invoke(cli, ["datasets", "import", "pets", str(tmp_path)])
     assert result.exit_code == exitcodes.USAGE and "not a FiftyOne dataset directory" in result.output
     assert gateway.requests == []
+
+
+def test_a_folder_that_cannot_be_written_is_an_error_not_a_traceback(gateway: FakeGateway, tmp_path: Path) -> None:  # noqa: F811
+    gateway.on("GET", "/datasets/pets", {"name": "pets"})
+    (tmp_path / "file").write_text("")  # a file where a folder should be
+    result = CliRunner().invoke(cli, ["datasets", "export", "pets", "--format", "fiftyone", str(tmp_path / "file/out")])
+    assert result.exit_code == exitcodes.ERROR and "Error:" in result.stderr

@@ -219,6 +219,9 @@ def export_to_fiftyone(url: str | None, name: str, directory: Path, media: str, 
     except (ApiError, GatewayError) as exc:
         api_failure(exc)
         return
+    except OSError as exc:  # DIR's folder cannot be written (the partial export is gone)
+        fail(f"Error: {exc}")
+        return
     placed = {"copy": f", {report.media} files copied into data/", "link": f", {report.media} files linked in data/"}
     click.echo(f"exported {report.samples} samples of {name} to {directory}{placed.get(media, '')}", err=True)
     if report.unreadable:
@@ -268,6 +271,9 @@ def datasets_import(api: ApiClient, out: Output, name: str, directory: Path, fmt
             report = import_fiftyone(api, name, directory, media_dir, progress=bar_progress(bar))
     except DirectoryError as exc:
         raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # --media-dir cannot be made or written
+        fail(f"Error: {exc}")
+        return
     for line in import_warnings(report):
         out.note(line)
     result = {
