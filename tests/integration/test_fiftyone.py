@@ -21,6 +21,7 @@ import pytest
 from conftest import ROOT, Stack, free_port, unique, wait_for
 from PIL import Image
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from modelhub.stack.binaries import find_mongod
 
@@ -44,9 +45,17 @@ def fo_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     uri = f"mongodb://127.0.0.1:{port}"
+
+    def answers(client: MongoClient) -> bool:
+        assert mongod.poll() is None, f"FiftyOne's mongod exited:\n{(data / 'mongod.log').read_text()[-3000:]}"
+        try:
+            return bool(client.admin.command("ping"))
+        except PyMongoError:  # not listening yet
+            return False
+
     try:
         with MongoClient(uri, serverSelectionTimeoutMS=500) as client:
-            wait_for(lambda: mongod.poll() is None and client.admin.command("ping"), 60, "FiftyOne's mongod")
+            wait_for(lambda: answers(client), 120, "FiftyOne's mongod to answer")
         yield uri
     finally:
         mongod.terminate()
