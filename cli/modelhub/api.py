@@ -30,6 +30,8 @@ from httpx_sse import connect_sse
 
 from modelhub.settings import API_PREFIX, CliSettings
 
+SAMPLES_PER_REQUEST = 10_000  # the most samples one POST /datasets/{name}/samples takes, or one page gives
+
 
 class ApiError(Exception):
     """The gateway answered with an error status: `status` (e.g. 404) and its `message`."""
@@ -290,11 +292,10 @@ class ApiClient:
             "GET", f"/datasets/{seg(name)}/samples", params={"limit": limit, "offset": offset, **given(**filters)}
         )
 
-    def add_samples(self, name: str, filepaths: list[str]) -> Any:
-        """Add files as samples (at most 10,000 per call)."""
-        return self.request(
-            "POST", f"/datasets/{seg(name)}/samples", json={"samples": [{"filepath": f} for f in filepaths]}
-        )
+    def add_samples(self, name: str, samples: list[str] | list[dict[str, Any]]) -> Any:
+        """Add samples (at most 10,000 per call): file paths, or `{"filepath", "fields"?}` dicts."""
+        body = [{"filepath": s} if isinstance(s, str) else s for s in samples]
+        return self.request("POST", f"/datasets/{seg(name)}/samples", json={"samples": body})
 
     def delete_samples(self, name: str, ids: list[str]) -> Any:
         return self.request("POST", f"/datasets/{seg(name)}/samples/delete", json={"ids": ids})

@@ -1,23 +1,29 @@
 """`modelhub datasets ...`: create, list, show and delete datasets; add, list, filter and delete
-samples; fields (what each holds, who wrote it); remove a field; export as JSON Lines or CSV."""
+samples; fields (what each holds, who wrote it); remove a field; export as JSON Lines or CSV; export
+to and import from a FiftyOne dataset directory (modelhub.interop)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from modelhub import exitcodes
-from modelhub.api import ApiClient, ApiError, GatewayError
+from modelhub.api import SAMPLES_PER_REQUEST, ApiClient, ApiError, GatewayError
 from modelhub.commands import complete
 from modelhub.commands.base import api_command, api_group, confirm_delete, connect, fail, url_option, yes_option
+from modelhub.interop.fiftyone_dir import (
+    MEDIA_MODES,
+    DirectoryError,
+    ImportReport,
+    export_fiftyone,
+    import_fiftyone,
+)
 from modelhub.render import Output, byte_progress, count_progress, echo_table, items, record_renderer
-
-SAMPLES_PER_REQUEST = 10_000  # the API's limit per POST /datasets/{name}/samples
 
 datasets = api_group("datasets", "Create datasets, add and list their samples.")
 DATASET_KEYS = ("name", "description", "owner", "num_samples", "created_at")
@@ -139,17 +145,40 @@ def render_fields(page: dict) -> None:
 @datasets.command("export")
 @url_option()
 @click.argument("name", shell_complete=complete.datasets)
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.argument("directory", metavar="[DIR]", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "fiftyone"]), default="jsonl", show_default=True)
 @click.option("--fields", default=None, help="Comma-separated field names (default: every field).")
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write to this file (default: standard output).",
+    help="Write to this file (default: standard output). JSON Lines and CSV only.",
 )
-def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, output: Path | None) -> None:
-    """Export a dataset's samples and fields, streamed: JSON Lines or CSV."""
+@click.option(
+    "--media",
+    type=click.Choice(MEDIA_MODES),
+    default="copy",
+    show_default=True,
+    help="fiftyone: copy each sample's file into DIR/data, link it there, or skip (samples keep the hub's paths).",
+)
+def datasets_export(
+    url: str | None, name: str, directory: Path | None, fmt: str, fields: str | None, output: Path | None, media: str
+) -> None:
+    """Export a dataset's samples and fields: JSON Lines or CSV (streamed), or a FiftyOne dataset
+    directory DIR (`--format fiftyone DIR`) that `fo.Dataset.from_dir(DIR,
+    dataset_type=fo.types.FiftyOneDataset)` loads, classifications and detections as FiftyOne labels."""
+    if fmt == "fiftyone":
+        if directory is None or output is not None:
+            raise click.UsageError("--format fiftyone writes a directory: give it as DIR, not -o")
+        export_to_fiftyone(url, name, directory, media, fields)
+        return
+    if directory is not None:
+        raise click.UsageError(f"DIR is for --format fiftyone; write {fmt} to a file with -o FILE")
+    export_lines(url, name, fmt, fields, output)
+
+
+def export_lines(url: str | None, name: str, fmt: str, fields: str | None, output: Path | None) -> None:
     try:
         with connect(url) as api:
             if output is None:
@@ -168,12 +197,111 @@ def datasets_export(url: str | None, name: str, fmt: str, fields: str | None, ou
     except (ApiError, GatewayError) as exc:
         if output is not None:
             output.with_name(output.name + ".part").unlink(missing_ok=True)
-        if isinstance(exc, ApiError):
-            fail(str(exc), exitcodes.exit_code_for_status(exc.status), exc.status)
-        fail(str(exc), exitcodes.STACK_DOWN)
+        api_failure(exc)
         return
     samples = lines - 1 if fmt == "csv" else lines
     click.echo(f"exported {samples} samples of {name} to {output}", err=True)
+
+
+def api_failure(exc: ApiError | GatewayError) -> None:
+    if isinstance(exc, ApiError):
+        fail(str(exc), exitcodes.exit_code_for_status(exc.status), exc.status)
+    fail(str(exc), exitcodes.STACK_DOWN)
+
+
+def export_to_fiftyone(url: str | None, name: str, directory: Path, media: str, fields: str | None) -> None:
+    chosen = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    try:
+        with connect(url) as api, count_progress(0, f"exporting {name}") as bar:
+            report = export_fiftyone(api, name, directory, media, chosen, progress=bar_progress(bar))
+    except DirectoryError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except (ApiError, GatewayError) as exc:
+        api_failure(exc)
+        return
+    except OSError as exc:  # DIR's folder cannot be written (the partial export is gone)
+        fail(f"Error: {exc}")
+        return
+    placed = {"copy": f", {report.media} files copied into data/", "link": f", {report.media} files linked in data/"}
+    click.echo(f"exported {report.samples} samples of {name} to {directory}{placed.get(media, '')}", err=True)
+    if report.unreadable:
+        click.echo(
+            f"warning: {len(report.unreadable)} files could not be read here; their samples keep the hub's "
+            f"path: {shorten(report.unreadable)}",
+            err=True,
+        )
+    if report.renamed:
+        pairs = ", ".join(f"{hub} as {fo}" for fo, hub in report.renamed.items())
+        click.echo(f"note: names FiftyOne keeps for itself were renamed: {pairs}", err=True)
+
+
+def shorten(paths: list[str], shown: int = 3) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
+def bar_progress(bar: Any) -> Callable[[int, int], None]:
+    """A progress callback (done, total) that moves a tqdm bar."""
+
+    def update(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    return update
+
+
+@datasets.command("import")
+@api_command
+@click.argument("name", shell_complete=complete.datasets)
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["fiftyone"]), default="fiftyone", show_default=True)
+@click.option(
+    "--media-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Copy the files into this folder (one the hub can read) and name them there; "
+    "by default the samples name the files where DIR has them.",
+)
+def datasets_import(api: ApiClient, out: Output, name: str, directory: Path, fmt: str, media_dir: Path | None) -> None:
+    """Add the samples of a FiftyOne dataset directory DIR (`dataset.export(DIR,
+    dataset_type=fo.types.FiftyOneDataset)`) to dataset NAME, created if missing: Classification and
+    Detections fields (ground truth too) become the hub's classification and detections fields."""
+    try:
+        with count_progress(0, f"importing into {name}") as bar:
+            report = import_fiftyone(api, name, directory, media_dir, progress=bar_progress(bar))
+    except DirectoryError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # --media-dir cannot be made or written
+        fail(f"Error: {exc}")
+        return
+    for line in import_warnings(report):
+        out.note(line)
+    result = {
+        "dataset": name,
+        "created": report.created,
+        "added": report.added,
+        "copied": report.copied,
+        "skipped": report.skipped,
+        "missing": report.missing,
+        "left_out": dict(report.notes),
+    }
+    out.emit(
+        result,
+        lambda r: click.echo(f"added {r['added']} samples to dataset {name}" + (" (created)" if r["created"] else "")),
+    )
+
+
+def import_warnings(report: ImportReport) -> list[str]:
+    lines = [f"left out ({count}×): {note}" for note, count in report.notes.items()]
+    if report.skipped:
+        lines.append(
+            f"warning: {len(report.skipped)} samples skipped, their media is not a local path: {shorten(report.skipped)}"
+        )
+    if report.missing:
+        lines.append(
+            f"warning: {len(report.missing)} files not found here; their samples name them anyway: {shorten(report.missing)}"
+        )
+    return lines
 
 
 def render_samples(page: dict, offset: int) -> None:

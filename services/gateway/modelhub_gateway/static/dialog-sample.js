@@ -3,7 +3,7 @@
 // ← and → step through the page's samples.
 import { api, enc } from "./api.js";
 import { clear, fmtDate, h, modal } from "./dom.js";
-import { detectionOverlay, fieldValue, isClassification, isDetections, loadPicture } from "./fields.js";
+import { detectionOverlay, fieldValue, isClassification, isDetections, loadPicture, percent } from "./fields.js";
 
 export function sampleDialog(dataset, samples, index) {
   const body = h("div", { class: "sample-view" });
@@ -50,7 +50,7 @@ function details(sample) {
     h("th", { scope: "row" }, h("code", {}, name)),
     h("td", {}, isClassification(value) || isDetections(value) ? fieldValue(name, value) : null,
       isDetections(value) ? h("ul", { class: "plain small" }, value.detections.map((d) =>
-        h("li", {}, `${d.label} ${Math.round(d.confidence * 100)}% at [${(d.bounding_box || []).map((n) => n.toFixed(2)).join(", ")}]`))) : null,
+        h("li", {}, `${d.label}${percent(d.confidence)} at [${(d.bounding_box || []).map((n) => n.toFixed(2)).join(", ")}]`))) : null,
       !isClassification(value) && !isDetections(value) ? h("pre", { class: "json" }, JSON.stringify(value, null, 2)) : null),
     h("td", { class: "muted small" }, lineage[name] ? writtenBy(lineage[name]) : "added with the sample")));
   return h("div", { class: "sample-details" },

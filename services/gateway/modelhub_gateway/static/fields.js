@@ -2,8 +2,12 @@
 // rest, and detection boxes drawn over a picture. Shared by the grid, the table and the sample view.
 import { h } from "./dom.js";
 
+// Ground truth (e.g. imported from FiftyOne) has a label and no confidence: shown without a percentage
 export const isClassification = (v) => v && typeof v === "object" && !Array.isArray(v)
-  && typeof v.label === "string" && typeof v.confidence === "number";
+  && typeof v.label === "string" && (typeof v.confidence === "number" || v.confidence == null)
+  && !("detections" in v);
+/** " 90%" for a confidence, "" for none. */
+export const percent = (confidence) => (typeof confidence === "number" ? ` ${Math.round(confidence * 100)}%` : "");
 export const isDetections = (v) => v && typeof v === "object" && !Array.isArray(v) && Array.isArray(v.detections);
 
 export function compactJson(value, max = 120) {
@@ -16,7 +20,7 @@ export function fieldValue(name, value) {
   let content;
   if (isClassification(value)) {
     content = h("span", { class: "chip cls", title: JSON.stringify(value) },
-      `${value.label} (${Math.round(value.confidence * 100)}%)`);
+      typeof value.confidence === "number" ? `${value.label} (${Math.round(value.confidence * 100)}%)` : value.label);
   } else if (isDetections(value)) {
     const n = value.detections.length;
     content = h("span", { class: "chip det", title: compactJson(value, 2000) }, `${n} detection${n === 1 ? "" : "s"}`);
@@ -49,7 +53,7 @@ export function detectionOverlay(fields, { labels = false } = {}) {
       if (![x, y, w, hgt].every((n) => typeof n === "number")) continue;
       const color = BOX_COLORS[i++ % BOX_COLORS.length];
       const box = h("span", { class: "box" }, labels ? h("span", { class: "box-label" },
-        `${det.label} ${Math.round(det.confidence * 100)}%`) : null);
+        `${det.label}${percent(det.confidence)}`) : null);
       Object.assign(box.style, { left: `${x * 100}%`, top: `${y * 100}%`, width: `${w * 100}%`,
         height: `${hgt * 100}%`, borderColor: color, color });
       layer.append(box);
@@ -63,8 +67,8 @@ export function labelChips(fields) {
   const chips = [];
   for (const [name, value] of Object.entries(fields || {})) {
     if (isClassification(value)) {
-      chips.push(h("span", { class: "chip cls", title: `${name}: ${value.label} (${value.confidence})` },
-        `${value.label} ${Math.round(value.confidence * 100)}%`));
+      chips.push(h("span", { class: "chip cls", title: `${name}: ${value.label} (${value.confidence ?? "no confidence"})` },
+        `${value.label}${percent(value.confidence)}`));
     } else if (isDetections(value)) {
       const labels = [...new Set(value.detections.map((d) => d.label))];
       chips.push(h("span", { class: "chip det", title: `${name}: ${value.detections.length} detections` },
