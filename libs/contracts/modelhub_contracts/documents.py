@@ -29,6 +29,14 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Only(StrEnum):
+    """Which of a dataset's samples a job runs (`POST /datasets/{name}/jobs`'s `only`)."""
+
+    ALL = "all"
+    MISSING = "missing"  # those lacking any of the mapped output fields
+    STALE = "stale"  # those, and those whose field another model or version wrote (lineage)
+
+
 class DeploymentStatus(StrEnum):
     PENDING = "pending"
     DEPLOYING = "deploying"
@@ -189,6 +197,7 @@ class Job(TypedDict):
     version: int  # gateway
     inputs: dict[str, str]  # gateway: model input -> sample field
     outputs: dict[str, str]  # gateway: model output -> sample field
+    only: NotRequired[Only]  # gateway: which samples it runs (absent: all; see the gateway's incremental.py)
     status: JobStatus  # gateway (submit, fold, cancel, retry); the scheduler and worker read it
     attempt: int  # gateway: 1, then +1 per retry
     total: int  # gateway

@@ -82,10 +82,16 @@ class JobSubmitted(Event):
         description="samples per Model.predict call; the scheduler's tasks are whole mini-batches "
         "(up to 8, as many as fit 512 samples, at least one)"
     )
-    sample_ids: list[str] | None = Field(default=None, description="only these samples (retry); None: all")
+    sample_ids: list[str] | None = Field(
+        default=None,
+        description="only these samples (a retry's failed ones, an incremental run's selection); None: all",
+    )
     submitted_by: str = Field(description="acting user")
     until_sample_id: str | None = Field(default=None, description="the dataset's last sample id at submission")
-    part: int = Field(default=0, description="a retry's sample ids travel in parts; tasks of each part get its number")
+    part: int = Field(
+        default=0,
+        description="sample ids (a retry's, an incremental run's) travel in parts; tasks of each get its number",
+    )
     traceparent: str | None = Field(default=None, description="W3C trace context of the submit: the job's trace")
 
 

@@ -341,10 +341,19 @@ class FieldSummaryList(BaseModel):
     items: list[FieldSummary]
 
 
+ONLY_RULE = (
+    "which samples run: `all`; `missing`, those lacking any of the mapped output fields; `stale`, "
+    "those and the ones whose field another model or model version wrote (its lineage). `total` "
+    "counts what runs; with nothing to run the job is answered completed, total 0"
+)
+OnlyValue = Literal["all", "missing", "stale"]
+
+
 class JobCreate(Request):
     deployment: str = Field(min_length=1)
     outputs: dict[str, str] = Field(min_length=1)
     inputs: dict[str, str] = Field(default_factory=dict)
+    only: OnlyValue = Field(default="all", description=ONLY_RULE)
 
 
 class JobPublic(BaseModel):
@@ -355,6 +364,7 @@ class JobPublic(BaseModel):
     version: int
     inputs: dict[str, str]
     outputs: dict[str, str]
+    only: OnlyValue = Field(default="all", description=ONLY_RULE)
     status: Literal["queued", "running", "completed", "failed", "cancelled"]
     attempt: int
     total: int
