@@ -300,10 +300,16 @@ class ApiClient:
     # ------------------------------------------------------------------ jobs
 
     def submit_job(
-        self, dataset: str, deployment: str, outputs: dict[str, str], inputs: dict[str, str] | None = None
+        self,
+        dataset: str,
+        deployment: str,
+        outputs: dict[str, str],
+        inputs: dict[str, str] | None = None,
+        only: str | None = None,
     ) -> Any:
-        """Run `deployment` over every sample of `dataset`; outputs: {model output: field}."""
-        body = {"deployment": deployment, "outputs": outputs, **({"inputs": inputs} if inputs else {})}
+        """Run `deployment` over the samples of `dataset`; outputs: {model output: field}; `only`:
+        "all" (the default), "missing" or "stale" (see `POST /datasets/{name}/jobs`)."""
+        body = {"deployment": deployment, "outputs": outputs, **given(inputs=inputs or None, only=only)}
         return self.request("POST", f"/datasets/{seg(dataset)}/jobs", json=body)
 
     def list_jobs(self, dataset: str) -> Any:
