@@ -217,6 +217,19 @@ class DeleteVersion(BaseModel):
     acting_user: str
 
 
+class SetAlias(BaseModel):
+    name: str = Field(description="model name")
+    alias: str = Field(description="the alias to point (names.ALIAS_PATTERN)")
+    version: int = Field(ge=1, description="the version it points to from now on")
+    acting_user: str
+
+
+class RemoveAlias(BaseModel):
+    name: str = Field(description="model name")
+    alias: str = Field(description="the alias to remove")
+    acting_user: str
+
+
 class SetSharing(BaseModel):
     name: str
     everyone: Literal["none", "run", "edit"] = "none"

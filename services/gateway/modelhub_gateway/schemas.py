@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
 from modelhub_contracts.model_schema import META_SCHEMA
-from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
+from modelhub_contracts.names import ALIAS_PATTERN, ALIAS_RULE, NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
 
@@ -23,6 +23,15 @@ JsonValue = Annotated[Any, Field(description="any JSON value")]
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description=NAME_RULE)]
 VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a version number (1, 2, ...)")]
 IdPath = Annotated[str, Path(min_length=1, max_length=64, description="an id the API gave")]
+AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description=f"a model's alias: {ALIAS_RULE}")]
+# The deploy body's `version` may name an alias instead of a number: "@prod".
+AliasRef = Annotated[
+    str,
+    Field(
+        pattern="^@" + ALIAS_PATTERN.removeprefix("^"),
+        description="`@` and one of the model's aliases: the version it points to now",
+    ),
+]
 FieldPath = Annotated[
     str, Path(pattern=FIELD_NAME_PATTERN, description="a sample field's name (no '.', not starting with '$')")
 ]
@@ -112,6 +121,28 @@ class ModelPublic(BaseModel):
     updated_at: datetime
     sharing: Sharing
     versions: list[VersionPublic]
+    aliases: dict[str, int] = Field(default_factory=dict, description="each alias and the version it points to")
+
+
+class AliasSet(Request):
+    version: int = Field(ge=1, le=2**63 - 1, description="the version the alias points to from now on")
+
+
+class AliasPublic(BaseModel):
+    alias: str
+    version: int
+    set_by: str
+    set_at: datetime
+
+
+class AliasChange(BaseModel):
+    version: int | None = Field(description="the version it was set to; null: the alias was removed")
+    set_by: str
+    set_at: datetime
+
+
+class AliasHistory(BaseModel):
+    items: list[AliasChange] = Field(description="every change of the alias, oldest first, removals included")
 
 
 class ModelList(BaseModel):
@@ -169,7 +200,9 @@ class DeploymentCreate(Request):
     model_config = ConfigDict(json_schema_extra={"dependentRequired": {"min_replicas": ["max_replicas"]}})
 
     name: Name
-    version: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    version: Annotated[int, Field(ge=1, le=2**63 - 1)] | AliasRef | None = Field(
+        default=None, description="a version number, or `@alias` (resolved now); default: the latest version"
+    )
     model_type: str = "inference"
     mini_batch: int = Field(default=1, ge=1, le=4096)
     num_replicas: int = Field(default=1, ge=1, le=64, description="replicas (with autoscaling: how many to start with)")
@@ -209,6 +242,7 @@ class DeploymentPublic(BaseModel):
     name: str
     model: str
     version: int
+    alias: str | None = Field(default=None, description="the alias `version` was resolved from at deploy, if any")
     model_type: str
     mini_batch: int
     num_replicas: int

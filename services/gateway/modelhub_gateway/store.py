@@ -49,6 +49,7 @@ class GatewayStore:
         self.samples = db["samples"]
         self.jobs = db["jobs"]
         self.ledger = db["job_samples"]
+        self.alias_changes = db["alias_history"]
         self._indexed_writers: set[str] = set()  # fields whose index this process built or found
         self._index_builds: set[asyncio.Task] = set()
 
@@ -224,6 +225,10 @@ class GatewayStore:
 
     async def all_models(self) -> list[Model]:
         return cast(list[Model], await self.models.find(sort=[("_id", 1)]).to_list())
+
+    async def alias_history(self, model_id: str, alias: str) -> list[dict[str, Any]]:
+        """An alias's changes (aliases.py), in the registry's order."""
+        return await self.alias_changes.find({"model_id": model_id, "alias": alias}, sort=[("seq", 1)]).to_list()
 
     async def username_as_spelled(self, username: str) -> str | None:
         found = await self.users.find_one({"_id": username.lower()}, projection={"username": 1})

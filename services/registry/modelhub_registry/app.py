@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import subjects
 from modelhub_contracts.package import PackageLimits
-from modelhub_registry import handlers
+from modelhub_registry import aliases, handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 from modelhub_runtime import mongo, ops, telemetry
 from modelhub_runtime.runtime import answer_pings, configure_logging
@@ -35,6 +35,7 @@ def build_app(
     async def connect() -> None:
         await broker.connect()
         await store.ensure_indexes()
+        await aliases.flush_queued(store)
         blobs.store = await broker.object_storage(subjects.PACKAGES_BUCKET)
 
     return app, broker, db
