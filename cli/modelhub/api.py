@@ -251,8 +251,19 @@ class ApiClient:
         """Replace who may run/edit the model: {"everyone": level, "users": {user: level}}."""
         return self.request("PUT", self.model_path(name, "sharing"), json=sharing)
 
+    def set_alias(self, name: str, alias: str, version: int) -> Any:
+        """Point the model's `alias` at `version` (creating or moving it)."""
+        return self.request("PUT", self.model_path(name, "aliases", alias), json={"version": version})
+
+    def remove_alias(self, name: str, alias: str) -> Any:
+        return self.request("DELETE", self.model_path(name, "aliases", alias))
+
+    def alias_history(self, name: str, alias: str) -> Any:
+        """{"items": [{"version" (None: removed), "set_by", "set_at"}, ...]}, oldest first."""
+        return self.request("GET", self.model_path(name, "aliases", alias, "history"))
+
     def deploy(self, model: str, spec: dict[str, Any]) -> Any:
-        """Create a deployment of `model` (spec: name, version, mini_batch, num_replicas, ...)."""
+        """Create a deployment of `model` (spec: name, version (a number or "@alias"), mini_batch, ...)."""
         return self.request("POST", self.model_path(model, "deployments"), json=spec)
 
     # ------------------------------------------------------------------ deployments
@@ -313,10 +324,16 @@ class ApiClient:
     # ------------------------------------------------------------------ jobs
 
     def submit_job(
-        self, dataset: str, deployment: str, outputs: dict[str, str], inputs: dict[str, str] | None = None
+        self,
+        dataset: str,
+        deployment: str,
+        outputs: dict[str, str],
+        inputs: dict[str, str] | None = None,
+        only: str | None = None,
     ) -> Any:
-        """Run `deployment` over every sample of `dataset`; outputs: {model output: field}."""
-        body = {"deployment": deployment, "outputs": outputs, **({"inputs": inputs} if inputs else {})}
+        """Run `deployment` over the samples of `dataset`; outputs: {model output: field}; `only`:
+        "all" (the default), "missing" or "stale" (see `POST /datasets/{name}/jobs`)."""
+        body = {"deployment": deployment, "outputs": outputs, **given(inputs=inputs or None, only=only)}
         return self.request("POST", f"/datasets/{seg(dataset)}/jobs", json=body)
 
     def list_jobs(self, dataset: str) -> Any:

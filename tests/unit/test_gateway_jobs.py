@@ -34,6 +34,9 @@ class JobStore(FakeStore):
     async def insert_job(self, job: Job) -> None:
         self.jobs.append(job)
 
+    def index_writers(self, fields: list[str]) -> None:
+        self.indexing = fields
+
 
 @pytest.fixture
 async def store() -> JobStore:

@@ -2,6 +2,7 @@
 
 stack.py        up, down, status (the embedded stack; the plan is modelhub.stack / modelhub.plan)
 models.py       models create/list/show/update/delete/upload/delete-version/deploy/share
+aliases.py      models alias set/rm/history
 deployments.py  deployments list/show/delete/predict
 datasets.py     datasets create/list/show/samples/add/delete/delete-samples/fields/remove-field/export
 jobs.py         run, jobs show/list/follow/failures/trace/cancel/retry

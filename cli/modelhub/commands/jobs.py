@@ -27,6 +27,7 @@ JOB_KEYS = (
     "model",
     "version",
     "outputs",
+    "only",
     "status",
     "total",
     "succeeded",
@@ -132,13 +133,30 @@ def finish_job(api: ApiClient, out: Output, job: dict, wait: bool) -> None:
     metavar="MODEL_INPUT=FIELD",
     help="Feed a sample field to a model input (default: `local` inputs read the filepath).",
 )
+@click.option(
+    "--only",
+    type=click.Choice(["all", "missing", "stale"]),
+    default=None,
+    help="Which samples run: all (the default); missing: those lacking an output field; stale: "
+    "those too, and those whose field another model or model version wrote.",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the job until it ends.")
-def run(api: ApiClient, out: Output, dataset: str, deployment: str, outputs: dict, inputs: dict, wait: bool) -> None:
-    """Run a deployment over every sample of DATASET.
+def run(
+    api: ApiClient,
+    out: Output,
+    dataset: str,
+    deployment: str,
+    outputs: dict,
+    inputs: dict,
+    only: str | None,
+    wait: bool,
+) -> None:
+    """Run a deployment over the samples of DATASET (every one, or those --only selects).
 
-    With --wait, exits 0 only when every sample succeeded, 4 otherwise.
+    With --wait, exits 0 only when every sample succeeded, 4 otherwise. A run with nothing to do
+    (--only missing when every sample has its fields) completes at once with 0 samples.
     """
-    finish_job(api, out, api.submit_job(dataset, deployment, outputs, inputs or None), wait)
+    finish_job(api, out, api.submit_job(dataset, deployment, outputs, inputs or None, only), wait)
 
 
 @jobs.command("show")

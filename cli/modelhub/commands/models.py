@@ -1,5 +1,5 @@
 """`modelhub models ...`: create, list, show, update and delete models; upload and delete versions;
-deploy a version (and wait for it to run); show and change sharing."""
+deploy a version (and wait for it to run); show and change sharing; `models alias ...` (aliases.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 
 from modelhub.api import ApiClient, given
 from modelhub.commands import base, complete
+from modelhub.commands.aliases import alias, version_or_alias
 from modelhub.commands.base import (
     api_command,
     api_group,
@@ -47,7 +48,11 @@ def _latest_version(model: dict) -> Any:
 
 
 def render_model(model: dict) -> None:
-    echo_record({**model, "sharing": sharing_text(model.get("sharing") or {})}, (*MODEL_KEYS, "sharing"))
+    aliases = ", ".join(f"{a}={v}" for a, v in sorted((model.get("aliases") or {}).items()))
+    echo_record(
+        {**model, "sharing": sharing_text(model.get("sharing") or {}), "aliases": aliases},
+        (*MODEL_KEYS, "sharing", "aliases"),
+    )
     click.echo("versions:")
     echo_table(
         ["  VERSION", "SIZE", "SHA256", "CREATED_AT", "CREATED_BY"],
@@ -187,7 +192,12 @@ def models_upload(
 @api_command
 @click.argument("name", shell_complete=complete.models)
 @click.option("--name", "deployment", required=True, help="The deployment name.")
-@click.option("--version", type=int, default=None, help="Model version (default: the latest).")
+@click.option(
+    "--version",
+    default=None,
+    callback=version_or_alias,
+    help="Model version: a number, or @ALIAS (the version the alias points to now; default: the latest).",
+)
 @click.option("--mini-batch", type=int, default=1, show_default=True, help="Samples per predict call.")
 @click.option("--num-replicas", type=int, default=1, show_default=True)
 @click.option(
@@ -228,7 +238,7 @@ def models_deploy(
     out: Output,
     name: str,
     deployment: str,
-    version: int | None,
+    version: int | str | None,
     mini_batch: int,
     num_replicas: int,
     num_gpus: float,
@@ -327,3 +337,6 @@ def models_share(api: ApiClient, out: Output, name: str, everyone: str | None, u
         "users": {user: level for user, level in merged.items() if level != "none"},
     }
     out.emit(api.set_sharing(name, sharing), render_sharing)
+
+
+models.add_command(alias)

@@ -9,7 +9,8 @@ string literal appears in a service's source outside this module.
 
 Owners, by collection:
 - `users`: the gateway (bootstrap, create, rotate, disable); services read `username`/`is_admin`.
-- `models`, `versions`: the registry (the gateway reads them and sends the registry commands).
+- `models`, `versions`, `alias_history`: the registry (the gateway reads them and sends the registry
+  commands).
 - `deployments`: split like a Kubernetes object: the gateway writes the spec, the deployer the status.
 - `datasets`, `samples`: the gateway; the worker writes a job's outputs into `fields`/`lineage`.
 - `jobs`: the gateway writes the job and its counts; the scheduler reads it; the worker holds
@@ -27,6 +28,14 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class Only(StrEnum):
+    """Which of a dataset's samples a job runs (`POST /datasets/{name}/jobs`'s `only`)."""
+
+    ALL = "all"
+    MISSING = "missing"  # those lacking any of the mapped output fields
+    STALE = "stale"  # those, and those whose field another model or version wrote (lineage)
 
 
 class DeploymentStatus(StrEnum):
@@ -123,6 +132,21 @@ class Model(TypedDict):
     version_count: int  # registry: version numbers are never reused
     created_at: datetime  # registry
     updated_at: datetime  # registry
+    aliases: NotRequired[dict[str, int]]  # registry: alias -> the version it points to
+    alias_seq: NotRequired[int]  # registry: alias changes so far (orders the history)
+    alias_outbox: NotRequired[list["AliasChange"]]  # registry: changes made, not yet in alias_history
+
+
+class AliasChange(TypedDict):
+    """One change of a model's alias, as `alias_history` keeps it (append-only, never rewritten)."""
+
+    _id: str  # registry: "<model id>/<seq>"
+    model_id: str  # registry
+    alias: str  # registry
+    version: int | None  # registry: None when the alias was removed
+    set_by: str  # registry: the acting user
+    set_at: datetime  # registry
+    seq: int  # registry: the model's alias_seq for this change: history order
 
 
 class Version(TypedDict):
@@ -137,6 +161,7 @@ class Version(TypedDict):
     created_at: datetime  # registry
     created_by: str  # registry
     environment_files: NotRequired[list[str]]  # registry: environment.yml / requirements.txt it holds
+    deleting: NotRequired[bool]  # registry: a delete checks the aliases (no alias may be set to it meanwhile)
 
 
 class DeploymentEnvironment(TypedDict):
@@ -154,6 +179,7 @@ class Deployment(TypedDict):
     name: str  # gateway (spec)
     model: str  # gateway (spec): the model's name as its owner spelled it
     version: int  # gateway (spec)
+    alias: NotRequired[str | None]  # gateway (spec): the alias `version` was resolved from, if any
     model_type: str  # gateway (spec)
     num_replicas: int  # gateway (spec)
     min_replicas: int | None  # gateway (spec)
@@ -202,6 +228,7 @@ class Job(TypedDict):
     version: int  # gateway
     inputs: dict[str, str]  # gateway: model input -> sample field
     outputs: dict[str, str]  # gateway: model output -> sample field
+    only: NotRequired[Only]  # gateway: which samples it runs (absent: all; see the gateway's incremental.py)
     status: JobStatus  # gateway (submit, fold, cancel, retry); the scheduler and worker read it
     attempt: int  # gateway: 1, then +1 per retry
     total: int  # gateway

@@ -82,10 +82,16 @@ class JobSubmitted(Event):
         description="samples per Model.predict call; the scheduler's tasks are whole mini-batches "
         "(up to 8, as many as fit 512 samples, at least one)"
     )
-    sample_ids: list[str] | None = Field(default=None, description="only these samples (retry); None: all")
+    sample_ids: list[str] | None = Field(
+        default=None,
+        description="only these samples (a retry's failed ones, an incremental run's selection); None: all",
+    )
     submitted_by: str = Field(description="acting user")
     until_sample_id: str | None = Field(default=None, description="the dataset's last sample id at submission")
-    part: int = Field(default=0, description="a retry's sample ids travel in parts; tasks of each part get its number")
+    part: int = Field(
+        default=0,
+        description="sample ids (a retry's, an incremental run's) travel in parts; tasks of each get its number",
+    )
     traceparent: str | None = Field(default=None, description="W3C trace context of the submit: the job's trace")
 
 
@@ -208,6 +214,19 @@ class DeleteModel(BaseModel):
 class DeleteVersion(BaseModel):
     name: str = Field(description="model name")
     version: int = Field(ge=1, description="the version to delete")
+    acting_user: str
+
+
+class SetAlias(BaseModel):
+    name: str = Field(description="model name")
+    alias: str = Field(description="the alias to point (names.ALIAS_PATTERN)")
+    version: int = Field(ge=1, description="the version it points to from now on")
+    acting_user: str
+
+
+class RemoveAlias(BaseModel):
+    name: str = Field(description="model name")
+    alias: str = Field(description="the alias to remove")
     acting_user: str
 
 

@@ -20,3 +20,15 @@ def valid_name(value: str) -> str:
     if not is_valid_name(value):
         raise ValueError(f"name must be {NAME_RULE}")
     return value
+
+
+# A model's alias (`prod`, `staging`, `champion-2`): a letter, then up to 63 letters, digits, '_' or
+# '-'. No '.' or '$': an alias is a key of the model document's `aliases` (a MongoDB path), and the
+# deploy body names it as "@<alias>".
+ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+ALIAS_RULE = "a letter, then up to 63 letters, digits, '_' or '-'"
+_ALIAS_RE = re.compile(ALIAS_PATTERN)
+
+
+def is_valid_alias(value: str) -> bool:
+    return bool(_ALIAS_RE.match(value))

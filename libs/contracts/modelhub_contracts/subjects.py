@@ -36,6 +36,8 @@ RPC_DELETE_MODEL = "modelhub.rpc.registry.delete_model"
 RPC_SET_SHARING = "modelhub.rpc.registry.set_sharing"
 RPC_ADD_VERSION = "modelhub.rpc.registry.add_version"
 RPC_DELETE_VERSION = "modelhub.rpc.registry.delete_version"
+RPC_SET_ALIAS = "modelhub.rpc.registry.set_alias"
+RPC_REMOVE_ALIAS = "modelhub.rpc.registry.remove_alias"
 RPC_PREDICT = "modelhub.rpc.worker.predict"
 RPC_PING = "modelhub.rpc.ping.{service}"
 

@@ -15,6 +15,7 @@ from modelhub_contracts.access import RANK, level, refusal
 from modelhub_contracts.documents import Deployment, DeploymentStatus, Model, User, Version
 from modelhub_contracts.errors import Conflict, Forbidden, Invalid, NotFound
 from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, Event, utcnow
+from modelhub_gateway import aliases
 from modelhub_gateway.schemas import DeploymentCreate
 
 Publish = Callable[[str, Event], Awaitable[None]]
@@ -63,16 +64,17 @@ async def create_deployment(
     assert model is not None
     if body.model_type != "inference":
         raise Invalid(f"model_type '{body.model_type}' is not supported yet (only 'inference')")
-    version = await store.version(model_name, body.version)
+    number, alias = aliases.resolve(model, body.version)  # "@prod": the version it points to now
+    version = await store.version(model_name, number)
     if version is None:
         raise Invalid(
-            f"model '{model_name}' has no version {body.version}"
-            if body.version
+            f"model '{model_name}' has no version {number}"
+            if number
             else f"model '{model_name}' has no versions yet; upload one first"
         )
     if body.max_replicas is not None and body.min_replicas is None:
         body = body.model_copy(update={"min_replicas": 1})
-    doc = new_deployment(body, model, version, user)
+    doc = new_deployment(body, model, version, user, alias)
     if not await store.put_deployment(doc):
         raise Conflict(f"a deployment named '{body.name}' already exists")
     await publish(
@@ -96,8 +98,11 @@ async def create_deployment(
     return doc
 
 
-def new_deployment(body: DeploymentCreate, model: Model, version: Version, user: User) -> Deployment:
-    """The document of a deployment the gateway has just been asked for: its spec, pending."""
+def new_deployment(
+    body: DeploymentCreate, model: Model, version: Version, user: User, alias: str | None = None
+) -> Deployment:
+    """The document of a deployment the gateway has just been asked for: its spec, pending (with
+    the alias its version was named by, if any)."""
     now = utcnow()
     return cast(
         Deployment,
@@ -106,6 +111,7 @@ def new_deployment(body: DeploymentCreate, model: Model, version: Version, user:
             "_id": body.name,
             "model": model["name"],
             "version": version["version"],
+            "alias": alias,
             "status": DeploymentStatus.PENDING,
             "error": None,
             "ready_replicas": 0,

@@ -13,11 +13,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from modelhub_contracts import queue, subjects
-from modelhub_contracts.documents import TERMINAL, Dataset, Deployment, DeploymentStatus, Job, JobStatus, User
+from modelhub_contracts.documents import (
+    TERMINAL,
+    Dataset,
+    Deployment,
+    DeploymentStatus,
+    Job,
+    JobStatus,
+    Only,
+    User,
+)
 from modelhub_contracts.errors import Conflict, Invalid
 from modelhub_contracts.events import JobCancelled, JobSubmitted, utcnow
 from modelhub_contracts.model_schema import check_field_name, input_types, output_types
-from modelhub_gateway import deployments, observability
+from modelhub_gateway import deployments, incremental, observability
 from modelhub_gateway.deployments import Publish
 from modelhub_gateway.progress import fold, ledger
 from modelhub_gateway.schemas import JobCreate, JobPublic
@@ -77,18 +86,25 @@ async def version_schema(store: GatewayStore, deployment: Deployment) -> dict:
 
 
 async def submit_job(store: GatewayStore, publish: Publish, user: User, dataset: Dataset, body: JobCreate) -> Job:
-    """Run a running deployment over every sample in the dataset now: checked (the mapping against
-    the version's schema) before anything is stored, then stored and handed to the scheduler."""
+    """Run a running deployment over the samples in the dataset now (all of them, or those `only`
+    selects: incremental.py): checked (the mapping against the version's schema) before anything
+    is stored, then stored and handed to the scheduler. Nothing to run: completed at once."""
     deployment = await runnable_deployment(store, user, body.deployment)
     schema = await version_schema(store, deployment)
     output_types_ = check_outputs(schema, body.outputs)
     inputs = resolve_inputs(schema, body.inputs)
-    until, total = await store.samples_now(dataset["_id"])  # the job covers the samples there now
-    job = new_job(dataset["_id"], deployment, inputs, body.outputs, total, user["username"], until)
+    until, every = await store.samples_now(dataset["_id"])  # the job covers the samples there now
+    fields, only = list(body.outputs.values()), Only(body.only)
+    chosen = await incremental.select(store, dataset["_id"], until, every, deployment, fields, only)
+    job = new_job(dataset["_id"], deployment, inputs, body.outputs, chosen.total, user["username"], until, only)
     observability.submitted(job)
     await store.insert_job(job)
-    if total:
-        await publish(subjects.JOB_SUBMITTED, submitted_event(job, output_types_, deployment["mini_batch"]))
+    store.index_writers(fields)
+    mini_batch = deployment["mini_batch"]
+    if chosen.sample_ids is None and chosen.total:
+        await publish(subjects.JOB_SUBMITTED, submitted_event(job, output_types_, mini_batch))
+    for part, ids in enumerate(id_parts(chosen.sample_ids or [])):
+        await publish(subjects.JOB_SUBMITTED, submitted_event(job, output_types_, mini_batch, ids, part=part))
     return job
 
 
@@ -151,6 +167,7 @@ def new_job(
     total: int,
     user: str,
     until_sample_id: str | None,
+    only: Only = Only.ALL,
 ) -> Job:
     now = utcnow()
     done = total == 0
@@ -163,6 +180,7 @@ def new_job(
         "version": deployment["version"],
         "inputs": inputs,
         "outputs": outputs,
+        "only": only,
         "status": JobStatus.COMPLETED if done else JobStatus.QUEUED,
         "attempt": 1,
         "total": total,
@@ -178,8 +196,13 @@ def new_job(
     }
 
 
-# A retry's failed sample ids ride in JobSubmitted events; parts keep each under NATS's 1 MiB payload.
-RETRY_PART_SIZE = 10_000
+# Sample ids (a retry's failed ones, an incremental run's selection) ride in JobSubmitted events;
+# parts keep each under NATS's 1 MiB payload.
+ID_PART_SIZE = 10_000
+
+
+def id_parts(sample_ids: list[str]) -> list[list[str]]:
+    return [sample_ids[i : i + ID_PART_SIZE] for i in range(0, len(sample_ids), ID_PART_SIZE)]
 
 
 def submitted_event(
@@ -224,8 +247,7 @@ async def failed_samples(store: GatewayStore, job: Job) -> list[str]:
 def retry_events(job: Job, output_types_: dict, mini_batch: int, failed: list[str]) -> list[JobSubmitted]:
     attempt = job["attempt"] + 1
     return [
-        submitted_event(job, output_types_, mini_batch, failed[i : i + RETRY_PART_SIZE], attempt, part)
-        for part, i in enumerate(range(0, len(failed), RETRY_PART_SIZE))
+        submitted_event(job, output_types_, mini_batch, ids, attempt, part) for part, ids in enumerate(id_parts(failed))
     ]
 
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
 from modelhub_contracts.model_schema import META_SCHEMA
-from modelhub_contracts.names import NAME_PATTERN, NAME_RULE, valid_name
+from modelhub_contracts.names import ALIAS_PATTERN, ALIAS_RULE, NAME_PATTERN, NAME_RULE, valid_name
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description=NAME_RULE), AfterValidator(valid_name)]
 
@@ -23,6 +23,15 @@ JsonValue = Annotated[Any, Field(description="any JSON value")]
 NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description=NAME_RULE)]
 VersionPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a version number (1, 2, ...)")]
 IdPath = Annotated[str, Path(min_length=1, max_length=64, description="an id the API gave")]
+AliasPath = Annotated[str, Path(pattern=ALIAS_PATTERN, description=f"a model's alias: {ALIAS_RULE}")]
+# The deploy body's `version` may name an alias instead of a number: "@prod".
+AliasRef = Annotated[
+    str,
+    Field(
+        pattern="^@" + ALIAS_PATTERN.removeprefix("^"),
+        description="`@` and one of the model's aliases: the version it points to now",
+    ),
+]
 FieldPath = Annotated[
     str, Path(pattern=FIELD_NAME_PATTERN, description="a sample field's name (no '.', not starting with '$')")
 ]
@@ -119,6 +128,28 @@ class ModelPublic(BaseModel):
     updated_at: datetime
     sharing: Sharing
     versions: list[VersionPublic]
+    aliases: dict[str, int] = Field(default_factory=dict, description="each alias and the version it points to")
+
+
+class AliasSet(Request):
+    version: int = Field(ge=1, le=2**63 - 1, description="the version the alias points to from now on")
+
+
+class AliasPublic(BaseModel):
+    alias: str
+    version: int
+    set_by: str
+    set_at: datetime
+
+
+class AliasChange(BaseModel):
+    version: int | None = Field(description="the version it was set to; null: the alias was removed")
+    set_by: str
+    set_at: datetime
+
+
+class AliasHistory(BaseModel):
+    items: list[AliasChange] = Field(description="every change of the alias, oldest first, removals included")
 
 
 class ModelList(BaseModel):
@@ -176,7 +207,9 @@ class DeploymentCreate(Request):
     model_config = ConfigDict(json_schema_extra={"dependentRequired": {"min_replicas": ["max_replicas"]}})
 
     name: Name
-    version: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    version: Annotated[int, Field(ge=1, le=2**63 - 1)] | AliasRef | None = Field(
+        default=None, description="a version number, or `@alias` (resolved now); default: the latest version"
+    )
     model_type: str = "inference"
     mini_batch: int = Field(default=1, ge=1, le=4096)
     num_replicas: int = Field(default=1, ge=1, le=64, description="replicas (with autoscaling: how many to start with)")
@@ -224,6 +257,7 @@ class DeploymentPublic(BaseModel):
     name: str
     model: str
     version: int
+    alias: str | None = Field(default=None, description="the alias `version` was resolved from at deploy, if any")
     model_type: str
     mini_batch: int
     num_replicas: int
@@ -359,10 +393,19 @@ class FieldSummaryList(BaseModel):
     items: list[FieldSummary]
 
 
+ONLY_RULE = (
+    "which samples run: `all`; `missing`, those lacking any of the mapped output fields; `stale`, "
+    "those and the ones whose field another model or model version wrote (its lineage). `total` "
+    "counts what runs; with nothing to run the job is answered completed, total 0"
+)
+OnlyValue = Literal["all", "missing", "stale"]
+
+
 class JobCreate(Request):
     deployment: str = Field(min_length=1)
     outputs: dict[str, str] = Field(min_length=1)
     inputs: dict[str, str] = Field(default_factory=dict)
+    only: OnlyValue = Field(default="all", description=ONLY_RULE)
 
 
 class JobPublic(BaseModel):
@@ -373,6 +416,7 @@ class JobPublic(BaseModel):
     version: int
     inputs: dict[str, str]
     outputs: dict[str, str]
+    only: OnlyValue = Field(default="all", description=ONLY_RULE)
     status: Literal["queued", "running", "completed", "failed", "cancelled"]
     attempt: int
     total: int

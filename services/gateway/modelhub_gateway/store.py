@@ -6,6 +6,8 @@ sends the registry commands to change them. A deployment document is split like 
 object: the gateway writes its spec, the deployer writes its status.
 """
 
+import asyncio
+import logging
 from typing import Any, cast
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -27,6 +29,13 @@ from modelhub_contracts.documents import (
 from modelhub_contracts.events import utcnow
 from modelhub_gateway.recent import Recent
 
+log = logging.getLogger(__name__)
+# One index per output field that jobs write (incremental.py's ranges), named after the field. The
+# samples of every dataset share one collection, and MongoDB keeps at most 64 indexes on one: past
+# this many fields, incremental runs over the others read their dataset's samples instead.
+WRITER_INDEX_PREFIX = "writer:"
+WRITER_INDEX_LIMIT = 48
+
 
 class GatewayStore:
     def __init__(self, db: AsyncDatabase, recent: Recent | None = None) -> None:
@@ -40,6 +49,9 @@ class GatewayStore:
         self.samples = db["samples"]
         self.jobs = db["jobs"]
         self.ledger = db["job_samples"]
+        self.alias_changes = db["alias_history"]
+        self._indexed_writers: set[str] = set()  # fields whose index this process built or found
+        self._index_builds: set[asyncio.Task] = set()
 
     async def ensure_indexes(self) -> None:
         await self.users.create_index("token_hash", unique=True)
@@ -172,10 +184,51 @@ class GatewayStore:
     async def failed_sample_ids(self, job_id: str) -> list[str]:
         return [d["sample_id"] async for d in self.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})]
 
+    # --- incremental runs (incremental.py's SelectionStore) ---
+
+    async def sample_ids(self, query: dict[str, Any]) -> list[str]:
+        return [doc["_id"] async for doc in self.samples.find(query, projection={"_id": 1}, batch_size=10_000)]
+
+    async def writer_indexes(self) -> set[str]:
+        """The output fields whose writer index exists."""
+        names = [ix["name"] async for ix in await self.samples.list_indexes()]
+        return {n.removeprefix(WRITER_INDEX_PREFIX) for n in names if n.startswith(WRITER_INDEX_PREFIX)}
+
+    def index_writers(self, fields: list[str]) -> None:
+        """Build, in the background, the writer index of each field not indexed yet: the job being
+        submitted writes them, so a later incremental run over them is an index query. Building
+        reads the whole collection (about 2 s per million samples on a 2-core machine), which a
+        submit must not wait for; until it is there, incremental runs read their samples instead."""
+        for field in fields:
+            if field not in self._indexed_writers:
+                self._indexed_writers.add(field)
+                task = asyncio.create_task(self._build_writer_index(field))
+                self._index_builds.add(task)
+                task.add_done_callback(self._index_builds.discard)
+
+    async def _build_writer_index(self, field: str) -> None:
+        try:
+            present = await self.writer_indexes()
+            if field in present:
+                return
+            if len(present) >= WRITER_INDEX_LIMIT:
+                log.warning("no writer index for field %r: %d fields have one already", field, len(present))
+                return
+            keys = [("dataset", ASCENDING), (f"lineage.{field}.model", ASCENDING)]
+            keys += [(f"lineage.{field}.version", ASCENDING), ("_id", ASCENDING)]
+            await self.samples.create_index(keys, name=WRITER_INDEX_PREFIX + field)
+        except Exception:
+            self._indexed_writers.discard(field)  # the next submit tries again
+            log.exception("building the writer index of field %r failed", field)
+
     # --- models (models.py's ModelStore; the registry writes them) ---
 
     async def all_models(self) -> list[Model]:
         return cast(list[Model], await self.models.find(sort=[("_id", 1)]).to_list())
+
+    async def alias_history(self, model_id: str, alias: str) -> list[dict[str, Any]]:
+        """An alias's changes (aliases.py), in the registry's order."""
+        return await self.alias_changes.find({"model_id": model_id, "alias": alias}, sort=[("seq", 1)]).to_list()
 
     async def username_as_spelled(self, username: str) -> str | None:
         found = await self.users.find_one({"_id": username.lower()}, projection={"username": 1})

@@ -8,7 +8,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from modelhub_contracts import subjects
 from modelhub_contracts.package import PackageLimits
-from modelhub_registry import handlers
+from modelhub_registry import aliases, handlers
 from modelhub_registry.store import ModelStore, PackageBlobs
 from modelhub_runtime import cluster, mongo, ops, telemetry
 from modelhub_runtime.messaging import EVENTS_STREAM
@@ -36,6 +36,7 @@ def build_app(
     async def connect() -> None:
         await cluster.join(broker, settings.nats_replicas, streams=[EVENTS_STREAM], buckets=[subjects.PACKAGES_BUCKET])
         await store.ensure_indexes()
+        await aliases.flush_queued(store)
         blobs.store = await broker.object_storage(subjects.PACKAGES_BUCKET)  # declared by cluster.join
 
     return app, broker, db

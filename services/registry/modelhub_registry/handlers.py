@@ -8,12 +8,14 @@ from modelhub_contracts.events import (
     CreateModel,
     DeleteModel,
     DeleteVersion,
+    RemoveAlias,
     RpcReply,
+    SetAlias,
     SetSharing,
     UpdateModel,
 )
 from modelhub_contracts.package import PackageLimits
-from modelhub_registry import models
+from modelhub_registry import aliases, models
 from modelhub_registry.store import ModelStore, PackageBlobs
 from modelhub_runtime import bus
 
@@ -62,3 +64,17 @@ def register(broker: NatsBroker, store: ModelStore, blobs: PackageBlobs, limits:
     async def on_add_version(cmd: AddVersion) -> RpcReply:
         """Validate an uploaded package and record it as the next version."""
         return await models.add_version(store, blobs, limits, cmd)
+
+    @broker.subscriber(
+        subjects.RPC_SET_ALIAS, queue="registry", title=bus.receiving("registry", subjects.RPC_SET_ALIAS)
+    )
+    async def on_set_alias(cmd: SetAlias) -> RpcReply:
+        """Point a model's alias at one of its versions."""
+        return await aliases.set_alias(store, cmd)
+
+    @broker.subscriber(
+        subjects.RPC_REMOVE_ALIAS, queue="registry", title=bus.receiving("registry", subjects.RPC_REMOVE_ALIAS)
+    )
+    async def on_remove_alias(cmd: RemoveAlias) -> RpcReply:
+        """Remove a model's alias."""
+        return await aliases.remove_alias(store, cmd)

@@ -22,6 +22,7 @@ from modelhub_contracts.mlmodel import MLmodelError, model_schema, read_mlmodel
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
+from modelhub_registry import aliases
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 from modelhub_runtime.messaging import ok, refuse, refused
 
@@ -95,7 +96,8 @@ async def delete_model(store: ModelStore, blobs: PackageBlobs, cmd: DeleteModel)
 
 
 async def delete_version(store: ModelStore, blobs: PackageBlobs, cmd: DeleteVersion) -> RpcReply:
-    """Delete a version and its package (needs edit); refused (409, naming them) while deployments use it.
+    """Delete a version and its package (needs edit); refused (409, naming them) while deployments use it
+    or aliases point to it.
     Version numbers are never reused: the next upload still gets the next number."""
     if refusal := await authorize(store, cmd.name, cmd.acting_user, "edit"):
         return refusal
@@ -106,6 +108,8 @@ async def delete_version(store: ModelStore, blobs: PackageBlobs, cmd: DeleteVers
                 f"{', '.join(using)}; stop them first"
             )
         )
+    if held := await aliases.holding_aliases(store, cmd.name, cmd.version):
+        return held
     package = await store.delete_version(cmd.name, cmd.version)
     if package is None:
         return refused(NotFound(f"model '{cmd.name}' has no version {cmd.version}"))

@@ -4,15 +4,18 @@ import contextlib
 import hashlib
 import re
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
 from nats.js.object_store import ObjectStore
-from pymongo import ReturnDocument
+from pymongo import InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, Model, Version
+from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, AliasChange, Model, Version
+
+DUPLICATE_KEY = 11000
 
 
 class NameTaken(Exception):
@@ -20,16 +23,18 @@ class NameTaken(Exception):
 
 
 class ModelStore:
-    """`models` and `versions` collections. A model's `_id` is its lower-cased name."""
+    """`models`, `versions` and `alias_history` collections. A model's `_id` is its lower-cased name."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
         self.models = db["models"]
         self.versions = db["versions"]
         self.deployments = db["deployments"]
+        self.alias_history = db["alias_history"]
 
     async def ensure_indexes(self) -> None:
         await self.versions.create_index([("model_id", 1), ("version", 1)], unique=True)
+        await self.alias_history.create_index([("model_id", 1), ("alias", 1), ("seq", 1)])
 
     async def insert_model(self, doc: Model) -> None:
         try:
@@ -98,7 +103,74 @@ class ModelStore:
             }
         )
         await self.models.delete_one({"_id": name.lower()})
+        await self.alias_history.delete_many({"model_id": name.lower()})  # a new model of the name starts afresh
         return objects
+
+    # --- aliases (aliases.py) ---
+
+    async def version_settled(self, name: str, version: int) -> bool:
+        """The version exists and no delete of it is under way."""
+        query = {"model_id": name.lower(), "version": version, "deleting": {"$ne": True}}
+        return await self.versions.find_one(query, projection={"_id": 1}) is not None
+
+    async def mark_deleting(self, name: str, version: int, deleting: bool) -> bool:
+        """Flag (or unflag) a version a delete is checking; False when there is no such version."""
+        found = await self.versions.update_one(
+            {"model_id": name.lower(), "version": version}, {"$set": {"deleting": deleting}}
+        )
+        return found.matched_count == 1
+
+    async def change_alias(
+        self, name: str, alias: str, version: int | None, user: str, at: datetime
+    ) -> tuple[Model, AliasChange] | None:
+        """Point `alias` at `version` (None: remove it) and queue the change for the history, in one
+        update of the model document (so a crash cannot apply one without the other; `flush_aliases`
+        moves it to `alias_history`). Returns the model as it was before, and the change; None when
+        there is no such model (or, for a removal, no such alias)."""
+        query: dict = {"_id": name.lower()}
+        if version is None:
+            query[f"aliases.{alias}"] = {"$exists": True}
+        path = f"aliases.{alias}"  # the alias pattern keeps '.' and '$' out of it
+        entry = {"seq": "$alias_seq", **{k: {"$literal": v} for k, v in (("alias", alias), ("version", version))}}
+        entry |= {"set_by": {"$literal": user}, "set_at": at}
+        before = await self.models.find_one_and_update(
+            query,
+            [
+                {"$set": {"alias_seq": {"$add": [{"$ifNull": ["$alias_seq", 0]}, 1]}}},
+                {"$set": {path: {"$literal": version}}} if version is not None else {"$unset": path},
+                {"$set": {"alias_outbox": {"$concatArrays": [{"$ifNull": ["$alias_outbox", []]}, [entry]]}}},
+            ],
+            return_document=ReturnDocument.BEFORE,
+        )
+        if before is None:
+            return None
+        model_id = name.lower()
+        seq = before.get("alias_seq", 0) + 1
+        change = AliasChange(
+            _id=f"{model_id}/{seq}", model_id=model_id, alias=alias, version=version, set_by=user, set_at=at, seq=seq
+        )
+        return cast(Model, before), change
+
+    async def flush_aliases(self, name: str) -> None:
+        """Move the model's queued alias changes into `alias_history` (each once: its id is the
+        model and its sequence number), then off the model."""
+        model = await self.models.find_one({"_id": name.lower()}, projection={"alias_outbox": 1})
+        queued = (model or {}).get("alias_outbox") or []
+        if not queued:
+            return
+        model_id = name.lower()
+        docs = [{"_id": f"{model_id}/{c['seq']}", "model_id": model_id, **c} for c in queued]
+        try:
+            await self.alias_history.bulk_write([InsertOne(d) for d in docs], ordered=False)
+        except BulkWriteError as exc:  # written already by a flush that was cut before its $pull
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+        await self.models.update_one(
+            {"_id": model_id}, {"$pull": {"alias_outbox": {"seq": {"$in": [c["seq"] for c in queued]}}}}
+        )
+
+    async def models_with_queued_aliases(self) -> list[str]:
+        return [m["_id"] async for m in self.models.find({"alias_outbox.0": {"$exists": True}}, projection={"_id": 1})]
 
 
 class PackageBlobs:

@@ -18,6 +18,8 @@ from modelhub_contracts.events import (
     JobCancelled,
     JobSubmitted,
     PredictRequest,
+    RemoveAlias,
+    SetAlias,
     SetSharing,
     UpdateModel,
 )
@@ -41,6 +43,8 @@ def declare(broker: NatsBroker) -> None:
     send(subjects.RPC_SET_SHARING, SetSharing, "request/reply: replace a model's sharing")
     send(subjects.RPC_ADD_VERSION, AddVersion, "request/reply: check an uploaded package and add it as a version")
     send(subjects.RPC_DELETE_VERSION, DeleteVersion, "request/reply: delete a version no deployment uses")
+    send(subjects.RPC_SET_ALIAS, SetAlias, "request/reply: point a model's alias at a version")
+    send(subjects.RPC_REMOVE_ALIAS, RemoveAlias, "request/reply: remove a model's alias")
     send(subjects.RPC_PREDICT, PredictRequest, "request/reply: online predict on a running deployment")
     for service in subjects.SERVICES:
         if service != SERVICE:

@@ -24,8 +24,10 @@ export function envText(label, files) {
 
 export function deployDialog(model, versions) {
   const name = h("input", { name: "name", required: true, pattern: NAME_PATTERN, maxlength: 64, autocomplete: "off" });
+  const aliases = Object.entries(model.aliases || {}).sort(([a], [b]) => a.localeCompare(b));
   const version = h("select", { name: "version" }, versions.map((v, i) =>
-    h("option", { value: String(v.version), selected: i === 0 }, `v${v.version}${i === 0 ? " (latest)" : ""}`)));
+    h("option", { value: String(v.version), selected: i === 0 }, `v${v.version}${i === 0 ? " (latest)" : ""}`)),
+    aliases.map(([alias, v]) => h("option", { value: `@${alias}` }, `@${alias} (now v${v})`)));
   const modelType = h("select", { name: "model_type" }, h("option", { value: "inference", selected: true }, "Inference"));
   const miniBatch = numberInput("mini_batch", 1, 1, 4096);
   const replicas = numberInput("num_replicas", 1, 1, 64);
@@ -49,7 +51,7 @@ export function deployDialog(model, versions) {
     submitLabel: "Deploy",
     body: [
       field("Deploy Name", name, NAME_HELP),
-      field("Version", version),
+      field("Version", version, aliases.length ? "An alias is resolved now: the deployment keeps that version." : null),
       field("Model Type", modelType),
       h("div", { class: "row-3" },
         field("Mini Batch", miniBatch, "Larger if the model batches; mind memory."),
@@ -66,7 +68,7 @@ export function deployDialog(model, versions) {
     onSubmit: async () => {
       const deployment = await api("POST", `/models/${enc(model.name)}/deployments`, {
         name: name.value.trim(),
-        version: Number(version.value),
+        version: version.value.startsWith("@") ? version.value : Number(version.value),
         model_type: modelType.value,
         mini_batch: Number(miniBatch.value),
         num_replicas: Number(replicas.value),

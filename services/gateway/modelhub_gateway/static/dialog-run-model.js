@@ -1,4 +1,5 @@
-// The suitcase's "Run model" dialog: a running deployment, outputs mapped to sample fields, optional input mapping.
+// The suitcase's "Run model" dialog: a running deployment, outputs mapped to sample fields, which
+// samples run (all, missing, stale), optional input mapping.
 import { api, enc } from "./api.js";
 import { clear, field, h, modal } from "./dom.js";
 import { toast } from "./ui.js";
@@ -12,6 +13,10 @@ export async function runModelDialog(dataset, submitted) {
   const schemaBox = h("div", { class: "schema-box muted small" }, "Choose a deployment to see its model's outputs.");
   const outputRows = h("tbody", {});
   const inputsBox = h("div", {});
+  const only = h("select", { name: "only" },
+    h("option", { value: "all", selected: true }, "All samples"),
+    h("option", { value: "missing" }, "Missing: samples lacking an output field"),
+    h("option", { value: "stale" }, "Stale: missing, or written by another model or version"));
   let outputs = []; // [[name, type]]
   let inputs = [];
   let rowCount = 0;
@@ -90,6 +95,7 @@ export async function runModelDialog(dataset, submitted) {
             h("th", { scope: "col" }, "Field name"), h("th", {}, ""))),
           outputRows),
         addBtn),
+      field("Only", only, "Run every sample, or only those whose output fields are missing (or stale)."),
       inputsBox,
     ],
     onSubmit: async () => {
@@ -102,13 +108,14 @@ export async function runModelDialog(dataset, submitted) {
       }
       if (!Object.keys(mapping).length) throw new Error("Map at least one model output to a field name (click “Add”).");
       const body = { deployment: deployment.value, outputs: mapping };
+      if (only.value !== "all") body.only = only.value;
       const inputMap = {};
       inputsBox.querySelectorAll("input[data-input]").forEach((input) => {
         if (input.value.trim()) inputMap[input.dataset.input] = input.value.trim();
       });
       if (Object.keys(inputMap).length) body.inputs = inputMap;
       const job = await api("POST", `/datasets/${enc(dataset)}/jobs`, body);
-      toast(`Job submitted: ${job.total} samples`, "ok");
+      toast(job.total ? `Job submitted: ${job.total} samples` : "Nothing to run: every sample is up to date", "ok");
       submitted(job);
     },
   });

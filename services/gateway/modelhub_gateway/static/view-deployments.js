@@ -38,7 +38,8 @@ export async function deploymentsView(view) {
           h("th", { scope: "col" }, c)))),
         h("tbody", {}, items.map((d) => h("tr", {},
           h("td", { class: "strong" }, d.name, d.custom_env ? envChip(d.environment) : null),
-          h("td", {}, h("a", { href: `#/models/${enc(d.model)}` }, d.model), ` v${d.version}`),
+          h("td", {}, h("a", { href: `#/models/${enc(d.model)}` }, d.model), ` v${d.version}`,
+            d.alias ? h("span", { class: "muted small" }, ` (@${d.alias})`) : null),
           h("td", {}, statusBadge(d.status),
             d.status === "failed" && d.error ? h("div", { class: "error-text" }, d.error) : null,
             d.model_process && d.model_process.last_death

@@ -1,4 +1,4 @@
-// A model's page: description, tags, versions, its deployments; Upload, Deploy, Share, Delete.
+// A model's page: description, tags, versions, aliases, its deployments; Upload, Deploy, Share, Delete.
 import { api, enc } from "./api.js";
 import { clear, field, fmtBytes, fmtDate, h } from "./dom.js";
 import { currentUser, sharingSummary, statusBadge, toast } from "./ui.js";
@@ -6,6 +6,7 @@ import { uploadDialog } from "./dialog-upload.js";
 import { deployDialog } from "./dialog-deploy.js";
 import { shareDialog } from "./dialog-share.js";
 import { deleteModelDialog } from "./dialog-delete-model.js";
+import { aliasesPanel } from "./panel-aliases.js";
 
 export async function modelView(view, name) {
   const [model, deployments] = await Promise.all([
@@ -14,6 +15,7 @@ export async function modelView(view, name) {
   ]);
   const user = currentUser();
   const isOwner = user && (user.is_admin || user.username === model.owner);
+  const canEdit = isOwner || (user && (model.sharing.everyone === "edit" || model.sharing.users[user.username] === "edit"));
   const versions = [...model.versions].sort((a, b) => b.version - a.version);
 
   // description + tags editor
@@ -93,7 +95,8 @@ export async function modelView(view, name) {
         h("button", { type: "button", class: "danger-outline", onclick: () => deleteModelDialog(model), disabled: !isOwner,
           title: isOwner ? null : "Only the owner can delete" }, "Delete"))),
     h("div", { class: "grid-2" }, details, deploymentsCard),
-    h("section", { class: "card" }, h("h2", {}, "Versions"), versionsTable));
+    h("section", { class: "card" }, h("h2", {}, "Versions"), versionsTable),
+    aliasesPanel(model, versions, canEdit, () => modelView(view, name)));
 }
 
 function schemaSummary(schema) {

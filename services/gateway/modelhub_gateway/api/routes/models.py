@@ -195,8 +195,8 @@ async def get_version(name: NamePath, version: VersionPath, user: CurrentUser, s
 async def delete_version(
     name: NamePath, version: VersionPath, user: CurrentUser, store: Store, broker: Broker
 ) -> Response:
-    """Delete a version and its package (needs edit); 409 naming the deployments that use it.
-    Version numbers are not reused."""
+    """Delete a version and its package (needs edit); 409 naming the deployments that use it, or
+    the aliases that point to it. Version numbers are not reused."""
     await models.visible_model(store, user, name, "edit")
     await call(
         broker, subjects.RPC_DELETE_VERSION, DeleteVersion(name=name, version=version, acting_user=user["username"])
