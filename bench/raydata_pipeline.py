@@ -52,12 +52,16 @@ def mongo_writer(url: str, db: str, field: str):
 def run(rows: list[dict], args: argparse.Namespace, field: str) -> int:
     """The pipeline: rows -> model -> MongoDB field `field`, in batches of args.batch_size;
     returns samples written."""
+    # Ray's stubs type a batch as any of its formats (pandas included): these batches are numpy's.
     ds = (
         ray.data.from_items(rows)
-        .map_batches(zero_cost, batch_size=args.batch_size)
-        .map_batches(mongo_writer(args.mongo_url, args.db, field), batch_size=args.batch_size)
+        .map_batches(zero_cost, batch_size=args.batch_size)  # pyright: ignore[reportArgumentType]
+        .map_batches(
+            mongo_writer(args.mongo_url, args.db, field),  # pyright: ignore[reportArgumentType]
+            batch_size=args.batch_size,
+        )
     )
-    return int(sum(b["written"].sum() for b in ds.iter_batches(batch_size=None)))
+    return sum(int(np.asarray(b["written"]).sum()) for b in ds.iter_batches(batch_size=None, batch_format="numpy"))
 
 
 def main() -> None:

@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
 
-    data, labels = load_digits(return_X_y=True)
-    images = data.reshape(-1, 8, 8)  # the 8x8 images, flattened in `data`
+    data, target = load_digits(return_X_y=True)
+    labels = np.asarray(target)  # typed as arrays (sklearn's stubs also allow pandas' frames)
+    images = np.asarray(data).reshape(-1, 8, 8)  # the 8x8 images, flattened in `data`
     weights = train(images[:N_TRAIN], labels[:N_TRAIN])
 
     package = out / "digits-classifier.zip"
