@@ -20,7 +20,9 @@ from modelhub_contracts.events import (
 )
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
-from modelhub_contracts.package import PackageError, PackageLimits, inspect_package
+from modelhub_contracts.onnx_manifest import schema_problem
+from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
+from modelhub_registry.onnx_check import check_onnx_package
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 from modelhub_runtime.messaging import ok, refuse, refused
 
@@ -132,12 +134,12 @@ async def add_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLim
 async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: PackageLimits, cmd: AddVersion) -> RpcReply:
     path, sha256, size = await blobs.download(cmd.upload_object, cmd.filename)
     try:
-        problem = await _problem(path, limits, cmd.model_schema)
+        checked = await _checked(path, limits, cmd.model_schema)
     finally:
         shutil.rmtree(path.parent, ignore_errors=True)
-    if problem:
+    if not isinstance(checked, PackageInfo):
         await blobs.delete(cmd.upload_object)
-        return problem
+        return checked
     version = await store.next_version(cmd.name)
     if version is None:  # the model was deleted while its package was being checked
         await blobs.delete(cmd.upload_object)
@@ -149,6 +151,7 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
         "sha256": sha256,
         "size_bytes": size,
         "schema": cmd.model_schema,
+        "format": checked.format,
         "created_at": utcnow(),
         "created_by": cmd.acting_user,
         "package_object": cmd.upload_object,
@@ -157,14 +160,19 @@ async def _store_version(store: ModelStore, blobs: PackageBlobs, limits: Package
     return ok({k: v for k, v in doc.items() if k not in ("_id", "model_id", "package_object")}, status=201)
 
 
-async def _problem(path: Path, limits: PackageLimits, schema: dict) -> RpcReply | None:
+async def _checked(path: Path, limits: PackageLimits, schema: dict) -> PackageInfo | RpcReply:
+    """The package described when it and its schema are acceptable, else the refusal."""
     try:
         validate_model_schema(schema)
     except SchemaError as exc:
         return refused(Invalid(f"invalid model schema: {exc}"))
     try:
         # zip inspection streams the whole archive: keep it off the event loop
-        await asyncio.to_thread(inspect_package, path, limits)
+        info = await asyncio.to_thread(inspect_package, path, limits)
+        if info.onnx is not None:
+            if problem := schema_problem(info.onnx, schema):
+                return refuse(400, f"the schema does not fit manifest.json: {problem}")
+            await asyncio.to_thread(check_onnx_package, path, info)
     except PackageError as exc:
         return refuse(400, f"invalid model package: {exc}")
-    return None
+    return info
