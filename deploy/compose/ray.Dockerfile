@@ -9,6 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap && r
 RUN groupadd --gid 10001 ray && useradd --uid 10001 --gid 10001 --create-home ray
 WORKDIR /home/ray
 COPY constraints.txt /tmp/constraints.txt
-RUN pip install --no-cache-dir -c /tmp/constraints.txt "ray[serve]" numpy pillow && rm /tmp/constraints.txt
+# numpy, pillow, onnxruntime: what the replica's format adapters import (ONNX packages carry no code)
+RUN pip install --no-cache-dir -c /tmp/constraints.txt "ray[serve]" numpy pillow onnxruntime && rm /tmp/constraints.txt
 ENV PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 USER ray:ray

@@ -9,8 +9,9 @@ through bubblewrap (Debian's `bubblewrap`, the sandbox Flatpak uses):
   capabilities (`--cap-drop ALL`), `no_new_privs` (bwrap always sets it), its own `/proc` with
   only its own processes, no network but a loopback of its own, a new session (no terminal);
 - a filesystem of read-only binds: the OS's `/usr` (and the merged-usr links), the few files of
-  `/etc` a runtime reads, the deployment's Python (interpreter, its environment's site-packages)
-  and the unpacked package at `/run/modelhub/model`; an empty private `/tmp`, a minimal `/dev` (plus the
+  `/etc` a runtime reads, the deployment's Python (interpreter, its environment's site-packages),
+  the unpacked package at `/run/modelhub/model` and the replica's format adapters
+  (`modelhub_formats`, beside host.py); an empty private `/tmp`, a minimal `/dev` (plus the
   NVIDIA devices only when the replica was given GPUs); nothing else of the machine: no data dir,
   no other package, no home, no Ray session;
 - a clean environment (PATH, HOME=/tmp, the thread and GPU settings Ray gave the replica; no
@@ -44,6 +45,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 HOST_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "host.py")
 JAIL_HOST = "/run/modelhub/host.py"  # /run: a private tmpfs in every jail
+# The adapters of packages without code (modelhub_formats), beside host.py in the jail too
+FORMATS_DIR = os.path.join(os.path.dirname(HOST_FILE), "modelhub_formats")
+JAIL_FORMATS = "/run/modelhub/modelhub_formats"
 JAIL_MODEL = "/run/modelhub/model"
 JAIL_UID = 65534  # nobody
 MAX_ANSWER = 256 << 20  # the most a model process may answer in one frame (a replica's own bound)
@@ -259,6 +263,9 @@ def command(model_dir: str, fd: int, entrypoint: str, jail: JailSpec | None) -> 
         "--ro-bind",
         HOST_FILE,
         JAIL_HOST,
+        "--ro-bind",
+        FORMATS_DIR,
+        JAIL_FORMATS,
         "--ro-bind",
         model_dir,
         JAIL_MODEL,
