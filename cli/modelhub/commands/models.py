@@ -49,10 +49,11 @@ def render_model(model: dict) -> None:
     echo_record({**model, "sharing": sharing_text(model.get("sharing") or {})}, (*MODEL_KEYS, "sharing"))
     click.echo("versions:")
     echo_table(
-        ["  VERSION", "SIZE", "SHA256", "CREATED_AT", "CREATED_BY"],
+        ["  VERSION", "FORMAT", "SIZE", "SHA256", "CREATED_AT", "CREATED_BY"],
         (
             [
                 f"  {v.get('version')}",
+                v.get("format", "python"),
                 human_size(v.get("size_bytes")),
                 v.get("sha256"),
                 v.get("created_at"),
@@ -155,7 +156,7 @@ def models_upload(api: ApiClient, out: Output, name: str, zipfile: Path, schema:
         api.upload_version(name, zipfile, schema),
         lambda v: (
             click.echo(f"uploaded {name} version {v.get('version')}"),
-            echo_record({**v, "size": human_size(v.get("size_bytes"))}, ("sha256", "size", "size_bytes")),
+            echo_record({**v, "size": human_size(v.get("size_bytes"))}, ("format", "sha256", "size", "size_bytes")),
         ),
     )
 
