@@ -27,7 +27,7 @@ from modelhub_contracts import onnx_manifest
 from modelhub_contracts.onnx_manifest import schema_problem
 from modelhub_contracts.package import FORMAT_ENTRYPOINTS, PackageError, PackageLimits, inspect_package
 from modelhub_deployer.serving import replica_module_zip
-from modelhub_registry.onnx_check import INPUT_TYPES, check_onnx_package
+from modelhub_registry.onnx_check import INPUT_TYPES, check_isolated, check_onnx_package
 from modelhub_replica import jail
 from modelhub_replica.jail import JailSpec, ModelProcess
 
@@ -259,6 +259,20 @@ def test_external_data_must_stay_inside_the_package_and_is_never_read(tmp_path):
         assert "must be a relative path inside the package" in str(
             checked(tmp_path, outside, extra=[("w.bin", data)])
         ), location
+
+
+async def test_the_registry_checks_in_a_child_bounded_in_time_and_memory(tmp_path):
+    good = package(tmp_path, linear_model(["N", 3, H, W])[0], manifest(), name="good.zip")
+    await check_isolated(good, inspect_package(good))
+    bad = package(tmp_path, linear_model(["N", 3, H, W])[0], manifest(input="picture"))
+    with pytest.raises(PackageError) as in_child:
+        await check_isolated(bad, inspect_package(bad))
+    assert str(in_child.value) == checked(tmp_path, linear_model(["N", 3, H, W])[0], manifest(input="picture"))
+    assert "onnx.input: the graph has no input 'picture'" in str(in_child.value)
+    with pytest.raises(PackageError, match="took over 0.01 s; the file is refused"):
+        await check_isolated(good, inspect_package(good), timeout_s=0.01)
+    with pytest.raises(PackageError, match="checking 'model.onnx' failed in onnx's parser or checker"):
+        await check_isolated(good, inspect_package(good), room=0)  # no room past what it holds: parsing fails
 
 
 # ---------------------------------------------------------------- the adapter, with onnxruntime

@@ -22,7 +22,7 @@ from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
 from modelhub_contracts.onnx_manifest import schema_problem
 from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
-from modelhub_registry.onnx_check import check_onnx_package
+from modelhub_registry.onnx_check import check_isolated
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 from modelhub_runtime.messaging import ok, refuse, refused
 
@@ -172,7 +172,7 @@ async def _checked(path: Path, limits: PackageLimits, schema: dict) -> PackageIn
         if info.onnx is not None:
             if problem := schema_problem(info.onnx, schema):
                 return refuse(400, f"the schema does not fit manifest.json: {problem}")
-            await asyncio.to_thread(check_onnx_package, path, info)
+            await check_isolated(path, info)
     except PackageError as exc:
         return refuse(400, f"invalid model package: {exc}")
     return info

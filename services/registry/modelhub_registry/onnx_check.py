@@ -9,11 +9,19 @@ is in memory at a time. External data (weights kept in files beside the graph) i
 reference must name a file of the package, inside the package's folder, and fit in it; the checker
 then sees empty sparse stand-ins of those files (their real sizes, no bytes), since it insists on
 finding a regular file for each reference.
+
+The registry runs the check in a child process of its own (`check_isolated`), bounded in time and
+address space: onnx's parser and checker are C++ judging a hostile file, so a crash, a hang or a
+memory blow-up there fails that upload, never the registry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import posixpath
+import resource
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -23,7 +31,7 @@ import onnx
 from onnx import AttributeProto, GraphProto, ModelProto, TensorProto
 
 from modelhub_contracts.onnx_manifest import CHANNELS, OnnxSpec
-from modelhub_contracts.package import MANIFEST, PackageError, PackageInfo
+from modelhub_contracts.package import FORMAT_ENTRYPOINTS, MANIFEST, PackageError, PackageInfo
 
 _CHUNK = 1 << 20
 # What the adapter can feed: it prepares float32 pixels and casts them to the input's type.
@@ -35,6 +43,47 @@ INPUT_TYPES = {
 }
 # A classification's argmax and softmax need real numbers.
 SCORE_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
+CHECK_TIMEOUT_S = 300.0  # parsing and checking a 512 MiB graph takes tens of seconds on a slow machine
+# The child's address space: what it holds once onnx is imported, the parsed model (the file read
+# and its parse: about twice its size, and once more for the checker's copy), and this room.
+MEMORY_ROOM = 1 << 30
+
+
+async def check_isolated(
+    zip_path: Path, info: PackageInfo, timeout_s: float = CHECK_TIMEOUT_S, room: int = MEMORY_ROOM
+) -> None:
+    """check_onnx_package in a child process (`python -m modelhub_registry.onnx_check`), killed past
+    `timeout_s`, its address space capped; PackageError for the model's faults and for a child that
+    died (a crash or the memory cap) or hung, naming the file."""
+    spec = info.onnx
+    assert spec is not None
+    request = {"zip": str(zip_path), "root": info.root, "files": list(info.files), "onnx": spec.model_dump()}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        __name__,
+        str(room),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    where = f"{zip_path.name}: checking {spec.file!r}"
+    try:
+        out, err = await asyncio.wait_for(child.communicate(json.dumps(request).encode()), timeout_s)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+        raise PackageError(f"{where} took over {timeout_s:g} s; the file is refused") from None
+    try:
+        verdict = json.loads(out) if child.returncode == 0 else {}
+    except ValueError:
+        verdict = {}
+    if verdict.get("ok") is True:
+        return
+    if isinstance(verdict.get("refused"), str):
+        raise PackageError(verdict["refused"])
+    tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+    raise PackageError(f"{where} failed in onnx's parser or checker ({tail[0][:300]}); the file is refused")
 
 
 def check_onnx_package(zip_path: Path, info: PackageInfo) -> None:
@@ -43,9 +92,11 @@ def check_onnx_package(zip_path: Path, info: PackageInfo) -> None:
     spec = info.onnx
     assert spec is not None, "only for format 'onnx', whose section inspect_package parsed"
     label = zip_path.name
-    with tempfile.TemporaryDirectory(prefix="onnx-check-") as tmp, zipfile.ZipFile(zip_path) as zf:
+    # beside the upload (the registry's own temp space on its data disk), not in a tmpfs /tmp
+    with tempfile.TemporaryDirectory(prefix="onnx-check-", dir=zip_path.parent) as tmp, zipfile.ZipFile(zip_path) as zf:
         model_path = Path(tmp) / spec.file
         _copy_entry(zf, info.root + spec.file, model_path)
+        _cap_memory(model_path.stat().st_size)
         model = _load(model_path, label, spec.file)
         externals = _external_files(model, spec.file, info, zf, label)
         _check_tensors(model, spec, label)
@@ -62,9 +113,24 @@ def _copy_entry(zf: zipfile.ZipFile, name: str, dest: Path) -> None:
             out.write(chunk)
 
 
+_ROOM: int | None = None  # set in the child process: its memory cap's room over the model
+
+
+def _cap_memory(model_bytes: int) -> None:
+    """In the child: cap the address space at what it uses now, three times the model, and room."""
+    if _ROOM is None:
+        return
+    with open("/proc/self/statm") as fh:
+        used = int(fh.read().split()[0]) * resource.getpagesize()
+    limit = used + 3 * model_bytes + _ROOM
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _load(path: Path, label: str, name: str) -> ModelProto:
     try:
         return onnx.load(str(path), load_external_data=False)
+    except MemoryError:
+        raise  # the cap, not the model's form: the child dies and the parent says so
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends: not an ONNX file
         raise PackageError(f"{label}: {name!r} is not an ONNX model ({_short(exc)})") from None
 
@@ -74,6 +140,8 @@ def _run_checker(path: Path, label: str, name: str) -> None:
         # full_check adds shape inference: a graph whose types or shapes contradict themselves
         # is refused at upload, not at the first batch
         onnx.checker.check_model(str(path), full_check=True)
+    except MemoryError:
+        raise
     except Exception as exc:  # noqa: BLE001 - ValidationError, InferenceError: the model's fault
         raise PackageError(f"{label}: {name!r} fails onnx's checker: {_short(exc)}") from None
 
@@ -242,3 +310,30 @@ def _type_name(elem: int) -> str:
 
 def _shape(dims: list[int | str | None]) -> str:
     return "[" + ", ".join("?" if d is None or d == 0 else str(d) for d in dims) + "]"
+
+
+def _child(room: int) -> None:
+    """The child's side of check_isolated: a request on stdin, one verdict as JSON on stdout."""
+    global _ROOM
+    _ROOM = room
+    request = json.loads(sys.stdin.read())
+    info = PackageInfo(
+        root=request["root"],
+        entrypoint=FORMAT_ENTRYPOINTS["onnx"],
+        files=tuple(request["files"]),
+        uncompressed_bytes=0,
+        has_requirements=False,
+        has_environment=False,
+        format="onnx",
+        onnx=OnnxSpec.model_validate(request["onnx"]),
+    )
+    try:
+        check_onnx_package(Path(request["zip"]), info)
+    except PackageError as exc:
+        print(json.dumps({"refused": str(exc)}))
+    else:
+        print(json.dumps({"ok": True}))
+
+
+if __name__ == "__main__":
+    _child(int(sys.argv[1]))
