@@ -71,18 +71,24 @@ async def check_isolated(
     try:
         out, err = await asyncio.wait_for(child.communicate(json.dumps(request).encode()), timeout_s)
     except TimeoutError:
-        child.kill()
-        await child.wait()
         raise PackageError(f"{where} took over {timeout_s:g} s; the file is refused") from None
+    finally:
+        if child.returncode is None:  # timed out, or the upload's handler was cancelled
+            child.kill()
+            await child.wait()
+    _verdict(child.returncode, out, err, where)
+
+
+def _verdict(returncode: int | None, out: bytes, err: bytes, where: str) -> None:
     try:
-        verdict = json.loads(out) if child.returncode == 0 else {}
+        verdict = json.loads(out) if returncode == 0 else {}
     except ValueError:
         verdict = {}
     if verdict.get("ok") is True:
         return
     if isinstance(verdict.get("refused"), str):
         raise PackageError(verdict["refused"])
-    tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {child.returncode}"]
+    tail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {returncode}"]
     raise PackageError(f"{where} failed in onnx's parser or checker ({tail[0][:300]}); the file is refused")
 
 
