@@ -79,6 +79,7 @@ bench: install
 	$(BIN)/python bench/serve_calls.py
 	$(BIN)/python bench/online_predict.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/onnx_classifier.py
 
 clean: down
 	rm -rf $(DATA_DIR) examples/digits/build examples/mlflow-sklearn/build

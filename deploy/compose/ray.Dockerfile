@@ -11,7 +11,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends bubblewrap && r
 RUN groupadd --gid 10001 ray && useradd --uid 10001 --gid 10001 --create-home ray
 WORKDIR /home/ray
 COPY constraints.txt /tmp/constraints.txt
-RUN pip install --no-cache-dir -c /tmp/constraints.txt "ray[serve]" numpy pillow \
+# numpy, pillow, onnxruntime, mlflow-skinny, pandas, scikit-learn, skops, cloudpickle: what the
+# replica's format adapters import in the model's process (ONNX and MLflow packages carry no code)
+RUN pip install --no-cache-dir -c /tmp/constraints.txt "ray[serve]" numpy pillow onnxruntime \
         mlflow-skinny pandas scikit-learn skops cloudpickle && rm /tmp/constraints.txt
 ENV PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 USER ray:ray

@@ -55,10 +55,11 @@ def render_model(model: dict) -> None:
     )
     click.echo("versions:")
     echo_table(
-        ["  VERSION", "SIZE", "SHA256", "CREATED_AT", "CREATED_BY"],
+        ["  VERSION", "FORMAT", "SIZE", "SHA256", "CREATED_AT", "CREATED_BY"],
         (
             [
                 f"  {v.get('version')}",
+                v.get("format", "python"),
                 human_size(v.get("size_bytes")),
                 v.get("sha256"),
                 v.get("created_at"),

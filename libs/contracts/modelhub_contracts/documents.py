@@ -156,7 +156,9 @@ class Version(TypedDict):
     sha256: str  # registry
     size_bytes: int  # registry
     schema: dict[str, Any]  # registry: the model schema (model_schema.py)
-    format: NotRequired[str]  # registry: "python", "mlflow", ... (package.py); absent before issue 24: "python"
+    # registry: what runs the package (package.py): "python", "mlflow" or "onnx"; absent on versions
+    # stored before formats existed, which are all "python"
+    format: NotRequired[str]
     package_object: str  # registry: the object name in the packages bucket
     created_at: datetime  # registry
     created_by: str  # registry

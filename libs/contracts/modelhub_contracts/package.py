@@ -4,6 +4,10 @@ The registry calls `inspect_package` on each upload and the deployer calls `safe
 Nothing inside a package is ever imported, executed or unpickled here: a package is data until
 a deployment runs it. Every entry is streamed through decompression in bounded chunks, so a zip
 bomb or a corrupt entry is caught without holding any entry in memory.
+
+A package's format says what runs it: "python" (its own `Model` class, the default), or a format
+that carries no code and runs through an adapter shipped with the replica (`FORMAT_ENTRYPOINTS`):
+"onnx" when manifest.json says `"format": "onnx"` (its `onnx` section: onnx_manifest.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelhub_contracts.onnx_manifest import ManifestError, OnnxSpec, parse_onnx_section
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -26,9 +32,15 @@ MANIFEST = "manifest.json"
 MANIFEST_MAX_BYTES = 64 * 1024
 DEFAULT_ENTRYPOINT = "model:Model"
 MLMODEL = "MLmodel"  # the file at an MLflow model directory's root (mlflow.<flavor>.save_model)
-# Packages without code of their own run through an adapter that the replica ships beside host.py
-# (services/deployer/modelhub_replica/modelhub_formats/), with the interface of a user's Model.
-FORMAT_ENTRYPOINTS = {"mlflow": "modelhub_formats.mlflow_model:Model", "onnx": "modelhub_formats.onnx_model:Model"}
+PYTHON_FORMAT = "python"
+# Formats without code: the replica runs them through its own adapter (the folder
+# services/deployer/modelhub_replica/modelhub_formats/, importable in the model's jail), with the
+# interface of a user's Model.
+FORMAT_ENTRYPOINTS = {
+    "mlflow": "modelhub_formats.mlflow_model:Model",
+    "onnx": "modelhub_formats.onnx_model:Model",
+}
+MANIFEST_FORMATS = (PYTHON_FORMAT, "onnx")  # what manifest.json's "format" may say
 
 _CHUNK = 256 * 1024
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # first local header, or an empty archive
@@ -51,6 +63,9 @@ class PackageLimits:
     max_entries: int = 10_000
     max_ratio: float = 200
     ratio_floor_bytes: int = 1 * MiB
+    # The ONNX file that the registry parses (onnx.load) at upload: the protobuf is held in memory
+    # whole, so it is capped; weights past this belong in external data files, which are not read.
+    max_onnx_bytes: int = 512 * MiB
 
 
 class PackageError(ValueError):
@@ -67,7 +82,8 @@ class PackageInfo:
     uncompressed_bytes: int
     has_requirements: bool
     has_environment: bool
-    format: str = "python"  # "python" (its own Model class), "mlflow" or "onnx" (FORMAT_ENTRYPOINTS)
+    format: str = PYTHON_FORMAT  # "python" (its own Model class), "mlflow" or "onnx" (FORMAT_ENTRYPOINTS)
+    onnx: OnnxSpec | None = None  # the manifest's `onnx` section, for format "onnx"
 
 
 def inspect_package(path: str | Path, limits: PackageLimits = PackageLimits()) -> PackageInfo:
@@ -75,7 +91,8 @@ def inspect_package(path: str | Path, limits: PackageLimits = PackageLimits()) -
 
     Raises PackageError for anything that is not a zip, is corrupt, passes a limit, has an
     unsafe entry (absolute, `..`, drive letter, backslash, symlink, encrypted, duplicate), or
-    lacks its entrypoint module. Every entry is decompressed and its CRC verified.
+    lacks its entrypoint module (or, for format "onnx", has a bad `onnx` section or lacks its ONNX
+    file, or that file is over `max_onnx_bytes`). Every entry is decompressed and its CRC verified.
     """
     with _open_zip(Path(path), limits) as (zf, label):
         return _inspect(zf, label, limits)
@@ -120,24 +137,19 @@ def _inspect(zf: zipfile.ZipFile, label: str, limits: PackageLimits) -> PackageI
     _check_unique(infos, label)
     total = _verify_contents(zf, infos, label, limits)
     root, files = _package_files(infos, label)
-    form = _format(files)
+    manifest = _read_manifest(zf, root + MANIFEST, label) if MANIFEST in files else {}
+    package_format = _format(manifest, files, label)
+    onnx = _onnx_section(zf, root, files, manifest, label, limits) if package_format == "onnx" else None
     return PackageInfo(
         root=root,
-        entrypoint=FORMAT_ENTRYPOINTS[form] if form in FORMAT_ENTRYPOINTS else _entrypoint(zf, root, files, label),
+        entrypoint=FORMAT_ENTRYPOINTS.get(package_format) or _entrypoint(manifest, files, label),
         files=files,
         uncompressed_bytes=total,
         has_requirements="requirements.txt" in files,
         has_environment="environment.yml" in files,
-        format=form,
+        format=package_format,
+        onnx=onnx,
     )
-
-
-def _format(files: tuple[str, ...]) -> str:
-    """The package's format: "mlflow" for an MLflow model directory as saved (MLmodel at the root)
-    that brings no entrypoint of its own (no manifest, no model.py): a package's own code wins."""
-    if MLMODEL in files and MANIFEST not in files and "model.py" not in files:
-        return "mlflow"
-    return "python"
 
 
 def _check_counts(infos: list[zipfile.ZipInfo], label: str, limits: PackageLimits) -> None:
@@ -273,17 +285,19 @@ def _single_root(names: list[str]) -> str:
     return ""
 
 
-def _entrypoint(zf: zipfile.ZipFile, root: str, files: tuple[str, ...], label: str) -> str:
-    entrypoint = DEFAULT_ENTRYPOINT
-    if MANIFEST in files:
-        entrypoint = _read_manifest(zf, root + MANIFEST, label)
+def _entrypoint(manifest: dict, files: tuple[str, ...], label: str) -> str:
+    entrypoint = manifest.get("entrypoint", DEFAULT_ENTRYPOINT)
+    if not isinstance(entrypoint, str) or not _ENTRYPOINT_RE.fullmatch(entrypoint):
+        raise PackageError(
+            f"{label}: {MANIFEST} entrypoint must be 'module:Class' (e.g. 'model:Model'), got {entrypoint!r}"
+        )
     module_path = entrypoint.split(":")[0].replace(".", "/")
     if f"{module_path}.py" not in files and f"{module_path}/__init__.py" not in files:
         raise PackageError(f"{label}: entrypoint {entrypoint!r} needs {module_path}.py at the package root")
     return entrypoint
 
 
-def _read_manifest(zf: zipfile.ZipFile, name: str, label: str) -> str:
+def _read_manifest(zf: zipfile.ZipFile, name: str, label: str) -> dict:
     info = zf.getinfo(name)
     if info.file_size > MANIFEST_MAX_BYTES:
         raise PackageError(f"{label}: {MANIFEST} is over {MANIFEST_MAX_BYTES} bytes")
@@ -296,12 +310,41 @@ def _read_manifest(zf: zipfile.ZipFile, name: str, label: str) -> str:
         raise PackageError(f"{label}: {MANIFEST} is not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict):
         raise PackageError(f"{label}: {MANIFEST} must be a JSON object")
-    entrypoint = manifest.get("entrypoint", DEFAULT_ENTRYPOINT)
-    if not isinstance(entrypoint, str) or not _ENTRYPOINT_RE.fullmatch(entrypoint):
+    return manifest
+
+
+def _format(manifest: dict, files: tuple[str, ...], label: str) -> str:
+    """The package's format: "mlflow" for an MLflow model directory as saved (MLmodel at the root)
+    that brings no code or manifest of its own (a package's own code wins); else what manifest.json
+    says ("python" without one)."""
+    if MLMODEL in files and MANIFEST not in files and "model.py" not in files:
+        return "mlflow"
+    package_format = manifest.get("format", PYTHON_FORMAT)
+    known = list(MANIFEST_FORMATS)
+    if package_format not in known:
+        raise PackageError(f"{label}: {MANIFEST} format must be one of {known}, got {package_format!r}")
+    if package_format != PYTHON_FORMAT and "entrypoint" in manifest:
+        # one package, one way to run it: a format's adapter or the package's own class, not a guess
+        raise PackageError(f"{label}: {MANIFEST} names an entrypoint and format {package_format!r}; drop one")
+    return package_format
+
+
+def _onnx_section(
+    zf: zipfile.ZipFile, root: str, files: tuple[str, ...], manifest: dict, label: str, limits: PackageLimits
+) -> OnnxSpec:
+    try:
+        spec = parse_onnx_section(manifest.get("onnx"))
+    except ManifestError as exc:
+        raise PackageError(f"{label}: {MANIFEST} field {exc}") from None
+    if spec.file not in files:
+        raise PackageError(f"{label}: {MANIFEST} field onnx.file: {spec.file!r} is not a file of the package")
+    size = zf.getinfo(root + spec.file).file_size  # its real size: _verify_contents read it through
+    if size > limits.max_onnx_bytes:
         raise PackageError(
-            f"{label}: {MANIFEST} entrypoint must be 'module:Class' (e.g. 'model:Model'), got {entrypoint!r}"
+            f"{label}: {spec.file!r} is {size} bytes, over the {limits.max_onnx_bytes}-byte limit for an ONNX "
+            "file; keep larger weights in external data files beside it"
         )
-    return entrypoint
+    return spec
 
 
 def _extract(zf: zipfile.ZipFile, label: str, info: PackageInfo, dest: Path, limits: PackageLimits) -> None:

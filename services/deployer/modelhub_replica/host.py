@@ -149,12 +149,14 @@ class Host:
 
 
 def load(entrypoint: str) -> Any:
-    """The model, built from the package in the working directory."""
+    """The model, built from the package in the working directory. The folder of this file comes
+    next on the import path: it holds `modelhub_formats` (the adapters of packages without code,
+    bound beside this file in the jail), after the package's own modules."""
     root = os.getcwd()
-    sys.path.insert(0, root)
     # The adapters of packages without code of their own (modelhub_formats/, beside this file; in
     # the jail too), after the package: a package's own modules come first.
-    sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [root, here, *(p for p in sys.path if p not in (root, here))]
     module_name, _, class_name = entrypoint.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, class_name or "Model")(root)

@@ -108,8 +108,10 @@ class VersionPublic(BaseModel):
     sha256: str
     size_bytes: int
     schema_: dict = Field(alias="schema", serialization_alias="schema")
-    # how the package runs: its own Model class, or an MLflow model as saved (API.md section 3)
-    format: Literal["python", "mlflow", "onnx"] = "python"
+    format: Literal["python", "mlflow", "onnx"] = Field(
+        default="python",
+        description="what runs the package: its own Model class (python), or an adapter of the replica's (API.md §3)",
+    )
     created_at: datetime
     created_by: str
     environment_files: list[str] | None = Field(

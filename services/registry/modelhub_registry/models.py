@@ -21,8 +21,10 @@ from modelhub_contracts.events import (
 from modelhub_contracts.mlmodel import MLmodelError, model_schema, read_mlmodel
 from modelhub_contracts.model_schema import SchemaError, validate_model_schema
 from modelhub_contracts.names import NAME_RULE, is_valid_name
+from modelhub_contracts.onnx_manifest import schema_problem
 from modelhub_contracts.package import PackageError, PackageInfo, PackageLimits, inspect_package
 from modelhub_registry import aliases
+from modelhub_registry.onnx_check import check_isolated
 from modelhub_registry.store import ModelStore, NameTaken, PackageBlobs
 from modelhub_runtime.messaging import ok, refuse, refused
 
@@ -184,6 +186,10 @@ async def _checked(path: Path, limits: PackageLimits, cmd: AddVersion) -> tuple[
         # zip inspection streams the whole archive: keep it off the event loop
         info = await asyncio.to_thread(inspect_package, path, limits)
         schema = await asyncio.to_thread(_schema, path, info, cmd)
+        if info.onnx is not None:
+            if problem := schema_problem(info.onnx, schema):
+                return refuse(400, f"the schema does not fit manifest.json: {problem}")
+            await check_isolated(path, info)
     except PackageError as exc:
         return refuse(400, f"invalid model package: {exc}")
     except MLmodelError as exc:  # its messages name the MLmodel, the signature or the schema
