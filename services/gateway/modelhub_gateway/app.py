@@ -85,11 +85,15 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
     app.state.telemetry = tel
     app.state.online = OnlinePredict()
+    # The routes that carry load first, predict and OIP's (at the root: OIP clients ask for
+    # /v2/...): a request's route is looked up by walking the routes in order, by FastAPI and
+    # again by the tracing middleware for the span's name.
+    app.include_router(predict.router, prefix=API_PREFIX)
+    app.include_router(oip.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (predict, health, bus, users, models, deployments, datasets, jobs):  # the hot route first
+    for module in (health, bus, users, models, deployments, datasets, jobs):
         api.include_router(module.router)
     app.include_router(api)
-    app.include_router(oip.router)  # at the root: OIP clients ask for /v2/...
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
     app.add_api_route("/", open_ui, include_in_schema=False)
     app.add_api_route("/metrics", observability.metrics, include_in_schema=False)

@@ -75,6 +75,53 @@ INFER_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# infer first: the routes are walked in order to find a request's (bench/README.md)
+@router.post(
+    "/models/{name}/infer", response_model=InferenceResponse, responses=INFER_ANSWERS, openapi_extra=INFER_OPENAPI
+)
+async def infer(
+    name: NamePath, request: Request, user: CurrentUser, store: Store, broker: Broker, online: Online
+) -> Response:
+    """Online inference on a running deployment (needs run), one sample per tensor element:
+    the same checks, bounds and batching as `POST /api/v1/deployments/{name}/predict`."""
+    return await _infer(request, user, store, broker, online, name, None)
+
+
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_ANSWERS,
+    openapi_extra=INFER_OPENAPI,
+)
+async def infer_version(
+    name: NamePath,
+    version: VersionPath,
+    request: Request,
+    user: CurrentUser,
+    store: Store,
+    broker: Broker,
+    online: Online,
+) -> Response:
+    """As `POST /v2/models/{name}/infer`; 404 when the deployment serves another version."""
+    return await _infer(request, user, store, broker, online, name, version)
+
+
+async def _infer(request: Request, user, store, broker, online, name: str, version: str | None) -> Response:
+    headers = request.headers
+    encoded = await models.infer(
+        online,
+        store,
+        broker,
+        user,
+        name,
+        version,
+        await request.body(),
+        headers.get(HEADER_LENGTH),
+        headers.get("content-encoding"),
+    )
+    return Response(encoded.body, headers=codec.content_headers(encoded))
+
+
 @router.get("", response_model=ServerMetadata)
 async def server_metadata(request: Request) -> ServerMetadata:
     """Public: the server's name and version and the extensions it supports."""
@@ -121,52 +168,6 @@ async def model_ready(name: NamePath, user: CurrentUser, store: Store) -> ModelR
 async def model_version_ready(name: NamePath, version: VersionPath, user: CurrentUser, store: Store) -> ModelReady:
     """As `GET /v2/models/{name}/ready`; 404 when the deployment serves another version."""
     return await models.ready(store, user, name, version)
-
-
-@router.post(
-    "/models/{name}/infer", response_model=InferenceResponse, responses=INFER_ANSWERS, openapi_extra=INFER_OPENAPI
-)
-async def infer(
-    name: NamePath, request: Request, user: CurrentUser, store: Store, broker: Broker, online: Online
-) -> Response:
-    """Online inference on a running deployment (needs run), one sample per tensor element:
-    the same checks, bounds and batching as `POST /api/v1/deployments/{name}/predict`."""
-    return await _infer(request, user, store, broker, online, name, None)
-
-
-@router.post(
-    "/models/{name}/versions/{version}/infer",
-    response_model=InferenceResponse,
-    responses=INFER_ANSWERS,
-    openapi_extra=INFER_OPENAPI,
-)
-async def infer_version(
-    name: NamePath,
-    version: VersionPath,
-    request: Request,
-    user: CurrentUser,
-    store: Store,
-    broker: Broker,
-    online: Online,
-) -> Response:
-    """As `POST /v2/models/{name}/infer`; 404 when the deployment serves another version."""
-    return await _infer(request, user, store, broker, online, name, version)
-
-
-async def _infer(request: Request, user, store, broker, online, name: str, version: str | None) -> Response:
-    headers = request.headers
-    encoded = await models.infer(
-        online,
-        store,
-        broker,
-        user,
-        name,
-        version,
-        await request.body(),
-        headers.get(HEADER_LENGTH),
-        headers.get("content-encoding"),
-    )
-    return Response(encoded.body, headers=codec.content_headers(encoded))
 
 
 def complete_openapi(document: dict[str, Any]) -> None:
