@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -142,12 +142,13 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     if exc.status_code == 405:
         # Starlette lists only the first matching route's methods; a path served by several routes
         # (GET and DELETE /datasets/{name}) must name them all
+        # (FastAPI keeps included routers nested: walked through their route contexts)
         allowed = sorted(
             {
                 m
-                for r in request.app.router.routes
-                if isinstance(r, APIRoute) and r.matches(request.scope)[0] == Match.PARTIAL
-                for m in r.methods or ()
+                for r in iter_route_contexts(request.app.router.routes)
+                if r.methods and r.matches(request.scope)[0] == Match.PARTIAL
+                for m in r.methods
             }
         )
         if allowed:  # else Starlette's own (the first matching route's), which exc carries
