@@ -188,7 +188,8 @@ def oip_caller(client: triton_aio.InferenceServerClient, token: str):
             return str(exc.status()), None
         except (aiohttp.ClientError, TimeoutError) as exc:
             return type(exc).__name__, None
-        assert result.as_numpy("n").tolist() == [len(text)], result.get_response()
+        values = result.as_numpy("n")
+        assert values is not None and values.tolist() == [len(text)], result.get_response()
         return "200", None
 
     return call

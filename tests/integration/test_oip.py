@@ -5,6 +5,7 @@ as `POST /deployments/{name}/predict` gives for the same samples."""
 
 import asyncio
 import json
+from collections.abc import Iterator, Sequence
 
 import httpx
 import numpy as np
@@ -53,7 +54,7 @@ class Model:
 
 
 @pytest.fixture(scope="module")
-def served(stack, tmp_path_factory) -> str:
+def served(stack, tmp_path_factory) -> Iterator[str]:
     """A running deployment of a text-and-number model (mini_batch 4), named after itself."""
     model, name = unique("oip-model"), unique("oip")
     package = make_zip(tmp_path_factory.mktemp("oip") / "oip.zip", {"model.py": MODEL})
@@ -73,7 +74,7 @@ def auth(stack) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.token}"}
 
 
-def inputs(texts: list[str], numbers: list[float], binary: bool, number_type: str = "FP64") -> list:
+def inputs(texts: list[str], numbers: Sequence[float], binary: bool, number_type: str = "FP64") -> list:
     text = triton.InferInput("text", [len(texts)], "BYTES")
     text.set_data_from_numpy(np.array(texts, dtype=object), binary_data=binary)
     n = triton.InferInput("n", [len(numbers)], number_type)
