@@ -3,6 +3,10 @@ measured in one run on one embedded stack.
 
   1. HTTP `POST /deployments/{name}/predict`, one sample per request, with 1, 8 and 64 clients
      (each client sends its next request when the last one answered): requests/s, p50, p99, errors.
+     Beside each, the same through the Open Inference Protocol: `POST /v2/models/{name}/infer`
+     from tritonclient's asyncio HTTP client (binary tensors, its default), and its ratio to
+     predict; the two take turns (`--rounds`, 1 s each by default) so that both see the machine
+     in the same states.
   2. A Ray Serve handle call (`predict_one`, one sample per call) on the same deployment, with
      1, 8 and 64 concurrent callers: the speed of Serve itself, from a process of its own (with
      the stack's Serve settings, modelhub.stack.SERVE_TUNING). Also `predict_chunk` with one
@@ -31,6 +35,10 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import numpy as np
+import tritonclient.http.aio as triton_aio
+from tritonclient.http import InferInput
+from tritonclient.utils import InferenceServerException
 
 MODEL = """
 class Model:
@@ -88,7 +96,7 @@ class Tally:
         ok = sorted(self.latencies)
 
         def pct(p: float) -> float | None:
-            return round(ok[min(len(ok) - 1, int(p * len(ok)))] * 1000, 1) if ok else None
+            return round(ok[min(len(ok) - 1, int(p * len(ok)))] * 1000, 2) if ok else None
 
         return {
             "ok": len(ok),
@@ -108,7 +116,13 @@ def note(name: str, row: dict) -> dict:
 
 async def closed_loop(call, clients: int, seconds: float, honour_retry_after: bool = False) -> dict:
     """`clients` callers, each calling again as soon as its last call answered, for `seconds`."""
-    tally, stop = Tally(), time.perf_counter() + seconds
+    tally = Tally()
+    return tally.row(await drive(call, clients, seconds, tally, honour_retry_after))
+
+
+async def drive(call, clients: int, seconds: float, tally: Tally, honour_retry_after: bool = False) -> float:
+    """Run the callers for `seconds` into `tally`; the time they took (the last answers included)."""
+    stop = time.perf_counter() + seconds
 
     async def client(i: int) -> None:
         n = 0
@@ -122,7 +136,18 @@ async def closed_loop(call, clients: int, seconds: float, honour_retry_after: bo
 
     start = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(clients)))
-    return tally.row(time.perf_counter() - start)
+    return time.perf_counter() - start
+
+
+async def alternating(calls: dict, clients: int, seconds: float, rounds: int) -> dict[str, dict]:
+    """Each of `calls` for `seconds` in all, in `rounds` turns taken one after the other (the
+    order turned around each round): on a shared machine whose speed drifts, each sees it in the
+    same states."""
+    tallies, elapsed = {kind: Tally() for kind in calls}, dict.fromkeys(calls, 0.0)
+    for turn in range(rounds):
+        for kind, call in list(calls.items())[:: -1 if turn % 2 else 1]:
+            elapsed[kind] += await drive(call, clients, seconds / rounds, tallies[kind])
+    return {kind: tallies[kind].row(elapsed[kind]) for kind in calls}
 
 
 def http_caller(session: aiohttp.ClientSession):
@@ -151,13 +176,39 @@ def session(url: str, token: str, clients: int) -> aiohttp.ClientSession:
     )
 
 
-async def http_runs(url: str, token: str, seconds: float, crowd: int) -> dict:
+def oip_caller(client: triton_aio.InferenceServerClient, token: str):
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def call(text: str) -> tuple[str, float | None]:
+        tensor = InferInput("text", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([text], dtype=object))
+        try:
+            result = await client.infer("bench", [tensor], headers=headers)
+        except InferenceServerException as exc:
+            return str(exc.status()), None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return type(exc).__name__, None
+        values = result.as_numpy("n")
+        assert values is not None and values.tolist() == [len(text)], result.get_response()
+        return "200", None
+
+    return call
+
+
+async def http_runs(url: str, token: str, seconds: float, crowd: int, rounds: int) -> dict:
+    """Predict and OIP infer at each number of clients, in alternating turns (`alternating`)."""
     results = {}
+    host = url.removeprefix("http://").split("/", 1)[0]
     for clients in (1, 8, 64):
-        async with session(url, token, clients) as client:
-            await closed_loop(http_caller(client), clients, 1.0)  # warm up
-            row = await closed_loop(http_caller(client), clients, seconds)
-            results[f"http_{clients}"] = note(f"http_{clients}", row)
+        async with (
+            session(url, token, clients) as http,
+            triton_aio.InferenceServerClient(host, conn_limit=clients, conn_timeout=120) as oip,
+        ):
+            calls = {"http": http_caller(http), "oip": oip_caller(oip, token)}
+            for call in calls.values():
+                await closed_loop(call, clients, 1.0)  # warm up
+            for kind, row in (await alternating(calls, clients, seconds, rounds)).items():
+                results[f"{kind}_{clients}"] = note(f"{kind}_{clients}", row)
     async with session(url, token, crowd) as client:
         results[f"http_{crowd}_crowd"] = note(
             f"http_{crowd}_crowd", await closed_loop(http_caller(client), crowd, seconds, honour_retry_after=True)
@@ -211,15 +262,26 @@ def table(results: dict, crowd: int) -> str:
         for kind, label in (("http", "HTTP predict"), ("serve", "Serve handle, direct")):
             r = results[f"{kind}_{clients}"]
             lines.append(
-                f"{label + f', {clients} clients':<34}{r['per_s']:>9.0f}{r['p50_ms'] or 0:>9.1f}"
+                f"{label + f', {clients} clients':<34}{r['per_s']:>9.0f}{r['p50_ms'] or 0:>9.2f}"
                 f"{r['p99_ms'] or 0:>9.1f}{r['errors']:>8}"
             )
         ratio = results[f"http_{clients}"]["per_s"] / max(results[f"serve_{clients}"]["per_s"], 1e-9)
         lines.append(f"{'  HTTP / Serve':<34}{ratio:>9.2f}")
+    for clients in (1, 8, 64):
+        r = results[f"oip_{clients}"]
+        lines.append(
+            f"{f'OIP infer (tritonclient), {clients}':<34}{r['per_s']:>9.0f}{r['p50_ms'] or 0:>9.2f}"
+            f"{r['p99_ms'] or 0:>9.1f}{r['errors']:>8}"
+        )
+        ratio = r["per_s"] / max(results[f"http_{clients}"]["per_s"], 1e-9)
+        lines.append(f"{'  OIP / HTTP predict':<34}{ratio:>9.2f}")
+    oip, http = results["oip_1"]["p50_ms"], results["http_1"]["p50_ms"]
+    if oip is not None and http is not None:
+        lines.append(f"1 client: OIP p50 - HTTP predict p50 = {oip - http:+.2f} ms")
     chunk = results.get("serve_chunk_1")
     if chunk:
         lines.append(
-            f"{'Serve handle, predict_chunk, 1':<34}{chunk['per_s']:>9.0f}{chunk['p50_ms'] or 0:>9.1f}"
+            f"{'Serve handle, predict_chunk, 1':<34}{chunk['per_s']:>9.0f}{chunk['p50_ms'] or 0:>9.2f}"
             f"{chunk['p99_ms'] or 0:>9.1f}{chunk['errors']:>8}"
         )
     one, handle = results["http_1"]["p50_ms"], results["serve_1"]["p50_ms"]
@@ -249,6 +311,7 @@ def main() -> None:
     parser.add_argument("--mini-batch", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each measured run")
     parser.add_argument("--crowd", type=int, default=1000, help="clients in the overload run")
+    parser.add_argument("--rounds", type=int, default=5, help="turns predict and OIP take in each run")
     parser.add_argument(
         "--deployment-options",
         type=json.loads,
@@ -266,7 +329,7 @@ def main() -> None:
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
                 setup(client, Path(tmp), args.mini_batch, args.deployment_options)
             print(f"stack up in {data_dir}; measuring", file=sys.stderr)
-            results = asyncio.run(http_runs(url, token, args.seconds, args.crowd))
+            results = asyncio.run(http_runs(url, token, args.seconds, args.crowd, args.rounds))
             results.update(serve_runs(data_dir, args.seconds))
         finally:
             modelhub("down", "--data-dir", str(data_dir))
@@ -286,6 +349,7 @@ def main() -> None:
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 "mini_batch": args.mini_batch,
                 "seconds_per_run": args.seconds,
+                "rounds": args.rounds,
                 "deployment_options": args.deployment_options,
                 "results": results,
                 "table": text,

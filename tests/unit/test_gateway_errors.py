@@ -14,7 +14,8 @@ from modelhub_contracts.errors import (
     TooLarge,
     from_status,
 )
-from modelhub_gateway.app import map_errors
+from modelhub_gateway.app import build_app, map_errors
+from modelhub_gateway.settings import GatewaySettings
 from modelhub_runtime.messaging import refused
 
 
@@ -71,3 +72,11 @@ def test_the_bounds_come_back_as_their_own_kinds_with_when_to_retry():
     busy = from_status(429, "worker full", retry_after=0.5)
     assert (type(busy), busy.retry_after) == (Busy, 0.5)
     assert type(from_status(413, "too large")) is TooLarge
+
+
+def test_a_405_names_every_method_of_the_path(tmp_path):
+    """GET and DELETE /datasets/{name} are two routes in a nested router: Allow names both."""
+    client = TestClient(build_app(GatewaySettings(data_dir=tmp_path, admin_token="x")))
+    answer = client.put("/api/v1/datasets/d")
+    assert (answer.status_code, answer.headers["allow"]) == (405, "DELETE, GET")
+    assert client.get("/api/v1/deployments/d/predict").headers["allow"] == "POST"

@@ -4,11 +4,20 @@ from fastapi.routing import APIRoute
 
 from modelhub_gateway import observability
 from modelhub_gateway.api.deps import current_user
-from modelhub_gateway.api.routes import bus, health
+from modelhub_gateway.api.routes import bus, health, oip
 from modelhub_gateway.app import build_app, open_ui
 from modelhub_gateway.settings import GatewaySettings
 
-PUBLIC = {health.health, open_ui, observability.metrics, bus.asyncapi_json, bus.asyncapi_html}
+PUBLIC = {
+    health.health,
+    open_ui,
+    observability.metrics,
+    bus.asyncapi_json,
+    bus.asyncapi_html,
+    oip.server_metadata,
+    oip.server_live,
+    oip.server_ready,
+}
 
 
 def _routes(routes) -> list[APIRoute]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from faststream.nats import NatsBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,7 +22,7 @@ from modelhub_gateway.api import errors, listen
 from modelhub_gateway.api.gate import TokenGate
 from modelhub_gateway.api.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.api.predict_asgi import LeanPredict
-from modelhub_gateway.api.routes import aliases, bus, datasets, deployments, health, jobs, models, predict, users
+from modelhub_gateway.api.routes import aliases, bus, datasets, deployments, health, jobs, models, oip, predict, users
 from modelhub_gateway.bus import external, handlers, sends
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.progress import history
@@ -34,13 +34,16 @@ from modelhub_runtime import cluster, mongo, ops, telemetry
 from modelhub_runtime.messaging import EVENTS_STREAM
 
 API_PREFIX = "/api/v1"
-PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$")
+# Online predict, and OIP's infer: one body cap, one bound on requests in progress, no cache clearing
+PREDICT_PATH = re.compile(rf"^{API_PREFIX}/deployments/[^/]+/predict$|^/v2/models/[^/]+(/versions/[^/]+)?/infer$")
 UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/models/[^/]+/versions$")
 SAMPLES_PATH = re.compile(rf"^{API_PREFIX}/datasets/[^/]+/samples(/delete)?$")
 # What answers without a token: the routes whose docstring says "Public:", FastAPI's docs, and
-# everything outside the API (the web UI's files, `/`, /metrics); a unit test checks it against the routes.
+# everything outside the API and OIP's models (the web UI's files, `/`, /metrics, OIP's server
+# metadata and health); a unit test checks it against the routes.
 PUBLIC_PATH = re.compile(
-    rf"^(?!{API_PREFIX}/)|^{API_PREFIX}/(health|asyncapi|asyncapi\.json|openapi\.json|docs|docs/oauth2-redirect)$"
+    rf"^(?!{API_PREFIX}/|/v2/models(/|$))"
+    rf"|^{API_PREFIX}/(health|asyncapi|asyncapi\.json|openapi\.json|docs|docs/oauth2-redirect)$"
 )
 STATIC_DIR = Path(__file__).parent / "static"  # the web UI: static files calling the API with a token
 
@@ -85,8 +88,13 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.state.store, app.state.broker, app.state.settings = store, broker, settings
     app.state.telemetry = tel
     app.state.online = OnlinePredict()
+    # The routes that carry load first, predict and OIP's (at the root: OIP clients ask for
+    # /v2/...): a request's route is looked up by walking the routes in order, by FastAPI and
+    # again by the tracing middleware for the span's name.
+    app.include_router(predict.router, prefix=API_PREFIX)
+    app.include_router(oip.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (predict, health, bus, users, models, aliases, deployments, datasets, jobs):  # the hot route first
+    for module in (health, bus, users, models, aliases, deployments, datasets, jobs):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
@@ -131,22 +139,27 @@ def map_errors(app: FastAPI) -> None:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """A 422 that a route raised with a sentence gets the validation shape (one shape per status)."""
-    if exc.status_code == 422 and isinstance(exc.detail, str):
-        return JSONResponse(status_code=422, content=errors.validation_body(exc.detail), headers=exc.headers)
+    """A 422 that a route raised with a sentence gets the validation shape (one shape per status);
+    under /v2 every error is OIP's (`errors.answer`)."""
+    headers = exc.headers
     if exc.status_code == 405:
         # Starlette lists only the first matching route's methods; a path served by several routes
         # (GET and DELETE /datasets/{name}) must name them all
+        # (FastAPI keeps included routers nested: walked through their route contexts)
         allowed = sorted(
             {
                 m
-                for r in request.app.router.routes
-                if isinstance(r, APIRoute) and r.matches(request.scope)[0] == Match.PARTIAL
-                for m in r.methods or ()
+                for r in iter_route_contexts(request.app.router.routes)
+                if r.methods and r.matches(request.scope)[0] == Match.PARTIAL
+                for m in r.methods
             }
         )
-        return JSONResponse(status_code=405, content={"detail": exc.detail}, headers={"Allow": ", ".join(allowed)})
-    return await http_exception_handler(request, exc)
+        if allowed:  # else Starlette's own (the first matching route's), which exc carries
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+    elif not (exc.status_code == 422 or errors.OIP_PATH.match(request.url.path)):
+        return await http_exception_handler(request, exc)
+    status, content = errors.answer(request.url.path, exc.status_code, exc.detail)
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -161,11 +174,12 @@ async def _refused(request: Request, exc: Exception) -> Response:
 def _closed_openapi(generate):
     """FastAPI's document, where an object whose keys follow a pattern (pydantic writes
     `patternProperties`, which lets any other key through) says that every key must, as
-    validation does."""
+    validation does; and the OIP routes' own declarations (`oip.complete_openapi`)."""
 
     def openapi() -> dict:
-        schema = generate()  # built once and kept by FastAPI; closing it again changes nothing
+        schema = generate()  # built once and kept by FastAPI; closing and completing again change nothing
         _closed_pattern_objects(schema)
+        oip.complete_openapi(schema)
         return schema
 
     return openapi
@@ -201,6 +215,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     """422: a readable line naming each bad field, and FastAPI's issues one by one in `errors`."""
     issues = exc.errors()
     message = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['msg']}" for e in issues)
+    if errors.OIP_PATH.match(request.url.path):
+        status, content = errors.answer(request.url.path, 422, message)
+        return JSONResponse(status_code=status, content=content)
     return JSONResponse(
         status_code=422,
         content=errors.validation_body(

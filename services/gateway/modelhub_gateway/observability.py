@@ -23,7 +23,7 @@ from modelhub_runtime import telemetry
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 # Probes and scrapes start no trace
-EXCLUDED_URLS = "api/v1/health,metrics"
+EXCLUDED_URLS = "api/v1/health,v2/health,metrics"
 
 
 def instrument(app: FastAPI, tel: telemetry.Telemetry) -> None:

@@ -50,6 +50,12 @@ def check_predict_inputs(body: PredictIn, declared: dict[str, str]) -> int:
     return n
 
 
+def check_running(deployment: Deployment) -> None:
+    """409 unless the deployment is running (online predict's answer, and OIP's "not ready")."""
+    if deployment["status"] != DeploymentStatus.RUNNING:
+        raise Conflict(f"deployment '{deployment['_id']}' is {deployment['status']}, not running")
+
+
 class InFlight:
     """Samples of online predict in flight, per deployment, in this gateway process."""
 
@@ -98,11 +104,10 @@ class OnlinePredict:
     ) -> PredictOut:
         """`POST /deployments/{name}/predict` for an authenticated caller and a valid body: the one
         implementation under both HTTP paths (the FastAPI route, api/routes/predict.py, and its lean
-        ASGI twin, api/predict_asgi.py). 404/403 for a deployment the caller may not run (read
+        ASGI twin, api/predict_asgi.py); OIP's infer (oip/models.py) runs `predict` as well. 404/403 for a deployment the caller may not run (read
         through the store's short-lived cache), 409 when it is not running, then `predict`."""
         deployment = await visible_deployment(store, user, name, recent=True)
-        if deployment["status"] != DeploymentStatus.RUNNING:
-            raise Conflict(f"deployment '{name}' is {deployment['status']}, not running")
+        check_running(deployment)
         return await self.predict(store, broker, deployment, body)
 
     async def predict(

@@ -4,15 +4,25 @@ Every error is `{"detail": "what went wrong"}`, as docs/API.md promises. A 422 a
 `errors`, the issues one by one (`loc`, `msg`, `type`, as FastAPI's validation lists them): a
 request FastAPI refuses and a value a route refuses with a sentence answer in that one shape, so a
 generated client sees one shape per status.
+
+Under `/v2` (the Open Inference Protocol) errors are OIP's: `{"error": "what went wrong"}`, and
+the protocol has no 422 or 409: a request it cannot take is a 400 and a model that is not running
+is unavailable (503), as KServe answers. `answer` picks the shape by path; the app's handlers, the
+body caps, the token gate and the lean predict path all answer through it.
 """
 
 import math
+import re
 from typing import Any
 
 from fastapi import HTTPException
 from pydantic import BaseModel, Field
 
 from modelhub_contracts.errors import DomainError
+from modelhub_gateway.oip.protocol import OipErrorOut
+
+OIP_PATH = re.compile(r"^/v2(/|$)")
+OIP_STATUS = {422: 400, 409: 503}
 
 
 class ErrorOut(BaseModel):
@@ -55,6 +65,29 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": DESCRIPTIONS[code]}
         for code in codes
     }
+
+
+def oip_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses of an OIP route (`{"error"}`)."""
+    return {
+        code: {"model": OipErrorOut, "description": OIP_DESCRIPTIONS.get(code, DESCRIPTIONS[code])} for code in codes
+    }
+
+
+OIP_DESCRIPTIONS = {
+    400: "The request is malformed, or its tensors do not fit the model (names, datatypes, shapes).",
+    503: "The model (deployment) is not running, or a service behind the gateway did not answer.",
+}
+
+
+def answer(path: str, status: int, detail: Any) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of an error answer to a request for `path`: OIP's under `/v2`,
+    else `{"detail"}` (with the validation shape for a 422 given as a sentence)."""
+    if OIP_PATH.match(path):
+        return OIP_STATUS.get(status, status), {"error": detail if isinstance(detail, str) else str(detail)}
+    if status == 422 and isinstance(detail, str):
+        return status, validation_body(detail)
+    return status, {"detail": detail}
 
 
 def validation_body(message: str, issues: list[dict[str, Any]] | None = None) -> dict[str, Any]:

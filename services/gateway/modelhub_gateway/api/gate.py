@@ -31,6 +31,6 @@ class TokenGate:
             try:
                 await request_user(self.store, scope)
             except HTTPException as exc:
-                await refuse(send, exc)
+                await refuse(scope, send, exc)
                 return
         await self.app(scope, receive, send)

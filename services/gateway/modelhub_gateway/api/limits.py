@@ -14,6 +14,8 @@ from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modelhub_gateway.api import errors
+
 MiB = 1024 * 1024
 # Room for the multipart framing and the schema field around the largest accepted package.
 UPLOAD_OVERHEAD_BYTES = MiB
@@ -56,7 +58,7 @@ class BodySizeLimit:
         if length is None:
             await self._counted(scope, receive, send, cap)
         elif length > cap.max_bytes:
-            await refuse(send, BodyTooLarge(cap.max_bytes, cap.advice))
+            await refuse(scope, send, BodyTooLarge(cap.max_bytes, cap.advice))
         else:
             await self.app(scope, receive, send)
 
@@ -81,7 +83,7 @@ class BodySizeLimit:
         except BodyTooLarge as exc:
             if started:
                 raise
-            await refuse(send, exc)
+            await refuse(scope, send, exc)
 
 
 def body_length(scope: Scope) -> int | None:
@@ -99,11 +101,12 @@ def body_length(scope: Scope) -> int | None:
     return None if chunked else length
 
 
-async def refuse(send: Send, exc: HTTPException) -> None:
+async def refuse(scope: Scope, send: Send, exc: HTTPException) -> None:
     """Answer `exc` as the app's handler would, without reading the body. Connection: close, since
     the unread rest of the body cannot be left on the connection."""
     headers = {**(exc.headers or {}), "Connection": "close"}
-    response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    status, content = errors.answer(scope["path"], exc.status_code, exc.detail)
+    response = JSONResponse(content, status_code=status, headers=headers)
     await response(scope={"type": "http"}, receive=_no_body, send=send)
 
 
@@ -129,14 +132,13 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
             return
         if self.in_progress >= self.max_requests:
-            response = JSONResponse(
-                {
-                    "detail": f"the gateway has {self.in_progress} predict requests in progress "
-                    f"(its limit); retry after {self.retry_after_s} s"
-                },
-                status_code=429,
-                headers={"Retry-After": str(self.retry_after_s)},
+            status, content = errors.answer(
+                scope["path"],
+                429,
+                f"the gateway has {self.in_progress} predict requests in progress "
+                f"(its limit); retry after {self.retry_after_s} s",
             )
+            response = JSONResponse(content, status_code=status, headers={"Retry-After": str(self.retry_after_s)})
             await response(scope, receive, send)
             return
         self.in_progress += 1

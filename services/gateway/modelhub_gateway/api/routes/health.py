@@ -5,17 +5,15 @@ import asyncio
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from nats.errors import NoRespondersError
 from pydantic import BaseModel, Field
 
 from modelhub_contracts import subjects
+from modelhub_gateway import readiness
 from modelhub_gateway.api.deps import Broker, Settings, Store
-from modelhub_runtime import bus, cluster, mongo
+from modelhub_gateway.readiness import TIMEOUT
+from modelhub_runtime import cluster, mongo
 
 router = APIRouter(tags=["health"])
-TIMEOUT = 1.0
-# A subject nobody serves: a connected NATS answers "no responders" at once.
-NOBODY = "modelhub.rpc.health.nobody"
 
 
 class HealthOut(BaseModel):
@@ -44,25 +42,6 @@ def models_state(settings) -> str:
     return "jailed"
 
 
-async def _ping(broker, service: str) -> bool:
-    try:
-        await bus.publisher(broker, subjects.RPC_PING.format(service=service)).request(None, timeout=TIMEOUT)
-        return True
-    except Exception:  # no responder, timeout or a closed connection all mean "not ready"
-        return False
-
-
-async def _nats(broker) -> bool:
-    # a probe of the connection, not a message of the bus's contract: it is not declared
-    try:
-        await broker.request(None, NOBODY, timeout=TIMEOUT)
-        return True  # someone answered after all: NATS is up
-    except NoRespondersError:
-        return True
-    except Exception:  # timeout or closed connection: the bus is not reachable
-        return False
-
-
 async def _members(broker, store) -> list[str]:
     """Which cluster members are down (best effort: a probe that fails names nothing more)."""
     nats_down, mongo_down = await asyncio.gather(
@@ -75,14 +54,6 @@ async def _members(broker, store) -> list[str]:
     return [f"nats:{n}" for n in nats_names] + [f"mongo:{m}" for m in mongo_names]
 
 
-async def _mongo(store) -> bool:
-    try:
-        await asyncio.wait_for(store.db.command("ping"), TIMEOUT)
-        return True
-    except Exception:  # timeout, refused connection, auth failure: not usable
-        return False
-
-
 @router.get(
     "/health",
     response_model=HealthOut,
@@ -91,18 +62,13 @@ async def _mongo(store) -> bool:
 async def health(broker: Broker, store: Store, settings: Settings) -> JSONResponse:
     """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
     missing otherwise."""
-    others = [s for s in subjects.SERVICES if s != "gateway"]
-    members = asyncio.ensure_future(_members(broker, store))
-    *ready, nats_ok, mongo_ok = await asyncio.gather(*(_ping(broker, s) for s in others), _nats(broker), _mongo(store))
-    members_missing = await members
-    services = {"gateway": True, **dict(zip(others, ready, strict=True))}
-    missing = [name for name, ok in services.items() if not ok]
-    missing += [name for name, ok in (("nats", nats_ok), ("mongo", mongo_ok)) if not ok]
+    state, members_missing = await asyncio.gather(readiness.check(broker, store), _members(broker, store))
+    missing = state.missing
     body = HealthOut(
         status="degraded" if missing else "ok",
-        services=services,
-        nats=nats_ok,
-        mongo=mongo_ok,
+        services=state.services,
+        nats=state.nats,
+        mongo=state.mongo,
         missing=missing,
         members_missing=members_missing,
         models=models_state(settings),
