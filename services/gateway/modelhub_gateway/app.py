@@ -21,7 +21,7 @@ from modelhub_gateway.api import errors, listen
 from modelhub_gateway.api.gate import TokenGate
 from modelhub_gateway.api.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.api.predict_asgi import LeanPredict
-from modelhub_gateway.api.routes import bus, datasets, deployments, health, jobs, models, predict, users
+from modelhub_gateway.api.routes import bus, datasets, deployments, evaluations, health, jobs, models, predict, users
 from modelhub_gateway.bus import external, handlers, sends
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.progress import history
@@ -83,7 +83,17 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.state.telemetry = tel
     app.state.online = OnlinePredict()
     api = APIRouter(prefix=API_PREFIX)
-    for module in (predict, health, bus, users, models, deployments, datasets, jobs):  # the hot route first
+    for module in (
+        predict,
+        health,
+        bus,
+        users,
+        models,
+        deployments,
+        datasets,
+        evaluations,
+        jobs,
+    ):  # the hot route first
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")
