@@ -217,6 +217,17 @@ def test_the_pipeline_is_one_group_over_the_dataset_with_a_bounded_answer():
     assert stages[2] == {"$limit": census.MAX_GROUPS + 1}
 
 
+async def test_a_dataset_that_is_nearly_every_sample_is_read_by_a_collection_scan():
+    class Samples:
+        async def estimated_document_count(self) -> int:
+            return 1000
+
+    store = cast(GatewayStore, type("Store", (), {"samples": Samples()})())
+    whole = DATASET | {"num_samples": 900}
+    assert await census._plan(store, whole) == {"hint": {"$natural": 1}}
+    assert await census._plan(store, DATASET | {"num_samples": 500}) == {}
+
+
 # ---------------------------------------------------------------- the cell filter and deleting
 
 

@@ -32,7 +32,7 @@ async def create(store: GatewayStore, user: User, dataset: Dataset, body: Evalua
     name = dataset["_id"]
     if await store.evaluations.find_one({"dataset": name, "name": body.name}, {"_id": 1}):
         raise _taken(body.name, name)
-    counted = await census.count(store, name, body.prediction, body.ground_truth)
+    counted = await census.count(store, dataset, body.prediction, body.ground_truth)
     kind = counted.evaluation_type(name)
     doc: dict[str, Any] = {
         "_id": str(ObjectId()),
