@@ -4,6 +4,7 @@ stack.py        up, down, status (the embedded stack; the plan is modelhub.stack
 models.py       models create/list/show/update/delete/upload/delete-version/deploy/share
 deployments.py  deployments list/show/delete/predict
 datasets.py     datasets create/list/show/samples/add/delete/delete-samples/fields/remove-field/export
+evaluations.py  datasets evaluate/evaluations/evaluation/delete-evaluation
 jobs.py         run, jobs show/list/follow/failures/trace/cancel/retry
 users.py        users create/list/delete/me
 login.py        login URL (a named profile of URL and token)
@@ -18,8 +19,10 @@ import click
 
 def all_commands() -> list[click.Command]:
     """Every top-level command, in the order `modelhub --help` lists them."""
-    from modelhub.commands import datasets, deployments, jobs, login, models, stack, users
+    from modelhub.commands import datasets, deployments, evaluations, jobs, login, models, stack, users
 
+    for command in evaluations.COMMANDS:  # `modelhub datasets evaluate ...`
+        datasets.datasets.add_command(command)
     return [
         *stack.COMMANDS,
         login.login,
