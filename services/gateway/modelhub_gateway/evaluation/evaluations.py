@@ -11,6 +11,7 @@ cell filter finds, not the stored numbers.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -45,7 +46,7 @@ async def create(store: GatewayStore, user: User, dataset: Dataset, body: Evalua
         "samples": counted.evaluated,
         "missing": counted.missing,
         "created_by": user["username"],
-        "created_at": utcnow(),
+        "created_at": _millis(utcnow()),
         "lineage": counted.lineage(),
     }
     if kind == census.DETECTIONS:
@@ -59,6 +60,11 @@ async def create(store: GatewayStore, user: User, dataset: Dataset, body: Evalua
     except DuplicateKeyError:  # another request took the name while this one counted
         raise _taken(body.name, name) from None
     return public(doc)
+
+
+def _millis(at: datetime) -> datetime:
+    """The time as MongoDB keeps it (milliseconds), so that the POST's answer is what a GET reads."""
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def _kind(counted: census.Census, field: str) -> str:
