@@ -254,6 +254,13 @@ def test_the_cli_prints_the_table_and_the_matrix(stack, labelled):
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = os.environ.get("MODELHUB_SCREENSHOTS")  # a folder: each step's screenshot is written there
+
+
+def shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -271,7 +278,8 @@ def test_the_evaluation_tab_shows_the_matrix_filters_the_grid_and_compares(stack
         page.goto(f"http://127.0.0.1:{stack.port}/ui/#token={stack.token}&next=/datasets/{dataset}")
         page.get_by_role("tab", name="Evaluation").click()
         panel = page.locator("#tabpanel-evaluation")
-        # a new evaluation from the tab's form
+        # a new evaluation from the tab's form (folded away: there is one already)
+        panel.get_by_text("New evaluation", exact=True).click()
         panel.get_by_label("Prediction field").select_option("pred")
         panel.get_by_label("Ground truth field").select_option("truth_obj")
         panel.get_by_label("Evaluation name").fill("ui-second")
@@ -282,11 +290,15 @@ def test_the_evaluation_tab_shows_the_matrix_filters_the_grid_and_compares(stack
         panel.get_by_role("button", name=f"{wrong} samples: ground truth cat, predicted dog").click()
         expect(page.get_by_text(f"{wrong} samples match" if wrong != 1 else "1 sample match")).to_be_visible()
         expect(page.locator(".filter-bar .chip")).to_contain_text("ui-second: truth cat, predicted dog")
+        shot(page, "09-evaluation")
         # two evaluations side by side
         panel.get_by_label("Compare ui-second with").select_option("ui-first")
         box = page.locator("dialog[open]")
         expect(box.get_by_role("heading", name="ui-second against ui-first")).to_be_visible()
+        expect(box).to_contain_text("ui-second: accuracy")
+        expect(box).to_contain_text("+0.000 against ui-first")  # the same predictions, the same truth
         expect(box.locator("table.confusion")).to_have_count(2)
+        shot(page, "10-evaluation-compare")
         page.keyboard.press("Escape")
         browser.close()
     assert errors == [], errors

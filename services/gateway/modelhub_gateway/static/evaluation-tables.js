@@ -10,6 +10,14 @@ export function headline(e) {
   return e.type === "classification" ? `accuracy ${score(e.accuracy)}` : `mAP@${e.iou} ${score(e.map)}`;
 }
 
+/** "+0.031 against v2" (the headline number's difference), or "" when either has none. */
+export function difference(e, other) {
+  const key = e.type === "classification" ? "accuracy" : "map";
+  if (e[key] == null || other[key] == null) return "";
+  const d = e[key] - other[key];
+  return `${d >= 0 ? "+" : "−"}${Math.abs(d).toFixed(3)} against ${other.name}`;
+}
+
 /** "cats v3" (the model version that wrote most of the evaluated predictions), or "". */
 export function writer(e) {
   return e.lineage ? `${e.lineage.model} v${e.lineage.version}` : "";
@@ -20,7 +28,8 @@ const COLUMNS = {
   detections: [["ap", "AP"], ["precision", "Precision"], ["recall", "Recall"]],
 };
 
-/** The per-label table of one evaluation, or of several side by side (`evaluations` of one type). */
+/** The per-label table of one evaluation, or of two side by side (of one type): the first's numbers
+ * are marked better or worse than the second's. */
 export function scoresTable(evaluations) {
   const columns = COLUMNS[evaluations[0].type];
   const labels = [...new Set(evaluations.flatMap((e) => Object.keys(e.per_label)))].sort();
@@ -34,12 +43,12 @@ export function scoresTable(evaluations) {
         h("th", { scope: "col", class: "num" }, "Support")]))),
     h("tbody", {}, labels.map((label) => h("tr", {}, h("th", { scope: "row" }, label), evaluations.map((e, i) => {
       const s = e.per_label[label];
-      return [columns.map(([key]) => h("td", { class: `num${many && i ? " " + trend(s, evaluations[0].per_label[label], key) : ""}` },
+      return [columns.map(([key]) => h("td", { class: `num${many && !i ? " " + trend(s, evaluations[1].per_label[label], key) : ""}` },
         s ? score(s[key]) : "—")), h("td", { class: "num muted" }, s ? s.support : "—")];
     })))));
 }
 
-// the second evaluation's number against the first's: better, worse or the same
+// one evaluation's number against another's: better, worse or the same
 function trend(mine, theirs, key) {
   if (!mine || !theirs || mine[key] == null || theirs[key] == null || mine[key] === theirs[key]) return "";
   return mine[key] > theirs[key] ? "better" : "worse";

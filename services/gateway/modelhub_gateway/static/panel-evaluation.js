@@ -42,7 +42,7 @@ export function evaluationPanel(name, onCell) {
     const byName = (re) => state.fields.find((f) => re.test(f));
     const prediction = choose("Prediction field", byName(/pred/i));
     const truth = choose("Ground truth field", byName(/truth|^gt$|label/i));
-    const evalName = h("input", { placeholder: "name (default: prediction-vs-truth)", "aria-label": "Evaluation name",
+    const evalName = h("input", { placeholder: "name (optional)", "aria-label": "Evaluation name",
       pattern: "[A-Za-z0-9_.\\-]{1,64}", autocomplete: "off" });
     const iou = h("input", { type: "number", min: 0.05, max: 1, step: 0.05, value: 0.5, class: "narrow",
       "aria-label": "IoU for detections" });
@@ -65,10 +65,12 @@ export function evaluationPanel(name, onCell) {
         run.disabled = false;
       }
     };
-    clear(form, h("form", { class: "evaluate-form", onsubmit: submit, "aria-label": "New evaluation" },
-      h("p", { class: "muted small" }, "Score a prediction field against a ground-truth field (labels or detections)."),
-      field("Prediction", prediction), field("Ground truth", truth),
-      h("div", { class: "evaluate-row" }, evalName, h("label", { class: "small" }, "IoU ", iou), run), error));
+    // folded away once there are evaluations to look at
+    clear(form, h("details", { class: "evaluate-box", open: !state.items.length }, h("summary", {}, "New evaluation"),
+      h("form", { class: "evaluate-form", onsubmit: submit, "aria-label": "New evaluation" },
+        h("p", { class: "muted small" }, "Score a prediction field against a ground-truth field (labels or detections)."),
+        field("Prediction", prediction), field("Ground truth", truth),
+        h("div", { class: "evaluate-row" }, evalName, h("label", { class: "small" }, "IoU ", iou), run), error)));
   };
 
   // ---- the dataset's evaluations
