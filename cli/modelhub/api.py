@@ -298,7 +298,8 @@ class ApiClient:
         return self.request("DELETE", f"/datasets/{seg(name)}")
 
     def list_samples(self, name: str, limit: int = 20, offset: int = 0, **filters: Any) -> Any:
-        """A page of samples; filters: field, label, min_confidence, max_confidence, missing, failed_job."""
+        """A page of samples; filters: field, label, min_confidence, max_confidence, missing, failed_job,
+        evaluation with ground_truth_label / prediction_label (a confusion cell)."""
         return self.request(
             "GET", f"/datasets/{seg(name)}/samples", params={"limit": limit, "offset": offset, **given(**filters)}
         )
@@ -320,6 +321,22 @@ class ApiClient:
     def export(self, name: str, fmt: str = "jsonl", fields: str | None = None) -> Generator[bytes, None, None]:
         """The dataset's samples as JSON Lines or CSV, streamed in chunks."""
         return self.download(f"/datasets/{seg(name)}/export", {"format": fmt, **given(fields=fields)})
+
+    # ------------------------------------------------------------------ evaluations
+
+    def evaluate(self, dataset: str, name: str, prediction: str, ground_truth: str, iou: float | None = None) -> Any:
+        """Score field `prediction` against field `ground_truth`, kept as evaluation `name`."""
+        body = {"name": name, "prediction": prediction, "ground_truth": ground_truth, **given(iou=iou)}
+        return self.request("POST", f"/datasets/{seg(dataset)}/evaluations", json=body)
+
+    def list_evaluations(self, dataset: str) -> Any:
+        return self.request("GET", f"/datasets/{seg(dataset)}/evaluations")
+
+    def get_evaluation(self, dataset: str, name: str) -> Any:
+        return self.request("GET", f"/datasets/{seg(dataset)}/evaluations/{seg(name)}")
+
+    def delete_evaluation(self, dataset: str, name: str) -> Any:
+        return self.request("DELETE", f"/datasets/{seg(dataset)}/evaluations/{seg(name)}")
 
     # ------------------------------------------------------------------ jobs
 

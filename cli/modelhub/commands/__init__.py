@@ -5,6 +5,7 @@ models.py       models create/list/show/update/delete/upload/delete-version/depl
 aliases.py      models alias set/rm/history
 deployments.py  deployments list/show/delete/predict
 datasets.py     datasets create/list/show/samples/add/delete/delete-samples/fields/remove-field/export
+evaluations.py  datasets evaluate/evaluations/evaluation/delete-evaluation
 jobs.py         run, jobs show/list/follow/failures/trace/cancel/retry
 users.py        users create/list/delete/me
 login.py        login URL (a named profile of URL and token)
@@ -19,8 +20,10 @@ import click
 
 def all_commands() -> list[click.Command]:
     """Every top-level command, in the order `modelhub --help` lists them."""
-    from modelhub.commands import datasets, deployments, jobs, login, models, stack, users
+    from modelhub.commands import datasets, deployments, evaluations, jobs, login, models, stack, users
 
+    for command in evaluations.COMMANDS:  # `modelhub datasets evaluate ...`
+        datasets.datasets.add_command(command)
     return [
         *stack.COMMANDS,
         login.login,

@@ -76,6 +76,9 @@ def datasets_show(api: ApiClient, out: Output, name: str) -> None:
 @click.option("--max-confidence", type=click.FloatRange(0, 1), default=None)
 @click.option("--missing", default=None, metavar="FIELD", help="Only samples without this field.")
 @click.option("--failed-job", default=None, metavar="JOB_ID", help="Only the samples this job failed.")
+@click.option("--evaluation", default=None, help="Only the samples of this evaluation (that have both its fields).")
+@click.option("--ground-truth-label", default=None, help="With --evaluation: a row of its confusion matrix.")
+@click.option("--prediction-label", default=None, help="With --evaluation: a column of its confusion matrix.")
 def datasets_samples(api: ApiClient, out: Output, name: str, limit: int, offset: int, **filters: Any) -> None:
     """List a dataset's samples (id, filepath, fields), optionally filtered."""
     page = api.list_samples(name, limit, offset, **filters)

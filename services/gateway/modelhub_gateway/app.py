@@ -22,7 +22,19 @@ from modelhub_gateway.api import errors, listen
 from modelhub_gateway.api.gate import TokenGate
 from modelhub_gateway.api.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.api.predict_asgi import LeanPredict
-from modelhub_gateway.api.routes import aliases, bus, datasets, deployments, health, jobs, models, oip, predict, users
+from modelhub_gateway.api.routes import (
+    aliases,
+    bus,
+    datasets,
+    deployments,
+    evaluations,
+    health,
+    jobs,
+    models,
+    oip,
+    predict,
+    users,
+)
 from modelhub_gateway.bus import external, handlers, sends
 from modelhub_gateway.online import OnlinePredict
 from modelhub_gateway.progress import history
@@ -94,7 +106,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     app.include_router(predict.router, prefix=API_PREFIX)
     app.include_router(oip.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, bus, users, models, aliases, deployments, datasets, jobs):
+    for module in (health, bus, users, models, aliases, deployments, datasets, evaluations, jobs):
         api.include_router(module.router)
     app.include_router(api)
     app.mount("/ui", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="ui")

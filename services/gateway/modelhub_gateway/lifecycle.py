@@ -30,13 +30,14 @@ def _busy(job: dict, what: str) -> Conflict:
 
 
 async def delete_dataset(store: GatewayStore, name: str) -> None:
-    """The dataset, its samples, its jobs and their ledgers; the name is free again at once."""
+    """The dataset, its samples, its jobs and their ledgers, its evaluations; the name is free again at once."""
     if job := await running_job(store, name):
         raise _busy(job, "would lose its samples")
     job_ids = [j["_id"] async for j in store.jobs.find({"dataset": name}, projection={"_id": 1})]
     await store.ledger.delete_many({"job_id": {"$in": job_ids}})
     await store.samples.delete_many({"dataset": name})
     await store.jobs.delete_many({"dataset": name})
+    await store.evaluations.delete_many({"dataset": name})
     await store.datasets.delete_one({"_id": name})
 
 

@@ -52,12 +52,14 @@ class GatewayStore:
         self.alias_changes = db["alias_history"]
         self._indexed_writers: set[str] = set()  # fields whose index this process built or found
         self._index_builds: set[asyncio.Task] = set()
+        self.evaluations = db["evaluations"]  # evaluation/evaluations.py
 
     async def ensure_indexes(self) -> None:
         await self.users.create_index("token_hash", unique=True)
         await self.samples.create_index([("dataset", ASCENDING), ("_id", ASCENDING)])
         await self.jobs.create_index([("dataset", ASCENDING), ("created_at", DESCENDING)])
         await self.ledger.create_index([("job_id", ASCENDING), ("ok", ASCENDING)])
+        await self.evaluations.create_index([("dataset", ASCENDING), ("name", ASCENDING)], unique=True)
 
     async def model(self, name: str) -> Model | None:
         return cast(Model | None, await self.models.find_one({"_id": name.lower()}))

@@ -1,7 +1,7 @@
 // The dataset page's samples: a grid of pictures with the model's labels (detections drawn on
-// them) or a table, paged and filtered by a field's label and confidence, a missing field or a
-// job's failures; and the "Fields" tab: each field's sample count, top labels (click to filter)
-// and the jobs that wrote it.
+// them) or a table, paged and filtered by a field's label and confidence, a missing field, a
+// job's failures or an evaluation's confusion cell; and the "Fields" tab: each field's sample
+// count, top labels (click to filter) and the jobs that wrote it.
 import { api, enc } from "./api.js";
 import { clear, fmtDate, h } from "./dom.js";
 import { detectionOverlay, fieldValue, filepathCell, labelChips, loadPicture } from "./fields.js";
@@ -112,10 +112,13 @@ export function samplesPanel(name, dataset, params) {
     const failed = f.failed_job ? h("span", { class: "chip" }, `failed in job ${f.failed_job.slice(0, 8)}…`,
       h("button", { type: "button", class: "chip-x", "aria-label": "Stop showing only failed samples",
         onclick: () => setFilter({ failed_job: undefined }) }, "×")) : null;
+    const cell = f.evaluation ? h("span", { class: "chip" }, evaluationCell(f),
+      h("button", { type: "button", class: "chip-x", "aria-label": "Stop showing the evaluation's samples",
+        onclick: () => setFilter({ evaluation: undefined, ground_truth_label: undefined, prediction_label: undefined }) }, "×")) : null;
     const any = Object.values(f).some((v) => v !== undefined && v !== "");
     clear(filterBar,
       h("label", {}, "Field ", fieldSelect), h("label", {}, "Label ", labelSelect),
-      h("label", {}, "Confidence ≥ ", minConf), h("label", {}, "Without ", missing), failed,
+      h("label", {}, "Confidence ≥ ", minConf), h("label", {}, "Without ", missing), failed, cell,
       any ? h("button", { type: "button", class: "link small", onclick: () => {
         state.filter = {};
         state.offset = 0;
@@ -141,7 +144,16 @@ export function samplesPanel(name, dataset, params) {
   };
 
   const filterFailed = (jobId) => setFilter({ failed_job: jobId });
-  return { count, samplesBox, pager, filterBar, fieldsTab, load, filterFailed };
+  // a confusion row (truth), column (predicted) or cell (both) of an evaluation
+  const filterCell = (evaluation, truth, predicted) =>
+    setFilter({ evaluation, ground_truth_label: truth, prediction_label: predicted });
+  return { count, samplesBox, pager, filterBar, fieldsTab, load, filterFailed, filterCell };
+}
+
+function evaluationCell(f) {
+  const parts = [f.ground_truth_label !== undefined ? `truth ${f.ground_truth_label}` : "",
+    f.prediction_label !== undefined ? `predicted ${f.prediction_label}` : ""].filter(Boolean);
+  return `${f.evaluation}: ${parts.length ? parts.join(", ") : "evaluated samples"}`;
 }
 
 function grid(dataset, items) {

@@ -1,10 +1,11 @@
-// A dataset's page: samples on the left, the "Fields" and "Execution" tabs on the right, and the
-// toolbar with "Add samples" and the suitcase ("Run model").
+// A dataset's page: samples on the left, the "Fields", "Execution" and "Evaluation" tabs on the
+// right, and the toolbar with "Add samples" and the suitcase ("Run model").
 import { api, enc } from "./api.js";
 import { clear, h, ICONS, svg } from "./dom.js";
 import { tabSet } from "./ui.js";
 import { samplesPanel } from "./panel-samples.js";
 import { executionPanel } from "./panel-execution.js";
+import { evaluationPanel } from "./panel-evaluation.js";
 import { addSamplesDialog } from "./dialog-add-samples.js";
 import { runModelDialog } from "./dialog-run-model.js";
 import { deleteDatasetDialog } from "./dialog-delete-dataset.js";
@@ -13,9 +14,11 @@ export async function datasetView(view, name, params) {
   const dataset = await api("GET", `/datasets/${enc(name)}`);
   const samples = samplesPanel(name, dataset, params);
   const execution = executionPanel(name, () => samples.load().catch(() => {}), (jobId) => samples.filterFailed(jobId));
+  const evaluation = evaluationPanel(name, (evaluationName, truth, predicted) => samples.filterCell(evaluationName, truth, predicted));
   const tabs = tabSet([
     { id: "fields", label: "Fields", body: samples.fieldsTab },
     { id: "execution", label: "Execution", body: execution.element },
+    { id: "evaluation", label: "Evaluation", body: evaluation.element },
   ], { label: "Dataset panel", initial: params.get("tab"), storageKey: "modelhub.panelTab" });
 
   const suitcase = h("button", { type: "button", class: "primary icon-btn", title: "Run model on this dataset (submit job)",
@@ -43,8 +46,8 @@ export async function datasetView(view, name, params) {
           h("div", { class: "toolbar" }, exportMenu, addBtn, suitcase,
             h("button", { type: "button", class: "danger-outline", onclick: () => deleteDatasetDialog(dataset) }, "Delete"))),
         samples.filterBar, samples.samplesBox, samples.pager),
-      h("aside", { class: "side-panel card", "aria-label": "Fields and execution" }, tabs.list, tabs.panels)));
-  await Promise.all([samples.load(), execution.load()]);
+      h("aside", { class: "side-panel card", "aria-label": "Fields, execution and evaluation" }, tabs.list, tabs.panels)));
+  await Promise.all([samples.load(), execution.load(), evaluation.load()]);
 }
 
 /** Save the dataset's export through the browser (the token goes in a header, so no plain link). */

@@ -7,9 +7,11 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from modelhub_contracts.errors import NotFound
+from modelhub_contracts.names import NAME_PATTERN
 from modelhub_gateway import datasets, lifecycle, media, samples
 from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, Settings, Store, current_user
 from modelhub_gateway.api.errors import errors
+from modelhub_gateway.evaluation import evaluations
 from modelhub_gateway.schemas import (
     FIELD_NAME_PATTERN,
     DatasetCreate,
@@ -84,7 +86,12 @@ async def add_samples(dataset: OwnedDataset, body: SamplesIn, store: Store) -> S
     responses=errors(404),
     # OpenAPI cannot make one parameter require another: the rule is in the description, and here
     # in JSON Schema's own words (`dependentRequired`) for tools that read extensions
-    openapi_extra={"x-dependentRequired": {name: ["field"] for name in samples.NEEDS_FIELD}},
+    openapi_extra={
+        "x-dependentRequired": {
+            **{name: ["field"] for name in samples.NEEDS_FIELD},
+            **{name: ["evaluation"] for name in ("ground_truth_label", "prediction_label")},
+        }
+    },
 )
 async def list_samples(
     dataset: OwnedDataset,
@@ -101,16 +108,29 @@ async def list_samples(
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     missing: Annotated[str | None, Query(pattern=FIELD_NAME_PATTERN, description="samples without this field")] = None,
     failed_job: Annotated[str | None, Query(max_length=64, description="the samples this job failed")] = None,
+    evaluation: Annotated[
+        str | None, Query(pattern=NAME_PATTERN, description="the samples that have both fields of this evaluation")
+    ] = None,
+    ground_truth_label: Annotated[
+        str | None, Query(description="with `evaluation`: a row of its confusion matrix")
+    ] = None,
+    prediction_label: Annotated[
+        str | None, Query(description="with `evaluation`: a column of its confusion matrix")
+    ] = None,
 ) -> SamplePage:
     """A page of samples in insertion order, with their fields (model outputs included), optionally
-    filtered by a field's label and confidence, by a missing field, or by a job's failed samples;
-    `total` counts the samples that pass the filter.
+    filtered by a field's label and confidence, by a missing field, by a job's failed samples, or by
+    a cell of an evaluation's confusion matrix; `total` counts the samples that pass the filter.
 
     `label`, `min_confidence` and `max_confidence` read the output in `field`: each needs `field`
-    (422 without it), and `min_confidence` must not exceed `max_confidence` (422)."""
+    (422 without it), and `min_confidence` must not exceed `max_confidence` (422).
+    `ground_truth_label` and `prediction_label` need `evaluation` (422 without it, and for a
+    detections evaluation); an evaluation the dataset does not have is a 404."""
     name = dataset["_id"]
     failed = await datasets.failed_ids(store, name, failed_job) if failed_job else None
     query = samples.SampleFilter(field, label, min_confidence, max_confidence, missing, failed).query(name)
+    if cell := await evaluations.cell_filter(store, name, evaluation, ground_truth_label, prediction_label):
+        query = {"$and": [query, cell]}
     items = [
         SamplePublic(id=d["_id"], filepath=d["filepath"], fields=d.get("fields", {}), lineage=d.get("lineage", {}))
         for d in await store.sample_page(query, offset, limit)
