@@ -75,6 +75,25 @@ class World:
         assert self.stack.client.post("/users", json={"username": name}).status_code == 201
         return name
 
+    def root(self, path: str) -> str:
+        """A URL at the gateway's root (OIP's /v2 is not under /api/v1)."""
+        return f"http://127.0.0.1:{self.stack.port}{path}"
+
+    def alias(self, prefix: str) -> str:
+        """An alias of the world's model, set by its owner for the call."""
+        name = unique(prefix)
+        set_ = self.clients["owner"].put(f"/models/{self.model}/aliases/{name}", json={"version": 1})
+        assert set_.status_code == 200, set_.text
+        return name
+
+    def evaluation(self) -> str:
+        """An evaluation of the world's dataset, made by its owner for the call."""
+        name = unique("ev")
+        body = {"name": name, "prediction": "label", "ground_truth": "text"}
+        made = self.clients["owner"].post(f"/datasets/{self.dataset}/evaluations", json=body)
+        assert made.status_code == 201, made.text
+        return name
+
     def upload(self, client: httpx.Client) -> httpx.Response:
         with self.package.open("rb") as fh:
             return client.post(
@@ -96,6 +115,8 @@ def _get(path):
 def _json(method, path, body):
     return lambda w, c, role: c.request(method, path.format(**vars(w)), json=body(w, role) if callable(body) else body)
 
+
+OIP_INFER = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}
 
 MATRIX = [
     ("GET", "/health", _get("/health"), (200, 200, 200, 200, 200, 200)),
@@ -221,6 +242,89 @@ MATRIX = [
     # the job has completed with no failures: allowed callers get 409, others never learn it exists
     ("POST", "/jobs/{job_id}/cancel", _json("POST", "/jobs/{job}/cancel", None), (401, 409, 409, 404, 404, 404)),
     ("POST", "/jobs/{job_id}/retry", _json("POST", "/jobs/{job}/retry", None), (401, 409, 409, 404, 404, 404)),
+    # aliases: setting and removing need edit, the history is for whoever may see the model
+    (
+        "PUT",
+        "/models/{name}/aliases/{alias}",
+        _json("PUT", "/models/{model}/aliases/prod", {"version": 1}),
+        (401, 200, 200, 403, 200, 404),
+    ),
+    (
+        "DELETE",
+        "/models/{name}/aliases/{alias}",
+        lambda w, c, r: c.delete(f"/models/{w.model}/aliases/{w.alias('gone')}"),
+        (401, 204, 204, 403, 204, 404),
+    ),
+    (
+        "GET",
+        "/models/{name}/aliases/{alias}/history",
+        lambda w, c, r: c.get(f"/models/{w.model}/aliases/{w.alias('kept')}/history"),
+        (401, 200, 200, 200, 200, 404),
+    ),
+    # evaluations read the dataset: its owner and the admin (datasets are not shared)
+    (
+        "POST",
+        "/datasets/{name}/evaluations",
+        _json(
+            "POST",
+            "/datasets/{dataset}/evaluations",
+            lambda w, r: {"name": unique("ev"), "prediction": "label", "ground_truth": "text"},
+        ),
+        (401, 201, 201, 404, 404, 404),
+    ),
+    ("GET", "/datasets/{name}/evaluations", _get("/datasets/{dataset}/evaluations"), (401, 200, 200, 404, 404, 404)),
+    (
+        "GET",
+        "/datasets/{name}/evaluations/{evaluation}",
+        lambda w, c, r: c.get(f"/datasets/{w.dataset}/evaluations/{w.evaluation()}"),
+        (401, 200, 200, 404, 404, 404),
+    ),
+    (
+        "DELETE",
+        "/datasets/{name}/evaluations/{evaluation}",
+        lambda w, c, r: c.delete(f"/datasets/{w.dataset}/evaluations/{w.evaluation()}"),
+        (401, 204, 204, 404, 404, 404),
+    ),
+    # the Open Inference Protocol at the root: probes are open, a model is a deployment one may run
+    ("GET", "/v2", lambda w, c, r: c.get(w.root("/v2")), (200, 200, 200, 200, 200, 200)),
+    ("GET", "/v2/health/live", lambda w, c, r: c.get(w.root("/v2/health/live")), (200, 200, 200, 200, 200, 200)),
+    ("GET", "/v2/health/ready", lambda w, c, r: c.get(w.root("/v2/health/ready")), (200, 200, 200, 200, 200, 200)),
+    (
+        "GET",
+        "/v2/models/{name}",
+        lambda w, c, r: c.get(w.root(f"/v2/models/{w.deployment}")),
+        (401, 200, 200, 200, 200, 404),
+    ),
+    (
+        "GET",
+        "/v2/models/{name}/ready",
+        lambda w, c, r: c.get(w.root(f"/v2/models/{w.deployment}/ready")),
+        (401, 200, 200, 200, 200, 404),
+    ),
+    (
+        "GET",
+        "/v2/models/{name}/versions/{version}",
+        lambda w, c, r: c.get(w.root(f"/v2/models/{w.deployment}/versions/1")),
+        (401, 200, 200, 200, 200, 404),
+    ),
+    (
+        "GET",
+        "/v2/models/{name}/versions/{version}/ready",
+        lambda w, c, r: c.get(w.root(f"/v2/models/{w.deployment}/versions/1/ready")),
+        (401, 200, 200, 200, 200, 404),
+    ),
+    (
+        "POST",
+        "/v2/models/{name}/infer",
+        lambda w, c, r: c.post(w.root(f"/v2/models/{w.deployment}/infer"), json=OIP_INFER),
+        (401, 200, 200, 200, 200, 404),
+    ),
+    (
+        "POST",
+        "/v2/models/{name}/versions/{version}/infer",
+        lambda w, c, r: c.post(w.root(f"/v2/models/{w.deployment}/versions/1/infer"), json=OIP_INFER),
+        (401, 200, 200, 200, 200, 404),
+    ),
     # rotation is checked in its own test (it replaces the caller's token)
     ("POST", "/users/me/token", None, (401, None, None, None, None, None)),
 ]
@@ -245,7 +349,8 @@ def test_route_answers_each_role_as_expected(world, method, path, call, expected
         )
         assert response.status_code == status, f"{role}: {response.status_code} {response.text[:200]}"
         if status == 404:
-            detail = response.json()["detail"]
+            body = response.json()
+            detail = body["error"] if path.startswith("/v2") else body["detail"]  # OIP's error shape
             assert world.model not in detail or role == "stranger", detail
 
 
