@@ -158,14 +158,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
         # Starlette lists only the first matching route's methods; a path served by several routes
         # (GET and DELETE /datasets/{name}) must name them all
         # (FastAPI keeps included routers nested: walked through their route contexts)
-        allowed = sorted(
-            {
-                m
-                for r in iter_route_contexts(request.app.router.routes)
-                if r.methods and r.matches(request.scope)[0] == Match.PARTIAL
-                for m in r.methods
-            }
-        )
+        # A literal route wins over a template that also matches (GET /users/me, not DELETE
+        # /users/{username} with "me"), as the router tries them: the fewest parameters count.
+        matching = [
+            r
+            for r in iter_route_contexts(request.app.router.routes)
+            if r.methods and r.matches(request.scope)[0] == Match.PARTIAL
+        ]
+        fewest = min(((r.path or "").count("{") for r in matching), default=0)
+        allowed = sorted({m for r in matching if (r.path or "").count("{") == fewest for m in r.methods or ()})
         if allowed:  # else Starlette's own (the first matching route's), which exc carries
             headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     elif not (exc.status_code == 422 or errors.OIP_PATH.match(request.url.path)):

@@ -134,7 +134,9 @@ class ModelPublic(BaseModel):
 
 
 class AliasSet(Request):
-    version: int = Field(ge=1, le=2**63 - 1, description="the version the alias points to from now on")
+    # 2**53 - 1: the largest integer a JSON number carries exactly everywhere (a body's number past
+    # 64 bits is refused by the parser before any bound, with another message)
+    version: int = Field(ge=1, le=2**53 - 1, description="the version the alias points to from now on")
 
 
 class AliasPublic(BaseModel):
