@@ -84,6 +84,11 @@ def test_health_pings_and_health_access_lines_are_debug(captured):
         None,
     )
     assert logs.QuietPings().filter(record) is False and record.levelname == "DEBUG"
+    for path, quiet in (("/v2/health/ready", True), ("/v2/health/live", True), ("/v2/models/m/ready", False)):
+        probe = access.makeRecord(
+            "uvicorn.access", logging.INFO, __file__, 1, "%s %s %s", ("127.0.0.1:1", "GET", path, "1.1", 200), None
+        )
+        assert logs.QuietPings().filter(probe) is not quiet, path
     (line,) = lines()
     assert line["subject"] == "modelhub.evt.jobs.submitted" and line["message_id"] == "abc"
     logger.setLevel(logging.DEBUG)

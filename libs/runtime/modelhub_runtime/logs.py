@@ -6,7 +6,7 @@ passed as `extra=`), `trace_id`/`span_id` (OpenTelemetry's current span, when th
 importable and a span is recording), FastStream's `subject` and `message_id`, and `exception`.
 
 Health pings (`modelhub.rpc.ping.*`, asked every few seconds by the gateway's /health) and the
-gateway's own /health access lines are logged at DEBUG, not INFO. Anything else written to stdout
+gateway's own /health and /v2/health/* access lines are logged at DEBUG, not INFO. Anything else written to stdout
 or stderr (a library's print, Ray's C++ core) is wrapped into a JSON line of logger `stdio`.
 """
 
@@ -90,7 +90,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class QuietPings(logging.Filter):
-    """Health pings and /health access lines are DEBUG records: shown only when DEBUG is on."""
+    """Health pings and health-probe access lines (/health, /v2/health/*) are DEBUG records: shown
+    only when DEBUG is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno == logging.INFO and _is_health(record):
@@ -104,7 +105,11 @@ def _is_health(record: logging.LogRecord) -> bool:
         return True
     # uvicorn.access: (client, method, path, http version, status)
     args = record.args if isinstance(record.args, tuple) else ()
-    return record.name == "uvicorn.access" and len(args) >= 3 and str(args[2]).split("?")[0].endswith("/health")
+    if record.name != "uvicorn.access" or len(args) < 3:
+        return False
+    path = str(args[2]).split("?")[0]
+    # the hub's /health, and the Open Inference Protocol's probes (/v2/health/live, /v2/health/ready)
+    return path.endswith("/health") or path.startswith("/v2/health/")
 
 
 def handler(service: str, stream: TextIO | None = None) -> logging.StreamHandler:
