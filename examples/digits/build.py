@@ -112,12 +112,17 @@ def evaluate(package: Path, dataset: Path, truth: dict[str, str]) -> float:
         assert spec is not None and spec.loader is not None, "model.py is a Python file"
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        model = module.Model(tmp)
-        names = sorted(truth)
-        preds = []
-        for start in range(0, len(names), 64):
-            chunk = [str(dataset / n) for n in names[start : start + 64]]
-            preds += model.predict({"image_paths": chunk})["predictions"]
+        return accuracy(module.Model(tmp), dataset, truth, "image_paths", "predictions")
+
+
+def accuracy(model, dataset: Path, truth: dict[str, str], image_input: str, output: str) -> float:
+    """The share of PNG files whose predicted label is the truth, asked 64 files a call as a
+    mini-batch would (`model.predict({image_input: [path, ...]})[output]`)."""
+    names = sorted(truth)
+    preds = []
+    for start in range(0, len(names), 64):
+        chunk = [str(dataset / n) for n in names[start : start + 64]]
+        preds += model.predict({image_input: chunk})[output]
     assert len(preds) == len(names)
     return sum(p["label"] == truth[n] for n, p in zip(names, preds, strict=True)) / len(names)
 

@@ -87,13 +87,7 @@ def evaluate(package: Path, dataset: Path, truth: dict[str, str]) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         with zipfile.ZipFile(package) as zf:
             zf.extractall(tmp)
-        model = adapter.Model(tmp)
-        names = sorted(truth)
-        preds = []
-        for start in range(0, len(names), 64):
-            chunk = [str(dataset / n) for n in names[start : start + 64]]
-            preds += model.predict({"image": chunk})["probabilities"]
-    return sum(p["label"] == truth[n] for n, p in zip(names, preds, strict=True)) / len(names)
+        return _sibling("build").accuracy(adapter.Model(tmp), dataset, truth, "image", "probabilities")
 
 
 def main(argv: list[str] | None = None) -> int:
