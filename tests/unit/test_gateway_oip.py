@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from memory_gateway import memory_gateway
 from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
 
 from modelhub_contracts.documents import Deployment, Model, User, Version
 from modelhub_gateway import online
 from modelhub_gateway.api import predict_asgi
-from modelhub_gateway.api.predict_asgi import LeanPredict
 from modelhub_gateway.app import build_app
 from modelhub_gateway.auth import hash_token
 from modelhub_gateway.settings import GatewaySettings
@@ -53,31 +53,9 @@ DEPLOYMENTS = {"dep": deployment("dep", "running"), "idle": deployment("idle", "
 
 def gateway(tmp_path, monkeypatch: pytest.MonkeyPatch, lean: bool = True, **settings) -> FastAPI:
     """The gateway's app, its store's reads in memory; without the lean layer when not `lean`."""
-    app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", read_cache_seconds=0, **settings))
-    store = app.state.store
-
-    async def user_by_token_hash(digest: str) -> User | None:
-        return USERS.get(digest)
-
-    async def recent_deployment(name: str) -> Deployment | None:
-        return DEPLOYMENTS.get(name)
-
-    async def recent_model(name: str) -> Model | None:
-        return MODEL if name == "m" else None
-
-    async def version(name: str, number: int | None) -> Version | None:
-        return VERSION
-
-    for name, fake in [
-        ("user_by_token_hash", user_by_token_hash),
-        ("recent_deployment", recent_deployment),
-        ("recent_model", recent_model),
-        ("version", version),
-    ]:
-        monkeypatch.setattr(store, name, fake)
-    if not lean:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not LeanPredict]
-    return app
+    return memory_gateway(
+        tmp_path, monkeypatch, users=USERS, deployments=DEPLOYMENTS, model=MODEL, version=VERSION, lean=lean, **settings
+    )
 
 
 @pytest.fixture

@@ -9,14 +9,12 @@ from typing import cast
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from memory_gateway import memory_gateway
 
 from modelhub_contracts.documents import Deployment, Model, User, Version
 from modelhub_gateway import online
 from modelhub_gateway.api import predict_asgi
-from modelhub_gateway.api.predict_asgi import LeanPredict
-from modelhub_gateway.app import build_app
 from modelhub_gateway.auth import hash_token
-from modelhub_gateway.settings import GatewaySettings
 
 GOOD = "good-token"
 NOW = datetime.now(UTC)
@@ -56,31 +54,15 @@ LEAN_ANSWERS = {"success", "inputs not the model's", "unknown deployment", "depl
 
 def gateway(tmp_path, monkeypatch: pytest.MonkeyPatch, lean: bool) -> FastAPI:
     """The gateway's app, its store's reads in memory; without the lean layer when not `lean`."""
-    app = build_app(GatewaySettings(data_dir=tmp_path, admin_token="x", read_cache_seconds=0))
-    store = app.state.store
-
-    async def user_by_token_hash(digest: str) -> User | None:
-        return ANN if digest == ANN["token_hash"] else None
-
-    async def recent_deployment(name: str) -> Deployment | None:
-        return DEPLOYMENTS.get(name)
-
-    async def recent_model(name: str) -> Model | None:
-        return MODEL if name == "m" else None
-
-    async def version(name: str, number: int | None) -> Version | None:
-        return VERSION
-
-    for name, fake in [
-        ("user_by_token_hash", user_by_token_hash),
-        ("recent_deployment", recent_deployment),
-        ("recent_model", recent_model),
-        ("version", version),
-    ]:
-        monkeypatch.setattr(store, name, fake)
-    if not lean:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not LeanPredict]
-    return app
+    return memory_gateway(
+        tmp_path,
+        monkeypatch,
+        users={ANN["token_hash"]: ANN},
+        deployments=DEPLOYMENTS,
+        model=MODEL,
+        version=VERSION,
+        lean=lean,
+    )
 
 
 @pytest.fixture
