@@ -7,11 +7,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from modelhub_contracts import subjects
 from modelhub_gateway import readiness
 from modelhub_gateway.api.deps import Broker, Settings, Store
-from modelhub_gateway.readiness import TIMEOUT
-from modelhub_runtime import cluster, mongo
 
 router = APIRouter(tags=["health"])
 
@@ -42,18 +39,6 @@ def models_state(settings) -> str:
     return "jailed"
 
 
-async def _members(broker, store) -> list[str]:
-    """Which cluster members are down (best effort: a probe that fails names nothing more)."""
-    nats_down, mongo_down = await asyncio.gather(
-        asyncio.wait_for(cluster.missing_nats_members(broker, subjects.STREAM), TIMEOUT),
-        asyncio.wait_for(mongo.missing_members(store.db), TIMEOUT),
-        return_exceptions=True,
-    )
-    nats_names = nats_down if isinstance(nats_down, list) else []
-    mongo_names = mongo_down if isinstance(mongo_down, list) else []
-    return [f"nats:{n}" for n in nats_names] + [f"mongo:{m}" for m in mongo_names]
-
-
 @router.get(
     "/health",
     response_model=HealthOut,
@@ -62,7 +47,9 @@ async def _members(broker, store) -> list[str]:
 async def health(broker: Broker, store: Store, settings: Settings) -> JSONResponse:
     """Public: 200 when the gateway, every service, NATS and MongoDB answer; 503 with what is
     missing otherwise."""
-    state, members_missing = await asyncio.gather(readiness.check(broker, store), _members(broker, store))
+    state, members_missing = await asyncio.gather(
+        readiness.check(broker, store), readiness.missing_members(broker, store)
+    )
     missing = state.missing
     body = HealthOut(
         status="degraded" if missing else "ok",
