@@ -48,6 +48,7 @@ class MemoryStore:
             "ready_replicas": 0,
             "min_replicas": spec.min_replicas,
             "max_replicas": spec.max_replicas,
+            "scale_down_delay_s": spec.scale_down_delay_s,
         }
         self.history[spec.name] = [status]
 
@@ -80,6 +81,7 @@ class FakeServe:
         self.submitted: list[ReplicaConfig] = []
         self.deleted: list[str] = []
         self.model_processes: dict[str, dict] = {}
+        self.probed: list[str] = []  # model_process calls (each goes through Serve's proxy)
         self.dropped: list[str] = []
         self.outcome = AppState("RUNNING", "", 0)  # what a submitted app becomes
 
@@ -92,6 +94,7 @@ class FakeServe:
         self.apps[config.name] = AppState(self.outcome.status, self.outcome.message, ready)
 
     async def model_process(self, name: str, secret: str) -> dict | None:
+        self.probed.append(name)
         return self.model_processes.get(name)
 
     async def app_state(self, name: str) -> AppState | None:
@@ -466,6 +469,14 @@ def test_the_application_config_is_plain_json_with_autoscaling_or_a_fixed_count(
     assert "num_replicas" not in dep
     assert scaled["args"]["direct"] is False  # Serve scales on the calls its proxy sees
     assert {"min_replicas": 0, "max_replicas": 4, "initial_replicas": 1}.items() <= dep["autoscaling_config"].items()
+    # Serve's own defaults when none was asked for: 600 s, and its 30 s look-back
+    assert (dep["autoscaling_config"]["downscale_delay_s"], dep["autoscaling_config"]["look_back_period_s"]) == (600, 30)
+    quick = application_config(
+        ReplicaConfig(num_replicas=1, min_replicas=0, max_replicas=1, scale_down_delay_s=5, **base), "r", "m"
+    )
+    (dep,) = quick["deployments"]
+    # idle for 5 s is idle: the load is not averaged over a longer window than that
+    assert (dep["autoscaling_config"]["downscale_delay_s"], dep["autoscaling_config"]["look_back_period_s"]) == (5, 5)
     import json
 
     assert json.loads(json.dumps(scaled)) == scaled
@@ -658,3 +669,49 @@ def test_serve_gets_the_planned_environment_as_content_and_still_reads_a_file_pa
     assert env_of({"conda": conda})["conda"] == conda
     (tmp_path / "requirements.txt").write_text("# c\nroman\n\n")
     assert env_of({"pip": str(tmp_path / "requirements.txt")})["pip"] == ["roman"]
+
+
+async def test_scale_to_zero_reaches_serve_and_zero_ready_replicas_stay_running_unprobed(world):
+    store, serve, _, deployer = world
+    spec = make_spec(num_replicas=1, min_replicas=0, max_replicas=2, scale_down_delay_s=7.5)
+    store.add(spec)
+    await deploy(deployer, spec)
+    (config,) = serve.submitted
+    assert (config.num_replicas, config.min_replicas, config.max_replicas, config.scale_down_delay_s) == (1, 0, 2, 7.5)
+    store.docs[spec.name]["serve_secret"] = "s"
+    serve.apps[spec.name] = AppState("RUNNING", "", 0)  # idle: Serve took the last replica away
+    await deployer.follow()
+    doc = store.docs[spec.name]
+    assert (doc["status"], doc["ready_replicas"], doc["error"]) == ("running", 0, None)
+    assert store.history[spec.name][-1] == "running"
+    # the model-process probe goes through Serve's proxy: it would count as load and wake it
+    assert serve.probed == []
+    other = make_spec(num_replicas=1, min_replicas=1, max_replicas=2)
+    store.add(other)
+    await deploy(deployer, other)
+    store.docs[other.name]["serve_secret"] = "s"
+    await deployer.follow()
+    assert serve.probed == [other.name]
+
+
+def test_a_version_2_deployment_request_reads_with_serves_default_delay():
+    old = DeploymentRequested.model_validate(
+        {
+            "schema_version": 2,
+            "deployment": "d",
+            "model": "m",
+            "version": 1,
+            "package_object": "p",
+            "package_sha256": "ab" * 32,
+            "mini_batch": 1,
+            "num_replicas": 1,
+            "num_gpus": 0,
+            "custom_env": False,
+            "requested_by": "ann",
+            "min_replicas": 0,
+            "max_replicas": 1,
+        }
+    )
+    spec = DeploySpec.from_event(old)
+    assert (spec.scale_down_delay_s, spec.scales_to_zero) == (None, True)
+    assert DeploymentRequested(**{**old.model_dump(), "schema_version": 3}).scale_down_delay_s is None

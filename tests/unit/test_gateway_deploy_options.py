@@ -26,6 +26,18 @@ def test_autoscaling_bounds():
             DeploymentCreate.model_validate({"name": "d", **bad})
 
 
+def test_scale_down_delay_goes_with_autoscaling_and_has_a_floor():
+    zero = DeploymentCreate(name="d", min_replicas=0, max_replicas=1, scale_down_delay_s=5)
+    assert (zero.min_replicas, zero.max_replicas, zero.scale_down_delay_s) == (0, 1, 5)
+    assert DeploymentCreate(name="d", max_replicas=1).scale_down_delay_s is None  # the route makes it 600
+    with pytest.raises(ValidationError, match="scale_down_delay_s needs max_replicas"):
+        DeploymentCreate(name="d", scale_down_delay_s=60)
+    for bad in (0, 4.9, 86_401, -1):
+        with pytest.raises(ValidationError):
+            DeploymentCreate(name="d", max_replicas=1, scale_down_delay_s=bad)
+    assert DeploymentCreate.model_json_schema()["dependentRequired"]["scale_down_delay_s"] == ["max_replicas"]
+
+
 def test_the_public_view_never_carries_the_serve_secret():
     doc = {
         "_id": "d",

@@ -28,6 +28,7 @@ DEPLOYMENT_KEYS = (
     "num_gpus",
     "min_replicas",
     "max_replicas",
+    "scale_down_delay_s",
     "custom_env",
     "environment",
     "batch_wait_ms",
@@ -41,6 +42,15 @@ DEPLOYMENT_KEYS = (
 )
 
 deployments = api_group("deployments", "List, inspect, stop and query deployments.")
+
+
+def replicas(d: dict) -> str:
+    """Ready of the target ("1/2"), or "scaled to zero" for a running min_replicas-0 deployment
+    that has none (idle; a predict or a job starts one)."""
+    ready = d.get("ready_replicas", 0)
+    if d.get("status") == "running" and d.get("max_replicas") and d.get("min_replicas") == 0 and not ready:
+        return "scaled to zero"
+    return f"{ready}/{d.get('num_replicas')}"
 
 
 @deployments.command("list")
@@ -57,7 +67,7 @@ def deployments_list(api: ApiClient, out: Output) -> None:
                     d.get("model"),
                     d.get("version"),
                     d.get("status"),
-                    f"{d.get('ready_replicas', 0)}/{d.get('num_replicas')}",
+                    replicas(d),
                     d.get("num_gpus"),
                     d.get("error"),
                 ]

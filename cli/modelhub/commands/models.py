@@ -209,13 +209,23 @@ def models_upload(
     help="GPUs per replica, 0 to 1 (0.5: two replicas share a GPU).",
 )
 @click.option(
-    "--min-replicas", type=int, default=None, help="Autoscaling (with --max-replicas): fewest replicas (default 1)."
+    "--min-replicas",
+    type=int,
+    default=None,
+    help="Autoscaling (with --max-replicas): fewest replicas (default 1); 0 scales to zero when idle.",
 )
 @click.option(
     "--max-replicas",
     type=int,
     default=None,
     help="Autoscaling: Serve adds replicas up to this many while calls queue, and removes idle ones.",
+)
+@click.option(
+    "--scale-down-delay",
+    "scale_down_delay_s",
+    type=float,
+    default=None,
+    help="Autoscaling: seconds idle before a replica goes, the last one too with --min-replicas 0 (default 600).",
 )
 @click.option("--custom-env", is_flag=True, help="Build the replicas' environment from the package.")
 @click.option(
@@ -245,6 +255,7 @@ def models_deploy(
     num_gpus: float,
     min_replicas: int | None,
     max_replicas: int | None,
+    scale_down_delay_s: float | None,
     custom_env: bool,
     batch_wait_ms: float | None,
     max_in_flight: int | None,
@@ -266,6 +277,7 @@ def models_deploy(
             max_in_flight=max_in_flight,
             min_replicas=min_replicas,
             max_replicas=max_replicas,
+            scale_down_delay_s=scale_down_delay_s,
         ),
     }
     dep = api.deploy(name, body)

@@ -186,6 +186,7 @@ class Deployment(TypedDict):
     num_replicas: int  # gateway (spec)
     min_replicas: int | None  # gateway (spec)
     max_replicas: int | None  # gateway (spec)
+    scale_down_delay_s: NotRequired[float | None]  # gateway (spec): with max_replicas (older documents lack it)
     num_gpus: float  # gateway (spec)
     mini_batch: int  # gateway (spec)
     batch_wait_ms: float  # gateway (spec)

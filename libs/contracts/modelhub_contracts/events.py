@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # Only waited while the deployment is busy: a lone request is sent at once (see the worker's
 # online.py); Serve's own @serve.batch on the replica waits at most this too.
 DEFAULT_BATCH_WAIT_MS = 2.0
+# How long an autoscaled deployment's load stays under its replicas' before Serve removes one
+# (Serve's downscale_delay_s, and its default); with min_replicas 0, idle that long it has none.
+DEFAULT_SCALE_DOWN_DELAY_S = 600.0
 
 
 def _new_id() -> str:
@@ -45,8 +48,10 @@ class Event(BaseModel):
 class DeploymentRequested(Event):
     # 2: num_gpus became a number from 0 to 1 (was 0 or 1); min_replicas/max_replicas added.
     # A version-1 event reads the same (its num_gpus is an integer, no autoscaling).
+    # 3: scale_down_delay_s added (min_replicas may be 0: scale to zero). A version-2 event reads
+    # the same (no scale_down_delay_s: Serve's default, DEFAULT_SCALE_DOWN_DELAY_S).
     schema_version: int = Field(
-        default=2, ge=1, description="version of this event's contract; bumped only by incompatible changes"
+        default=3, ge=1, description="version of this event's contract; bumped only by incompatible changes"
     )
     deployment: str = Field(description="deployment name, also the Ray Serve application name")
     model: str = Field(description="model name")
@@ -63,6 +68,11 @@ class DeploymentRequested(Event):
     )
     min_replicas: int | None = Field(default=None, description="autoscaling: fewest replicas (with max_replicas)")
     max_replicas: int | None = Field(default=None, description="autoscaling: most replicas; None: num_replicas, fixed")
+    scale_down_delay_s: float | None = Field(
+        default=None,
+        description="autoscaling: seconds of too little load before a replica goes (Serve's downscale_delay_s); "
+        "None: DEFAULT_SCALE_DOWN_DELAY_S",
+    )
 
 
 class DeploymentStopRequested(Event):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from modelhub_contracts.documents import ACTIVE_DEPLOYMENT_STATES, DEPLOYABLE, STOPPABLE, Deployment, DeploymentStatus
-from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DeploymentRequested
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DEFAULT_SCALE_DOWN_DELAY_S, DeploymentRequested
 from modelhub_contracts.mlmodel import MLmodelError
 from modelhub_deployer import environments, mlflow_env
 
@@ -54,6 +54,7 @@ class ReplicaConfig:
     secret: str = ""  # the replicas answer only callers that send it (the inference worker)
     min_replicas: int = 0  # with max_replicas: Serve autoscales in between, from num_replicas
     max_replicas: int = 0
+    scale_down_delay_s: float = DEFAULT_SCALE_DOWN_DELAY_S  # with max_replicas: Serve's downscale_delay_s
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class DeploySpec:
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS
     min_replicas: int | None = None  # autoscaling between these two when max_replicas is set
     max_replicas: int | None = None
+    scale_down_delay_s: float | None = None  # with max_replicas; None: DEFAULT_SCALE_DOWN_DELAY_S
 
     @classmethod
     def from_event(cls, event: DeploymentRequested) -> "DeploySpec":
@@ -102,6 +104,7 @@ class DeploySpec:
             event.batch_wait_ms,
             event.min_replicas,
             event.max_replicas,
+            event.scale_down_delay_s,
         )
 
     @classmethod
@@ -117,11 +120,17 @@ class DeploySpec:
             float(doc.get("batch_wait_ms", DEFAULT_BATCH_WAIT_MS)),
             doc.get("min_replicas"),
             doc.get("max_replicas"),
+            doc.get("scale_down_delay_s"),
         )
 
     @property
     def autoscaling(self) -> bool:
         return self.max_replicas is not None
+
+    @property
+    def scales_to_zero(self) -> bool:
+        """Serve may take every replica away while the deployment is idle (it stays running)."""
+        return self.autoscaling and not self.min_replicas
 
     @property
     def initial_replicas(self) -> int:
@@ -362,9 +371,11 @@ class Deployer:
     async def _follow_model_process(self, doc: Deployment) -> None:
         """A replica's model process that died and was started again: its latest death, and the
         replica's count of restarts, in the deployment's `model_process` (one replica per round,
-        the one Serve's proxy picks; a later death replaces an earlier one)."""
+        the one Serve's proxy picks; a later death replaces an earlier one). Not for a deployment
+        that scales to zero: this call goes through Serve's proxy, so Serve would count it as load
+        (and wake it from zero) every round, and it would never be idle."""
         secret = doc.get("serve_secret")
-        if not secret:
+        if not secret or DeploySpec.from_doc(doc).scales_to_zero:
             return
         seen = await self._serve.model_process(doc["_id"], secret)
         if not seen:
@@ -447,6 +458,7 @@ class Deployer:
             secret=secret,
             min_replicas=spec.min_replicas or 0,
             max_replicas=spec.max_replicas or 0,
+            scale_down_delay_s=spec.scale_down_delay_s or DEFAULT_SCALE_DOWN_DELAY_S,
         )
         await _uninterrupted(self._serve.submit(config))
         return await self._wait_running(spec)

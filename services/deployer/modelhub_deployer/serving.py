@@ -41,6 +41,7 @@ MODEL_PACKAGE_DIR = "modelhub_model_{sha256}"  # as in modelhub_replica
 MODEL_PACKAGE_FILE = "package.zip"
 HEALTH_CHECK_PERIOD_S = 10.0
 HEALTH_CHECK_TIMEOUT_S = 30.0
+SERVE_LOOK_BACK_S = 30.0  # Serve's default look_back_period_s for autoscaling
 
 
 class RayApiError(Exception):
@@ -109,13 +110,20 @@ def application_config(
     scale: dict[str, Any]
     if config.max_replicas:
         # Serve adds a replica when the calls in flight per replica stay above the target (the
-        # worker keeps up to 2 calls per replica in flight, each a whole mini-batch)
+        # worker keeps up to 2 calls per replica in flight, each a whole mini-batch), and removes
+        # one after downscale_delay_s under it. With min_replicas 0 it takes the last one away
+        # after that long without calls (the app stays RUNNING), and a call that arrives then
+        # waits in its proxy while Serve starts one at once (its cold-start path skips
+        # upscale_delay_s). Load is averaged over look_back_period_s (Serve's 30 s), kept within
+        # the delay so that "idle that long" is what scales to zero.
         scale = {
             "autoscaling_config": {
                 "min_replicas": config.min_replicas,
                 "max_replicas": config.max_replicas,
                 "initial_replicas": config.num_replicas,
                 "target_ongoing_requests": 1,
+                "downscale_delay_s": config.scale_down_delay_s,
+                "look_back_period_s": min(SERVE_LOOK_BACK_S, config.scale_down_delay_s),
             }
         }
     else:

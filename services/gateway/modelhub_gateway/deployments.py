@@ -14,7 +14,13 @@ from modelhub_contracts import subjects
 from modelhub_contracts.access import RANK, level, refusal
 from modelhub_contracts.documents import Deployment, DeploymentStatus, Model, User, Version
 from modelhub_contracts.errors import Conflict, Forbidden, Invalid, NotFound
-from modelhub_contracts.events import DeploymentRequested, DeploymentStopRequested, Event, utcnow
+from modelhub_contracts.events import (
+    DEFAULT_SCALE_DOWN_DELAY_S,
+    DeploymentRequested,
+    DeploymentStopRequested,
+    Event,
+    utcnow,
+)
 from modelhub_gateway import aliases
 from modelhub_gateway.schemas import DeploymentCreate
 
@@ -74,6 +80,8 @@ async def create_deployment(
         )
     if body.max_replicas is not None and body.min_replicas is None:
         body = body.model_copy(update={"min_replicas": 1})
+    if body.max_replicas is not None and body.scale_down_delay_s is None:
+        body = body.model_copy(update={"scale_down_delay_s": DEFAULT_SCALE_DOWN_DELAY_S})
     doc = new_deployment(body, model, version, user, alias)
     if not await store.put_deployment(doc):
         raise Conflict(f"a deployment named '{body.name}' already exists")
@@ -93,6 +101,7 @@ async def create_deployment(
             batch_wait_ms=body.batch_wait_ms,
             min_replicas=body.min_replicas,
             max_replicas=body.max_replicas,
+            scale_down_delay_s=body.scale_down_delay_s,
         ),
     )
     return doc

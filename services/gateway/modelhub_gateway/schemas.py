@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS
+from modelhub_contracts.events import DEFAULT_BATCH_WAIT_MS, DEFAULT_SCALE_DOWN_DELAY_S
 from modelhub_contracts.model_schema import META_SCHEMA
 from modelhub_contracts.names import ALIAS_PATTERN, ALIAS_RULE, NAME_PATTERN, NAME_RULE, valid_name
 
@@ -171,7 +171,13 @@ BATCH_WAIT_RULE = (
 )
 AUTOSCALING_RULE = (
     "with max_replicas, Serve autoscales the replicas between min_replicas (default 1) "
-    "and max_replicas on the calls in flight, starting at num_replicas kept in that range"
+    "and max_replicas on the calls in flight, starting at num_replicas kept in that range; "
+    "min_replicas 0 scales to zero when idle (a call wakes it and waits for its replica)"
+)
+MIN_SCALE_DOWN_DELAY_S = 5.0
+SCALE_DOWN_DELAY_RULE = (
+    "with max_replicas: seconds of too little load before Serve removes a replica (with "
+    "min_replicas 0, of no load before the last one goes: the deployment is scaled to zero)"
 )
 
 
@@ -208,7 +214,9 @@ MAX_PREDICT_TIMEOUT_S = 300.0
 class DeploymentCreate(Request):
     # said in the schema too, so that generated clients and fuzzers know it (the validator below
     # also refuses min > max, which JSON Schema cannot compare)
-    model_config = ConfigDict(json_schema_extra={"dependentRequired": {"min_replicas": ["max_replicas"]}})
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"min_replicas": ["max_replicas"], "scale_down_delay_s": ["max_replicas"]}}
+    )
 
     name: Name
     version: Annotated[int, Field(ge=1, le=2**63 - 1)] | AliasRef | None = Field(
@@ -225,11 +233,19 @@ class DeploymentCreate(Request):
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=100_000, description=MAX_IN_FLIGHT_RULE)
     min_replicas: int | None = Field(default=None, ge=0, le=64, description=AUTOSCALING_RULE)
     max_replicas: int | None = Field(default=None, ge=1, le=64, description=AUTOSCALING_RULE)
+    scale_down_delay_s: float | None = Field(
+        default=None,
+        ge=MIN_SCALE_DOWN_DELAY_S,
+        le=86_400,
+        description=f"{SCALE_DOWN_DELAY_RULE}; default {DEFAULT_SCALE_DOWN_DELAY_S:g} with max_replicas",
+    )
 
     @model_validator(mode="after")
     def _autoscaling_bounds(self) -> "DeploymentCreate":
         if self.min_replicas is not None and self.max_replicas is None:
             raise ValueError("min_replicas needs max_replicas (autoscaling between the two)")
+        if self.scale_down_delay_s is not None and self.max_replicas is None:
+            raise ValueError("scale_down_delay_s needs max_replicas (autoscaling)")
         if self.max_replicas is not None and (self.min_replicas or 0) > self.max_replicas:
             raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed max_replicas ({self.max_replicas})")
         return self
@@ -268,6 +284,7 @@ class DeploymentPublic(BaseModel):
     num_gpus: float
     min_replicas: int | None = None
     max_replicas: int | None = None
+    scale_down_delay_s: float | None = Field(default=None, description=f"{SCALE_DOWN_DELAY_RULE} (null: no autoscaling)")
     custom_env: bool
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS  # documents written before these options had them
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT

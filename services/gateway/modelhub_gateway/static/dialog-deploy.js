@@ -34,6 +34,7 @@ export function deployDialog(model, versions) {
   const gpus = h("input", { type: "number", name: "num_gpus", value: "0", min: 0, max: 1, step: "any", required: true });
   const minReplicas = h("input", { type: "number", name: "min_replicas", min: 0, max: 64, step: 1, placeholder: "1" });
   const maxReplicas = h("input", { type: "number", name: "max_replicas", min: 1, max: 64, step: 1, placeholder: "off" });
+  const scaleDownDelay = h("input", { type: "number", name: "scale_down_delay_s", min: 5, max: 86400, step: "any", placeholder: "600" });
   const customEnv = h("input", { type: "checkbox", name: "custom_env", id: "deploy-custom-env" });
   const envHelp = h("small", { class: "help", id: "deploy-custom-env-help" });
   // what ticking it will do with the chosen version's package (the registry records its files)
@@ -59,7 +60,9 @@ export function deployDialog(model, versions) {
         field("Num gpus", gpus, "0 to 1 per replica; 0.5 lets two replicas share a GPU.")),
       h("div", { class: "row-3" },
         field("Min Replicas", minReplicas, "Autoscaling: fewest replicas (default 1)."),
-        field("Max Replicas", maxReplicas, "Autoscaling: empty for a fixed number of replicas.")),
+        field("Max Replicas", maxReplicas, "Autoscaling: empty for a fixed number of replicas."),
+        field("Scale Down Delay (s)", scaleDownDelay,
+          "Autoscaling: idle this long, a replica goes; with min 0 the last one too (scaled to zero).")),
       h("fieldset", { class: "field" }, h("legend", {}, "Environment (optional)"),
         h("label", { class: "check", for: "deploy-custom-env" }, customEnv,
           " Build the model's environment from its requirements.txt / environment.yml (pip; conda when the cluster has it)"),
@@ -76,6 +79,7 @@ export function deployDialog(model, versions) {
         custom_env: customEnv.checked,
         ...(maxReplicas.value ? { max_replicas: Number(maxReplicas.value) } : {}),
         ...(maxReplicas.value && minReplicas.value ? { min_replicas: Number(minReplicas.value) } : {}),
+        ...(maxReplicas.value && scaleDownDelay.value ? { scale_down_delay_s: Number(scaleDownDelay.value) } : {}),
       });
       toast(`Deployment ${deployment.name} requested`, "ok");
       go("#/deployments");

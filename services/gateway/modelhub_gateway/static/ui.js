@@ -69,6 +69,19 @@ export function statusBadge(status) {
   return h("span", { class: `badge status-${status}` }, status);
 }
 
+// A deployment's replicas: ready of its target ("2/3"; autoscaled: ready of min-max), and "scaled
+// to zero" while a min_replicas-0 deployment is running idle with none (a call wakes it).
+export function scaledToZero(d) {
+  return d.status === "running" && d.max_replicas != null && d.min_replicas === 0 && d.ready_replicas === 0;
+}
+
+export function replicasText(d) {
+  if (scaledToZero(d)) return "scaled to zero";
+  return d.max_replicas != null
+    ? `${d.ready_replicas}/${d.min_replicas}–${d.max_replicas}`
+    : `${d.ready_replicas}/${d.num_replicas}`;
+}
+
 export function sharingSummary(sharing) {
   const users = Object.keys((sharing && sharing.users) || {}).length;
   const everyone = (sharing && sharing.everyone) || "none";

@@ -1,7 +1,7 @@
 // Deployments: status badges, replicas, errors, Stop; refreshes every 2 s while any is in transition.
 import { api, enc } from "./api.js";
 import { clear, fmtDate, h, modal } from "./dom.js";
-import { every, statusBadge, toast } from "./ui.js";
+import { every, replicasText, scaledToZero, statusBadge, toast } from "./ui.js";
 
 const TRANSITIONAL = new Set(["pending", "deploying", "stopping"]);
 const STOPPABLE = new Set(["pending", "deploying", "running"]);
@@ -47,7 +47,9 @@ export async function deploymentsView(view) {
                 `model process restarted (${d.model_process.restarts}): ${d.model_process.last_death.split("\n")[0]}`)
               : null,
             d.model_process && !d.model_process.jailed ? h("div", { class: "error-text" }, "UNSEALED") : null),
-          h("td", { class: "num" }, `${d.ready_replicas}/${d.num_replicas}`),
+          h("td", { class: "num", title: scaledToZero(d)
+            ? `idle for ${d.scale_down_delay_s} s: no replica runs; a predict or a job starts one and waits for it`
+            : null }, replicasText(d)),
           h("td", { class: "num" }, d.mini_batch),
           h("td", { class: "num" }, d.num_gpus),
           h("td", {}, fmtDate(d.created_at), h("div", { class: "muted small" }, `by ${d.created_by}`)),

@@ -1,7 +1,7 @@
 // A model's page: description, tags, versions, aliases, its deployments; Upload, Deploy, Share, Delete.
 import { api, enc } from "./api.js";
 import { clear, field, fmtBytes, fmtDate, h } from "./dom.js";
-import { currentUser, sharingSummary, statusBadge, toast } from "./ui.js";
+import { currentUser, replicasText, scaledToZero, sharingSummary, statusBadge, toast } from "./ui.js";
 import { uploadDialog } from "./dialog-upload.js";
 import { deployDialog } from "./dialog-deploy.js";
 import { shareDialog } from "./dialog-share.js";
@@ -76,7 +76,7 @@ export async function modelView(view, name) {
   const deploymentsCard = h("section", { class: "card" }, h("h2", {}, "Deployments"),
     mine.length
       ? h("ul", { class: "plain" }, mine.map((d) => h("li", {}, h("strong", {}, d.name), ` v${d.version} `, statusBadge(d.status),
-        ` ${d.ready_replicas}/${d.num_replicas} replicas`)))
+        ` ${replicasText(d)}${scaledToZero(d) ? "" : " replicas"}`)))
       : h("p", { class: "muted" }, "None active."),
     h("p", {}, h("a", { href: "#/deployments" }, "All deployments →")));
 
