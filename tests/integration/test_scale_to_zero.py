@@ -39,7 +39,9 @@ def test_idle_deployment_scales_to_zero_and_wakes_for_predict_and_job(stack, tmp
         wait_for(lambda: scaled_to_zero(client, name), 240, f"{name} to scale to zero", interval=1)
 
         started = time.monotonic()
-        response = client.post(f"/deployments/{name}/predict", json={"inputs": {"text": ["abc", "xy"]}, "timeout_s": 120})
+        response = client.post(
+            f"/deployments/{name}/predict", json={"inputs": {"text": ["abc", "xy"]}, "timeout_s": 120}
+        )
         seconds = time.monotonic() - started
         print(f"first predict after zero answered in {seconds:.1f} s")
         assert response.status_code == 200, response.text

@@ -470,7 +470,10 @@ def test_the_application_config_is_plain_json_with_autoscaling_or_a_fixed_count(
     assert scaled["args"]["direct"] is False  # Serve scales on the calls its proxy sees
     assert {"min_replicas": 0, "max_replicas": 4, "initial_replicas": 1}.items() <= dep["autoscaling_config"].items()
     # Serve's own defaults when none was asked for: 600 s, and its 30 s look-back
-    assert (dep["autoscaling_config"]["downscale_delay_s"], dep["autoscaling_config"]["look_back_period_s"]) == (600, 30)
+    assert (dep["autoscaling_config"]["downscale_delay_s"], dep["autoscaling_config"]["look_back_period_s"]) == (
+        600,
+        30,
+    )
     quick = application_config(
         ReplicaConfig(num_replicas=1, min_replicas=0, max_replicas=1, scale_down_delay_s=5, **base), "r", "m"
     )

@@ -215,7 +215,9 @@ class DeploymentCreate(Request):
     # said in the schema too, so that generated clients and fuzzers know it (the validator below
     # also refuses min > max, which JSON Schema cannot compare)
     model_config = ConfigDict(
-        json_schema_extra={"dependentRequired": {"min_replicas": ["max_replicas"], "scale_down_delay_s": ["max_replicas"]}}
+        json_schema_extra={
+            "dependentRequired": {"min_replicas": ["max_replicas"], "scale_down_delay_s": ["max_replicas"]}
+        }
     )
 
     name: Name
@@ -284,7 +286,9 @@ class DeploymentPublic(BaseModel):
     num_gpus: float
     min_replicas: int | None = None
     max_replicas: int | None = None
-    scale_down_delay_s: float | None = Field(default=None, description=f"{SCALE_DOWN_DELAY_RULE} (null: no autoscaling)")
+    scale_down_delay_s: float | None = Field(
+        default=None, description=f"{SCALE_DOWN_DELAY_RULE} (null: no autoscaling)"
+    )
     custom_env: bool
     batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS  # documents written before these options had them
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
