@@ -46,9 +46,11 @@ def test_a_label_or_confidence_filter_declares_that_it_needs_field(document):
 def test_min_replicas_without_max_replicas_is_declared_on_the_deploy_body(document):
     body = operation(document, "post", "/models/{name}/deployments")["requestBody"]["content"]["application/json"]
     schema = document["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
-    assert schema["dependentRequired"] == {"min_replicas": ["max_replicas"]}
+    assert schema["dependentRequired"] == {"min_replicas": ["max_replicas"], "scale_down_delay_s": ["max_replicas"]}
     rule = Draft202012Validator(schema)
     assert not rule.is_valid({"name": "d", "min_replicas": 1})
+    assert not rule.is_valid({"name": "d", "scale_down_delay_s": 60})
+    assert rule.is_valid({"name": "d", "min_replicas": 0, "max_replicas": 1, "scale_down_delay_s": 60})
     assert rule.is_valid({"name": "d", "min_replicas": 1, "max_replicas": 2})
     with pytest.raises(ValueError, match="min_replicas needs max_replicas"):
         DeploymentCreate.model_validate({"name": "d", "min_replicas": 1})
