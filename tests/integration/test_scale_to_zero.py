@@ -48,7 +48,9 @@ def test_idle_deployment_scales_to_zero_and_wakes_for_predict_and_job(stack, tmp
         assert [o["label"] for o in response.json()["outputs"]["label"]] == ["cba", "yx"]
         assert seconds <= FIRST_PREDICT_BOUND_S, f"first predict after zero took {seconds:.1f} s"
 
+        answered = time.monotonic()
         wait_for(lambda: scaled_to_zero(client, name), 240, f"{name} to scale to zero again", interval=1)
+        print(f"scaled to zero {time.monotonic() - answered:.1f} s after the predict's answer")
         dataset = unique("zero-ds")
         texts = [f"s{i}" for i in range(50)]
         add_text_samples(client, dataset, texts)
