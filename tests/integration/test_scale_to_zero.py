@@ -49,11 +49,15 @@ def test_idle_deployment_scales_to_zero_and_wakes_for_predict_and_job(stack, tmp
         assert seconds <= FIRST_PREDICT_BOUND_S, f"first predict after zero took {seconds:.1f} s"
 
         answered = time.monotonic()
+        # the deployer follows Serve every 3 s: first it sees the woken replica, then none again
+        # (the replica stays at least scale_down_delay_s after the call)
+        wait_for(lambda: client.get(f"/deployments/{name}").json()["ready_replicas"] == 1, 60, "the woken replica")
         wait_for(lambda: scaled_to_zero(client, name), 240, f"{name} to scale to zero again", interval=1)
         print(f"scaled to zero {time.monotonic() - answered:.1f} s after the predict's answer")
         dataset = unique("zero-ds")
         texts = [f"s{i}" for i in range(50)]
         add_text_samples(client, dataset, texts)
+        assert scaled_to_zero(client, name)  # the job is what wakes it
         job = run_job(client, dataset, name, {"label": "pred"}, timeout=300)
         assert (job["status"], job["total"], job["succeeded"], job["failed"]) == ("completed", 50, 50, 0), job
         items = client.get(f"/datasets/{dataset}/samples", params={"limit": 100}).json()["items"]
