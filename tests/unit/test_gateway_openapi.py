@@ -31,16 +31,48 @@ def operation(document: dict, method: str, path: str) -> dict:
 
 def test_a_label_or_confidence_filter_declares_that_it_needs_field(document):
     listing = operation(document, "get", "/datasets/{name}/samples")
-    needs = {k: v for k, v in listing["x-dependentRequired"].items() if v == ["field"]}  # evaluation's: elsewhere
+    # the parameters a rule ties together are one object, exploded into the query as before
+    [group] = [p for p in listing["parameters"] if p["name"] == "filters"]
+    assert (group["in"], group["style"], group["explode"]) == ("query", "form", True)
+    rule = group["schema"]["dependentRequired"]
+    needs = {k: v for k, v in rule.items() if v == ["field"]}  # evaluation's: elsewhere
     assert needs == {"label": ["field"], "min_confidence": ["field"], "max_confidence": ["field"]}
+    assert rule["ground_truth_label"] == rule["prediction_label"] == ["evaluation"]
     assert "each needs `field`" in listing["description"] and "422" in listing["description"]
-    assert {p["name"] for p in listing["parameters"]} >= {"field", *needs}
+    assert "x-dependentRequired" not in listing  # said once, where tools read it
+    flat = {p["name"] for p in listing["parameters"]}
+    assert not flat & set(group["schema"]["properties"]) and {"limit", "missing", "failed_job"} <= flat
+    properties = group["schema"]["properties"]
+    assert properties["min_confidence"] == {"title": "Min Confidence", "type": "number", "minimum": 0, "maximum": 1}
+    assert "null" not in json.dumps(properties)  # a query carries no null: a left-out parameter is None
+    query = Draft202012Validator(group["schema"])
+    assert not query.is_valid({"label": "cat"}) and query.is_valid({"label": "cat", "field": "pred"})
+    assert not query.is_valid({"prediction_label": "cat"}) and not query.is_valid({"unknown": "x"})
     alone = {"label": SampleFilter(label="cat"), "min_confidence": SampleFilter(min_confidence=0.5)}
     alone["max_confidence"] = SampleFilter(max_confidence=0.5)
     for name in needs:  # the route refuses exactly what the declaration says
         with pytest.raises(InvalidFilter, match="needs `field`"):
             alone[name].query("d")
         assert dataclasses.replace(alone[name], field="pred").query("d")["$or"]
+
+
+def test_a_fuzzer_reads_the_rule_and_sends_the_filters_as_plain_query_parameters(document):
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    listing = schemathesis.openapi.from_dict(document)["/api/v1/datasets/{name}/samples"]["GET"]
+    queries: list[dict] = []
+
+    @given(listing.as_strategy())
+    @settings(max_examples=150, suppress_health_check=HealthCheck.all(), database=None, deadline=None)
+    def draw(case):
+        queries.append(dict(case.query or {}))
+
+    draw()
+    assert any("label" in q for q in queries) and not any("filters" in q for q in queries)
+    for q in queries:
+        assert "field" in q or not {"label", "min_confidence", "max_confidence"} & set(q), q
+        assert "evaluation" in q or not {"ground_truth_label", "prediction_label"} & set(q), q
 
 
 def test_min_replicas_without_max_replicas_is_declared_on_the_deploy_body(document):
