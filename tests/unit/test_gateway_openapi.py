@@ -74,6 +74,12 @@ def test_a_fuzzer_reads_the_rule_and_sends_the_filters_as_plain_query_parameters
     for q in queries:
         assert "field" in q or not {"label", "min_confidence", "max_confidence"} & set(q), q
         assert "evaluation" in q or not {"ground_truth_label", "prediction_label"} & set(q), q
+        # what the route then refuses of them is only what no schema can say: min above max
+        chosen = {k: q[k] for k in ("field", "label", "min_confidence", "max_confidence", "missing") if k in q}
+        try:
+            SampleFilter(**chosen).query("d")
+        except InvalidFilter as refused:
+            assert str(refused) == "min_confidence is above max_confidence", q
 
 
 def test_min_replicas_without_max_replicas_is_declared_on_the_deploy_body(document):
