@@ -178,10 +178,13 @@ def _title(pid: int) -> str:
     if argv[0].startswith("ray::"):
         return argv[0].split(":")[2] if argv[0].count(":") > 2 else argv[0][5:].split()[0]
     name = os.path.basename(argv[0])
-    if name.startswith("python") and "-m" in argv[:-1]:
-        return argv[argv.index("-m") + 1]
-    if name.startswith("python") and len(argv) > 1:
-        return os.path.basename(argv[1])
+    if not name.startswith("python"):
+        return name
+    for i, arg in enumerate(argv[1:], 1):
+        if arg in ("-m", "-c"):
+            return argv[i + 1] if arg == "-m" and i + 1 < len(argv) else f"python {arg}"
+        if not arg.startswith("-"):
+            return os.path.basename(arg)
     return name
 
 
