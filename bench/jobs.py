@@ -358,6 +358,28 @@ def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
     }
 
 
+def mongo_top(data_dir: Path) -> dict[str, float]:
+    """MongoDB's own time per collection so far (its `top` command: microseconds spent in the
+    operations on each, reads and writes), to split mongod's row of the account by collection.
+    Empty when the command is refused."""
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    client = pymongo.MongoClient(url)
+    try:
+        totals = client.admin.command("top")["totals"]
+    except PyMongoError:
+        return {}
+    finally:
+        client.close()
+    return {
+        name.removeprefix("modelhub."): float(usage["total"]["time"])
+        for name, usage in totals.items()
+        if isinstance(usage, dict) and name.startswith("modelhub.")
+    }
+
+
 def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     # the stack's idle CPU first (Ray's and Serve's loops, health checks, the scheduler's sweep):
     # 3 s with nothing running, a second after the last job, so that the account can say what the
@@ -368,11 +390,12 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     time.sleep(3)
     idle_cpu = idle.stop()[1]
     idle_s = time.perf_counter() - start
-    rss = StackProcesses(data_dir)
+    rss, top = StackProcesses(data_dir), mongo_top(data_dir)
     rss.start()
     job_id, post = hub.submit(dataset, "zero")
     doc = hub.wait(job_id)
     peak, cpu = rss.stop()
+    top = {k: v - top.get(k, 0.0) for k, v in mongo_top(data_dir).items()}
     took = seconds(doc)
     idle_rate = {k: v / idle_s for k, v in idle_cpu.items()}  # CPU-s per s
     return {
@@ -385,6 +408,10 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
         "cpu_ms_per_1000_samples": round(sum(cpu.values()) / samples * 1e6),
         "cpu_ms_per_1000_samples_by_process": {k: round(v / samples * 1e6, 1) for k, v in cpu.items()},
         "idle_cpu_ms_per_s_by_process": {k: round(v * 1e3, 1) for k, v in idle_rate.items() if v},
+        # microseconds per sample = ms per 1,000 samples
+        "mongod_ms_per_1000_samples_by_collection": {
+            k: round(v / samples, 1) for k, v in sorted(top.items(), key=lambda kv: -kv[1]) if v / samples >= 0.05
+        },
         "cpu_ms_per_1000_samples_less_idle": round(
             sum(max(0.0, v - idle_rate.get(k, 0.0) * took) for k, v in cpu.items()) / samples * 1e6
         ),
@@ -545,6 +572,11 @@ def account(o: dict, plain: dict | None) -> list[str]:
     lines += [f"                {v:>6.1f}  {k}  (idle {idle.get(k, 0.0):.0f} ms/s)" for k, v in shown.items()]
     if rest:
         lines.append(f"                {rest:>6.1f}  {len(rows) - len(shown)} other rows under 0.5 each")
+    if top := o.get("mongod_ms_per_1000_samples_by_collection"):
+        lines.append(
+            "              mongod's time by collection (its `top`), ms per 1,000 samples: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in top.items())
+        )
     return lines
 
 
