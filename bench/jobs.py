@@ -2,9 +2,17 @@
 
   overhead     zero-cost model, 20,000 samples, mini_batch 64, 2 replicas, after a 20,000-sample
                warm-up job: samples/s from the
-               POST to `completed` (the job's own created_at/finished_at), and the peak RSS of
-               every stack process during the job (nats-server included; mongod reported apart).
-               Beside it, in the same run, the same work as a hand-written Ray Data pipeline
+               POST to `completed` (the job's own created_at/finished_at), the peak RSS of
+               every stack process during the job (nats-server included; mongod reported apart),
+               and the CPU account: the CPU-seconds (utime + stime from /proc) each process of the
+               stack used during the job, every descendant included (Ray's gcs_server, raylet,
+               Serve controller, proxy and replica actors, the replicas' jailed model processes),
+               shown as CPU-ms per 1,000 samples by process.
+               Beside it, in the same run, the one-process reference the hub is held to (one
+               process reads the samples' input field from the hub's MongoDB, runs the same model
+               code on each mini_batch of 64 and writes the output field with one journaled bulk of
+               `$set`s per batch, after a 2,000-sample warm-up; its CPU and mongod's meanwhile),
+               and the same work as a hand-written Ray Data pipeline
                (bench/raydata_pipeline.py, in a virtualenv of its own, bench/.raydata-venv, made
                on first use with ray[data] and pymongo at the versions in constraints.txt; a
                local Ray of its own): read the samples from the hub's MongoDB, `map_batches` the
@@ -150,25 +158,91 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class PeakRss(threading.Thread):
-    """Samples the RSS of the stack's processes (from state.json) until stopped; keeps each peak in
-    MB, and the CPU seconds each used meanwhile (a measure that other load on the machine does not
-    inflate, unlike wall-clock rates)."""
+def _stat(pid: int) -> tuple[int, int, float] | None:
+    """(parent pid, start time in ticks, user + system CPU seconds) of a live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, data_dir: Path) -> None:
+
+def _title(pid: int) -> str:
+    """What a process is, from its command line: Ray's worker titles (`ray::ServeReplica:...`)
+    by their kind, other programs by their executable's name (`python -m x` by its module)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    argv = [a for a in argv if a] or ["?"]
+    if argv[0].startswith("ray::"):
+        return argv[0].split(":")[2] if argv[0].count(":") > 2 else argv[0][5:].split()[0]
+    name = os.path.basename(argv[0])
+    if not name.startswith("python"):
+        return name
+    for i, arg in enumerate(argv[1:], 1):
+        if arg in ("-m", "-c"):
+            return argv[i + 1] if arg == "-m" and i + 1 < len(argv) else f"python {arg}"
+        if not arg.startswith("-"):
+            return os.path.basename(arg)
+    return name
+
+
+class StackProcesses(threading.Thread):
+    """Watches every process of the stack (those state.json names and all their descendants: Ray's
+    gcs_server, raylet, its workers and the replicas' jailed model processes) until stopped; keeps
+    each named part's peak RSS in MB, and the CPU seconds each process used meanwhile (a measure
+    that other load on the machine does not inflate, unlike wall-clock rates). A process that
+    starts meanwhile counts from zero; one that ends counts up to its last sample."""
+
+    def __init__(self, data_dir: Path, interval: float = 0.25) -> None:
         super().__init__(daemon=True)
         state = json.loads((data_dir / "state.json").read_text())
         self.pids = {
             name: part["pid"]
             for name, part in [
-                *((n, state.get(n) or {}) for n in ("nats", "mongo", "ray")),
+                *((n, state.get(n) or {}) for n in ("nats", "mongo", "ray", "supervisor")),
                 *state.get("services", {}).items(),
+                *(state.get("replica_nodes") or {}).items(),
             ]
             if part.get("pid")
         }
+        self.replica_nodes = tuple(state.get("replica_nodes") or {})
+        self.interval = interval
         self.peak = dict.fromkeys(self.pids, 0.0)
-        self.cpu_start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.label: dict[tuple[int, int], str] = {}  # (pid, start time) -> its row in the account
+        self.first: dict[tuple[int, int], float] = {}
+        self.last: dict[tuple[int, int], float] = {}
         self.done = threading.Event()
+        self._scan(initial=True)
+
+    def _scan(self, initial: bool = False) -> None:
+        stats = {int(e): st for e in os.listdir("/proc") if e.isdigit() and (st := _stat(int(e)))}
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _, _) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        # walk down from each named part: its descendants are rows of their own by what they are
+        # (`ray: raylet`, `ray: ServeReplica`, ...); a process under a Serve replica is its jailed model
+        named = {pid: name for name, pid in self.pids.items()}
+        stack = [(pid, name, "") for name, pid in self.pids.items() if pid in stats]
+        while stack:
+            pid, root, under = stack.pop()
+            ppid, start, cpu = stats[pid]
+            key = (pid, start)
+            if key not in self.label:
+                if pid in named:
+                    label = named[pid]
+                elif under:
+                    label = f"ray: model processes (jailed) under {under}"
+                else:
+                    label = f"{'ray' if root in ('ray', *self.replica_nodes) else root}: {_title(pid)}"
+                self.label[key] = label
+                self.first[key] = cpu if initial else 0.0
+            self.last[key] = cpu
+            label = self.label[key]
+            if not under and label.startswith("ray: ServeReplica"):
+                under = "ServeReplica"
+            stack.extend((child, root, under) for child in children.get(pid, []) if child not in named)
 
     def run(self) -> None:
         while not self.done.is_set():
@@ -179,13 +253,20 @@ class PeakRss(threading.Thread):
                             self.peak[name] = max(self.peak[name], int(line.split()[1]) / 1024)
                 except OSError:
                     pass
-            self.done.wait(0.25)
+            self._scan()
+            self.done.wait(self.interval)
 
     def stop(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Each named part's peak RSS (MB) and the CPU seconds of every row of the account (a row:
+        a named part's own process, or its descendants of one kind), largest first."""
         self.done.set()
         self.join()
-        cpu = {name: round(cpu_seconds(pid) - self.cpu_start[name], 2) for name, pid in self.pids.items()}
-        return {name: round(mb, 1) for name, mb in self.peak.items()}, cpu
+        self._scan()
+        cpu: dict[str, float] = {}
+        for key, label in self.label.items():
+            cpu[label] = cpu.get(label, 0.0) + self.last[key] - self.first[key]
+        account = {k: round(v, 3) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])}
+        return {name: round(mb, 1) for name, mb in self.peak.items()}, account
 
 
 def pinned(name: str) -> str:
@@ -225,20 +306,115 @@ def raydata(data_dir: Path, dataset: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
+    """The plain loop the hub is held to: one process reads the dataset's samples from the hub's
+    MongoDB (what the worker reads of each: the model's input field, `text`; the samples have no
+    files), runs the same zero-cost model on each mini_batch of them and writes its output field
+    with one journaled bulk of `$set`s per batch (a field of its own, new on every sample, as the
+    job's was). After a warm-up over 2,000 of the samples (into another field); timed from the
+    first read to the last write. Its CPU: this process's and mongod's meanwhile."""
+    import pymongo  # the hub's own driver, here as the plain loop's
+
+    namespace: dict = {}
+    exec(ZERO_COST, namespace)  # the same model code the hub runs  # noqa: S102
+    model = namespace["Model"](None)
+    mongo_url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    mongod = json.loads((data_dir / "state.json").read_text())["mongo"]["pid"]
+    samples = pymongo.MongoClient(mongo_url, journal=True)["modelhub"]["samples"]
+
+    def run(field: str, limit: int = 0) -> int:
+        written, batch = 0, []
+        cursor = samples.find({"dataset": dataset}, {"fields.text": 1}, batch_size=5_000, limit=limit)
+        for doc in cursor:
+            batch.append(doc)
+            if len(batch) == mini_batch:
+                written += write(field, batch)
+                batch = []
+        return written + (write(field, batch) if batch else 0)
+
+    def write(field: str, batch: list[dict]) -> int:
+        outputs = model.predict({"text": [doc["fields"]["text"] for doc in batch]})["n"]
+        samples.bulk_write(
+            [
+                pymongo.UpdateOne({"_id": doc["_id"]}, {"$set": {f"fields.{field}": n}})
+                for doc, n in zip(batch, outputs, strict=True)
+            ],
+            ordered=False,
+        )
+        return len(batch)
+
+    run("n_one_process_warmup", limit=2_000)
+    cpu, mongod_cpu, start = time.process_time(), cpu_seconds(mongod), time.perf_counter()
+    written = run("n_one_process")
+    took = time.perf_counter() - start
+    cpu, mongod_cpu = time.process_time() - cpu, cpu_seconds(mongod) - mongod_cpu
+    samples.database.client.close()
+    return {
+        "samples": written,
+        "seconds": round(took, 2),
+        "samples_per_s": round(written / took),
+        "cpu_seconds": {"process": round(cpu, 3), "mongo": round(mongod_cpu, 3)},
+        "cpu_ms_per_1000_samples": round((cpu + mongod_cpu) / written * 1e6),
+    }
+
+
+def mongo_top(data_dir: Path) -> dict[str, float]:
+    """MongoDB's own time per collection so far (its `top` command: microseconds spent in the
+    operations on each, reads and writes), to split mongod's row of the account by collection.
+    Empty when the command is refused."""
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    client = pymongo.MongoClient(url)
+    try:
+        totals = client.admin.command("top")["totals"]
+    except PyMongoError:
+        return {}
+    finally:
+        client.close()
+    return {
+        name.removeprefix("modelhub."): float(usage["total"]["time"])
+        for name, usage in totals.items()
+        if isinstance(usage, dict) and name.startswith("modelhub.")
+    }
+
+
 def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
-    rss = PeakRss(data_dir)
+    # the stack's idle CPU first (Ray's and Serve's loops, health checks, the scheduler's sweep):
+    # 3 s with nothing running, a second after the last job, so that the account can say what the
+    # job itself cost (its CPU less the same processes' idle rate over the job's time)
+    time.sleep(1)
+    idle, start = StackProcesses(data_dir), time.perf_counter()
+    idle.start()
+    time.sleep(3)
+    idle_cpu = idle.stop()[1]
+    idle_s = time.perf_counter() - start
+    rss, top = StackProcesses(data_dir), mongo_top(data_dir)
     rss.start()
     job_id, post = hub.submit(dataset, "zero")
     doc = hub.wait(job_id)
     peak, cpu = rss.stop()
+    top = {k: v - top.get(k, 0.0) for k, v in mongo_top(data_dir).items()}
+    took = seconds(doc)
+    idle_rate = {k: v / idle_s for k, v in idle_cpu.items()}  # CPU-s per s
     return {
         "samples": samples,
-        "seconds": round(seconds(doc), 2),
-        "samples_per_s": round(samples / seconds(doc)),
+        "seconds": round(took, 2),
+        "samples_per_s": round(samples / took),
         "post_seconds": round(post, 3),
         "peak_rss_mb": peak,
         "cpu_seconds": cpu,
         "cpu_ms_per_1000_samples": round(sum(cpu.values()) / samples * 1e6),
+        "cpu_ms_per_1000_samples_by_process": {k: round(v / samples * 1e6, 1) for k, v in cpu.items()},
+        "idle_cpu_ms_per_s_by_process": {k: round(v * 1e3, 1) for k, v in idle_rate.items() if v},
+        # microseconds per sample = ms per 1,000 samples
+        "mongod_ms_per_1000_samples_by_collection": {
+            k: round(v / samples, 1) for k, v in sorted(top.items(), key=lambda kv: -kv[1]) if v / samples >= 0.05
+        },
+        "cpu_ms_per_1000_samples_less_idle": round(
+            sum(max(0.0, v - idle_rate.get(k, 0.0) * took) for k, v in cpu.items()) / samples * 1e6
+        ),
     }
 
 
@@ -347,6 +523,10 @@ def main() -> None:
             # The overhead case measures the steady state of a hub whose deployments have run.
             hub.wait(hub.submit("twenty-a", "zero")[0])
             results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
+            results["one_process"] = one_process(data_dir, "twenty")
+            results["overhead"]["vs_one_process"] = round(
+                results["overhead"]["samples_per_s"] / results["one_process"]["samples_per_s"], 2
+            )
             if os.environ.get("MODELHUB_BENCH_RAYDATA", "1") != "0":
                 results["raydata"] = raydata(data_dir, "twenty")
                 if "samples_per_s" in results["raydata"]:
@@ -372,6 +552,34 @@ def main() -> None:
     print(table(results))
 
 
+def account(o: dict, plain: dict | None) -> list[str]:
+    """The job's CPU by process, in CPU-ms per 1,000 samples (rows under 0.5 summed as one)."""
+    rows = o["cpu_ms_per_1000_samples_by_process"]
+    shown = {k: v for k, v in rows.items() if v >= 0.5}
+    rest = sum(v for k, v in rows.items() if k not in shown)
+    lines = [
+        f"              CPU ms per 1,000 samples, every stack process: {o['cpu_ms_per_1000_samples']}"
+        f" ({o['cpu_ms_per_1000_samples_less_idle']} less the stack's idle CPU,"
+        f" {sum(o['idle_cpu_ms_per_s_by_process'].values()):.0f} ms/s)"
+    ]
+    if plain:
+        lines[0] += (
+            f" (one process: {plain['cpu_ms_per_1000_samples']}, its own"
+            f" {plain['cpu_seconds']['process'] / plain['samples'] * 1e6:.0f} + mongod"
+            f" {plain['cpu_seconds']['mongo'] / plain['samples'] * 1e6:.0f})"
+        )
+    idle = o["idle_cpu_ms_per_s_by_process"]
+    lines += [f"                {v:>6.1f}  {k}  (idle {idle.get(k, 0.0):.0f} ms/s)" for k, v in shown.items()]
+    if rest:
+        lines.append(f"                {rest:>6.1f}  {len(rows) - len(shown)} other rows under 0.5 each")
+    if top := o.get("mongod_ms_per_1000_samples_by_collection"):
+        lines.append(
+            "              mongod's time by collection (its `top`), ms per 1,000 samples: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in top.items())
+        )
+    return lines
+
+
 def table(r: dict) -> str:
     o, e, i, f = r["overhead"], r["efficiency"], r["isolation"], r["fairness"]
     rss = o["peak_rss_mb"]
@@ -380,6 +588,14 @@ def table(r: dict) -> str:
         f"modelhub jobs benchmark, {r['date']}, {r['cpus']} CPUs, {r.get('workers', 1)} inference worker(s)",
         f"  overhead    zero-cost, 20,000 samples, mini_batch 64, 2 replicas   {o['samples_per_s']:>8} samples/s"
         f"  (POST {o['post_seconds'] * 1000:.0f} ms)",
+        *(
+            [
+                f"              one process: read, same model, journaled bulk $set     {p['samples_per_s']:>8}"
+                f" samples/s  (modelhub / one process {o['vs_one_process']:.2f}x)"
+            ]
+            if (p := r.get("one_process"))
+            else []
+        ),
         *(
             [
                 f"              Ray Data map_batches + MongoDB bulk writes, same work   {r['raydata']['samples_per_s']:>8}"
@@ -394,8 +610,7 @@ def table(r: dict) -> str:
             else []
         ),
         f"              peak RSS MB: {others}; mongod {rss.get('mongo', 0):.0f}",
-        f"              CPU ms per 1,000 samples, all stack processes but the replicas: "
-        f"{o['cpu_ms_per_1000_samples']} ({', '.join(f'{k} {v:.1f} s' for k, v in o['cpu_seconds'].items())})",
+        *account(o, r.get("one_process")),
         f"  efficiency  GPU-like, 20,000 samples, mini_batch 32, 4 replicas    {e['efficiency']:>8.2f}"
         f"  ({e['physical_limit_s']} s limit / {e['seconds']} s)",
         f"  isolation   2,000 beside 60,000 on another deployment / alone   {i['ratio']:>8.2f}x"

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import socket
 
-from modelhub.supervisor import ChildSpec, StackError
+from modelhub.supervisor import StackError
+from modelhub.supervisor.child import ChildSpec
 
 GATEWAY = "gateway"
 BACKLOG = 1024

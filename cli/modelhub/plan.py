@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from modelhub import gateways, integration, ops, sandbox
-from modelhub.supervisor import ChildSpec
+from modelhub.supervisor.child import ChildSpec
 
 HUB_USER = "modelhub"  # the one NATS and MongoDB user of the embedded servers: the services
 # The Ray resource that marks a node as one for replicas (the deployer asks for a share of it).

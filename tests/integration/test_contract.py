@@ -183,5 +183,6 @@ def test_a_generated_client_drives_the_seed_path(generated, stack, tmp_path):
 
     missing = op("models", "models_get").sync_detailed(unique("nope"), client=client)
     assert missing.status_code == 404 and isinstance(missing.parsed, models.ErrorOut)
-    bad = op("datasets", "datasets_list_samples").sync_detailed(dataset, client=client, field="a.b", label="x")
+    filters = models.DatasetsListSamplesFilters(field="a.b", label="x")  # the query's `field=a.b&label=x`
+    bad = op("datasets", "datasets_list_samples").sync_detailed(dataset, client=client, filters=filters)
     assert bad.status_code == 422 and isinstance(bad.parsed, models.ValidationErrorOut)

@@ -317,6 +317,7 @@ def test_the_evaluation_routes_and_the_cell_filter_are_in_the_openapi_document(d
     created = listing["post"]["responses"]["201"]["content"]["application/json"]["schema"]
     assert created["discriminator"]["propertyName"] == "type"
     samples = paths["/api/v1/datasets/{name}/samples"]["get"]
-    needs = samples["x-dependentRequired"]
+    [filters] = [p for p in samples["parameters"] if p["name"] == "filters"]
+    needs = filters["schema"]["dependentRequired"]
     assert needs["ground_truth_label"] == needs["prediction_label"] == ["evaluation"]
-    assert {p["name"] for p in samples["parameters"]} >= {"evaluation", "ground_truth_label", "prediction_label"}
+    assert set(filters["schema"]["properties"]) >= {"evaluation", "ground_truth_label", "prediction_label"}

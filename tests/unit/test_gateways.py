@@ -14,7 +14,8 @@ import pytest
 
 from modelhub import gateways
 from modelhub.stack.services import SERVICES, services_table
-from modelhub.supervisor import ChildSpec, StackError
+from modelhub.supervisor import StackError
+from modelhub.supervisor.child import ChildSpec
 from modelhub_gateway.api.listen import inherited_socket
 from modelhub_gateway.settings import GatewaySettings
 

@@ -26,7 +26,8 @@ from modelhub.stack.secretfiles import admin_token
 from modelhub.stack.services import SERVICES, services_table
 from modelhub.stack.status import stack_info
 from modelhub.stack.stop import stop as stop_stack
-from modelhub.supervisor import StackError, pid_alive
+from modelhub.supervisor import StackError
+from modelhub.supervisor.procs import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -373,7 +374,8 @@ def test_the_sandbox_probe_passes_on_this_machine():
 
 
 def test_a_server_restarts_with_the_one_it_depends_on(tmp_path):
-    from modelhub.supervisor import ChildSpec, Supervisor
+    from modelhub.supervisor.child import ChildSpec
+    from modelhub.supervisor.loop import Supervisor
 
     head = ChildSpec("head", [SLEEP, "300"], dict(os.environ), kind="ray")
     node = ChildSpec("node", [SLEEP, "301"], dict(os.environ), kind="replica-node", restart_with="head")

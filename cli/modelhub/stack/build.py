@@ -18,7 +18,8 @@ from modelhub.stack.ports import DEFAULT_REPLICA_NODES, allocate_ports
 from modelhub.stack.rayenv import ray_env, ray_node_env, ray_temp_dir
 from modelhub.stack.secretfiles import admin_token, credentials, ray_auth, write_secret_json
 from modelhub.stack.services import SERVICES, service_processes
-from modelhub.supervisor import ChildSpec, StackError
+from modelhub.supervisor import StackError
+from modelhub.supervisor.child import ChildSpec
 
 
 def stack_record(

@@ -14,7 +14,7 @@ from modelhub.stack.health import health, ready_message, tail
 from modelhub.stack.ports import DEFAULT_REPLICA_NODES, load_stack_json, port_free
 from modelhub.stack.status import read_state
 from modelhub.stack.stop import stop
-from modelhub.supervisor import read_supervisor_pid
+from modelhub.supervisor.statefile import read_supervisor_pid
 
 DEFAULT_UP_TIMEOUT = 180.0
 

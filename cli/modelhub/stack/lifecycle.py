@@ -16,7 +16,9 @@ from modelhub.stack.build import build_plan
 from modelhub.stack.health import health, ready_message, seal_warning, unsealed_warning
 from modelhub.stack.ports import DEFAULT_PORT, DEFAULT_REPLICA_NODES, port_free, resolve_data_dir
 from modelhub.stack.services import services_table
-from modelhub.supervisor import StackError, Supervisor, read_supervisor_pid, write_json_atomic
+from modelhub.supervisor import StackError
+from modelhub.supervisor.loop import Supervisor
+from modelhub.supervisor.statefile import read_supervisor_pid, write_json_atomic
 
 
 def prepare(

@@ -10,7 +10,8 @@ from pathlib import Path
 from modelhub import gateways
 from modelhub.stack.ports import DEFAULT_PORT, load_stack_json, resolve_data_dir
 from modelhub.stack.services import SERVICE_NAMES
-from modelhub.supervisor import cmdline_matches, pid_alive, read_supervisor_pid
+from modelhub.supervisor.procs import cmdline_matches, pid_alive
+from modelhub.supervisor.statefile import read_supervisor_pid
 
 
 def stack_info(data_dir=None) -> dict:

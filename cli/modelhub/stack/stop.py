@@ -11,15 +11,8 @@ from pathlib import Path
 import click
 
 from modelhub.stack.status import read_state, server_names
-from modelhub.supervisor import (
-    cmdline_matches,
-    kill_pids,
-    pid_alive,
-    read_supervisor_pid,
-    sweep,
-    wait_gone,
-    write_json_atomic,
-)
+from modelhub.supervisor.procs import cmdline_matches, kill_pids, pid_alive, sweep, wait_gone
+from modelhub.supervisor.statefile import read_supervisor_pid, write_json_atomic
 
 
 def stop(d: Path, quiet: bool = False, wait: float = 90.0) -> list[str]:

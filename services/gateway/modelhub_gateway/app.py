@@ -192,6 +192,7 @@ def _closed_openapi(generate):
     def openapi() -> dict:
         schema = generate()  # built once and kept by FastAPI; closing and completing again change nothing
         _closed_pattern_objects(schema)
+        _dependent_parameters(schema)
         oip.complete_openapi(schema)
         return schema
 
@@ -213,6 +214,57 @@ def _closed_pattern_objects(node: object) -> None:
     elif isinstance(node, list):
         for value in node:
             _closed_pattern_objects(value)
+
+
+# The one query parameter that holds the parameters a `x-dependentRequired` rule ties together
+DEPENDENT_GROUP = "filters"
+
+
+def _dependent_parameters(document: dict) -> None:
+    """An operation's `x-dependentRequired` (which query parameter needs which) said in a form that
+    generated clients and fuzzers read: OpenAPI cannot make one parameter require another, but a
+    query parameter may be an object in form style, exploded (each property its own `name=value`:
+    the same URL), whose schema carries JSON Schema's `dependentRequired`. The parameters the rule
+    names become that object's properties; the rest stay as they are."""
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            rule = operation.pop("x-dependentRequired", None) if isinstance(operation, dict) else None
+            if not rule:
+                continue
+            named = set(rule) | {needed for needs in rule.values() for needed in needs}
+            parameters = operation.get("parameters", [])
+            tied = [p for p in parameters if p["in"] == "query" and p["name"] in named]
+            group = {
+                "name": DEPENDENT_GROUP,
+                "in": "query",
+                "required": False,
+                "style": "form",
+                "explode": True,
+                "description": "; ".join(f"`{k}` needs `{'`, `'.join(v)}`" for k, v in rule.items()),
+                "schema": {
+                    "type": "object",
+                    "properties": {p["name"]: _present(p) for p in tied},
+                    "additionalProperties": False,
+                    "dependentRequired": rule,
+                },
+            }
+            at = parameters.index(tied[0])
+            operation["parameters"] = [p for p in parameters[:at] if p not in tied] + [group]
+            operation["parameters"] += [p for p in parameters[at:] if p not in tied]
+
+
+def _present(parameter: dict) -> dict:
+    # a query parameter's schema as a property of the group: a query cannot carry null (a left-out
+    # parameter is the None the route sees), so `anyOf: [S, {"type": "null"}]` is S
+    schema = dict(parameter["schema"])
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    if "description" in parameter:
+        schema["description"] = parameter["description"]
+    return schema
 
 
 def operation_id(route: APIRoute) -> str:

@@ -22,7 +22,7 @@ LABELS_SHOWN = 50  # per field in the summary: the most frequent labels
 
 
 # Filters that read an output, and so need `field` to say which one (the samples route states it
-# in its OpenAPI operation too, as `x-dependentRequired`)
+# in its OpenAPI operation too: `dependentRequired` of its `filters` query object)
 NEEDS_FIELD = ("label", "min_confidence", "max_confidence")
 
 

@@ -84,8 +84,9 @@ async def add_samples(dataset: OwnedDataset, body: SamplesIn, store: Store) -> S
     "/{name}/samples",
     response_model=SamplePage,
     responses=errors(404),
-    # OpenAPI cannot make one parameter require another: the rule is in the description, and here
-    # in JSON Schema's own words (`dependentRequired`) for tools that read extensions
+    # OpenAPI cannot make one parameter require another: the rule is in the description, and here,
+    # which the served document turns into one exploded query object with JSON Schema's
+    # `dependentRequired` (app._dependent_parameters), where generated clients and fuzzers read it
     openapi_extra={
         "x-dependentRequired": {
             **{name: ["field"] for name in samples.NEEDS_FIELD},

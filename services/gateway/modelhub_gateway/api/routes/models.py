@@ -116,9 +116,12 @@ async def upload_version(
     settings: Settings,
     file: Annotated[UploadFile, File(description="the packed model .zip", json_schema_extra={"format": "binary"})],
     # Optional fields are plain strings, "" when left out: a multipart field is text, never null.
-    schema: Annotated[
+    # The form field `schema` is read into `schema_text`: a field named `schema` on the body model
+    # FastAPI builds would shadow pydantic's BaseModel.schema (a UserWarning at every start).
+    schema_text: Annotated[
         str,
         Form(
+            alias="schema",
             min_length=2,
             description="the model schema, as JSON; may be left out for an MLflow model with a signature",
             json_schema_extra=MODEL_SCHEMA_FIELD,
@@ -144,7 +147,7 @@ async def upload_version(
     """Upload the next immutable version: a zip plus its schema (an MLflow model with a signature
     may go without one: it is derived). Refusals store nothing."""
     await models.visible_model(store, user, name, "edit")
-    parsed = _parsed_schema(schema) if schema else None
+    parsed = _parsed_schema(schema_text) if schema_text else None
     locals_, outputs = models.name_list(local_inputs), models.name_types(output_types)
     if file.size is not None and file.size > settings.max_upload_bytes:
         raise TooLarge(f"package is {file.size} bytes; the limit is {settings.max_upload_bytes}")
