@@ -48,10 +48,10 @@ class Event(BaseModel):
 class DeploymentRequested(Event):
     # 2: num_gpus became a number from 0 to 1 (was 0 or 1); min_replicas/max_replicas added.
     # A version-1 event reads the same (its num_gpus is an integer, no autoscaling).
-    # 3: scale_down_delay_s added (min_replicas may be 0: scale to zero). A version-2 event reads
-    # the same (no scale_down_delay_s: Serve's default, DEFAULT_SCALE_DOWN_DELAY_S).
+    # scale_down_delay_s is an optional addition (no bump, by the rule above): an event without it
+    # reads as Serve's default, DEFAULT_SCALE_DOWN_DELAY_S.
     schema_version: int = Field(
-        default=3, ge=1, description="version of this event's contract; bumped only by incompatible changes"
+        default=2, ge=1, description="version of this event's contract; bumped only by incompatible changes"
     )
     deployment: str = Field(description="deployment name, also the Ray Serve application name")
     model: str = Field(description="model name")
