@@ -4,6 +4,7 @@ stream, later the MongoDB primary, and keep each down (its port held, so the sup
 fail) until the job ends. The job completes with exact counts and every field, the stall from the
 kill to the next progress is measured and bounded, /health stays 200 naming the missing
 member, and a new upload + deploy + job works while the nodes are down, and again after they rejoin.
+Then the Ray head is killed mid-job on the same shape and started again by the supervisor.
 """
 
 import asyncio
@@ -25,6 +26,7 @@ from conftest import (
     deploy,
     get_json,
     make_zip,
+    part_pid,
     slow_model,
     start_stack,
     stop_stack,
@@ -227,3 +229,21 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
     print("STALLS", json.dumps({k: round(v, 2) for k, v in stalls.items()}))
     assert stalls["nats"] <= NATS_STALL_BOUND_S, stalls
     assert stalls["mongo"] <= MONGO_STALL_BOUND_S, stalls
+
+
+def test_the_ray_head_killed_mid_job_on_the_cluster_shape(cluster_stack, tmp_path_factory):
+    """Ray's head (its GCS, Serve's controller and HTTP proxy) dies mid-job and the supervisor starts
+    it again: the job completes exactly once, and a job started afterwards too."""
+    stack = cluster_stack
+    deployment = new_deployment(stack, tmp_path_factory)
+    dataset, job_id = start_job(stack, deployment)
+    wait_mid_run(stack, job_id)
+    pid = part_pid(stack.data_dir, "ray")
+    assert pid, "no running Ray head"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: (new := part_pid(stack.data_dir, "ray")) and new != pid, 120, "the Ray head to restart", interval=0.5
+    )
+    assert_completed_exactly_once(stack, dataset, job_id)
+    dataset, job_id = start_job(stack, deployment)
+    assert_completed_exactly_once(stack, dataset, job_id)

@@ -47,7 +47,7 @@ EVENTS_STREAM = JStream(
 # a leader too, which drops the NAK, so the message would wait out the consumer's whole ack_wait.
 PUBLISH_ATTEMPT_S = 5.0
 PUBLISH_RETRY_S = 30.0
-PUBLISH_PAUSES = (0.1, 0.25, 0.5, 1.0)  # between attempts, the last one repeated
+PUBLISH_PAUSES = (0.1, 0.25, 0.5)  # between attempts, the last one repeated: a new leader is used soon
 RETRIED_PUBLISH_ERRORS = (NoStreamResponseError, ServiceUnavailableError, TimeoutError)
 
 
