@@ -41,16 +41,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TOTAL = 300
 OUTPUT = "label"
-# 75 batches of 4 at 0.1 s each, one at a time: the job runs ~8 s past the kill, longer than a
-# JetStream election, so the stall is measured while work is left.
+# 75 batches of 4 at 0.1 s each, one at a time: the kill (after 8 samples) leaves ~7 s of model
+# time, so every outcome after it waits for the new leaders, and the pauses of the job's own pace
+# (a window of tasks done together, ~3 s) stay well under the bounds.
 SLOW_MODEL = slow_model(0.1, one_batch_at_a_time=True)
 EVENTS_STREAM = subjects.STREAM
-# The issue's targets are 10 s (NATS leader) and 15 s (MongoDB primary). Measured so far: NATS
-# 0.04 s in one run and 29.7 s in another (a redelivery after the progress consumer's 30 s
-# ack_wait is the suspect; not yet fixed), MongoDB 20.4 s with MongoDB's 10 s election timeout and
-# 10.2 s with the embedded set's 5 s. The bounds below are what the hub keeps today, so that a
-# regression fails; docs/operations.md carries the measured figures.
-NATS_STALL_BOUND_S, MONGO_STALL_BOUND_S = 45.0, 30.0
+# The issue's targets. A NATS leader's loss costs its RAFT groups' elections (the stream's and
+# those of its consumers it led): each fires 4 to 9 s after the last heartbeat (nats-server's fixed
+# timings), then publishes go through again (messaging.through_elections). Measured (2026-12-06):
+# 4.19, 4.85, 5.07, 5.51 s on this stack; 3.97 to 8.76 s over 22 elections on a bare 3-server
+# cluster. A MongoDB primary's loss costs its election (5 s on the embedded set) and the retries
+# of the writes that failed meanwhile: 10.14, 10.19 s. docs/operations.md carries the figures.
+NATS_STALL_BOUND_S, MONGO_STALL_BOUND_S = 10.0, 15.0
 
 
 @pytest.fixture(scope="module")
