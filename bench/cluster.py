@@ -10,6 +10,10 @@ job's own created_at/finished_at), the median kept. Both shapes run on the same 
 server on it: the cluster's replication is real (three copies written, majorities waited for), its
 network is loopback.
 
+MODELHUB_BENCH_SPLIT=1 also runs the cluster shape with MODELHUB_MONGO_MAJORITY=false and with
+MODELHUB_NATS_REPLICAS=1 (each for the whole stack): what majority writes and 3-replica streams
+each cost.
+
 Prints a table and writes bench/results/<date>-cluster-vs-single.json. Numbers from a small shared
 machine are noisy: compare the ratio within one run, not absolute numbers across runs.
 """
@@ -26,15 +30,25 @@ from jobs import ZERO_COST, Hub, free_port, modelhub, seconds
 
 SAMPLES = 20_000
 CASES = {"zero-64": 64, "zero-8": 8}  # deployment -> mini_batch
-SHAPES = {"single": (), "cluster-3": ("--cluster", "3")}
+# shape -> (`up` options, the services' environment)
+SHAPES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "single": ((), {}),
+    "cluster-3": (("--cluster", "3"), {}),
+}
+SPLIT = {
+    "cluster-3-no-majority": (("--cluster", "3"), {"MODELHUB_MONGO_MAJORITY": "false"}),
+    "cluster-3-nats-r1": (("--cluster", "3"), {"MODELHUB_NATS_REPLICAS": "1"}),
+}
 RESULTS_DIR = Path(__file__).with_name("results")
 
 
-def run_shape(options: tuple[str, ...], rounds: int) -> dict:
+def run_shape(options: tuple[str, ...], env: dict[str, str], rounds: int) -> dict:
+    saved = dict(os.environ)
+    os.environ.update(env)  # `up` hands its environment to the services
     with tempfile.TemporaryDirectory(prefix="modelhub-bench-cluster-") as tmp:
         data_dir, port = Path(tmp) / "stack", free_port()
-        modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300", *options)
         try:
+            modelhub("up", "--detach", "--data-dir", str(data_dir), "--port", str(port), "--timeout", "300", *options)
             hub = Hub(f"http://127.0.0.1:{port}/api/v1", (data_dir / "admin-token").read_text().strip(), Path(tmp))
             hub.model("zero-cost", ZERO_COST)
             for name, mini_batch in CASES.items():
@@ -48,22 +62,31 @@ def run_shape(options: tuple[str, ...], rounds: int) -> dict:
             return out
         finally:
             modelhub("down", "--data-dir", str(data_dir))
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def main() -> None:
     rounds = int(os.environ.get("MODELHUB_BENCH_ROUNDS", "3"))
     now = datetime.now(UTC)
     results: dict = {"date": now.isoformat(timespec="seconds"), "cpus": os.cpu_count(), "samples": SAMPLES}
-    for shape, options in SHAPES.items():
-        results[shape] = run_shape(options, rounds)
-    results["cluster_vs_single"] = {
-        name: round(results["cluster-3"][name]["samples_per_s"] / results["single"][name]["samples_per_s"], 2)
-        for name in CASES
+    shapes = {**SHAPES, **(SPLIT if os.environ.get("MODELHUB_BENCH_SPLIT") == "1" else {})}
+    for shape, (options, env) in shapes.items():
+        results[shape] = run_shape(options, env, rounds)
+    results["vs_single"] = {
+        shape: {
+            name: round(results[shape][name]["samples_per_s"] / results["single"][name]["samples_per_s"], 2)
+            for name in CASES
+        }
+        for shape in shapes
+        if shape != "single"
     }
-    print(f"{'case':10} {'single s/s':>11} {'cluster-3 s/s':>14} {'ratio':>6}")
-    for name in CASES:
-        single, cluster = results["single"][name]["samples_per_s"], results["cluster-3"][name]["samples_per_s"]
-        print(f"{name:10} {single:>11} {cluster:>14} {results['cluster_vs_single'][name]:>6}")
+    print(f"{'shape':24} " + " ".join(f"{name + ' s/s (x single)':>26}" for name in CASES))
+    for shape in shapes:
+        cells = [
+            f"{results[shape][n]['samples_per_s']} ({results['vs_single'].get(shape, {}).get(n, 1.0)}x)" for n in CASES
+        ]
+        print(f"{shape:24} " + " ".join(f"{c:>26}" for c in cells))
     path = RESULTS_DIR / f"{now:%Y-%m-%d-%H%M}-cluster-vs-single.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
