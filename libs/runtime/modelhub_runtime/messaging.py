@@ -2,20 +2,27 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 from faststream import AckPolicy as HandlerAcks
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
 from nats.errors import NotJSMessageError
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, PubAck, RetentionPolicy, StorageType
+from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 from pydantic import BaseModel
 
 from modelhub_contracts import subjects
 from modelhub_contracts.errors import DomainError
 from modelhub_contracts.events import Event, RpcReply
 from modelhub_runtime import bus
+
+log = logging.getLogger(__name__)
+Stored = TypeVar("Stored")
 
 # One stream for every event; file storage so a nats-server restart loses nothing, and a
 # duplicate window so a retried publish with the same Nats-Msg-Id is stored once. Interest
@@ -32,12 +39,51 @@ EVENTS_STREAM = JStream(
 )
 
 
+# On a JetStream cluster the events stream has no leader for a few seconds after the server leading
+# it is lost (its RAFT group's election: 4 to 9 s with nats-server's timings): a publish then has no
+# responders (503 at once), and one sent to the leader as it died gets no ack. Both are sent again,
+# under the event's id (JetStream stores it once), until PUBLISH_RETRY_S has passed. A handler thus
+# rides out the election instead of failing: a failed handler NAKs, and its consumer may be without
+# a leader too, which drops the NAK, so the message would wait out the consumer's whole ack_wait.
+PUBLISH_ATTEMPT_S = 5.0
+PUBLISH_RETRY_S = 30.0
+PUBLISH_PAUSES = (0.1, 0.25, 0.5)  # between attempts, the last one repeated: a new leader is used soon
+RETRIED_PUBLISH_ERRORS = (NoStreamResponseError, ServiceUnavailableError, TimeoutError)
+
+
 async def publish_event(broker: NatsBroker, subject: str, event: Event) -> None:
     """Publish to JetStream through the publisher declared for `subject` (bus.declare) and wait for
-    the stream's ack; the event id dedupes retries."""
-    await bus.publisher(broker, subject).publish(
-        event, stream=subjects.STREAM, headers={"Nats-Msg-Id": event.event_id}, timeout=10
-    )
+    the stream's ack, sent again while the stream has no leader (see above); the event id dedupes."""
+    publisher = bus.publisher(broker, subject)
+
+    async def once(timeout: float) -> PubAck:
+        return await publisher.publish(
+            event, stream=subjects.STREAM, headers={"Nats-Msg-Id": event.event_id}, timeout=timeout
+        )
+
+    await through_elections(once, f"{subject} {event.event_id}")
+
+
+async def through_elections(
+    attempt: Callable[[float], Awaitable[Stored]],
+    what: str,
+    budget: float = PUBLISH_RETRY_S,
+    attempt_timeout: float = PUBLISH_ATTEMPT_S,
+) -> Stored:
+    """`attempt(timeout)` until it returns or `budget` seconds have passed (then its error is raised),
+    again after each error of RETRIED_PUBLISH_ERRORS (a stream without a leader, a lost ack)."""
+    deadline, tried = time.monotonic() + budget, 0
+    while True:
+        try:
+            return await attempt(max(0.1, min(attempt_timeout, deadline - time.monotonic())))
+        except RETRIED_PUBLISH_ERRORS as exc:
+            pause = PUBLISH_PAUSES[min(tried, len(PUBLISH_PAUSES) - 1)]
+            if time.monotonic() + pause >= deadline:
+                raise
+            if tried == 0:
+                log.info("publish %s: %s; sending it again", what, type(exc).__name__)
+            tried += 1
+            await asyncio.sleep(pause)
 
 
 async def request(broker: NatsBroker, subject: str, body: BaseModel | None, timeout: float = 10) -> RpcReply:
