@@ -64,14 +64,19 @@ def trace_cli(stack, job_id: str, *extra: str) -> subprocess.CompletedProcess:
 
 
 def job_trace(stack, job_id: str) -> list[dict] | None:
-    """The job's spans once every part of the chain has exported its own (they flush every few s)."""
+    """The job's spans once every part of the chain has exported its own (they flush every few s)
+    and the tree is closed: each process exports its spans in batches as they end, so a handler's
+    span can come a batch after the database calls made inside it; until then those look like
+    roots. A parent that never comes fails the wait."""
     out = trace_cli(stack, job_id, "--json")
     if out.returncode != 0:
         return None
     spans = json.loads(out.stdout)
     services = {s["service"] for s in spans}
     tasks_folded = [s for s in spans if s["name"] == "fold progress"]
-    return spans if services >= FOUR_SERVICES and tasks_folded else None
+    ids = {s["span_id"] for s in spans}
+    closed = len([s for s in spans if s["parent_id"] not in ids]) == 1
+    return spans if services >= FOUR_SERVICES and tasks_folded and closed else None
 
 
 def test_one_job_is_one_trace_across_four_services(stack, job):
