@@ -42,7 +42,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).parent))
-from jobs import SCHEMA, ZERO_COST, Hub, free_port, modelhub, seconds  # noqa: E402
+from jobs import DEPLOY_TIMEOUT_S, SCHEMA, ZERO_COST, Hub, free_port, modelhub, poll, seconds  # noqa: E402
 
 MILLION = 1_000_000
 EVERY = 100  # 1 % of the samples lack the field
@@ -114,8 +114,7 @@ def index_cost(hub: Hub, mongo_url: str) -> dict:
 
 def cancel(hub: Hub, job_id: str) -> None:
     hub.client.post(f"/jobs/{job_id}/cancel")
-    while hub.job(job_id)["status"] not in ("completed", "failed", "cancelled"):
-        time.sleep(0.2)
+    hub.ended(job_id)
 
 
 def main() -> None:
@@ -179,8 +178,13 @@ def main() -> None:
             job, post = submit(hub, "million", "zero", "missing")
             results["nothing"] = {"total": job["total"], "status": job["status"], "post_seconds": round(post, 3)}
 
-            while hub.client.get("/deployments/zero-v2").json()["status"] != "running":
-                time.sleep(0.5)
+            poll(
+                lambda: hub.client.get("/deployments/zero-v2").json(),
+                lambda d: d["status"] == "running",
+                DEPLOY_TIMEOUT_S,
+                "deployment zero-v2",
+                0.5,
+            )
             for key, deployment, only in (("stale_all", "zero-v2", "stale"), ("all", "zero", None)):
                 job, post = submit(hub, "million", deployment, only)
                 results[key] = {"total": job["total"], "post_seconds": round(post, 3)}

@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +83,19 @@ RESULTS = Path(__file__).with_name("results.json")
 BENCH = Path(__file__).parent
 RAYDATA_VENV = Path(os.environ.get("MODELHUB_BENCH_RAYDATA_VENV", BENCH / ".raydata-venv"))
 TERMINAL = ("completed", "failed", "cancelled")
+DEPLOY_TIMEOUT_S = 600.0
+JOB_TIMEOUT_S = 3600.0  # the scale case's 1,000,000 samples on a loaded 2-core machine included
+
+
+def poll(read: Callable[[], dict], done: Callable[[dict], bool], timeout: float, what: str, interval: float) -> dict:
+    """`read()` every `interval` s until `done` holds for what it returned; a bench that would
+    otherwise wait forever on a stuck deployment or job fails after `timeout` s, naming it."""
+    deadline = time.monotonic() + timeout
+    while not done(doc := read()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done within {timeout:.0f} s, last seen {doc}")
+        time.sleep(interval)
+    return doc
 
 
 def modelhub(*args: str) -> str:
@@ -117,8 +131,13 @@ class Hub:
             f"/models/{model}/deployments", json={"name": name, "mini_batch": mini_batch, "num_replicas": replicas}
         )
         assert response.status_code == 202, response.text
-        while (doc := self.client.get(f"/deployments/{name}").json())["status"] not in ("running", "failed"):
-            time.sleep(0.2)
+        doc = poll(
+            lambda: self.client.get(f"/deployments/{name}").json(),
+            lambda d: d["status"] in ("running", "failed"),
+            DEPLOY_TIMEOUT_S,
+            f"deployment {name}",
+            0.2,
+        )
         assert doc["status"] == "running", doc
 
     def dataset(self, name: str, samples: int) -> None:
@@ -140,9 +159,12 @@ class Hub:
     def job(self, job_id: str) -> dict:
         return self.client.get(f"/jobs/{job_id}").json()
 
+    def ended(self, job_id: str) -> dict:
+        """The job once it has ended, however it ended."""
+        return poll(lambda: self.job(job_id), lambda d: d["status"] in TERMINAL, JOB_TIMEOUT_S, f"job {job_id}", 0.1)
+
     def wait(self, job_id: str) -> dict:
-        while (doc := self.job(job_id))["status"] not in TERMINAL:
-            time.sleep(0.1)
+        doc = self.ended(job_id)
         assert doc["status"] == "completed" and doc["succeeded"] == doc["total"], doc
         return doc
 

@@ -54,10 +54,11 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.append(str(ROOT / "services" / "deployer" / "modelhub_replica"))  # as host.py imports it
 adapter = importlib.import_module("modelhub_formats.onnx_model")
+sys.path.insert(0, str(BENCH))
+from jobs import DEPLOY_TIMEOUT_S, JOB_TIMEOUT_S, TERMINAL, poll  # noqa: E402
 
 WARM_UP = 2_000
 IDLE_S = 5.0  # how long the stack's idle CPU is measured before each timed job
-TERMINAL = ("completed", "failed", "cancelled")
 LABELS = [f"class {i}" for i in range(10)]
 
 
@@ -246,8 +247,13 @@ class Hub:
     def deploy(self, model: str, mini_batch: int) -> None:
         response = self.client.post(f"/models/{model}/deployments", json={"name": model, "mini_batch": mini_batch})
         assert response.status_code == 202, response.text
-        while (doc := self.client.get(f"/deployments/{model}").json())["status"] not in ("running", "failed"):
-            time.sleep(0.2)
+        doc = poll(
+            lambda: self.client.get(f"/deployments/{model}").json(),
+            lambda d: d["status"] in ("running", "failed"),
+            DEPLOY_TIMEOUT_S,
+            f"deployment {model}",
+            0.2,
+        )
         assert doc["status"] == "running", doc
 
     def dataset(self, name: str, paths: list[Path]) -> None:
@@ -261,8 +267,14 @@ class Hub:
             f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"logits": "prediction"}}
         )
         assert response.status_code == 202, response.text
-        while (doc := self.client.get(f"/jobs/{response.json()['id']}").json())["status"] not in TERMINAL:
-            time.sleep(0.1)
+        job_id = response.json()["id"]
+        doc = poll(
+            lambda: self.client.get(f"/jobs/{job_id}").json(),
+            lambda d: d["status"] in TERMINAL,
+            JOB_TIMEOUT_S,
+            f"job {job_id}",
+            0.1,
+        )
         assert doc["status"] == "completed" and doc["succeeded"] == doc["total"], doc
         return doc
 
