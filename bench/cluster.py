@@ -10,6 +10,20 @@ job's own created_at/finished_at), the median kept. Both shapes run on the same 
 server on it: the cluster's replication is real (three copies written, majorities waited for), its
 network is loopback.
 
+The CPU account, for each shape and deployment over its timed jobs: the CPU-seconds (utime + stime
+from /proc) of every process of the stack (bench/jobs.py's StackProcesses: each service, Ray's
+processes, the supervisor; here also each nats-server and each mongod of the cluster, named by its
+role when the jobs started: the MongoDB primary and its secondaries, the nats-server leading the
+events stream and the others), and the machine's own total (/proc/stat: every process on it, other
+work included), as CPU-ms per 1,000 samples. From it, for the cluster shape: what the hub's own
+processes cost per sample (services, Ray, the supervisor, the primary, the events stream's leader)
+against the replication (the secondaries, the other nats-servers), and a computed ratio (not a
+measured one) for a cluster whose replication runs on machines of its own: the measured cluster rate
+scaled by (the stack's CPU per sample) / (the same less the replication's), that is the rate if this
+machine spent the CPU-seconds per second it spent here on the hub's part alone. It holds while the
+machine is the bound (the stack's CPU-s per s near the cores); it leaves out the network's latency a
+majority write and a replicated publish would wait for on real machines.
+
 MODELHUB_BENCH_SPLIT=1 also runs the cluster shape with MODELHUB_MONGO_MAJORITY=false and with
 MODELHUB_NATS_REPLICAS=1 (each for the whole stack): what majority writes and 3-replica streams
 each cost.
@@ -18,15 +32,20 @@ Prints a table and writes bench/results/<date>-cluster-vs-single.json. Numbers f
 machine are noisy: compare the ratio within one run, not absolute numbers across runs.
 """
 
+import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobs import ZERO_COST, Hub, free_port, modelhub, seconds
+from jobs import ZERO_COST, Hub, StackProcesses, free_port, modelhub, seconds
+
+from modelhub_contracts.subjects import STREAM as EVENTS_STREAM
 
 SAMPLES = 20_000
 CASES = {"zero-64": 64, "zero-8": 8}  # deployment -> mini_batch
@@ -40,6 +59,68 @@ SPLIT = {
     "cluster-3-nats-r1": (("--cluster", "3"), {"MODELHUB_NATS_REPLICAS": "1"}),
 }
 RESULTS_DIR = Path(__file__).with_name("results")
+MEMBER = re.compile(r"(nats|mongo)-\d+")
+
+
+class ShapeProcesses(StackProcesses):
+    """bench/jobs.py's account, with `up --cluster N`'s members (state.json's nats-<i> and
+    mongo-<i>, which StackProcesses would count under the supervisor as one row each kind) as rows of
+    their own, named by `roles` (member -> its row's name)."""
+
+    def __init__(self, data_dir: Path, roles: dict[str, str]) -> None:
+        super().__init__(data_dir)
+        state = json.loads((data_dir / "state.json").read_text())
+        members = {roles.get(k, k): e["pid"] for k, e in state.items() if MEMBER.fullmatch(k) and e.get("pid")}
+        if members:
+            self.pids.update(members)
+            self.peak.update(dict.fromkeys(members, 0.0))
+            self.label.clear()
+            self.first.clear()
+            self.last.clear()
+            self._scan(initial=True)
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has been busy (every core, every process: /proc/stat's
+    user, nice, system, irq, softirq and steal)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def roles(data_dir: Path) -> dict[str, str]:
+    """Each cluster member's row name: `mongo-1 (primary)`, `nats-0 (events leader)`; empty on one
+    node. Taken once, before the timed jobs (nothing is killed meanwhile: they do not move)."""
+    state = json.loads((data_dir / "state.json").read_text())
+    port_of = {k: int(e["url"].rsplit(":", 1)[1]) for k, e in state.items() if MEMBER.fullmatch(k) and e.get("url")}
+    if not port_of:
+        return {}
+    import nats
+    import pymongo
+
+    creds = json.loads((data_dir / "credentials.json").read_text())
+    with pymongo.MongoClient(creds["mongo_url"], serverSelectionTimeoutMS=20_000) as client:
+        primary = int(client.admin.command("hello")["primary"].rsplit(":", 1)[1])
+
+    async def leader() -> int:
+        urls = creds["nats_url"].split(",")
+        user, password = urls[0].split("//", 1)[1].split("@", 1)[0].split(":", 1)
+        nc = await nats.connect([f"nats://{u.split('@', 1)[1]}" for u in urls], user=user, password=password)
+        try:
+            info = await nc.jetstream().stream_info(EVENTS_STREAM)
+            name = (info.cluster.leader if info.cluster else None) or "-0"
+            return int(name.rsplit("-", 1)[1])  # server names: modelhub-<port>
+        finally:
+            await nc.close()
+
+    lead = asyncio.run(leader())
+    out = {}
+    for member, port in port_of.items():
+        if member.startswith("mongo"):
+            out[member] = f"{member} ({'primary' if port == primary else 'secondary'})"
+        else:
+            out[member] = f"{member} ({'events leader' if port == lead else 'follower'})"
+    return out
 
 
 def run_shape(options: tuple[str, ...], env: dict[str, str], rounds: int) -> dict:
@@ -57,13 +138,55 @@ def run_shape(options: tuple[str, ...], env: dict[str, str], rounds: int) -> dic
             out = {}
             for name in CASES:
                 hub.wait(hub.submit("twenty", name)[0])  # warm-up: handles, indexes, direct addresses
+                account = ShapeProcesses(data_dir, roles(data_dir))
+                account.start()
+                busy, start = machine_busy_seconds(), time.perf_counter()
                 rates = [SAMPLES / seconds(hub.wait(hub.submit("twenty", name)[0])) for _ in range(rounds)]
-                out[name] = {"samples_per_s": round(statistics.median(rates)), "rounds": [round(r) for r in rates]}
+                busy, wall = machine_busy_seconds() - busy, time.perf_counter() - start
+                cpu = account.stop()[1]
+                per_k = 1e6 / (rounds * SAMPLES)  # CPU-s -> CPU-ms per 1,000 samples
+                out[name] = {
+                    "samples_per_s": round(statistics.median(rates)),
+                    "rounds": [round(r) for r in rates],
+                    "account_wall_s": round(wall, 2),
+                    "stack_cpu_s_per_s": round(sum(cpu.values()) / wall, 2),
+                    "machine_cpu_s_per_s": round(busy / wall, 2),
+                    "cpu_ms_per_1000_samples": {
+                        "stack": round(sum(cpu.values()) * per_k, 1),
+                        "machine": round(busy * per_k, 1),
+                        "by_process": {k: round(v * per_k, 1) for k, v in cpu.items()},
+                    },
+                }
             return out
         finally:
             modelhub("down", "--data-dir", str(data_dir))
             os.environ.clear()
             os.environ.update(saved)
+
+
+def split(case: dict) -> dict:
+    """A cluster case's account in three parts (CPU-ms per 1,000 samples): the hub's own processes,
+    the servers doing the hub's part (the primary, the events stream's leader) and the replication
+    (the secondaries, the other nats-servers); then the computed rate and ratio without the last."""
+    rows = case["cpu_ms_per_1000_samples"]["by_process"]
+    replication = sum(v for k, v in rows.items() if k.endswith(("(secondary)", "(follower)")))
+    servers = sum(v for k, v in rows.items() if k.endswith(("(primary)", "(events leader)")))
+    stack = case["cpu_ms_per_1000_samples"]["stack"]
+    return {
+        "hub_processes": round(stack - replication - servers, 1),
+        "primary_and_events_leader": round(servers, 1),
+        "replication": round(replication, 1),
+        "computed_samples_per_s_replication_elsewhere": round(case["samples_per_s"] * stack / (stack - replication)),
+    }
+
+
+def grouped(rows: dict[str, float]) -> dict[str, float]:
+    """The account's rows for the table: Ray's processes summed as one."""
+    out: dict[str, float] = {}
+    for k, v in rows.items():
+        key = "ray (every process)" if k == "ray" or k.startswith("ray:") else k
+        out[key] = round(out.get(key, 0.0) + v, 1)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def main() -> None:
@@ -81,12 +204,35 @@ def main() -> None:
         for shape in shapes
         if shape != "single"
     }
+    results["cluster_split"] = {}
+    for name in CASES:
+        part = split(results["cluster-3"][name])
+        part["computed_vs_single"] = round(
+            part["computed_samples_per_s_replication_elsewhere"] / results["single"][name]["samples_per_s"], 2
+        )
+        results["cluster_split"][name] = part
     print(f"{'shape':24} " + " ".join(f"{name + ' s/s (x single)':>26}" for name in CASES))
     for shape in shapes:
         cells = [
             f"{results[shape][n]['samples_per_s']} ({results['vs_single'].get(shape, {}).get(n, 1.0)}x)" for n in CASES
         ]
         print(f"{shape:24} " + " ".join(f"{c:>26}" for c in cells))
+    for name in CASES:
+        print(f"\nCPU-ms per 1,000 samples, {name} (stack / machine; the stack's CPU-s per s):")
+        for shape in shapes:
+            case = results[shape][name]
+            cpu = case["cpu_ms_per_1000_samples"]
+            print(f"  {shape:24} {cpu['stack']:>7} / {cpu['machine']:>7}  ({case['stack_cpu_s_per_s']} CPU-s/s)")
+            for row, ms in grouped(cpu["by_process"]).items():
+                if ms >= 0.5:
+                    print(f"      {ms:>7.1f}  {row}")
+        part = results["cluster_split"][name]
+        print(
+            f"  cluster-3: hub processes {part['hub_processes']}, primary + events leader "
+            f"{part['primary_and_events_leader']}, replication {part['replication']}; computed with the "
+            f"replication elsewhere: {part['computed_samples_per_s_replication_elsewhere']} samples/s "
+            f"({part['computed_vs_single']}x single, computed, not measured)"
+        )
     path = RESULTS_DIR / f"{now:%Y-%m-%d-%H%M}-cluster-vs-single.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {path}", file=sys.stderr)
