@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -94,18 +95,21 @@ def wait_mid_run(stack, job_id: str) -> int:
     return count
 
 
-def stall_after(stack, job_id: str, killed_at: float) -> float:
+def stall_after(stack, job_id: str, killed_at: float) -> tuple[float, float]:
     """The longest time the job made no progress (its counts did not grow), from the kill until it
     ended: the kill to its first progress, or a later pause (a message waiting out an ack_wait),
-    whichever is longer. Outcomes stored before the kill and counted after it do not hide a stall."""
-    last_change, longest, count = killed_at, 0.0, -1
+    whichever is longer; and the kill to its first progress. Outcomes stored before the kill and
+    counted after it do not hide a stall."""
+    last_change, longest, count, first = killed_at, 0.0, -1, None
     deadline = killed_at + 300
     while time.monotonic() < deadline:
         now, job = time.monotonic(), get_json(stack.client, f"/jobs/{job_id}") or {}
         if (seen := job.get("succeeded", 0) + job.get("failed", 0)) != count:
+            if count >= 0 and first is None:
+                first = now - killed_at
             longest, last_change, count = max(longest, now - last_change), now, seen
         if job.get("status") in ("completed", "failed", "cancelled"):
-            return longest
+            return longest, first if first is not None else longest
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not end within 300 s of the kill")
 
@@ -132,15 +136,19 @@ def member_for_port(stack, kind: str, port: int) -> tuple[str, int]:
     raise AssertionError(f"no running {kind} member on port {port}: {members}")
 
 
+def nats_login(stack) -> tuple[str, str, list[str]]:
+    """The hub's NATS user, password and servers (nats://host:port each), from its credentials."""
+    creds = stack.credentials()["nats_url"].split(",")
+    user, password = creds[0].split("//", 1)[1].split("@", 1)[0].split(":", 1)
+    return user, password, [f"nats://{c.split('@', 1)[1]}" for c in creds]
+
+
 def events_leader_port(stack) -> int:
     """The client port of the nats-server leading the events stream (server names are modelhub-<port>)."""
 
     async def leader() -> str:
-        creds = stack.credentials()["nats_url"].split(",")
-        user_pass = creds[0].split("//", 1)[1].split("@", 1)[0]
-        user, password = user_pass.split(":", 1)
-        servers = [c.split("@", 1)[1] for c in creds]
-        nc = await nats.connect([f"nats://{s}" for s in servers], user=user, password=password)
+        user, password, servers = nats_login(stack)
+        nc = await nats.connect(servers, user=user, password=password)
         try:
             info = await nc.jetstream().stream_info(EVENTS_STREAM)
             assert info.config.num_replicas == 3, info.config
@@ -149,6 +157,41 @@ def events_leader_port(stack) -> int:
             await nc.close()
 
     return int(asyncio.run(leader()).rsplit("-", 1)[1])
+
+
+@contextlib.contextmanager
+def leader_elections(stack, dead_port: int) -> Iterator[list[tuple[float, str]]]:
+    """JetStream's LEADER_ELECTED advisories (the stream's and each consumer's) seen while the block
+    runs, as (monotonic time, `STREAM.<stream>` or `CONSUMER.<stream>.<consumer>`), from a connection
+    to the servers other than the one on `dead_port`: where a NATS stall's seconds go."""
+    seen: list[tuple[float, str]] = []
+    ready, stop = threading.Event(), threading.Event()
+    prefix = "$JS.EVENT.ADVISORY."
+
+    async def watch() -> None:
+        user, password, servers = nats_login(stack)
+        nc = await nats.connect([s for s in servers if not s.endswith(f":{dead_port}")], user=user, password=password)
+
+        async def on(msg) -> None:
+            seen.append((time.monotonic(), msg.subject.removeprefix(prefix).replace(".LEADER_ELECTED", "")))
+
+        try:
+            await nc.subscribe(prefix + "*.LEADER_ELECTED.>", cb=on)
+            await nc.flush()
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+        finally:
+            await nc.close()
+
+    watcher = threading.Thread(target=lambda: asyncio.run(watch()), daemon=True)
+    watcher.start()
+    assert ready.wait(30), "the advisory watcher did not connect"
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join(10)
 
 
 def mongo_primary_port(stack) -> int:
@@ -189,14 +232,16 @@ def health(stack) -> tuple[int, dict]:
 def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tmp_path_factory):
     stack = cluster_stack
     deployment = new_deployment(stack, tmp_path_factory)
-    stalls = {}
+    stalls, first = {}, {}
 
     port = events_leader_port(stack)
     leader = member_for_port(stack, "nats", port)  # looked up first: the kill lands mid-job
     dataset, job_id = start_job(stack, deployment)
     wait_mid_run(stack, job_id)
-    with held_down(leader, port) as (nats_member, killed_at):
-        stalls["nats"] = stall_after(stack, job_id, killed_at)
+    with leader_elections(stack, port) as elections, held_down(leader, port) as (nats_member, killed_at):
+        stalls["nats"], first["nats"] = stall_after(stack, job_id, killed_at)
+        elected = {what: round(at - killed_at, 2) for at, what in list(elections) if at > killed_at}
+        print("NATS_ELECTIONS", json.dumps(elected))  # seconds from the kill to each new leader
         assert_completed_exactly_once(stack, dataset, job_id)
         code, body = wait_for(
             lambda: (h := health(stack))[0] == 200 and h[1]["members_missing"] and h, 60, "/health naming the member"
@@ -214,7 +259,7 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
     dataset, job_id = start_job(stack, deployment)
     wait_mid_run(stack, job_id)
     with held_down(primary, port) as (mongo_member, killed_at):
-        stalls["mongo"] = stall_after(stack, job_id, killed_at)
+        stalls["mongo"], first["mongo"] = stall_after(stack, job_id, killed_at)
         assert_completed_exactly_once(stack, dataset, job_id)
         code, body = wait_for(
             lambda: (
@@ -232,13 +277,15 @@ def test_losing_the_nats_leader_then_the_mongo_primary_mid_job(cluster_stack, tm
     dataset, job_id = start_job(stack, deployment)
     assert_completed_exactly_once(stack, dataset, job_id)
     print("STALLS", json.dumps({k: round(v, 2) for k, v in stalls.items()}))
+    print("FIRST_PROGRESS", json.dumps({k: round(v, 2) for k, v in first.items()}))
     assert stalls["nats"] <= NATS_STALL_BOUND_S, stalls
     assert stalls["mongo"] <= MONGO_STALL_BOUND_S, stalls
 
 
 def test_the_ray_head_killed_mid_job_on_the_cluster_shape(cluster_stack, tmp_path_factory):
     """Ray's head (its GCS, Serve's controller and HTTP proxy) dies mid-job and the supervisor starts
-    it again: the job completes exactly once, and a job started afterwards too."""
+    it again: the job completes exactly once, and a job started afterwards too. Its stall (the kill
+    to the next progress, as above) is measured and printed; the issue sets no target for it."""
     stack = cluster_stack
     deployment = new_deployment(stack, tmp_path_factory)
     dataset, job_id = start_job(stack, deployment)
@@ -246,6 +293,9 @@ def test_the_ray_head_killed_mid_job_on_the_cluster_shape(cluster_stack, tmp_pat
     pid = part_pid(stack.data_dir, "ray")
     assert pid, "no running Ray head"
     os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    stall, first = stall_after(stack, job_id, killed_at)
+    print("STALLS_RAY_HEAD", json.dumps({"ray_head": round(stall, 2), "first_progress": round(first, 2)}))
     wait_for(
         lambda: (new := part_pid(stack.data_dir, "ray")) and new != pid, 120, "the Ray head to restart", interval=0.5
     )

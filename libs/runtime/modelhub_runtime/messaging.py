@@ -45,9 +45,14 @@ EVENTS_STREAM = JStream(
 # under the event's id (JetStream stores it once), until PUBLISH_RETRY_S has passed. A handler thus
 # rides out the election instead of failing: a failed handler NAKs, and its consumer may be without
 # a leader too, which drops the NAK, so the message would wait out the consumer's whole ack_wait.
-PUBLISH_ATTEMPT_S = 5.0
+# An attempt waits PUBLISH_ATTEMPT_S for its ack: a publish that went to the leader as it died is
+# sent again after that, so it bounds what such a publish adds to a short election (an ack takes
+# milliseconds; one later than that is sent again and deduped). The pauses between attempts bound
+# how long after the election a publish waits: the stream answers 503 at once until then, so short
+# pauses only cost a few cheap requests a second per waiting publisher.
+PUBLISH_ATTEMPT_S = 2.0
 PUBLISH_RETRY_S = 30.0
-PUBLISH_PAUSES = (0.1, 0.25, 0.5)  # between attempts, the last one repeated: a new leader is used soon
+PUBLISH_PAUSES = (0.05, 0.1, 0.2)  # between attempts, the last one repeated: a new leader is used soon
 RETRIED_PUBLISH_ERRORS = (NoStreamResponseError, ServiceUnavailableError, TimeoutError)
 
 

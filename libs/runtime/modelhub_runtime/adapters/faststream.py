@@ -52,9 +52,12 @@ from modelhub_runtime import bus
 
 log = logging.getLogger(__name__)
 
-IDLE_WAIT_S = 5.0  # the long pull for a batch's first message
+# The long pull for a batch's first message. A pull pending on a consumer leader that dies is never
+# answered: it is given up only when it expires, so this bounds what a lost leader adds to its
+# consumer's election (an idle consumer sends one request per IDLE_WAIT_S: nothing to speak of).
+IDLE_WAIT_S = 2.0
 TOP_UP_WAIT_S = 0.01  # the most the rest of a batch may add to the first message's wait
-RECONNECT_PAUSE_S = 0.5
+RECONNECT_PAUSE_S = 0.2  # not connected, or a consumer without a leader (503 at once): try again soon
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
