@@ -22,7 +22,12 @@ measured one) for a cluster whose replication runs on machines of its own: the m
 scaled by (the stack's CPU per sample) / (the same less the replication's), that is the rate if this
 machine spent the CPU-seconds per second it spent here on the hub's part alone. It holds while the
 machine is the bound (the stack's CPU-s per s near the cores); it leaves out the network's latency a
-majority write and a replicated publish would wait for on real machines.
+majority write and a replicated publish would wait for on real machines. Each case also measures
+the stack's idle CPU (3 s without a job, by process): the account less it (what the samples
+themselves cost), and the computed rate again with the idle apart (a slower shape spends more idle
+CPU per sample; moved away, the replication's idle goes too, and the rest is not per sample). A
+second computed figure also moves the primary's and the leader's CPU beyond the single node's
+mongod and nats-server (serving the secondaries and followers): the generous bound.
 
 MODELHUB_BENCH_SPLIT=1 also runs the cluster shape with MODELHUB_MONGO_MAJORITY=false and with
 MODELHUB_NATS_REPLICAS=1 (each for the whole stack): what majority writes and 3-replica streams
@@ -202,7 +207,36 @@ def split(case: dict, single: dict) -> dict:
     def computed(moved: float) -> int:
         return round(case["samples_per_s"] * stack / (stack - moved))
 
+    # the same with the idle CPU apart: the idle part of a row does not grow with the rate, so only
+    # the rest is per sample (the closer figure)
+    idle = case["idle_cpu_ms_per_s_by_process"]
+    work = case["cpu_ms_per_1000_samples"]["by_process_less_idle"]
+    one_less_idle = single["cpu_ms_per_1000_samples"]["by_process_less_idle"]
+
+    def moved(rows: dict[str, float], beyond: float) -> float:
+        return sum(v for k, v in rows.items() if k.endswith(("(secondary)", "(follower)"))) + beyond
+
+    excess_apart = max(0.0, rows_ending(work, "(primary)") - one_less_idle.get("mongo", 0.0)) + max(
+        0.0, rows_ending(work, "(events leader)") - one_less_idle.get("nats", 0.0)
+    )
+
+    def computed_apart(beyond: float) -> int:
+        # relative to the measured rate: the CPU-s per s left for samples grows by the idle moved
+        # away, the CPU per sample shrinks by the work moved away
+        cpu_s_per_s, all_idle = case["stack_cpu_s_per_s"], sum(idle.values()) / 1e3
+        stays_idle = all_idle - moved(idle, 0.0) / 1e3
+        all_work = sum(work.values())
+        stays_work = all_work - moved(work, beyond)
+        return round(
+            case["samples_per_s"] * (cpu_s_per_s - stays_idle) / (cpu_s_per_s - all_idle) * all_work / stays_work
+        )
+
     return {
+        "computed_idle_apart_samples_per_s": computed_apart(0.0),
+        "computed_idle_apart_vs_single": round(computed_apart(0.0) / single["samples_per_s"], 2),
+        "computed_idle_apart_also_beyond_single_vs_single": round(
+            computed_apart(excess_apart) / single["samples_per_s"], 2
+        ),
         "hub_processes": round(stack - replication - primary - leader, 1),
         "primary_and_events_leader": round(primary + leader, 1),
         "replication": round(replication, 1),
@@ -212,6 +246,10 @@ def split(case: dict, single: dict) -> dict:
         "computed_samples_per_s_also_beyond_single": computed(replication + excess),
         "computed_vs_single_also_beyond_single": round(computed(replication + excess) / single["samples_per_s"], 2),
     }
+
+
+def rows_ending(rows: dict[str, float], suffix: str) -> float:
+    return sum(v for k, v in rows.items() if k.endswith(suffix))
 
 
 def grouped(rows: dict[str, float]) -> dict[str, float]:
@@ -265,7 +303,10 @@ def main() -> None:
             f" node's servers), replication {part['replication']}. Computed, not measured, with the replication"
             f" elsewhere: {part['computed_samples_per_s_replication_elsewhere']} samples/s"
             f" ({part['computed_vs_single']}x single); also without the excess:"
-            f" {part['computed_samples_per_s_also_beyond_single']} ({part['computed_vs_single_also_beyond_single']}x)"
+            f" {part['computed_samples_per_s_also_beyond_single']} ({part['computed_vs_single_also_beyond_single']}x);"
+            f" with the idle CPU apart: {part['computed_idle_apart_samples_per_s']}"
+            f" ({part['computed_idle_apart_vs_single']}x; also without the excess"
+            f" {part['computed_idle_apart_also_beyond_single_vs_single']}x)"
         )
     path = RESULTS_DIR / f"{now:%Y-%m-%d-%H%M}-cluster-vs-single.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
