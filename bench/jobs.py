@@ -30,6 +30,11 @@
                completes, beside its fair share (1 - the first's progress when the second came:
                a faster stack does more of the first job alone in that second).
   workers      MODELHUB_BENCH_WORKERS=N runs every case on `modelhub up --workers N` (default 1).
+  300k         only with MODELHUB_BENCH_300K=1: a 300,000-sample job on the same deployment
+               (the overhead case's measures, its samples/s against the 20,000-sample job's) and
+               the memory growth: the RSS of every stack process (named parts and their
+               descendants, rows as in the CPU account) right after the 20,000-sample job and
+               right after the 300,000-sample one, and each process's growth between the two.
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
 
@@ -291,6 +296,37 @@ class StackProcesses(threading.Thread):
         return {name: round(mb, 1) for name, mb in self.peak.items()}, account
 
 
+def rss_now(data_dir: Path) -> dict[str, dict]:
+    """The resident memory (MB) of every process of the stack now, by pid: {pid: {"row": its row in
+    the CPU account, "mb": VmRSS}}; to compare two moments by process (a process that started or
+    ended between them has no growth to show)."""
+    watch = StackProcesses(data_dir)
+    out: dict[str, dict] = {}
+    for (pid, _), label in watch.label.items():
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith("VmRSS:"):
+                out[str(pid)] = {"row": label, "mb": round(int(line.split()[1]) / 1024, 1)}
+    return out
+
+
+def rss_growth(before: dict, after: dict) -> dict[str, dict]:
+    """Per row of the account: its processes' RSS after (summed), and the largest growth of one of
+    its processes alive at both moments (MB)."""
+    rows: dict[str, dict] = {}
+    for pid, now in after.items():
+        row = rows.setdefault(now["row"], {"processes": 0, "rss_mb": 0.0, "max_growth_mb": None})
+        row["processes"] += 1
+        row["rss_mb"] = round(row["rss_mb"] + now["mb"], 1)
+        if (then := before.get(pid)) and then["row"] == now["row"]:
+            grown = round(now["mb"] - then["mb"], 1)
+            row["max_growth_mb"] = grown if row["max_growth_mb"] is None else max(row["max_growth_mb"], grown)
+    return dict(sorted(rows.items(), key=lambda kv: -(kv[1]["max_growth_mb"] or 0.0)))
+
+
 def pinned(name: str) -> str:
     """`name==version` as constraints.txt pins it."""
     for line in (BENCH.parent / "constraints.txt").read_text().splitlines():
@@ -505,6 +541,7 @@ def fairness(hub: Hub) -> dict:
 
 def main() -> None:
     scale = os.environ.get("MODELHUB_BENCH_SCALE") == "1"
+    big = os.environ.get("MODELHUB_BENCH_300K") == "1"
     workers = os.environ.get("MODELHUB_BENCH_WORKERS", "1")
     results: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -545,6 +582,7 @@ def main() -> None:
             # The overhead case measures the steady state of a hub whose deployments have run.
             hub.wait(hub.submit("twenty-a", "zero")[0])
             results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
+            rss_after_20k = rss_now(data_dir)
             results["one_process"] = one_process(data_dir, "twenty")
             results["overhead"]["vs_one_process"] = round(
                 results["overhead"]["samples_per_s"] / results["one_process"]["samples_per_s"], 2
@@ -558,6 +596,17 @@ def main() -> None:
             results["efficiency"] = efficiency(hub, "twenty", 20_000)
             results["isolation"] = isolation(hub)
             results["fairness"] = fairness(hub)
+            if big:
+                hub.dataset("three-hundred-k", 300_000)
+                results["300k"] = overhead(hub, data_dir, "three-hundred-k", 300_000)
+                results["300k"]["vs_20k_samples_per_s"] = round(
+                    results["300k"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2
+                )
+                results["300k"]["rss_mb_after_20k"] = rss_after_20k
+                results["300k"]["rss_mb_after_300k"] = rss_now(data_dir)
+                results["300k"]["rss_growth_20k_to_300k"] = rss_growth(
+                    rss_after_20k, results["300k"]["rss_mb_after_300k"]
+                )
             if scale:
                 hub.dataset("million", 1_000_000)
                 results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
@@ -645,6 +694,20 @@ def table(r: dict) -> str:
         f"{f['second_progress_when_first_completes']:.0%} (fair share {f['fair_share_of_second']:.0%}: "
         f"the 1st was {f['first_progress_when_second_submitted']:.0%} done when the 2nd came)",
     ]
+    if b := r.get("300k"):
+        lines.append(
+            f"  300k        zero-cost, 300,000 samples, same deployment              {b['samples_per_s']:>8} samples/s"
+            f"  ({b['vs_20k_samples_per_s']:.2f}x the 20k job; POST {b['post_seconds']:.2f} s;"
+            f" CPU ms per 1,000 samples {b['cpu_ms_per_1000_samples']})"
+        )
+        lines.append(
+            "              RSS after the 300k job, MB (its processes), largest growth of one since the 20k job:"
+        )
+        lines += [
+            f"                {g['rss_mb']:>7.1f} ({g['processes']})  {g['max_growth_mb'] if g['max_growth_mb'] is not None else '-':>6}"
+            f"  {row}"
+            for row, g in b["rss_growth_20k_to_300k"].items()
+        ]
     if s := r.get("scale"):
         growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
         lines.append(
