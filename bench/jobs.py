@@ -34,7 +34,8 @@
                (the overhead case's measures, its samples/s against the 20,000-sample job's) and
                the memory growth: the RSS of every stack process (named parts and their
                descendants, rows as in the CPU account) right after the 20,000-sample job and
-               right after the 300,000-sample one, and each process's growth between the two.
+               right after the 300,000-sample one, and each process's growth between the two;
+               mongod's WiredTiger cache at both moments (what bounds mongod's growth).
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
 
@@ -438,6 +439,26 @@ def mongo_top(data_dir: Path) -> dict[str, float]:
     }
 
 
+def mongo_cache_mb(data_dir: Path) -> dict[str, float]:
+    """What mongod's WiredTiger cache holds now and may hold at most (MB, its `serverStatus`): the
+    bound of mongod's memory besides its connections. Empty when the command is refused."""
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    client = pymongo.MongoClient(url)
+    try:
+        cache = client.admin.command("serverStatus")["wiredTiger"]["cache"]
+    except (PyMongoError, KeyError):
+        return {}
+    finally:
+        client.close()
+    return {
+        "in_cache_mb": round(cache["bytes currently in the cache"] / 2**20, 1),
+        "configured_mb": round(cache["maximum bytes configured"] / 2**20, 1),
+    }
+
+
 def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     # the stack's idle CPU first (Ray's and Serve's loops, health checks, the scheduler's sweep):
     # 3 s with nothing running, a second after the last job, so that the account can say what the
@@ -582,7 +603,7 @@ def main() -> None:
             # The overhead case measures the steady state of a hub whose deployments have run.
             hub.wait(hub.submit("twenty-a", "zero")[0])
             results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
-            rss_after_20k = rss_now(data_dir)
+            rss_after_20k, cache_after_20k = rss_now(data_dir), mongo_cache_mb(data_dir)
             results["one_process"] = one_process(data_dir, "twenty")
             results["overhead"]["vs_one_process"] = round(
                 results["overhead"]["samples_per_s"] / results["one_process"]["samples_per_s"], 2
@@ -607,6 +628,7 @@ def main() -> None:
                 results["300k"]["rss_growth_20k_to_300k"] = rss_growth(
                     rss_after_20k, results["300k"]["rss_mb_after_300k"]
                 )
+                results["300k"]["mongod_cache"] = {"after_20k": cache_after_20k, "after_300k": mongo_cache_mb(data_dir)}
             if scale:
                 hub.dataset("million", 1_000_000)
                 results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
@@ -708,6 +730,11 @@ def table(r: dict) -> str:
             f"  {row}"
             for row, g in b["rss_growth_20k_to_300k"].items()
         ]
+        if (cache := b.get("mongod_cache", {})).get("after_300k"):
+            lines.append(
+                f"              mongod's WiredTiger cache, MB: {cache['after_20k'].get('in_cache_mb')} after the 20k job,"
+                f" {cache['after_300k']['in_cache_mb']} after the 300k job, at most {cache['after_300k']['configured_mb']}"
+            )
     if s := r.get("scale"):
         growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
         lines.append(
