@@ -197,12 +197,16 @@ def _stat(pid: int) -> tuple[int, int, float] | None:
 
 def _title(pid: int) -> str:
     """What a process is, from its command line: Ray's worker titles (`ray::ServeReplica:...`)
-    by their kind, other programs by their executable's name (`python -m x` by its module)."""
+    by their kind, a title set over the whole command line (`ray-dashboard-JobHead-0 (python
+    ...)`, the dashboard's modules) by its name, other programs by their executable's name
+    (`python -m x` by its module)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return "?"
     argv = [a for a in argv if a] or ["?"]
+    if len(argv) == 1 and " (" in argv[0]:  # a title set over the command line: `name (command ...)`
+        return argv[0].split(" (", 1)[0]
     if argv[0].startswith("ray::"):
         return argv[0].split(":")[2] if argv[0].count(":") > 2 else argv[0][5:].split()[0]
     name = os.path.basename(argv[0])
