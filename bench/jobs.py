@@ -326,7 +326,7 @@ def rss_growth(before: dict, after: dict) -> dict[str, dict]:
         row = rows.setdefault(now["row"], {"processes": 0, "rss_mb": 0.0, "max_growth_mb": None})
         row["processes"] += 1
         row["rss_mb"] = round(row["rss_mb"] + now["mb"], 1)
-        if (then := before.get(pid)) and then["row"] == now["row"]:
+        if then := before.get(pid):  # by pid: a Ray actor's title changes with the method it runs
             grown = round(now["mb"] - then["mb"], 1)
             row["max_growth_mb"] = grown if row["max_growth_mb"] is None else max(row["max_growth_mb"], grown)
     return dict(sorted(rows.items(), key=lambda kv: -(kv[1]["max_growth_mb"] or 0.0)))
