@@ -30,6 +30,12 @@
                completes, beside its fair share (1 - the first's progress when the second came:
                a faster stack does more of the first job alone in that second).
   workers      MODELHUB_BENCH_WORKERS=N runs every case on `modelhub up --workers N` (default 1).
+  300k         only with MODELHUB_BENCH_300K=1: a 300,000-sample job on the same deployment
+               (the overhead case's measures, its samples/s against the 20,000-sample job's) and
+               the memory growth: the RSS of every stack process (named parts and their
+               descendants, rows as in the CPU account) right after the 20,000-sample job and
+               right after the 300,000-sample one, and each process's growth between the two;
+               mongod's WiredTiger cache at both moments (what bounds mongod's growth).
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
 
@@ -191,12 +197,16 @@ def _stat(pid: int) -> tuple[int, int, float] | None:
 
 def _title(pid: int) -> str:
     """What a process is, from its command line: Ray's worker titles (`ray::ServeReplica:...`)
-    by their kind, other programs by their executable's name (`python -m x` by its module)."""
+    by their kind, a title set over the whole command line (`ray-dashboard-JobHead-0 (python
+    ...)`, the dashboard's modules) by its name, other programs by their executable's name
+    (`python -m x` by its module)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return "?"
     argv = [a for a in argv if a] or ["?"]
+    if len(argv) == 1 and " (" in argv[0]:  # a title set over the command line: `name (command ...)`
+        return argv[0].split(" (", 1)[0]
     if argv[0].startswith("ray::"):
         return argv[0].split(":")[2] if argv[0].count(":") > 2 else argv[0][5:].split()[0]
     name = os.path.basename(argv[0])
@@ -289,6 +299,37 @@ class StackProcesses(threading.Thread):
             cpu[label] = cpu.get(label, 0.0) + self.last[key] - self.first[key]
         account = {k: round(v, 3) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])}
         return {name: round(mb, 1) for name, mb in self.peak.items()}, account
+
+
+def rss_now(data_dir: Path) -> dict[str, dict]:
+    """The resident memory (MB) of every process of the stack now, by pid: {pid: {"row": its row in
+    the CPU account, "mb": VmRSS}}; to compare two moments by process (a process that started or
+    ended between them has no growth to show)."""
+    watch = StackProcesses(data_dir)
+    out: dict[str, dict] = {}
+    for (pid, _), label in watch.label.items():
+        try:
+            lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith("VmRSS:"):
+                out[str(pid)] = {"row": label, "mb": round(int(line.split()[1]) / 1024, 1)}
+    return out
+
+
+def rss_growth(before: dict, after: dict) -> dict[str, dict]:
+    """Per row of the account: its processes' RSS after (summed), and the largest growth of one of
+    its processes alive at both moments (MB)."""
+    rows: dict[str, dict] = {}
+    for pid, now in after.items():
+        row = rows.setdefault(now["row"], {"processes": 0, "rss_mb": 0.0, "max_growth_mb": None})
+        row["processes"] += 1
+        row["rss_mb"] = round(row["rss_mb"] + now["mb"], 1)
+        if then := before.get(pid):  # by pid: a Ray actor's title changes with the method it runs
+            grown = round(now["mb"] - then["mb"], 1)
+            row["max_growth_mb"] = grown if row["max_growth_mb"] is None else max(row["max_growth_mb"], grown)
+    return dict(sorted(rows.items(), key=lambda kv: -(kv[1]["max_growth_mb"] or 0.0)))
 
 
 def pinned(name: str) -> str:
@@ -402,6 +443,26 @@ def mongo_top(data_dir: Path) -> dict[str, float]:
     }
 
 
+def mongo_cache_mb(data_dir: Path) -> dict[str, float]:
+    """What mongod's WiredTiger cache holds now and may hold at most (MB, its `serverStatus`): the
+    bound of mongod's memory besides its connections. Empty when the command is refused."""
+    import pymongo
+    from pymongo.errors import PyMongoError
+
+    url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    client = pymongo.MongoClient(url)
+    try:
+        cache = client.admin.command("serverStatus")["wiredTiger"]["cache"]
+    except (PyMongoError, KeyError):
+        return {}
+    finally:
+        client.close()
+    return {
+        "in_cache_mb": round(cache["bytes currently in the cache"] / 2**20, 1),
+        "configured_mb": round(cache["maximum bytes configured"] / 2**20, 1),
+    }
+
+
 def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     # the stack's idle CPU first (Ray's and Serve's loops, health checks, the scheduler's sweep):
     # 3 s with nothing running, a second after the last job, so that the account can say what the
@@ -505,6 +566,7 @@ def fairness(hub: Hub) -> dict:
 
 def main() -> None:
     scale = os.environ.get("MODELHUB_BENCH_SCALE") == "1"
+    big = os.environ.get("MODELHUB_BENCH_300K") == "1"
     workers = os.environ.get("MODELHUB_BENCH_WORKERS", "1")
     results: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -545,6 +607,7 @@ def main() -> None:
             # The overhead case measures the steady state of a hub whose deployments have run.
             hub.wait(hub.submit("twenty-a", "zero")[0])
             results["overhead"] = overhead(hub, data_dir, "twenty", 20_000)
+            rss_after_20k, cache_after_20k = rss_now(data_dir), mongo_cache_mb(data_dir)
             results["one_process"] = one_process(data_dir, "twenty")
             results["overhead"]["vs_one_process"] = round(
                 results["overhead"]["samples_per_s"] / results["one_process"]["samples_per_s"], 2
@@ -558,6 +621,18 @@ def main() -> None:
             results["efficiency"] = efficiency(hub, "twenty", 20_000)
             results["isolation"] = isolation(hub)
             results["fairness"] = fairness(hub)
+            if big:
+                hub.dataset("three-hundred-k", 300_000)
+                results["300k"] = overhead(hub, data_dir, "three-hundred-k", 300_000)
+                results["300k"]["vs_20k_samples_per_s"] = round(
+                    results["300k"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2
+                )
+                results["300k"]["rss_mb_after_20k"] = rss_after_20k
+                results["300k"]["rss_mb_after_300k"] = rss_now(data_dir)
+                results["300k"]["rss_growth_20k_to_300k"] = rss_growth(
+                    rss_after_20k, results["300k"]["rss_mb_after_300k"]
+                )
+                results["300k"]["mongod_cache"] = {"after_20k": cache_after_20k, "after_300k": mongo_cache_mb(data_dir)}
             if scale:
                 hub.dataset("million", 1_000_000)
                 results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
@@ -645,6 +720,25 @@ def table(r: dict) -> str:
         f"{f['second_progress_when_first_completes']:.0%} (fair share {f['fair_share_of_second']:.0%}: "
         f"the 1st was {f['first_progress_when_second_submitted']:.0%} done when the 2nd came)",
     ]
+    if b := r.get("300k"):
+        lines.append(
+            f"  300k        zero-cost, 300,000 samples, same deployment              {b['samples_per_s']:>8} samples/s"
+            f"  ({b['vs_20k_samples_per_s']:.2f}x the 20k job; POST {b['post_seconds']:.2f} s;"
+            f" CPU ms per 1,000 samples {b['cpu_ms_per_1000_samples']})"
+        )
+        lines.append(
+            "              RSS after the 300k job, MB (its processes), largest growth of one since the 20k job:"
+        )
+        lines += [
+            f"                {g['rss_mb']:>7.1f} ({g['processes']})  {g['max_growth_mb'] if g['max_growth_mb'] is not None else '-':>6}"
+            f"  {row}"
+            for row, g in b["rss_growth_20k_to_300k"].items()
+        ]
+        if (cache := b.get("mongod_cache", {})).get("after_300k"):
+            lines.append(
+                f"              mongod's WiredTiger cache, MB: {cache['after_20k'].get('in_cache_mb')} after the 20k job,"
+                f" {cache['after_300k']['in_cache_mb']} after the 300k job, at most {cache['after_300k']['configured_mb']}"
+            )
     if s := r.get("scale"):
         growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
         lines.append(

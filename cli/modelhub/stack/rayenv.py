@@ -68,6 +68,11 @@ SERVE_TUNING = {
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
     # proxy -> replica and handle -> replica over gRPC instead of Ray actor calls
     "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
+    # not data-plane: the Serve controller's loop every 0.5 s instead of 0.1 s (Ray's performance
+    # guide). It runs whether or not anything changes; the controller was Serve's busiest idle
+    # process (40-50 ms of CPU per s, 17-20 with this). A deploy, a replica's replacement or an
+    # autoscaling decision waits up to 0.4 s more
+    "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
 }
 
 
