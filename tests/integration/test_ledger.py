@@ -15,10 +15,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def outcome(job: str, sample: str, ok: bool, attempt: int = 1) -> SampleAnnotated:
+    """A task of one sample (a task's chunk always covers the same samples; its id holds its attempt)."""
     return SampleAnnotated(
         job_id=job,
         attempt=attempt,
-        task_id="t",
+        task_id=f"{job}.{attempt}.{sample}",
         samples=[SampleOutcome(sample_id=sample, ok=ok, error=None if ok else f"boom {sample}")],
     )
 
@@ -60,6 +61,7 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
         assert await counts(store, job) == ("running", 2, 0)
         await fold.record_annotations(store, [outcome(job, "c", False)])
         assert await counts(store, job) == ("completed", 2, 1)
+        assert await store.failures(job) == [{"sample_id": "c", "error": "boom c"}]
 
         # retry c: its old failure stops counting, the job reopens, the new attempt's result counts once
         doc = await store.jobs.find_one({"_id": job})
@@ -69,10 +71,18 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
         assert await counts(store, job) == ("queued", 2, 0)
         await fold.record_annotations(store, [outcome(job, "c", False, attempt=1)])  # a late, old copy
         assert await counts(store, job) == ("queued", 2, 0)
-        await fold.record_annotations(store, [outcome(job, "c", True, attempt=2)] * 2)
+        await fold.record_annotations(store, [outcome(job, "c", False, attempt=2)] * 2)
+        assert await counts(store, job) == ("completed", 2, 1)
+        assert await store.failures(job) == [{"sample_id": "c", "error": "boom c"}]  # attempt 2's, listed once
+        # a second retry; its success counts once, and the older attempts' late copies change nothing
+        doc = await store.jobs.find_one({"_id": job})
+        assert doc is not None
+        await jobs.reopen(store, doc, attempt=3)
+        assert await counts(store, job) == ("queued", 2, 0)
+        await fold.record_annotations(store, [outcome(job, "c", True, attempt=3)] * 2)
+        await fold.record_annotations(store, [outcome(job, "c", True, attempt=1), outcome(job, "c", True, attempt=2)])
         assert await counts(store, job) == ("completed", 3, 0)
-        failures = [d async for d in store.ledger.find({"job_id": job, "ok": False})]
-        assert failures == []
+        assert await store.failures(job) == []
     finally:
         await store.jobs.delete_one({"_id": job})
         await store.ledger.delete_many({"job_id": job})
