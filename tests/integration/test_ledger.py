@@ -68,6 +68,10 @@ async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
         doc = await store.jobs.find_one({"_id": job})
         assert doc is not None
         assert await jobs.failed_samples(store, doc) == ["c"]
+        # the retry's outcome that comes before its reopen waits for it (its batch is NAKed)
+        with pytest.raises(ledger.BeforeReopen):
+            await fold.record_annotations(store, [outcome(job, "c", False, attempt=2), outcome(job, "a", True)])
+        assert await counts(store, job) == ("completed", 2, 1)
         await jobs.reopen(store, doc, attempt=2)
         assert await counts(store, job) == ("queued", 2, 0)
         await fold.record_annotations(store, [outcome(job, "c", False, attempt=1)])  # a late, old copy

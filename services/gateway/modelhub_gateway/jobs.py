@@ -255,8 +255,9 @@ async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
     """After the retry's events are out: the earlier attempts' failures stop counting, the job runs.
 
     Called after publishing, so a failed publish changes nothing; outcomes of the new attempt that
-    raced ahead are kept (only older attempts' failures are taken: `ledger.take_for_retry`), and a
-    recount closes the job if they were all in already.
+    race ahead wait until the job holds the new attempt (`ledger.BeforeReopen`: their batch comes
+    again), so those samples never count for both attempts; only older attempts' failures are
+    taken (`ledger.take_for_retry`), and a recount closes the job if nothing is left to run.
     """
     # under the fold's lock: a recount between a fold's records and its counts would count them twice
     async with ledger.one_at_a_time(store, [job["_id"]]):

@@ -3,8 +3,8 @@ and status.
 
 Counts are derived from the job ledger (`job_chunks`, one record per job, task and chunk with
 its failed samples, see `ledger`), so a redelivered event cannot count a sample twice and
-`succeeded + failed <= total` holds (but for a retry's outcomes folded before the retry reopened
-the job, which its reopen recounts). The bus's consumers (`bus.handlers`) call these; a
+`succeeded + failed <= total` holds (a retry's outcomes that come before the retry reopened the
+job wait for it: `ledger.BeforeReopen`). The bus's consumers (`bus.handlers`) call these; a
 retry (`jobs.reopen`) recounts through `refresh_counts`.
 """
 
@@ -51,8 +51,24 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
     # waited for in turn on every batch); `marked_before`: this gateway's earlier fold of the job
     # was cut between its records and its counts (its mark was still there): recounted instead.
     jobs_before = await ledger.mark_and_read(store, sorted({e.job_id for e in events}), who)
+    # a retry's outcomes that came before its reopen wait for it (the batch comes again); the
+    # batch's other events are folded now (folded again, they change nothing)
+    early = [e for e in events if e.job_id in jobs_before and e.attempt > jobs_before[e.job_id].get("attempt", 1)]
     # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
-    events = [e for e in events if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)]
+    events = [
+        e
+        for e in events
+        if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)
+        and e.attempt <= jobs_before[e.job_id].get("attempt", 1)
+    ]
+    await _fold_marked(store, events, jobs_before, who, folder)
+    if early:
+        raise ledger.BeforeReopen(f"{len(early)} outcome events of a retry came before its job reopened; folded later")
+
+
+async def _fold_marked(
+    store: GatewayStore, events: list[SampleAnnotated], jobs_before: dict[str, dict], who: str, folder: str | None
+) -> None:
     job_ids = sorted({e.job_id for e in events})
     # marked just now for nothing: unmarked again (a mark that was there already stays for its recount)
     marked_before = {j for j, doc in jobs_before.items() if (doc.get("recount_pending") or {}).get(who)}

@@ -171,6 +171,12 @@ class Raced(Exception):
     """Ledger records kept changing under the fold; the batch is retried later."""
 
 
+class BeforeReopen(Exception):
+    """Outcomes of a retry's attempt came before the retry reopened the job (it publishes its
+    tasks first, then takes the older attempts' failures away): the batch is retried later, when
+    those failures no longer count, so the samples are never counted by both attempts at once."""
+
+
 @dataclass
 class Chunk:
     """A task chunk's outcomes as one batch carries them: each sample's outcome (a success wins
@@ -373,7 +379,7 @@ async def mark_and_read(store: GatewayStore, job_ids: list[str], who: str) -> di
             store.jobs.find_one_and_update(
                 {"_id": job_id},
                 {"$set": {f"recount_pending.{who}": True}},
-                projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
+                projection={"attempt": 1, "compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
                 return_document=ReturnDocument.BEFORE,
             )
             for job_id in job_ids
