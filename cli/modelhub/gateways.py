@@ -8,7 +8,7 @@ and while none is up, connections wait in the socket's backlog instead of being 
 
 They need nothing else shared: job progress is folded from durable JetStream consumers that all
 gateways bind (each batch goes to one; a killed one's unacked batches go to another after the ack
-wait) into MongoDB, where counts are derived from a per-sample ledger, and every read (the job, its
+wait) into MongoDB, where counts are derived from the job ledger, and every read (the job, its
 SSE stream, the data view) comes from MongoDB.
 """
 

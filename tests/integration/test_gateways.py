@@ -139,7 +139,7 @@ def test_two_gateways_fold_one_job_and_one_killed_mid_job_loses_nothing(two_gate
 
 class HeldCounts:
     """A collection whose find_one_and_update (a fold adding its counts) waits for `go`, announcing
-    `reached` first: a gateway paused between its ledger rows and its counts, as a slow or
+    `reached` first: a gateway paused between its ledger records and its counts, as a slow or
     descheduled process is."""
 
     def __init__(self, collection, reached: asyncio.Event, go: asyncio.Event) -> None:
@@ -149,7 +149,7 @@ class HeldCounts:
         return getattr(self._collection, name)
 
     async def find_one_and_update(self, filter, update, *args, **kwargs):
-        # the fold also marks each job with a find_one_and_update (a plain update, before its rows);
+        # the fold also marks each job with a find_one_and_update (a plain update, before its records);
         # only the counts are a pipeline update, and only they are held
         if isinstance(update, list):
             self._reached.set()
@@ -189,7 +189,7 @@ async def test_two_gateways_folding_one_job_at_once_count_each_sample_once(two_g
     slow.jobs = HeldCounts(slow.jobs, reached, go)  # pyright: ignore[reportAttributeAccessIssue]
     try:
         held = asyncio.create_task(fold.record_annotations(slow, outcomes(job, ["a", "b"]), "gateway-a"))
-        await asyncio.wait_for(reached.wait(), 30)  # its rows are in, its +2 not yet
+        await asyncio.wait_for(reached.wait(), 30)  # its records are in, its +2 not yet
         await fold.record_annotations(fast, outcomes(job, ["c", "d"]), "gateway-b")
         await fold.record_annotations(fast, outcomes(job, ["a", "b", "c"]), "gateway-b")  # redelivered: nothing
         doc = await fast.jobs.find_one({"_id": job})

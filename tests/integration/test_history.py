@@ -1,5 +1,5 @@
-"""Bounded history: once a job has ended and settled, its per-sample ledger keeps only its
-failures and the successes become a count; the counts the API shows never change, late outcomes
+"""Bounded history: once a job has ended and settled, its ledger keeps only the records that hold
+failures and the other records' successes become a count; the counts the API shows never change, late outcomes
 of a compacted attempt change nothing, a retry still runs the failures, and outcomes of a deleted
 job leave nothing behind. Runs the gateway's compaction on the stack's real MongoDB (the gateway
 does the same every minute, for jobs that ended ten minutes ago)."""
@@ -45,6 +45,11 @@ async def store(stack):
         await client.close()
 
 
+async def records(store: GatewayStore, job_id: str) -> tuple[int, int, int]:
+    docs = await store.ledger.find({"job_id": job_id}).to_list()
+    return sum(d["samples"] for d in docs), sum(d["succeeded"] for d in docs), sum(d["failed"] for d in docs)
+
+
 def late(job_id: str, attempt: int, sample_id: str, ok: bool) -> SampleAnnotated:
     return SampleAnnotated(
         event_id=f"late-{unique('e')}",
@@ -63,10 +68,13 @@ async def test_an_ended_job_keeps_its_failures_and_its_counts(stack, store, tmp_
     add_text_samples(client, dataset, texts)
     job = run_job(client, dataset, dep, {"label": "label"})
     assert (job["status"], job["succeeded"], job["failed"]) == ("completed", 40, 2)
-    assert await store.ledger.count_documents({"job_id": job["id"]}) == 42
+    assert await records(store, job["id"]) == (42, 40, 2)  # (samples, succeeded, failed) of its records
 
     assert await history.compact_ended_jobs(store, settle_seconds=0) >= 1
-    assert await store.ledger.count_documents({"job_id": job["id"]}) == 2  # the failures only
+    kept = await store.ledger.find({"job_id": job["id"]}).to_list()
+    assert kept and all(r["failed"] for r in kept)  # the records with failures only
+    compacted = (await store.jobs.find_one({"_id": job["id"]}))["compacted_succeeded"]
+    assert compacted + sum(r["succeeded"] for r in kept) == 40 and sum(r["failed"] for r in kept) == 2
     again = client.get(f"/jobs/{job['id']}").json()
     assert (again["succeeded"], again["failed"], again["progress"]) == (40, 2, 1.0)
     assert len(client.get(f"/jobs/{job['id']}/failures").json()["items"]) == 2
@@ -77,7 +85,7 @@ async def test_an_ended_job_keeps_its_failures_and_its_counts(stack, store, tmp_
     await fold.record_annotations(store, [late(job["id"], 1, ids["t0"], True), late(job["id"], 1, ids["t1"], False)])
     again = client.get(f"/jobs/{job['id']}").json()
     assert (again["succeeded"], again["failed"]) == (40, 2)
-    assert await store.ledger.count_documents({"job_id": job["id"]}) == 2
+    assert await store.ledger.find({"job_id": job["id"]}).to_list() == kept
 
     # a retry runs the two failures again and counts on top of the compacted successes
     assert client.post(f"/jobs/{job['id']}/retry").status_code == 202
@@ -90,7 +98,10 @@ async def test_an_ended_job_keeps_its_failures_and_its_counts(stack, store, tmp_
     await history.compact_ended_jobs(store, settle_seconds=0)
     final = client.get(f"/jobs/{job['id']}").json()
     assert (final["succeeded"], final["failed"]) == (40, 2)
-    assert await store.ledger.count_documents({"job_id": job["id"]}) == 2
+    # attempt 1's record gave its failures to the retry and was compacted; attempt 2's holds them
+    left = await store.ledger.find({"job_id": job["id"]}).to_list()
+    assert [(r["attempt"], r["succeeded"], r["failed"]) for r in left] == [(2, 0, 2)]
+    assert len(client.get(f"/jobs/{job['id']}/failures").json()["items"]) == 2
 
 
 async def test_outcomes_of_a_deleted_job_leave_nothing_behind(stack, store):

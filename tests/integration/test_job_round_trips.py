@@ -87,7 +87,7 @@ async def test_outcomes_that_no_longer_count_leave_a_cut_folds_mark_for_its_reco
     )
     try:
         who = ledger.mark_key(None)
-        await ledger.mark(store, [job], who)  # an earlier fold was cut between its rows and its counts
+        await ledger.mark(store, [job], who)  # an earlier fold was cut between its records and its counts
         stale = SampleAnnotated(job_id=job, attempt=1, task_id="t0", samples=[SampleOutcome(sample_id="s0", ok=True)])
         await fold.record_annotations(store, [stale])  # attempt 1 was compacted: it changes nothing
         assert (await store.jobs.find_one({"_id": job}))["recount_pending"] == {who: True}

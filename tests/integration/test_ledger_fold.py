@@ -22,7 +22,7 @@ class LedgerCommands(monitoring.CommandListener):
         self.seen: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) == "job_samples":
+        if event.command.get(event.command_name) == "job_chunks":
             self.seen.append(event.command_name)
 
     def succeeded(self, event) -> None:
@@ -86,10 +86,10 @@ async def test_a_fold_touches_only_its_batch_until_the_job_is_done(mongo):
             await fold.record_annotations(store, [task(job, first, 500)])
         listener.seen.clear()
         await fold.record_annotations(store, [task(job, 4_000, 64), task(job, 4_064, 64)])
-        # one insert of the batch's new rows (no read first): no aggregate or count over the job's rows
+        # one insert of the batch's new records (no read first): no aggregate over the job's records
         assert sorted(listener.seen) == ["insert"], listener.seen
         assert await counts(store, job) == ("running", 4_128, 0, 0.8256)
-        # the same batch again (a redelivery): its inserts meet the rows, which are read and merged
+        # the same batch again (a redelivery): its inserts meet the records, which are read and merged
         # into no change, and nothing is counted twice
         listener.seen.clear()
         await fold.record_annotations(store, [task(job, 4_000, 64), task(job, 4_064, 64)])
@@ -97,7 +97,7 @@ async def test_a_fold_touches_only_its_batch_until_the_job_is_done(mongo):
         assert await counts(store, job) == ("running", 4_128, 0, 0.8256)
         await fold.record_annotations(store, [task(job, 4_128, 800), task(job, 4_928, 72, ok=False)])
         assert await counts(store, job) == ("completed", 4_928, 72, 1.0)
-        assert listener.seen.count("count") == 2  # the job was completed on the ledger's own counts (ok, failed)
+        assert listener.seen.count("aggregate") == 1  # the job was completed on the ledger's own sum
     finally:
         await store.jobs.delete_one({"_id": job})
         await store.ledger.delete_many({"job_id": job})
@@ -109,11 +109,11 @@ async def test_a_fold_cut_between_ledger_and_counts_is_recounted_when_it_comes_b
     try:
         await fold.record_annotations(store, [task(job, 0, 100)])
         batch = [task(job, 100, 100), task(job, 200, 50, ok=False)]
-        # what a fold does up to the counts, then "crashes": the rows are in, the counts are not
+        # what a fold does up to the counts, then "crashes": the records are in, the counts are not
         await ledger.mark(store, [job], ledger.mark_key(None))
         await ledger.fold(store, batch)
         assert await counts(store, job) == ("running", 100, 0, pytest.approx(1 / 3, abs=1e-6))
-        # the unacked batch is delivered again: its rows change nothing, the job is recounted
+        # the unacked batch is delivered again: its records change nothing, the job is recounted
         await fold.record_annotations(store, batch)
         assert await counts(store, job) == ("running", 200, 50, pytest.approx(250 / 300, abs=1e-6))
         assert not (await store.jobs.find_one({"_id": job})).get("recount_pending")  # the mark is cleared
@@ -129,8 +129,9 @@ async def test_a_gateway_restarting_recounts_the_folds_its_previous_run_left_cut
     job = await new_job(store, total=300)
     try:
         await fold.record_annotations(store, [task(job, 0, 100)], "gw-b")
-        # gateway gw-b dies between the rows of its last batch and their counts; gateway gw-a folds
-        # the job's remaining outcomes (and that batch again, redelivered to it: its rows count nothing)
+        # gateway gw-b dies between the records of its last batch and their counts; gateway gw-a
+        # folds the job's remaining outcomes (and that batch again, redelivered to it: its records
+        # count nothing)
         cut = [task(job, 100, 100)]
         await ledger.mark(store, [job], ledger.mark_key("gw-b"))
         await ledger.fold(store, cut)
@@ -160,7 +161,8 @@ async def test_racing_folds_of_the_same_outcomes_count_each_sample_once(mongo):
         await asyncio.gather(*(fold.record_annotations(store, wins) for _ in range(3)))
         doc = await store.jobs.find_one({"_id": job})
         assert (doc["succeeded"], doc["failed"]) == (500, 500)
-        assert await store.ledger.count_documents({"job_id": job, "ok": True}) == 500
+        assert await ledger.counted(store, job) == (500, 500)
+        assert len(await store.failures(job)) == 500
     finally:
         await store.jobs.delete_one({"_id": job})
         await store.ledger.delete_many({"job_id": job})

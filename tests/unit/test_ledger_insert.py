@@ -1,6 +1,6 @@
-"""The ledger fold's insert when MongoDB answers with errors: duplicate keys are rows that exist
+"""The ledger fold's insert when MongoDB answers with errors: duplicate keys are records that exist
 already (read and merged next, not counted now); anything else, a write concern error included
-(a replica set that could not confirm the rows, which may be rolled back), stops the fold before
+(a replica set that could not confirm the records, which may be rolled back), stops the fold before
 anything is counted. The fold's exactness against a real MongoDB is in
 tests/integration/test_ledger_fold.py."""
 
@@ -41,7 +41,7 @@ async def test_a_write_concern_error_stops_the_fold_uncounted():
     counts: dict[str, list[int]] = {}
     store = Store(details)
     with pytest.raises(BulkWriteError):
-        await ledger._insert(cast(Any, store), [{"_id": "j:s0", "job_id": "j", "ok": True}], counts)
+        await ledger._insert(cast(Any, store), [{"_id": "j:t:0", "job_id": "j", "succeeded": 3, "failed": 0}], counts)
     assert counts == {}
     with pytest.raises(BulkWriteError):
         await ledger.fold(cast(GatewayStore, Store(details)), [event(3)])
@@ -56,7 +56,7 @@ async def test_an_error_other_than_a_duplicate_key_stops_the_fold():
 async def test_duplicate_keys_are_not_counted_and_come_back_to_be_merged():
     details = {"writeErrors": [{"index": 1, "code": ledger.DUPLICATE_KEY, "errmsg": "dup"}]}
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # as fold() keeps them
-    docs = [{"_id": f"j:s{i}", "job_id": "j", "ok": i != 2} for i in range(3)]
+    docs = [{"_id": f"j:t{i}:0", "job_id": "j", "succeeded": 10 * i, "failed": i} for i in range(3)]
     lost = await ledger._insert(cast(Any, Store(details)), docs, counts)
-    assert lost == {"j:s1"}
-    assert dict(counts) == {"j": [1, 1]}  # s0 succeeded, s2 failed; s1 exists already
+    assert lost == {"j:t1:0"}
+    assert dict(counts) == {"j": [20, 2]}  # t0's and t2's records counted; t1's exists already

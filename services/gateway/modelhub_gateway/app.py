@@ -37,7 +37,7 @@ from modelhub_gateway.api.routes import (
 )
 from modelhub_gateway.bus import external, handlers, sends
 from modelhub_gateway.online import OnlinePredict
-from modelhub_gateway.progress import history
+from modelhub_gateway.progress import history, ledger
 from modelhub_gateway.progress.fold import recount_cut_folds
 from modelhub_gateway.recent import ForgetOnWrite, Recent
 from modelhub_gateway.settings import GatewaySettings
@@ -74,6 +74,8 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     async def lifespan(app: FastAPI):
         await store.ensure_indexes()
         await auth.bootstrap_admin(store, auth.admin_token(settings.admin_token, settings.data_dir))
+        # an older hub's per-sample ledger rows become ledger records (a hub upgraded in place)
+        await ledger.adopt_sample_rows(store)
         # folds this gateway's previous run left cut, before its consumers start
         await recount_cut_folds(store, settings.gateway_instance)
         await cluster.join(broker, settings.nats_replicas, streams=[EVENTS_STREAM], buckets=[subjects.PACKAGES_BUCKET])

@@ -238,7 +238,7 @@ async def failed_samples(store: GatewayStore, job: Job) -> list[str]:
         raise Conflict("a cancelled job cannot be retried; submit a new job")
     if job["status"] not in TERMINAL:
         raise Conflict(f"job is {job['status']}; retry it once it has ended")
-    failed = [d["sample_id"] async for d in store.ledger.find({"job_id": job["_id"], "ok": False})]
+    failed = await store.failed_sample_ids(job["_id"])
     if not failed:
         raise Conflict("the job has no failed samples to retry")
     return failed
@@ -255,14 +255,13 @@ async def reopen(store: GatewayStore, job: Job, attempt: int) -> None:
     """After the retry's events are out: the earlier attempts' failures stop counting, the job runs.
 
     Called after publishing, so a failed publish changes nothing; outcomes of the new attempt that
-    raced ahead are kept (the reset only touches older attempts' failures), and a recount closes
-    the job if they were all in already.
+    race ahead wait until the job holds the new attempt (`ledger.BeforeReopen`: their batch comes
+    again), so those samples never count for both attempts; only older attempts' failures are
+    taken (`ledger.take_for_retry`), and a recount closes the job if nothing is left to run.
     """
-    # under the fold's lock: a recount between a fold's rows and its counts would count them twice
+    # under the fold's lock: a recount between a fold's records and its counts would count them twice
     async with ledger.one_at_a_time(store, [job["_id"]]):
-        await store.ledger.update_many(
-            {"job_id": job["_id"], "ok": False, "attempt": {"$lt": attempt}}, {"$set": {"ok": None, "attempt": attempt}}
-        )
+        await ledger.take_for_retry(store, job["_id"], attempt)
         await store.jobs.update_one(
             {"_id": job["_id"]},
             {

@@ -35,6 +35,7 @@ async def delete_dataset(store: GatewayStore, name: str) -> None:
         raise _busy(job, "would lose its samples")
     job_ids = [j["_id"] async for j in store.jobs.find({"dataset": name}, projection={"_id": 1})]
     await store.ledger.delete_many({"job_id": {"$in": job_ids}})
+    await store.sample_rows.delete_many({"job_id": {"$in": job_ids}})  # an older hub's, not yet adopted
     await store.samples.delete_many({"dataset": name})
     await store.jobs.delete_many({"dataset": name})
     await store.evaluations.delete_many({"dataset": name})

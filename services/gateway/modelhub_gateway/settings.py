@@ -34,7 +34,7 @@ class GatewaySettings(ServiceSettings):
     )
     history_settle_seconds: float = Field(
         default=600.0,
-        description="how long after a job ends its per-sample ledger is compacted to its failures and a count",
+        description="how long after a job ends its ledger is compacted to the records with failures and a count",
     )
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="largest model zip accepted")
     json_max_body_bytes: int = Field(

@@ -48,7 +48,8 @@ class GatewayStore:
         self.datasets = db["datasets"]
         self.samples = db["samples"]
         self.jobs = db["jobs"]
-        self.ledger = db["job_samples"]
+        self.ledger = db["job_chunks"]  # progress/ledger.py: a record per job, task and chunk
+        self.sample_rows = db["job_samples"]  # an older hub's ledger, adopted at start (ledger.adopt_sample_rows)
         self.alias_changes = db["alias_history"]
         self._indexed_writers: set[str] = set()  # fields whose index this process built or found
         self._index_builds: set[asyncio.Task] = set()
@@ -58,7 +59,7 @@ class GatewayStore:
         await self.users.create_index("token_hash", unique=True)
         await self.samples.create_index([("dataset", ASCENDING), ("_id", ASCENDING)])
         await self.jobs.create_index([("dataset", ASCENDING), ("created_at", DESCENDING)])
-        await self.ledger.create_index([("job_id", ASCENDING), ("ok", ASCENDING)])
+        await self.ledger.create_index("job_id")
         await self.evaluations.create_index([("dataset", ASCENDING), ("name", ASCENDING)], unique=True)
 
     async def model(self, name: str) -> Model | None:
@@ -180,11 +181,19 @@ class GatewayStore:
         return cast(list[Job], await self.jobs.find({"dataset": dataset}, sort=[("created_at", -1)]).to_list())
 
     async def failures(self, job_id: str) -> list[dict[str, Any]]:
-        """The job's failed samples with their errors, by sample id."""
-        return await self.ledger.find({"job_id": job_id, "ok": False}, sort=[("sample_id", 1)]).to_list()
+        """The job's failed samples ({sample_id, error}), by sample id: the failures its ledger
+        records hold (progress/ledger.py)."""
+        pipeline = [
+            {"$match": {"job_id": job_id, "failed": {"$gt": 0}}},
+            {"$unwind": "$failures"},
+            {"$replaceWith": "$failures"},
+            {"$sort": {"sample_id": 1}},
+        ]
+        return await (await self.ledger.aggregate(pipeline, allowDiskUse=True)).to_list()
 
     async def failed_sample_ids(self, job_id: str) -> list[str]:
-        return [d["sample_id"] async for d in self.ledger.find({"job_id": job_id, "ok": False}, {"sample_id": 1})]
+        """The job's failed samples, by sample id."""
+        return [d["sample_id"] for d in await self.failures(job_id)]
 
     # --- incremental runs (incremental.py's SelectionStore) ---
 

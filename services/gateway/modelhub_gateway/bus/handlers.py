@@ -1,6 +1,6 @@
 """The gateway's event subscribers: fold worker and scheduler events into job progress.
 
-Both fold idempotently (a per-sample ledger; a status change guarded by the current status), so
+Both fold idempotently (a ledger record per task chunk; a status change guarded by the current status), so
 they are acked explicitly once stored, and NAKed to retry later while MongoDB is unavailable;
 they have no delivery limit, since an outcome dropped here would leave its job running forever.
 """

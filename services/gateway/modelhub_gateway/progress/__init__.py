@@ -1,2 +1,3 @@
-"""A job's progress: the per-sample ledger (`ledger`), the fold of outcomes and status events into
-each job's counts (`fold`), and the compaction of an ended job's history (`history`)."""
+"""A job's progress: the job ledger, a record per task chunk (`ledger`), the fold of outcomes and
+status events into each job's counts (`fold`), and the compaction of an ended job's history
+(`history`)."""

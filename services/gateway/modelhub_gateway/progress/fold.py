@@ -1,9 +1,10 @@
 """The progress fold: SampleAnnotated, JobScheduled and JobRefused events into each job's counts
 and status.
 
-Counts are derived from a per-sample ledger (`job_samples`, one document per job and sample, see
-`ledger`), never incremented, so a redelivered event cannot count a sample twice and
-`succeeded + failed <= total` always holds. The bus's consumers (`bus.handlers`) call these; a
+Counts are derived from the job ledger (`job_chunks`, one record per job, task and chunk with
+its failed samples, see `ledger`), so a redelivered event cannot count a sample twice and
+`succeeded + failed <= total` holds (a retry's outcomes that come before the retry reopened the
+job wait for it: `ledger.BeforeReopen`). The bus's consumers (`bus.handlers`) call these; a
 retry (`jobs.reopen`) recounts through `refresh_counts`.
 """
 
@@ -18,14 +19,15 @@ from modelhub_gateway.store import GatewayStore
 async def record_annotations(store: GatewayStore, events: list[SampleAnnotated], folder: str | None = None) -> None:
     """Fold a batch of SampleAnnotated events (each a task's outcomes) into the ledger and the
     counts of the jobs they touch, at a cost that grows with the batch, not with the jobs
-    (`ledger`: rows read and written once each, counts added from the rows that changed).
+    (`ledger`: a record per task chunk, inserted or read and written once, counts added from the
+    records that changed).
 
-    A success always wins over a failure; a failure never overwrites a success. `ok: None` marks a
-    failure that a retry is running again (not counted). A job whose counts say it is done, or
+    A success always wins over a failure; a failure never overwrites a success. A failure that a
+    retry is running again is taken from its record (`retried`, not counted). A job whose counts say it is done, or
     whose earlier fold was interrupted between ledger and counts, is recounted from the ledger.
     Folds of the same job in one process run one at a time (folds of other jobs beside them), and
     the batches of a job that wait for its running fold are folded together next (ledger.together);
-    several gateways (`--gateways N`) fold at once, each adding only the rows it changed, and each
+    several gateways (`--gateways N`) fold at once, each adding only the records it changed, and each
     marks its folds under its own name (`folder`).
     """
     by_job: dict[str, list[SampleAnnotated]] = {}
@@ -47,10 +49,26 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
     who = ledger.mark_key(folder)
     # Each job is read and marked in one round trip (the fold's path had a read, then a mark, each
     # waited for in turn on every batch); `marked_before`: this gateway's earlier fold of the job
-    # was cut between its rows and its counts (its mark was still there): recounted instead.
+    # was cut between its records and its counts (its mark was still there): recounted instead.
     jobs_before = await ledger.mark_and_read(store, sorted({e.job_id for e in events}), who)
+    # a retry's outcomes that came before its reopen wait for it (the batch comes again); the
+    # batch's other events are folded now (folded again, they change nothing)
+    early = [e for e in events if e.job_id in jobs_before and e.attempt > jobs_before[e.job_id].get("attempt", 1)]
     # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
-    events = [e for e in events if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)]
+    events = [
+        e
+        for e in events
+        if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)
+        and e.attempt <= jobs_before[e.job_id].get("attempt", 1)
+    ]
+    await _fold_marked(store, events, jobs_before, who, folder)
+    if early:
+        raise ledger.BeforeReopen(f"{len(early)} outcome events of a retry came before its job reopened; folded later")
+
+
+async def _fold_marked(
+    store: GatewayStore, events: list[SampleAnnotated], jobs_before: dict[str, dict], who: str, folder: str | None
+) -> None:
     job_ids = sorted({e.job_id for e in events})
     # marked just now for nothing: unmarked again (a mark that was there already stays for its recount)
     marked_before = {j for j, doc in jobs_before.items() if (doc.get("recount_pending") or {}).get(who)}
@@ -68,10 +86,10 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
 
 async def recount_cut_folds(store: GatewayStore, folder: str | None) -> int:
     """At a gateway's start, before it consumes: every job still marked under its name was being
-    folded by its previous run when that run died, between the rows and the counts. Each is
+    folded by its previous run when that run died, between the records and the counts. Each is
     recounted from its ledger (and completed when every sample has an outcome) and unmarked.
     Without this a job could stall: when the other gateways folded all its remaining outcomes
-    while this one restarted, the redelivered batch met its rows (nothing to count) and no later
+    while this one restarted, the redelivered batch met its records (nothing to count) and no later
     fold of this gateway came to recount it, so its counts stayed behind its ledger for good.
     Returns how many jobs were recounted."""
     who = ledger.mark_key(folder)
@@ -84,7 +102,7 @@ async def recount_cut_folds(store: GatewayStore, folder: str | None) -> int:
 
 
 async def _recount_cut_fold(store: GatewayStore, job_id: str, who: str, folder: str | None) -> None:
-    """A fold of this gateway was cut between the job's rows and its counts: recount the job from
+    """A fold of this gateway was cut between the job's records and its counts: recount the job from
     its ledger, then clear the gateway's mark."""
     await refresh_counts(store, job_id, folder)
     await ledger.unmark(store, job_id, who)
@@ -94,7 +112,7 @@ async def _count_fold(
     store: GatewayStore, job_id: str, change: tuple[int, int], interrupted: bool, who: str, folder: str | None
 ) -> bool:
     """Add a folded job's change to its counts (or recount it, when this gateway's earlier fold was
-    cut between rows and counts); True when its counts say it is done (to be completed on the ledger's)."""
+    cut between records and counts); True when its counts say it is done (to be completed on the ledger's)."""
     if interrupted:
         await _recount_cut_fold(store, job_id, who, folder)
         return False
@@ -110,18 +128,13 @@ async def refused(store: GatewayStore, event: JobRefused) -> None:
     )
 
 
-async def _ledger_count(store: GatewayStore, job_id: str, ok: bool) -> int:
-    reply = await store.ledger.database.command("count", store.ledger.name, query={"job_id": job_id, "ok": ok})
-    return int(reply["n"])
-
-
 async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = None) -> None:
     """Recount a job from its ledger and complete it when every sample has an outcome.
 
     Several gateways fold one job at once (`modelhub up --gateways N`): each recounts after its
     own ledger write, and a recount taken before another gateway's write may reach MongoDB after
     that gateway's newer one. So a recount is stored only if it is no older than what is stored:
-    within an attempt a ledger only grows (a sample gains an outcome, a failure turns into a
+    within an attempt a ledger only grows (a chunk gains its record, a failure turns into a
     success, never back), so the newer count has at least as many successes and outcomes. The job
     is read before the ledger, so a retry that reopened it in between (an older attempt's
     failures no longer count) makes the recount's `attempt` fence miss. `folder` names the
@@ -130,10 +143,8 @@ async def refresh_counts(store: GatewayStore, job_id: str, folder: str | None = 
     job = await store.jobs.find_one({"_id": job_id})
     if job is None:
         return
-    # ok: None (a failure a retry is running again) counts as neither. Two `count` commands walk
-    # the (job_id, ok) index without reading a row (COUNT_SCAN), in less than half the time of an
-    # aggregate that groups them (each job's completion waits for this).
-    ok, failed = await asyncio.gather(*(_ledger_count(store, job_id, outcome) for outcome in (True, False)))
+    # a retried sample (taken from its older attempt's record) counts in neither
+    ok, failed = await ledger.counted(store, job_id)
     succeeded = ok + job.get("compacted_succeeded", 0)
     done = succeeded + failed
     changes = {

@@ -1,8 +1,8 @@
-"""Bounded history: a job's per-sample ledger is what keeps its counts exact while it runs; once
-the job has ended and nothing more can arrive for it, only the failures are worth keeping (the
-Execution tab lists them, a retry runs them again). Compaction turns the successes into one count
-on the job (`compacted_succeeded`) and deletes their ledger rows, so storage grows with failures,
-not with every sample ever run. The job's record stays.
+"""Bounded history: a job's ledger (a record per task chunk) is what keeps its counts exact while
+it runs; once the job has ended and nothing more can arrive for it, only the failures are worth
+keeping (the Execution tab lists them, a retry runs them again). Compaction turns the records
+without a failure into one count on the job (`compacted_succeeded`) and deletes them, so storage
+grows with the chunks that hold failures, not with every task ever run. The job's record stays.
 
 Why it is exact:
 - Only jobs that ended `SETTLE_SECONDS` ago are compacted: by then every redelivery of an outcome
@@ -10,7 +10,7 @@ Why it is exact:
 - The fold drops any outcome of a compacted attempt (`outcome_still_counts`): a late success
   cannot count twice, a late failure cannot land on a sample whose success became a number.
 - The steps can be interrupted anywhere and repeated: the count is fixed first (`compacting`,
-  set once, by whichever gateway gets there first), then rows are deleted, then the count is
+  set once, by whichever gateway gets there first), then records are deleted, then the count is
   published and the marker removed.
 """
 
@@ -56,21 +56,26 @@ async def compact_ended_jobs(store: GatewayStore, settle_seconds: float = SETTLE
 
 
 async def compact(store: GatewayStore, job_id: str, attempt: int) -> None:
-    """Turn the job's success rows (of attempts up to `attempt`) into its `compacted_succeeded`."""
+    """Turn the job's ledger records without failures (of attempts up to `attempt`) into its
+    `compacted_succeeded`."""
     job = await store.jobs.find_one({"_id": job_id})
     if job is None or job.get("compacted_attempt", 0) >= attempt:
         return
     if not job.get("compacting"):
-        rows = await store.ledger.count_documents({"job_id": job_id, "ok": True, "attempt": {"$lte": attempt}})
+        succeeded = 0
+        async for doc in await store.ledger.aggregate(
+            [{"$match": _settled(job_id, attempt)}, {"$group": {"_id": None, "n": {"$sum": "$succeeded"}}}]
+        ):
+            succeeded = doc["n"]
         await store.jobs.update_one(
             {"_id": job_id, "compacting": {"$exists": False}},
-            {"$set": {"compacting": {"attempt": attempt, "succeeded": job.get("compacted_succeeded", 0) + rows}}},
+            {"$set": {"compacting": {"attempt": attempt, "succeeded": job.get("compacted_succeeded", 0) + succeeded}}},
         )
         job = await store.jobs.find_one({"_id": job_id})  # whichever gateway set it first, its count
         if job is None:  # deleted with its dataset meanwhile
             return
     compacting = job["compacting"]
-    await store.ledger.delete_many({"job_id": job_id, "ok": True, "attempt": {"$lte": compacting["attempt"]}})
+    await store.ledger.delete_many(_settled(job_id, compacting["attempt"]))
     await store.jobs.update_one(
         {"_id": job_id},
         {
@@ -78,6 +83,12 @@ async def compact(store: GatewayStore, job_id: str, attempt: int) -> None:
             "$unset": {"compacting": ""},
         },
     )
+
+
+def _settled(job_id: str, attempt: int) -> dict:
+    """The job's ledger records that compaction turns into a count: those of attempts up to
+    `attempt` without a failure (a record with failures keeps its own count of successes)."""
+    return {"job_id": job_id, "attempt": {"$lte": attempt}, "failed": 0}
 
 
 async def sweep_forever(

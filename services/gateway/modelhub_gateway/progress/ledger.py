@@ -1,45 +1,61 @@
-"""Folding task outcomes into the per-sample ledger, at a cost that grows with the batch, not the job.
+"""Folding task outcomes into the job ledger, at a cost that grows with the batch's tasks, not the job.
 
-The ledger (`job_samples`, one row per job and sample) stays the truth; the job's `succeeded` and
-`failed` follow it by increments. A batch's rows are first inserted as new (most outcomes are a
-sample's first); a row that exists already is read once, the batch's outcomes are merged into it
-in memory (a success always wins; a failure replaces only a failure of the same or an older
-attempt, or a failure a retry runs again, `ok: None`), and only a row that changes is
-written, with a filter on the state it was read in. So every counted change is a real transition
-of one row, made by exactly one writer: a redelivered event changes no row and counts nothing, and
-a row changed by someone else meanwhile is read again and merged again.
+The ledger (`job_chunks`) holds one record per job, task and chunk (`_id` "job:task:chunk"; a
+task's outcomes travel in fixed chunks by position, so a chunk always covers the same samples,
+whoever publishes it): how many of its samples succeeded, and only its failed samples with their
+errors (`failures`), and the samples a retry has taken away from it (`retried`). A sample of a
+folded chunk that is not among its failures or retried has succeeded. The ledger stays the truth;
+the job's `succeeded` and `failed` follow it by increments.
+
+A batch's chunks are first inserted as new (most outcomes are a chunk's first delivery), a task's
+512 samples in one small document; a record that exists already is read once, the batch's outcomes
+are merged into it in memory (`merge`: a success always wins over a failure; a failure changes
+nothing, since the sample either failed already or succeeded), and only a record that changes is
+written, with a filter on the state it was read in (its `failed`, which every change lowers). So
+every counted change is a real transition of one record, made by exactly one writer: a redelivered
+event changes nothing and counts nothing, and a record changed by someone else meanwhile is read
+again and merged again. A task belongs to one attempt (its id holds it); a retry takes its older
+attempts' failures away from their records (`take_for_retry`), so that a late outcome of an older
+attempt changes nothing and the retry's own records count those samples, with the newer error.
 
 Crash safety without transactions: before touching the ledger, the fold marks each job it will
 count (`recount_pending`); the increment clears the mark in the same update. A crash or a lost
-MongoDB between the rows and the increment leaves the mark, and the next fold that touches the
+MongoDB between the records and the increment leaves the mark, and the next fold that touches the
 job (the unacked batch comes back) recounts it from the ledger once, instead of adding. A job is
-also recounted from the ledger when its counts say it is done, so a job completes on exact counts.
+also recounted from the ledger (`counted`, a sum over its records) when its counts say it is
+done, so a job completes on exact counts.
 
-Several gateways (`--gateways N`) fold at once: each transition of a row is made, and counted, by
-exactly one of them, so their increments add up exactly; each marks its folds under its own name
-and recounts only after a cut fold of its own (`one_at_a_time` serialises one gateway's folds
+Several gateways (`--gateways N`) fold at once: each transition of a record is made, and counted,
+by exactly one of them, so their increments add up exactly; each marks its folds under its own
+name and recounts only after a cut fold of its own (`one_at_a_time` serialises one gateway's folds
 of the same job; folds of different jobs run side by side). That recount is stored only if it is
-not older than the stored counts; if another gateway is between its rows and its increment for the
-same job at that moment, the job's counts can run ahead by that increment until the job completes
-(the completing recount is exact).
+not older than the stored counts; if another gateway is between its records and its increment for
+the same job at that moment, the job's counts can run ahead by that increment until the job
+completes (the completing recount is exact).
+
+Hubs before this ledger kept one row per sample (`job_samples`); `adopt_sample_rows` turns the rows
+a hub upgraded in place still holds into records at the gateway's start (docs/operations.md).
 """
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from modelhub_contracts.events import SampleAnnotated
+from modelhub_contracts.events import OUTCOMES_PER_EVENT, SampleAnnotated
 from modelhub_gateway.store import GatewayStore
 
+log = logging.getLogger(__name__)
+
 DUPLICATE_KEY = 11000
-# A row that changes under the fold (another gateway, a retry reopening it) is read again; a
+# A record that changes under the fold (another gateway, a retry taking its failures) is read again; a
 # batch that loses this many rounds is NAKed and comes back later.
 MAX_ROUNDS = 5
 
@@ -151,128 +167,120 @@ def _retrieved(done: asyncio.Future) -> None:
         done.exception()
 
 
-@dataclass(frozen=True)
-class Row:
-    """A ledger row's counted state: ok True (succeeded), False (failed), None (a retry runs it)."""
-
-    ok: bool | None
-    attempt: int
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    job_id: str
-    sample_id: str
-    ok: bool
-    attempt: int
-    error: str | None
-
-
 class Raced(Exception):
-    """Ledger rows kept changing under the fold; the batch is retried later."""
+    """Ledger records kept changing under the fold; the batch is retried later."""
 
 
-def merge(row: Row | None, outcome: Outcome) -> Row | None:
-    """The row after an outcome: a success always wins and is never undone; a failure lands on no
-    row, a failure of the same or an older attempt, or a sample a retry runs (`ok: None`) of an
-    attempt not newer than the outcome's."""
-    if row is not None and row.ok is True:
-        return row
-    if outcome.ok:
-        return Row(True, outcome.attempt)
-    if row is None or row.attempt <= outcome.attempt:
-        return Row(False, outcome.attempt, outcome.error)
-    return row
+class BeforeReopen(Exception):
+    """Outcomes of a retry's attempt came before the retry reopened the job (it publishes its
+    tasks first, then takes the older attempts' failures away): the batch is retried later, when
+    those failures no longer count, so the samples are never counted by both attempts at once."""
 
 
-def outcomes_of(events: list[SampleAnnotated]) -> dict[str, list[Outcome]]:
-    """Ledger key -> the batch's outcomes for it, in arrival order."""
-    by_key: dict[str, list[Outcome]] = defaultdict(list)
+@dataclass
+class Chunk:
+    """A task chunk's outcomes as one batch carries them: each sample's outcome (a success wins
+    over a failure in the same batch; of two failures, the first one's error is kept)."""
+
+    job_id: str
+    attempt: int
+    outcomes: dict[str, tuple[bool, str | None]]
+
+    def succeeded(self) -> set[str]:
+        return {sample for sample, (ok, _) in self.outcomes.items() if ok}
+
+    def doc(self, key: str) -> dict:
+        """The chunk's record when it is the first to arrive."""
+        failures = [{"sample_id": s, "error": e} for s, (ok, e) in self.outcomes.items() if not ok]
+        return _record(key, self.job_id, self.attempt, len(self.outcomes), failures)
+
+
+def key_of(event: SampleAnnotated) -> str:
+    """A chunk's ledger key: a task's chunk always covers the same samples (by position), whoever
+    publishes it, and a task belongs to one attempt (its id holds it)."""
+    return f"{event.job_id}:{event.task_id}:{event.chunk}"
+
+
+def chunks_of(events: list[SampleAnnotated]) -> dict[str, Chunk]:
+    """Ledger key -> the batch's outcomes for that chunk, a chunk carried twice merged into one."""
+    chunks: dict[str, Chunk] = {}
     for event in events:
+        key = key_of(event)
+        chunk = chunks.get(key)
+        if chunk is None:
+            chunks[key] = Chunk(event.job_id, event.attempt, {s.sample_id: (s.ok, s.error) for s in event.samples})
+            continue
         for s in event.samples:
-            by_key[f"{event.job_id}:{s.sample_id}"].append(
-                Outcome(event.job_id, s.sample_id, s.ok, event.attempt, s.error)
-            )
-    return by_key
+            if s.ok or s.sample_id not in chunk.outcomes:
+                chunk.outcomes[s.sample_id] = (s.ok, s.error)
+    return chunks
 
 
-def delta(before: Row | None, after: Row) -> tuple[int, int]:
-    """(succeeded, failed) change of a job when one of its rows goes from `before` to `after`."""
-    old = before.ok if before else None
-    return (after.ok is True) - (old is True), (after.ok is False) - (old is False)
+def merge(record: dict, chunk: Chunk) -> tuple[list[dict], int]:
+    """What a chunk's outcomes change in its record: (the record's failures after them, how many
+    of its failures became successes). A sample of the record that is not among its failures has
+    succeeded, or a retry has taken it (`retried`: a newer attempt's tasks own it): so a failure
+    changes nothing, and a success changes only a failure, which it always wins over."""
+    failures = record.get("failures") or []
+    if not failures:
+        return failures, 0
+    won = chunk.succeeded()
+    kept = [f for f in failures if f["sample_id"] not in won]
+    return kept, len(failures) - len(kept)
+
+
+def _record(key: str, job_id: str, attempt: int, samples: int, failures: list[dict]) -> dict:
+    """A ledger record as stored: one per job, task and chunk; `failed` is len(failures), kept
+    beside them for the recount's sum and as the state a conditional update is made on."""
+    return {
+        "_id": key,
+        "job_id": job_id,
+        "attempt": attempt,
+        "samples": samples,
+        "succeeded": samples - len(failures),
+        "failed": len(failures),
+        "failures": failures,
+    }
 
 
 async def fold(store: GatewayStore, events: list[SampleAnnotated]) -> dict[str, tuple[int, int]]:
     """Write the batch's outcomes into the ledger; returns each job's (succeeded, failed) change,
-    counted from the rows this call changed (nothing for a redelivered batch)."""
+    counted from the records this call inserted or changed (nothing for a redelivered batch)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    # The first round assumes no row exists yet (a first delivery of a first attempt, the common
-    # case): the rows are inserted without reading them first, and an insert that meets an
-    # existing row fails (duplicate key) and is read and merged in the next rounds.
-    if (new := _new_rows(events)) is not None:
-        lost = await _insert(store, new, counts)
-        pending = {key: outs for key, outs in outcomes_of(events).items() if key in lost} if lost else {}
-        first_round = 1
-    else:  # a sample twice in the batch (a redelivery beside its first delivery): merged first
-        pending = outcomes_of(events)
-        first_round = 0
-    for round_ in range(first_round, MAX_ROUNDS + 1):
-        if not pending:
-            return {job: (s, f) for job, (s, f) in counts.items()}
-        rows = (
-            {}
-            if round_ == 0
-            else {
-                doc["_id"]: Row(doc.get("ok"), doc.get("attempt", 0), doc.get("error"))
+    chunks = chunks_of(events)
+    pending = set(chunks)
+    # The first round assumes no record exists yet (a chunk's first delivery, the common case):
+    # the records are inserted without reading them first, and an insert that meets an existing
+    # record fails (duplicate key) and is read and merged in the next rounds.
+    records: dict[str, dict] = {}
+    for round_ in range(MAX_ROUNDS + 1):
+        if round_:
+            records = {
+                doc["_id"]: doc
                 async for doc in store.ledger.find(
-                    {"_id": {"$in": list(pending)}}, projection={"ok": 1, "attempt": 1, "error": 1}
+                    {"_id": {"$in": sorted(pending)}}, projection={"failures": 1, "failed": 1, "samples": 1}
                 )
             }
-        )
-        changes = {}
-        for key, outcomes in pending.items():
-            row = rows.get(key)
-            for outcome in outcomes:
-                row = merge(row, outcome)
-            if row != rows.get(key):
-                changes[key] = (rows.get(key), row, outcomes[0])
-        done = await _write(store, changes, counts)
-        pending = {key: pending[key] for key in changes if key not in done}
-    raise Raced(f"{len(pending)} ledger rows changed under the fold {MAX_ROUNDS} times")
-
-
-def _new_rows(events: list[SampleAnnotated]) -> list[dict] | None:
-    """The batch's outcomes as new ledger rows (what merge() makes of one outcome on no row),
-    built straight from the events: the fold's common case without an Outcome, a Row and a merge
-    per sample, which would be most of the fold's CPU. None when a sample appears twice in the batch."""
-    rows: dict[str, dict] = {}
-    for event in events:
-        job_id, attempt = event.job_id, event.attempt
-        for s in event.samples:
-            key = f"{job_id}:{s.sample_id}"
-            if key in rows:
-                return None
-            rows[key] = _row_doc(key, job_id, s.sample_id, attempt, s.ok, None if s.ok else s.error)
-    return list(rows.values())
-
-
-def _row_doc(key: str, job_id: str, sample_id: str, attempt: int, ok: bool | None, error: str | None) -> dict:
-    """A ledger row as stored."""
-    return {"_id": key, "job_id": job_id, "sample_id": sample_id, "attempt": attempt, "ok": ok, "error": error}
+        new = [chunks[key].doc(key) for key in sorted(pending) if key not in records]
+        lost = await _insert(store, new, counts)
+        missed = await _update(store, {key: records[key] for key in pending if key in records}, chunks, counts)
+        pending = lost | missed
+        if not pending:
+            return {job: (s, f) for job, (s, f) in counts.items()}
+    raise Raced(f"{len(pending)} ledger records changed under the fold {MAX_ROUNDS} times")
 
 
 async def _insert(store: GatewayStore, docs: list[dict], counts: dict[str, list[int]]) -> set[str]:
-    """Insert new rows, counting each one inserted; returns the keys of those that met an existing
-    row (duplicate key): they are read and merged next."""
+    """Insert new records, counting each one inserted; returns the keys of those that met an
+    existing record (duplicate key): they are read and merged next."""
     if not docs:
         return set()
     lost: set[int] = set()
     try:
         await store.ledger.insert_many(docs, ordered=False)
     except BulkWriteError as exc:
-        # A write concern error (a replica set that could not confirm the rows) is raised too: the
-        # rows may be rolled back, so nothing is counted; the job's mark makes the next fold that
+        # A write concern error (a replica set that could not confirm the records) is raised too:
+        # they may be rolled back, so nothing is counted; the job's mark makes the next fold that
         # touches it recount from the ledger (module docstring).
         if exc.details.get("writeConcernErrors") or any(
             e["code"] != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])
@@ -281,42 +289,81 @@ async def _insert(store: GatewayStore, docs: list[dict], counts: dict[str, list[
         lost = {e["index"] for e in exc.details["writeErrors"]}
     for i, doc in enumerate(docs):
         if i not in lost:
-            _count(counts, doc["job_id"], (doc["ok"] is True, doc["ok"] is False))  # delta(None, row)
+            _count(counts, doc["job_id"], (doc["succeeded"], doc["failed"]))
     return {docs[i]["_id"] for i in lost}
 
 
-async def _write(store: GatewayStore, changes: dict, counts: dict[str, list[int]]) -> set[str]:
-    """Insert the new rows, update the changed ones on the state they were read in; count each
-    row written. Returns the keys written (the others changed meanwhile: read them again)."""
-    new = [(key, after, o) for key, (before, after, o) in changes.items() if before is None]
-    docs = [_row_doc(key, o.job_id, o.sample_id, after.attempt, after.ok, after.error) for key, after, o in new]
-    written = {key for key, _, _ in new} - await _insert(store, docs, counts)
-    # updates, one bulk per (job, transition) so that each bulk's modified count is exact
-    groups: dict[tuple, list[tuple[str, Row, Row]]] = defaultdict(list)
-    for key, (before, after, o) in changes.items():
-        if before is not None:
-            groups[(o.job_id, before.ok, after.ok)].append((key, before, after))
-    for (job_id, _, _), items in groups.items():
-        ops = [
-            UpdateOne(
-                {"_id": key, "ok": before.ok, "attempt": before.attempt},
-                {"$set": {"ok": after.ok, "attempt": after.attempt, "error": after.error}},
+async def _update(
+    store: GatewayStore, records: dict[str, dict], chunks: dict[str, Chunk], counts: dict[str, list[int]]
+) -> set[str]:
+    """Turn the failures that the batch's successes win over into successes, each record on the
+    state it was read in (its `failed`, which every change of a record lowers); count each record
+    written. Returns the keys not written (changed meanwhile: read them again)."""
+    changes = []
+    for key, record in records.items():
+        if record.get("samples") != len(chunks[key].outcomes):
+            log.warning(
+                "ledger %s: a chunk of %s samples, its record has %s",
+                key,
+                len(chunks[key].outcomes),
+                record.get("samples"),
             )
-            for key, before, after in items
-        ]
-        result = await store.ledger.bulk_write(ops, ordered=False)
-        s, f = delta(items[0][1], items[0][2])
-        _count(counts, job_id, (s * result.modified_count, f * result.modified_count))
-        if result.modified_count == len(ops):
-            written.update(key for key, _, _ in items)
-        # else some rows changed meanwhile and were not written: all of the group are read again;
-        # those written now merge to no change, the others are merged afresh
-    return written
+        kept, won = merge(record, chunks[key])
+        if won:
+            changes.append((key, record["failed"], kept, won))
+    if not changes:
+        return set()
+    results = await asyncio.gather(
+        *(
+            store.ledger.update_one(
+                {"_id": key, "failed": failed},
+                {"$set": {"failures": kept, "failed": len(kept)}, "$inc": {"succeeded": won}},
+            )
+            for key, failed, kept, won in changes
+        )
+    )
+    missed = set()
+    for (key, _, _, won), result in zip(changes, results, strict=True):
+        if result.modified_count:
+            _count(counts, chunks[key].job_id, (won, -won))
+        else:
+            missed.add(key)
+    return missed
 
 
 def _count(counts: dict[str, list[int]], job_id: str, change: tuple[int, int]) -> None:
     counts[job_id][0] += change[0]
     counts[job_id][1] += change[1]
+
+
+async def counted(store: GatewayStore, job_id: str) -> tuple[int, int]:
+    """The job's (succeeded, failed) by its ledger: a sum over its records (a few dozen for a job
+    of 20,000 samples, read by the job_id index)."""
+    pipeline = [
+        {"$match": {"job_id": job_id}},
+        {"$group": {"_id": None, "succeeded": {"$sum": "$succeeded"}, "failed": {"$sum": "$failed"}}},
+    ]
+    async for doc in await store.ledger.aggregate(pipeline):
+        return doc["succeeded"], doc["failed"]
+    return 0, 0
+
+
+async def take_for_retry(store: GatewayStore, job_id: str, attempt: int) -> None:
+    """A retry (`attempt`) runs the job's failed samples again: in the records of older attempts
+    their failures stop counting and go to `retried` (the retry's tasks own those samples now, so
+    a late outcome of the older attempt changes nothing)."""
+    await store.ledger.update_many(
+        {"job_id": job_id, "attempt": {"$lt": attempt}, "failed": {"$gt": 0}},
+        [
+            {
+                "$set": {
+                    "retried": {"$concatArrays": [{"$ifNull": ["$retried", []]}, "$failures.sample_id"]},
+                    "failures": [],
+                    "failed": 0,
+                }
+            }
+        ],
+    )
 
 
 def mark_key(folder: str | None) -> str:
@@ -332,7 +379,7 @@ async def mark_and_read(store: GatewayStore, job_ids: list[str], who: str) -> di
             store.jobs.find_one_and_update(
                 {"_id": job_id},
                 {"$set": {f"recount_pending.{who}": True}},
-                projection={"compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
+                projection={"attempt": 1, "compacted_attempt": 1, "compacting": 1, "recount_pending": 1},
                 return_document=ReturnDocument.BEFORE,
             )
             for job_id in job_ids
@@ -342,7 +389,7 @@ async def mark_and_read(store: GatewayStore, job_ids: list[str], who: str) -> di
 
 
 async def mark(store: GatewayStore, job_ids: list[str], who: str) -> None:
-    """Before the rows: these jobs' counts are about to follow them (see the module docstring)."""
+    """Before the records: these jobs' counts are about to follow them (see the module docstring)."""
     await store.jobs.update_many({"_id": {"$in": job_ids}}, {"$set": {f"recount_pending.{who}": True}})
 
 
@@ -384,3 +431,42 @@ async def add_counts(
         projection={"succeeded": 1, "failed": 1, "total": 1, "status": 1},
         return_document=ReturnDocument.AFTER,
     )
+
+
+async def adopt_sample_rows(store: GatewayStore) -> int:
+    """Turn the per-sample rows of an older hub (`job_samples`: one row per job and sample, `ok`
+    True, False, or None for a failure a retry took) into ledger records, job by job, and delete
+    the rows; returns how many jobs were adopted. Run at the gateway's start, before it consumes.
+
+    Each job's rows, by sample id, become records of OUTCOMES_PER_EVENT samples, "job:rows:k", of
+    the newest attempt among their rows (which a later retry's `attempt` is above, and which
+    compaction's bound covers); all of a job's records are inserted before any of its rows is
+    deleted, and an insert that meets an existing record keeps it, so an adoption cut anywhere, or
+    run by two gateways at once, ends with each row in exactly one record."""
+    adopted = 0
+    for job_id in await store.sample_rows.distinct("job_id"):
+        docs: list[dict] = []
+        rows = store.sample_rows.find({"job_id": job_id}, sort=[("sample_id", 1)], allow_disk_use=True)
+        part: list[dict] = []
+        async for row in rows:
+            part.append(row)
+            if len(part) == OUTCOMES_PER_EVENT:
+                docs.append(_adopted(job_id, len(docs), part))
+                part = []
+        if part:
+            docs.append(_adopted(job_id, len(docs), part))
+        for i in range(0, len(docs), 1_000):
+            await _insert(store, docs[i : i + 1_000], defaultdict(lambda: [0, 0]))  # existing ones kept
+        await store.sample_rows.delete_many({"job_id": job_id})
+        adopted += 1
+    return adopted
+
+
+def _adopted(job_id: str, k: int, rows: list[dict]) -> dict:
+    failures = [{"sample_id": r["sample_id"], "error": r.get("error")} for r in rows if r.get("ok") is False]
+    record = _record(f"{job_id}:rows:{k}", job_id, max(r.get("attempt", 1) for r in rows), len(rows), failures)
+    retried = [r["sample_id"] for r in rows if r.get("ok") is None]
+    record["succeeded"] -= len(retried)
+    if retried:
+        record["retried"] = retried
+    return record
