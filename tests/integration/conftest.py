@@ -117,6 +117,29 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+async def insert_job(jobs, **fields) -> str:
+    """A bare job document, for tests that drive the gateway's fold and ledger directly: running,
+    attempt 1, nothing counted yet, `fields` changing any of it. Returns its id."""
+    from modelhub_contracts.events import utcnow
+
+    doc = {
+        "_id": uuid.uuid4().hex,
+        "status": "running",
+        "attempt": 1,
+        "succeeded": 0,
+        "failed": 0,
+        "started_at": utcnow(),
+        "dataset": "d",
+        "deployment": "x",
+        "inputs": {},
+        "outputs": {},
+        "created_by": "admin",
+        **fields,
+    }
+    await jobs.insert_one(doc)
+    return doc["_id"]
+
+
 def make_zip(path: Path, files: dict[str, str | bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         for name, content in files.items():

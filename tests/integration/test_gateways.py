@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import uuid
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from conftest import (
     create_model,
     deploy,
     get_json,
+    insert_job,
     make_zip,
     slow_model,
     start_stack,
@@ -32,7 +32,7 @@ from conftest import (
 )
 from pymongo import AsyncMongoClient, MongoClient
 
-from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
+from modelhub_contracts.events import SampleAnnotated, SampleOutcome
 from modelhub_gateway.progress import fold
 from modelhub_gateway.store import GatewayStore
 
@@ -167,23 +167,7 @@ def outcomes(job: str, ids: list[str]) -> list[SampleAnnotated]:
 async def test_two_gateways_folding_one_job_at_once_count_each_sample_once(two_gateways):
     clients = [AsyncMongoClient(two_gateways.mongo_url, tz_aware=True) for _ in range(2)]
     slow, fast = (GatewayStore(c["modelhub"]) for c in clients)
-    job = uuid.uuid4().hex
-    await fast.jobs.insert_one(
-        {
-            "_id": job,
-            "status": "running",
-            "attempt": 1,
-            "total": 4,
-            "succeeded": 0,
-            "failed": 0,
-            "started_at": utcnow(),
-            "dataset": "d",
-            "deployment": "x",
-            "inputs": {},
-            "outputs": {},
-            "created_by": "admin",
-        }
-    )
+    job = await insert_job(fast.jobs, total=4)
     reached, go = asyncio.Event(), asyncio.Event()
     # a test double around the collection: it holds the counts update until told to go
     slow.jobs = HeldCounts(slow.jobs, reached, go)  # pyright: ignore[reportAttributeAccessIssue]

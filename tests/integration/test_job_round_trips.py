@@ -5,9 +5,10 @@ fold left for its recount."""
 import uuid
 
 import pytest
+from conftest import insert_job
 from pymongo import AsyncMongoClient, monitoring
 
-from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
+from modelhub_contracts.events import SampleAnnotated, SampleOutcome
 from modelhub_gateway.progress import fold, ledger
 from modelhub_gateway.store import GatewayStore
 from modelhub_worker.store import WorkerStore
@@ -66,25 +67,8 @@ async def test_a_task_of_512_samples_is_read_in_one_command(mongo):
 
 async def test_outcomes_that_no_longer_count_leave_a_cut_folds_mark_for_its_recount(mongo):
     db, _ = mongo
-    store, job = GatewayStore(db), uuid.uuid4().hex
-    await store.jobs.insert_one(
-        {
-            "_id": job,
-            "status": "running",
-            "attempt": 2,
-            "compacted_attempt": 1,
-            "total": 10,
-            "succeeded": 0,
-            "failed": 0,
-            "progress": 0.0,
-            "started_at": utcnow(),
-            "dataset": "d",
-            "deployment": "x",
-            "inputs": {},
-            "outputs": {},
-            "created_by": "admin",
-        }
-    )
+    store = GatewayStore(db)
+    job = await insert_job(store.jobs, attempt=2, compacted_attempt=1, total=10, progress=0.0)
     try:
         who = ledger.mark_key(None)
         await ledger.mark(store, [job], who)  # an earlier fold was cut between its records and its counts

@@ -2,12 +2,12 @@
 a sample twice, a success is never undone by a late failure, and a retry re-counts only its samples."""
 
 import asyncio
-import uuid
 
 import pytest
+from conftest import insert_job
 from pymongo import AsyncMongoClient
 
-from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
+from modelhub_contracts.events import SampleAnnotated, SampleOutcome
 from modelhub_gateway import jobs
 from modelhub_gateway.progress import fold, ledger
 from modelhub_gateway.store import GatewayStore
@@ -33,23 +33,7 @@ async def counts(store: GatewayStore, job: str) -> tuple:
 async def test_redelivery_reordering_and_retry_keep_counts_exact(stack):
     client = AsyncMongoClient(stack.mongo_url, tz_aware=True)
     store = GatewayStore(client["modelhub"])
-    job = uuid.uuid4().hex
-    await store.jobs.insert_one(
-        {
-            "_id": job,
-            "status": "running",
-            "attempt": 1,
-            "total": 3,
-            "succeeded": 0,
-            "failed": 0,
-            "started_at": utcnow(),
-            "dataset": "d",
-            "deployment": "x",
-            "inputs": {},
-            "outputs": {},
-            "created_by": "admin",
-        }
-    )
+    job = await insert_job(store.jobs, total=3)
     try:
         await fold.record_annotations(
             store,
@@ -99,23 +83,8 @@ async def test_an_older_hubs_sample_rows_become_records_with_their_counts_and_fa
     gateway's start, by two gateways at once here, and the jobs keep counts, failures and retry."""
     client = AsyncMongoClient(stack.mongo_url, tz_aware=True)
     store = GatewayStore(client["modelhub"])
-    job = uuid.uuid4().hex
-    await store.jobs.insert_one(
-        {
-            "_id": job,
-            "status": "completed",
-            "attempt": 2,
-            "total": 1_300,
-            "succeeded": 1_297,
-            "failed": 2,
-            "progress": 1.0,
-            "started_at": utcnow(),
-            "dataset": "d",
-            "deployment": "x",
-            "inputs": {},
-            "outputs": {},
-            "created_by": "admin",
-        }
+    job = await insert_job(
+        store.jobs, status="completed", attempt=2, total=1_300, succeeded=1_297, failed=2, progress=1.0
     )
 
     def row(i: int) -> dict:

@@ -3,12 +3,12 @@ job's ledger while it runs), counts stay exact when a fold is cut between the le
 counts (a crash, MongoDB lost), and when two folds of the same outcomes race."""
 
 import asyncio
-import uuid
 
 import pytest
+from conftest import insert_job
 from pymongo import AsyncMongoClient, monitoring
 
-from modelhub_contracts.events import SampleAnnotated, SampleOutcome, utcnow
+from modelhub_contracts.events import SampleAnnotated, SampleOutcome
 from modelhub_gateway.progress import fold, ledger
 from modelhub_gateway.store import GatewayStore
 
@@ -44,25 +44,7 @@ def task(job: str, first: int, n: int, ok: bool = True, attempt: int = 1) -> Sam
 
 
 async def new_job(store: GatewayStore, total: int) -> str:
-    job = uuid.uuid4().hex
-    await store.jobs.insert_one(
-        {
-            "_id": job,
-            "status": "running",
-            "attempt": 1,
-            "total": total,
-            "succeeded": 0,
-            "failed": 0,
-            "progress": 0.0,
-            "started_at": utcnow(),
-            "dataset": "d",
-            "deployment": "x",
-            "inputs": {},
-            "outputs": {},
-            "created_by": "admin",
-        }
-    )
-    return job
+    return await insert_job(store.jobs, total=total, progress=0.0)
 
 
 async def counts(store: GatewayStore, job: str) -> tuple:
