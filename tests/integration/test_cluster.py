@@ -181,8 +181,7 @@ def leader_elections(stack, dead_port: int) -> Iterator[list[tuple[float, str]]]
             await nc.subscribe(prefix + "*.LEADER_ELECTED.>", cb=on)
             await nc.flush()
             ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(stop.wait)  # the block ended (a thread's event: waited on in a thread)
         finally:
             await nc.close()
 
