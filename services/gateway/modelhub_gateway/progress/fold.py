@@ -51,17 +51,16 @@ async def _record_annotations(store: GatewayStore, events: list[SampleAnnotated]
     # waited for in turn on every batch); `marked_before`: this gateway's earlier fold of the job
     # was cut between its records and its counts (its mark was still there): recounted instead.
     jobs_before = await ledger.mark_and_read(store, sorted({e.job_id for e in events}), who)
-    # a retry's outcomes that came before its reopen wait for it (the batch comes again); the
-    # batch's other events are folded now (folded again, they change nothing)
-    early = [e for e in events if e.job_id in jobs_before and e.attempt > jobs_before[e.job_id].get("attempt", 1)]
-    # outcomes of a deleted job, or of an attempt whose history was compacted, change nothing
-    events = [
-        e
-        for e in events
-        if history.outcome_still_counts(jobs_before.get(e.job_id), e.attempt)
-        and e.attempt <= jobs_before[e.job_id].get("attempt", 1)
-    ]
-    await _fold_marked(store, events, jobs_before, who, folder)
+    early, now = [], []
+    for event in events:
+        job = jobs_before.get(event.job_id)
+        if job is not None and event.attempt > job.get("attempt", 1):
+            # a retry's outcomes that came before its reopen wait for it (the batch comes again;
+            # its other events are folded now, and folded again they change nothing)
+            early.append(event)
+        elif history.outcome_still_counts(job, event.attempt):
+            now.append(event)  # not: outcomes of a deleted job, or of an attempt compacted
+    await _fold_marked(store, now, jobs_before, who, folder)
     if early:
         raise ledger.BeforeReopen(f"{len(early)} outcome events of a retry came before its job reopened; folded later")
 

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from modelhub_contracts.documents import TERMINAL
 from modelhub_contracts.events import utcnow
+from modelhub_gateway.progress import ledger
 from modelhub_gateway.store import GatewayStore
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,7 @@ async def compact(store: GatewayStore, job_id: str, attempt: int) -> None:
     if job is None or job.get("compacted_attempt", 0) >= attempt:
         return
     if not job.get("compacting"):
-        succeeded = 0
-        async for doc in await store.ledger.aggregate(
-            [{"$match": _settled(job_id, attempt)}, {"$group": {"_id": None, "n": {"$sum": "$succeeded"}}}]
-        ):
-            succeeded = doc["n"]
+        succeeded, _ = await ledger.summed(store, _settled(job_id, attempt))
         await store.jobs.update_one(
             {"_id": job_id, "compacting": {"$exists": False}},
             {"$set": {"compacting": {"attempt": attempt, "succeeded": job.get("compacted_succeeded", 0) + succeeded}}},

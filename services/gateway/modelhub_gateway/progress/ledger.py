@@ -339,8 +339,13 @@ def _count(counts: dict[str, list[int]], job_id: str, change: tuple[int, int]) -
 async def counted(store: GatewayStore, job_id: str) -> tuple[int, int]:
     """The job's (succeeded, failed) by its ledger: a sum over its records (a few dozen for a job
     of 20,000 samples, read by the job_id index)."""
+    return await summed(store, {"job_id": job_id})
+
+
+async def summed(store: GatewayStore, records: dict) -> tuple[int, int]:
+    """(succeeded, failed) summed over the ledger records that match `records` (one job's)."""
     pipeline = [
-        {"$match": {"job_id": job_id}},
+        {"$match": records},
         {"$group": {"_id": None, "succeeded": {"$sum": "$succeeded"}, "failed": {"$sum": "$failed"}}},
     ]
     async for doc in await store.ledger.aggregate(pipeline):
