@@ -48,7 +48,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobs import ZERO_COST, Hub, StackProcesses, free_port, modelhub, seconds
+from jobs import ZERO_COST, Hub, StackProcesses, free_port, idle_rates, modelhub, seconds
 
 from modelhub_contracts.subjects import STREAM as EVENTS_STREAM
 
@@ -129,16 +129,9 @@ def roles(data_dir: Path) -> dict[str, str]:
 
 
 def idle(data_dir: Path, named: dict[str, str]) -> dict[str, float]:
-    """Each row's CPU-s per s over 3 s with no job (a second after the last one ended): Ray's and
-    Serve's loops, health checks, sweeps, the servers' heartbeats. A slower shape spends more of it
-    per sample; the account less it says what the samples themselves cost."""
-    time.sleep(1)
-    account, start = ShapeProcesses(data_dir, named), time.perf_counter()
-    account.start()
-    time.sleep(3)
-    cpu = account.stop()[1]
-    took = time.perf_counter() - start
-    return {k: v / took for k, v in cpu.items()}
+    """Each row's idle CPU-s per s (jobs.idle_rates). A slower shape spends more of it per sample;
+    the account less it says what the samples themselves cost."""
+    return idle_rates(ShapeProcesses(data_dir, named))
 
 
 def run_shape(options: tuple[str, ...], env: dict[str, str], rounds: int) -> dict:

@@ -114,6 +114,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_running(client, name: str) -> dict:
+    """Wait for a deployment just requested to be running (fail if it failed or took too long)."""
+    doc = poll(
+        lambda: client.get(f"/deployments/{name}").json(),
+        lambda d: d["status"] in ("running", "failed"),
+        DEPLOY_TIMEOUT_S,
+        f"deployment {name}",
+        0.2,
+    )
+    assert doc["status"] == "running", doc
+    return doc
+
+
 class Hub:
     """The public API of one stack, as a user's script would drive it."""
 
@@ -137,14 +150,7 @@ class Hub:
             f"/models/{model}/deployments", json={"name": name, "mini_batch": mini_batch, "num_replicas": replicas}
         )
         assert response.status_code == 202, response.text
-        doc = poll(
-            lambda: self.client.get(f"/deployments/{name}").json(),
-            lambda d: d["status"] in ("running", "failed"),
-            DEPLOY_TIMEOUT_S,
-            f"deployment {name}",
-            0.2,
-        )
-        assert doc["status"] == "running", doc
+        wait_running(self.client, name)
 
     def dataset(self, name: str, samples: int) -> None:
         assert self.client.post("/datasets", json={"name": name}).status_code == 201
@@ -421,21 +427,28 @@ def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
     }
 
 
-def mongo_top(data_dir: Path) -> dict[str, float]:
-    """MongoDB's own time per collection so far (its `top` command: microseconds spent in the
-    operations on each, reads and writes), to split mongod's row of the account by collection.
-    Empty when the command is refused."""
+def admin_command(data_dir: Path, command: str) -> dict | None:
+    """The stack's mongod's answer to an admin `command` (None when it is refused)."""
     import pymongo
     from pymongo.errors import PyMongoError
 
     url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
     client = pymongo.MongoClient(url)
     try:
-        totals = client.admin.command("top")["totals"]
+        return client.admin.command(command)
     except PyMongoError:
-        return {}
+        return None
     finally:
         client.close()
+
+
+def mongo_top(data_dir: Path) -> dict[str, float]:
+    """MongoDB's own time per collection so far (its `top` command: microseconds spent in the
+    operations on each, reads and writes), to split mongod's row of the account by collection.
+    Empty when the command is refused."""
+    if (top := admin_command(data_dir, "top")) is None:
+        return {}
+    totals = top["totals"]
     return {
         name.removeprefix("modelhub."): float(usage["total"]["time"])
         for name, usage in totals.items()
@@ -446,33 +459,33 @@ def mongo_top(data_dir: Path) -> dict[str, float]:
 def mongo_cache_mb(data_dir: Path) -> dict[str, float]:
     """What mongod's WiredTiger cache holds now and may hold at most (MB, its `serverStatus`): the
     bound of mongod's memory besides its connections. Empty when the command is refused."""
-    import pymongo
-    from pymongo.errors import PyMongoError
-
-    url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
-    client = pymongo.MongoClient(url)
     try:
-        cache = client.admin.command("serverStatus")["wiredTiger"]["cache"]
-    except (PyMongoError, KeyError):
+        cache = (admin_command(data_dir, "serverStatus") or {})["wiredTiger"]["cache"]
+    except KeyError:
         return {}
-    finally:
-        client.close()
     return {
         "in_cache_mb": round(cache["bytes currently in the cache"] / 2**20, 1),
         "configured_mb": round(cache["maximum bytes configured"] / 2**20, 1),
     }
 
 
-def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
-    # the stack's idle CPU first (Ray's and Serve's loops, health checks, the scheduler's sweep):
-    # 3 s with nothing running, a second after the last job, so that the account can say what the
-    # job itself cost (its CPU less the same processes' idle rate over the job's time)
+def idle_rates(account: StackProcesses) -> dict[str, float]:
+    """Each row of `account` (a watcher not started yet), in CPU-s per s over 3 s with no job, a
+    second after the last one ended: Ray's and Serve's loops, health checks, sweeps, the servers'
+    heartbeats. A job's account less these rates over its time is what the job itself cost."""
     time.sleep(1)
-    idle, start = StackProcesses(data_dir), time.perf_counter()
-    idle.start()
+    start = time.perf_counter()
+    account.start()
     time.sleep(3)
-    idle_cpu = idle.stop()[1]
-    idle_s = time.perf_counter() - start
+    cpu = account.stop()[1]
+    took = time.perf_counter() - start
+    return {k: v / took for k, v in cpu.items()}
+
+
+def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
+    # the stack's idle CPU first, so that the account can say what the job itself cost (its CPU
+    # less the same processes' idle rate over the job's time)
+    idle_rate = idle_rates(StackProcesses(data_dir))  # CPU-s per s
     rss, top = StackProcesses(data_dir), mongo_top(data_dir)
     rss.start()
     job_id, post = hub.submit(dataset, "zero")
@@ -480,7 +493,6 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     peak, cpu = rss.stop()
     top = {k: v - top.get(k, 0.0) for k, v in mongo_top(data_dir).items()}
     took = seconds(doc)
-    idle_rate = {k: v / idle_s for k, v in idle_cpu.items()}  # CPU-s per s
     return {
         "samples": samples,
         "seconds": round(took, 2),
@@ -499,6 +511,14 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
             sum(max(0.0, v - idle_rate.get(k, 0.0) * took) for k, v in cpu.items()) / samples * 1e6
         ),
     }
+
+
+def larger(hub: Hub, data_dir: Path, dataset: str, samples: int, twenty_k: dict) -> dict:
+    """The overhead case on a new dataset of `samples`, with its rate against the 20,000-sample job's."""
+    hub.dataset(dataset, samples)
+    result = overhead(hub, data_dir, dataset, samples)
+    result["vs_20k_samples_per_s"] = round(result["samples_per_s"] / twenty_k["samples_per_s"], 2)
+    return result
 
 
 def efficiency(hub: Hub, dataset: str, samples: int) -> dict:
@@ -622,11 +642,7 @@ def main() -> None:
             results["isolation"] = isolation(hub)
             results["fairness"] = fairness(hub)
             if big:
-                hub.dataset("three-hundred-k", 300_000)
-                results["300k"] = overhead(hub, data_dir, "three-hundred-k", 300_000)
-                results["300k"]["vs_20k_samples_per_s"] = round(
-                    results["300k"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2
-                )
+                results["300k"] = larger(hub, data_dir, "three-hundred-k", 300_000, results["overhead"])
                 results["300k"]["rss_mb_after_20k"] = rss_after_20k
                 results["300k"]["rss_mb_after_300k"] = rss_now(data_dir)
                 results["300k"]["rss_growth_20k_to_300k"] = rss_growth(
@@ -634,11 +650,7 @@ def main() -> None:
                 )
                 results["300k"]["mongod_cache"] = {"after_20k": cache_after_20k, "after_300k": mongo_cache_mb(data_dir)}
             if scale:
-                hub.dataset("million", 1_000_000)
-                results["scale"] = overhead(hub, data_dir, "million", 1_000_000)
-                results["scale"]["vs_20k_samples_per_s"] = round(
-                    results["scale"]["samples_per_s"] / results["overhead"]["samples_per_s"], 2
-                )
+                results["scale"] = larger(hub, data_dir, "million", 1_000_000, results["overhead"])
                 results["scale"]["rss_growth_mb_vs_20k"] = {
                     name: round(mb - results["overhead"]["peak_rss_mb"].get(name, 0.0), 1)
                     for name, mb in results["scale"]["peak_rss_mb"].items()

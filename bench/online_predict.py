@@ -40,6 +40,9 @@ import tritonclient.http.aio as triton_aio
 from tritonclient.http import InferInput
 from tritonclient.utils import InferenceServerException
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jobs import wait_running  # noqa: E402
+
 MODEL = """
 class Model:
     def __init__(self, model_dir):
@@ -73,9 +76,7 @@ def setup(client: httpx.Client, workdir: Path, mini_batch: int, options: dict) -
         )
     created = client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch, **options})
     assert created.status_code == 202, created.text
-    while (status := client.get("/deployments/bench").json()["status"]) not in ("running", "failed"):
-        time.sleep(0.2)
-    assert status == "running", client.get("/deployments/bench").json()
+    wait_running(client, "bench")
 
 
 class Tally:

@@ -55,7 +55,7 @@ ROOT = BENCH.parent
 sys.path.append(str(ROOT / "services" / "deployer" / "modelhub_replica"))  # as host.py imports it
 adapter = importlib.import_module("modelhub_formats.onnx_model")
 sys.path.insert(0, str(BENCH))
-from jobs import DEPLOY_TIMEOUT_S, JOB_TIMEOUT_S, TERMINAL, poll  # noqa: E402
+from jobs import JOB_TIMEOUT_S, TERMINAL, poll, wait_running  # noqa: E402
 
 WARM_UP = 2_000
 IDLE_S = 5.0  # how long the stack's idle CPU is measured before each timed job
@@ -247,14 +247,7 @@ class Hub:
     def deploy(self, model: str, mini_batch: int) -> None:
         response = self.client.post(f"/models/{model}/deployments", json={"name": model, "mini_batch": mini_batch})
         assert response.status_code == 202, response.text
-        doc = poll(
-            lambda: self.client.get(f"/deployments/{model}").json(),
-            lambda d: d["status"] in ("running", "failed"),
-            DEPLOY_TIMEOUT_S,
-            f"deployment {model}",
-            0.2,
-        )
-        assert doc["status"] == "running", doc
+        wait_running(self.client, model)
 
     def dataset(self, name: str, paths: list[Path]) -> None:
         assert self.client.post("/datasets", json={"name": name}).status_code == 201

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jobs import wait_running  # noqa: E402
+
 MODEL = """
 class Model:
     def __init__(self, model_dir):
@@ -60,9 +63,7 @@ def setup(client: httpx.Client, workdir: Path, mini_batch: int, samples: int) ->
             == 201
         )
     assert client.post("/models/bench/deployments", json={"name": "bench", "mini_batch": mini_batch}).status_code == 202
-    while (doc := client.get("/deployments/bench").json())["status"] not in ("running", "failed"):
-        time.sleep(0.2)
-    assert doc["status"] == "running", doc
+    wait_running(client, "bench")
     assert client.post("/datasets", json={"name": "bench"}).status_code == 201
     rows = [{"filepath": f"/bench/{i}", "fields": {"text": f"sample {i}"}} for i in range(samples)]
     assert client.post("/datasets/bench/samples", json={"samples": rows}).status_code == 201
