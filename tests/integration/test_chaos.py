@@ -26,6 +26,7 @@ from conftest import (
     unique,
     wait_for,
 )
+from pymongo import AsyncMongoClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -132,6 +133,69 @@ def test_a_job_survives_kill_9_of(part, chaos_stack, slow_deployment):
     wait_mid_run(chaos_stack, job_id)
     kill_and_wait_restart(chaos_stack, part)
     assert_completed_exactly_once(chaos_stack, dataset, job_id, TOTAL)
+
+
+# Fast enough that the scheduler sizes this deployment's tasks above 512 samples once a first job
+# came back (its pace: services/scheduler/modelhub_scheduler/pace.py), slow enough that a
+# 20,000-sample job is still running when the kill lands.
+PACED_MODEL = slow_model(0.002)
+PACED_TOTAL = 20_000
+
+
+@pytest.fixture(scope="module")
+def paced_deployment(chaos_stack, tmp_path_factory) -> str:
+    client, model, name = chaos_stack.client, unique("paced"), unique("paced-dep")
+    package = make_zip(tmp_path_factory.mktemp("paced") / "paced.zip", {"model.py": PACED_MODEL})
+    create_model(client, model, package, TEXT_SCHEMA)
+    assert deploy(client, model, name, mini_batch=64)["status"] == "running"
+    dataset, job_id = start_job(chaos_stack, name, [f"warm-{i}" for i in range(3_000)])  # measures its pace
+    assert_completed_exactly_once(chaos_stack, dataset, job_id, 3_000)
+    return name
+
+
+async def test_a_job_of_paced_tasks_survives_kill_9_of_the_worker_and_the_gateway(chaos_stack, paced_deployment):
+    """kill -9 of the worker mid-job (a task of thousands of samples is redone) and then of the
+    gateway (the fold of outcome events, several per task): counts stay exact, every field lands once."""
+    client, dataset = chaos_stack.client, unique("ds")
+    assert client.post("/datasets", json={"name": dataset}).status_code == 201
+    for start in range(0, PACED_TOTAL, 10_000):  # 10,000 samples a call at most
+        rows = [{"filepath": f"/data/{i}.txt", "fields": {"text": f"sample-{i}"}} for i in range(start, start + 10_000)]
+        assert client.post(f"/datasets/{dataset}/samples", json={"samples": rows}).status_code == 201
+    response = client.post(
+        f"/datasets/{dataset}/jobs", json={"deployment": paced_deployment, "outputs": {"label": OUTPUT}}
+    )
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    mongo = AsyncMongoClient(chaos_stack.mongo_url, tz_aware=True)
+    try:
+        db = mongo["modelhub"]
+        wait_mid_run(chaos_stack, job_id)
+        plan = await db["job_plans"].find_one({"_id": f"{job_id}.1.p0"})
+        assert plan is not None and plan["task_samples"] > 512, plan  # this job runs paced tasks
+        kill_and_wait_restart(chaos_stack, "inference-worker")
+        kill_and_wait_restart(chaos_stack, "gateway")
+        job = wait_for(
+            lambda: (j := get_json(client, f"/jobs/{job_id}")) and j["status"] in ("completed", "failed") and j,
+            300,
+            f"job {job_id} to end",
+            interval=0.5,
+        )
+        assert (job["status"], job["total"], job["succeeded"], job["failed"]) == (
+            "completed",
+            PACED_TOTAL,
+            PACED_TOTAL,
+            0,
+        ), job
+        written = await db["samples"].count_documents(
+            {
+                "dataset": dataset,
+                f"lineage.{OUTPUT}.job_id": job_id,
+                "$expr": {"$eq": [f"$fields.{OUTPUT}.label", "$fields.text"]},
+            }
+        )
+        assert written == PACED_TOTAL  # each sample's own output, written by this job
+    finally:
+        await mongo.close()
 
 
 def test_a_model_process_that_dies_fails_only_its_sample_and_is_started_again(chaos_stack, tmp_path):

@@ -156,6 +156,19 @@ async def test_a_tasks_mini_batches_are_spread_over_one_call_per_replica():
     assert model.batches[8:] == [["t08", "t09"], ["t08"], ["t09"], ["t10", "t11"]]
 
 
+async def test_a_big_tasks_calls_carry_at_most_call_samples_each():
+    texts = [f"t{i:04d}" for i in range(2_000)]  # a task sized by its deployment's pace: 500 mini-batches of 4
+    model = ChunkModel(poison="-")
+    calls = Calls(model, spread=2)
+    docs = {t: {"_id": t, "filepath": "/x", "fields": {"text": t}} for t in texts}
+    outcomes = await annotate(mini_batched(texts), docs, model, str, calls)
+
+    assert not any(o.error for o in outcomes.values()) and len(outcomes) == 2_000
+    # not two calls of 1,000 samples: calls of up to CALL_SAMPLES (512), all at once
+    assert sorted(sum(c) for c in calls.calls) == [464, 512, 512, 512]
+    assert all(size == 4 for c in calls.calls for size in c)
+
+
 async def test_without_replicas_known_or_when_the_call_fails_each_mini_batch_is_a_call():
     texts = [f"t{i:02d}" for i in range(12)]
     docs = {t: {"_id": t, "filepath": "/x", "fields": {"text": t}} for t in texts}

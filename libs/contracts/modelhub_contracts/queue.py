@@ -29,9 +29,10 @@ WINDOW_MAX = 32
 def window(num_replicas: int) -> int:
     """Tasks of one deployment in flight at once, shared round-robin by its running jobs: enough
     to keep every replica busy while finished tasks are replaced, few enough that another job's
-    task is never queued behind many. A task is up to 8 whole mini-batches and up to 512 samples
-    (its Model.predict calls run at once), so two per replica keep replicas fed while the next
-    task is on its way, and a job on the same deployment waits behind at most a few tasks."""
+    task is never queued behind many. A task is 8 whole mini-batches and up to 512 samples, or
+    about 0.25 s of a fast deployment's measured pace (the scheduler's pace.py; its Model.predict
+    calls run at once), so two per replica keep replicas fed while the next task is on its way,
+    and a job on the same deployment waits behind at most a few tasks."""
     return max(WINDOW_MIN, min(WINDOW_MAX, TASKS_PER_REPLICA * max(1, num_replicas)))
 
 

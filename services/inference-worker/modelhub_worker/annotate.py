@@ -20,6 +20,9 @@ class Outcome:
 # worker would not take, modelhub_worker.serving)
 PredictChunk = Callable[[str, list[dict]], Awaitable[Sequence[dict | Outcome]]]
 K = TypeVar("K", bound=Hashable)  # whatever names a sample: a sample id, or a request's index
+# The most samples one call to a replica carries (more only as one mini-batch): a task's
+# mini-batches are spread over its deployment's replicas in calls of up to this many.
+CALL_SAMPLES = OUTCOMES_PER_EVENT
 
 
 class BatchCalls(Protocol):
@@ -73,10 +76,10 @@ async def predict_many(
 ) -> dict[K, Any]:
     """Run the samples through the deployment in mini-batches of at most `mini_batch` (None: one),
     each one Model.predict call, all at once: one call each, or, with `calls` and several
-    replicas known, the mini-batches spread over as many calls as there are replicas (fewer
-    round trips). When the model fails on a mini-batch, its samples are split in halves and each
-    half is called on its own, down to single samples: only the samples that really fail are
-    marked failed, and their batch-mates still succeed in batches. A mini-batch whose answer is
+    replicas known, the mini-batches spread over as many calls as there are replicas, each of up
+    to CALL_SAMPLES samples (fewer round trips). When the model fails on a mini-batch, its
+    samples are split in halves and each half is called on its own, down to single samples: only
+    the samples that really fail are marked failed, and their batch-mates still succeed in batches. A mini-batch whose answer is
     over the worker's bound (AnswerTooLarge) fails whole, with why, without being split.
 
     Raises ServingLost when the deployment gave no verdict (a replica died, none is up): failing
@@ -85,7 +88,9 @@ async def predict_many(
     size = mini_batch or len(ids) or 1
     batches = [ids[i : i + size] for i in range(0, len(ids), size)]
     spread = calls.spread(deployment) if calls is not None else 0
-    per_call = -(-len(batches) // spread) if spread else 1
+    # as few calls as replicas, each of at most CALL_SAMPLES samples (or one mini-batch): a task
+    # of thousands of samples still makes calls whose answers the worker's bound was set for
+    per_call = min(-(-len(batches) // spread), max(1, CALL_SAMPLES // size)) if spread else 1
     if calls is None or per_call == 1:
         return await _each_alone(predict, deployment, inputs, batches, describe)
     groups = [batches[i : i + per_call] for i in range(0, len(batches), per_call)]

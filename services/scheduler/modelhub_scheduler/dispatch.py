@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from modelhub_contracts.events import TaskScheduled
+from modelhub_scheduler.pace import Pace
 from modelhub_scheduler.store import QueueStore
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,9 @@ class Dispatcher:
     """Publishes waiting tasks into each deployment's free window places, one fill at a time
     per deployment (this process is the only scheduler of the embedded stack)."""
 
-    def __init__(self, store: QueueStore, publish: Publish) -> None:
+    def __init__(self, store: QueueStore, publish: Publish, pace: Pace | None = None) -> None:
         self.store, self.publish = store, publish
+        self.pace = pace if pace is not None else Pace()  # told of every task sent
         self.locks: dict[str, asyncio.Lock] = {}
         # deployment -> job -> tick of its latest place (round-robin order), for jobs with tasks
         self.served: dict[str, dict[str, int]] = {}
@@ -124,6 +126,8 @@ class Dispatcher:
                 tasks = await self.store.next_waiting(job, n)
                 # published before marked: a crash in between republishes the same ids (deduplicated)
                 await asyncio.gather(*(self.publish(t) for t in tasks))
+                for t in tasks:
+                    self.pace.sent(t.task_id, deployment, len(t.sample_ids))
                 await self.store.mark_in_flight([t.task_id for t in tasks])
                 in_flight[job] = in_flight.get(job, 0) + len(tasks)
                 got += len(tasks)

@@ -13,7 +13,7 @@ from modelhub_runtime.logs import log_ids
 from modelhub_runtime.messaging import current_message, durable_subscriber, publish_event, settle
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
-from modelhub_scheduler.schedule import plan_id, plan_job
+from modelhub_scheduler.schedule import plan_id, plan_job, task_size
 from modelhub_scheduler.store import SchedulerStore
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,12 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
             )
             return
         if not await store.is_planned(plan_id(job)):
+            # tasks sized by the deployment's measured pace; the size is kept with the plan
+            pace = dispatcher.pace.samples_per_s(job.deployment, await store.generation(job.deployment))
+            size = await store.task_samples(plan_id(job), task_size(job.mini_batch, pace))
+            log.info(
+                "planning job %s in tasks of %d samples (pace %s samples/s)", job.job_id, size, pace and round(pace)
+            )
             scheduled = await plan_job(
                 job,
                 store.sample_ids(job.dataset, job.sample_ids, job.until_sample_id),
@@ -86,6 +92,7 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                 lambda: store.is_cancelled(job.job_id),
                 telemetry.current_traceparent(),
                 stored=lambda: dispatcher.poke(job.deployment),  # its first tasks go out while it is planned
+                task_samples=size,
             )
             if scheduled is None:
                 return
@@ -110,6 +117,7 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
 
     async def finished(event: SampleAnnotated) -> None:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
+            dispatcher.pace.back(event.task_id)
             dispatcher.poke(deployment)  # a task's last chunk comes last: its place is free
 
     @durable_subscriber(

@@ -15,13 +15,17 @@ from modelhub_contracts.events import OUTCOMES_PER_EVENT, JobScheduled, JobSubmi
 PLAN_BATCH = 500
 FIRST_BATCH = 8
 # A task carries several mini-batches (each still one Model.predict call): what a task costs besides
-# its samples (its queue entry, a publish, a write lease, an event, an ack, a fold: most of the
-# scheduler's and much of the worker's CPU per job) is paid once per 8 mini-batches, up to 512
-# samples (one task's outcomes fit one SampleAnnotated). No more than 8: the window and the
-# round-robin between jobs count tasks, and a slow model's task must stay short enough for two
-# jobs on one deployment to take turns.
+# its samples (its queue entry, a publish, a write lease, an event, an ack, a fold: tens of CPU-ms
+# over the stack's processes, bench/README.md) is paid once per task. A task is
+# at least 8 mini-batches, up to 512 samples (one task's outcomes fit one SampleAnnotated), and
+# more on a deployment whose measured pace (pace.py) runs that many in under TASK_SECONDS: a slow
+# model's task stays short enough for two jobs on one deployment to take turns (the window and the
+# round-robin between jobs count tasks), a fast model's pays its costs once per up to
+# TASK_SAMPLES_MAX samples (its outcomes in several events of up to 512).
 BATCHES_PER_TASK = 8
 TASK_SAMPLES = OUTCOMES_PER_EVENT
+TASK_SECONDS = 0.25
+TASK_SAMPLES_MAX = 8 * OUTCOMES_PER_EVENT
 
 AddTasks = Callable[[list[tuple[int, TaskScheduled]], int], Awaitable[None]]
 
@@ -48,10 +52,15 @@ def task_for(job: JobSubmitted, index: int, sample_ids: list[str], traceparent: 
     )
 
 
-def task_size(mini_batch: int) -> int:
+def task_size(mini_batch: int, samples_per_s: float | None = None) -> int:
     """Samples per task: whole mini-batches, at most BATCHES_PER_TASK of them and as many as fit
-    TASK_SAMPLES (at least one)."""
-    return mini_batch * max(1, min(BATCHES_PER_TASK, TASK_SAMPLES // mini_batch))
+    TASK_SAMPLES (at least one); on a deployment measured at `samples_per_s`, as many whole
+    mini-batches as it runs in TASK_SECONDS, up to TASK_SAMPLES_MAX, when that is more."""
+    least = mini_batch * max(1, min(BATCHES_PER_TASK, TASK_SAMPLES // mini_batch))
+    if not samples_per_s:
+        return least
+    paced = min(samples_per_s * TASK_SECONDS, TASK_SAMPLES_MAX) // mini_batch * mini_batch
+    return max(least, int(paced))
 
 
 def plan_id(job: JobSubmitted) -> str:
@@ -79,14 +88,16 @@ async def plan_job(
     is_cancelled: Callable[[], Awaitable[bool]],
     traceparent: str | None = None,
     stored: Callable[[], None] | None = None,
+    task_samples: int | None = None,
 ) -> JobScheduled | None:
-    """Store one waiting task per `task_size` samples, FIRST_BATCH tasks first, then PLAN_BATCH at
-    a time, calling `stored` after each full batch (the dispatcher can send them while the rest
-    are planned); stop early (returning None) if the job is cancelled."""
+    """Store one waiting task per `task_samples` samples (default: `task_size` of the job's
+    mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time, calling `stored` after each
+    full batch (the dispatcher can send them while the rest are planned); stop early (returning
+    None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
     size = FIRST_BATCH
-    async for chunk in chunks(sample_ids, task_size(job.mini_batch)):
+    async for chunk in chunks(sample_ids, task_samples or task_size(job.mini_batch)):
         batch.append((tasks, task_for(job, tasks, chunk, traceparent)))
         tasks, samples = tasks + 1, samples + len(chunk)
         if len(batch) == size:

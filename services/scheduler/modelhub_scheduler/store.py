@@ -5,7 +5,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from pymongo import ASCENDING, InsertOne
+from pymongo import ASCENDING, InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -72,7 +72,31 @@ class SchedulerStore:
     # ------------------------------------------------------------------ planning
 
     async def is_planned(self, plan_id: str) -> bool:
-        return await self.plans.find_one({"_id": plan_id}) is not None
+        return await self.plans.find_one({"_id": plan_id, "num_tasks": {"$exists": True}}) is not None
+
+    async def task_samples(self, plan_id: str, proposed: int) -> int:
+        """The plan's task size: `proposed` the first time it is planned, the same size when it is
+        planned again after a crash (tasks already stored keep their samples, so the rest must be
+        cut the same way)."""
+        doc = await self.plans.find_one_and_update(
+            {"_id": plan_id},
+            {"$setOnInsert": {"task_samples": proposed}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc.get("task_samples") or proposed) if doc else proposed
+
+    async def generation(self, deployment: str) -> tuple | None:
+        """What the deployment runs (its package, replicas, mini_batch, when it was created): its
+        measured pace holds while this stays the same."""
+        doc = await self.deployments.find_one(
+            {"_id": deployment},
+            projection={"package_sha256": 1, "num_replicas": 1, "max_replicas": 1, "mini_batch": 1, "created_at": 1},
+        )
+        if doc is None:
+            return None
+        keys = ("package_sha256", "num_replicas", "max_replicas", "mini_batch", "created_at")
+        return tuple(doc.get(k) for k in keys)
 
     async def add_tasks(self, tasks: list[tuple[int, TaskScheduled]], part: int) -> None:
         """Store planned tasks (index in their job part, task) as waiting; a task already stored

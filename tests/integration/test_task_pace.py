@@ -1,0 +1,69 @@
+"""Tasks sized by their deployment's measured pace, on the real stack: a fast model's second job is
+planned in tasks larger than the smallest, and still annotates every sample exactly once; a plan
+keeps its size when it is planned again (after a crash mid-plan)."""
+
+import uuid
+
+import pytest
+from conftest import (
+    SCHEMA_TEXT_TO_CLASS,
+    add_text_samples,
+    all_samples,
+    create_model,
+    deploy,
+    make_zip,
+    run_job,
+    slow_model,
+    unique,
+)
+from pymongo import AsyncMongoClient
+
+from modelhub_scheduler.schedule import task_size
+from modelhub_scheduler.store import SchedulerStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+MINI_BATCH = 16
+SAMPLES = 3_000
+
+
+@pytest.fixture
+async def db(stack):
+    client = AsyncMongoClient(stack.mongo_url, tz_aware=True)
+    yield client["modelhub"]
+    await client.close()
+
+
+async def test_a_plan_keeps_the_task_size_it_was_first_given(db):
+    store, plan = SchedulerStore(db), f"{uuid.uuid4().hex}.1.p0"
+    try:
+        assert await store.task_samples(plan, 1_536) == 1_536
+        assert not await store.is_planned(plan)  # a size alone is no plan: planning is not done
+        assert await store.task_samples(plan, 512) == 1_536  # planned again: cut the same way
+        await store.planned(plan, "job", 2, 3_000)
+        assert await store.is_planned(plan)
+    finally:
+        await db["job_plans"].delete_one({"_id": plan})
+
+
+async def test_a_fast_models_next_job_runs_larger_tasks_and_annotates_each_sample_once(stack, tmp_path, db):
+    model, deployment, dataset = unique("fast"), unique("fast-dep"), unique("paced")
+    create_model(stack.client, model, make_zip(tmp_path / "m.zip", {"model.py": slow_model(0)}), SCHEMA_TEXT_TO_CLASS)
+    assert deploy(stack.client, model, deployment, mini_batch=MINI_BATCH)["status"] == "running"
+    add_text_samples(stack.client, dataset, [f"t{i}" for i in range(SAMPLES)])
+
+    jobs = [run_job(stack.client, dataset, deployment, {"label": field}) for field in ("first", "second")]
+    plans = {job["id"]: await db["job_plans"].find_one({"job_id": job["id"]}) for job in jobs}
+    smallest = task_size(MINI_BATCH)
+    first, second = (plans[job["id"]] for job in jobs)
+    assert first["task_samples"] == smallest  # nothing measured yet on a new deployment
+    # the first job's tasks came back: the second is cut by the pace they showed, in whole mini-batches
+    assert second["task_samples"] > smallest and second["task_samples"] % MINI_BATCH == 0, second
+    assert second["num_tasks"] == -(-SAMPLES // second["task_samples"])
+    for job in jobs:
+        assert (job["status"], job["succeeded"], job["failed"], job["total"]) == ("completed", SAMPLES, 0, SAMPLES)
+    samples = all_samples(stack.client, dataset)
+    assert len(samples) == SAMPLES
+    for sample in samples:
+        assert sample["fields"]["second"] == {"label": sample["fields"]["text"], "confidence": 0.5}
+        assert sample["lineage"]["second"]["job_id"] == jobs[1]["id"]
