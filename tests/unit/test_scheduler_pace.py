@@ -2,9 +2,10 @@
 whole mini-batches as it runs in TASK_SECONDS, within bounds; a plan keeps the size it got."""
 
 from pytest import approx
-from test_scheduler import ids, job, never
+from test_scheduler import FakeQueue, dispatcher, ids, job, never
 
 from modelhub_scheduler import pace as pace_module
+from modelhub_scheduler.dispatch import sized_window
 from modelhub_scheduler.pace import IDLE_S, Pace
 from modelhub_scheduler.schedule import TASK_SAMPLES_MAX, TASK_SECONDS, plan_job, task_size
 
@@ -19,11 +20,15 @@ class Clock:
 
 def test_the_size_is_the_smallest_until_a_pace_is_known_then_whole_mini_batches_of_task_seconds():
     assert task_size(64) == task_size(64, None) == 512
-    assert task_size(64, 20_000) == TASK_SAMPLES_MAX  # 5,000 in TASK_SECONDS, capped
+    assert task_size(64, 20_000) == TASK_SAMPLES_MAX == 2_048  # 5,000 in TASK_SECONDS, capped
     assert task_size(64, 3_000) == int(3_000 * TASK_SECONDS) // 64 * 64 == 704
     assert task_size(4, 100) == 32  # a slow model keeps the smallest: 8 mini-batches
     assert task_size(64, 1_000) == 512  # never below the smallest
-    assert task_size(8_192, 1e9) == 8_192  # one mini-batch over the cap is still one task
+    assert task_size(4_096, 1e9) == 4_096  # one mini-batch over the cap is still one task
+    # a job fills its window: 20,000 samples in 4 places take the largest tasks, 2,000 the smallest
+    assert task_size(64, 20_000, samples=20_000, window=4) == TASK_SAMPLES_MAX
+    assert task_size(64, 20_000, samples=6_000, window=4) == 1_472  # 1,500 in whole mini-batches
+    assert task_size(64, 20_000, samples=2_000, window=4) == 512
 
 
 def test_a_stretch_reads_the_samples_back_over_its_time_once_two_tasks_came_back():
@@ -130,3 +135,22 @@ async def test_a_plan_cuts_tasks_of_the_size_it_is_given():
     assert [len(t.sample_ids) for _, t in planned] == [1_536, 1_536, 1_536, 392]
     assert [s for _, t in planned for s in t.sample_ids] == [f"s{i:03d}" for i in range(5_000)]
     assert (scheduled.num_tasks, scheduled.num_samples) == (4, 5_000)
+
+
+def test_a_window_holds_as_many_samples_in_fewer_larger_tasks_but_at_least_two():
+    assert sized_window(4, 512) == sized_window(4, 64) == 4
+    assert sized_window(16, 2_048) == 4  # 16 tasks of 512 samples' worth
+    assert sized_window(4, 2_048) == 2  # not 1: one task is read and written while another is called
+    assert sized_window(1_024, 2_048) == 256  # a deployment gone: its tasks all go out to fail
+
+
+async def test_a_deployment_sent_larger_tasks_keeps_fewer_in_flight():
+    q = FakeQueue({"dep": 4})
+    q.add(job(64), 6)
+    # a job planned by a measured pace: tasks of 2,048 samples
+    q.waiting["j1"] = [t.model_copy(update={"sample_ids": [f"s{i}" for i in range(2_048)]}) for t in q.waiting["j1"]]
+    d, published = dispatcher(q)
+    assert await d.fill("dep") == 4  # nothing sent yet: the window as planned tasks of up to 512 had it
+    for t in published:
+        q.done(t.task_id)
+    assert await d.fill("dep") == 2  # its tasks are of 2,048: as many samples in flight as 4 of 512

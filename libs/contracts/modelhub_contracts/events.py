@@ -90,7 +90,7 @@ class JobSubmitted(Event):
     output_types: dict[str, str] = Field(description="model output name -> schema type")
     mini_batch: int = Field(
         description="samples per Model.predict call; the scheduler's tasks are whole mini-batches "
-        "(up to 8, as many as fit 512 samples, at least one)"
+        "(8, as many as fit 512 samples, at least one; up to 2,048 samples on a deployment measured fast)"
     )
     sample_ids: list[str] | None = Field(
         default=None,

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from modelhub_contracts.events import TaskScheduled
 from modelhub_scheduler.pace import Pace
+from modelhub_scheduler.schedule import TASK_SAMPLES
 from modelhub_scheduler.store import QueueStore
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,22 @@ Publish = Callable[[TaskScheduled], Awaitable[None]]
 # half. A quarter of the window still keeps replicas busy: each task is up to 8 mini-batch calls.
 YIELD_SHARE = 4
 REMAINING_TTL_S = 0.1  # how long a reading of every deployment's tasks left serves fills
+
+
+# Tasks in flight that keep a deployment's pipeline going: one is read and written while another is
+# being called.
+PIPELINE_TASKS = 2
+
+
+def sized_window(window: int, task_samples: int) -> int:
+    """The window in tasks of `task_samples`: a window is counted in tasks of up to TASK_SAMPLES,
+    and a deployment whose tasks are larger (sized by its pace, schedule.task_size) has as many
+    samples in flight, in fewer of them (at least PIPELINE_TASKS). What is in flight is what a job
+    arriving on another deployment waits behind (bench/README.md: a full window of tasks of 2,048
+    made a small job there about 1.5x slower than this)."""
+    if task_samples <= TASK_SAMPLES:
+        return window
+    return max(PIPELINE_TASKS, window * TASK_SAMPLES // task_samples)
 
 
 def effective_window(window: int, deployment: str, remaining: dict[str, int]) -> int:
@@ -64,6 +81,7 @@ class Dispatcher:
     def __init__(self, store: QueueStore, publish: Publish, pace: Pace | None = None) -> None:
         self.store, self.publish = store, publish
         self.pace = pace if pace is not None else Pace()  # told of every task sent
+        self._task_samples: dict[str, int] = {}  # deployment -> samples of the task it was sent last
         self.locks: dict[str, asyncio.Lock] = {}
         # deployment -> job -> tick of its latest place (round-robin order), for jobs with tasks
         self.served: dict[str, dict[str, int]] = {}
@@ -117,7 +135,8 @@ class Dispatcher:
         # the scheduler's CPU per task.
         served = self.served.setdefault(deployment, {})
         in_flight = await self.store.in_flight_by_job(deployment)
-        window = effective_window(await self.store.window(deployment), deployment, await self.remaining())
+        window = sized_window(await self.store.window(deployment), self._task_samples.get(deployment, TASK_SAMPLES))
+        window = effective_window(window, deployment, await self.remaining())
         free = window - sum(in_flight.values())
         published = 0
         while free > 0 and (jobs := await self.store.jobs_waiting(deployment)):
@@ -128,6 +147,7 @@ class Dispatcher:
                 await asyncio.gather(*(self.publish(t) for t in tasks))
                 for t in tasks:
                     self.pace.sent(t.task_id, deployment, len(t.sample_ids))
+                    self._task_samples[deployment] = len(t.sample_ids)
                 await self.store.mark_in_flight([t.task_id for t in tasks])
                 in_flight[job] = in_flight.get(job, 0) + len(tasks)
                 got += len(tasks)

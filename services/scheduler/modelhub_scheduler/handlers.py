@@ -81,7 +81,9 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         if not await store.is_planned(plan_id(job)):
             # tasks sized by the deployment's measured pace; the size is kept with the plan
             pace = dispatcher.pace.samples_per_s(job.deployment, await store.generation(job.deployment))
-            size = await store.task_samples(plan_id(job), task_size(job.mini_batch, pace))
+            samples = len(job.sample_ids) if job.sample_ids is not None else await store.job_total(job.job_id)
+            proposed = task_size(job.mini_batch, pace, samples, await store.window(job.deployment))
+            size = await store.task_samples(plan_id(job), proposed)
             log.info(
                 "planning job %s in tasks of %d samples (pace %s samples/s)", job.job_id, size, pace and round(pace)
             )

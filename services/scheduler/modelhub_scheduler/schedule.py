@@ -16,16 +16,19 @@ PLAN_BATCH = 500
 FIRST_BATCH = 8
 # A task carries several mini-batches (each still one Model.predict call): what a task costs besides
 # its samples (its queue entry, a publish, a write lease, an event, an ack, a fold: tens of CPU-ms
-# over the stack's processes, bench/README.md) is paid once per task. A task is
-# at least 8 mini-batches, up to 512 samples (one task's outcomes fit one SampleAnnotated), and
-# more on a deployment whose measured pace (pace.py) runs that many in under TASK_SECONDS: a slow
-# model's task stays short enough for two jobs on one deployment to take turns (the window and the
+# over the stack's processes, bench/README.md) is paid once per task. A task is at least 8
+# mini-batches, up to 512 samples (one task's outcomes fit one SampleAnnotated), and more on a
+# deployment whose measured pace (pace.py) runs that many in under TASK_SECONDS: a slow model's
+# task stays short enough for two jobs on one deployment to take turns (the window and the
 # round-robin between jobs count tasks), a fast model's pays its costs once per up to
-# TASK_SAMPLES_MAX samples (its outcomes in several events of up to 512).
+# TASK_SAMPLES_MAX samples (its outcomes in events of up to 512). Not more: what a deployment has
+# in flight (its window of tasks) is what a small job on another deployment waits behind when it
+# comes, and tasks of 4,096 made that small job markedly slower than tasks of 2,048, for about the
+# same samples per second (bench/README.md).
 BATCHES_PER_TASK = 8
 TASK_SAMPLES = OUTCOMES_PER_EVENT
 TASK_SECONDS = 0.25
-TASK_SAMPLES_MAX = 8 * OUTCOMES_PER_EVENT
+TASK_SAMPLES_MAX = 4 * OUTCOMES_PER_EVENT
 
 AddTasks = Callable[[list[tuple[int, TaskScheduled]], int], Awaitable[None]]
 
@@ -52,15 +55,20 @@ def task_for(job: JobSubmitted, index: int, sample_ids: list[str], traceparent: 
     )
 
 
-def task_size(mini_batch: int, samples_per_s: float | None = None) -> int:
+def task_size(mini_batch: int, samples_per_s: float | None = None, samples: int | None = None, window: int = 1) -> int:
     """Samples per task: whole mini-batches, at most BATCHES_PER_TASK of them and as many as fit
     TASK_SAMPLES (at least one); on a deployment measured at `samples_per_s`, as many whole
-    mini-batches as it runs in TASK_SECONDS, up to TASK_SAMPLES_MAX, when that is more."""
+    mini-batches as it runs in TASK_SECONDS, up to TASK_SAMPLES_MAX, when that is more. A job of
+    `samples` is cut in at least `window` tasks (its deployment's window), so that its tasks fill
+    the window and its stages (reads, calls, writes, folds) overlap instead of running one task
+    after the other."""
     least = mini_batch * max(1, min(BATCHES_PER_TASK, TASK_SAMPLES // mini_batch))
     if not samples_per_s:
         return least
-    paced = min(samples_per_s * TASK_SECONDS, TASK_SAMPLES_MAX) // mini_batch * mini_batch
-    return max(least, int(paced))
+    paced = min(samples_per_s * TASK_SECONDS, TASK_SAMPLES_MAX)
+    if samples is not None:
+        paced = min(paced, -(-samples // max(1, window)))
+    return max(least, int(paced) // mini_batch * mini_batch)
 
 
 def plan_id(job: JobSubmitted) -> str:

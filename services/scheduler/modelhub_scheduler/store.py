@@ -69,6 +69,11 @@ class SchedulerStore:
         doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
         return doc is None or doc["status"] == JobStatus.CANCELLED or bool(doc.get("cancel_requested"))
 
+    async def job_total(self, job_id: str) -> int | None:
+        """The samples the job runs (its `total`, set when it was submitted)."""
+        doc = await self.jobs.find_one({"_id": job_id}, projection={"total": 1})
+        return doc.get("total") if doc else None
+
     # ------------------------------------------------------------------ planning
 
     async def is_planned(self, plan_id: str) -> bool:
