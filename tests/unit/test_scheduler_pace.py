@@ -7,7 +7,7 @@ from test_scheduler import FakeQueue, dispatcher, ids, job, never
 from modelhub_scheduler import pace as pace_module
 from modelhub_scheduler.dispatch import sized_window
 from modelhub_scheduler.pace import IDLE_S, Pace
-from modelhub_scheduler.schedule import TASK_SAMPLES_MAX, TASK_SECONDS, plan_job, task_size
+from modelhub_scheduler.schedule import FIRST_BATCH, TASK_SAMPLES_MAX, TASK_SECONDS, plan_job, task_size
 
 
 class Clock:
@@ -154,3 +154,14 @@ async def test_a_deployment_sent_larger_tasks_keeps_fewer_in_flight():
     for t in published:
         q.done(t.task_id)
     assert await d.fill("dep") == 2  # its tasks are of 2,048: as many samples in flight as 4 of 512
+
+
+async def test_larger_tasks_are_stored_in_batches_of_as_many_samples_not_as_many_tasks():
+    stored = []
+
+    async def add(tasks, part):
+        stored.append(len(tasks))
+
+    await plan_job(job(64), ids(300_000, per_read=5_000), add, never, task_samples=2_048)
+    # 8 first, then batches of 125 tasks of 2,048 (256,000 samples, as 500 tasks of 512 were)
+    assert stored == [FIRST_BATCH, 125, 14]

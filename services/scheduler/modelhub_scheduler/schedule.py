@@ -99,13 +99,16 @@ async def plan_job(
     task_samples: int | None = None,
 ) -> JobScheduled | None:
     """Store one waiting task per `task_samples` samples (default: `task_size` of the job's
-    mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time, calling `stored` after each
-    full batch (the dispatcher can send them while the rest are planned); stop early (returning
-    None) if the job is cancelled."""
+    mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time (fewer of larger tasks: no more
+    samples than PLAN_BATCH tasks of TASK_SAMPLES, which bounds the planning's memory), calling
+    `stored` after each full batch (the dispatcher can send them while the rest are planned); stop
+    early (returning None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
     size = FIRST_BATCH
-    async for chunk in chunks(sample_ids, task_samples or task_size(job.mini_batch)):
+    per_task = task_samples or task_size(job.mini_batch)
+    later = max(FIRST_BATCH, min(PLAN_BATCH, PLAN_BATCH * TASK_SAMPLES // per_task))
+    async for chunk in chunks(sample_ids, per_task):
         batch.append((tasks, task_for(job, tasks, chunk, traceparent)))
         tasks, samples = tasks + 1, samples + len(chunk)
         if len(batch) == size:
@@ -114,7 +117,7 @@ async def plan_job(
             await add_tasks(batch, job.part)
             if stored is not None:
                 stored()
-            batch, size = [], PLAN_BATCH
+            batch, size = [], later
     if batch:
         await add_tasks(batch, job.part)
     return JobScheduled(
