@@ -29,7 +29,7 @@
   fairness     on one deployment: (a) the isolation case (2,000 samples submitted 1 s after
                60,000): the small job's progress when the big one completes (1.0: it was not held
                back) and its time against its time alone there; (b) two 20,000-sample jobs, the
-               second submitted 1 s after the first: the second's progress when the first
+               second submitted 0.25 s after the first: the second's progress when the first
                completes, beside its fair share (1 - the first's progress when the second came:
                a faster stack does more of the first job alone in that second).
   workers      MODELHUB_BENCH_WORKERS=N runs every case on `modelhub up --workers N` (default 1).
@@ -558,6 +558,11 @@ def isolation(hub: Hub) -> dict:
     }
 
 
+# Until 2026-12-07 1 s: since the hub runs a 20,000-sample job in under a second, the first job
+# was done before the second came, and the case said nothing.
+SECOND_JOB_AFTER_S = 0.25
+
+
 def fairness(hub: Hub) -> dict:
     # the case: a 2,000-sample job submitted 1 s after a 60,000-sample job, both on one
     # deployment; its progress when the big one completes (and its time, against its time alone)
@@ -570,10 +575,10 @@ def fairness(hub: Hub) -> dict:
     small_at_big_done = hub.job(small)["progress"]
     beside = seconds(hub.wait(small))
     hub.wait(big)
-    # two equal jobs, the second 1 s after the first: how far the first got alone bounds what a
-    # fair share can give the second (it gets as much as the first's remainder: 1 - that)
+    # two equal jobs, the second SECOND_JOB_AFTER_S after the first: how far the first got alone
+    # bounds what a fair share can give the second (it gets as much as the first's remainder: 1 - that)
     first, _ = hub.submit("twenty-a", "zero")
-    time.sleep(1)
+    time.sleep(SECOND_JOB_AFTER_S)
     second, _ = hub.submit("twenty-b", "zero")
     first_at_second_submit = hub.job(first)["progress"]
     while hub.job(first)["status"] not in TERMINAL:
