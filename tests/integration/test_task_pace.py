@@ -18,7 +18,8 @@ from conftest import (
 )
 from pymongo import AsyncMongoClient
 
-from modelhub_scheduler.schedule import task_size
+from modelhub_contracts.events import JobSubmitted
+from modelhub_scheduler.schedule import plan_id, task_for, task_size
 from modelhub_scheduler.store import SchedulerStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -34,16 +35,42 @@ async def db(stack):
     await client.close()
 
 
+def submitted(job_id: str) -> JobSubmitted:
+    return JobSubmitted(
+        job_id=job_id,
+        dataset="ds",
+        deployment="dep",
+        inputs={"text": "text"},
+        outputs={"label": "label"},
+        output_types={"label": "classification"},
+        mini_batch=64,
+        submitted_by="admin",
+    )
+
+
 async def test_a_plan_keeps_the_task_size_it_was_first_given(db):
-    store, plan = SchedulerStore(db), f"{uuid.uuid4().hex}.1.p0"
+    store, job = SchedulerStore(db), submitted(uuid.uuid4().hex)
+    plan = plan_id(job)
     try:
-        assert await store.task_samples(plan, 1_536) == 1_536
+        assert await store.task_samples(job, plan, 1_536, 512) == 1_536
         assert not await store.is_planned(plan)  # a size alone is no plan: planning is not done
-        assert await store.task_samples(plan, 512) == 1_536  # planned again: cut the same way
-        await store.planned(plan, "job", 2, 3_000)
+        assert await store.task_samples(job, plan, 512, 512) == 1_536  # planned again: cut the same way
+        await store.planned(plan, job.job_id, 2, 3_000)
         assert await store.is_planned(plan)
     finally:
         await db["job_plans"].delete_one({"_id": plan})
+
+
+async def test_a_plan_begun_before_tasks_were_paced_goes_on_at_the_smallest_size(db):
+    store, job = SchedulerStore(db), submitted(uuid.uuid4().hex)
+    plan = plan_id(job)
+    try:
+        # an older scheduler stored the first tasks (of 512), kept no size, and crashed mid-plan
+        await store.add_tasks([(0, task_for(job, 0, [f"s{i}" for i in range(512)]))], job.part)
+        assert await store.task_samples(job, plan, 2_048, 512) == 512
+    finally:
+        await db["job_plans"].delete_one({"_id": plan})
+        await db["job_tasks"].delete_many({"job_id": job.job_id})
 
 
 async def test_a_fast_models_next_job_runs_larger_tasks_and_annotates_each_sample_once(stack, tmp_path, db):

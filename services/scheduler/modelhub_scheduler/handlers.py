@@ -83,7 +83,7 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
             pace = dispatcher.pace.samples_per_s(job.deployment, await store.generation(job.deployment))
             samples = len(job.sample_ids) if job.sample_ids is not None else await store.job_total(job.job_id)
             proposed = task_size(job.mini_batch, pace, samples, await store.window(job.deployment))
-            size = await store.task_samples(plan_id(job), proposed)
+            size = await store.task_samples(job, plan_id(job), proposed, task_size(job.mini_batch))
             log.info(
                 "planning job %s in tasks of %d samples (pace %s samples/s)", job.job_id, size, pace and round(pace)
             )

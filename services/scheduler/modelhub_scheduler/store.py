@@ -11,7 +11,7 @@ from pymongo.errors import BulkWriteError
 
 from modelhub_contracts import queue
 from modelhub_contracts.documents import GONE, JobStatus
-from modelhub_contracts.events import TaskScheduled
+from modelhub_contracts.events import JobSubmitted, TaskScheduled
 from modelhub_contracts.queue import TaskState
 
 DUPLICATE_KEY = 11000
@@ -79,10 +79,16 @@ class SchedulerStore:
     async def is_planned(self, plan_id: str) -> bool:
         return await self.plans.find_one({"_id": plan_id, "num_tasks": {"$exists": True}}) is not None
 
-    async def task_samples(self, plan_id: str, proposed: int) -> int:
+    async def task_samples(self, job: JobSubmitted, plan_id: str, proposed: int, smallest: int) -> int:
         """The plan's task size: `proposed` the first time it is planned, the same size when it is
         planned again after a crash (tasks already stored keep their samples, so the rest must be
-        cut the same way)."""
+        cut the same way). A plan with tasks stored but no size kept was begun by a scheduler from
+        before tasks were sized by pace, which cut every task at `smallest`."""
+        kept = await self.plans.find_one({"_id": plan_id}, projection={"task_samples": 1})
+        if kept is None and await self.tasks.find_one(
+            {"job_id": job.job_id, "attempt": job.attempt, "part": job.part}, projection={"_id": 1}
+        ):
+            proposed = smallest
         doc = await self.plans.find_one_and_update(
             {"_id": plan_id},
             {"$setOnInsert": {"task_samples": proposed}},
