@@ -37,8 +37,9 @@
                (the overhead case's measures, its samples/s against the 20,000-sample job's) and
                the memory growth: the RSS of every stack process (named parts and their
                descendants, rows as in the CPU account) right after the 20,000-sample job and
-               right after the 300,000-sample one, and each process's growth between the two;
-               mongod's WiredTiger cache at both moments (what bounds mongod's growth).
+               right after the 300,000-sample one, and each process's growth between the two
+               and during the 300,000-sample job alone (from its dataset loaded to its end);
+               mongod's WiredTiger cache at the three moments (what bounds mongod's growth).
   scale        only with MODELHUB_BENCH_SCALE=1: a 1,000,000-sample job (time to the 202,
                samples/s against the 20,000-sample job, peak RSS against it). Takes long on 2 cores.
 
@@ -517,9 +518,12 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
 
 
 def larger(hub: Hub, data_dir: Path, dataset: str, samples: int, twenty_k: dict) -> dict:
-    """The overhead case on a new dataset of `samples`, with its rate against the 20,000-sample job's."""
+    """The overhead case on a new dataset of `samples`, with its rate against the 20,000-sample job's
+    and every process's RSS once the dataset is loaded, before the job (what loading the dataset
+    grew apart from what running the job grew)."""
     hub.dataset(dataset, samples)
-    result = overhead(hub, data_dir, dataset, samples)
+    loaded = {"rss_mb_after_load": rss_now(data_dir), "mongod_cache_after_load": mongo_cache_mb(data_dir)}
+    result = overhead(hub, data_dir, dataset, samples) | loaded
     result["vs_20k_samples_per_s"] = round(result["samples_per_s"] / twenty_k["samples_per_s"], 2)
     return result
 
@@ -661,7 +665,14 @@ def main() -> None:
                 results["300k"]["rss_growth_20k_to_300k"] = rss_growth(
                     rss_after_20k, results["300k"]["rss_mb_after_300k"]
                 )
-                results["300k"]["mongod_cache"] = {"after_20k": cache_after_20k, "after_300k": mongo_cache_mb(data_dir)}
+                results["300k"]["rss_growth_300k_job"] = rss_growth(
+                    results["300k"]["rss_mb_after_load"], results["300k"]["rss_mb_after_300k"]
+                )
+                results["300k"]["mongod_cache"] = {
+                    "after_20k": cache_after_20k,
+                    "after_load": results["300k"].pop("mongod_cache_after_load"),
+                    "after_300k": mongo_cache_mb(data_dir),
+                }
             if scale:
                 results["scale"] = larger(hub, data_dir, "million", 1_000_000, results["overhead"])
                 results["scale"]["rss_growth_mb_vs_20k"] = {
@@ -754,17 +765,28 @@ def table(r: dict) -> str:
             f" CPU ms per 1,000 samples {b['cpu_ms_per_1000_samples']})"
         )
         lines.append(
-            "              RSS after the 300k job, MB (its processes), largest growth of one since the 20k job:"
+            "              RSS after the 300k job, MB (its processes), largest growth of one since the 20k job"
+            " (loading 300,000 samples and the job), of it during the job:"
         )
+        during = b.get("rss_growth_300k_job", {})
+
+        def mb(value: float | None) -> str:
+            return f"{value:>6}" if value is not None else f"{'-':>6}"
+
         lines += [
-            f"                {g['rss_mb']:>7.1f} ({g['processes']})  {g['max_growth_mb'] if g['max_growth_mb'] is not None else '-':>6}"
-            f"  {row}"
+            f"                {g['rss_mb']:>7.1f} ({g['processes']})  {mb(g['max_growth_mb'])}"
+            f"  {mb(during.get(row, {}).get('max_growth_mb'))}  {row}"
             for row, g in b["rss_growth_20k_to_300k"].items()
         ]
         if (cache := b.get("mongod_cache", {})).get("after_300k"):
+            load = (
+                f" {cache['after_load'].get('in_cache_mb')} with the 300k dataset loaded,"
+                if "after_load" in cache
+                else ""
+            )
             lines.append(
                 f"              mongod's WiredTiger cache, MB: {cache['after_20k'].get('in_cache_mb')} after the 20k job,"
-                f" {cache['after_300k']['in_cache_mb']} after the 300k job, at most {cache['after_300k']['configured_mb']}"
+                f"{load} {cache['after_300k']['in_cache_mb']} after the 300k job, at most {cache['after_300k']['configured_mb']}"
             )
     if s := r.get("scale"):
         growth = ", ".join(f"{k} {v:+.0f}" for k, v in s["rss_growth_mb_vs_20k"].items())
