@@ -35,6 +35,7 @@ from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_onl
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
 from modelhub_worker.store import WorkerStore
 from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
+from modelhub_worker.turns import NewcomersFirst
 
 # Tasks processed at once by one worker process. The scheduler keeps at most a window of each
 # deployment's tasks in flight (modelhub_contracts.queue.window: WINDOW_MIN to WINDOW_MAX); room for
@@ -75,6 +76,8 @@ def register(
         SampleAnnotated,
         "a task's sample outcomes (annotated or failed, with why)",
     )
+
+    turns = NewcomersFirst()  # a deployment just starting goes first in this worker
 
     async def publish(event: SampleAnnotated) -> None:
         await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
@@ -117,7 +120,7 @@ def register(
                 delay = await attempt(
                     task,
                     deliveries(message),
-                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error, serve),
+                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error, serve, turns),
                     store,
                     publish_task,
                     short_error,
