@@ -3,6 +3,8 @@ for longer, for a bounded time, and never otherwise."""
 
 import asyncio
 
+import pytest
+
 from modelhub_worker.turns import NewcomersFirst
 
 # long enough that a wait ending early is a defect, not a slow machine
@@ -111,3 +113,17 @@ async def test_what_is_kept_of_many_idle_deployments_is_bounded():
             pass
         clock.now += 1
     assert len(turns._since) <= 65 and len(turns._idle_since) <= 65
+
+
+def test_the_setting_turns_it_off_or_changes_the_privilege(monkeypatch):
+    from pydantic import ValidationError
+
+    from modelhub_worker.settings import WorkerSettings
+
+    assert WorkerSettings().newcomer_first_s == 0.5
+    monkeypatch.setenv("MODELHUB_NEWCOMER_FIRST_S", "0")
+    assert WorkerSettings().newcomer_first_s == 0
+    monkeypatch.setenv("MODELHUB_NEWCOMER_FIRST_S", "-1")
+    with pytest.raises(ValidationError):
+        WorkerSettings()
+    assert NewcomersFirst(young_s=3).cap_s == 6  # a wait's bound follows the privilege

@@ -14,7 +14,7 @@ How: a deployment's busy stretch starts when its first task enters the worker af
 none (shorter gaps, between one task and the next, keep it going). For YOUNG_S from its start it
 goes first: a task of a deployment whose stretch began earlier waits before it reads its samples and
 before it writes while the younger deployment has tasks in the worker and is within YOUNG_S,
-at most CAP_S at each of the two points. What is already in a replica or in MongoDB finishes;
+at most twice YOUNG_S at each of the two points. What is already in a replica or in MongoDB finishes;
 a job on one deployment and jobs on two deployments busy for more than YOUNG_S run as before.
 """
 
@@ -31,8 +31,9 @@ YOUNG_S = 0.5
 # Busy stretches of one deployment with less than this between them are one stretch: the gap
 # between a task's end and the next one's arrival does not make a long job young again.
 GAP_S = 0.5
-# The longest one task waits at one point (two points per task), whatever keeps coming.
-CAP_S = 1.0
+# The longest one task waits at one point (two points per task), whatever keeps coming: twice
+# the newcomer's privilege.
+CAP_FACTOR = 2.0
 
 
 class NewcomersFirst:
@@ -42,10 +43,11 @@ class NewcomersFirst:
         self,
         young_s: float = YOUNG_S,
         gap_s: float = GAP_S,
-        cap_s: float = CAP_S,
+        cap_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.young_s, self.gap_s, self.cap_s, self.clock = young_s, gap_s, cap_s, clock
+        self.young_s, self.gap_s, self.clock = young_s, gap_s, clock
+        self.cap_s = cap_s if cap_s is not None else CAP_FACTOR * young_s
         self._running: dict[str, int] = {}  # deployment -> its tasks in the worker
         self._since: dict[str, float] = {}  # deployment -> start of its busy stretch
         self._idle_since: dict[str, float] = {}  # deployment -> when its last task left
