@@ -1,6 +1,5 @@
 """One delivery of a task: the write lease, retries for serving failures, and dead letters."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -19,7 +18,6 @@ from modelhub_worker.tasks import (
     dead_letter_events,
     run_task,
 )
-from modelhub_worker.turns import NewcomersFirst
 
 
 def task(*sample_ids: str) -> TaskScheduled:
@@ -220,50 +218,3 @@ async def test_a_big_task_announces_in_chunks_by_position_whoever_publishes():
     assert [(e.event_id, [o.sample_id for o in e.samples]) for e in dead] == [
         (e.event_id, [o.sample_id for o in e.samples]) for e in published
     ]
-
-
-@pytest.mark.parametrize("cancelled", [False, True])
-async def test_run_task_takes_its_turn_before_it_reads(cancelled):
-    now = [100.0]
-    turns = NewcomersFirst(young_s=30, cap_s=30, clock=lambda: now[0])
-    store, published = FakeStore("a", "b", cancelled=cancelled), []
-
-    async def publish(event):
-        published.append(event)
-
-    with turns.running("big"):  # "big" stands for a deployment busy for 5 s in this worker
-        now[0] += 5
-        older = task("a", "b").model_copy(update={"deployment": "big"})
-        with turns.running("small"):
-            running = asyncio.ensure_future(run_task(older, store, upper, publish, str, None, turns))
-            await asyncio.sleep(0.05)
-            # held before it reads its samples (a cancelled job's task too: it learns so then)
-            assert not running.done()
-            assert store.inputs == [] and store.written == {} and published == []
-        await asyncio.wait_for(running, 1)
-    assert bool(store.written) is not cancelled and bool(published) is not cancelled
-    assert turns._running == {}  # its task left the worker's account
-
-
-async def test_run_task_takes_its_turn_again_before_it_writes():
-    """A newcomer that came while the task's model calls ran holds its write, not its calls."""
-    now = [100.0]
-    turns = NewcomersFirst(young_s=30, cap_s=30, clock=lambda: now[0])
-    store, published, called, answer = FakeStore("a"), Published(), asyncio.Event(), asyncio.Event()
-
-    @chunked
-    async def slow_upper(deployment, inputs):
-        called.set()
-        await answer.wait()
-        return {"out": inputs["text"].upper()}
-
-    older = task("a").model_copy(update={"deployment": "big"})
-    running = asyncio.ensure_future(run_task(older, store, slow_upper, published, str, None, turns))
-    await asyncio.wait_for(called.wait(), 1)  # nobody younger: read and called at once
-    now[0] += 5
-    with turns.running("small"):
-        answer.set()
-        await asyncio.sleep(0.05)
-        assert not running.done() and store.written == {} and published == []
-    await asyncio.wait_for(running, 1)
-    assert store.written == {"a": {"out": "A"}} and len(published) == 1

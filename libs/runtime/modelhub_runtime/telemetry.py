@@ -57,7 +57,6 @@ BATCH_SIZE = "modelhub.batch_size"
 SAMPLES_OK = "modelhub.samples_ok"
 SAMPLES_FAILED = "modelhub.samples_failed"
 ATTEMPT = "modelhub.attempt"
-TURN_WAIT_S = "modelhub.turn_wait_s"  # seconds a worker's task gave way to a deployment just starting
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DIR_BYTES = 256 * 1024 * 1024

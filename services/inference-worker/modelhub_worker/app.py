@@ -36,7 +36,7 @@ def build_app(
         max_answer_bytes=bounds.max_answer_bytes,
         max_sample_bytes=bounds.max_sample_bytes,
     )
-    predict = handlers.register(broker, store, serve, tel.metrics, newcomer_first_s=bounds.newcomer_first_s)
+    predict = handlers.register(broker, store, serve, tel.metrics)
     # answers only once started: subscribers start after the start-up hooks
     answer_pings(broker, "inference-worker")
     app = FastStream(broker)

@@ -35,7 +35,6 @@ from modelhub_worker.online import OnlineBatcher, Overloaded, Shape, predict_onl
 from modelhub_worker.serving import DeploymentUnavailable, ServeClient, ServingLost, short_error
 from modelhub_worker.store import WorkerStore
 from modelhub_worker.tasks import MAX_DELIVER, MaxDeliveriesAdvisory, attempt, dead_letter_advised, run_task
-from modelhub_worker.turns import YOUNG_S, NewcomersFirst
 
 # Tasks processed at once by one worker process. The scheduler keeps at most a window of each
 # deployment's tasks in flight (modelhub_contracts.queue.window: WINDOW_MIN to WINDOW_MAX); room for
@@ -64,15 +63,10 @@ SERVICE = "inference-worker"
 
 
 def register(
-    broker: NatsBroker,
-    store: WorkerStore,
-    serve: ServeClient,
-    metrics: telemetry.Metrics | None = None,
-    newcomer_first_s: float = YOUNG_S,
+    broker: NatsBroker, store: WorkerStore, serve: ServeClient, metrics: telemetry.Metrics | None = None
 ) -> predict_sub.PredictSubscription:
     """Wire the task consumer, its dead-letter consumer and online predict; returns online
-    predict's nats-py subscription, for the app to start once the broker is connected. A
-    deployment just starting goes first for `newcomer_first_s` (0: tasks in arrival order)."""
+    predict's nats-py subscription, for the app to start once the broker is connected."""
 
     bus.declare(
         broker,
@@ -81,9 +75,6 @@ def register(
         SampleAnnotated,
         "a task's sample outcomes (annotated or failed, with why)",
     )
-
-    # a deployment just starting goes first in this worker (modelhub_worker.turns)
-    turns = NewcomersFirst(young_s=newcomer_first_s) if newcomer_first_s > 0 else None
 
     async def publish(event: SampleAnnotated) -> None:
         await publish_event(broker, subjects.SAMPLE_ANNOTATED, event)
@@ -126,7 +117,7 @@ def register(
                 delay = await attempt(
                     task,
                     deliveries(message),
-                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error, serve, turns),
+                    lambda: run_task(task, store, serve.predict_chunk, publish_task, short_error, serve),
                     store,
                     publish_task,
                     short_error,

@@ -9,7 +9,6 @@ from pydantic import Field
 from modelhub_contracts.direct import MAX_FRAME
 from modelhub_runtime.settings import ServiceSettings
 from modelhub_worker.serving import MAX_ANSWER_BYTES, MAX_SAMPLE_BYTES
-from modelhub_worker.turns import YOUNG_S
 
 
 class WorkerSettings(ServiceSettings):
@@ -25,11 +24,4 @@ class WorkerSettings(ServiceSettings):
         ge=1,
         description="the most bytes one sample's output may take as JSON (MongoDB keeps a document "
         "under 16 MiB); over it that sample fails with why",
-    )
-    newcomer_first_s: float = Field(
-        default=YOUNG_S,
-        ge=0,
-        le=10,
-        description="for this long from the start of a deployment's busy stretch in the worker, its "
-        "tasks go ahead of those of deployments busy for longer (0: off, every task in arrival order)",
     )

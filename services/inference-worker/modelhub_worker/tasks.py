@@ -14,11 +14,9 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict
 
 from modelhub_contracts.events import MAX_ERROR_CHARS, SampleAnnotated, TaskScheduled
-from modelhub_runtime import telemetry
 from modelhub_runtime.messaging import retry_delay
 from modelhub_worker.annotate import BatchCalls, PredictChunk, annotate, chunked_events, events_for
 from modelhub_worker.store import Lease
-from modelhub_worker.turns import NewcomersFirst
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +47,12 @@ async def run_task(
     publish: Publish,
     describe: Describe,
     calls: BatchCalls | None = None,
-    turns: NewcomersFirst | None = None,
 ) -> None:
     """Annotate the task's samples, write their fields under the job's write lease, then publish
     their outcomes (one SampleAnnotated for the task). A job being cancelled gets no write and no event.
-    With `turns`, the task lets a deployment that has just started working go first, before it
-    reads its samples and before it writes (modelhub_worker.turns).
 
     Raises ServingLost when the deployment gave no verdict (the task is to be retried), and
     lets MongoDB/NATS errors through (retried as well): nothing here fails a sample for them."""
-    if turns is None:
-        return await _run_task(task, store, predict, publish, describe, calls, None)
-    with turns.running(task.deployment):
-        return await _run_task(task, store, predict, publish, describe, calls, turns)
-
-
-async def _run_task(
-    task: TaskScheduled,
-    store: TaskStore,
-    predict: PredictChunk,
-    publish: Publish,
-    describe: Describe,
-    calls: BatchCalls | None,
-    turns: NewcomersFirst | None,
-) -> None:
-    waited = await turns.turn(task.deployment) if turns is not None else 0.0
     # both at once: one MongoDB round trip of the task's latency instead of two
     cancelled, docs = await asyncio.gather(
         store.is_cancelled(task.job_id), store.load(task.sample_ids, task.dataset, task.inputs.values())
@@ -81,10 +60,6 @@ async def _run_task(
     if cancelled:
         return
     outcomes = await annotate(task, docs, predict, describe, calls)
-    if turns is not None:
-        waited += await turns.turn(task.deployment)
-    if waited:
-        telemetry.annotate_current({telemetry.TURN_WAIT_S: round(waited, 3)})
     async with store.write_lease(task) as granted:
         if not granted:
             return
