@@ -168,12 +168,10 @@ class Hub:
             ]
             assert self.client.post(f"/datasets/{name}/samples", json={"samples": rows}).status_code == 201
 
-    def submit(self, dataset: str, deployment: str, field: str = "n") -> tuple[str, float]:
-        """The job's id and the seconds its POST took (to the 202); the model's output goes to `field`."""
+    def submit(self, dataset: str, deployment: str) -> tuple[str, float]:
+        """The job's id and the seconds its POST took (to the 202)."""
         start = time.perf_counter()
-        response = self.client.post(
-            f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"n": field}}
-        )
+        response = self.client.post(f"/datasets/{dataset}/jobs", json={"deployment": deployment, "outputs": {"n": "n"}})
         assert response.status_code == 202, response.text
         return response.json()["id"], time.perf_counter() - start
 
@@ -384,7 +382,7 @@ def raydata(data_dir: Path, dataset: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def one_process(data_dir: Path, dataset: str, mini_batch: int = 64, field: str = "n_one_process") -> dict:
+def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
     """The plain loop the hub is held to: one process reads the dataset's samples from the hub's
     MongoDB (what the worker reads of each: the model's input field, `text`; the samples have no
     files), runs the same zero-cost model on each mini_batch of them and writes its output field
@@ -423,7 +421,7 @@ def one_process(data_dir: Path, dataset: str, mini_batch: int = 64, field: str =
 
     run("n_one_process_warmup", limit=2_000)
     cpu, mongod_cpu, start = time.process_time(), cpu_seconds(mongod), time.perf_counter()
-    written = run(field)
+    written = run("n_one_process")
     took = time.perf_counter() - start
     cpu, mongod_cpu = time.process_time() - cpu, cpu_seconds(mongod) - mongod_cpu
     samples.database.client.close()
@@ -491,13 +489,13 @@ def idle_rates(account: StackProcesses) -> dict[str, float]:
     return {k: v / took for k, v in cpu.items()}
 
 
-def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int, field: str = "n") -> dict:
+def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
     # the stack's idle CPU first, so that the account can say what the job itself cost (its CPU
     # less the same processes' idle rate over the job's time)
     idle_rate = idle_rates(StackProcesses(data_dir))  # CPU-s per s
     rss, top = StackProcesses(data_dir), mongo_top(data_dir)
     rss.start()
-    job_id, post = hub.submit(dataset, "zero", field)
+    job_id, post = hub.submit(dataset, "zero")
     doc = hub.wait(job_id)
     peak, cpu = rss.stop()
     top = {k: v - top.get(k, 0.0) for k, v in mongo_top(data_dir).items()}
