@@ -62,6 +62,7 @@ import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -529,6 +530,14 @@ def overhead(hub: Hub, data_dir: Path, dataset: str, samples: int) -> dict:
 PAIRS = int(os.environ.get("MODELHUB_BENCH_PAIRS", "3"))
 
 
+Round = TypeVar("Round")
+
+
+def median_round(rounds: list[Round], ratio: Callable[[Round], float]) -> Round:
+    """The round whose ratio is the median (the upper one of an even count)."""
+    return sorted(rounds, key=ratio)[len(rounds) // 2]
+
+
 def pair_datasets(dataset: str, pairs: int = PAIRS) -> list[str]:
     return [dataset if k == 0 else f"{dataset}-{k + 1}" for k in range(pairs)]
 
@@ -541,8 +550,7 @@ def paired(hub: Hub, data_dir: Path, dataset: str, samples: int, pairs: int = PA
         hub_side = overhead(hub, data_dir, name, samples)
         plain = one_process(data_dir, name)
         rounds.append((hub_side, plain, hub_side["samples_per_s"] / plain["samples_per_s"]))
-    median = sorted(rounds, key=lambda r: r[2])[pairs // 2]
-    hub_side, plain, ratio = median
+    hub_side, plain, ratio = median_round(rounds, lambda r: r[2])
     hub_side["vs_one_process"] = round(ratio, 2)
     hub_side["pairs"] = [
         {"samples_per_s": h["samples_per_s"], "one_process_samples_per_s": p["samples_per_s"], "ratio": round(r, 2)}
@@ -556,7 +564,7 @@ def larger(hub: Hub, data_dir: Path, dataset: str, samples: int, twenty_k: dict)
     and every process's RSS once the dataset is loaded, before the job (what loading the dataset
     grew apart from what running the job grew)."""
     hub.dataset(dataset, samples)
-    loaded = {"rss_mb_after_load": rss_now(data_dir), "mongod_cache_after_load": mongo_cache_mb(data_dir)}
+    loaded = {"rss_mb_after_load": rss_now(data_dir), "mongod_cache": {"after_load": mongo_cache_mb(data_dir)}}
     result = overhead(hub, data_dir, dataset, samples) | loaded
     result["vs_20k_samples_per_s"] = round(result["samples_per_s"] / twenty_k["samples_per_s"], 2)
     return result
@@ -594,15 +602,16 @@ def isolation(hub: Hub, rounds: int = ISOLATION_ROUNDS) -> dict:
         big_at_small_done = hub.job(big)["progress"]
         hub.wait(big)
         each.append({"alone_s": round(alone, 3), "beside_s": round(beside, 3), "big_progress": big_at_small_done})
-    ratios = sorted(r["beside_s"] / r["alone_s"] for r in each)
-    mid = each[sorted(range(rounds), key=lambda k: each[k]["beside_s"] / each[k]["alone_s"])[rounds // 2]]
+    for r in each:
+        r["ratio"] = round(r["beside_s"] / r["alone_s"], 3)
+    mid = median_round(each, lambda r: r["ratio"])
     return {
         "rounds": each,
-        "ratios": [round(r, 2) for r in ratios],
+        "ratios": sorted(round(r["ratio"], 2) for r in each),
         "small_first_alone_s": round(first, 2),
         "small_alone_s": round(mid["alone_s"], 2),
         "small_beside_big_s": round(mid["beside_s"], 2),
-        "ratio": round(ratios[rounds // 2], 2),  # the median round's
+        "ratio": round(mid["ratio"], 2),  # the median round's
         "ratio_to_first_alone": round(mid["beside_s"] / first, 2),
         "big_progress_when_small_done": mid["big_progress"],
     }
@@ -710,9 +719,8 @@ def main() -> None:
                 results["300k"]["rss_growth_300k_job"] = rss_growth(
                     results["300k"]["rss_mb_after_load"], results["300k"]["rss_mb_after_300k"]
                 )
-                results["300k"]["mongod_cache"] = {
+                results["300k"]["mongod_cache"] |= {
                     "after_20k": cache_after_20k,
-                    "after_load": results["300k"].pop("mongod_cache_after_load"),
                     "after_300k": mongo_cache_mb(data_dir),
                 }
             if scale:
