@@ -163,5 +163,7 @@ async def test_larger_tasks_are_stored_in_batches_of_as_many_samples_not_as_many
         stored.append(len(tasks))
 
     await plan_job(job(64), ids(300_000, per_read=5_000), add, never, task_samples=2_048)
-    # 8 first, then batches of 125 tasks of 2,048 (256,000 samples, as 500 tasks of 512 were)
-    assert stored == [FIRST_BATCH, 125, 14]
+    # 2 first (4,096 samples, as FIRST_BATCH tasks of 512 were), then batches of 125 tasks of 2,048
+    # (256,000 samples, as 500 tasks of 512 were)
+    assert FIRST_BATCH * 512 == 2 * 2_048
+    assert stored == [2, 125, 20]

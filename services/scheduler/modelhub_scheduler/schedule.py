@@ -11,7 +11,10 @@ from modelhub_contracts.events import OUTCOMES_PER_EVENT, JobScheduled, JobSubmi
 
 # Tasks stored per bulk write while planning; the first few are stored (and dispatched) at once:
 # reading a dataset's sample ids takes a while (a million ids take seconds), and a deployment's
-# window is a few tasks, so its replicas start on the first tasks while the rest are planned.
+# window is a few tasks, so its replicas start on the first tasks while the rest are planned. The
+# first few are FIRST_BATCH tasks of up to TASK_SAMPLES, or as many samples in larger tasks (two of
+# 2,048: a window's worth, dispatch.sized_window); eight of 2,048 were most of a 20,000-sample
+# job, whose first task then waited ~60 ms for the whole plan to be read (bench/README.md).
 PLAN_BATCH = 500
 FIRST_BATCH = 8
 # A task carries several mini-batches (each still one Model.predict call): what a task costs besides
@@ -99,14 +102,14 @@ async def plan_job(
     task_samples: int | None = None,
 ) -> JobScheduled | None:
     """Store one waiting task per `task_samples` samples (default: `task_size` of the job's
-    mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time (fewer of larger tasks: no more
-    samples than PLAN_BATCH tasks of TASK_SAMPLES, which bounds the planning's memory), calling
-    `stored` after each full batch (the dispatcher can send them while the rest are planned); stop
-    early (returning None) if the job is cancelled."""
+    mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time (fewer of larger tasks in each:
+    no more samples than as many tasks of TASK_SAMPLES, which also bounds the planning's memory),
+    calling `stored` after each full batch (the dispatcher can send them while the rest are
+    planned); stop early (returning None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
-    size = FIRST_BATCH
     per_task = task_samples or task_size(job.mini_batch)
+    size = max(1, min(FIRST_BATCH, FIRST_BATCH * TASK_SAMPLES // per_task))
     later = max(FIRST_BATCH, min(PLAN_BATCH, PLAN_BATCH * TASK_SAMPLES // per_task))
     async for chunk in chunks(sample_ids, per_task):
         batch.append((tasks, task_for(job, tasks, chunk, traceparent)))
