@@ -602,9 +602,10 @@ def isolation(hub: Hub, rounds: int = ISOLATION_ROUNDS) -> dict:
         beside = seconds(hub.wait(small))
         big_at_small_done = hub.job(big)["progress"]
         hub.wait(big)
-        each.append({"alone_s": round(alone, 3), "beside_s": round(beside, 3), "big_progress": big_at_small_done})
-    for r in each:
-        r["ratio"] = round(r["beside_s"] / r["alone_s"], 3)
+        alone, beside = round(alone, 3), round(beside, 3)
+        each.append(
+            {"alone_s": alone, "beside_s": beside, "ratio": round(beside / alone, 3), "big_progress": big_at_small_done}
+        )
     mid = median_round(each, lambda r: r["ratio"])
     return {
         "rounds": each,
