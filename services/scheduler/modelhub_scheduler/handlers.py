@@ -7,7 +7,7 @@ import logging
 from faststream.nats import NatsBroker
 
 from modelhub_contracts import queue, subjects
-from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotated, TaskScheduled
+from modelhub_contracts.events import JobRefused, JobScheduled, JobSubmitted, SampleAnnotatedHead, TaskScheduled
 from modelhub_runtime import bus, telemetry
 from modelhub_runtime.logs import log_ids
 from modelhub_runtime.messaging import current_message, durable_subscriber, publish_event, settle
@@ -117,7 +117,7 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         with log_ids(job_id=job.job_id, deployment=job.deployment, dataset=job.dataset):
             await settle(current_message(broker), schedule(job))
 
-    async def finished(event: SampleAnnotated) -> None:
+    async def finished(event: SampleAnnotatedHead) -> None:
         if event.chunk == event.chunks - 1 and (deployment := await store.finish(event.task_id)):
             dispatcher.pace.back(event.task_id)
             dispatcher.poke(deployment)  # a task's last chunk comes last: its place is free
@@ -130,8 +130,9 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         ack_wait=JOB_ACK_WAIT,
         max_deliver=JOB_MAX_DELIVER,
         max_workers=PROGRESS_WORKERS,
+        reads=SampleAnnotatedHead,  # the task and chunk: its outcomes are not decoded here
     )
-    async def on_annotated(event: SampleAnnotated) -> None:
+    async def on_annotated(event: SampleAnnotatedHead) -> None:
         """A task announced done leaves the queue; its place goes to the next waiting task (the
         fill runs in the background, coalesced with other finished tasks' fills)."""
         await settle(current_message(broker), finished(event))
