@@ -2,9 +2,16 @@
 works on as the caller may see them (`VisibleDeployment`, `OwnedDataset`, `OwnedJob`): declaring one is the
 route's authorization, the lookup and its 404/403 happen before the route body runs."""
 
+import collections
+import collections.abc
+import types
+import typing
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.nats import NatsBroker
 from starlette.types import Scope
@@ -99,3 +106,51 @@ async def owned_job(job_id: IdPath, user: CurrentUser, store: Store) -> Job:
 VisibleDeployment = Annotated[Deployment, Depends(visible_deployment)]
 OwnedDataset = Annotated[Dataset, Depends(owned_dataset)]
 OwnedJob = Annotated[Job, Depends(owned_job)]
+
+
+_MANY = (list, tuple, set, frozenset, collections.abc.Sequence)
+
+
+async def known_query(request: Request) -> None:
+    """Refuse with 422 a query parameter the route does not take, and one it takes once given more
+    than once: `?lable=cat` or `?failed_job=a&failed_job=b` would otherwise be read as no filter,
+    or as the last value, and answer as if they were not there (docs/API.md section 2)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    names, many = _query_parameters(route.dependant)  # a walk of a few dependencies: not worth a cache
+    counts = collections.Counter(key for key, _ in request.query_params.multi_items())
+    issues = [
+        {"loc": ("query", key), "msg": "not a parameter of this operation", "type": "extra_forbidden"}
+        for key in counts
+        if key not in names
+    ] + [
+        {"loc": ("query", key), "msg": f"given {n} times; it takes one value", "type": "value_error"}
+        for key, n in counts.items()
+        if n > 1 and key in names and key not in many
+    ]
+    if issues:
+        raise RequestValidationError(issues)
+
+
+def _query_parameters(dependant: Dependant) -> tuple[frozenset[str], frozenset[str]]:
+    # the query parameters a route takes (its own and its dependencies'), and those that may repeat
+    names: set[str] = set()
+    many: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            names.add(field.alias)
+            if _repeatable(field.field_info.annotation):
+                many.add(field.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names), frozenset(many)
+
+
+def _repeatable(annotation: object) -> bool:
+    # list[str], tuple[int, ...], Sequence[str] and their Optional forms take a key more than once
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_repeatable(arm) for arm in typing.get_args(annotation))
+    return isinstance(origin, type) and issubclass(origin, _MANY) and origin is not str
