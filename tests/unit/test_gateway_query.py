@@ -6,12 +6,13 @@ from typing import Annotated
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from memory_gateway import memory_gateway
-from test_gateway_oip import ANN_TOKEN, DEPLOYMENTS, MODEL, USERS, VERSION
+from test_gateway_oip import ANN_TOKEN, gateway
 
-from modelhub_gateway.api.deps import known_query
-from modelhub_gateway.app import map_errors
+from modelhub_gateway import datasets
+from modelhub_gateway.api.deps import _query_parameters, current_user, known_query
+from modelhub_gateway.app import DEPENDENT_GROUP, map_errors
 
 
 async def page(offset: int = 0) -> int:
@@ -62,25 +63,47 @@ def test_an_unknown_or_repeated_parameter_is_a_422_naming_it(url, loc, words):
 def test_the_hub_refuses_the_fuzzers_request_before_reading_anything(tmp_path, monkeypatch):
     """The request Schemathesis sent (2026-12-07): an exploded `filters` object given as an empty
     value, a `failed_job` given twice; answered 200 as if neither were there before this check.
-    The dataset is looked up after the check, in a store with no database behind it: a 422 here
-    is the check's."""
-    app = memory_gateway(tmp_path, monkeypatch, users=USERS, deployments=DEPLOYMENTS, model=MODEL, version=VERSION)
-    client = TestClient(app, headers={"Authorization": f"Bearer {ANN_TOKEN}"})
+    The dataset's lookup, which comes after the check, fails this test if it is reached."""
+
+    async def no_lookup(*args):
+        raise AssertionError("the dataset was looked up: the check did not refuse the request")
+
+    monkeypatch.setattr(datasets, "owned_dataset", no_lookup)
+    client = TestClient(gateway(tmp_path, monkeypatch), headers={"Authorization": f"Bearer {ANN_TOKEN}"})
     url = "/api/v1/datasets/d/samples?failed_job=x&failed_job=&missing=null&limit=2936&offset=16315&filters="
     answer = client.get(url)
     assert answer.status_code == 422
     assert sorted(e["loc"][1] for e in answer.json()["errors"]) == ["failed_job", "filters"]
 
 
-def test_the_check_adds_nothing_to_the_openapi_document(tmp_path, monkeypatch):
-    app = memory_gateway(tmp_path, monkeypatch, users=USERS, deployments=DEPLOYMENTS, model=MODEL, version=VERSION)
-    operation = app.openapi()["paths"]["/api/v1/datasets/{name}/samples"]["get"]
-    assert "request" not in {p["name"] for p in operation["parameters"]}
-    assert {p["name"] for p in operation["parameters"]} == {
-        "name",
-        "limit",
-        "offset",
-        "filters",
-        "missing",
-        "failed_job",
-    }
+def test_a_caller_without_a_token_gets_401_whatever_the_query(tmp_path, monkeypatch):
+    client = TestClient(gateway(tmp_path, monkeypatch))
+    for url in ("/api/v1/models?x=1", "/api/v1/datasets/d/samples?limit=1&limit=2"):
+        assert client.get(url).status_code == 401, url
+    assert client.delete("/api/v1/models/m?x=1").status_code == 401
+
+
+def test_every_route_takes_the_query_parameters_its_document_names(tmp_path, monkeypatch):
+    """What the check lets through for each operation is what openapi.json declares for it (the
+    `filters` group's properties as the parameters they are on the wire), and every operation
+    under /api/v1 that needs a token runs the check after the token's: online predict, which
+    takes no query parameter, aside."""
+    app = gateway(tmp_path, monkeypatch)
+    paths = app.openapi()["paths"]
+    checked = 0
+    for ctx in iter_route_contexts(app.router.routes):
+        route = ctx.original_route
+        if not isinstance(route, APIRoute) or not route.include_in_schema or not ctx.path.startswith("/api/v1/"):
+            continue
+        calls = [d.call for d in route.dependant.dependencies]
+        for method in ctx.methods or ():
+            declared = set()
+            for parameter in paths[ctx.path][method.lower()].get("parameters", []):
+                if parameter["in"] == "query":
+                    group = parameter["schema"].get("properties") if parameter["name"] == DEPENDENT_GROUP else None
+                    declared |= set(group) if group else {parameter["name"]}
+            assert _query_parameters(route.dependant)[0] == declared, (method, ctx.path)
+        if current_user in calls and not ctx.path.endswith("/predict"):
+            assert calls.index(known_query) > calls.index(current_user), ctx.path
+            checked += 1
+    assert checked >= 40  # every resource route, not a handful

@@ -5,7 +5,7 @@ import re
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -18,7 +18,7 @@ from starlette.routing import Match
 from modelhub_contracts import subjects
 from modelhub_contracts.errors import DomainError
 from modelhub_gateway import auth, observability
-from modelhub_gateway.api import deps, errors, listen
+from modelhub_gateway.api import errors, listen
 from modelhub_gateway.api.gate import TokenGate
 from modelhub_gateway.api.limits import UPLOAD_OVERHEAD_BYTES, BodyCap, BodySizeLimit, ConcurrencyLimit
 from modelhub_gateway.api.predict_asgi import LeanPredict
@@ -107,8 +107,7 @@ def build_app(settings: GatewaySettings, tel: telemetry.Telemetry | None = None)
     # again by the tracing middleware for the span's name.
     app.include_router(predict.router, prefix=API_PREFIX)
     app.include_router(oip.router)
-    # the resource routes refuse a query parameter they do not take (deps.known_query)
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(deps.known_query)])
+    api = APIRouter(prefix=API_PREFIX)
     for module in (health, bus, users, models, aliases, deployments, datasets, evaluations, jobs):
         api.include_router(module.router)
     app.include_router(api)

@@ -114,7 +114,13 @@ _MANY = (list, tuple, set, frozenset, collections.abc.Sequence)
 async def known_query(request: Request) -> None:
     """Refuse with 422 a query parameter the route does not take, and one it takes once given more
     than once: `?lable=cat` or `?failed_job=a&failed_job=b` would otherwise be read as no filter,
-    or as the last value, and answer as if they were not there (docs/API.md section 2)."""
+    or as the last value, and answer as if they were not there (docs/API.md section 2).
+
+    A router's dependency, after `current_user` (a caller without a token gets its 401 first).
+    What a route takes is read from its own dependencies, by each query parameter's `alias`:
+    a route whose query parameters come from a dependency added only where its router is
+    included, a `validation_alias`, a query model or an API key in the query would need more
+    here (no route has one; tests/unit/test_gateway_query.py checks every route's parameters)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return

@@ -6,13 +6,16 @@ from fastapi import APIRouter, Depends, Response
 from modelhub_contracts import subjects
 from modelhub_contracts.events import RemoveAlias, SetAlias
 from modelhub_gateway import aliases, models
-from modelhub_gateway.api.deps import Broker, CurrentUser, Store, current_user
+from modelhub_gateway.api.deps import Broker, CurrentUser, Store, current_user, known_query
 from modelhub_gateway.api.errors import errors
 from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.schemas import AliasChange, AliasHistory, AliasPath, AliasPublic, AliasSet, NamePath
 
 router = APIRouter(
-    prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503)
+    prefix="/models",
+    tags=["models"],
+    dependencies=[Depends(current_user), Depends(known_query)],
+    responses=errors(400, 401, 422, 503),
 )
 
 

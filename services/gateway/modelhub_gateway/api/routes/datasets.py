@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from modelhub_contracts.errors import NotFound
 from modelhub_contracts.names import NAME_PATTERN
 from modelhub_gateway import datasets, lifecycle, media, samples
-from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, Settings, Store, current_user
+from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, Settings, Store, current_user, known_query
 from modelhub_gateway.api.errors import errors
 from modelhub_gateway.evaluation import evaluations
 from modelhub_gateway.schemas import (
@@ -31,7 +31,10 @@ from modelhub_gateway.schemas import (
 )
 
 router = APIRouter(
-    prefix="/datasets", tags=["datasets"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422)
+    prefix="/datasets",
+    tags=["datasets"],
+    dependencies=[Depends(current_user), Depends(known_query)],
+    responses=errors(400, 401, 422),
 )
 
 

@@ -4,11 +4,13 @@ modelhub_gateway/deployments.py."""
 from fastapi import APIRouter, Depends
 
 from modelhub_gateway import deployments
-from modelhub_gateway.api.deps import CurrentUser, Publisher, Store, VisibleDeployment, current_user
+from modelhub_gateway.api.deps import CurrentUser, Publisher, Store, VisibleDeployment, current_user, known_query
 from modelhub_gateway.api.errors import errors
 from modelhub_gateway.schemas import DeploymentCreate, DeploymentList, DeploymentPublic, NamePath
 
-router = APIRouter(tags=["deployments"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
+router = APIRouter(
+    tags=["deployments"], dependencies=[Depends(current_user), Depends(known_query)], responses=errors(400, 401, 422)
+)
 
 
 @router.post(

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, Store, current_user
+from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, Store, current_user, known_query
 from modelhub_gateway.api.errors import errors
 from modelhub_gateway.evaluation import evaluations
 from modelhub_gateway.evaluation.schemas import EvaluationCreate, EvaluationList, EvaluationPath, EvaluationPublic
@@ -15,7 +15,7 @@ from modelhub_gateway.schemas import NamePath
 router = APIRouter(
     prefix="/datasets/{name}/evaluations",
     tags=["evaluations"],
-    dependencies=[Depends(current_user)],
+    dependencies=[Depends(current_user), Depends(known_query)],
     responses=errors(400, 401, 404, 422),
 )
 

@@ -10,11 +10,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from modelhub_contracts import queue
 from modelhub_contracts.documents import TERMINAL
 from modelhub_gateway import datasets, jobs
-from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, OwnedJob, Publisher, Store, current_user
+from modelhub_gateway.api.deps import CurrentUser, OwnedDataset, OwnedJob, Publisher, Store, current_user, known_query
 from modelhub_gateway.api.errors import errors
 from modelhub_gateway.schemas import Failure, FailureList, IdPath, JobCreate, JobList, JobPublic
 
-router = APIRouter(tags=["jobs"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422))
+router = APIRouter(
+    tags=["jobs"], dependencies=[Depends(current_user), Depends(known_query)], responses=errors(400, 401, 422)
+)
 SSE_POLL_SECONDS = 0.5
 # A comment line this often keeps a quiet stream (a long task between two counts) from being cut
 # by a proxy's or a client's idle timeout.

@@ -15,7 +15,7 @@ from modelhub_contracts.documents import Model
 from modelhub_contracts.errors import DomainError, Invalid, NotFound, TooLarge
 from modelhub_contracts.events import AddVersion, CreateModel, DeleteModel, DeleteVersion, SetSharing, UpdateModel
 from modelhub_gateway import models
-from modelhub_gateway.api.deps import Broker, CurrentUser, Settings, Store, current_user
+from modelhub_gateway.api.deps import Broker, CurrentUser, Settings, Store, current_user, known_query
 from modelhub_gateway.api.errors import ErrorOut, errors
 from modelhub_gateway.bus.rpc import call
 from modelhub_gateway.schemas import (
@@ -32,7 +32,10 @@ from modelhub_gateway.schemas import (
 )
 
 router = APIRouter(
-    prefix="/models", tags=["models"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422, 503)
+    prefix="/models",
+    tags=["models"],
+    dependencies=[Depends(current_user), Depends(known_query)],
+    responses=errors(400, 401, 422, 503),
 )
 
 

@@ -4,12 +4,15 @@ from fastapi import APIRouter, Depends, Response
 
 from modelhub_contracts.errors import Conflict
 from modelhub_gateway import auth, lifecycle
-from modelhub_gateway.api.deps import AdminUser, CurrentUser, Store, current_user
+from modelhub_gateway.api.deps import AdminUser, CurrentUser, Store, current_user, known_query
 from modelhub_gateway.api.errors import errors
 from modelhub_gateway.schemas import NamePath, UserCreate, UserList, UserPublic, UserToken
 
 router = APIRouter(
-    prefix="/users", tags=["users"], dependencies=[Depends(current_user)], responses=errors(400, 401, 422)
+    prefix="/users",
+    tags=["users"],
+    dependencies=[Depends(current_user), Depends(known_query)],
+    responses=errors(400, 401, 422),
 )
 
 
