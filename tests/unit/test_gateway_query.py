@@ -32,6 +32,10 @@ def small_app() -> TestClient:
     async def many(tag: Annotated[list[str] | None, Query()] = None) -> dict:
         return {"tag": tag}
 
+    @router.get("/bare")
+    async def bare(tag: Annotated[list | None, Query()] = None) -> dict:  # a list as FastAPI reads one
+        return {"tag": tag}
+
     app.include_router(router)
     map_errors(app)
     return TestClient(app)
@@ -41,6 +45,7 @@ def test_the_parameters_a_route_takes_pass_and_a_list_may_repeat():
     client = small_app()
     assert client.get("/one?name=a&offset=3").json() == {"name": "a", "at": 3}
     assert client.get("/many?tag=a&tag=b").json() == {"tag": ["a", "b"]}
+    assert client.get("/bare?tag=a&tag=b").json() == {"tag": ["a", "b"]}
 
 
 @pytest.mark.parametrize(

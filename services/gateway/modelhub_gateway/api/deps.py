@@ -3,13 +3,12 @@ works on as the caller may see them (`VisibleDeployment`, `OwnedDataset`, `Owned
 route's authorization, the lookup and its 404/403 happen before the route body runs."""
 
 import collections
-import collections.abc
-import types
-import typing
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_validation_alias
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -108,19 +107,17 @@ OwnedDataset = Annotated[Dataset, Depends(owned_dataset)]
 OwnedJob = Annotated[Job, Depends(owned_job)]
 
 
-_MANY = (list, tuple, set, frozenset, collections.abc.Sequence)
-
-
 async def known_query(request: Request) -> None:
     """Refuse with 422 a query parameter the route does not take, and one it takes once given more
     than once: `?lable=cat` or `?failed_job=a&failed_job=b` would otherwise be read as no filter,
     or as the last value, and answer as if they were not there (docs/API.md section 2).
 
     A router's dependency, after `current_user` (a caller without a token gets its 401 first).
-    What a route takes is read from its own dependencies, by each query parameter's `alias`:
+    What a route takes is read from its own dependencies, by the name and the rule FastAPI reads
+    each query parameter with (`get_validation_alias`; a list when `field_annotation_is_sequence`):
     a route whose query parameters come from a dependency added only where its router is
-    included, a `validation_alias`, a query model or an API key in the query would need more
-    here (no route has one; tests/unit/test_gateway_query.py checks every route's parameters)."""
+    included, a query model or an API key in the query would need more here (no route has one;
+    tests/unit/test_gateway_query.py checks every route's parameters)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -147,16 +144,9 @@ def _query_parameters(dependant: Dependant) -> tuple[frozenset[str], frozenset[s
     while pending:
         current = pending.pop()
         for field in current.query_params:
-            names.add(field.alias)
-            if _repeatable(field.field_info.annotation):
-                many.add(field.alias)
+            name = get_validation_alias(field)
+            names.add(name)
+            if field_annotation_is_sequence(field.field_info.annotation):  # FastAPI then reads every value
+                many.add(name)
         pending.extend(current.dependencies)
     return frozenset(names), frozenset(many)
-
-
-def _repeatable(annotation: object) -> bool:
-    # list[str], tuple[int, ...], Sequence[str] and their Optional forms take a key more than once
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_repeatable(arm) for arm in typing.get_args(annotation))
-    return isinstance(origin, type) and issubclass(origin, _MANY) and origin is not str
