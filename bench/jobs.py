@@ -30,6 +30,12 @@
                (default 3; one round alone varies 1.3-2.5x); also beside / the deployment's first
                job (slower: the worker has not learned its replicas' direct addresses yet), the
                only ratio measured before 2026-12-07.
+               In each round, for what the machine itself gives the small job beside other work,
+               the same small job beside two loads outside the hub, each started 1 s before it in
+               a session of its own: the one-process loop over another 60,000-sample dataset,
+               and one process that keeps a core busy (median ratios to the round's "alone");
+               and where the small job's time went alone and beside the big job, from its trace
+               (`modelhub jobs trace`): submit, plan, to the worker, work, fold.
   fairness     on one deployment: (a) the isolation case (2,000 samples submitted 1 s after
                60,000): the small job's progress when the big one completes (1.0: it was not held
                back) and its time against its time alone there; (b) two 20,000-sample jobs, the
@@ -54,6 +60,7 @@ compare ratios within one run, not absolute numbers across runs.
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -142,6 +149,7 @@ class Hub:
     def __init__(self, url: str, token: str, workdir: Path) -> None:
         self.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
         self.workdir = workdir
+        self.url, self.token = url.removesuffix("/api/v1"), token
 
     def model(self, name: str, code: str) -> None:
         package = self.workdir / f"{name}.zip"
@@ -384,33 +392,18 @@ def raydata(data_dir: Path, dataset: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
-    """The plain loop the hub is held to: one process reads the dataset's samples from the hub's
-    MongoDB (what the worker reads of each: the model's input field, `text`; the samples have no
-    files), runs the same zero-cost model on each mini_batch of them and writes its output field
-    with one journaled bulk of `$set`s per batch (a field of its own, new on every sample, as the
-    job's was). After a warm-up over 2,000 of the samples (into another field); timed from the
-    first read to the last write. Its CPU: this process's and mongod's meanwhile."""
+def plain_loop(samples, dataset: str, field: str, mini_batch: int = 64, limit: int = 0) -> int:
+    """What one process does without the hub: read the dataset's samples' input field (`text`; the
+    samples have no files), run the zero-cost model on each `mini_batch` of them and write its
+    output `field` with one journaled bulk of `$set`s per batch. Returns the samples written.
+    `samples` is pymongo's collection, on a client with journaled writes."""
     import pymongo  # the hub's own driver, here as the plain loop's
 
     namespace: dict = {}
     exec(ZERO_COST, namespace)  # the same model code the hub runs  # noqa: S102
     model = namespace["Model"](None)
-    mongo_url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
-    mongod = json.loads((data_dir / "state.json").read_text())["mongo"]["pid"]
-    samples = pymongo.MongoClient(mongo_url, journal=True)["modelhub"]["samples"]
 
-    def run(field: str, limit: int = 0) -> int:
-        written, batch = 0, []
-        cursor = samples.find({"dataset": dataset}, {"fields.text": 1}, batch_size=5_000, limit=limit)
-        for doc in cursor:
-            batch.append(doc)
-            if len(batch) == mini_batch:
-                written += write(field, batch)
-                batch = []
-        return written + (write(field, batch) if batch else 0)
-
-    def write(field: str, batch: list[dict]) -> int:
+    def write(batch: list[dict]) -> int:
         outputs = model.predict({"text": [doc["fields"]["text"] for doc in batch]})["n"]
         samples.bulk_write(
             [
@@ -421,9 +414,33 @@ def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
         )
         return len(batch)
 
-    run("n_one_process_warmup", limit=2_000)
+    written, batch = 0, []
+    for doc in samples.find({"dataset": dataset}, {"fields.text": 1}, batch_size=5_000, limit=limit):
+        batch.append(doc)
+        if len(batch) == mini_batch:
+            written += write(batch)
+            batch = []
+    return written + (write(batch) if batch else 0)
+
+
+def journaled_samples(data_dir: Path):
+    """The stack's `samples` collection on a pymongo client of its own, writes journaled."""
+    import pymongo
+
+    mongo_url = json.loads((data_dir / "credentials.json").read_text())["mongo_url"]
+    return pymongo.MongoClient(mongo_url, journal=True)["modelhub"]["samples"]
+
+
+def one_process(data_dir: Path, dataset: str, mini_batch: int = 64) -> dict:
+    """The plain loop the hub is held to (`plain_loop`), in this process, on the hub's MongoDB: a
+    field of its own, new on every sample, as the job's was. After a warm-up over 2,000 of the
+    samples (into another field); timed from the first read to the last write. Its CPU: this
+    process's and mongod's meanwhile."""
+    mongod = json.loads((data_dir / "state.json").read_text())["mongo"]["pid"]
+    samples = journaled_samples(data_dir)
+    plain_loop(samples, dataset, "n_one_process_warmup", mini_batch, limit=2_000)
     cpu, mongod_cpu, start = time.process_time(), cpu_seconds(mongod), time.perf_counter()
-    written = run("n_one_process")
+    written = plain_loop(samples, dataset, "n_one_process", mini_batch)
     took = time.perf_counter() - start
     cpu, mongod_cpu = time.process_time() - cpu, cpu_seconds(mongod) - mongod_cpu
     samples.database.client.close()
@@ -584,29 +601,71 @@ def efficiency(hub: Hub, dataset: str, samples: int) -> dict:
 
 
 ISOLATION_ROUNDS = int(os.environ.get("MODELHUB_BENCH_ISOLATION_ROUNDS", "3"))
+BUSY = "while True: pass"
 
 
-def isolation(hub: Hub, rounds: int = ISOLATION_ROUNDS) -> dict:
+def outside_load(data_dir: Path, dataset: str, field: str) -> subprocess.Popen:
+    """`plain_loop` over `dataset` into `field`, in a process of its own outside the hub, in a
+    session of its own as each of the stack's processes is (the kernel's autogroups share the CPU
+    between sessions); it prints its samples and seconds as JSON when done."""
+    return subprocess.Popen(
+        [sys.executable, __file__, "--plain-loop", str(data_dir), dataset, field],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def isolation(hub: Hub, data_dir: Path, rounds: int = ISOLATION_ROUNDS) -> dict:
     # "alone" twice: the deployment's first job (how this case was measured until 2026-12-07: the
     # worker has not learned the replicas' direct addresses yet, so it runs slower, which flatters
     # the ratio) and its later ones, warm like the job beside the big one. Since 12:50 that day,
     # `rounds` rounds of (alone, beside) with the median ratio: one round read anywhere from
-    # 1.3x to 2.5x on the same code.
+    # 1.3x to 2.5x on the same code. Since 22:40 that day, in each round the same small job
+    # beside two loads outside the hub as well, for what the machine itself leaves a small job
+    # beside other work: the one-process loop over 60,000 samples (the big job's work done by
+    # hand, on the same MongoDB) and a process that keeps a core busy; and where the small job's
+    # time went, alone and beside the big job, from its trace.
     first = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
-    each = []
-    for _ in range(rounds):
-        alone = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
+    each, traced = [], []
+    for k in range(rounds):
+        alone_id = hub.submit("small", "zero-b")[0]
+        alone = seconds(hub.wait(alone_id))
         big, _ = hub.submit("big", "zero")
         time.sleep(1)
         small, _ = hub.submit("small", "zero-b")
         beside = seconds(hub.wait(small))
         big_at_small_done = hub.job(big)["progress"]
-        hub.wait(big)
-        alone, beside = round(alone, 3), round(beside, 3)
+        big_s = seconds(hub.wait(big))
+        traced.append((alone_id, small))
+        load = outside_load(data_dir, "big-load", f"n_load_{k}")
+        time.sleep(1)
+        beside_loop = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
+        loop = json.loads(load.communicate(timeout=JOB_TIMEOUT_S)[0])
+        core = subprocess.Popen([sys.executable, "-c", BUSY], start_new_session=True)
+        try:
+            time.sleep(1)
+            beside_core = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
+        finally:
+            core.kill()
+            core.wait()
         each.append(
-            {"alone_s": alone, "beside_s": beside, "ratio": round(beside / alone, 3), "big_progress": big_at_small_done}
+            {
+                "alone_s": round(alone, 3),
+                "beside_s": round(beside, 3),
+                "ratio": round(beside / alone, 3),
+                "big_progress": big_at_small_done,
+                "big_samples_per_s": round(60_000 / big_s),
+                "beside_loop_s": round(beside_loop, 3),
+                "loop_ratio": round(beside_loop / alone, 3),
+                "loop_samples_per_s": round(loop["samples"] / loop["seconds"]),
+                "beside_core_s": round(beside_core, 3),
+                "core_ratio": round(beside_core / alone, 3),
+            }
         )
     mid = median_round(each, lambda r: r["ratio"])
+    loop_mid = median_round(each, lambda r: r["loop_ratio"])
+    core_mid = median_round(each, lambda r: r["core_ratio"])
     return {
         "rounds": each,
         "ratios": sorted(round(r["ratio"], 2) for r in each),
@@ -616,6 +675,87 @@ def isolation(hub: Hub, rounds: int = ISOLATION_ROUNDS) -> dict:
         "ratio": round(mid["ratio"], 2),  # the median round's
         "ratio_to_first_alone": round(mid["beside_s"] / first, 2),
         "big_progress_when_small_done": mid["big_progress"],
+        "big_samples_per_s": mid["big_samples_per_s"],
+        "beside_one_process_loop": {
+            "ratio": round(loop_mid["loop_ratio"], 2),
+            "ratios": sorted(round(r["loop_ratio"], 2) for r in each),
+            "loop_samples_per_s": loop_mid["loop_samples_per_s"],
+        },
+        "beside_busy_core": {
+            "ratio": round(core_mid["core_ratio"], 2),
+            "ratios": sorted(round(r["core_ratio"], 2) for r in each),
+        },
+        "autogroup": autogroup(),
+        "phases_ms": small_job_phases(hub, data_dir, traced),
+    }
+
+
+def autogroup() -> bool | None:
+    """Whether the kernel shares the CPU between sessions first (sched_autogroup_enabled)."""
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
+
+
+PHASES = ("submit", "plan", "to_worker", "work", "fold")
+
+
+def phases(spans: list[dict]) -> dict[str, float] | None:
+    """Where a job's time went, in ms, from its trace: the submit (the gateway's POST span), the
+    plan (the scheduler's handling of the submit to its first task published), to_worker (to the
+    first task's start in a worker), work (the first task's start to the last one's end), fold
+    (from there to the trace's last span: the gateway's fold and the scheduler's completion).
+    None when the trace lacks a part."""
+
+    def at(name: str, key: str, pick: Callable[[list[int]], int]) -> float | None:
+        found = [s[key] for s in spans if s["name"] == name or (name == "POST" and s["name"].startswith("POST "))]
+        return pick(found) / 1e6 if found else None
+
+    marks = (
+        at("POST", "start_ns", min),
+        at("POST", "end_ns", max),
+        at("modelhub.evt.jobs.submitted process", "start_ns", min),
+        at("modelhub.evt.tasks.scheduled publish", "start_ns", min),
+        at("modelhub.evt.tasks.scheduled process", "start_ns", min),
+        at("modelhub.evt.tasks.scheduled process", "end_ns", max),
+    )
+    known = [m for m in marks if m is not None]
+    if len(known) < len(marks):
+        return None
+    start, posted, planning, published, working, worked = known
+    last = max(s["end_ns"] for s in spans) / 1e6
+    return {
+        "submit": posted - start,
+        "plan": published - planning,
+        "to_worker": working - published,
+        "work": worked - working,
+        "fold": last - worked,
+    }
+
+
+def small_job_phases(hub: Hub, data_dir: Path, jobs: list[tuple[str, str]]) -> dict:
+    """The median of each phase (`phases`) over the small jobs alone and beside the big one, from
+    their traces (`modelhub jobs trace`, as a user reads them)."""
+    time.sleep(2)  # the services' span exporters write in batches
+    env = {**os.environ, "MODELHUB_URL": hub.url, "MODELHUB_TOKEN": hub.token}
+    found: dict[str, list[dict]] = {"alone": [], "beside": []}
+    for pair in jobs:
+        for side, job_id in zip(("alone", "beside"), pair, strict=True):
+            out = subprocess.run(
+                [sys.executable, "-m", "modelhub", "jobs", "trace", job_id, "--json"]
+                + ["--telemetry-dir", str(data_dir / "telemetry")],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            spans = json.loads(out.stdout) if out.returncode == 0 else None
+            if isinstance(spans, list) and (split := phases(spans)):
+                found[side].append(split)
+    return {
+        side: {p: round(statistics.median(s[p] for s in splits), 1) for p in PHASES} | {"jobs": len(splits)}
+        for side, splits in found.items()
+        if splits
     }
 
 
@@ -696,6 +836,7 @@ def main() -> None:
                 ("twenty-b", 20_000),
                 ("small", 2_000),
                 ("big", 60_000),
+                ("big-load", 60_000),
             ):
                 hub.dataset(name, n)
             # Warm-up: handles, connections, indexes, and the replicas' direct addresses (each
@@ -734,7 +875,7 @@ def main() -> None:
             hub.deploy("zero-cost", "zero-b", mini_batch=64, replicas=2)
             hub.deploy("gpu-like", "gpu", mini_batch=32, replicas=4)
             results["efficiency"] = efficiency(hub, "twenty", 20_000)
-            results["isolation"] = isolation(hub)
+            results["isolation"] = isolation(hub, data_dir)
             results["fairness"] = fairness(hub)
         finally:
             modelhub("down", "--data-dir", str(data_dir))
@@ -766,6 +907,29 @@ def account(o: dict, plain: dict | None) -> list[str]:
         lines.append(
             "              mongod's time by collection (its `top`), ms per 1,000 samples: "
             + ", ".join(f"{k} {v:.1f}" for k, v in top.items())
+        )
+    return lines
+
+
+def isolation_controls(i: dict) -> list[str]:
+    """The isolation case's loads outside the hub and the small job's phases, as table lines."""
+    lines = []
+    if loop := i.get("beside_one_process_loop"):
+        lines.append(
+            f"{'              beside the one-process loop over 60,000, outside the hub':<69}{loop['ratio']:>8.2f}x"
+            f"  (median of {', '.join(f'{x:.2f}' for x in loop['ratios'])}; the loop {loop['loop_samples_per_s']}"
+            f" samples/s, the hub's big job {i.get('big_samples_per_s')})"
+        )
+    if core := i.get("beside_busy_core"):
+        lines.append(
+            f"{'              beside a process keeping one core busy, outside the hub':<69}{core['ratio']:>8.2f}x"
+            f"  (median of {', '.join(f'{x:.2f}' for x in core['ratios'])}; autogroup {i.get('autogroup')})"
+        )
+    if split := i.get("phases_ms"):
+        alone, beside = split.get("alone", {}), split.get("beside", {})
+        lines.append(
+            "              the small job's time, ms, alone / beside the big job (medians, from its trace): "
+            + ", ".join(f"{p} {alone.get(p, '-')} / {beside.get(p, '-')}" for p in PHASES)
         )
     return lines
 
@@ -813,6 +977,7 @@ def table(r: dict) -> str:
         f" median of {', '.join(f'{x:.2f}' for x in i.get('ratios', [i['ratio']]))})",
         f"              the same / the deployment's first job alone            {i['ratio_to_first_alone']:>8.2f}x"
         f"  ({i['small_beside_big_s']} s / {i['small_first_alone_s']} s, before its replicas' addresses were known)",
+        *isolation_controls(i),
         f"  fairness    2,000 beside 60,000 on the same deployment: done when the big one completes "
         f"{f['small_progress_when_big_completes']:.0%}"
         f"  ({f['small_beside_big_same_deployment_s']} s / {f['small_alone_same_deployment_s']} s alone, "
@@ -862,4 +1027,9 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--plain-loop"]:  # the isolation case's outside load: DATA_DIR DATASET FIELD
+        start = time.perf_counter()
+        n = plain_loop(journaled_samples(Path(sys.argv[2])), sys.argv[3], sys.argv[4])
+        print(json.dumps({"samples": n, "seconds": round(time.perf_counter() - start, 3)}))
+    else:
+        main()
