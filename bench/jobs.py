@@ -641,7 +641,10 @@ def isolation(hub: Hub, data_dir: Path, rounds: int = ISOLATION_ROUNDS) -> dict:
         load = outside_load(data_dir, "big-load", f"n_load_{k}")
         time.sleep(1)
         beside_loop = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
-        loop = json.loads(load.communicate(timeout=JOB_TIMEOUT_S)[0])
+        printed, _ = load.communicate(timeout=JOB_TIMEOUT_S)
+        if load.returncode != 0:
+            raise RuntimeError(f"the one-process loop beside the small job failed (exit {load.returncode})")
+        loop = json.loads(printed)
         core = subprocess.Popen([sys.executable, "-c", BUSY], start_new_session=True)
         try:
             time.sleep(1)
