@@ -423,6 +423,14 @@ def plain_loop(samples, dataset: str, field: str, mini_batch: int = 64, limit: i
     return written + (write(batch) if batch else 0)
 
 
+def unset_field(data_dir: Path, dataset: str, field: str) -> None:
+    """Take `field` off every sample of `dataset` (so that a loop writing it writes a field new to
+    each sample, as a job's first run does, without the samples growing round by round)."""
+    samples = journaled_samples(data_dir)
+    samples.update_many({"dataset": dataset}, {"$unset": {f"fields.{field}": ""}})
+    samples.database.client.close()
+
+
 def journaled_samples(data_dir: Path):
     """The stack's `samples` collection on a pymongo client of its own, writes journaled."""
     import pymongo
@@ -621,14 +629,14 @@ def isolation(hub: Hub, data_dir: Path, rounds: int = ISOLATION_ROUNDS) -> dict:
     # worker has not learned the replicas' direct addresses yet, so it runs slower, which flatters
     # the ratio) and its later ones, warm like the job beside the big one. Since 12:50 that day,
     # `rounds` rounds of (alone, beside) with the median ratio: one round read anywhere from
-    # 1.3x to 2.5x on the same code. Since 22:40 that day, in each round the same small job
+    # 1.3x to 2.5x on the same code. Since 22:31 that day, in each round the same small job
     # beside two loads outside the hub as well, for what the machine itself leaves a small job
     # beside other work: the one-process loop over 60,000 samples (the big job's work done by
     # hand, on the same MongoDB) and a process that keeps a core busy; and where the small job's
     # time went, alone and beside the big job, from its trace.
     first = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
     each, traced = [], []
-    for k in range(rounds):
+    for _ in range(rounds):
         alone_id = hub.submit("small", "zero-b")[0]
         alone = seconds(hub.wait(alone_id))
         big, _ = hub.submit("big", "zero")
@@ -638,10 +646,16 @@ def isolation(hub: Hub, data_dir: Path, rounds: int = ISOLATION_ROUNDS) -> dict:
         big_at_small_done = hub.job(big)["progress"]
         big_s = seconds(hub.wait(big))
         traced.append((alone_id, small))
-        load = outside_load(data_dir, "big-load", f"n_load_{k}")
-        time.sleep(1)
-        beside_loop = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
-        printed, _ = load.communicate(timeout=JOB_TIMEOUT_S)
+        unset_field(data_dir, "big-load", "n_load")  # a field the samples lack, each round
+        load = outside_load(data_dir, "big-load", "n_load")
+        try:
+            time.sleep(1)
+            beside_loop = seconds(hub.wait(hub.submit("small", "zero-b")[0]))
+            printed, _ = load.communicate(timeout=JOB_TIMEOUT_S)
+        finally:
+            if load.poll() is None:  # the small job or the wait failed: no load left behind
+                load.kill()
+                load.wait()
         if load.returncode != 0:
             raise RuntimeError(f"the one-process loop beside the small job failed (exit {load.returncode})")
         loop = json.loads(printed)
@@ -682,7 +696,8 @@ def isolation(hub: Hub, data_dir: Path, rounds: int = ISOLATION_ROUNDS) -> dict:
         "beside_one_process_loop": {
             "ratio": round(loop_mid["loop_ratio"], 2),
             "ratios": sorted(round(r["loop_ratio"], 2) for r in each),
-            "loop_samples_per_s": loop_mid["loop_samples_per_s"],
+            "loop_samples_per_s_median": round(statistics.median(r["loop_samples_per_s"] for r in each)),
+            "big_samples_per_s_median": round(statistics.median(r["big_samples_per_s"] for r in each)),
         },
         "beside_busy_core": {
             "ratio": round(core_mid["core_ratio"], 2),
@@ -752,7 +767,10 @@ def small_job_phases(hub: Hub, data_dir: Path, jobs: list[tuple[str, str]]) -> d
                 text=True,
                 env=env,
             )
-            spans = json.loads(out.stdout) if out.returncode == 0 else None
+            try:
+                spans = json.loads(out.stdout) if out.returncode == 0 else None
+            except ValueError:  # not the spans: this job's phases are left out
+                spans = None
             if isinstance(spans, list) and (split := phases(spans)):
                 found[side].append(split)
     return {
@@ -920,8 +938,8 @@ def isolation_controls(i: dict) -> list[str]:
     if loop := i.get("beside_one_process_loop"):
         lines.append(
             f"{'              beside the one-process loop over 60,000, outside the hub':<69}{loop['ratio']:>8.2f}x"
-            f"  (median of {', '.join(f'{x:.2f}' for x in loop['ratios'])}; the loop {loop['loop_samples_per_s']}"
-            f" samples/s, the hub's big job {i.get('big_samples_per_s')})"
+            f"  (median of {', '.join(f'{x:.2f}' for x in loop['ratios'])}; samples/s, medians of the rounds:"
+            f" the loop {loop['loop_samples_per_s_median']}, the hub's big job {loop['big_samples_per_s_median']})"
         )
     if core := i.get("beside_busy_core"):
         lines.append(
@@ -1031,8 +1049,10 @@ def table(r: dict) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--plain-loop"]:  # the isolation case's outside load: DATA_DIR DATASET FIELD
+        collection = journaled_samples(Path(sys.argv[2]))
+        collection.find_one({}, {"_id": 1})  # connected before the clock starts
         start = time.perf_counter()
-        n = plain_loop(journaled_samples(Path(sys.argv[2])), sys.argv[3], sys.argv[4])
+        n = plain_loop(collection, sys.argv[3], sys.argv[4])
         print(json.dumps({"samples": n, "seconds": round(time.perf_counter() - start, 3)}))
     else:
         main()
