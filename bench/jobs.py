@@ -755,29 +755,48 @@ def phases(spans: list[dict]) -> dict[str, float] | None:
 def small_job_phases(hub: Hub, data_dir: Path, jobs: list[tuple[str, str]]) -> dict:
     """The median of each phase (`phases`) over the small jobs alone and beside the big one, from
     their traces (`modelhub jobs trace`, as a user reads them)."""
-    time.sleep(2)  # the services' span exporters write in batches
-    env = {**os.environ, "MODELHUB_URL": hub.url, "MODELHUB_TOKEN": hub.token}
     found: dict[str, list[dict]] = {"alone": [], "beside": []}
     for pair in jobs:
         for side, job_id in zip(("alone", "beside"), pair, strict=True):
-            out = subprocess.run(
-                [sys.executable, "-m", "modelhub", "jobs", "trace", job_id, "--json"]
-                + ["--telemetry-dir", str(data_dir / "telemetry")],
-                capture_output=True,
-                text=True,
-                env=env,
-            )
-            try:
-                spans = json.loads(out.stdout) if out.returncode == 0 else None
-            except ValueError:  # not the spans: this job's phases are left out
-                spans = None
-            if isinstance(spans, list) and (split := phases(spans)):
+            if split := traced_phases(hub, data_dir, job_id):
                 found[side].append(split)
     return {
         side: {p: round(statistics.median(s[p] for s in splits), 1) for p in PHASES} | {"jobs": len(splits)}
         for side, splits in found.items()
         if splits
     }
+
+
+# The services export spans in batches, every 5 s (OpenTelemetry's default schedule delay): a job
+# that ended just now may not have all of its spans written yet.
+TRACE_WAIT_S = 15.0
+
+
+def traced_phases(hub: Hub, data_dir: Path, job_id: str) -> dict[str, float] | None:
+    """The job's phases once its trace holds every part `phases` reads and the two folds of its
+    outcomes (the gateway's and the scheduler's), read again until then for up to TRACE_WAIT_S;
+    None when it never does (the job is left out of the medians)."""
+    env = {**os.environ, "MODELHUB_URL": hub.url, "MODELHUB_TOKEN": hub.token}
+    command = [sys.executable, "-m", "modelhub", "jobs", "trace", job_id, "--json"]
+    command += ["--telemetry-dir", str(data_dir / "telemetry")]
+    deadline = time.monotonic() + TRACE_WAIT_S
+    while True:
+        out = subprocess.run(command, capture_output=True, text=True, env=env)
+        try:
+            spans = json.loads(out.stdout) if out.returncode == 0 else None
+        except ValueError:  # not the spans
+            spans = None
+        if isinstance(spans, list):
+            names = {(s["service"], s["name"]) for s in spans}
+            folded = ("modelhub-gateway", "fold progress") in names and (
+                "modelhub-scheduler",
+                "modelhub.evt.samples.annotated process",
+            ) in names
+            if folded and (split := phases(spans)):
+                return split
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
 
 
 # Until 2026-12-07 1 s: since the hub runs a 20,000-sample job in under a second, the first job
