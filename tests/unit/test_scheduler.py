@@ -47,6 +47,20 @@ async def test_tasks_cover_every_sample_once_in_mini_batches():
     assert (scheduled.num_tasks, scheduled.num_samples, scheduled.event_id) == (1, 10, "j1.2.p0.scheduled")
 
 
+async def test_a_small_jobs_tasks_are_announced_once_stored():
+    planned, announced = [], []
+
+    async def add(tasks, part):
+        planned.append(len(tasks))
+
+    # fewer tasks than FIRST_BATCH: one batch, announced as soon as it is stored
+    scheduled = await plan_job(
+        job(4), ids(3 * 32), add, never, stored=lambda: announced.append(sum(planned)), task_samples=32
+    )
+    assert planned == [3] and announced == [3]
+    assert scheduled.num_tasks == 3
+
+
 async def test_big_jobs_are_tasks_of_whole_mini_batches_up_to_task_samples():
     planned = []
 
@@ -76,9 +90,14 @@ async def test_the_first_tasks_are_stored_and_announced_before_the_rest_are_plan
     scheduled = await plan_job(
         job(4), counted(total), add, never, stored=lambda: announced.append((read[0], sum(planned)))
     )
-    # stored as soon as FIRST_BATCH tasks are planned (the ids read so far and no more), then PLAN_BATCH at a time
+    # stored as soon as FIRST_BATCH tasks are planned (the ids read so far and no more), then PLAN_BATCH at a time;
+    # the last batch is announced too (before the plan is recorded: plan_job's caller does that)
     assert planned == [FIRST_BATCH, PLAN_BATCH, 1]
-    assert announced == [(FIRST_BATCH * 32, FIRST_BATCH), ((FIRST_BATCH + PLAN_BATCH) * 32, FIRST_BATCH + PLAN_BATCH)]
+    assert announced == [
+        (FIRST_BATCH * 32, FIRST_BATCH),
+        ((FIRST_BATCH + PLAN_BATCH) * 32, FIRST_BATCH + PLAN_BATCH),
+        (total, FIRST_BATCH + PLAN_BATCH + 1),
+    ]
     assert (scheduled.num_tasks, scheduled.num_samples) == (FIRST_BATCH + PLAN_BATCH + 1, total)
 
 

@@ -134,9 +134,12 @@ class Dispatcher:
         # and on submit, does it): it runs once per task, where that check's reads would be most of
         # the scheduler's CPU per task.
         served = self.served.setdefault(deployment, {})
-        in_flight = await self.store.in_flight_by_job(deployment)
-        window = sized_window(await self.store.window(deployment), self._task_samples.get(deployment, TASK_SAMPLES))
-        window = effective_window(window, deployment, await self.remaining())
+        # read at once (a new job's first tasks wait for them)
+        in_flight, window, remaining = await asyncio.gather(
+            self.store.in_flight_by_job(deployment), self.store.window(deployment), self.remaining()
+        )
+        window = sized_window(window, self._task_samples.get(deployment, TASK_SAMPLES))
+        window = effective_window(window, deployment, remaining)
         free = window - sum(in_flight.values())
         published = 0
         while free > 0 and (jobs := await self.store.jobs_waiting(deployment)):

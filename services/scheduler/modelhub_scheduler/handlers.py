@@ -14,7 +14,7 @@ from modelhub_runtime.messaging import current_message, durable_subscriber, publ
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
 from modelhub_scheduler.schedule import plan_id, plan_job, task_size
-from modelhub_scheduler.store import SchedulerStore
+from modelhub_scheduler.store import SchedulerStore, nothing
 
 log = logging.getLogger(__name__)
 SERVICE = "scheduler"
@@ -66,7 +66,18 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                 telemetry.BATCH_SIZE: job.mini_batch,
             }
         )
-        if reason := await job_refusal(store.db, job):
+        pid = plan_id(job)
+        # what deciding and sizing the plan needs, read at once: each read is a round trip on the
+        # job's way to its first task, and beside another job's load each costs several ms
+        # (bench/README.md)
+        reason, state, generation, total, window = await asyncio.gather(
+            job_refusal(store.db, job),
+            store.plan_state(pid, job),
+            store.generation(job.deployment),
+            store.job_total(job.job_id) if job.sample_ids is None else nothing(),
+            store.window(job.deployment),
+        )
+        if reason:
             await publish_event(
                 broker,
                 subjects.JOB_REFUSED,
@@ -78,12 +89,12 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                 ),
             )
             return
-        if not await store.is_planned(plan_id(job)):
+        if not state.planned:
             # tasks sized by the deployment's measured pace; the size is kept with the plan
-            pace = dispatcher.pace.samples_per_s(job.deployment, await store.generation(job.deployment))
-            samples = len(job.sample_ids) if job.sample_ids is not None else await store.job_total(job.job_id)
-            proposed = task_size(job.mini_batch, pace, samples, await store.window(job.deployment))
-            size = await store.task_samples(job, plan_id(job), proposed, task_size(job.mini_batch))
+            pace = dispatcher.pace.samples_per_s(job.deployment, generation)
+            samples = len(job.sample_ids) if job.sample_ids is not None else total
+            proposed = task_size(job.mini_batch, pace, samples, window)
+            size = await store.task_samples(job, pid, proposed, task_size(job.mini_batch), state)
             log.info(
                 "planning job %s in tasks of %d samples (pace %s samples/s)", job.job_id, size, pace and round(pace)
             )
@@ -93,12 +104,14 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                 store.add_tasks,
                 lambda: store.is_cancelled(job.job_id),
                 telemetry.current_traceparent(),
-                stored=lambda: dispatcher.poke(job.deployment),  # its first tasks go out while it is planned
+                # its tasks go out as they are stored (the first while the rest are planned, the
+                # last while the plan is recorded)
+                stored=lambda: dispatcher.poke(job.deployment),
                 task_samples=size,
             )
             if scheduled is None:
                 return
-            await store.planned(plan_id(job), job.job_id, scheduled.num_tasks, scheduled.num_samples)
+            await store.planned(pid, job.job_id, scheduled.num_tasks, scheduled.num_samples)
             await publish_event(broker, subjects.JOB_SCHEDULED, scheduled)
         await dispatcher.fill(job.deployment)
 

@@ -104,8 +104,8 @@ async def plan_job(
     """Store one waiting task per `task_samples` samples (default: `task_size` of the job's
     mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time (fewer of larger tasks in each:
     no more samples than as many tasks of TASK_SAMPLES, which also bounds the planning's memory),
-    calling `stored` after each full batch (the dispatcher can send them while the rest are
-    planned); stop early (returning None) if the job is cancelled."""
+    calling `stored` after each batch is stored (the dispatcher can send them while the rest are
+    planned, and the last while the plan is recorded); stop early (returning None) if the job is cancelled."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
     per_task = task_samples or task_size(job.mini_batch)
@@ -123,6 +123,8 @@ async def plan_job(
             batch, size = [], later
     if batch:
         await add_tasks(batch, job.part)
+        if stored is not None:
+            stored()
     return JobScheduled(
         event_id=f"{plan_id(job)}.scheduled",
         job_id=job.job_id,

@@ -1,9 +1,10 @@
 """What the scheduler reads and writes: a dataset's sample ids, jobs' status, and the task queue
 (`modelhub_contracts.queue`: planned tasks, waiting or in flight, per job and deployment)."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pymongo import ASCENDING, InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,6 +20,22 @@ WINDOW_TTL = 10.0
 UNBOUNDED = 1024  # the worker consumer's max_ack_pending
 ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
 ID_BATCH = 5000  # sample ids read per round trip while planning
+
+
+async def nothing() -> None:
+    """None, as an awaitable: a read left out of a gather."""
+    return None
+
+
+class PlanState(NamedTuple):
+    """A job part's plan as stored: its document (None: never begun) and whether tasks are stored."""
+
+    kept: dict[str, Any] | None
+    tasks_stored: bool
+
+    @property
+    def planned(self) -> bool:
+        return self.kept is not None and "num_tasks" in self.kept
 
 
 class QueueStore(Protocol):
@@ -77,17 +94,30 @@ class SchedulerStore:
     # ------------------------------------------------------------------ planning
 
     async def is_planned(self, plan_id: str) -> bool:
-        return await self.plans.find_one({"_id": plan_id, "num_tasks": {"$exists": True}}) is not None
+        return (await self.plan_state(plan_id)).planned
 
-    async def task_samples(self, job: JobSubmitted, plan_id: str, proposed: int, smallest: int) -> int:
+    async def plan_state(self, plan_id: str, job: JobSubmitted | None = None) -> "PlanState":
+        """The plan as kept, and (given its job) whether tasks of it are stored, read at once."""
+        kept, task = await asyncio.gather(
+            self.plans.find_one({"_id": plan_id}, projection={"num_tasks": 1, "task_samples": 1}),
+            self.tasks.find_one({"job_id": job.job_id, "attempt": job.attempt, "part": job.part}, projection={"_id": 1})
+            if job is not None
+            else nothing(),
+        )
+        return PlanState(kept, task is not None)
+
+    async def task_samples(
+        self, job: JobSubmitted, plan_id: str, proposed: int, smallest: int, state: "PlanState | None" = None
+    ) -> int:
         """The plan's task size: `proposed` the first time it is planned, the same size when it is
         planned again after a crash (tasks already stored keep their samples, so the rest must be
         cut the same way). A plan with tasks stored but no size kept was begun by a scheduler from
-        before tasks were sized by pace, which cut every task at `smallest`."""
-        kept = await self.plans.find_one({"_id": plan_id}, projection={"task_samples": 1})
-        if kept is None and await self.tasks.find_one(
-            {"job_id": job.job_id, "attempt": job.attempt, "part": job.part}, projection={"_id": 1}
-        ):
+        before tasks were sized by pace, which cut every task at `smallest`. `state`: the plan as
+        plan_state read it (read here when not given)."""
+        state = state if state is not None else await self.plan_state(plan_id, job)
+        if state.kept is not None and state.kept.get("task_samples"):
+            return int(state.kept["task_samples"])  # sized before: nothing to write
+        if state.kept is None and state.tasks_stored:
             proposed = smallest
         doc = await self.plans.find_one_and_update(
             {"_id": plan_id},
