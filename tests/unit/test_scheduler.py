@@ -278,3 +278,19 @@ async def test_a_cancelled_job_leaves_the_queue_and_its_places_go_to_others():
     q.closed.add("a")  # its in-flight task's worker will refuse to write: no done event comes
     await d.fill("dep")
     assert "a" not in q.waiting and [t.job_id for t in published[2:]] == ["b"]
+
+
+def test_a_job_gone_cancelled_or_ended_at_its_attempt_takes_no_tasks():
+    from modelhub_scheduler.store import takes_no_tasks
+
+    running = {"status": "running", "attempt": 1}
+    assert not takes_no_tasks(running, 1)
+    assert not takes_no_tasks({"status": "queued", "attempt": 1}, 1)
+    assert takes_no_tasks(None, 1)  # gone
+    assert takes_no_tasks(running | {"cancel_requested": True}, 1)  # being cancelled
+    assert takes_no_tasks({"status": "cancelled", "attempt": 1}, 2)
+    # its tasks ran before its plan was recorded (a crash): planned again, they would never come back
+    assert takes_no_tasks({"status": "completed", "attempt": 1}, 1)
+    # a retry's JobSubmitted comes before the job is reopened for it; a failed job may be retried
+    assert not takes_no_tasks({"status": "completed", "attempt": 1}, 2)
+    assert not takes_no_tasks({"status": "failed", "attempt": 1}, 1)

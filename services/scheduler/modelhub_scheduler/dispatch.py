@@ -130,9 +130,10 @@ class Dispatcher:
             return await self._fill(deployment)
 
     async def _fill(self, deployment: str) -> int:
-        # The refill after each finished task skips the cancelled-jobs check (fill, from the sweep
-        # and on submit, does it): it runs once per task, where that check's reads would be most of
-        # the scheduler's CPU per task.
+        # The refill after each finished task, and the poke of a job's tasks as they are stored,
+        # skip the cancelled-jobs check (fill, from the sweep and after a job is planned, does it;
+        # a job cancelled before it is planned is not planned): the refill runs once per task,
+        # where that check's reads would be most of the scheduler's CPU per task.
         served = self.served.setdefault(deployment, {})
         # read at once (a new job's first tasks wait for them)
         in_flight, window, remaining = await asyncio.gather(

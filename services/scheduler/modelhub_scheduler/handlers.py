@@ -14,7 +14,7 @@ from modelhub_runtime.messaging import current_message, durable_subscriber, publ
 from modelhub_scheduler.authz import job_refusal
 from modelhub_scheduler.dispatch import Dispatcher
 from modelhub_scheduler.schedule import plan_id, plan_job, task_size
-from modelhub_scheduler.store import SchedulerStore, nothing
+from modelhub_scheduler.store import SchedulerStore, takes_no_tasks
 
 log = logging.getLogger(__name__)
 SERVICE = "scheduler"
@@ -70,11 +70,11 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
         # what deciding and sizing the plan needs, read at once: each read is a round trip on the
         # job's way to its first task, and beside another job's load each costs several ms
         # (bench/README.md)
-        reason, state, generation, total, window = await asyncio.gather(
+        reason, state, doc, generation, window = await asyncio.gather(
             job_refusal(store.db, job),
             store.plan_state(pid, job),
+            store.job_state(job.job_id),
             store.generation(job.deployment),
-            store.job_total(job.job_id) if job.sample_ids is None else nothing(),
             store.window(job.deployment),
         )
         if reason:
@@ -89,10 +89,15 @@ def register(broker: NatsBroker, store: SchedulerStore) -> Dispatcher:
                 ),
             )
             return
+        if takes_no_tasks(doc, job.attempt):
+            # cancelled before it was planned, or ended at this attempt (its tasks ran before a
+            # crash kept its plan from being recorded): planned again, it would hold window places
+            log.info("job %s takes no tasks (%s): not planned", job.job_id, doc and doc.get("status"))
+            return
         if not state.planned:
             # tasks sized by the deployment's measured pace; the size is kept with the plan
             pace = dispatcher.pace.samples_per_s(job.deployment, generation)
-            samples = len(job.sample_ids) if job.sample_ids is not None else total
+            samples = len(job.sample_ids) if job.sample_ids is not None else (doc or {}).get("total")
             proposed = task_size(job.mini_batch, pace, samples, window)
             size = await store.task_samples(job, pid, proposed, task_size(job.mini_batch), state)
             log.info(

@@ -105,7 +105,8 @@ async def plan_job(
     mini_batch), FIRST_BATCH tasks first, then PLAN_BATCH at a time (fewer of larger tasks in each:
     no more samples than as many tasks of TASK_SAMPLES, which also bounds the planning's memory),
     calling `stored` after each batch is stored (the dispatcher can send them while the rest are
-    planned, and the last while the plan is recorded); stop early (returning None) if the job is cancelled."""
+    planned, and the last while the plan is recorded); stop early (returning None) if the job is
+    cancelled (checked before each full batch; the caller checks before planning)."""
     batch: list[tuple[int, TaskScheduled]] = []
     tasks = samples = 0
     per_task = task_samples or task_size(job.mini_batch)

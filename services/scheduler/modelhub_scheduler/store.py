@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from modelhub_contracts import queue
-from modelhub_contracts.documents import GONE, JobStatus
+from modelhub_contracts.documents import CLOSED, GONE, JobStatus
 from modelhub_contracts.events import JobSubmitted, TaskScheduled
 from modelhub_contracts.queue import TaskState
 
@@ -22,7 +22,7 @@ ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
 ID_BATCH = 5000  # sample ids read per round trip while planning
 
 
-async def nothing() -> None:
+async def _nothing() -> None:
     """None, as an awaitable: a read left out of a gather."""
     return None
 
@@ -36,6 +36,17 @@ class PlanState(NamedTuple):
     @property
     def planned(self) -> bool:
         return self.kept is not None and "num_tasks" in self.kept
+
+
+def takes_no_tasks(job: dict[str, Any] | None, attempt: int) -> bool:
+    """Whether planning a job (`job_state`'s document) at `attempt` would only hold window places:
+    it is gone, cancelled or being cancelled, or completed at this very attempt (its tasks ran while
+    a scheduler that crashed before recording its plan was planning it; the worker writes nothing
+    more for it). A failed job, or one completed at an earlier attempt, is planned: a retry's
+    JobSubmitted comes before the job is reopened for it."""
+    if job is None or job.get("cancel_requested") or job.get("status") == JobStatus.CANCELLED:
+        return True
+    return job.get("status") in CLOSED and job.get("attempt") == attempt
 
 
 class QueueStore(Protocol):
@@ -86,28 +97,29 @@ class SchedulerStore:
         doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
         return doc is None or doc["status"] == JobStatus.CANCELLED or bool(doc.get("cancel_requested"))
 
-    async def job_total(self, job_id: str) -> int | None:
-        """The samples the job runs (its `total`, set when it was submitted)."""
-        doc = await self.jobs.find_one({"_id": job_id}, projection={"total": 1})
-        return doc.get("total") if doc else None
+    async def job_state(self, job_id: str) -> dict[str, Any] | None:
+        """The job as planning reads it: its total, status, attempt and whether a cancel was asked."""
+        return await self.jobs.find_one(
+            {"_id": job_id}, projection={"total": 1, "status": 1, "attempt": 1, "cancel_requested": 1}
+        )
 
     # ------------------------------------------------------------------ planning
 
     async def is_planned(self, plan_id: str) -> bool:
         return (await self.plan_state(plan_id)).planned
 
-    async def plan_state(self, plan_id: str, job: JobSubmitted | None = None) -> "PlanState":
+    async def plan_state(self, plan_id: str, job: JobSubmitted | None = None) -> PlanState:
         """The plan as kept, and (given its job) whether tasks of it are stored, read at once."""
         kept, task = await asyncio.gather(
             self.plans.find_one({"_id": plan_id}, projection={"num_tasks": 1, "task_samples": 1}),
             self.tasks.find_one({"job_id": job.job_id, "attempt": job.attempt, "part": job.part}, projection={"_id": 1})
             if job is not None
-            else nothing(),
+            else _nothing(),
         )
         return PlanState(kept, task is not None)
 
     async def task_samples(
-        self, job: JobSubmitted, plan_id: str, proposed: int, smallest: int, state: "PlanState | None" = None
+        self, job: JobSubmitted, plan_id: str, proposed: int, smallest: int, state: PlanState | None = None
     ) -> int:
         """The plan's task size: `proposed` the first time it is planned, the same size when it is
         planned again after a crash (tasks already stored keep their samples, so the rest must be
