@@ -20,7 +20,7 @@ from pymongo import AsyncMongoClient
 
 from modelhub_contracts.events import JobSubmitted
 from modelhub_scheduler.schedule import plan_id, task_for, task_size
-from modelhub_scheduler.store import SchedulerStore
+from modelhub_scheduler.store import UNBOUNDED, SchedulerStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -94,3 +94,13 @@ async def test_a_fast_models_next_job_runs_larger_tasks_and_annotates_each_sampl
     for sample in samples:
         assert sample["fields"]["second"] == {"label": sample["fields"]["text"], "confidence": 0.5}
         assert sample["lineage"]["second"]["job_id"] == jobs[1]["id"]
+
+
+async def test_no_window_is_kept_for_a_deployment_that_does_not_exist(db):
+    store, name = SchedulerStore(db), f"nowhere-{uuid.uuid4().hex}"
+    assert await store.window(name) == UNBOUNDED  # its tasks (if any) go, as a gone deployment's do
+    await db["deployments"].insert_one({"_id": name, "num_replicas": 1, "status": "running"})
+    try:
+        assert await store.window(name) < UNBOUNDED  # made under that name right after: its own window
+    finally:
+        await db["deployments"].delete_one({"_id": name})

@@ -191,7 +191,11 @@ class SchedulerStore:
         doc = await self.deployments.find_one(
             {"_id": deployment}, projection={"num_replicas": 1, "max_replicas": 1, "status": 1}
         )
-        if doc is None or doc.get("status") in GONE:
+        if doc is None:
+            # no such deployment (a job refused for it reads this too): its tasks go as a gone
+            # one's do, and nothing is kept, since one of that name may be made next
+            return UNBOUNDED
+        if doc.get("status") in GONE:
             # nothing will run them: let every task go, to be failed by its dead letter in parallel
             # (a window would fail a big job's tasks a few at a time, each after its retries)
             size = UNBOUNDED
