@@ -5,6 +5,7 @@ from modelhub_contracts.events import JobSubmitted, TaskScheduled
 from modelhub_scheduler import dispatch
 from modelhub_scheduler.dispatch import Dispatcher, share
 from modelhub_scheduler.schedule import FIRST_BATCH, PLAN_BATCH, plan_job, task_for, task_size
+from modelhub_scheduler.store import takes_no_tasks
 
 
 def job(mini_batch: int, sample_ids=None, job_id="j1", deployment="dep") -> JobSubmitted:
@@ -281,8 +282,6 @@ async def test_a_cancelled_job_leaves_the_queue_and_its_places_go_to_others():
 
 
 def test_a_job_gone_cancelled_or_ended_at_its_attempt_takes_no_tasks():
-    from modelhub_scheduler.store import takes_no_tasks
-
     running = {"status": "running", "attempt": 1}
     assert not takes_no_tasks(running, 1)
     assert not takes_no_tasks({"status": "queued", "attempt": 1}, 1)

@@ -22,11 +22,6 @@ ORDER = [("attempt", ASCENDING), ("part", ASCENDING), ("index", ASCENDING)]
 ID_BATCH = 5000  # sample ids read per round trip while planning
 
 
-async def _nothing() -> None:
-    """None, as an awaitable: a read left out of a gather."""
-    return None
-
-
 class PlanState(NamedTuple):
     """A job part's plan as stored: its document (None: never begun) and whether tasks are stored."""
 
@@ -38,15 +33,20 @@ class PlanState(NamedTuple):
         return self.kept is not None and "num_tasks" in self.kept
 
 
+def cancelled(job: dict[str, Any] | None) -> bool:
+    """Whether a job's document says it takes no more tasks: gone, cancelled or being cancelled."""
+    return job is None or job.get("status") == JobStatus.CANCELLED or bool(job.get("cancel_requested"))
+
+
 def takes_no_tasks(job: dict[str, Any] | None, attempt: int) -> bool:
     """Whether planning a job (`job_state`'s document) at `attempt` would only hold window places:
     it is gone, cancelled or being cancelled, or completed at this very attempt (its tasks ran while
     a scheduler that crashed before recording its plan was planning it; the worker writes nothing
     more for it). A failed job, or one completed at an earlier attempt, is planned: a retry's
     JobSubmitted comes before the job is reopened for it."""
-    if job is None or job.get("cancel_requested") or job.get("status") == JobStatus.CANCELLED:
+    if cancelled(job):
         return True
-    return job.get("status") in CLOSED and job.get("attempt") == attempt
+    return job is not None and job.get("status") in CLOSED and job.get("attempt") == attempt
 
 
 class QueueStore(Protocol):
@@ -94,8 +94,7 @@ class SchedulerStore:
             yield [doc["_id"] for doc in docs]
 
     async def is_cancelled(self, job_id: str) -> bool:
-        doc = await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1})
-        return doc is None or doc["status"] == JobStatus.CANCELLED or bool(doc.get("cancel_requested"))
+        return cancelled(await self.jobs.find_one({"_id": job_id}, projection={"status": 1, "cancel_requested": 1}))
 
     async def job_state(self, job_id: str) -> dict[str, Any] | None:
         """The job as planning reads it: its total, status, attempt and whether a cancel was asked."""
@@ -106,15 +105,15 @@ class SchedulerStore:
     # ------------------------------------------------------------------ planning
 
     async def is_planned(self, plan_id: str) -> bool:
-        return (await self.plan_state(plan_id)).planned
+        return await self.plans.find_one({"_id": plan_id, "num_tasks": {"$exists": True}}) is not None
 
-    async def plan_state(self, plan_id: str, job: JobSubmitted | None = None) -> PlanState:
-        """The plan as kept, and (given its job) whether tasks of it are stored, read at once."""
+    async def plan_state(self, plan_id: str, job: JobSubmitted) -> PlanState:
+        """The plan as kept, and whether tasks of it are stored, read at once."""
         kept, task = await asyncio.gather(
             self.plans.find_one({"_id": plan_id}, projection={"num_tasks": 1, "task_samples": 1}),
-            self.tasks.find_one({"job_id": job.job_id, "attempt": job.attempt, "part": job.part}, projection={"_id": 1})
-            if job is not None
-            else _nothing(),
+            self.tasks.find_one(
+                {"job_id": job.job_id, "attempt": job.attempt, "part": job.part}, projection={"_id": 1}
+            ),
         )
         return PlanState(kept, task is not None)
 
