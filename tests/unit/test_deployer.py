@@ -692,9 +692,27 @@ async def test_scale_to_zero_reaches_serve_and_zero_ready_replicas_stay_running_
     other = make_spec(num_replicas=1, min_replicas=1, max_replicas=2)
     store.add(other)
     await deploy(deployer, other)
+    assert serve.probed == [other.name]  # once as it is deployed: Serve's proxy warmed for its first job
     store.docs[other.name]["serve_secret"] = "s"
     await deployer.follow()
-    assert serve.probed == [other.name]
+    assert serve.probed == [other.name, other.name]
+
+
+async def test_a_deployment_reads_running_only_after_one_call_through_serves_proxy(world):
+    store, serve, _, deployer = world
+    spec = make_spec(num_replicas=2)
+    store.add(spec)
+    seen: list[str] = []
+    probe = serve.model_process
+
+    async def model_process(name: str, secret: str) -> dict | None:
+        seen.append(store.docs[name]["status"])
+        assert secret == store.docs[name]["serve_secret"]  # this deploy's secret
+        return await probe(name, secret)
+
+    serve.model_process = model_process
+    await deploy(deployer, spec)
+    assert seen == ["deploying"] and store.docs[spec.name]["status"] == "running"
 
 
 def test_a_deployment_request_without_a_delay_reads_with_serves_default():

@@ -488,3 +488,93 @@ async def test_a_request_too_large_for_a_frame_goes_through_the_proxy(monkeypatc
         assert proxy.calls == 2 and r.asked == [] and c.direct.dropped == 0
         await c.close()
     await r.server.close()
+
+
+def ready_routes(*loads: tuple[int, int]) -> tuple[direct.DirectRoutes, list[direct.Endpoint]]:
+    """Routes of deployment 'd' past their learning phase, with one ready replica per (mini-batches,
+    calls) in flight."""
+    routes = direct.DirectRoutes(settled_after=0, proxy_every=10_000)
+    endpoints = []
+    for i, (load, calls) in enumerate(loads):
+        address = f"10.0.0.{i + 1}:7000"
+        endpoint = direct.Endpoint(address, f"10.0.0.{i + 1}", 7000, in_flight=calls, load=load, ready=True)
+        routes._endpoints.setdefault("d", {})[address] = endpoint
+        endpoints.append(endpoint)
+    return routes, endpoints
+
+
+def test_a_call_goes_to_the_replica_with_the_fewest_mini_batches_to_run_not_calls():
+    # one call of 3 mini-batches against two of 1: the second replica is done sooner
+    routes, (three, two) = ready_routes((3, 1), (2, 2))
+    assert routes.pick("d") is two
+    two.load = 4
+    assert routes.pick("d") is three
+
+
+def test_with_its_replica_count_known_a_worker_learns_until_it_has_met_every_replica():
+    routes, (a, b) = ready_routes((0, 0), (0, 0))
+    routes.expect("d", 3)  # one replica not met yet
+    assert routes.spread("d") == 3  # a task's mini-batches in as many calls as there are replicas
+    picks = [routes.pick("d") for _ in range(4)]
+    assert picks[1] is None and picks[3] is None  # every 2nd call through the proxy, as it learns
+    assert picks[0] in (a, b) and picks[2] in (a, b)
+    a.load = b.load = 1  # both known replicas busy: the proxy, which reaches the third, takes the call
+    assert [routes.pick("d") for _ in range(4)] == [None] * 4
+    b.load = 0
+    assert routes.pick("d") is b
+    # met them all: the proxy takes a call only every MET_PROXY_EVERY-th (it picks blind, so each
+    # of its calls may give a replica more than its share)
+    routes._endpoints["d"]["10.0.0.3:7000"] = direct.Endpoint("10.0.0.3:7000", "10.0.0.3", 7000, ready=True)
+    routes._turns["d"] = 0
+    picks = [routes.pick("d") for _ in range(2 * direct.MET_PROXY_EVERY)]
+    assert picks.count(None) == 2 and routes.spread("d") == 3
+    routes.forget("d")  # a new secret: the count is read again with it
+    assert routes.spread("d") == 0 and routes._expected == {}
+
+
+async def test_the_replica_count_comes_with_the_secret_and_only_for_the_direct_path():
+    asked: list[str] = []
+
+    async def secret(name: str) -> str:
+        return SECRET
+
+    async def replicas(name: str) -> int:
+        asked.append(name)
+        return 4
+
+    c = ServeClient("http://127.0.0.1:9", secret, replicas=replicas)
+    assert await c._secret("d") == SECRET and asked == ["d"] and c.direct is not None
+    assert c.direct._expected == {"d": 4}
+    assert await c._secret("d") == SECRET and asked == ["d"]  # kept with the secret
+    off = ServeClient("http://127.0.0.1:9", secret, replicas=replicas, direct=False)
+    assert await off._secret("d") == SECRET and asked == ["d"]
+    await c.close()
+    await off.close()
+
+
+async def test_a_slow_models_mini_batches_go_one_per_call_a_fast_ones_together():
+    r = Replica()
+    async with taught(r) as (_, c, _):
+        assert c.direct is not None and c.spread("d") == 1
+        plain = r.answer
+
+        gpu = asyncio.Lock()
+
+        async def slow(payload, traceparent):  # 60 ms per mini-batch, one call at a time, like a GPU
+            async with gpu:
+                await asyncio.sleep(0.06 * len(payload.get("batches") or [0]))
+            return await plain(payload, traceparent)
+
+        r.server._answer_fn = slow
+        # two calls of two mini-batches at once: the second waits for the first's two as well,
+        # and its time is divided by all four, so queueing does not make a model look slow
+        await asyncio.gather(*(c.predict_chunks("d", [[{"x": 1}], [{"x": 2}]]) for _ in range(2)))
+        assert c.direct.batch_seconds("d") >= serving.SLOW_BATCH_S > 0
+        assert c.spread("d") == 0  # one mini-batch per call from now on
+        assert await c.predict_chunk("d", [{"x": 3}]) == [{"y": 6}]
+        r.server._answer_fn = plain
+        for i in range(20):  # a fast model again (a redeploy would also forget the estimate)
+            await c.predict_chunk("d", [{"x": i}])
+        assert c.direct.batch_seconds("d") < serving.SLOW_BATCH_S and c.spread("d") == 1
+        await c.close()
+    await r.server.close()

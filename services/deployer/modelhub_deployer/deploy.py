@@ -461,7 +461,13 @@ class Deployer:
             scale_down_delay_s=spec.scale_down_delay_s or DEFAULT_SCALE_DOWN_DELAY_S,
         )
         await _uninterrupted(self._serve.submit(config))
-        return await self._wait_running(spec)
+        state = await self._wait_running(spec)
+        if not spec.scales_to_zero:
+            # One call through Serve's proxy before the deployment reads "running": the proxy's
+            # first call to a new application waits for its routing (~0.3 s measured), which
+            # would otherwise be the first job's. Its answer does not matter; no model runs.
+            await self._serve.model_process(spec.name, secret)
+        return state
 
     async def _replica_nodes(self) -> dict[str, float]:
         """The cluster's resources once some node offers the replica resource (a bounded wait).

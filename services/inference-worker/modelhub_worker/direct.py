@@ -15,14 +15,24 @@ and answers are JSON only, bounded in size, as over HTTP: an answer whose frame 
 the caller's bound is not read (its connection is closed) and the call fails with AnswerTooLarge,
 the model's verdict, without going through the proxy again (it would answer the same).
 
-What stays on the proxy: every `PROXY_EVERY`-th call of a deployment (how the worker learns of
-new replicas after a scale-up or a replacement; every `LEARN_EVERY`-th while the proxy's answers
-still name addresses it did not know), every call while no address is known, and the
+What stays on the proxy: every `PROXY_EVERY`-th call of a deployment whose replica count is not
+known (how the worker learns of new replicas after a scale-up or a replacement; every
+`LEARN_EVERY`-th while the proxy's answers still name addresses it did not know; with the count
+known, see below), every call while no address is known, and the
 call that meets a failed connection (the address is dropped and the call goes through the proxy
 instead, so a dead replica costs no retry). A new address is used only once a first connection
 to it has passed the handshake, made beside the calls (an address this worker cannot reach costs
 no call its connect timeout), and an address that failed is not taken again for `SHUN_S`.
 Autoscaled deployments offer no address (Serve scales on the calls its proxy sees).
+
+A fixed-size deployment's replica count (its document's `num_replicas`, read with its secret: a
+new count comes with a new deploy, so a new secret) tells the worker when it has met them all
+(`expect`). Until then a task's mini-batches are spread over that many calls, not over the
+replicas known, and a known replica takes a call only while it has none (the others go through
+the proxy, which reaches the replicas not met yet): a task's work no longer piles on the first
+replica learned while the rest idle. Once every replica is known, only every `MET_PROXY_EVERY`-th
+call goes through the proxy: the proxy picks its replica without seeing the direct calls, so each
+of its calls lands blind, and a replica given more than its share holds up the job's end.
 """
 
 import asyncio
@@ -46,6 +56,9 @@ PROXY_EVERY = 16
 # until then a task's mini-batches go to the replicas known, and the others idle.
 LEARN_EVERY = 2
 SETTLED_AFTER = 3
+# With the deployment's replica count known and every replica met: a proxy call now and then
+# only (a replaced replica is noticed by its failed connection, a new count comes with a new secret).
+MET_PROXY_EVERY = 256
 MAX_ENDPOINTS = 64  # per deployment: a hostile replica cannot grow the worker's memory
 MAX_IDLE = 64  # pooled connections per replica
 SHUN_S = 30.0  # an address that failed is not taken again for this long
@@ -71,7 +84,9 @@ class Endpoint:
     address: str  # "host:port", as the replica named it (its proofs are bound to it)
     host: str
     port: int
-    in_flight: int = 0
+    in_flight: int = 0  # calls
+    load: int = 0  # mini-batches in those calls: what the replica has yet to run
+    batch_s: float = 0.0  # seconds per mini-batch it takes (moving average; 0: not measured yet)
     ready: bool = False  # a first connection passed the handshake
     gone: bool = False  # dropped or forgotten: its connections are closed, not pooled
     idle: list = field(default_factory=list)  # (reader, writer) after a handshake
@@ -97,6 +112,7 @@ class DirectRoutes:
         self.proxy_every = proxy_every
         self.settled_after = settled_after  # 0: no learning phase
         self._settled: dict[str, int] = {}  # deployment -> proxy answers in a row naming known addresses
+        self._expected: dict[str, int] = {}  # deployment -> its replicas (fixed-size; see expect)
         self._endpoints: dict[str, dict[str, Endpoint]] = {}
         self._turns: dict[str, int] = {}
         # (deployment, address) -> until when it is not taken again; per deployment, so that a
@@ -138,20 +154,52 @@ class DirectRoutes:
         endpoint.idle.append(connection)
         endpoint.ready = True
 
+    def expect(self, deployment: str, replicas: int) -> None:
+        """How many replicas the deployment has (0: not known, as for an autoscaled one): with it,
+        the worker learns until it has met them all, then rarely asks the proxy (module doc)."""
+        if replicas > 0:
+            self._expected[deployment] = replicas
+        else:
+            self._expected.pop(deployment, None)
+
+    def spread(self, deployment: str) -> int:
+        """How many calls a task's mini-batches go in: one per replica known, or per replica the
+        deployment has while some are not met yet (0: none known, one call per mini-batch)."""
+        known = len(self.known(deployment))
+        return max(known, self._expected.get(deployment, 0)) if known else 0
+
+    def batch_seconds(self, deployment: str) -> float:
+        """How long the deployment's replicas take per mini-batch, as measured by the direct calls
+        (the slowest replica's moving average; 0.0 before any). Each call's time is divided by
+        the mini-batches it waited for (those in flight to its replica when it was sent, and its
+        own), so a queue in front of a fast model does not make it look slow."""
+        return max((e.batch_s for e in self._endpoints.get(deployment, {}).values()), default=0.0)
+
     def known(self, deployment: str) -> list[str]:
         """The addresses in use (a first connection passed the handshake)."""
         return sorted(a for a, e in self._endpoints.get(deployment, {}).items() if e.ready)
 
     def pick(self, deployment: str) -> Endpoint | None:
-        """The replica with the fewest calls in flight, or None: through the proxy this time."""
+        """The replica with the fewest mini-batches in flight (then calls), or None: through the
+        proxy this time. By mini-batches, not calls: a task's calls carry several, and a replica
+        runs them in turn, so counting calls would queue a 3-batch call behind another where a
+        replica with two 1-batch calls finishes sooner, and the job's end waits for the replica
+        that got the most (measured in bench/README.md, "Jobs": the efficiency case's tail)."""
         endpoints = [e for e in self._endpoints.get(deployment, {}).values() if e.ready]
         if not endpoints:
             return None
         turn = self._turns[deployment] = self._turns.get(deployment, 0) + 1
+        best = min(endpoints, key=lambda e: (e.load, e.in_flight))
+        if expected := self._expected.get(deployment, 0):
+            if len(endpoints) >= expected:  # met them all
+                return None if turn % MET_PROXY_EVERY == 0 else best
+            # not yet: a known replica only while it is idle, the rest to the proxy, which
+            # reaches the replicas not met yet (and names them in its answers)
+            return best if best.load == 0 and turn % LEARN_EVERY else None
         learning = self._settled.get(deployment, 0) < self.settled_after
         if turn % (min(LEARN_EVERY, self.proxy_every) if learning else self.proxy_every) == 0:
             return None
-        return min(endpoints, key=lambda e: e.in_flight)
+        return best
 
     def drop(self, deployment: str, endpoint: Endpoint) -> None:
         """Stop calling an address that failed (for SHUN_S: a proxy answer may name it again). Only
@@ -170,6 +218,7 @@ class DirectRoutes:
     def forget(self, deployment: str) -> None:
         """Every address of a deployment (its secret changed, it went away)."""
         self._settled.pop(deployment, None)
+        self._expected.pop(deployment, None)
         for endpoint in self._endpoints.pop(deployment, {}).values():
             endpoint.close()
 
@@ -179,12 +228,15 @@ class DirectRoutes:
         for deployment in list(self._endpoints):
             self.forget(deployment)
 
-    async def call(self, endpoint: Endpoint, secret: str, frame: bytes) -> tuple[object, int]:
+    async def call(self, endpoint: Endpoint, secret: str, frame: bytes, batches: int = 1) -> tuple[object, int]:
         """The replica's answer (parsed JSON) to one request (`frame`: its JSON, at most
-        wire.MAX_FRAME bytes), and its size in bytes. Raises DirectFailed when there is none,
+        wire.MAX_FRAME bytes, carrying `batches` mini-batches), and its size in bytes. Raises DirectFailed when there is none,
         AnswerTooLarge when its frame declares more than `max_answer` bytes (not read); a
         cancelled call closes its connection, and the replica cancels its work."""
+        ahead = endpoint.load
         endpoint.in_flight += 1
+        endpoint.load += batches
+        started = time.monotonic()
         connection = None
         answered = False
         try:
@@ -195,11 +247,14 @@ class DirectRoutes:
             body = json.loads(answer)
             answered = True
             self.calls += 1
+            each = (time.monotonic() - started) / (ahead + batches)
+            endpoint.batch_s = 0.8 * endpoint.batch_s + 0.2 * each if endpoint.batch_s else each
             return body, len(answer)
         except (OSError, asyncio.IncompleteReadError, ValueError, RecursionError) as exc:
             raise DirectFailed(f"replica at {endpoint.address}: {type(exc).__name__}: {exc}") from exc
         finally:
             endpoint.in_flight -= 1
+            endpoint.load -= batches
             if connection is not None:
                 if answered and not endpoint.gone and len(endpoint.idle) < MAX_IDLE:
                     endpoint.idle.append(connection)

@@ -48,12 +48,19 @@ __all__ = [
 
 SECRET_HEADER = "x-modelhub-secret"  # as modelhub_replica.SECRET_HEADER
 SecretSource = Callable[[str], Awaitable[str | None]]
+ReplicaCount = Callable[[str], Awaitable[int]]  # a fixed-size deployment's replicas (0: not fixed, not known)
 MAX_ANSWER_BYTES = MAX_ANSWER
 # One sample's output as JSON: under MongoDB's 16 MiB document limit with room for the rest of
 # its sample document (other fields, lineage). Not a guarantee that it fits (BSON may be larger
 # than JSON), a bound on what one sample may make the worker hold and write.
 MAX_SAMPLE_BYTES = 15 << 20
 Answer = tuple[dict, int]  # a 200 answer's JSON object, and its size in bytes
+# A deployment whose replicas take this long per mini-batch (DirectRoutes.batch_seconds: a direct
+# call's time over the mini-batches it waited for) gets a task's mini-batches one per call: a call's own cost (a frame,
+# JSON, a thread hop) is a few ms, nothing beside such a model's time, and one mini-batch per call
+# lets the replicas' loads even out to one mini-batch at a job's end, where calls of several left
+# one replica working while the others idled (the efficiency case in bench/README.md, "Jobs").
+SLOW_BATCH_S = 0.05
 
 
 class ServeClient:
@@ -75,6 +82,7 @@ class ServeClient:
         direct: bool = True,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         max_sample_bytes: int = MAX_SAMPLE_BYTES,
+        replicas: ReplicaCount | None = None,
     ) -> None:
         self.serve_url = serve_url.rstrip("/")
         # the replicas' own addresses (direct.py)
@@ -84,6 +92,7 @@ class ServeClient:
         self.max_sample_bytes = max_sample_bytes  # one sample's output, as JSON
         self.tel = tel  # the Serve call's span and latency metric, the replica's reported span
         self._secrets = secrets
+        self._replicas = replicas  # read with the secret: when the worker has met every replica (direct.py)
         # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
         # through in_progress() forever; past this bound (per mini-batch the call carries) it is
         # retried like a dead replica.
@@ -111,10 +120,15 @@ class ServeClient:
 
     async def _secret(self, deployment: str) -> str:
         if deployment not in self.known:
-            secret = await self._secrets(deployment)
+            if self._replicas is None or self.direct is None:
+                secret, replicas = await self._secrets(deployment), 0
+            else:
+                secret, replicas = await asyncio.gather(self._secrets(deployment), self._replicas(deployment))
             if not secret:
                 raise DeploymentUnavailable(f"deployment '{deployment}' is not available")
             self.known[deployment] = secret
+            if self.direct is not None:
+                self.direct.expect(deployment, replicas)
         return self.known[deployment]
 
     def forget(self, deployment: str) -> None:
@@ -124,11 +138,15 @@ class ServeClient:
             self.direct.forget(deployment)
 
     def spread(self, deployment: str) -> int:
-        """How many replicas of the deployment this worker calls directly (0: none known, or they
-        do not take several mini-batches per call): a task's mini-batches go in that many calls."""
+        """How many calls a task's mini-batches go in (0: one call per mini-batch, as when no
+        replica is known directly, the replicas take one per call, or the model is slow): one
+        per replica known, or per replica the deployment has while this worker has not met them
+        all (DirectRoutes.spread)."""
         if self.direct is None or deployment in self.single_batch:
             return 0
-        return len(self.direct.known(deployment))
+        if self.direct.batch_seconds(deployment) >= SLOW_BATCH_S:
+            return 0  # a slow model: one mini-batch per call (SLOW_BATCH_S)
+        return self.direct.spread(deployment)
 
     async def predict_chunk(
         self, deployment: str, samples: list[dict], traceparent: str | None = None
@@ -289,7 +307,8 @@ class ServeClient:
             return None
         try:
             async with asyncio.timeout(_timeout(self.call_timeout, payload)):
-                body, size = await direct.call(endpoint, await self._secret(deployment), frame)
+                batches = len(payload.get("batches") or ((),))
+                body, size = await direct.call(endpoint, await self._secret(deployment), frame, batches)
         except AnswerTooLarge:
             log.warning("deployment %s: an answer over the %d-byte bound, not read", deployment, direct.max_answer)
             raise

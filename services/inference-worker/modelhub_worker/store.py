@@ -92,6 +92,15 @@ class WorkerStore:
         )
         return doc.get("serve_secret") if doc else None
 
+    async def serve_replicas(self, deployment: str) -> int:
+        """A fixed-size deployment's replica count (0 for an autoscaled or unknown one): how many
+        replicas the worker is to meet on the direct path (direct.py)."""
+        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1, "max_replicas": 1})
+        if not doc or doc.get("max_replicas") is not None:
+            return 0
+        count = doc.get("num_replicas")
+        return count if isinstance(count, int) and count > 0 else 0
+
     async def load(self, sample_ids: list[str], dataset: str, inputs: Iterable[str]) -> dict[str, dict]:
         """The task's samples, from its dataset only (a task naming another dataset's samples gets
         none), with only what its model reads: the `inputs` ('filepath' or a field's name). Other
