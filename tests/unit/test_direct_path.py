@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import time
 import zipfile
 from collections.abc import AsyncIterator
 
@@ -490,10 +491,10 @@ async def test_a_request_too_large_for_a_frame_goes_through_the_proxy(monkeypatc
     await r.server.close()
 
 
-def ready_routes(*loads: tuple[int, int]) -> tuple[direct.DirectRoutes, list[direct.Endpoint]]:
-    """Routes of deployment 'd' past their learning phase, with one ready replica per (mini-batches,
-    calls) in flight."""
-    routes = direct.DirectRoutes(settled_after=0, proxy_every=10_000)
+def ready_routes(*loads: tuple[int, int], settled_after: int = 0) -> tuple[direct.DirectRoutes, list[direct.Endpoint]]:
+    """Routes of deployment 'd' with one ready replica per (mini-batches, calls) in flight; by
+    default past their learning phase (and nothing through the proxy while the count is not known)."""
+    routes = direct.DirectRoutes(settled_after=settled_after, proxy_every=10_000)
     endpoints = []
     for i, (load, calls) in enumerate(loads):
         address = f"10.0.0.{i + 1}:7000"
@@ -512,7 +513,7 @@ def test_a_call_goes_to_the_replica_with_the_fewest_mini_batches_to_run_not_call
 
 
 def test_with_its_replica_count_known_a_worker_learns_until_it_has_met_every_replica():
-    routes, (a, b) = ready_routes((0, 0), (0, 0))
+    routes, (a, b) = ready_routes((0, 0), (0, 0), settled_after=direct.SETTLED_AFTER)
     routes.expect("d", 3)  # one replica not met yet
     assert routes.spread("d") == 3  # a task's mini-batches in as many calls as there are replicas
     picks = [routes.pick("d") for _ in range(4)]
@@ -578,3 +579,38 @@ async def test_a_slow_models_mini_batches_go_one_per_call_a_fast_ones_together()
         assert c.direct.batch_seconds("d") < serving.SLOW_BATCH_S and c.spread("d") == 1
         await c.close()
     await r.server.close()
+
+
+def test_a_replica_this_worker_cannot_reach_counts_as_met_while_its_address_is_shunned():
+    routes, (a, b) = ready_routes((0, 0), (0, 0), settled_after=direct.SETTLED_AFTER)
+    routes.expect("d", 3)
+    a.load = b.load = 1
+    assert routes.pick("d") is None and routes.spread("d") == 3  # meeting the third
+    # the proxy named the third, and its handshake failed: shunned, it counts as met
+    routes._shunned[("d", "10.0.0.3:7000")] = time.monotonic() + 30
+    picks = [routes.pick("d") for _ in range(16)]
+    assert None not in picks and routes.spread("d") == 2  # direct, over the two it reaches
+    routes._shunned[("d", "10.0.0.3:7000")] = time.monotonic() - 1  # its shun is over: met again
+    assert routes.spread("d") == 3
+
+
+def test_when_fewer_replicas_run_than_the_count_says_the_rule_without_a_count_holds():
+    routes, (a, b) = ready_routes((1, 1), (1, 1), settled_after=direct.SETTLED_AFTER)
+    routes.expect("d", 3)  # the document says 3; one was lost and is not back
+    assert routes.spread("d") == 3 and routes.pick("d") is None
+    # the proxy's answers name known replicas only, three for each replica of the count in a row
+    for _ in range(3 * 3):
+        routes.learn("d", "10.0.0.1:7000", SECRET)
+    picks = [routes.pick("d") for _ in range(16)]
+    assert None not in picks and routes.spread("d") == 2  # no longer waiting to meet the third
+
+
+async def test_a_call_that_fails_gives_its_mini_batches_back():
+    routes = direct.DirectRoutes()
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = direct.Endpoint(f"127.0.0.1:{port}", "127.0.0.1", port, ready=True)
+    with pytest.raises(direct.DirectFailed):
+        await routes.call(endpoint, SECRET, b"{}", batches=3)
+    assert (endpoint.load, endpoint.in_flight) == (0, 0)

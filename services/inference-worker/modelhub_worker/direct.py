@@ -28,11 +28,14 @@ Autoscaled deployments offer no address (Serve scales on the calls its proxy see
 A fixed-size deployment's replica count (its document's `num_replicas`, read with its secret: a
 new count comes with a new deploy, so a new secret) tells the worker when it has met them all
 (`expect`). Until then a task's mini-batches are spread over that many calls, not over the
-replicas known, and a known replica takes a call only while it has none (the others go through
-the proxy, which reaches the replicas not met yet): a task's work no longer piles on the first
-replica learned while the rest idle. Once every replica is known, only every `MET_PROXY_EVERY`-th
-call goes through the proxy: the proxy picks its replica without seeing the direct calls, so each
-of its calls lands blind, and a replica given more than its share holds up the job's end.
+replicas known, and a known replica takes a call only while this worker has none in flight to it
+(the others go through the proxy, which reaches the replicas not met yet): a task's work no longer
+piles on the first replica learned while the rest idle. Once every replica is known (or was named
+and cannot be reached from here: its address shunned), only every `MET_PROXY_EVERY`-th call goes
+through the proxy: the proxy picks its replica without seeing the direct calls, so each of its
+calls lands blind, and a replica given more than its share holds up the job's end. When the proxy's
+answers keep naming known replicas only (`SETTLED_AFTER` for each replica of the count, in a row),
+fewer run than the count says (one lost and not back): the rule without a count holds then.
 """
 
 import asyncio
@@ -162,18 +165,42 @@ class DirectRoutes:
         else:
             self._expected.pop(deployment, None)
 
+    def _phase(self, deployment: str, ready: int) -> str:
+        """ "met": every replica of the deployment's count is known (or was named and cannot be
+        reached from here: shunned); "meeting": not yet; "uncounted": no count, or the proxy's
+        answers kept naming known replicas only (SETTLED_AFTER for each replica of the count, in
+        a row) while some of the count were never named: fewer run than the count says (one lost
+        and not back), so the rule without a count holds until an answer names a new one."""
+        expected = self._expected.get(deployment, 0)
+        if not expected:
+            return "uncounted"
+        if ready >= expected:
+            return "met"
+        now = time.monotonic()
+        unreachable = sum(1 for (d, _), until in self._shunned.items() if d == deployment and until > now)
+        if ready + unreachable >= expected:
+            return "met"
+        if self._settled.get(deployment, 0) >= self.settled_after * expected:
+            return "uncounted"
+        return "meeting"
+
     def spread(self, deployment: str) -> int:
         """How many calls a task's mini-batches go in: one per replica known, or per replica the
         deployment has while some are not met yet (0: none known, one call per mini-batch)."""
         known = len(self.known(deployment))
-        return max(known, self._expected.get(deployment, 0)) if known else 0
+        if not known:
+            return 0
+        return max(known, self._expected[deployment]) if self._phase(deployment, known) == "meeting" else known
 
     def batch_seconds(self, deployment: str) -> float:
         """How long the deployment's replicas take per mini-batch, as measured by the direct calls
-        (the slowest replica's moving average; 0.0 before any). Each call's time is divided by
-        the mini-batches it waited for (those in flight to its replica when it was sent, and its
-        own), so a queue in front of a fast model does not make it look slow."""
-        return max((e.batch_s for e in self._endpoints.get(deployment, {}).values()), default=0.0)
+        (the median of the replicas' moving averages; 0.0 before any). Each call's time (from its
+        request's send, a new connection's handshake not included) is divided by the mini-batches
+        it waited for: those this worker had in flight to that replica when it was sent, and its
+        own. So a queue in front of a fast model does not make it look slow; other workers' calls
+        to the same replica are not seen, and with N workers a model can read up to N times slower."""
+        measured = sorted(e.batch_s for e in self._endpoints.get(deployment, {}).values() if e.batch_s)
+        return measured[len(measured) // 2] if measured else 0.0
 
     def known(self, deployment: str) -> list[str]:
         """The addresses in use (a first connection passed the handshake)."""
@@ -190,11 +217,12 @@ class DirectRoutes:
             return None
         turn = self._turns[deployment] = self._turns.get(deployment, 0) + 1
         best = min(endpoints, key=lambda e: (e.load, e.in_flight))
-        if expected := self._expected.get(deployment, 0):
-            if len(endpoints) >= expected:  # met them all
-                return None if turn % MET_PROXY_EVERY == 0 else best
-            # not yet: a known replica only while it is idle, the rest to the proxy, which
-            # reaches the replicas not met yet (and names them in its answers)
+        phase = self._phase(deployment, len(endpoints))
+        if phase == "met":
+            return None if turn % MET_PROXY_EVERY == 0 else best
+        if phase == "meeting":
+            # a known replica only while this worker has nothing in flight to it, the rest to
+            # the proxy, which reaches the replicas not met yet (and names them in its answers)
             return best if best.load == 0 and turn % LEARN_EVERY else None
         learning = self._settled.get(deployment, 0) < self.settled_after
         if turn % (min(LEARN_EVERY, self.proxy_every) if learning else self.proxy_every) == 0:
@@ -236,11 +264,11 @@ class DirectRoutes:
         ahead = endpoint.load
         endpoint.in_flight += 1
         endpoint.load += batches
-        started = time.monotonic()
         connection = None
         answered = False
         try:
             connection = endpoint.idle.pop() if endpoint.idle else await self._open(endpoint, secret.encode())
+            started = time.monotonic()
             reader, writer = connection
             writer.write(wire.frame(frame))
             answer = await self._answer(reader, endpoint)

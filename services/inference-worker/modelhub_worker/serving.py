@@ -272,12 +272,15 @@ class ServeClient:
     async def _post(self, deployment: str, payload: dict, traceparent: str | None) -> tuple[int, object, int]:
         """(status, body: its JSON or its text, its size in bytes), directly or through the proxy;
         raises AnswerTooLarge on an answer over `max_answer_bytes` (not read to its end)."""
+        # the secret first: between a pick and its call's load (DirectRoutes.call) nothing may
+        # wait, or calls made meanwhile would all see the same replica as the least loaded
+        secret = await self._secret(deployment)
         if self.direct is not None and (endpoint := self.direct.pick(deployment)) is not None:
             answered = await self._post_direct(self.direct, endpoint, deployment, payload, traceparent)
             if answered is not None:
                 return answered
         session = await self.connect()
-        headers = {SECRET_HEADER: await self._secret(deployment)}
+        headers = {SECRET_HEADER: secret}
         if traceparent:
             headers["traceparent"] = traceparent
         try:

@@ -95,7 +95,9 @@ class WorkerStore:
     async def serve_replicas(self, deployment: str) -> int:
         """A fixed-size deployment's replica count (0 for an autoscaled or unknown one): how many
         replicas the worker is to meet on the direct path (direct.py)."""
-        doc = await self.deployments.find_one({"_id": deployment}, projection={"num_replicas": 1, "max_replicas": 1})
+        doc = await self.deployments.find_one(
+            {"_id": deployment, "status": {"$in": list(SERVING)}}, projection={"num_replicas": 1, "max_replicas": 1}
+        )
         if not doc or doc.get("max_replicas") is not None:
             return 0
         count = doc.get("num_replicas")
