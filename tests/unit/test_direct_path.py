@@ -537,18 +537,19 @@ async def test_the_replica_count_comes_with_the_secret_and_only_for_the_direct_p
     asked: list[str] = []
 
     async def secret(name: str) -> str:
+        asked.append(f"secret {name}")
         return SECRET
 
-    async def replicas(name: str) -> int:
-        asked.append(name)
-        return 4
+    async def route(name: str) -> tuple[str, int]:
+        asked.append(f"route {name}")
+        return SECRET, 4
 
-    c = ServeClient("http://127.0.0.1:9", secret, replicas=replicas)
-    assert await c._secret("d") == SECRET and asked == ["d"] and c.direct is not None
+    c = ServeClient("http://127.0.0.1:9", secret, route=route)
+    assert await c._secret("d") == SECRET and asked == ["route d"] and c.direct is not None
     assert c.direct._expected == {"d": 4}
-    assert await c._secret("d") == SECRET and asked == ["d"]  # kept with the secret
-    off = ServeClient("http://127.0.0.1:9", secret, replicas=replicas, direct=False)
-    assert await off._secret("d") == SECRET and asked == ["d"]
+    assert await c._secret("d") == SECRET and asked == ["route d"]  # kept with the secret
+    off = ServeClient("http://127.0.0.1:9", secret, route=route, direct=False)
+    assert await off._secret("d") == SECRET and asked == ["route d", "secret d"]
     await c.close()
     await off.close()
 

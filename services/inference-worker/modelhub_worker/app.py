@@ -35,7 +35,7 @@ def build_app(
         direct=settings.serve_direct,
         max_answer_bytes=bounds.max_answer_bytes,
         max_sample_bytes=bounds.max_sample_bytes,
-        replicas=store.serve_replicas,
+        route=store.serve_route,
     )
     predict = handlers.register(broker, store, serve, tel.metrics)
     # answers only once started: subscribers start after the start-up hooks

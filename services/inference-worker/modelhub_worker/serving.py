@@ -48,7 +48,8 @@ __all__ = [
 
 SECRET_HEADER = "x-modelhub-secret"  # as modelhub_replica.SECRET_HEADER
 SecretSource = Callable[[str], Awaitable[str | None]]
-ReplicaCount = Callable[[str], Awaitable[int]]  # a fixed-size deployment's replicas (0: not fixed, not known)
+# the secret and a fixed-size deployment's replica count (0: not fixed, not known), from one read
+RouteSource = Callable[[str], Awaitable[tuple[str | None, int]]]
 MAX_ANSWER_BYTES = MAX_ANSWER
 # One sample's output as JSON: under MongoDB's 16 MiB document limit with room for the rest of
 # its sample document (other fields, lineage). Not a guarantee that it fits (BSON may be larger
@@ -82,7 +83,7 @@ class ServeClient:
         direct: bool = True,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         max_sample_bytes: int = MAX_SAMPLE_BYTES,
-        replicas: ReplicaCount | None = None,
+        route: RouteSource | None = None,
     ) -> None:
         self.serve_url = serve_url.rstrip("/")
         # the replicas' own addresses (direct.py)
@@ -92,7 +93,7 @@ class ServeClient:
         self.max_sample_bytes = max_sample_bytes  # one sample's output, as JSON
         self.tel = tel  # the Serve call's span and latency metric, the replica's reported span
         self._secrets = secrets
-        self._replicas = replicas  # read with the secret: when the worker has met every replica (direct.py)
+        self._route = route  # in place of `secrets` on the direct path: when it has met every replica (direct.py)
         # A call that hangs (a replica wedged, an app deleted under it) would keep its task alive
         # through in_progress() forever; past this bound (per mini-batch the call carries) it is
         # retried like a dead replica.
@@ -120,10 +121,10 @@ class ServeClient:
 
     async def _secret(self, deployment: str) -> str:
         if deployment not in self.known:
-            if self._replicas is None or self.direct is None:
+            if self._route is None or self.direct is None:
                 secret, replicas = await self._secrets(deployment), 0
             else:
-                secret, replicas = await asyncio.gather(self._secrets(deployment), self._replicas(deployment))
+                secret, replicas = await self._route(deployment)
             if not secret:
                 raise DeploymentUnavailable(f"deployment '{deployment}' is not available")
             self.known[deployment] = secret
@@ -276,7 +277,7 @@ class ServeClient:
         # wait, or calls made meanwhile would all see the same replica as the least loaded
         secret = await self._secret(deployment)
         if self.direct is not None and (endpoint := self.direct.pick(deployment)) is not None:
-            answered = await self._post_direct(self.direct, endpoint, deployment, payload, traceparent)
+            answered = await self._post_direct(self.direct, endpoint, deployment, secret, payload, traceparent)
             if answered is not None:
                 return answered
         session = await self.connect()
@@ -297,7 +298,13 @@ class ServeClient:
             raise ServingLost(f"deployment '{deployment}' gave no answer: {short_error(exc)}") from exc
 
     async def _post_direct(
-        self, direct: DirectRoutes, endpoint: Endpoint, deployment: str, payload: dict, traceparent: str | None
+        self,
+        direct: DirectRoutes,
+        endpoint: Endpoint,
+        deployment: str,
+        secret: str,
+        payload: dict,
+        traceparent: str | None,
     ) -> tuple[int, object, int] | None:
         """The replica's answer at its own port, as (status, body, size) like the proxy's; None
         when the call is to go through the proxy (no answer there, or a request too large for a
@@ -310,8 +317,7 @@ class ServeClient:
             return None
         try:
             async with asyncio.timeout(_timeout(self.call_timeout, payload)):
-                batches = len(payload.get("batches") or ((),))
-                body, size = await direct.call(endpoint, await self._secret(deployment), frame, batches)
+                body, size = await direct.call(endpoint, secret, frame, _batches(payload))
         except AnswerTooLarge:
             log.warning("deployment %s: an answer over the %d-byte bound, not read", deployment, direct.max_answer)
             raise
@@ -345,9 +351,14 @@ async def _read_bounded(response: aiohttp.ClientResponse, limit: int, deployment
     raise AnswerTooLarge(limit)
 
 
+def _batches(payload: dict) -> int:
+    """How many mini-batches a call carries: its `batches`, or one (`samples`)."""
+    return max(1, len(payload.get("batches") or ()))
+
+
 def _timeout(per_batch: float, payload: dict) -> float:
     """A call's bound: `per_batch` for each mini-batch it carries (the replica runs them in turn)."""
-    return per_batch * max(1, len(payload.get("batches") or ()))
+    return per_batch * _batches(payload)
 
 
 def _outputs(body: dict, samples: list[dict]) -> list[dict]:

@@ -87,21 +87,21 @@ class WorkerStore:
 
     async def serve_secret(self, deployment: str) -> str | None:
         """The secret a running deployment's replicas want with each call (set by the deployer)."""
-        doc = await self.deployments.find_one(
-            {"_id": deployment, "status": {"$in": list(SERVING)}}, projection={"serve_secret": 1}
-        )
-        return doc.get("serve_secret") if doc else None
+        return (await self.serve_route(deployment))[0]
 
-    async def serve_replicas(self, deployment: str) -> int:
-        """A fixed-size deployment's replica count (0 for an autoscaled or unknown one): how many
-        replicas the worker is to meet on the direct path (direct.py)."""
+    async def serve_route(self, deployment: str) -> tuple[str | None, int]:
+        """A running deployment's secret and, for a fixed-size one, its replica count (0 for an
+        autoscaled or unknown one: how many replicas the worker is to meet on the direct path,
+        direct.py), from one read of its document, so that both are of the same deploy."""
         doc = await self.deployments.find_one(
-            {"_id": deployment, "status": {"$in": list(SERVING)}}, projection={"num_replicas": 1, "max_replicas": 1}
+            {"_id": deployment, "status": {"$in": list(SERVING)}},
+            projection={"serve_secret": 1, "num_replicas": 1, "max_replicas": 1},
         )
-        if not doc or doc.get("max_replicas") is not None:
-            return 0
+        if not doc:
+            return None, 0
         count = doc.get("num_replicas")
-        return count if isinstance(count, int) and count > 0 else 0
+        fixed = doc.get("max_replicas") is None and isinstance(count, int) and count > 0
+        return doc.get("serve_secret"), count if fixed else 0
 
     async def load(self, sample_ids: list[str], dataset: str, inputs: Iterable[str]) -> dict[str, dict]:
         """The task's samples, from its dataset only (a task naming another dataset's samples gets
